@@ -1,0 +1,391 @@
+//! The broker's HTTP API: every request and response body, shared by the
+//! node and the client so that the wire format has one definition.
+//!
+//! All bodies are JSON. Record keys and values are UTF-8 strings. Errors are
+//! always an [`ErrorBody`] whose `error` is Kafka's error name. Paths are
+//! listed in [`paths`]; the node's `GET /openapi.json` documents them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The URL paths of the API, so that node routes, the client and the
+/// OpenAPI document cannot drift apart.
+pub mod paths {
+    pub const HEALTH: &str = "/health";
+    pub const METRICS: &str = "/metrics";
+    pub const OPENAPI: &str = "/openapi.json";
+    pub const CLUSTER: &str = "/v1/cluster";
+    pub const TOPICS: &str = "/v1/topics";
+    pub const TOPIC: &str = "/v1/topics/{topic}";
+    pub const PRODUCE: &str = "/v1/topics/{topic}/partitions/{partition}/produce";
+    pub const FETCH: &str = "/v1/topics/{topic}/partitions/{partition}/fetch";
+    pub const GROUP_OFFSETS: &str = "/v1/groups/{group}/offsets";
+}
+
+/// Kafka's error names, used verbatim in [`ErrorBody::error`].
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    UnknownTopicOrPartition,
+    TopicAlreadyExists,
+    InvalidTopicException,
+    InvalidPartitions,
+    InvalidReplicationFactor,
+    InvalidRequiredAcks,
+    InvalidConfig,
+    MessageTooLarge,
+    RecordListTooLarge,
+    OffsetOutOfRange,
+    InvalidRequest,
+    RequestTimedOut,
+    NotLeaderOrFollower,
+    NotEnoughReplicas,
+    NotEnoughReplicasAfterAppend,
+    KafkaStorageError,
+    InvalidGroupId,
+    CoordinatorNotAvailable,
+    UnknownServerError,
+    /// A name this client version does not know; kept so that a newer node
+    /// never makes an older client fail to decode an error.
+    #[serde(other)]
+    Unrecognized,
+}
+
+impl ErrorCode {
+    /// The wire name, e.g. `UNKNOWN_TOPIC_OR_PARTITION`.
+    pub fn name(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            UnknownTopicOrPartition => "UNKNOWN_TOPIC_OR_PARTITION",
+            TopicAlreadyExists => "TOPIC_ALREADY_EXISTS",
+            InvalidTopicException => "INVALID_TOPIC_EXCEPTION",
+            InvalidPartitions => "INVALID_PARTITIONS",
+            InvalidReplicationFactor => "INVALID_REPLICATION_FACTOR",
+            InvalidRequiredAcks => "INVALID_REQUIRED_ACKS",
+            InvalidConfig => "INVALID_CONFIG",
+            MessageTooLarge => "MESSAGE_TOO_LARGE",
+            RecordListTooLarge => "RECORD_LIST_TOO_LARGE",
+            OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
+            InvalidRequest => "INVALID_REQUEST",
+            RequestTimedOut => "REQUEST_TIMED_OUT",
+            NotLeaderOrFollower => "NOT_LEADER_OR_FOLLOWER",
+            NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
+            NotEnoughReplicasAfterAppend => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+            KafkaStorageError => "KAFKA_STORAGE_ERROR",
+            InvalidGroupId => "INVALID_GROUP_ID",
+            CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+            UnknownServerError => "UNKNOWN_SERVER_ERROR",
+            Unrecognized => "UNRECOGNIZED",
+        }
+    }
+
+    /// Every code the node can return, for the OpenAPI document and tests.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::UnknownTopicOrPartition,
+        ErrorCode::TopicAlreadyExists,
+        ErrorCode::InvalidTopicException,
+        ErrorCode::InvalidPartitions,
+        ErrorCode::InvalidReplicationFactor,
+        ErrorCode::InvalidRequiredAcks,
+        ErrorCode::InvalidConfig,
+        ErrorCode::MessageTooLarge,
+        ErrorCode::RecordListTooLarge,
+        ErrorCode::OffsetOutOfRange,
+        ErrorCode::InvalidRequest,
+        ErrorCode::RequestTimedOut,
+        ErrorCode::NotLeaderOrFollower,
+        ErrorCode::NotEnoughReplicas,
+        ErrorCode::NotEnoughReplicasAfterAppend,
+        ErrorCode::KafkaStorageError,
+        ErrorCode::InvalidGroupId,
+        ErrorCode::CoordinatorNotAvailable,
+        ErrorCode::UnknownServerError,
+    ];
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The body of every error response.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub error: ErrorCode,
+    /// Human-readable detail; names the offending field, key or value.
+    pub message: String,
+    /// On `NOT_LEADER_OR_FOLLOWER`: the current leader's id, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_id: Option<i32>,
+    /// On `NOT_LEADER_OR_FOLLOWER`: the current leader's base URL, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_address: Option<String>,
+}
+
+/// `GET /health`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Health {
+    pub status: String,
+    pub node_id: i32,
+}
+
+/// `POST /v1/topics`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopicRequest {
+    pub name: String,
+    /// Defaults to the broker's `num.partitions`.
+    #[serde(default)]
+    pub partitions: Option<i64>,
+    /// Defaults to the broker's `default.replication.factor`.
+    #[serde(default)]
+    pub replication_factor: Option<i64>,
+    /// Per-topic overrides with Kafka's topic-level names
+    /// (`min.insync.replicas`, `flush.messages`, `segment.bytes`, ...).
+    /// Values may be JSON strings, numbers or booleans.
+    #[serde(default)]
+    pub configs: BTreeMap<String, serde_json::Value>,
+}
+
+/// One partition of a [`TopicDescription`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PartitionDescription {
+    pub partition: u32,
+    /// `None` while the partition is offline.
+    pub leader: Option<i32>,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// As seen by the answering node's replica.
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+    pub log_start_offset: i64,
+}
+
+/// `GET /v1/topics/{topic}` and `POST /v1/topics`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct TopicDescription {
+    pub name: String,
+    /// True for `__consumer_offsets`.
+    pub internal: bool,
+    pub partitions: Vec<PartitionDescription>,
+    /// The topic's explicit overrides, as strings.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// `GET /v1/topics`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct TopicList {
+    pub topics: Vec<String>,
+}
+
+/// The producer's durability requirement, Kafka's `acks`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Acks {
+    /// `0`: answered as soon as queued; never acknowledged.
+    None,
+    /// `1`: answered after the leader's local append.
+    Leader,
+    /// `all` (`-1`): answered once the high watermark covers the batch.
+    All,
+}
+
+impl Acks {
+    /// Parses Kafka's spellings: `0`, `1`, `-1`, `all`.
+    pub fn parse(text: &str) -> Option<Acks> {
+        match text {
+            "0" => Some(Acks::None),
+            "1" => Some(Acks::Leader),
+            "-1" | "all" => Some(Acks::All),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        }
+    }
+}
+
+impl fmt::Display for Acks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Acks {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Acks::None => s.serialize_i64(0),
+            Acks::Leader => s.serialize_i64(1),
+            Acks::All => s.serialize_str("all"),
+        }
+    }
+}
+
+/// `acks` as it arrived on the wire, before validation. Kept apart from
+/// [`Acks`] so that `acks: 2` is answered with `INVALID_REQUIRED_ACKS`, as
+/// Kafka does, rather than with a generic decoding error.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum RawAcks {
+    Number(i64),
+    Text(String),
+}
+
+impl RawAcks {
+    pub fn validate(&self) -> Option<Acks> {
+        match self {
+            RawAcks::Number(0) => Some(Acks::None),
+            RawAcks::Number(1) => Some(Acks::Leader),
+            RawAcks::Number(-1) => Some(Acks::All),
+            RawAcks::Number(_) => None,
+            RawAcks::Text(t) => Acks::parse(t),
+        }
+    }
+}
+
+impl From<Acks> for RawAcks {
+    fn from(acks: Acks) -> RawAcks {
+        match acks {
+            Acks::None => RawAcks::Number(0),
+            Acks::Leader => RawAcks::Number(1),
+            Acks::All => RawAcks::Text("all".into()),
+        }
+    }
+}
+
+fn default_acks() -> RawAcks {
+    RawAcks::Text("all".into())
+}
+
+/// One record of a [`ProduceRequest`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub value: String,
+    /// Milliseconds since the Unix epoch; the broker's clock when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+}
+
+/// `POST /v1/topics/{topic}/partitions/{partition}/produce`: one batch.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRequest {
+    /// `0`, `1`, `-1` or `"all"`; Kafka's producer default is `all`.
+    #[serde(default = "default_acks")]
+    pub acks: RawAcks,
+    /// How long an `acks=all` request may wait for replication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Idempotent producer fields; all three or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_epoch: Option<i16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_sequence: Option<i32>,
+    pub records: Vec<ProduceRecord>,
+}
+
+/// The answer to a produce. `base_offset` is `None` for `acks=0`, which is
+/// answered `202 Accepted` as soon as the batch is queued.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ProduceResponse {
+    pub base_offset: Option<i64>,
+    pub log_start_offset: Option<i64>,
+}
+
+/// `POST /v1/topics/{topic}/partitions/{partition}/fetch`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FetchRequest {
+    pub offset: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_records: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u32>,
+    /// Long poll: wait up to this long for records at `offset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wait_ms: Option<u64>,
+}
+
+/// One record returned by a fetch.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct FetchedRecord {
+    pub offset: i64,
+    /// The leader epoch of the batch that holds this record.
+    pub leader_epoch: i32,
+    pub timestamp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub value: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct FetchResponse {
+    pub records: Vec<FetchedRecord>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// Where the next fetch should start.
+    pub next_offset: i64,
+}
+
+/// One entry of an [`OffsetCommitRequest`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OffsetCommit {
+    pub topic: String,
+    pub partition: u32,
+    /// The next offset the group will consume, as in Kafka.
+    pub offset: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
+}
+
+/// `POST /v1/groups/{group}/offsets`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OffsetCommitRequest {
+    pub offsets: Vec<OffsetCommit>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct OffsetCommitResponse {
+    pub committed: usize,
+}
+
+/// `GET /v1/groups/{group}/offsets`: every committed offset of the group.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct OffsetFetchResponse {
+    pub group: String,
+    pub offsets: Vec<OffsetCommit>,
+}
+
+/// `GET /v1/cluster`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub node_id: i32,
+    pub brokers: Vec<BrokerInfo>,
+    pub controller: Option<i32>,
+    pub metadata_offset: i64,
+    /// Active bug switches; never silently on.
+    pub bugs: Vec<String>,
+    pub version: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub address: String,
+    pub fenced: bool,
+}

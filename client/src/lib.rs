@@ -1,0 +1,12 @@
+//! `faultline-client`: the broker's HTTP wire types and a Rust client for them.
+//!
+//! The node depends on [`api`] for its request and response bodies, so the
+//! wire format has exactly one definition. [`Client`] is a thin, typed HTTP
+//! client over those types; Kafka-style producer and consumer semantics
+//! (accumulator, retries, idempotence, groups) are layered on top of it by
+//! later modules.
+
+pub mod api;
+mod client;
+
+pub use client::{Client, ClientError};
