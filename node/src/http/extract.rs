@@ -1,0 +1,67 @@
+//! Request extractors that turn every malformed input into an
+//! [`ApiError`] naming what is wrong, instead of axum's plain-text
+//! rejections: a client mistake is always a JSON 4xx.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use faultline_client::api::ErrorCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON body of type `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorCode::MessageTooLarge, "the request body exceeds socket.request.max.bytes")
+            } else {
+                ApiError::invalid(format!("unreadable request body: {e}"))
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Path segments `{topic}` and `{partition}`. The partition is parsed here
+/// so that a non-number is `INVALID_REQUEST` and a number that no partition
+/// has is `UNKNOWN_TOPIC_OR_PARTITION`, as Kafka answers a negative one.
+pub struct PartitionPath {
+    pub topic: String,
+    pub partition: i64,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PartitionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path((topic, partition)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::invalid(format!("bad path: {e}")))?;
+        let partition = partition.parse::<i64>().map_err(|_| {
+            ApiError::invalid(format!("partition must be an integer, got `{}`", partition.escape_debug()))
+        })?;
+        Ok(PartitionPath { topic, partition })
+    }
+}
+
+/// A single `{name}` path segment.
+pub struct Segment(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Segment {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(name) = axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid(format!("bad path: {e}")))?;
+        Ok(Segment(name))
+    }
+}

@@ -1,0 +1,92 @@
+//! Prometheus metrics: request counts and latencies per route and status,
+//! plus per-partition log end offsets, high watermarks and bytes appended,
+//! rendered in the text exposition format at `GET /metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::broker::Broker;
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+const LATENCY_BUCKETS_S: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Default)]
+struct RouteStats {
+    by_status: BTreeMap<u16, u64>,
+    /// Cumulative counts are computed at render time; these are per bucket,
+    /// with one extra for +Inf.
+    buckets: [u64; LATENCY_BUCKETS_S.len() + 1],
+    sum_s: f64,
+    count: u64,
+}
+
+/// Request statistics keyed by route template, so the key set is bounded
+/// by the routes that exist (unmatched paths share one key).
+#[derive(Default)]
+pub struct Metrics {
+    routes: Mutex<BTreeMap<String, RouteStats>>,
+}
+
+impl Metrics {
+    pub fn observe(&self, route: &str, status: u16, elapsed: Duration) {
+        let mut routes = self.routes.lock().unwrap();
+        let stats = match routes.get_mut(route) {
+            Some(s) => s,
+            None => routes.entry(route.to_string()).or_default(),
+        };
+        *stats.by_status.entry(status).or_default() += 1;
+        let s = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS_S.iter().position(|&b| s <= b).unwrap_or(LATENCY_BUCKETS_S.len());
+        stats.buckets[bucket] += 1;
+        stats.sum_s += s;
+        stats.count += 1;
+    }
+
+    pub fn render(&self, broker: &Broker) -> String {
+        let mut out = String::new();
+        let routes = self.routes.lock().unwrap();
+        out.push_str("# HELP faultline_http_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE faultline_http_requests_total counter\n");
+        for (route, stats) in routes.iter() {
+            for (status, n) in &stats.by_status {
+                let _ = writeln!(out, "faultline_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+            }
+        }
+        out.push_str("# HELP faultline_http_request_duration_seconds HTTP request latency by route.\n");
+        out.push_str("# TYPE faultline_http_request_duration_seconds histogram\n");
+        for (route, stats) in routes.iter() {
+            let mut cumulative = 0;
+            for (i, bound) in LATENCY_BUCKETS_S.iter().enumerate() {
+                cumulative += stats.buckets[i];
+                let _ = writeln!(out, "faultline_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}");
+            }
+            let _ = writeln!(out, "faultline_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", stats.count);
+            let _ = writeln!(out, "faultline_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", stats.sum_s);
+            let _ = writeln!(out, "faultline_http_request_duration_seconds_count{{route=\"{route}\"}} {}", stats.count);
+        }
+        drop(routes);
+        let partitions = broker.all_partitions();
+        let gauges: [(&str, &str, &str); 4] = [
+            ("faultline_log_end_offset", "gauge", "Log end offset of each local replica."),
+            ("faultline_high_watermark", "gauge", "High watermark of each local replica."),
+            ("faultline_log_appended_bytes_total", "counter", "Bytes appended to each partition since start."),
+            ("faultline_log_appended_records_total", "counter", "Records appended to each partition since start."),
+        ];
+        for (i, (name, kind, help)) in gauges.iter().enumerate() {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for p in &partitions {
+                let v = match i {
+                    0 => p.with_state(|st| st.log.log_end_offset()) as u64,
+                    1 => p.high_watermark() as u64,
+                    2 => p.bytes_appended.load(Ordering::Relaxed),
+                    _ => p.records_appended.load(Ordering::Relaxed),
+                };
+                let _ = writeln!(out, "{name}{{topic=\"{}\",partition=\"{}\"}} {v}", p.topic, p.index);
+            }
+        }
+        out
+    }
+}

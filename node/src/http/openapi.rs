@@ -1,0 +1,181 @@
+//! The OpenAPI 3.1 document served at `GET /openapi.json`: every endpoint,
+//! its request and response bodies, and every error it can return.
+//!
+//! Paths come from `faultline_client::api::paths`, the same constants the
+//! router uses, and a test checks that every routed path is documented.
+
+use faultline_client::api::{ErrorCode, paths};
+use serde_json::{Value, json};
+
+use crate::error::status_of;
+
+fn schema(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// One operation: its summary, request body schema, success status and
+/// schema, and the error names it can return.
+fn op(id: &str, summary: &str, request: Option<&str>, ok: (u16, &str), errors: &[ErrorCode]) -> Value {
+    let mut responses = serde_json::Map::new();
+    responses.insert(ok.0.to_string(), json!({ "description": "success", "content": { "application/json": { "schema": schema(ok.1) } } }));
+    let mut by_status: std::collections::BTreeMap<u16, Vec<&str>> = Default::default();
+    for &e in errors {
+        by_status.entry(status_of(e).as_u16()).or_default().push(e.name());
+    }
+    for (status, names) in by_status {
+        responses.insert(
+            status.to_string(),
+            json!({
+                "description": format!("error: {}", names.join(", ")),
+                "content": { "application/json": { "schema": schema("ErrorBody"), "x-error-names": names } }
+            }),
+        );
+    }
+    let mut o = json!({ "operationId": id, "summary": summary, "responses": responses });
+    if let Some(r) = request {
+        o["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema(r) } } });
+    }
+    o
+}
+
+fn path_params(names: &[&str]) -> Value {
+    Value::Array(
+        names
+            .iter()
+            .map(|n| {
+                let ty = if *n == "partition" { "integer" } else { "string" };
+                json!({ "name": n, "in": "path", "required": true, "schema": { "type": ty } })
+            })
+            .collect(),
+    )
+}
+
+pub fn document() -> Value {
+    use ErrorCode::*;
+    let produce_errors = [
+        UnknownTopicOrPartition, InvalidTopicException, InvalidRequiredAcks, InvalidRequest, MessageTooLarge,
+        NotEnoughReplicas, NotEnoughReplicasAfterAppend, NotLeaderOrFollower, RequestTimedOut, KafkaStorageError,
+    ];
+    let fetch_errors = [UnknownTopicOrPartition, InvalidRequest, MessageTooLarge, OffsetOutOfRange, NotLeaderOrFollower, KafkaStorageError];
+    let create_errors = [
+        TopicAlreadyExists, InvalidTopicException, InvalidPartitions, InvalidReplicationFactor, InvalidConfig,
+        InvalidRequest, MessageTooLarge, KafkaStorageError,
+    ];
+    let commit_errors = [InvalidGroupId, UnknownTopicOrPartition, InvalidRequest, MessageTooLarge, RequestTimedOut, CoordinatorNotAvailable, NotEnoughReplicas, KafkaStorageError];
+    let mut p = serde_json::Map::new();
+    p.insert(paths::HEALTH.into(), json!({ "get": op("health", "Liveness: the node is up and serving.", None, (200, "Health"), &[]) }));
+    p.insert(paths::METRICS.into(), json!({ "get": {
+        "operationId": "metrics", "summary": "Prometheus text-format metrics.",
+        "responses": { "200": { "description": "metrics", "content": { "text/plain": { "schema": { "type": "string" } } } } } } }));
+    p.insert(paths::OPENAPI.into(), json!({ "get": {
+        "operationId": "openapi", "summary": "This document.",
+        "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": { "schema": { "type": "object" } } } } } } }));
+    p.insert(paths::CLUSTER.into(), json!({ "get": op("cluster", "Brokers, controller, metadata offset and active bug switches.", None, (200, "ClusterInfo"), &[]) }));
+    p.insert(paths::TOPICS.into(), json!({
+        "get": op("listTopics", "Names of all topics, internal ones included.", None, (200, "TopicList"), &[]),
+        "post": op("createTopic", "Create a topic.", Some("CreateTopicRequest"), (201, "TopicDescription"), &create_errors),
+    }));
+    p.insert(paths::TOPIC.into(), json!({
+        "parameters": path_params(&["topic"]),
+        "get": op("describeTopic", "Per partition: leader, epoch, replicas, ISR, high watermark, log end offset.", None, (200, "TopicDescription"), &[UnknownTopicOrPartition]),
+    }));
+    let mut produce = op("produce", "Append one batch. acks=0 is answered 202 with no offset once queued.", Some("ProduceRequest"), (200, "ProduceResponse"), &produce_errors);
+    produce["responses"]["202"] = json!({ "description": "acks=0: queued, never acknowledged", "content": { "application/json": { "schema": schema("ProduceResponse") } } });
+    p.insert(paths::PRODUCE.into(), json!({ "parameters": path_params(&["topic", "partition"]), "post": produce }));
+    p.insert(paths::FETCH.into(), json!({
+        "parameters": path_params(&["topic", "partition"]),
+        "post": op("fetch", "Read records below the high watermark from an offset, with optional long poll.", Some("FetchRequest"), (200, "FetchResponse"), &fetch_errors),
+    }));
+    p.insert(paths::GROUP_OFFSETS.into(), json!({
+        "parameters": path_params(&["group"]),
+        "get": op("committedOffsets", "The group's committed offsets.", None, (200, "OffsetFetchResponse"), &[InvalidGroupId]),
+        "post": op("commitOffsets", "Commit offsets durably to __consumer_offsets (acks=all).", Some("OffsetCommitRequest"), (200, "OffsetCommitResponse"), &commit_errors),
+    }));
+    let all_errors: Vec<&str> = ErrorCode::ALL.iter().map(|e| e.name()).collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "faultline-node", "version": env!("CARGO_PKG_VERSION"),
+                  "description": "A Kafka-like broker's HTTP/JSON API. Errors carry Kafka's error names." },
+        "paths": p,
+        "components": { "schemas": schemas(&all_errors) },
+    })
+}
+
+fn int() -> Value {
+    json!({ "type": "integer" })
+}
+fn string() -> Value {
+    json!({ "type": "string" })
+}
+fn obj(required: &[&str], props: Value) -> Value {
+    json!({ "type": "object", "required": required, "properties": props })
+}
+
+fn schemas(all_errors: &[&str]) -> Value {
+    json!({
+        "ErrorBody": obj(&["error", "message"], json!({
+            "error": { "type": "string", "enum": all_errors },
+            "message": string(),
+            "leader_id": int(), "leader_address": string(),
+        })),
+        "Health": obj(&["status", "node_id"], json!({ "status": string(), "node_id": int() })),
+        "ClusterInfo": obj(&["node_id", "brokers", "metadata_offset", "bugs", "version"], json!({
+            "node_id": int(), "controller": int(), "metadata_offset": int(), "version": string(),
+            "bugs": { "type": "array", "items": string() },
+            "brokers": { "type": "array", "items": obj(&["id", "address", "fenced"], json!({ "id": int(), "address": string(), "fenced": { "type": "boolean" } })) },
+        })),
+        "TopicList": obj(&["topics"], json!({ "topics": { "type": "array", "items": string() } })),
+        "CreateTopicRequest": obj(&["name"], json!({
+            "name": { "type": "string", "pattern": "^[a-zA-Z0-9._-]{1,249}$" },
+            "partitions": int(), "replication_factor": int(),
+            "configs": { "type": "object", "additionalProperties": { "type": ["string", "number", "boolean"] } },
+        })),
+        "TopicDescription": obj(&["name", "internal", "partitions", "configs"], json!({
+            "name": string(), "internal": { "type": "boolean" },
+            "configs": { "type": "object", "additionalProperties": string() },
+            "partitions": { "type": "array", "items": obj(&["partition", "leader_epoch", "replicas", "isr", "high_watermark", "log_end_offset", "log_start_offset"], json!({
+                "partition": int(), "leader": int(), "leader_epoch": int(),
+                "replicas": { "type": "array", "items": int() }, "isr": { "type": "array", "items": int() },
+                "high_watermark": int(), "log_end_offset": int(), "log_start_offset": int(),
+            })) },
+        })),
+        "ProduceRequest": obj(&["records"], json!({
+            "acks": { "oneOf": [ { "type": "integer", "enum": [0, 1, -1] }, { "type": "string", "enum": ["0", "1", "-1", "all"] } ], "default": "all" },
+            "timeout_ms": int(), "producer_id": int(), "producer_epoch": int(), "base_sequence": int(),
+            "records": { "type": "array", "minItems": 1, "items": obj(&["value"], json!({ "key": string(), "value": string(), "timestamp": int() })) },
+        })),
+        "ProduceResponse": obj(&["base_offset"], json!({ "base_offset": { "type": ["integer", "null"] }, "log_start_offset": { "type": ["integer", "null"] } })),
+        "FetchRequest": obj(&["offset"], json!({ "offset": int(), "max_records": int(), "max_bytes": int(), "max_wait_ms": int() })),
+        "FetchResponse": obj(&["records", "high_watermark", "log_start_offset", "next_offset"], json!({
+            "high_watermark": int(), "log_start_offset": int(), "next_offset": int(),
+            "records": { "type": "array", "items": obj(&["offset", "leader_epoch", "timestamp", "value"], json!({
+                "offset": int(), "leader_epoch": int(), "timestamp": int(), "key": string(), "value": string() })) },
+        })),
+        "OffsetCommitRequest": obj(&["offsets"], json!({ "offsets": { "type": "array", "items": schema("OffsetCommit") } })),
+        "OffsetCommit": obj(&["topic", "partition", "offset"], json!({ "topic": string(), "partition": int(), "offset": int(), "metadata": string() })),
+        "OffsetCommitResponse": obj(&["committed"], json!({ "committed": int() })),
+        "OffsetFetchResponse": obj(&["group", "offsets"], json!({ "group": string(), "offsets": { "type": "array", "items": schema("OffsetCommit") } })),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_and_every_error_name_is_documented() {
+        let doc = document();
+        for path in [paths::HEALTH, paths::METRICS, paths::OPENAPI, paths::CLUSTER, paths::TOPICS, paths::TOPIC, paths::PRODUCE, paths::FETCH, paths::GROUP_OFFSETS] {
+            assert!(doc["paths"][path].is_object(), "{path} is undocumented");
+        }
+        let names = doc["components"]["schemas"]["ErrorBody"]["properties"]["error"]["enum"].as_array().unwrap();
+        for code in ErrorCode::ALL {
+            assert!(names.iter().any(|n| n == code.name()), "{code} missing");
+        }
+        let text = doc.to_string();
+        for r in text.match_indices("#/components/schemas/") {
+            let name: String = text[r.0 + 21..].chars().take_while(|c| c.is_alphanumeric()).collect();
+            assert!(doc["components"]["schemas"][&name].is_object(), "dangling $ref {name}");
+        }
+    }
+}
