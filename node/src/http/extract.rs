@@ -25,7 +25,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ApiError::invalid(format!("unreadable request body: {e}"))
             }
         })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." || path.is_empty() {
+                ApiError::invalid(format!("invalid JSON body: {inner}"))
+            } else {
+                ApiError::invalid(format!("invalid JSON body: field `{path}`: {inner}"))
+            }
+        })?;
+        Ok(JsonBody(value))
     }
 }
 

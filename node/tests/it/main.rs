@@ -1,0 +1,7 @@
+//! Integration tests of `faultline-node`: every test runs the real binary
+//! on 127.0.0.1 with an ephemeral port and its own data directory.
+
+mod api;
+mod crash;
+mod lifecycle;
+mod util;
