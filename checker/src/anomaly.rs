@@ -1,0 +1,150 @@
+//! Anomaly types, their witnesses, and the bounded collector analyses report
+//! into.
+//!
+//! An analysis may find millions of instances (every value of a partition
+//! unseen), so [`Findings`] counts every instance but keeps only the first
+//! `example_limit` witnesses per type, and builds a witness only when it will
+//! be kept.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::util::FxHashMap;
+
+/// Witnesses kept per anomaly type in results: enough to debug, never
+/// gigabytes (Jepsen's "two gigabytes of EDN" complaint).
+pub const EXAMPLES_PER_TYPE_MAX: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnomalyKind {
+    LostWrite,
+    Unseen,
+    ReplicaDivergence,
+    Duplicate,
+    InconsistentOffsets,
+    PollSkip,
+    NonmonotonicPoll,
+    NonmonotonicSend,
+    AbortedRead,
+    PhantomRead,
+    OrderCycle,
+    RealtimeCycle,
+}
+
+impl AnomalyKind {
+    pub const ALL: [AnomalyKind; 12] = [
+        AnomalyKind::LostWrite,
+        AnomalyKind::Unseen,
+        AnomalyKind::ReplicaDivergence,
+        AnomalyKind::Duplicate,
+        AnomalyKind::InconsistentOffsets,
+        AnomalyKind::PollSkip,
+        AnomalyKind::NonmonotonicPoll,
+        AnomalyKind::NonmonotonicSend,
+        AnomalyKind::AbortedRead,
+        AnomalyKind::PhantomRead,
+        AnomalyKind::OrderCycle,
+        AnomalyKind::RealtimeCycle,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AnomalyKind::LostWrite => "lost-write",
+            AnomalyKind::Unseen => "unseen",
+            AnomalyKind::ReplicaDivergence => "replica-divergence",
+            AnomalyKind::Duplicate => "duplicate",
+            AnomalyKind::InconsistentOffsets => "inconsistent-offsets",
+            AnomalyKind::PollSkip => "poll-skip",
+            AnomalyKind::NonmonotonicPoll => "nonmonotonic-poll",
+            AnomalyKind::NonmonotonicSend => "nonmonotonic-send",
+            AnomalyKind::AbortedRead => "aborted-read",
+            AnomalyKind::PhantomRead => "phantom-read",
+            AnomalyKind::OrderCycle => "order-cycle",
+            AnomalyKind::RealtimeCycle => "realtime-cycle",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<AnomalyKind> {
+        AnomalyKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+impl std::fmt::Display for AnomalyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One instance of an anomaly, with the evidence that proves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Anomaly {
+    #[serde(rename = "type")]
+    pub kind: AnomalyKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// One sentence a person can act on.
+    pub explanation: String,
+    /// The ops (index, process, f, type, time), offsets and values involved.
+    pub witness: serde_json::Value,
+}
+
+/// Everything found of one type.
+#[derive(Debug, Clone, Default)]
+pub struct KindFindings {
+    pub count: u64,
+    pub examples: Vec<Anomaly>,
+    /// Instances per partition id, for stats and the unseen verdict.
+    pub per_partition: FxHashMap<u32, u64>,
+}
+
+/// The collector every analysis reports into.
+#[derive(Debug, Clone)]
+pub struct Findings {
+    example_limit: usize,
+    pub kinds: BTreeMap<AnomalyKind, KindFindings>,
+    /// Reasons an analysis could not decide; they make the verdict unknown.
+    pub undecided: Vec<String>,
+}
+
+impl Default for Findings {
+    fn default() -> Self {
+        Findings::with_example_limit(EXAMPLES_PER_TYPE_MAX)
+    }
+}
+
+impl Findings {
+    /// Tests raise the limit to see every instance.
+    pub fn with_example_limit(example_limit: usize) -> Self {
+        Findings { example_limit, kinds: BTreeMap::new(), undecided: Vec::new() }
+    }
+
+    /// Counts one instance; `make` builds its witness only if it is kept.
+    pub fn report(&mut self, kind: AnomalyKind, partition: Option<u32>, make: impl FnOnce() -> Anomaly) {
+        let k = self.kinds.entry(kind).or_default();
+        k.count += 1;
+        if let Some(p) = partition {
+            *k.per_partition.entry(p).or_default() += 1;
+        }
+        if k.examples.len() < self.example_limit {
+            let a = make();
+            debug_assert_eq!(a.kind, kind, "witness built for the wrong kind");
+            k.examples.push(a);
+        }
+    }
+
+    pub fn undecided(&mut self, reason: String) {
+        if !self.undecided.contains(&reason) {
+            self.undecided.push(reason);
+        }
+    }
+
+    pub fn count(&self, kind: AnomalyKind) -> u64 {
+        self.kinds.get(&kind).map_or(0, |k| k.count)
+    }
+
+    pub fn examples(&self, kind: AnomalyKind) -> &[Anomaly] {
+        self.kinds.get(&kind).map_or(&[], |k| &k.examples)
+    }
+}

@@ -1,0 +1,502 @@
+//! The public history format: one [`Op`] per JSON line.
+//!
+//! These types are the contract documented in `docs/history-format.md`. The
+//! harness writes histories with them and the checker reads them back, so they
+//! serialize both ways and round-trip exactly. An op's `value` is typed by its
+//! `f` and `type` (see [`OpValue`]); values of `f`s this crate does not know
+//! are kept as raw JSON so that nothing a recorder wrote is lost.
+
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A record value. Values are unique per partition, which is what lets the
+/// checker reason about values instead of offsets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordValue {
+    Int(i64),
+    Str(String),
+}
+
+impl fmt::Display for RecordValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordValue::Int(i) => write!(f, "{i}"),
+            RecordValue::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl Serialize for RecordValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RecordValue::Int(i) => s.serialize_i64(*i),
+            RecordValue::Str(v) => s.serialize_str(v),
+        }
+    }
+}
+
+struct RecordValueVisitor;
+
+impl<'de> Visitor<'de> for RecordValueVisitor {
+    type Value = RecordValue;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a record value (JSON integer or string)")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<RecordValue, E> {
+        Ok(RecordValue::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<RecordValue, E> {
+        i64::try_from(v)
+            .map(RecordValue::Int)
+            .map_err(|_| E::custom("integer record value does not fit in i64"))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<RecordValue, E> {
+        Ok(RecordValue::Str(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<RecordValue, E> {
+        Ok(RecordValue::Str(v))
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RecordValueVisitor)
+    }
+}
+
+/// What kind of history line this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpType {
+    Invoke,
+    /// Definitely done.
+    Ok,
+    /// Definitely not done.
+    Fail,
+    /// Unknown outcome.
+    Info,
+}
+
+impl OpType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpType::Invoke => "invoke",
+            OpType::Ok => "ok",
+            OpType::Fail => "fail",
+            OpType::Info => "info",
+        }
+    }
+}
+
+/// Who performed an op: a logical client thread or the nemesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Process {
+    Client(u64),
+    Nemesis,
+}
+
+impl fmt::Display for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Process::Client(p) => write!(f, "{p}"),
+            Process::Nemesis => f.write_str("nemesis"),
+        }
+    }
+}
+
+impl Serialize for Process {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Process::Client(p) => s.serialize_u64(*p),
+            Process::Nemesis => s.serialize_str("nemesis"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Process {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Process;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a non-negative integer or \"nemesis\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Process, E> {
+                Ok(Process::Client(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Process, E> {
+                u64::try_from(v)
+                    .map(Process::Client)
+                    .map_err(|_| E::custom("process must not be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Process, E> {
+                if v == "nemesis" {
+                    Ok(Process::Nemesis)
+                } else {
+                    Err(E::custom(format!("unknown process {v:?}")))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A JSON object keyed by partition name (`"<topic>/<partition>"`), kept in
+/// file order. A `Vec` rather than a map: ops name one or a few partitions,
+/// and a map per op would cost an allocation and hashing per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartMap<V>(pub Vec<(String, V)>);
+
+impl<V> Default for PartMap<V> {
+    fn default() -> Self {
+        PartMap(Vec::new())
+    }
+}
+
+impl<V: Serialize> Serialize for PartMap<V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for PartMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct M<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for M<V> {
+            type Value = PartMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object keyed by partition name")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<PartMap<V>, A::Error> {
+                let mut out = Vec::with_capacity(a.size_hint().unwrap_or(1).min(64));
+                while let Some((k, v)) = a.next_entry::<String, V>()? {
+                    out.push((k, v));
+                }
+                Ok(PartMap(out))
+            }
+        }
+        d.deserialize_map(M(std::marker::PhantomData))
+    }
+}
+
+/// One record of a send. Invokes carry bare values (`offset: None`); an `ok`
+/// completion carries `[offset, value]` pairs. `[null, value]` is accepted
+/// and means "offset unknown", as in `fail`/`info` completions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRecord {
+    pub offset: Option<u64>,
+    pub value: RecordValue,
+}
+
+impl Serialize for SendRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.offset {
+            None => self.value.serialize(s),
+            Some(o) => {
+                let mut q = s.serialize_seq(Some(2))?;
+                q.serialize_element(&o)?;
+                q.serialize_element(&self.value)?;
+                q.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SendRecord {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SendRecord;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a record value or an [offset, value] pair")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SendRecord, E> {
+                Ok(SendRecord { offset: None, value: RecordValueVisitor.visit_i64(v)? })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SendRecord, E> {
+                Ok(SendRecord { offset: None, value: RecordValueVisitor.visit_u64(v)? })
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SendRecord, E> {
+                Ok(SendRecord { offset: None, value: RecordValue::Str(v.to_owned()) })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<SendRecord, A::Error> {
+                let offset: Option<u64> =
+                    a.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let value: RecordValue =
+                    a.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                if a.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::invalid_length(3, &self));
+                }
+                Ok(SendRecord { offset, value })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `f: "send"`, every type.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SendValue {
+    pub records: PartMap<Vec<SendRecord>>,
+    /// `Some(false)` on an invoke means the records of one partition may be
+    /// split into several broker batches. Absent means one atomic batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atomic: Option<bool>,
+}
+
+/// `f: "poll"`, type `ok`: `[offset, value]` pairs per partition, in the
+/// order the consumer received them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PollValue {
+    pub records: PartMap<Vec<(u64, RecordValue)>>,
+}
+
+/// Where an `assign` puts the consumer's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Seek {
+    Committed,
+    Beginning,
+}
+
+/// `f: "assign"`, type `invoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignValue {
+    pub partitions: Vec<String>,
+    pub seek: Seek,
+}
+
+/// `f: "commit"`, type `invoke`: the next offset to consume per partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitValue {
+    pub group: String,
+    pub offsets: PartMap<u64>,
+}
+
+/// `f: "drain"`, type `invoke`: the final reader's end offset per partition.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DrainTargets {
+    pub targets: PartMap<u64>,
+}
+
+/// `f: "drain"`, type `ok`: whether the final reader reached each target.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DrainComplete {
+    pub complete: PartMap<bool>,
+}
+
+/// An op's `value`, typed by its `f` and `type`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpValue {
+    Send(SendValue),
+    Poll(PollValue),
+    Assign(AssignValue),
+    Commit(CommitValue),
+    DrainTargets(DrainTargets),
+    DrainComplete(DrainComplete),
+    /// Anything else: values of nemesis ops, of unknown `f`s, of invokes that
+    /// carry nothing (`poll`), and of completions whose value the checker does
+    /// not read (`assign`, `commit`, failed drains). `Null` when absent.
+    Other(serde_json::Value),
+}
+
+impl Serialize for OpValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            OpValue::Send(v) => v.serialize(s),
+            OpValue::Poll(v) => v.serialize(s),
+            OpValue::Assign(v) => v.serialize(s),
+            OpValue::Commit(v) => v.serialize(s),
+            OpValue::DrainTargets(v) => v.serialize(s),
+            OpValue::DrainComplete(v) => v.serialize(s),
+            OpValue::Other(v) => v.serialize(s),
+        }
+    }
+}
+
+/// One line of a history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Op {
+    /// Dense from 0 in file order.
+    pub index: u64,
+    /// `CLOCK_MONOTONIC` of the performing host, nanoseconds since test start.
+    pub time_ns: u64,
+    pub process: Process,
+    /// On completions: the `index` of the invoke they complete.
+    pub invoke_index: Option<u64>,
+    pub op_type: OpType,
+    pub f: String,
+    pub value: OpValue,
+    pub error: Option<String>,
+    pub node: Option<String>,
+    /// True on ops of the final drain phase.
+    pub is_final: bool,
+}
+
+impl Serialize for Op {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("index", &self.index)?;
+        m.serialize_entry("time", &self.time_ns)?;
+        m.serialize_entry("process", &self.process)?;
+        if let Some(i) = self.invoke_index {
+            m.serialize_entry("invoke_index", &i)?;
+        }
+        m.serialize_entry("type", &self.op_type)?;
+        m.serialize_entry("f", &self.f)?;
+        if !matches!(self.value, OpValue::Other(serde_json::Value::Null)) {
+            m.serialize_entry("value", &self.value)?;
+        }
+        if let Some(e) = &self.error {
+            m.serialize_entry("error", e)?;
+        }
+        if let Some(n) = &self.node {
+            m.serialize_entry("node", n)?;
+        }
+        if self.is_final {
+            m.serialize_entry("final", &true)?;
+        }
+        m.end()
+    }
+}
+
+/// The envelope of a line with its `value` still unparsed; generic over how
+/// the value is held so that the streaming parser can borrow it from the line
+/// while `Deserialize for Op` owns it.
+#[derive(Deserialize)]
+pub(crate) struct RawOp<'a, V> {
+    pub index: u64,
+    pub time: u64,
+    pub process: Process,
+    #[serde(default)]
+    pub invoke_index: Option<u64>,
+    #[serde(rename = "type")]
+    pub op_type: OpType,
+    #[serde(borrow)]
+    pub f: std::borrow::Cow<'a, str>,
+    pub value: Option<V>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub node: Option<String>,
+    #[serde(rename = "final", default)]
+    pub is_final: bool,
+}
+
+/// Something an op's value can be parsed from: borrowed raw JSON text in the
+/// streaming parser, or an owned `serde_json::Value` in `Deserialize for Op`.
+pub(crate) trait ValueSource {
+    fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error>;
+    fn to_json(&self) -> Result<serde_json::Value, serde_json::Error>;
+    fn is_null(&self) -> bool;
+}
+
+impl ValueSource for &serde_json::value::RawValue {
+    fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.get())
+    }
+    fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_str(self.get())
+    }
+    fn is_null(&self) -> bool {
+        self.get() == "null"
+    }
+}
+
+impl ValueSource for serde_json::Value {
+    fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(self)
+    }
+    fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        Ok(self.clone())
+    }
+    fn is_null(&self) -> bool {
+        self.is_null()
+    }
+}
+
+/// Types `value` by `f` and `type`. Fails only when a value the checker
+/// relies on has the wrong shape.
+pub(crate) fn decode_value<V: ValueSource>(
+    f: &str,
+    op_type: OpType,
+    value: Option<&V>,
+) -> Result<OpValue, serde_json::Error> {
+    let Some(v) = value.filter(|v| !v.is_null()) else {
+        return Ok(OpValue::Other(serde_json::Value::Null));
+    };
+    Ok(match (f, op_type) {
+        ("send", _) => OpValue::Send(v.parse()?),
+        ("poll", OpType::Ok) => OpValue::Poll(v.parse()?),
+        ("assign", OpType::Invoke) => OpValue::Assign(v.parse()?),
+        ("commit", OpType::Invoke) => OpValue::Commit(v.parse()?),
+        ("drain", OpType::Invoke) => OpValue::DrainTargets(v.parse()?),
+        ("drain", OpType::Ok) => OpValue::DrainComplete(v.parse()?),
+        _ => OpValue::Other(v.to_json()?),
+    })
+}
+
+impl<V: ValueSource> RawOp<'_, V> {
+    pub(crate) fn into_op(self) -> Result<Op, serde_json::Error> {
+        let value = decode_value(&self.f, self.op_type, self.value.as_ref())?;
+        Ok(Op {
+            index: self.index,
+            time_ns: self.time,
+            process: self.process,
+            invoke_index: self.invoke_index,
+            op_type: self.op_type,
+            f: self.f.into_owned(),
+            value,
+            error: self.error,
+            node: self.node,
+            is_final: self.is_final,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Op {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = RawOp::<serde_json::Value>::deserialize(d)?;
+        raw.into_op().map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every typed value round-trips through JSON unchanged.
+    #[test]
+    fn ops_round_trip() {
+        let lines = [
+            r#"{"index":0,"time":5,"process":3,"type":"invoke","f":"send","value":{"records":{"events/2":[1,"a"]}}}"#,
+            r#"{"index":1,"time":9,"process":3,"invoke_index":0,"type":"ok","f":"send","value":{"records":{"events/2":[[0,1],[1,"a"]]}}}"#,
+            r#"{"index":2,"time":9,"process":4,"type":"ok","f":"poll","value":{"records":{"events/2":[[0,1]]}},"final":true}"#,
+            r#"{"index":3,"time":9,"process":"nemesis","type":"info","f":"kill","value":{"targets":["n1"]},"node":"n1"}"#,
+            r#"{"index":4,"time":9,"process":4,"type":"invoke","f":"assign","value":{"partitions":["events/2"],"seek":"beginning"}}"#,
+            r#"{"index":5,"time":9,"process":4,"type":"info","f":"send","error":"timeout"}"#,
+        ];
+        for line in lines {
+            let op: Op = serde_json::from_str(line).unwrap();
+            let back = serde_json::to_string(&op).unwrap();
+            assert_eq!(back, line);
+        }
+    }
+
+    /// `[null, v]` in a send completion means an unknown offset.
+    #[test]
+    fn null_offset_pairs_are_unknown_offsets() {
+        let op: Op = serde_json::from_str(
+            r#"{"index":1,"time":1,"process":0,"type":"info","f":"send","value":{"records":{"t/0":[[null,7]]}}}"#,
+        )
+        .unwrap();
+        let OpValue::Send(s) = op.value else { panic!("not a send: {:?}", op.value) };
+        assert_eq!(s.records.0[0].1, vec![SendRecord { offset: None, value: RecordValue::Int(7) }]);
+    }
+}
