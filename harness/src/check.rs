@@ -1,0 +1,83 @@
+//! `faultline check PATH`: checks a history and reports the verdict.
+//!
+//! PATH is a history file or a run's store directory (then
+//! `history.jsonl` inside it). Guarantees come from `test.json` next to the
+//! history, overridden key by key by `--guarantees`. Writes `results.json`
+//! next to the history and prints a short summary, or the JSON with
+//! `--json`. Exit codes follow Jepsen: 0 valid, 1 invalid, 2 unknown,
+//! 254 bad arguments or unreadable input, 255 internal error.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use faultline_checker::{Error as CheckError, RESULTS_FILE, RunFiles, Validity};
+
+/// "Bad arguments or unreadable input" (Jepsen's 254).
+pub const EXIT_BAD_INPUT: u8 = 254;
+/// "Internal error" (Jepsen's 255).
+pub const EXIT_INTERNAL: u8 = 255;
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// A history file (JSON Lines) or a run's store directory.
+    path: PathBuf,
+    /// Print results.json to stdout instead of the human summary.
+    #[arg(long)]
+    json: bool,
+    /// The run's guarantees as key=value,... (acks, idempotence,
+    /// max_in_flight, unclean_leader_election, commit, sink_mode); they
+    /// override test.json. Without either, everything is promised.
+    #[arg(long)]
+    guarantees: Option<String>,
+}
+
+pub fn main(args: CheckArgs) -> ExitCode {
+    match std::panic::catch_unwind(|| run(&args)) {
+        Ok(Ok(v)) => ExitCode::from(v.exit_code()),
+        Ok(Err(e)) => {
+            eprintln!("faultline check: {e:#}");
+            ExitCode::from(exit_code_of(&e))
+        }
+        Err(_) => ExitCode::from(EXIT_INTERNAL),
+    }
+}
+
+/// Input the user can fix is 254; anything else is our fault, 255.
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<CheckError>() {
+        Some(
+            CheckError::Malformed { .. }
+            | CheckError::Io { .. }
+            | CheckError::BadFile { .. }
+            | CheckError::BadGuarantee { .. }
+            | CheckError::Generate(_),
+        ) => EXIT_BAD_INPUT,
+        _ => EXIT_INTERNAL,
+    }
+}
+
+fn run(args: &CheckArgs) -> anyhow::Result<Validity> {
+    let files = RunFiles::locate(&args.path);
+    let mut guarantees = files.guarantees()?;
+    if let Some(list) = &args.guarantees {
+        guarantees.apply_list(list)?;
+    }
+    let replicas = files.replicas()?;
+    let history = files.read_history()?;
+    let results = faultline_checker::check(&history, &guarantees, replicas.as_ref());
+    let json = serde_json::to_string_pretty(&results).context("serializing results")?;
+    let out = files.dir.join(RESULTS_FILE);
+    if let Err(e) = std::fs::write(&out, format!("{json}\n")) {
+        eprintln!("faultline check: cannot write {}: {e}", out.display());
+    }
+    let mut stdout = std::io::stdout().lock();
+    let text = if args.json { format!("{json}\n") } else { faultline_checker::verdict::summary(&results) };
+    // A closed pipe (`| head`) is not an error of the check.
+    let _ = stdout.write_all(text.as_bytes());
+    if !args.json && std::fs::metadata(&out).is_ok() {
+        let _ = writeln!(stdout, "Results: {}", out.display());
+    }
+    Ok(results.valid)
+}
