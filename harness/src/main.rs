@@ -1,0 +1,49 @@
+//! `faultline`: the command-line front end of the harness.
+//!
+//! This file only parses the command line and dispatches to one module per
+//! subcommand; each subcommand owns its options and its exit code.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod check;
+mod demo;
+mod gen_history;
+mod node_process;
+
+/// Jepsen-style fault injection for a Kafka-like replicated log.
+#[derive(Parser, Debug)]
+#[command(name = "faultline", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start one broker, create a topic, produce and fetch a few records.
+    Demo(demo::DemoArgs),
+    /// Check a history (file or store directory) and print the verdict.
+    Check(check::CheckArgs),
+    /// Write a synthetic history, optionally with injected anomalies.
+    GenHistory(gen_history::GenHistoryArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help and version to stdout with success; real usage
+            // errors exit 254, the harness's "bad arguments" code.
+            let code = if err.use_stderr() { 254 } else { 0 };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Demo(args) => demo::main(args),
+        Command::Check(args) => check::main(args),
+        Command::GenHistory(args) => gen_history::main(args),
+    }
+}

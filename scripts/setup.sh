@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the system packages faultline needs, when they are missing.
+# Safe to run repeatedly; it names each missing package before installing it.
+set -euo pipefail
+
+need_cmd() { command -v "$1" >/dev/null 2>&1; }
+
+if ! need_cmd cargo; then
+    echo "setup: cargo not found; install the Rust toolchain (https://rustup.rs) first" >&2
+    exit 1
+fi
+
+# command -> Debian package. iproute2 and iptables build the network-namespace
+# hosts of the harness; a C compiler links Rust binaries.
+declare -A packages=([ip]=iproute2 [iptables]=iptables [cc]=gcc [make]=make)
+missing=()
+for cmd in "${!packages[@]}"; do
+    need_cmd "$cmd" || missing+=("${packages[$cmd]}")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+echo "setup: installing missing packages: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    if need_cmd sudo; then SUDO=sudo; else
+        echo "setup: not root and no sudo; run as root: apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+else
+    SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${missing[@]}"
