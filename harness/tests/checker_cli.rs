@@ -1,0 +1,125 @@
+//! End-to-end tests of `faultline check` and `faultline gen-history`: the
+//! real binary, its files and its exit codes (0 valid, 1 invalid, 2 unknown,
+//! 254 bad input).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A fresh directory per test, removed on drop. (No `tempfile` dependency,
+/// to keep this crate's manifest untouched.)
+struct TestDir(PathBuf);
+
+impl TestDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> TestDir {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("faultline-checker-cli-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creates a test directory");
+    TestDir(dir)
+}
+
+fn faultline(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_faultline")).args(args).current_dir(dir).output().expect("runs faultline")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited normally")
+}
+
+fn gen_to(dir: &Path, extra: &[&str]) {
+    let mut args = vec!["gen-history", "--ops", "3000", "--partitions", "3", "--seed", "4", "--out", "history.jsonl"];
+    args.extend_from_slice(extra);
+    let o = faultline(&args, dir);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn clean_history_is_valid_and_writes_results() {
+    let dir = tempdir();
+    gen_to(dir.path(), &[]);
+    let o = faultline(&["check", "history.jsonl"], dir.path());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 0, "{out}");
+    assert!(out.contains("Verdict: valid"), "{out}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["valid"], true);
+}
+
+#[test]
+fn injected_lost_write_is_invalid_with_an_explained_example() {
+    let dir = tempdir();
+    gen_to(dir.path(), &["--inject", "lost-write:2"]);
+    // A store directory works as PATH too.
+    let o = faultline(&["check", "."], dir.path());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 1, "{out}");
+    assert!(out.contains("lost-write: 2 (violation)"), "{out}");
+    assert!(out.contains("did not return it"), "{out}");
+}
+
+#[test]
+fn guarantees_from_flag_and_test_json_permit_loss() {
+    let dir = tempdir();
+    gen_to(dir.path(), &["--inject", "lost-write:1"]);
+    let o = faultline(&["check", "history.jsonl", "--guarantees", "acks=1"], dir.path());
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    std::fs::write(dir.path().join("test.json"), r#"{"guarantees": {"acks": "1"}}"#).unwrap();
+    let o = faultline(&["check", "history.jsonl", "--json"], dir.path());
+    assert_eq!(code(&o), 0);
+    let results: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(results["anomalies"]["lost-write"]["status"], "permitted");
+}
+
+#[test]
+fn unseen_without_drain_is_unknown() {
+    let dir = tempdir();
+    gen_to(dir.path(), &["--inject", "unseen:2"]);
+    let o = faultline(&["check", "history.jsonl"], dir.path());
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn malformed_line_exits_254_naming_line_and_column() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("h.jsonl"),
+        "{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"poll\",\"value\":{}}\n{\"index\":1 \"time\":2}\n",
+    )
+    .unwrap();
+    let o = faultline(&["check", "h.jsonl"], dir.path());
+    assert_eq!(code(&o), 254);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("line 2, column 12"), "{err}");
+}
+
+#[test]
+fn missing_file_and_bad_flags_exit_254() {
+    let dir = tempdir();
+    assert_eq!(code(&faultline(&["check", "nope.jsonl"], dir.path())), 254);
+    assert_eq!(code(&faultline(&["check"], dir.path())), 254);
+    std::fs::write(dir.path().join("h.jsonl"), "").unwrap();
+    assert_eq!(code(&faultline(&["check", "h.jsonl", "--guarantees", "acks=7"], dir.path())), 254);
+    assert_eq!(code(&faultline(&["gen-history", "--inject", "nonsense:1"], dir.path())), 254);
+}
+
+#[test]
+fn empty_history_is_unknown_not_a_crash() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("h.jsonl"), "").unwrap();
+    let o = faultline(&["check", "h.jsonl"], dir.path());
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+}
