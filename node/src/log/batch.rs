@@ -206,7 +206,7 @@ pub fn claimed_size(prefix: &[u8]) -> Result<usize, BatchError> {
     }
     let len = be_u32(prefix, 8);
     let size = LENGTH_PREFIX_LEN + len as usize;
-    if size < HEADER_LEN + RECORD_OVERHEAD || size > BATCH_LEN_MAX {
+    if !(HEADER_LEN + RECORD_OVERHEAD..=BATCH_LEN_MAX).contains(&size) {
         return Err(BatchError::BadLength(len));
     }
     Ok(size)

@@ -307,10 +307,10 @@ impl PartitionLog {
 
     /// Fsyncs if the oldest unflushed append is older than `flush.ms`.
     pub fn flush_if_due(&mut self, now: Instant) {
-        if let (Some(ms), Some(oldest)) = (self.config.flush_ms, self.oldest_unflushed) {
-            if now.duration_since(oldest) >= Duration::from_millis(ms) {
-                self.flush();
-            }
+        if let (Some(ms), Some(oldest)) = (self.config.flush_ms, self.oldest_unflushed)
+            && now.duration_since(oldest) >= Duration::from_millis(ms)
+        {
+            self.flush();
         }
     }
 
