@@ -134,6 +134,26 @@ impl Findings {
         }
     }
 
+    pub fn example_limit(&self) -> usize {
+        self.example_limit
+    }
+
+    /// Adds `other`'s findings (from analyses run on another thread).
+    pub fn merge(&mut self, other: Findings) {
+        for (kind, k) in other.kinds {
+            let mine = self.kinds.entry(kind).or_default();
+            mine.count += k.count;
+            let room = self.example_limit.saturating_sub(mine.examples.len());
+            mine.examples.extend(k.examples.into_iter().take(room));
+            for (p, n) in k.per_partition {
+                *mine.per_partition.entry(p).or_default() += n;
+            }
+        }
+        for reason in other.undecided {
+            self.undecided(reason);
+        }
+    }
+
     pub fn undecided(&mut self, reason: String) {
         if !self.undecided.contains(&reason) {
             self.undecided.push(reason);

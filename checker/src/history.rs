@@ -132,6 +132,10 @@ pub struct Index {
     /// Every `(offset, key)` observation by an ok poll or an ok send's ack,
     /// sorted by `(partition, offset, key, op)`.
     pub obs: Vec<Obs>,
+    /// Per key: the lowest offset any observation put it at, or NO_OFFSET.
+    pub key_offset: Vec<u64>,
+    /// Per key: observed at two or more different offsets (a duplicate).
+    pub multi_offset: Vec<bool>,
     /// Per partition: its slice of `obs`.
     pub part_obs: Vec<std::ops::Range<usize>>,
     /// Per partition: the highest offset any ok poll returned, and that poll.
@@ -174,7 +178,10 @@ pub struct History {
     pub truncated: Option<TruncatedLine>,
     pub index: Index,
     partition_ids: FxHashMap<String, u32>,
-    key_ids: FxHashMap<(u32, RecordValue), u32>,
+    /// Integer values (the common case) get a map with 16-byte keys: half
+    /// the cache misses of a map keyed by `RecordValue`.
+    int_key_ids: FxHashMap<(u32, i64), u32>,
+    str_key_ids: FxHashMap<(u32, String), u32>,
     process_ids: FxHashMap<Process, u32>,
     /// Per process: its latest invoke not yet completed, for completions
     /// without `invoke_index`.
@@ -186,42 +193,27 @@ impl History {
     /// Reads a whole history. A malformed line is an error naming its line
     /// and column; a last line cut short is skipped and reported in
     /// [`History::truncated`].
-    pub fn parse<R: BufRead>(mut reader: R) -> Result<History> {
+    ///
+    /// Two stages on two threads: one reads and JSON-parses lines in batches,
+    /// the caller's thread validates and interns them in order. The channel
+    /// between them holds at most `PARSE_BATCHES_IN_FLIGHT` batches.
+    pub fn parse<R: BufRead + Send>(reader: R) -> Result<History> {
         let mut h = History::default();
-        let mut buf = Vec::with_capacity(512);
-        let mut line_no: u64 = 0;
-        loop {
-            buf.clear();
-            let n = reader.read_until(b'\n', &mut buf).map_err(|source| Error::Io {
-                path: "<history>".into(),
-                source,
-            })?;
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            let has_newline = buf.last() == Some(&b'\n');
-            let text = match std::str::from_utf8(&buf) {
-                Ok(t) => t,
-                Err(e) => {
-                    return Err(malformed(line_no, e.valid_up_to() as u64 + 1, "invalid UTF-8"));
-                }
-            };
-            let line = text.trim_end_matches(['\n', '\r']);
-            if line.trim().is_empty() {
-                continue;
-            }
-            match parse_line(line, line_no) {
-                Ok(op) => h.push(op, line_no)?,
-                Err(LineError { column, message, eof }) => {
-                    if eof && !has_newline {
-                        h.truncated = Some(TruncatedLine { line: line_no, message });
-                        break;
+        std::thread::scope(|s| -> Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Parsed>>(PARSE_BATCHES_IN_FLIGHT);
+            s.spawn(move || read_lines(reader, &tx));
+            // Dropping `rx` on an early return stops the reader at its next send.
+            for batch in rx {
+                for item in batch {
+                    match item {
+                        Parsed::Op(line, op) => h.push(op, line)?,
+                        Parsed::Truncated(t) => h.truncated = Some(t),
+                        Parsed::Error(e) => return Err(e),
                     }
-                    return Err(malformed(line_no, column, &message));
                 }
             }
-        }
+            Ok(())
+        })?;
         h.finish();
         Ok(h)
     }
@@ -241,7 +233,10 @@ impl History {
     }
 
     pub fn key_id(&self, partition: u32, value: &RecordValue) -> Option<u32> {
-        self.key_ids.get(&(partition, value.clone())).copied()
+        match value {
+            RecordValue::Int(i) => self.int_key_ids.get(&(partition, *i)).copied(),
+            RecordValue::Str(s) => self.str_key_ids.get(&(partition, s.clone())).copied(),
+        }
     }
 
     /// The records of op `i`.
@@ -291,10 +286,16 @@ impl History {
     fn intern_key(&mut self, partition: u32, value: RecordValue) -> u32 {
         let next = self.keys.len() as u32;
         let keys = &mut self.keys;
-        *self.key_ids.entry((partition, value)).or_insert_with_key(|(p, v)| {
-            keys.push(KeyInfo { partition: *p, value: v.clone(), sender: NONE });
-            next
-        })
+        match value {
+            RecordValue::Int(i) => *self.int_key_ids.entry((partition, i)).or_insert_with(|| {
+                keys.push(KeyInfo { partition, value: RecordValue::Int(i), sender: NONE });
+                next
+            }),
+            RecordValue::Str(s) => *self.str_key_ids.entry((partition, s)).or_insert_with_key(|(_, s)| {
+                keys.push(KeyInfo { partition, value: RecordValue::Str(s.clone()), sender: NONE });
+                next
+            }),
+        }
     }
 
     fn intern_process(&mut self, p: Process) -> u32 {
@@ -478,6 +479,8 @@ impl History {
             first_read: vec![NONE; nkeys],
             first_final_read: vec![NONE; nkeys],
             obs: Vec::new(),
+            key_offset: vec![NO_OFFSET; nkeys],
+            multi_offset: vec![false; nkeys],
             part_obs: Vec::with_capacity(nparts),
             max_read: vec![None; nparts],
             drained_by: vec![NONE; nparts],
@@ -525,6 +528,14 @@ impl History {
             }
         }
         ix.obs.sort_unstable();
+        for o in &ix.obs {
+            let k = o.key as usize;
+            if ix.key_offset[k] == NO_OFFSET {
+                ix.key_offset[k] = o.offset;
+            } else if ix.key_offset[k] != o.offset {
+                ix.multi_offset[k] = true;
+            }
+        }
         let mut start = 0;
         for p in 0..nparts as u32 {
             let end = start + ix.obs[start..].partition_point(|o| o.partition == p);
@@ -544,7 +555,6 @@ impl History {
             }
         }
         self.index = ix;
-        self.key_ids.shrink_to_fit();
     }
 }
 
@@ -574,6 +584,61 @@ fn malformed(line: u64, column: u64, message: &str) -> Error {
     Error::Malformed { line, column, message: message.to_owned() }
 }
 
+/// Lines parsed per batch handed from the reader thread to the indexer:
+/// large enough to amortise the channel, small enough to stay in cache.
+const PARSE_BATCH_LINES: usize = 4096;
+/// Batches queued between the two stages; bounds the memory in flight.
+const PARSE_BATCHES_IN_FLIGHT: usize = 4;
+
+enum Parsed {
+    Op(u64, Op),
+    Truncated(TruncatedLine),
+    Error(Error),
+}
+
+/// The reader stage: splits lines and parses JSON, in order. Stops at the
+/// first error, at a truncated last line, or when the indexer hangs up.
+fn read_lines<R: BufRead>(mut reader: R, tx: &std::sync::mpsc::SyncSender<Vec<Parsed>>) {
+    let mut buf = Vec::with_capacity(512);
+    let mut line_no: u64 = 0;
+    let mut batch = Vec::with_capacity(PARSE_BATCH_LINES);
+    let done = loop {
+        buf.clear();
+        let n = match reader.read_until(b'\n', &mut buf) {
+            Ok(n) => n,
+            Err(source) => break Some(Parsed::Error(Error::Io { path: "<history>".into(), source })),
+        };
+        if n == 0 {
+            break None;
+        }
+        line_no += 1;
+        let has_newline = buf.last() == Some(&b'\n');
+        let text = match std::str::from_utf8(&buf) {
+            Ok(t) => t,
+            Err(e) => break Some(Parsed::Error(malformed(line_no, e.valid_up_to() as u64 + 1, "invalid UTF-8"))),
+        };
+        let line = text.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(line) {
+            Ok(op) => batch.push(Parsed::Op(line_no, op)),
+            Err(LineError { eof: true, message, .. }) if !has_newline => {
+                break Some(Parsed::Truncated(TruncatedLine { line: line_no, message }));
+            }
+            Err(LineError { column, message, .. }) => break Some(Parsed::Error(malformed(line_no, column, &message))),
+        }
+        if batch.len() == PARSE_BATCH_LINES {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(PARSE_BATCH_LINES));
+            if tx.send(full).is_err() {
+                return;
+            }
+        }
+    };
+    batch.extend(done);
+    let _ = tx.send(batch);
+}
+
 struct LineError {
     column: u64,
     message: String,
@@ -583,7 +648,7 @@ struct LineError {
 
 /// Parses one line: the envelope first, then `value` typed by `f`. Errors in
 /// the value are mapped back to columns of the whole line.
-fn parse_line(line: &str, _line_no: u64) -> std::result::Result<Op, LineError> {
+fn parse_line(line: &str) -> std::result::Result<Op, LineError> {
     let raw: RawOp<'_, &RawValue> = serde_json::from_str(line).map_err(|e| LineError {
         column: e.column() as u64,
         eof: e.is_eof(),

@@ -29,7 +29,7 @@ use petgraph::visit::EdgeRef;
 use serde_json::json;
 
 use crate::anomaly::{Anomaly, AnomalyKind};
-use crate::history::{History, Kind, NONE};
+use crate::history::{History, Kind, NONE, NO_OFFSET};
 use crate::op::OpType;
 use crate::util::{FxHashMap, FxHashSet};
 
@@ -72,21 +72,12 @@ pub struct CycleReport {
 
 /// Per key: its single offset, or `None` when unseen or duplicated.
 fn node_offsets(h: &History) -> Vec<Option<u64>> {
-    let mut off: Vec<Option<u64>> = vec![None; h.keys.len()];
-    let mut dup = vec![false; h.keys.len()];
-    for o in &h.index.obs {
-        let k = o.key as usize;
-        match off[k] {
-            Some(x) if x != o.offset => dup[k] = true,
-            _ => off[k] = Some(o.offset),
-        }
-    }
-    for (k, d) in dup.into_iter().enumerate() {
-        if d {
-            off[k] = None;
-        }
-    }
-    off
+    let ix = &h.index;
+    ix.key_offset
+        .iter()
+        .zip(&ix.multi_offset)
+        .map(|(&o, &multi)| (o != NO_OFFSET && !multi).then_some(o))
+        .collect()
 }
 
 fn op_order_edges(h: &History, off: &[Option<u64>], out: &mut Vec<BackEdge>) {

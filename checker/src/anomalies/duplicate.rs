@@ -11,23 +11,18 @@ use crate::history::{History, Obs};
 const OFFSETS_PER_WITNESS_MAX: usize = 8;
 
 pub fn check(h: &History, out: &mut Findings) {
-    let mut by_key: Vec<Obs> = Vec::new();
-    for p in 0..h.partitions.len() {
-        by_key.clear();
-        by_key.extend_from_slice(&h.index.obs[h.index.part_obs[p].clone()]);
-        by_key.sort_unstable_by_key(|o| (o.key, o.offset, o.op));
-        for group in by_key.chunk_by(|a, b| a.key == b.key) {
-            if group.first().map(|o| o.offset) == group.last().map(|o| o.offset) {
-                continue;
-            }
-            out.report(AnomalyKind::Duplicate, Some(p as u32), || witness(h, group));
+    for (k, &multi) in h.index.multi_offset.iter().enumerate() {
+        if multi {
+            out.report(AnomalyKind::Duplicate, Some(h.keys[k].partition), || witness(h, k as u32));
         }
     }
 }
 
-
-fn witness(h: &History, group: &[Obs]) -> Anomaly {
-    let key = &h.keys[group[0].key as usize];
+/// Only built for kept examples: one scan of the partition's observations.
+fn witness(h: &History, k: u32) -> Anomaly {
+    let key = &h.keys[k as usize];
+    let group: Vec<Obs> =
+        h.index.obs[h.index.part_obs[key.partition as usize].clone()].iter().filter(|o| o.key == k).copied().collect();
     let pname = &h.partitions[key.partition as usize];
     let mut seen: Vec<(u64, u32, bool)> = Vec::new();
     for g in group.chunk_by(|a, b| a.offset == b.offset) {

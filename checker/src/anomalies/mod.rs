@@ -23,20 +23,38 @@ use crate::replicas::Replicas;
 
 /// Runs every analysis. `replicas` is `None` when no `replicas.json` exists;
 /// `replica-divergence` is then not checked.
+///
+/// The cycle and replica analyses run on a second thread while the others
+/// run on this one; each type is reported by exactly one analysis, so
+/// merging the two collectors is deterministic.
 pub fn run_all(h: &History, replicas: Option<&Replicas>, out: &mut Findings) {
-    lost_write::check(h, out);
-    unseen::check(h, out);
-    duplicate::check(h, out);
-    inconsistent_offsets::check(h, out);
-    poll_skip::check(h, out);
-    nonmonotonic_poll::check(h, out);
-    nonmonotonic_send::check(h, out);
-    aborted_read::check(h, out);
-    phantom_read::check(h, out);
-    let report = cycles::analyze(h);
-    order_cycle::check(&report, out);
-    realtime_cycle::check(&report, out);
-    if let Some(r) = replicas {
-        replica_divergence::check(r, |p| h.partition_id(p), out);
+    let limit = out.example_limit();
+    let (mine, theirs) = std::thread::scope(|s| {
+        let other = s.spawn(|| {
+            let mut f = Findings::with_example_limit(limit);
+            let report = cycles::analyze(h);
+            order_cycle::check(&report, &mut f);
+            realtime_cycle::check(&report, &mut f);
+            if let Some(r) = replicas {
+                replica_divergence::check(r, |p| h.partition_id(p), &mut f);
+            }
+            f
+        });
+        let mut f = Findings::with_example_limit(limit);
+        lost_write::check(h, &mut f);
+        unseen::check(h, &mut f);
+        duplicate::check(h, &mut f);
+        inconsistent_offsets::check(h, &mut f);
+        poll_skip::check(h, &mut f);
+        nonmonotonic_poll::check(h, &mut f);
+        nonmonotonic_send::check(h, &mut f);
+        aborted_read::check(h, &mut f);
+        phantom_read::check(h, &mut f);
+        (f, other.join())
+    });
+    out.merge(mine);
+    match theirs {
+        Ok(f) => out.merge(f),
+        Err(panic) => std::panic::resume_unwind(panic),
     }
 }
