@@ -11,6 +11,7 @@
 pub mod broker;
 pub mod error;
 pub mod config;
+pub mod controller;
 pub mod fsutil;
 pub mod groups;
 pub mod http;
