@@ -573,8 +573,7 @@ impl<'a> Sim<'a> {
             return Err(Error::Generate(format!("{k} replica divergences need at least {k} records; the run has {total}")));
         }
         let mut diverged: BTreeMap<(usize, usize), i64> = BTreeMap::new();
-        // Bounded: each try has probability ≥ 1 - k/total ... of a new spot;
-        // the loop gives up after many tries rather than spin.
+        // Bounded: the loop gives up after many tries rather than spin.
         let mut tries = 0u64;
         while diverged.len() < k {
             tries += 1;
@@ -586,9 +585,9 @@ impl<'a> Sim<'a> {
                 continue;
             }
             let o = self.rng.below(self.logs[p].len() as u64) as usize;
-            if !diverged.contains_key(&(p, o)) {
-                let v = self.fresh();
-                diverged.insert((p, o), v);
+            if let std::collections::btree_map::Entry::Vacant(e) = diverged.entry((p, o)) {
+                self.next_value += 1;
+                e.insert(self.next_value);
             }
         }
         let mut out = Replicas::new();

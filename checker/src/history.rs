@@ -336,10 +336,11 @@ impl History {
         if kind == Kind::Unknown {
             bump_bounded(&mut self.ignored_f, &op.f);
         }
-        if op.op_type == OpType::Info && kind != Kind::Nemesis {
-            if let Some(e) = &op.error {
-                bump_bounded(&mut self.info_causes, e);
-            }
+        if op.op_type == OpType::Info
+            && kind != Kind::Nemesis
+            && let Some(e) = &op.error
+        {
+            bump_bounded(&mut self.info_causes, e);
         }
         let partner = self.pair(&op, idx, process, kind, line)?;
         let rec_start = self.records.len() as u32;

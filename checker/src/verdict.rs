@@ -111,9 +111,8 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, replicas_checked: bool
         let status = if reason.is_some() { Status::Permitted } else { Status::Violation };
         if status == Status::Violation {
             violations.push(kind);
-            if kind != AnomalyKind::Unseen {
-                invalid = true;
-            } else if k.per_partition.keys().any(|&p| h.index.drained_by[p as usize] != NONE) {
+            let drained = || k.per_partition.keys().any(|&p| h.index.drained_by[p as usize] != NONE);
+            if kind != AnomalyKind::Unseen || drained() {
                 invalid = true;
             } else {
                 unknown_reasons.push(format!(

@@ -275,34 +275,29 @@ fn render(h: &History, p: u32, off: &[Option<u64>], g: &DiGraph<u32, Why>, cyc: 
     let realtime = cyc.iter().any(|(_, w)| matches!(w, Why::Realtime { .. }));
     let kind = if realtime { AnomalyKind::RealtimeCycle } else { AnomalyKind::OrderCycle };
     let pname = &h.partitions[p as usize];
+    // Hubs of the offset chain are not values: drop them. The edges into
+    // and out of a hub are offset-order edges, so nothing else changes.
+    let keyed: Vec<(u32, Why)> = cyc.iter().filter(|(n, _)| g[*n] != NONE).map(|&(n, w)| (g[n], w)).collect();
     let mut steps = Vec::new();
     let mut text = Vec::new();
-    for &(n, why) in cyc {
-        let k = g[n];
-        if k == NONE {
-            continue; // a hub of the offset chain
-        }
-        let value = &h.keys[k as usize].value;
-        let offset = off[k as usize];
+    for (i, &(k, why)) in keyed.iter().enumerate() {
+        let next = keyed[(i + 1) % keyed.len()].0;
+        let at = |k: u32| format!("{}@{}", h.keys[k as usize].value, off[k as usize].unwrap_or_default());
         let (edge, said) = match why {
-            Why::OffsetOrder => (json!({"kind": "offset-order"}), "is at a lower offset than".to_owned()),
-            Why::OpOrder { op } => (
-                json!({"kind": "op-order", "op": h.op_json(op)}),
-                format!("is listed by op {op} before"),
-            ),
+            Why::OffsetOrder => (json!({"kind": "offset-order"}), "lower offset".to_owned()),
+            Why::OpOrder { op } => (json!({"kind": "op-order", "op": h.op_json(op)}), format!("listed first by op {op}")),
             Why::Realtime { ack, invoke } => (
                 json!({"kind": "realtime", "ack": h.op_json(ack), "invoke": h.op_json(invoke)}),
-                format!("was acked (op {ack}) before the send (op {invoke}) of"),
+                format!("acked by op {ack} before op {invoke} sent {}", h.keys[next as usize].value),
             ),
         };
-        text.push(format!("{value}@{} {said}", offset.unwrap_or_default()));
-        steps.push(json!({"value": value, "offset": offset, "edge_to_next": edge}));
+        text.push(format!("{} -> {} ({said})", at(k), at(next)));
+        steps.push(json!({"value": h.keys[k as usize].value, "offset": off[k as usize], "edge_to_next": edge}));
     }
-    let first = text.first().map(|s| s.split(' ').next().unwrap_or_default().to_owned()).unwrap_or_default();
     let anomaly = Anomaly {
         kind,
         partition: Some(pname.clone()),
-        explanation: format!("{pname}: {} {first}", text.join(" ")),
+        explanation: format!("values of {pname} precede each other in a cycle: {}", text.join(", ")),
         witness: json!({"cycle": steps, "component_values": scc_values}),
     };
     Cycle { kind, partition: p, anomaly }
