@@ -76,6 +76,12 @@ pub const BROKER_KEYS: &[KeySpec] = &[
     key!("socket.request.max.bytes", Kind::Int { min: 1024, max: I32_MAX }, Some("104857600"), "largest HTTP request body accepted"),
     key!("offsets.topic.num.partitions", Kind::Int { min: 1, max: PARTITIONS_PER_TOPIC_MAX }, Some("50"), "partitions of __consumer_offsets"),
     key!("offsets.topic.replication.factor", Kind::Int { min: 1, max: 32767 }, Some("3"), "replication of __consumer_offsets, capped at the broker count"),
+    key!("controller.quorum.voters", Kind::Text, None, "id@host:port,... of the controller voters; default: this node alone"),
+    key!("controller.quorum.election.timeout.ms", Kind::Int { min: 50, max: 600_000 }, Some("1000"), "Raft election timeout (randomised up to twice this)"),
+    key!("broker.heartbeat.interval.ms", Kind::Int { min: 10, max: 600_000 }, Some("2000"), "how often a broker heartbeats to the active controller"),
+    key!("broker.session.timeout.ms", Kind::Int { min: 50, max: 3_600_000 }, Some("9000"), "a broker without a heartbeat for this long is fenced"),
+    key!("replica.lag.time.max.ms", Kind::Int { min: 10, max: 3_600_000 }, Some("30000"), "a follower not caught up for this long leaves the ISR"),
+    key!("replica.fetch.wait.max.ms", Kind::Int { min: 0, max: 60_000 }, Some("500"), "long-poll time of follower fetches"),
     key!("faultline.acks0.queue.batches", Kind::Int { min: 1, max: 1_000_000 }, Some("1024"), "bound on acks=0 batches queued but not yet appended"),
 ];
 
@@ -195,6 +201,14 @@ pub struct BrokerConfig {
     pub offsets_topic_partitions: i64,
     pub offsets_topic_replication_factor: i64,
     pub acks0_queue_batches: usize,
+    /// Controller voters: id → base URL of that node's HTTP API. Defaults
+    /// to this node alone.
+    pub voters: BTreeMap<i32, String>,
+    pub election_timeout_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub session_timeout_ms: u64,
+    pub replica_lag_time_max_ms: u64,
+    pub replica_fetch_wait_max_ms: u64,
     /// The raw settings, for topic defaults and `GET /v1/cluster`.
     pub settings: Settings,
 }
@@ -207,6 +221,29 @@ fn parse_listener(value: &str) -> Result<SocketAddr, ConfigError> {
     };
     let rest = value.strip_prefix("http://").or_else(|| value.strip_prefix("PLAINTEXT://")).ok_or_else(bad)?;
     rest.parse().map_err(|_| bad())
+}
+
+/// Parses `1@127.0.0.1:9092,2@127.0.0.2:9092` into id → `http://host:port`.
+fn parse_voters(value: &str) -> Result<BTreeMap<i32, String>, ConfigError> {
+    let bad = || ConfigError::BadValue {
+        key: "controller.quorum.voters".into(),
+        value: value.into(),
+        expected: "a comma list of id@host:port, ids unique and non-negative".into(),
+    };
+    let mut voters = BTreeMap::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = item.split_once('@').ok_or_else(bad)?;
+        let id: i32 = id.parse().ok().filter(|i| *i >= 0).ok_or_else(bad)?;
+        let addr = addr.strip_prefix("http://").unwrap_or(addr);
+        addr.parse::<SocketAddr>().map_err(|_| bad())?;
+        if voters.insert(id, format!("http://{addr}")).is_some() {
+            return Err(bad());
+        }
+    }
+    if voters.is_empty() {
+        return Err(bad());
+    }
+    Ok(voters)
 }
 
 impl BrokerConfig {
@@ -227,6 +264,15 @@ impl BrokerConfig {
             offsets_topic_partitions: settings.int("offsets.topic.num.partitions")?,
             offsets_topic_replication_factor: settings.int("offsets.topic.replication.factor")?,
             acks0_queue_batches: settings.int("faultline.acks0.queue.batches")? as usize,
+            voters: match settings.get("controller.quorum.voters") {
+                Some(v) => parse_voters(v)?,
+                None => BTreeMap::new(),
+            },
+            election_timeout_ms: settings.int("controller.quorum.election.timeout.ms")? as u64,
+            heartbeat_interval_ms: settings.int("broker.heartbeat.interval.ms")? as u64,
+            session_timeout_ms: settings.int("broker.session.timeout.ms")? as u64,
+            replica_lag_time_max_ms: settings.int("replica.lag.time.max.ms")? as u64,
+            replica_fetch_wait_max_ms: settings.int("replica.fetch.wait.max.ms")? as u64,
             settings,
         })
     }
@@ -311,6 +357,16 @@ mod tests {
         assert!(load("node.id=1\nunclean.leader.election.enable=yes").unwrap_err().to_string().contains("true or false"));
         assert!(matches!(load("node.id=1\nthis line has no separator"), Err(ConfigError::Syntax { line: 2, .. })));
         assert!(matches!(load("node.id=1\nlisteners=127.0.0.1:9"), Err(ConfigError::BadValue { .. })));
+    }
+
+    #[test]
+    fn controller_voters_parse_and_bad_lists_are_named() {
+        let c = load("node.id=2\ncontroller.quorum.voters=1@127.0.0.1:9001, 2@127.0.0.2:9002").unwrap();
+        assert_eq!(c.voters.get(&2).map(String::as_str), Some("http://127.0.0.2:9002"));
+        for bad in ["1@nohost", "x@127.0.0.1:1", "1@127.0.0.1:1,1@127.0.0.1:2", ","] {
+            let err = load(&format!("node.id=1\ncontroller.quorum.voters={bad}")).unwrap_err().to_string();
+            assert!(err.contains("controller.quorum.voters"), "{bad}: {err}");
+        }
     }
 
     #[test]
