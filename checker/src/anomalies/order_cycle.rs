@@ -48,4 +48,28 @@ mod tests {
         assert_eq!(f.examples(AnomalyKind::OrderCycle)[0].witness["cycle"].as_array().map(Vec::len), Some(2));
         assert_eq!(f.count(AnomalyKind::RealtimeCycle), 0);
     }
+
+    /// One strongly connected component of 100 000 values: kosaraju is
+    /// iterative, so no stack overflow, and a two-value cycle is reported.
+    #[test]
+    fn long_chain_component() {
+        const N: u64 = 100_000;
+        let values: Vec<String> = (0..N).map(|v| v.to_string()).collect();
+        let acked: Vec<String> = (0..N).map(|v| format!("[{v},{v}]")).collect();
+        let reversed: Vec<String> = (0..N).rev().map(|v| format!("[{v},{v}]")).collect();
+        let h = format!(
+            "{{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"send\",\"value\":{{\"records\":{{\"t/0\":[{}]}}}}}}\n\
+             {{\"index\":1,\"time\":2,\"process\":0,\"type\":\"ok\",\"f\":\"send\",\"value\":{{\"records\":{{\"t/0\":[{}]}}}}}}\n\
+             {{\"index\":2,\"time\":3,\"process\":1,\"type\":\"invoke\",\"f\":\"poll\",\"value\":{{}}}}\n\
+             {{\"index\":3,\"time\":4,\"process\":1,\"type\":\"ok\",\"f\":\"poll\",\"value\":{{\"records\":{{\"t/0\":[{}]}}}}}}\n",
+            values.join(","),
+            acked.join(","),
+            reversed.join(",")
+        );
+        let f = findings_of(&h);
+        assert_eq!(f.count(AnomalyKind::OrderCycle), 1);
+        let w = &f.examples(AnomalyKind::OrderCycle)[0].witness;
+        assert_eq!(w["component_values"], N);
+        assert_eq!(w["cycle"].as_array().map(Vec::len), Some(2));
+    }
 }
