@@ -16,4 +16,5 @@ pub mod fsutil;
 pub mod groups;
 pub mod http;
 pub mod log;
+pub mod replica;
 pub mod server;
