@@ -181,7 +181,8 @@ pub struct History {
     /// Integer values (the common case) get a map with 16-byte keys: half
     /// the cache misses of a map keyed by `RecordValue`.
     int_key_ids: FxHashMap<(u32, i64), u32>,
-    str_key_ids: FxHashMap<(u32, String), u32>,
+    /// Per partition: string values, looked up by `&str` without allocating.
+    str_key_ids: Vec<FxHashMap<String, u32>>,
     process_ids: FxHashMap<Process, u32>,
     /// Per process: its latest invoke not yet completed, for completions
     /// without `invoke_index`.
@@ -201,16 +202,26 @@ impl History {
         let mut h = History::default();
         std::thread::scope(|s| -> Result<()> {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Parsed>>(PARSE_BATCHES_IN_FLIGHT);
-            s.spawn(move || read_lines(reader, &tx));
+            // Consumed batches go back to the reader thread to be freed there.
+            // Unbounded in type only: the reader drains it before each send,
+            // so it never holds more than the batches in flight.
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<Vec<Parsed>>();
+            s.spawn(move || read_lines(reader, &tx, &done_rx));
             // Dropping `rx` on an early return stops the reader at its next send.
-            for batch in rx {
-                for item in batch {
+            for mut batch in rx {
+                for item in &mut batch {
                     match item {
-                        Parsed::Op(line, op) => h.push(op, line)?,
-                        Parsed::Truncated(t) => h.truncated = Some(t),
-                        Parsed::Error(e) => return Err(e),
+                        Parsed::Op(line, op) => h.push(op, *line)?,
+                        Parsed::Truncated(t) => h.truncated = Some(t.clone()),
+                        Parsed::Error(_) => {
+                            if let Parsed::Error(e) = std::mem::replace(item, Parsed::Taken) {
+                                return Err(e);
+                            }
+                        }
+                        Parsed::Taken => {}
                     }
                 }
+                let _ = done_tx.send(batch);
             }
             Ok(())
         })?;
@@ -222,7 +233,7 @@ impl History {
     pub fn from_ops<I: IntoIterator<Item = Op>>(ops: I) -> Result<History> {
         let mut h = History::default();
         for (i, op) in ops.into_iter().enumerate() {
-            h.push(op, i as u64 + 1)?;
+            h.push(&op, i as u64 + 1)?;
         }
         h.finish();
         Ok(h)
@@ -235,7 +246,7 @@ impl History {
     pub fn key_id(&self, partition: u32, value: &RecordValue) -> Option<u32> {
         match value {
             RecordValue::Int(i) => self.int_key_ids.get(&(partition, *i)).copied(),
-            RecordValue::Str(s) => self.str_key_ids.get(&(partition, s.clone())).copied(),
+            RecordValue::Str(s) => self.str_key_ids.get(partition as usize)?.get(s.as_str()).copied(),
         }
     }
 
@@ -273,28 +284,34 @@ impl History {
         )
     }
 
-    fn intern_partition(&mut self, name: String) -> u32 {
-        if let Some(&id) = self.partition_ids.get(&name) {
+    fn intern_partition(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.partition_ids.get(name) {
             return id;
         }
         let id = self.partitions.len() as u32;
-        self.partitions.push(name.clone());
-        self.partition_ids.insert(name, id);
+        self.partitions.push(name.to_owned());
+        self.partition_ids.insert(name.to_owned(), id);
+        self.str_key_ids.push(FxHashMap::default());
         id
     }
 
-    fn intern_key(&mut self, partition: u32, value: RecordValue) -> u32 {
+    fn intern_key(&mut self, partition: u32, value: &RecordValue) -> u32 {
         let next = self.keys.len() as u32;
         let keys = &mut self.keys;
         match value {
-            RecordValue::Int(i) => *self.int_key_ids.entry((partition, i)).or_insert_with(|| {
-                keys.push(KeyInfo { partition, value: RecordValue::Int(i), sender: NONE });
+            RecordValue::Int(i) => *self.int_key_ids.entry((partition, *i)).or_insert_with(|| {
+                keys.push(KeyInfo { partition, value: value.clone(), sender: NONE });
                 next
             }),
-            RecordValue::Str(s) => *self.str_key_ids.entry((partition, s)).or_insert_with_key(|(_, s)| {
-                keys.push(KeyInfo { partition, value: RecordValue::Str(s.clone()), sender: NONE });
+            RecordValue::Str(s) => {
+                let map = &mut self.str_key_ids[partition as usize];
+                if let Some(&k) = map.get(s.as_str()) {
+                    return k;
+                }
+                map.insert(s.clone(), next);
+                keys.push(KeyInfo { partition, value: value.clone(), sender: NONE });
                 next
-            }),
+            }
         }
     }
 
@@ -309,7 +326,10 @@ impl History {
         })
     }
 
-    fn push(&mut self, op: Op, line: u64) -> Result<()> {
+    /// Folds one op in. Takes it by reference so that the parse thread,
+    /// which allocated it, also frees it: cross-thread frees contend on the
+    /// allocator's locks.
+    fn push(&mut self, op: &Op, line: u64) -> Result<()> {
         let idx = self.entries.len() as u32;
         if op.index != u64::from(idx) {
             return Err(malformed(
@@ -342,16 +362,16 @@ impl History {
         {
             bump_bounded(&mut self.info_causes, e);
         }
-        let partner = self.pair(&op, idx, process, kind, line)?;
+        let partner = self.pair(op, idx, process, kind, line)?;
         let rec_start = self.records.len() as u32;
         let mut atomic = true;
-        match op.value {
+        match &op.value {
             OpValue::Send(v) if op.op_type == OpType::Invoke => {
                 atomic = v.atomic != Some(false);
-                for (pname, recs) in v.records.0 {
+                for (pname, recs) in &v.records.0 {
                     let p = self.intern_partition(pname);
                     for r in recs {
-                        let key = self.intern_key(p, r.value);
+                        let key = self.intern_key(p, &r.value);
                         let k = &mut self.keys[key as usize];
                         if k.sender == NONE {
                             k.sender = idx;
@@ -367,10 +387,10 @@ impl History {
                 }
             }
             OpValue::Send(v) if op.op_type == OpType::Ok => {
-                for (pname, recs) in v.records.0 {
+                for (pname, recs) in &v.records.0 {
                     let p = self.intern_partition(pname);
                     for r in recs {
-                        let key = self.intern_key(p, r.value);
+                        let key = self.intern_key(p, &r.value);
                         self.records.push(Rec {
                             key,
                             partition: p,
@@ -380,9 +400,9 @@ impl History {
                 }
             }
             OpValue::Poll(v) if kind == Kind::Poll => {
-                for (pname, recs) in v.records.0 {
+                for (pname, recs) in &v.records.0 {
                     let p = self.intern_partition(pname);
-                    for (offset, value) in recs {
+                    for &(offset, ref value) in recs {
                         if offset == NO_OFFSET {
                             return Err(malformed(line, 1, "poll offset out of range"));
                         }
@@ -392,16 +412,16 @@ impl History {
                 }
             }
             OpValue::Assign(a) if kind == Kind::Assign => {
-                let partitions = a.partitions.into_iter().map(|p| self.intern_partition(p)).collect();
+                let partitions = a.partitions.iter().map(|p| self.intern_partition(p)).collect();
                 self.assigns.insert(idx, Assign { partitions, seek: a.seek });
             }
             OpValue::DrainTargets(d) if kind == Kind::Drain => {
-                let targets = d.targets.0.into_iter().map(|(p, o)| (self.intern_partition(p), o)).collect();
+                let targets = d.targets.0.iter().map(|(p, o)| (self.intern_partition(p), *o)).collect();
                 self.drain_of_invoke.insert(idx, self.drains.len());
                 self.drains.push(Drain { invoke: idx, completion: NONE, targets, complete: Vec::new() });
             }
             OpValue::DrainComplete(d) if kind == Kind::Drain => {
-                let complete = d.complete.0.into_iter().map(|(p, c)| (self.intern_partition(p), c)).collect();
+                let complete = d.complete.0.iter().map(|(p, c)| (self.intern_partition(p), *c)).collect();
                 match self.drain_of_invoke.get(&partner) {
                     Some(&di) => {
                         self.drains[di].completion = idx;
@@ -595,11 +615,17 @@ enum Parsed {
     Op(u64, Op),
     Truncated(TruncatedLine),
     Error(Error),
+    /// An error moved out of its batch.
+    Taken,
 }
 
 /// The reader stage: splits lines and parses JSON, in order. Stops at the
 /// first error, at a truncated last line, or when the indexer hangs up.
-fn read_lines<R: BufRead>(mut reader: R, tx: &std::sync::mpsc::SyncSender<Vec<Parsed>>) {
+fn read_lines<R: BufRead>(
+    mut reader: R,
+    tx: &std::sync::mpsc::SyncSender<Vec<Parsed>>,
+    done: &std::sync::mpsc::Receiver<Vec<Parsed>>,
+) {
     let mut buf = Vec::with_capacity(512);
     let mut line_no: u64 = 0;
     let mut batch = Vec::with_capacity(PARSE_BATCH_LINES);
@@ -630,7 +656,19 @@ fn read_lines<R: BufRead>(mut reader: R, tx: &std::sync::mpsc::SyncSender<Vec<Pa
             Err(LineError { column, message, .. }) => break Some(Parsed::Error(malformed(line_no, column, &message))),
         }
         if batch.len() == PARSE_BATCH_LINES {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(PARSE_BATCH_LINES));
+            // Reuse a consumed batch's vector when one is back; its ops are
+            // freed here, on the thread that allocated them.
+            let fresh = match done.try_recv() {
+                Ok(mut old) => {
+                    while let Ok(more) = done.try_recv() {
+                        drop(more);
+                    }
+                    old.clear();
+                    old
+                }
+                Err(_) => Vec::with_capacity(PARSE_BATCH_LINES),
+            };
+            let full = std::mem::replace(&mut batch, fresh);
             if tx.send(full).is_err() {
                 return;
             }
