@@ -187,6 +187,8 @@ pub struct History {
     /// Per process: its latest invoke not yet completed, for completions
     /// without `invoke_index`.
     open_invoke: Vec<u32>,
+    /// Per process: the time of its latest op; time must not go back.
+    last_time_ns: Vec<u64>,
     drain_of_invoke: FxHashMap<u32, usize>,
 }
 
@@ -319,9 +321,11 @@ impl History {
         let next = self.processes.len() as u32;
         let procs = &mut self.processes;
         let open = &mut self.open_invoke;
+        let last = &mut self.last_time_ns;
         *self.process_ids.entry(p).or_insert_with(|| {
             procs.push(p);
             open.push(NONE);
+            last.push(0);
             next
         })
     }
@@ -339,6 +343,12 @@ impl History {
             ));
         }
         let process = self.intern_process(op.process);
+        let last = &mut self.last_time_ns[process as usize];
+        if op.time_ns < *last {
+            let (prev, now, who) = (*last, op.time_ns, op.process);
+            self.warnings.push(|| format!("op {idx} of process {who} has time {now} ns, before its previous op's {prev} ns"));
+        }
+        *last = (*last).max(op.time_ns);
         let kind = match (op.process, op.f.as_str()) {
             (Process::Nemesis, _) => Kind::Nemesis,
             (_, "send") => Kind::Send,

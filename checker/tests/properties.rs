@@ -45,6 +45,40 @@ proptest! {
     }
 }
 
+/// The expected count of every type when several are injected together:
+/// each injection brings one of each type it implies.
+fn expected_counts(inject: &[(AnomalyKind, usize)]) -> std::collections::BTreeMap<AnomalyKind, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for &(kind, n) in inject {
+        if n == 0 {
+            continue;
+        }
+        *out.entry(kind).or_default() += n as u64;
+        for &implied in implied_by(kind) {
+            *out.entry(implied).or_default() += n as u64;
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Any mix of types, injected together, is found with exact counts.
+    #[test]
+    fn mixed_injections_are_found_exactly(
+        seed in any::<u64>(),
+        partitions in 2u32..6,
+        ops in 1000u64..6000,
+        mix in proptest::collection::vec((0usize..AnomalyKind::ALL.len(), 1usize..4), 1..5),
+    ) {
+        let inject: Vec<(AnomalyKind, usize)> = mix.into_iter().map(|(i, n)| (AnomalyKind::ALL[i], n)).collect();
+        let (_, f, _) = findings(&GenConfig { ops, partitions, seed, inject: inject.clone() });
+        let found: std::collections::BTreeMap<AnomalyKind, u64> = f.kinds.iter().map(|(k, v)| (*k, v.count)).collect();
+        prop_assert_eq!(found, expected_counts(&inject));
+    }
+}
+
 /// Several types injected together are each found exactly.
 #[test]
 fn mixed_injection_is_found_exactly() {
