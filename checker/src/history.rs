@@ -701,17 +701,28 @@ fn parse_line(line: &str) -> std::result::Result<Op, LineError> {
     let raw: RawOp<'_, &RawValue> = serde_json::from_str(line).map_err(|e| LineError {
         column: e.column() as u64,
         eof: e.is_eof(),
-        message: e.to_string(),
+        message: without_position(&e),
     })?;
     let value_col = raw
         .value
         .map_or(1, |v| (v.get().as_ptr() as usize).saturating_sub(line.as_ptr() as usize) as u64 + 1);
-    let f = raw.f.to_string();
+    // A `Cow` clone: free unless the name had escapes.
+    let f = raw.f.clone();
     raw.into_op().map_err(|e| LineError {
         column: value_col + (e.column() as u64).saturating_sub(1),
         eof: false,
-        message: format!("bad value for f {f:?}: {e}"),
+        message: format!("bad value for f {f:?}: {}", without_position(&e)),
     })
+}
+
+/// serde_json's message without its " at line 1 column N" suffix: positions
+/// are reported against the whole file instead.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rsplit_once(" at line ") {
+        Some((msg, _)) => msg.to_owned(),
+        None => text,
+    }
 }
 
 #[cfg(test)]
