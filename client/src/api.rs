@@ -22,6 +22,8 @@ pub mod paths {
     pub const PRODUCE: &str = "/v1/topics/{topic}/partitions/{partition}/produce";
     pub const FETCH: &str = "/v1/topics/{topic}/partitions/{partition}/fetch";
     pub const GROUP_OFFSETS: &str = "/v1/groups/{group}/offsets";
+    pub const DEBUG_REPLICA_LOG: &str = "/v1/debug/topics/{topic}/partitions/{partition}/log";
+    pub const DEBUG_HISTORY: &str = "/v1/debug/topics/{topic}/partitions/{partition}/history";
 }
 
 /// Kafka's error names, used verbatim in [`ErrorBody::error`].
@@ -41,6 +43,9 @@ pub enum ErrorCode {
     InvalidRequest,
     RequestTimedOut,
     NotLeaderOrFollower,
+    FencedLeaderEpoch,
+    UnknownLeaderEpoch,
+    NotCoordinator,
     NotEnoughReplicas,
     NotEnoughReplicasAfterAppend,
     KafkaStorageError,
@@ -71,6 +76,9 @@ impl ErrorCode {
             InvalidRequest => "INVALID_REQUEST",
             RequestTimedOut => "REQUEST_TIMED_OUT",
             NotLeaderOrFollower => "NOT_LEADER_OR_FOLLOWER",
+            FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
+            UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
+            NotCoordinator => "NOT_COORDINATOR",
             NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
             NotEnoughReplicasAfterAppend => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
             KafkaStorageError => "KAFKA_STORAGE_ERROR",
@@ -96,6 +104,9 @@ impl ErrorCode {
         ErrorCode::InvalidRequest,
         ErrorCode::RequestTimedOut,
         ErrorCode::NotLeaderOrFollower,
+        ErrorCode::FencedLeaderEpoch,
+        ErrorCode::UnknownLeaderEpoch,
+        ErrorCode::NotCoordinator,
         ErrorCode::NotEnoughReplicas,
         ErrorCode::NotEnoughReplicasAfterAppend,
         ErrorCode::KafkaStorageError,
@@ -388,4 +399,45 @@ pub struct BrokerInfo {
     pub id: i32,
     pub address: String,
     pub fenced: bool,
+}
+
+/// `GET /v1/debug/topics/{topic}/partitions/{partition}/log`: this node's
+/// replica of a partition, record by record, for divergence checks.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaLogDump {
+    pub topic: String,
+    pub partition: u32,
+    pub node_id: i32,
+    /// `leader`, `follower` or `offline`.
+    pub role: String,
+    pub leader_epoch: i32,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub high_watermark: i64,
+    /// `[offset, leader_epoch, value]` for every record.
+    pub records: Vec<(i64, i32, String)>,
+    /// True when the dump stopped at its record bound before the log end.
+    pub truncated: bool,
+}
+
+/// `GET /v1/debug/topics/{topic}/partitions/{partition}/history`: every
+/// leader and ISR change of a partition, from this node's metadata.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PartitionHistory {
+    pub topic: String,
+    pub partition: u32,
+    /// Entries dropped to keep the history bounded (oldest first).
+    pub dropped: u64,
+    pub entries: Vec<HistoryEntry>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Metadata offset of the change.
+    pub metadata_offset: u64,
+    /// `created`, `clean`, `unclean`, `offline` or `isr-change`.
+    pub kind: String,
+    pub leader: Option<i32>,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
 }

@@ -42,7 +42,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         MessageTooLarge | RecordListTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
         RequestTimedOut => StatusCode::GATEWAY_TIMEOUT,
-        NotLeaderOrFollower => StatusCode::MISDIRECTED_REQUEST,
+        NotLeaderOrFollower | NotCoordinator => StatusCode::MISDIRECTED_REQUEST,
+        FencedLeaderEpoch | UnknownLeaderEpoch => StatusCode::CONFLICT,
         NotEnoughReplicas | NotEnoughReplicasAfterAppend | KafkaStorageError | CoordinatorNotAvailable => {
             StatusCode::SERVICE_UNAVAILABLE
         }

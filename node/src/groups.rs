@@ -16,7 +16,7 @@ use faultline_client::api::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::broker::{Broker, OFFSETS_TOPIC, decode_records};
+use crate::broker::{Broker, OFFSETS_TOPIC, Partition, Role, decode_records};
 use crate::error::ApiError;
 use crate::log::batch::{self, NewRecord, ProducerFields};
 
@@ -43,11 +43,23 @@ struct StoredCommit {
 
 type GroupOffsets = BTreeMap<(String, u32), OffsetCommit>;
 
+/// The offsets of the groups one `__consumer_offsets` partition owns, as
+/// loaded by its leader in `epoch`.
+struct PartitionCache {
+    epoch: i32,
+    groups: HashMap<String, GroupOffsets>,
+}
+
+/// How long a request waits for a freshly created offsets topic to get a
+/// local leader before answering `COORDINATOR_NOT_AVAILABLE`.
+const COORDINATOR_WAIT_MS: u64 = 5_000;
+
 #[derive(Default)]
 pub struct Groups {
-    /// Held across append-then-update, so the in-memory order of commits is
-    /// the log's order and a replay after restart gives the same view.
-    offsets: Mutex<HashMap<String, GroupOffsets>>,
+    /// Per offsets partition. Held across append-then-update, so the
+    /// in-memory order of commits is the log's order and a reload by a new
+    /// leader gives the same view.
+    caches: Mutex<HashMap<u32, PartitionCache>>,
 }
 
 fn offsets_partition_of(group: &str, partitions: usize) -> usize {
@@ -65,39 +77,37 @@ fn validate_group(group: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-impl Groups {
-    /// Rebuilds the view from `__consumer_offsets`, if it exists.
-    pub fn load(broker: &Broker) -> Result<Groups, String> {
-        let groups = Groups::default();
-        let Some(topic) = broker.topic(OFFSETS_TOPIC) else { return Ok(groups) };
-        let mut map = groups.offsets.lock().unwrap();
-        for p in &topic.partitions {
-            let (mut from, end) = p.with_state(|st| (st.log.log_start_offset(), st.high_watermark));
-            // Bounded: every round advances `from` by at least one batch.
-            while from < end {
-                let batches = p.with_state(|st| st.log.read(from, end, 1 << 20)).map_err(|e| e.to_string())?;
-                let records = decode_records(&batches, from, end, usize::MAX).map_err(|e| e.to_string())?;
-                let Some(last) = records.last() else { break };
-                from = last.offset + 1;
-                for r in records {
-                    let c: StoredCommit = serde_json::from_str(&r.value)
-                        .map_err(|e| format!("{OFFSETS_TOPIC}/{} offset {}: {e}", p.index, r.offset))?;
-                    let entry = OffsetCommit { topic: c.topic.clone(), partition: c.partition, offset: c.offset, metadata: c.metadata };
-                    map.entry(c.group).or_default().insert((c.topic, c.partition), entry);
-                }
-            }
+/// Replays one offsets partition's log into a fresh cache.
+fn load(p: &Partition) -> Result<HashMap<String, GroupOffsets>, ApiError> {
+    let mut groups: HashMap<String, GroupOffsets> = HashMap::new();
+    let (mut from, end) = p.with_state(|st| (st.log.log_start_offset(), st.log.log_end_offset()));
+    let storage = |e: String| ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("loading {OFFSETS_TOPIC}/{}: {e}", p.index));
+    // Bounded: every round advances `from` by at least one record.
+    while from < end {
+        let batches = p.with_state(|st| st.log.read(from, end, 1 << 20)).map_err(|e| storage(e.to_string()))?;
+        let records = decode_records(&batches, from, end, usize::MAX).map_err(|e| storage(e.to_string()))?;
+        let Some(last) = records.last() else { break };
+        from = last.offset + 1;
+        for r in records {
+            let c: StoredCommit = serde_json::from_str(&r.value).map_err(|e| storage(format!("offset {}: {e}", r.offset)))?;
+            let entry = OffsetCommit { topic: c.topic.clone(), partition: c.partition, offset: c.offset, metadata: c.metadata };
+            groups.entry(c.group).or_default().insert((c.topic, c.partition), entry);
         }
-        drop(map);
-        Ok(groups)
     }
+    Ok(groups)
+}
 
+impl Groups {
     pub async fn commit(&self, broker: &Broker, group: &str, req: &OffsetCommitRequest) -> Result<OffsetCommitResponse, ApiError> {
         validate_group(group)?;
         if req.offsets.is_empty() || req.offsets.len() > COMMIT_ENTRIES_MAX {
             return Err(ApiError::invalid(format!("offsets must hold 1 to {COMMIT_ENTRIES_MAX} entries")));
         }
+        let image = broker.image();
         for (i, c) in req.offsets.iter().enumerate() {
-            broker.partition(&c.topic, i64::from(c.partition))?;
+            if image.topics.get(&c.topic).is_none_or(|t| c.partition as usize >= t.partitions.len()) {
+                return Err(ApiError::unknown_partition(&c.topic, c.partition));
+            }
             if c.offset < 0 {
                 return Err(ApiError::invalid(format!("offsets[{i}].offset must be ≥ 0, got {}", c.offset)));
             }
@@ -105,8 +115,7 @@ impl Groups {
                 return Err(ApiError::invalid(format!("offsets[{i}].metadata is longer than {COMMIT_METADATA_LEN_MAX} bytes")));
             }
         }
-        let topic = self.offsets_topic(broker)?;
-        let partition = topic.partitions[offsets_partition_of(group, topic.partitions.len())].clone();
+        let partition = self.coordinator(broker, group).await?;
         let values: Vec<String> = req
             .offsets
             .iter()
@@ -119,44 +128,101 @@ impl Groups {
         let records: Vec<NewRecord<'_>> =
             values.iter().map(|v| NewRecord { key: Some(group.as_bytes()), value: v.as_bytes(), timestamp_ms: now }).collect();
         let mut encoded = batch::encode(&records, ProducerFields::NONE);
-        let info = {
-            let mut map = self.offsets.lock().unwrap();
-            let info = partition.append(&mut encoded, true)?;
-            let entry = map.entry(group.to_string()).or_default();
+        let (info, epoch) = {
+            let mut caches = self.caches.lock().unwrap();
+            let cache = Self::loaded(&mut caches, &partition)?;
+            let (info, epoch) = partition.append(&mut encoded, true).map_err(as_coordinator_error)?;
+            let entry = cache.groups.entry(group.to_string()).or_default();
             for c in &req.offsets {
                 entry.insert((c.topic.clone(), c.partition), c.clone());
             }
-            info
+            (info, epoch)
         };
-        if !partition.wait_for_high_watermark(info.last_offset + 1, Duration::from_millis(OFFSETS_COMMIT_TIMEOUT_MS)).await {
-            return Err(ApiError::new(ErrorCode::RequestTimedOut, "the offset commit was not replicated in time"));
+        broker.data_arrived.notify_waiters();
+        let committed = partition
+            .wait_for_commit(info.last_offset + 1, epoch, Duration::from_millis(OFFSETS_COMMIT_TIMEOUT_MS))
+            .await
+            .map_err(as_coordinator_error)?;
+        if !committed {
+            return Err(ApiError::new(ErrorCode::RequestTimedOut, "the offset commit was not replicated in time; it may or may not have taken effect"));
         }
         Ok(OffsetCommitResponse { committed: req.offsets.len() })
     }
 
-    pub fn fetch(&self, group: &str) -> Result<OffsetFetchResponse, ApiError> {
+    pub async fn fetch(&self, broker: &Broker, group: &str) -> Result<OffsetFetchResponse, ApiError> {
         validate_group(group)?;
-        let map = self.offsets.lock().unwrap();
-        let offsets = map.get(group).map(|g| g.values().cloned().collect()).unwrap_or_default();
+        if !broker.image().topics.contains_key(OFFSETS_TOPIC) {
+            return Ok(OffsetFetchResponse { group: group.to_string(), offsets: Vec::new() });
+        }
+        let partition = self.coordinator(broker, group).await?;
+        let mut caches = self.caches.lock().unwrap();
+        let cache = Self::loaded(&mut caches, &partition)?;
+        let offsets = cache.groups.get(group).map(|g| g.values().cloned().collect()).unwrap_or_default();
         Ok(OffsetFetchResponse { group: group.to_string(), offsets })
     }
 
-    /// `__consumer_offsets`, created on first use as in Kafka.
-    fn offsets_topic(&self, broker: &Broker) -> Result<std::sync::Arc<crate::broker::Topic>, ApiError> {
-        if let Some(t) = broker.topic(OFFSETS_TOPIC) {
-            return Ok(t);
+    /// The cache of `p`, reloaded from its log when `p`'s leader epoch
+    /// changed since it was loaded (a new coordinator takes over).
+    fn loaded<'a>(caches: &'a mut HashMap<u32, PartitionCache>, p: &Partition) -> Result<&'a mut PartitionCache, ApiError> {
+        let epoch = p.view().leader_epoch;
+        if caches.get(&p.index).is_none_or(|c| c.epoch != epoch) {
+            let groups = load(p)?;
+            caches.insert(p.index, PartitionCache { epoch, groups });
         }
-        let req = CreateTopicRequest {
-            name: OFFSETS_TOPIC.into(),
-            partitions: Some(broker.config.offsets_topic_partitions),
-            replication_factor: Some(broker.config.offsets_topic_replication_factor.min(1)),
-            configs: BTreeMap::new(),
-        };
-        match broker.create_topic_unchecked(&req) {
-            Ok(_) => {}
-            Err(e) if e.code == ErrorCode::TopicAlreadyExists => {}
-            Err(e) => return Err(ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("creating {OFFSETS_TOPIC}: {}", e.message))),
+        Ok(caches.get_mut(&p.index).expect("inserted above"))
+    }
+
+    /// The local leader of the group's offsets partition: this node must be
+    /// the group's coordinator. Creates `__consumer_offsets` on first use.
+    async fn coordinator(&self, broker: &Broker, group: &str) -> Result<std::sync::Arc<Partition>, ApiError> {
+        if !broker.image().topics.contains_key(OFFSETS_TOPIC) {
+            let live = broker.image().brokers.values().filter(|b| !b.fenced).count().max(1) as i64;
+            let req = CreateTopicRequest {
+                name: OFFSETS_TOPIC.into(),
+                partitions: Some(broker.config.offsets_topic_partitions),
+                replication_factor: Some(broker.config.offsets_topic_replication_factor.min(live)),
+                configs: BTreeMap::new(),
+            };
+            match broker.create_topic_unchecked(&req).await {
+                Ok(_) => {}
+                Err(e) if e.code == ErrorCode::TopicAlreadyExists => {}
+                Err(e) => return Err(ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("creating {OFFSETS_TOPIC}: {}", e.message))),
+            }
         }
-        broker.topic(OFFSETS_TOPIC).ok_or_else(|| ApiError::new(ErrorCode::CoordinatorNotAvailable, "offsets topic vanished"))
+        let n = broker.image().topics.get(OFFSETS_TOPIC).map_or(1, |t| t.partitions.len());
+        let index = offsets_partition_of(group, n) as i64;
+        let deadline = std::time::Instant::now() + Duration::from_millis(COORDINATOR_WAIT_MS);
+        // Bounded by the deadline: a just-created partition needs the
+        // metadata to reach this node's replica manager.
+        loop {
+            let leads = broker.partition(OFFSETS_TOPIC, index).map(|p| (p.view().is_leader, p));
+            match leads {
+                Ok((true, p)) => return Ok(p),
+                Err(e) if e.leader_id.is_some_and(|l| l != broker.config.node_id) => return Err(as_coordinator_error(e)),
+                Ok((false, p)) if p.with_state(|st| matches!(st.role, Role::Follower { .. })) => {
+                    return Err(as_coordinator_error(p.with_state(|st| match &st.role {
+                        Role::Follower { leader, leader_address } => {
+                            let mut e = ApiError::new(ErrorCode::NotCoordinator, "");
+                            e.leader_id = Some(*leader);
+                            e.leader_address = Some(leader_address.clone());
+                            e
+                        }
+                        _ => unreachable!("matched above"),
+                    })));
+                }
+                _ if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                _ => return Err(ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("{OFFSETS_TOPIC}/{index} has no leader on this node yet"))),
+            }
+        }
+    }
+}
+
+/// A commit or fetch at a node that does not lead the group's offsets
+/// partition is `NOT_COORDINATOR`, with the coordinator's address.
+fn as_coordinator_error(e: ApiError) -> ApiError {
+    if matches!(e.code, ErrorCode::NotLeaderOrFollower | ErrorCode::NotCoordinator) {
+        ApiError { code: ErrorCode::NotCoordinator, message: format!("this node is not the group's coordinator; {}", e.message), ..e }
+    } else {
+        e
     }
 }

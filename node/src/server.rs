@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 
+use crate::broker::control::MemoryControlPlane;
 use crate::broker::{Acks0Batch, Broker};
+use crate::controller::metadata::Command;
+use crate::replica::manager::ReplicaManager;
 use crate::config::BrokerConfig;
 use crate::groups::Groups;
 use crate::http::{AppState, Metrics, router};
@@ -29,15 +32,26 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let broker = Arc::new(
         tokio::task::spawn_blocking(move || Broker::open(config)).await.context("start-up task panicked")?.context("opening the data directory")?,
     );
-    let groups = Arc::new(Groups::load(&broker).map_err(|e| anyhow::anyhow!("replaying __consumer_offsets: {e}"))?);
     let listener = tokio::net::TcpListener::bind(listener_addr).await.with_context(|| format!("binding {listener_addr}"))?;
     let bound = listener.local_addr()?;
     let advertised = broker.config.advertised.clone().unwrap_or_else(|| format!("http://{bound}"));
-    let state = AppState { broker: broker.clone(), groups, metrics: Arc::new(Metrics::default()), advertised: advertised.clone() };
 
+    let control = MemoryControlPlane::new(broker.config.node_id);
+    broker.attach_control(control.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let replicas = ReplicaManager::new(broker.clone(), stop_rx.clone());
+    let state = AppState {
+        broker: broker.clone(),
+        groups: Arc::new(Groups::default()),
+        metrics: Arc::new(Metrics::default()),
+        replicas: replicas.clone(),
+        advertised: advertised.clone(),
+    };
     let acks0 = tokio::spawn(drain_acks0(broker.take_acks0_receiver().expect("taken once"), stop_rx.clone()));
-    let flusher = tokio::spawn(flush_loop(broker.clone(), checkpoint_interval, stop_rx));
+    let flusher = tokio::spawn(flush_loop(broker.clone(), checkpoint_interval, stop_rx.clone()));
+    let reconcile = tokio::spawn(replicas.clone().run());
+    let expiration = tokio::spawn(replicas.clone().run_isr_expiration());
+    control.apply(&Command::RegisterBroker { id: broker.config.node_id, address: advertised.clone() });
 
     tracing::info!(node_id = broker.config.node_id, address = %bound, clean_start = broker.clean_start(), "serving");
     // The one line on stdout: tests and the harness read the bound address here.
@@ -50,9 +64,11 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     acks0.await.context("acks=0 task panicked")?;
     flusher.await.context("flush task panicked")?;
+    reconcile.await.context("replica manager panicked")?;
+    expiration.await.context("ISR expiration task panicked")?;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        b.checkpoint_recovery_points(true).context("writing the recovery-point checkpoint")?;
+        b.checkpoint(true).context("writing the recovery-point checkpoint")?;
         checkpoint::write_clean_shutdown_marker(&b.config.log_dir).context("writing the clean-shutdown marker")
     })
     .await
@@ -115,7 +131,7 @@ async fn flush_loop(broker: Arc<Broker>, checkpoint_interval: Duration, mut stop
             for p in b.all_partitions() {
                 p.flush_if_due(now);
             }
-            if checkpoint_due { b.checkpoint_recovery_points(false) } else { Ok(()) }
+            if checkpoint_due { b.checkpoint(false) } else { Ok(()) }
         })
         .await;
         if let Ok(Err(e)) = result {

@@ -1,82 +1,79 @@
-//! The topics and partitions this node hosts: start-up from disk, topic
-//! creation and description, and lookup for the produce and fetch paths.
+//! The partition replicas this node hosts, and the topic-level operations
+//! that go through the controller: create, describe, list.
 //!
-//! Topic metadata lives in `topics.json` in the data directory, replaced
-//! atomically; partition data lives in one directory per partition. The
-//! metadata is written before the partition directories are created, so a
-//! crash in between leaves a topic whose empty logs are created at the next
-//! start, never a directory nobody knows about.
+//! Which topics exist, who leads and who is in sync is the controller's
+//! metadata ([`control::ControlPlane`]); this module keeps the local
+//! replicas that metadata assigns here. Each replica directory holds a
+//! `partition.json` (topic, index, topic configs) written atomically when
+//! the replica is created, so that a restarted node reopens and recovers
+//! its logs before it has heard from the controller.
 
+pub mod control;
 mod partition;
 mod produce;
 mod topic_name;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use faultline_client::api::{CreateTopicRequest, ErrorCode, PartitionDescription, TopicDescription};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::config::{BrokerConfig, PARTITIONS_PER_TOPIC_MAX, validate_topic_overrides};
+use crate::controller::metadata::{Command, CommandResult, MetadataImage, Rejection};
 use crate::error::ApiError;
 use crate::fsutil::write_atomic;
 use crate::log::checkpoint;
 use crate::log::{OpenMode, PartitionLog};
+use control::ControlPlane;
 
-pub use partition::{FetchResult, Partition, ReplicaState};
+pub use partition::{FetchPosition, FetchResult, Partition, ReplicaFetch, ReplicaState, Role, View};
 pub use produce::{Acks0Batch, decode_records};
 pub use topic_name::validate_topic_name;
 
 /// The internal topic that stores consumer-group offsets, as in Kafka.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-/// Bound on all partitions of all topics on one node (file descriptors and
-/// memory grow with it).
+/// Bound on partitions hosted by one node (file descriptors and memory grow with it).
 pub const PARTITIONS_PER_NODE_MAX: usize = 10_000;
-const TOPICS_FILE: &str = "topics.json";
+const PARTITION_META_FILE: &str = "partition.json";
 const NODE_META_FILE: &str = "meta.properties";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{path} is damaged: {detail}")]
-    CorruptMetadata { path: PathBuf, detail: String },
     #[error("{path} belongs to node.id {found}, but this node is node.id {expected}")]
     WrongNode { path: PathBuf, found: String, expected: i32 },
     #[error("opening {topic}/{partition}: {source}")]
     Log { topic: String, partition: u32, source: crate::log::LogError },
 }
 
-/// A topic's durable description.
+/// What a replica directory says about itself.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-struct TopicRecord {
-    name: String,
-    partitions: u32,
-    replication_factor: u16,
+struct PartitionMeta {
+    topic: String,
+    partition: u32,
     configs: BTreeMap<String, String>,
-    leader_epoch: i32,
 }
 
-pub struct Topic {
-    pub name: String,
-    pub internal: bool,
-    pub overrides: BTreeMap<String, String>,
-    pub partitions: Vec<Arc<Partition>>,
-    record: TopicRecord,
-}
+type PartitionKey = (String, u32);
 
 pub struct Broker {
     pub config: BrokerConfig,
-    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    /// Serialises topic creation and writes of `topics.json`.
+    partitions: RwLock<BTreeMap<PartitionKey, Arc<Partition>>>,
+    /// Serialises creation of local replicas.
     create_lock: Mutex<()>,
-    /// Recovery points read at start-up, used when logs are opened.
+    /// Recovery points and high watermarks read at start-up.
     recovery_points: BTreeMap<String, i64>,
+    high_watermarks: BTreeMap<String, i64>,
     clean_start: bool,
     acks0_tx: mpsc::Sender<Acks0Batch>,
     acks0_rx: Mutex<Option<mpsc::Receiver<Acks0Batch>>>,
+    control: OnceLock<Arc<dyn ControlPlane>>,
+    /// Woken on every leader append, for follower long polls.
+    pub data_arrived: Notify,
 }
 
 fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StartupError + '_ {
@@ -84,38 +81,59 @@ fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StartupError
 }
 
 impl Broker {
-    /// Opens the data directory, recovering every partition log.
+    /// Opens the data directory, recovering every replica log found there.
     pub fn open(config: BrokerConfig) -> Result<Broker, StartupError> {
         let dir = config.log_dir.clone();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         check_node_meta(&dir, config.node_id)?;
         let clean_start = checkpoint::take_clean_shutdown_marker(&dir).map_err(io_err(&dir))?;
         let recovery_points = checkpoint::read_recovery_points(&dir);
+        let high_watermarks = checkpoint::read_offsets(&dir.join(checkpoint::HIGH_WATERMARK_FILE));
         let (acks0_tx, acks0_rx) = mpsc::channel(config.acks0_queue_batches);
         let broker = Broker {
             config,
-            topics: RwLock::new(BTreeMap::new()),
+            partitions: RwLock::new(BTreeMap::new()),
             create_lock: Mutex::new(()),
             recovery_points,
+            high_watermarks,
             clean_start,
             acks0_tx,
             acks0_rx: Mutex::new(Some(acks0_rx)),
+            control: OnceLock::new(),
+            data_arrived: Notify::new(),
         };
-        let path = dir.join(TOPICS_FILE);
-        let records: Vec<TopicRecord> = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| StartupError::CorruptMetadata { path: path.clone(), detail: e.to_string() })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(StartupError::Io { path, source: e }),
-        };
-        tracing::info!(dir = %dir.display(), clean_shutdown = clean_start, topics = records.len(), "opening data directory");
-        let mut topics = BTreeMap::new();
-        for record in records {
-            let topic = broker.open_topic(record)?;
-            topics.insert(topic.name.clone(), Arc::new(topic));
+        let mut metas = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let path = entry.map_err(io_err(&dir))?.path();
+            let meta_path = path.join(PARTITION_META_FILE);
+            match std::fs::read(&meta_path) {
+                Ok(bytes) => match serde_json::from_slice::<PartitionMeta>(&bytes) {
+                    Ok(m) => metas.push(m),
+                    Err(e) => tracing::warn!(path = %meta_path.display(), error = %e, "ignoring a replica directory with a damaged partition.json"),
+                },
+                Err(_) => continue,
+            }
         }
-        *broker.topics.write().unwrap() = topics;
+        tracing::info!(dir = %dir.display(), clean_shutdown = clean_start, replicas = metas.len(), "opening data directory");
+        for m in metas {
+            broker.open_replica(&m)?;
+        }
         Ok(broker)
+    }
+
+    /// Connects the control plane; done once at start-up.
+    pub fn attach_control(&self, control: Arc<dyn ControlPlane>) {
+        if self.control.set(control).is_err() {
+            panic!("the control plane is attached once");
+        }
+    }
+
+    pub fn control(&self) -> &Arc<dyn ControlPlane> {
+        self.control.get().expect("the control plane is attached at start-up")
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.control().image()
     }
 
     /// Whether the previous run ended with a clean shutdown.
@@ -123,72 +141,95 @@ impl Broker {
         self.clean_start
     }
 
-    fn open_topic(&self, record: TopicRecord) -> Result<Topic, StartupError> {
-        let topic_config = self.config.topic_config(&record.configs);
-        let mut partitions = Vec::with_capacity(record.partitions as usize);
-        for index in 0..record.partitions {
-            let key = format!("{}-{index}", record.name);
-            let mode = OpenMode {
-                clean_shutdown: self.clean_start,
-                recovery_point: self.recovery_points.get(&key).copied().unwrap_or(0),
-            };
-            let dir = self.config.log_dir.join(&key);
-            let (log, report) = PartitionLog::open(&dir, topic_config.log.clone(), mode)
-                .map_err(|source| StartupError::Log { topic: record.name.clone(), partition: index, source })?;
-            if let Some(t) = &report.truncation {
-                tracing::warn!(
-                    partition = %key, segment = %t.segment, position = t.position, bytes_removed = t.bytes_removed,
-                    log_end_offset = t.log_end_offset, segments_deleted = ?report.segments_deleted, reason = %t.reason,
-                    "recovery truncated a torn or corrupt log tail"
-                );
-            } else if report.segments_scanned > 0 {
-                tracing::info!(partition = %key, segments = report.segments_scanned, batches = report.batches_scanned,
-                    log_end_offset = log.log_end_offset(), "recovered log");
-            }
-            let replicas = vec![self.config.node_id];
-            partitions.push(Arc::new(Partition::new(&record.name, index, topic_config.clone(), replicas, log, record.leader_epoch)));
+    fn open_replica(&self, meta: &PartitionMeta) -> Result<Arc<Partition>, StartupError> {
+        let key = format!("{}-{}", meta.topic, meta.partition);
+        let topic_config = self.config.topic_config(&meta.configs);
+        let mode = OpenMode { clean_shutdown: self.clean_start, recovery_point: self.recovery_points.get(&key).copied().unwrap_or(0) };
+        let dir = self.config.log_dir.join(&key);
+        let (log, report) = PartitionLog::open(&dir, topic_config.log.clone(), mode)
+            .map_err(|source| StartupError::Log { topic: meta.topic.clone(), partition: meta.partition, source })?;
+        if let Some(t) = &report.truncation {
+            tracing::warn!(
+                partition = %key, segment = %t.segment, position = t.position, bytes_removed = t.bytes_removed,
+                log_end_offset = t.log_end_offset, segments_deleted = ?report.segments_deleted, reason = %t.reason,
+                "recovery truncated a torn or corrupt log tail"
+            );
+        } else if report.segments_scanned > 0 {
+            tracing::info!(partition = %key, segments = report.segments_scanned, batches = report.batches_scanned,
+                log_end_offset = log.log_end_offset(), "recovered log");
         }
-        Ok(Topic {
-            name: record.name.clone(),
-            internal: record.name == OFFSETS_TOPIC,
-            overrides: record.configs.clone(),
-            partitions,
-            record,
-        })
+        let hw = self.high_watermarks.get(&key).copied().unwrap_or(0);
+        let p = Arc::new(Partition::new(&meta.topic, meta.partition, self.config.node_id, topic_config, log, hw));
+        self.partitions.write().unwrap().insert((meta.topic.clone(), meta.partition), p.clone());
+        Ok(p)
     }
 
-    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.topics.read().unwrap().get(name).cloned()
+    /// The local replica of `topic/index`, creating it (directory,
+    /// `partition.json`, empty log) when the metadata first assigns it here.
+    pub fn ensure_replica(&self, topic: &str, index: u32, configs: &BTreeMap<String, String>) -> Result<Arc<Partition>, ApiError> {
+        if let Some(p) = self.local(topic, index) {
+            return Ok(p);
+        }
+        let _guard = self.create_lock.lock().unwrap();
+        if let Some(p) = self.local(topic, index) {
+            return Ok(p);
+        }
+        if self.partitions.read().unwrap().len() >= PARTITIONS_PER_NODE_MAX {
+            return Err(ApiError::new(ErrorCode::InvalidPartitions, format!("this node already hosts {PARTITIONS_PER_NODE_MAX} partitions")));
+        }
+        let meta = PartitionMeta { topic: topic.to_string(), partition: index, configs: configs.clone() };
+        let dir = self.config.log_dir.join(format!("{topic}-{index}"));
+        let storage = |e: String| {
+            tracing::error!(error = %e, "creating a replica failed");
+            ApiError::new(ErrorCode::KafkaStorageError, e)
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| storage(format!("{}: {e}", dir.display())))?;
+        write_atomic(&dir.join(PARTITION_META_FILE), &serde_json::to_vec_pretty(&meta).expect("serializes"))
+            .map_err(|e| storage(format!("{}: {e}", dir.display())))?;
+        self.open_replica(&meta).map_err(|e| storage(e.to_string()))
     }
 
-    pub fn topic_names(&self) -> Vec<String> {
-        self.topics.read().unwrap().keys().cloned().collect()
+    fn local(&self, topic: &str, index: u32) -> Option<Arc<Partition>> {
+        self.partitions.read().unwrap().get(&(topic.to_string(), index)).cloned()
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        self.topics.read().unwrap().values().flat_map(|t| t.partitions.iter().cloned()).collect()
+        self.partitions.read().unwrap().values().cloned().collect()
     }
 
-    /// The partition `topic/index`, or `UNKNOWN_TOPIC_OR_PARTITION`.
+    /// The local replica of `topic/index` for a client request. A partition
+    /// that exists but is not hosted here answers `NOT_LEADER_OR_FOLLOWER`
+    /// with the leader's address, so clients find their way.
     pub fn partition(&self, topic: &str, index: i64) -> Result<Arc<Partition>, ApiError> {
-        let t = self.topic(topic).ok_or_else(|| ApiError::unknown_partition(topic, index))?;
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| t.partitions.get(i).cloned())
-            .ok_or_else(|| ApiError::unknown_partition(topic, index))
+        let local = u32::try_from(index).ok().and_then(|i| self.local(topic, i));
+        if let Some(p) = local {
+            return Ok(p);
+        }
+        let image = self.image();
+        let meta = image.topics.get(topic).and_then(|t| usize::try_from(index).ok().and_then(|i| t.partitions.get(i)));
+        match meta {
+            None => Err(ApiError::unknown_partition(topic, index)),
+            Some(p) => {
+                let mut e = ApiError::new(ErrorCode::NotLeaderOrFollower, format!("{topic}/{index} is not hosted on this node"));
+                e.leader_id = p.leader;
+                e.leader_address = p.leader.and_then(|l| image.brokers.get(&l)).map(|b| b.address.clone());
+                Err(e)
+            }
+        }
     }
 
-    /// Creates a topic, validating everything before anything is written.
-    pub fn create_topic(&self, req: &CreateTopicRequest) -> Result<TopicDescription, ApiError> {
+    /// Creates a topic through the controller, validating what can be
+    /// validated locally first.
+    pub async fn create_topic(&self, req: &CreateTopicRequest) -> Result<TopicDescription, ApiError> {
         validate_topic_name(&req.name)?;
         if req.name.starts_with("__") {
             return Err(ApiError::new(ErrorCode::InvalidTopicException, format!("topic name `{}` is reserved for internal topics", req.name)));
         }
-        self.create_topic_unchecked(req)
+        self.create_topic_unchecked(req).await
     }
 
     /// Creates a topic that may be internal; the name is already valid.
-    pub(crate) fn create_topic_unchecked(&self, req: &CreateTopicRequest) -> Result<TopicDescription, ApiError> {
+    pub(crate) async fn create_topic_unchecked(&self, req: &CreateTopicRequest) -> Result<TopicDescription, ApiError> {
         let partitions = req.partitions.unwrap_or(self.config.num_partitions);
         if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
             return Err(ApiError::new(
@@ -197,75 +238,106 @@ impl Broker {
             ));
         }
         let rf = req.replication_factor.unwrap_or(self.config.default_replication_factor);
-        let brokers = 1;
-        if !(1..=brokers).contains(&rf) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidReplicationFactor,
-                format!("replication factor must be in 1..={brokers} (the number of brokers), got {rf}"),
-            ));
+        if !(1..=i64::from(i16::MAX)).contains(&rf) {
+            return Err(ApiError::new(ErrorCode::InvalidReplicationFactor, format!("replication factor must be at least 1, got {rf}")));
         }
         let configs = config_strings(&req.configs)?;
         let configs = validate_topic_overrides(&configs).map_err(|e| ApiError::new(ErrorCode::InvalidConfig, e.to_string()))?;
-        let _guard = self.create_lock.lock().unwrap();
-        {
-            let topics = self.topics.read().unwrap();
-            if topics.contains_key(&req.name) {
-                return Err(ApiError::new(ErrorCode::TopicAlreadyExists, format!("topic `{}` already exists", req.name)));
-            }
-            let collides = |n: &String| n.replace('.', "_") == req.name.replace('.', "_");
-            if let Some(other) = topics.keys().find(|n| collides(n)) {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidTopicException,
-                    format!("topic `{}` collides with existing topic `{other}`: '.' and '_' are interchangeable in metric names", req.name),
-                ));
-            }
-            let hosted: usize = topics.values().map(|t| t.partitions.len()).sum();
-            if hosted + partitions as usize > PARTITIONS_PER_NODE_MAX {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidPartitions,
-                    format!("this node hosts {hosted} partitions; {partitions} more would exceed {PARTITIONS_PER_NODE_MAX}"),
-                ));
-            }
+        let image = self.image();
+        if let Some(other) = image.topics.keys().find(|n| *n != &req.name && n.replace('.', "_") == req.name.replace('.', "_")) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidTopicException,
+                format!("topic `{}` collides with existing topic `{other}`: '.' and '_' are interchangeable in metric names", req.name),
+            ));
         }
-        let record = TopicRecord { name: req.name.clone(), partitions: partitions as u32, replication_factor: rf as u16, configs, leader_epoch: 0 };
-        let mut records: Vec<TopicRecord> = self.topics.read().unwrap().values().map(|t| t.record.clone()).collect();
-        records.push(record.clone());
-        self.write_topics_file(&records)?;
-        let topic = self.open_topic(record).map_err(|e| {
-            tracing::error!(error = %e, "creating partition logs failed");
-            ApiError::new(ErrorCode::KafkaStorageError, e.to_string())
-        })?;
-        let topic = Arc::new(topic);
-        self.topics.write().unwrap().insert(topic.name.clone(), topic.clone());
-        tracing::info!(topic = %topic.name, partitions, replication_factor = rf, "created topic");
-        Ok(describe(&topic))
+        let unclean = self.config.topic_config(&configs).unclean_leader_election;
+        let cmd = Command::CreateTopic {
+            name: req.name.clone(),
+            partitions: partitions as u32,
+            replication_factor: rf as u16,
+            configs,
+            unclean_leader_election: unclean,
+        };
+        match self.control().propose(cmd).await.map_err(controller_unavailable)? {
+            CommandResult::TopicCreated => {}
+            CommandResult::Rejected { reason, message } => return Err(ApiError::new(rejection_code(reason), message)),
+            other => return Err(ApiError::new(ErrorCode::UnknownServerError, format!("unexpected controller answer {other:?}"))),
+        }
+        tracing::info!(topic = %req.name, partitions, replication_factor = rf, "created topic");
+        self.wait_for_local_leaders(&req.name).await;
+        self.describe_topic(&req.name)
     }
 
-    fn write_topics_file(&self, records: &[TopicRecord]) -> Result<(), ApiError> {
-        let bytes = serde_json::to_vec_pretty(records).expect("topic records serialize");
-        write_atomic(&self.config.log_dir.join(TOPICS_FILE), &bytes).map_err(|e| {
-            tracing::error!(error = %e, "writing topics.json failed");
-            ApiError::new(ErrorCode::KafkaStorageError, format!("writing topic metadata: {e}"))
-        })
+    /// Waits (bounded) until every partition of `topic` that the metadata
+    /// says this node leads is leader locally, so a client that created a
+    /// topic here can produce here at once.
+    async fn wait_for_local_leaders(&self, topic: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            let image = self.image();
+            let Some(t) = image.topics.get(topic) else { return };
+            let ready = t.partitions.iter().enumerate().all(|(i, p)| {
+                p.leader != Some(self.config.node_id)
+                    || self.local(topic, i as u32).is_some_and(|l| l.view().is_leader && l.view().leader_epoch == p.leader_epoch)
+            });
+            if ready {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
+    pub fn topic_names(&self) -> Vec<String> {
+        self.image().topics.keys().cloned().collect()
+    }
+
+    /// Describes a topic from this node's metadata; high watermark and log
+    /// end offset are this node's replica's, or -1 where it hosts none.
     pub fn describe_topic(&self, name: &str) -> Result<TopicDescription, ApiError> {
-        let topic = self.topic(name).ok_or_else(|| {
-            ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("topic `{name}` does not exist"))
-        })?;
-        Ok(describe(&topic))
+        let image = self.image();
+        let topic = image
+            .topics
+            .get(name)
+            .ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("topic `{name}` does not exist")))?;
+        let partitions = topic
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (hw, leo, start) = match self.local(name, i as u32) {
+                    Some(local) => local.with_state(|st| (st.high_watermark, st.log.log_end_offset(), st.log.log_start_offset())),
+                    None => (-1, -1, -1),
+                };
+                PartitionDescription {
+                    partition: i as u32,
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    high_watermark: hw,
+                    log_end_offset: leo,
+                    log_start_offset: start,
+                }
+            })
+            .collect();
+        Ok(TopicDescription { name: name.to_string(), internal: name == OFFSETS_TOPIC, partitions, configs: topic.configs.clone() })
     }
 
-    /// Fsyncs every log and writes the recovery-point checkpoint.
-    pub fn checkpoint_recovery_points(&self, flush_first: bool) -> std::io::Result<()> {
+    /// Writes the recovery-point and high-watermark checkpoints, fsyncing
+    /// every log first when `flush_first`.
+    pub fn checkpoint(&self, flush_first: bool) -> std::io::Result<()> {
         let mut points = BTreeMap::new();
+        let mut hws = BTreeMap::new();
         for p in self.all_partitions() {
             if flush_first {
                 p.flush();
             }
-            points.insert(p.dir_name(), p.with_state(|st| st.log.recovery_point()));
+            let (rp, hw) = p.with_state(|st| (st.log.recovery_point(), st.high_watermark));
+            points.insert(p.dir_name(), rp);
+            hws.insert(p.dir_name(), hw);
         }
-        checkpoint::write_recovery_points(&self.config.log_dir, &points)
+        checkpoint::write_recovery_points(&self.config.log_dir, &points)?;
+        checkpoint::write_offsets(&self.config.log_dir.join(checkpoint::HIGH_WATERMARK_FILE), &hws)
     }
 
     pub fn acks0_sender(&self) -> mpsc::Sender<Acks0Batch> {
@@ -278,24 +350,19 @@ impl Broker {
     }
 }
 
-fn describe(topic: &Topic) -> TopicDescription {
-    let partitions = topic
-        .partitions
-        .iter()
-        .map(|p| {
-            p.with_state(|st| PartitionDescription {
-                partition: p.index,
-                leader: Some(p.replicas[0]),
-                leader_epoch: st.leader_epoch,
-                replicas: p.replicas.clone(),
-                isr: st.isr.clone(),
-                high_watermark: st.high_watermark,
-                log_end_offset: st.log.log_end_offset(),
-                log_start_offset: st.log.log_start_offset(),
-            })
-        })
-        .collect();
-    TopicDescription { name: topic.name.clone(), internal: topic.internal, partitions, configs: topic.overrides.clone() }
+pub fn controller_unavailable(e: String) -> ApiError {
+    ApiError::new(ErrorCode::RequestTimedOut, format!("the controller quorum did not answer: {e}"))
+}
+
+pub fn rejection_code(reason: Rejection) -> ErrorCode {
+    match reason {
+        Rejection::TopicAlreadyExists => ErrorCode::TopicAlreadyExists,
+        Rejection::InvalidReplicationFactor => ErrorCode::InvalidReplicationFactor,
+        Rejection::InvalidPartitions => ErrorCode::InvalidPartitions,
+        Rejection::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
+        Rejection::FencedLeaderEpoch => ErrorCode::FencedLeaderEpoch,
+        _ => ErrorCode::InvalidRequest,
+    }
 }
 
 /// Topic config values arrive as JSON scalars; Kafka's are strings.

@@ -1,11 +1,21 @@
-//! One partition replica hosted by this node: its log, leader epoch, ISR and
-//! high watermark, and the produce and fetch paths over them.
+//! One partition replica hosted by this node: its log, leader-epoch cache,
+//! role (leader, follower or offline), ISR and high watermark, and every
+//! path that reads or changes them: leader appends, follower fetches served
+//! by a leader, follower appends, truncation, and role changes driven by
+//! the controller's metadata.
 //!
 //! Architecture Invariant: a consumer fetch never returns an offset at or
-//! above the high watermark. With a single replica the high watermark
-//! follows the log end offset after each append; replication (a later
-//! module) moves it by the ISR's fetch positions instead.
+//! above the high watermark.
+//!
+//! Architecture Invariant: the high watermark of a leader only grows, and
+//! is the minimum log end offset over the maximal ISR (R2.3, R2.4); it does
+//! not move while the committed ISR is below the effective min ISR (R1.7).
+//!
+//! Architecture Invariant: a leader changes its ISR only through the
+//! controller; a shrink takes effect when the controller has committed it.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,36 +27,136 @@ use crate::config::TopicConfig;
 use crate::error::ApiError;
 use crate::log::batch::{self, BatchHeader};
 use crate::log::{AppendInfo, LogError, PartitionLog};
+use crate::replica::epoch_cache::{EpochCache, EpochEnd, truncation_point};
 
-/// The mutable state of a replica, under one lock so that the log end
-/// offset, the high watermark and the epoch are always seen together.
-pub struct ReplicaState {
-    pub log: PartitionLog,
+/// What the rest of the node may observe without the lock: enough for
+/// acks=all waiters and long polls to know when to wake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct View {
     pub high_watermark: i64,
     pub leader_epoch: i32,
-    /// In-sync replicas, leader included, as committed by the controller.
+    pub is_leader: bool,
+    pub log_end_offset: i64,
+}
+
+/// A follower as its leader tracks it (R2.6).
+#[derive(Clone, Debug)]
+pub struct FollowerState {
+    /// The follower's log end offset, known from its last fetch; `None`
+    /// until it fetched from this leader in this epoch.
+    pub leo: Option<i64>,
+    pub broker_epoch: i64,
+    pub last_fetch: Option<Instant>,
+    /// The leader's log end offset at the follower's previous fetch.
+    pub leader_leo_at_last_fetch: i64,
+    pub last_caught_up: Instant,
+}
+
+/// An ISR change sent to the controller and not yet seen committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingIsr {
+    pub proposed: Vec<i32>,
+    pub partition_epoch: i32,
+}
+
+#[derive(Clone, Debug)]
+pub enum Role {
+    Leader {
+        /// Where this leader's epoch starts: a follower must reach it to join the ISR (KAFKA-7128).
+        epoch_start_offset: i64,
+        followers: BTreeMap<i32, FollowerState>,
+        pending_isr: Option<PendingIsr>,
+    },
+    Follower {
+        leader: i32,
+        leader_address: String,
+    },
+    /// No leader, or this node is not told yet.
+    Offline,
+}
+
+/// The mutable state of a replica, under one lock so the log end offset,
+/// the high watermark, the epoch and the role are always seen together.
+pub struct ReplicaState {
+    pub log: PartitionLog,
+    pub epoch_cache: EpochCache,
+    pub high_watermark: i64,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub replicas: Vec<i32>,
+    /// The ISR the controller committed, leader included.
     pub isr: Vec<i32>,
+    pub role: Role,
+}
+
+impl ReplicaState {
+    /// The ISR the high watermark is computed over: the committed ISR plus
+    /// replicas of a pending expansion; a pending shrink does not count yet.
+    pub fn maximal_isr(&self) -> Vec<i32> {
+        let mut m = self.isr.clone();
+        if let Role::Leader { pending_isr: Some(p), .. } = &self.role {
+            for r in &p.proposed {
+                if !m.contains(r) {
+                    m.push(*r);
+                }
+            }
+        }
+        m
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader { .. })
+    }
+
+    fn view(&self) -> View {
+        View {
+            high_watermark: self.high_watermark,
+            leader_epoch: self.leader_epoch,
+            is_leader: self.is_leader(),
+            log_end_offset: self.log.log_end_offset(),
+        }
+    }
 }
 
 pub struct Partition {
     pub topic: String,
     pub index: u32,
+    pub node_id: i32,
     pub config: TopicConfig,
-    pub replicas: Vec<i32>,
+    pub dir: PathBuf,
     state: Mutex<ReplicaState>,
-    /// Publishes the high watermark, so long-polling fetches and acks=all
-    /// waiters wake when it moves.
-    hw_tx: watch::Sender<i64>,
+    view_tx: watch::Sender<View>,
     /// Bytes and records appended since start, for `/metrics`.
     pub bytes_appended: AtomicU64,
     pub records_appended: AtomicU64,
 }
 
-/// What a fetch returns: decoded records below the high watermark.
+/// What a consumer fetch read: whole batches below the high watermark.
 pub struct FetchResult {
     pub batches: Vec<Vec<u8>>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+}
+
+/// What a leader answers one partition of a follower's fetch.
+#[derive(Debug, Default)]
+pub struct ReplicaFetch {
+    pub error: Option<ErrorCode>,
+    pub diverging: Option<EpochEnd>,
+    pub batches: Vec<Vec<u8>>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    /// A follower that now qualifies to join the ISR.
+    pub expand_candidate: Option<i32>,
+}
+
+/// A follower's fetch position for one partition.
+#[derive(Clone, Copy, Debug)]
+pub struct FetchPosition {
+    pub fetch_offset: i64,
+    pub last_fetched_epoch: Option<i32>,
+    pub current_leader_epoch: i32,
 }
 
 fn storage_error(topic: &str, index: u32, err: LogError) -> ApiError {
@@ -63,107 +173,464 @@ fn storage_error(topic: &str, index: u32, err: LogError) -> ApiError {
 }
 
 impl Partition {
-    pub fn new(topic: &str, index: u32, config: TopicConfig, replicas: Vec<i32>, log: PartitionLog, leader_epoch: i32) -> Partition {
-        let leo = log.log_end_offset();
-        let isr = replicas.clone();
-        // A lone replica has every record it holds; a restarted single node
-        // therefore serves its whole log again.
-        let hw = leo;
+    /// Wraps an opened log. The replica starts offline; the controller's
+    /// metadata makes it a leader or a follower. `high_watermark` is the
+    /// checkpointed value, capped by the log end offset.
+    pub fn new(topic: &str, index: u32, node_id: i32, config: TopicConfig, log: PartitionLog, high_watermark: i64) -> Partition {
+        let dir = log.dir().to_path_buf();
+        let epoch_cache = EpochCache::load(&dir).unwrap_or_else(|| rebuild_epoch_cache(&log));
+        let mut epoch_cache = epoch_cache;
+        epoch_cache.truncate_from_end(log.log_end_offset());
+        let hw = high_watermark.clamp(log.log_start_offset(), log.log_end_offset());
+        let state = ReplicaState {
+            epoch_cache,
+            high_watermark: hw,
+            leader_epoch: -1,
+            partition_epoch: -1,
+            replicas: Vec::new(),
+            isr: Vec::new(),
+            role: Role::Offline,
+            log,
+        };
+        let view = state.view();
         Partition {
             topic: topic.to_string(),
             index,
+            node_id,
             config,
-            replicas,
-            state: Mutex::new(ReplicaState { log, high_watermark: hw, leader_epoch, isr }),
-            hw_tx: watch::channel(hw).0,
+            dir,
+            state: Mutex::new(state),
+            view_tx: watch::channel(view).0,
             bytes_appended: AtomicU64::new(0),
             records_appended: AtomicU64::new(0),
         }
     }
 
-    /// Runs `f` with the replica state locked. Never held across an await.
+    /// Runs `f` with the replica state locked, then publishes the view if
+    /// it changed. Never held across an await.
     pub fn with_state<T>(&self, f: impl FnOnce(&mut ReplicaState) -> T) -> T {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
+        let out = f(&mut guard);
+        let view = guard.view();
+        self.view_tx.send_if_modified(|v| {
+            let changed = *v != view;
+            *v = view;
+            changed
+        });
+        out
+    }
+
+    pub fn view(&self) -> View {
+        *self.view_tx.borrow()
     }
 
     pub fn high_watermark(&self) -> i64 {
-        *self.hw_tx.borrow()
+        self.view().high_watermark
     }
 
-    /// The replicas that acks=all needs, Kafka's effective min ISR:
-    /// min(`min.insync.replicas`, replication factor).
-    pub fn effective_min_isr(&self) -> usize {
-        (self.config.min_insync_replicas as usize).min(self.replicas.len())
+    /// Kafka's effective min ISR: min(`min.insync.replicas`, replication factor).
+    pub fn effective_min_isr(&self, st: &ReplicaState) -> usize {
+        (self.config.min_insync_replicas as usize).min(st.replicas.len().max(1))
     }
 
-    /// Appends an encoded batch as leader. `check_min_isr` is acks=all's
+    fn not_leader(&self, st: &ReplicaState) -> ApiError {
+        let mut e = ApiError::new(ErrorCode::NotLeaderOrFollower, format!("this node is not the leader of {}/{}", self.topic, self.index));
+        if let Role::Follower { leader, leader_address } = &st.role {
+            e.leader_id = Some(*leader);
+            e.leader_address = Some(leader_address.clone());
+        }
+        e
+    }
+
+    /// Appends an encoded batch as leader and returns where it landed and
+    /// the leader epoch it was written in. `check_min_isr` is acks=all's
     /// pre-append check: with too few in-sync replicas nothing is appended.
-    pub fn append(&self, batch: &mut [u8], check_min_isr: bool) -> Result<AppendInfo, ApiError> {
+    pub fn append(&self, batch: &mut [u8], check_min_isr: bool) -> Result<(AppendInfo, i32), ApiError> {
         let record_count = u64::from(batch::parse_header(batch).map(|h: BatchHeader| h.record_count).unwrap_or(0));
         let mut append = || {
             self.with_state(|st| {
-                if check_min_isr && st.isr.len() < self.effective_min_isr() {
+                if !st.is_leader() {
+                    return Err(self.not_leader(st));
+                }
+                let min_isr = self.effective_min_isr(st);
+                if check_min_isr && st.isr.len() < min_isr {
                     return Err(ApiError::new(
                         ErrorCode::NotEnoughReplicas,
-                        format!("ISR {:?} is smaller than the effective min.insync.replicas {}", st.isr, self.effective_min_isr()),
+                        format!("ISR {:?} is smaller than the effective min.insync.replicas {min_isr}", st.isr),
                     ));
                 }
                 let epoch = st.leader_epoch;
                 let info = st.log.append_as_leader(batch, epoch).map_err(|e| storage_error(&self.topic, self.index, e))?;
-                self.advance_high_watermark(st);
-                Ok(info)
+                self.maybe_advance_high_watermark(st);
+                Ok((info, epoch))
             })
         };
         // With a flush policy an append may fsync; keep that off the async
         // workers' hot loop so other requests proceed meanwhile.
-        let info = if self.config.log.flush_messages < u64::MAX / 2 || self.config.log.flush_ms.is_some() {
+        let out = if self.config.log.flush_messages < u64::MAX / 2 || self.config.log.flush_ms.is_some() {
             tokio::task::block_in_place(append)?
         } else {
             append()?
         };
-        self.bytes_appended.fetch_add(info.bytes as u64, Ordering::Relaxed);
+        self.bytes_appended.fetch_add(out.0.bytes as u64, Ordering::Relaxed);
         self.records_appended.fetch_add(record_count, Ordering::Relaxed);
-        Ok(info)
+        Ok(out)
     }
 
-    /// Moves the high watermark to the minimum log end offset over the ISR.
-    /// On a single replica that is its own log end offset. It never goes down.
-    fn advance_high_watermark(&self, st: &mut ReplicaState) {
-        let candidate = st.log.log_end_offset();
-        if candidate > st.high_watermark && st.isr.len() >= self.effective_min_isr() {
-            st.high_watermark = candidate;
-            self.hw_tx.send_replace(candidate);
+    /// R2.3: HW := min LEO over the maximal ISR, never lower, and frozen
+    /// while the committed ISR is below the effective min ISR.
+    fn maybe_advance_high_watermark(&self, st: &mut ReplicaState) {
+        let Role::Leader { followers, .. } = &st.role else { return };
+        if st.isr.len() < self.effective_min_isr(st) {
+            return;
+        }
+        let mut hw = st.log.log_end_offset();
+        for r in st.maximal_isr() {
+            if r == self.node_id {
+                continue;
+            }
+            match followers.get(&r).and_then(|f| f.leo) {
+                Some(leo) => hw = hw.min(leo),
+                // A member we have not heard from in this epoch holds us back.
+                None => hw = hw.min(st.high_watermark),
+            }
+        }
+        if hw > st.high_watermark {
+            st.high_watermark = hw;
         }
     }
 
-    /// Waits until the high watermark reaches `offset`, or `timeout` passes.
-    /// Returns whether it did.
-    pub async fn wait_for_high_watermark(&self, offset: i64, timeout: Duration) -> bool {
-        let mut rx = self.hw_tx.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|hw| *hw >= offset)).await.is_ok_and(|r| r.is_ok())
+    /// Waits until the high watermark reaches `offset` while this node
+    /// stays leader in `epoch`. Ok(true) when reached, Ok(false) on timeout,
+    /// Err when leadership was lost meanwhile.
+    pub async fn wait_for_commit(&self, offset: i64, epoch: i32, timeout: Duration) -> Result<bool, ApiError> {
+        let mut rx = self.view_tx.subscribe();
+        let waited = tokio::time::timeout(timeout, rx.wait_for(|v| v.high_watermark >= offset || !v.is_leader || v.leader_epoch != epoch)).await;
+        match waited {
+            Err(_) => Ok(false),
+            Ok(Err(_)) => Ok(false),
+            Ok(Ok(v)) if v.high_watermark >= offset && v.is_leader && v.leader_epoch == epoch => Ok(true),
+            Ok(Ok(_)) => Err(self.with_state(|st| {
+                let mut e = self.not_leader(st);
+                e.message = format!("leadership of {}/{} moved to epoch {} before the batch was committed; it may or may not survive", self.topic, self.index, st.leader_epoch);
+                e
+            })),
+        }
     }
 
-    /// Reads batches from `offset` up to the high watermark, long-polling up
-    /// to `max_wait` when nothing is there yet.
+    /// Whether the committed ISR is large enough for acks=all right now.
+    pub fn isr_satisfies_min(&self) -> bool {
+        self.with_state(|st| st.isr.len() >= self.effective_min_isr(st))
+    }
+
+    /// Reads for a consumer: batches from `offset` below the high watermark,
+    /// long-polling up to `max_wait` when nothing is there yet. Only the
+    /// leader serves consumers.
     pub async fn fetch(&self, offset: i64, max_bytes: usize, max_wait: Duration) -> Result<FetchResult, ApiError> {
         let deadline = Instant::now() + max_wait;
+        let mut rx = self.view_tx.subscribe();
+        // Bounded: every round either returns or waits for the view to change; the deadline ends it.
         loop {
             let read = self.with_state(|st| {
+                if !st.is_leader() {
+                    return Err(self.not_leader(st));
+                }
                 let hw = st.high_watermark;
                 let batches = st.log.read(offset, hw, max_bytes).map_err(|e| storage_error(&self.topic, self.index, e))?;
-                Ok::<_, ApiError>(FetchResult { batches, high_watermark: hw, log_start_offset: st.log.log_start_offset() })
+                Ok(FetchResult { batches, high_watermark: hw, log_start_offset: st.log.log_start_offset() })
             })?;
             let now = Instant::now();
             if !read.batches.is_empty() || now >= deadline {
                 return Ok(read);
             }
-            // Bounded: each round either returns or waits for the HW to pass
-            // `offset`; the deadline ends the loop.
-            if !self.wait_for_high_watermark(offset + 1, deadline - now).await {
+            let woke = tokio::time::timeout(deadline - now, rx.wait_for(|v| v.high_watermark > offset || !v.is_leader)).await;
+            if !matches!(woke, Ok(Ok(_))) {
                 return Ok(read);
             }
         }
+    }
+
+    /// Serves one partition of a follower's fetch on the leader (R2.1,
+    /// R2.6, R2.13, KAFKA-10554): fences stale epochs, reports divergence,
+    /// records the follower's position as an implicit ack, advances the
+    /// high watermark, and returns records up to the log end offset.
+    pub fn serve_follower(&self, replica: i32, broker_epoch: i64, pos: FetchPosition, max_bytes: usize, now: Instant) -> ReplicaFetch {
+        self.with_state(|st| {
+            let mut out = ReplicaFetch {
+                high_watermark: st.high_watermark,
+                log_start_offset: st.log.log_start_offset(),
+                log_end_offset: st.log.log_end_offset(),
+                ..ReplicaFetch::default()
+            };
+            if !st.is_leader() {
+                out.error = Some(ErrorCode::NotLeaderOrFollower);
+                return out;
+            }
+            if pos.current_leader_epoch < st.leader_epoch {
+                out.error = Some(ErrorCode::FencedLeaderEpoch);
+                return out;
+            }
+            if pos.current_leader_epoch > st.leader_epoch {
+                out.error = Some(ErrorCode::UnknownLeaderEpoch);
+                return out;
+            }
+            if !st.replicas.contains(&replica) || replica == self.node_id {
+                out.error = Some(ErrorCode::NotLeaderOrFollower);
+                return out;
+            }
+            let leo = st.log.log_end_offset();
+            if let Some(fe) = pos.last_fetched_epoch {
+                let answer = st.epoch_cache.end_offset_for(fe, leo);
+                match answer {
+                    Some(end) if end.epoch == fe && end.end_offset >= pos.fetch_offset => {}
+                    Some(end) => {
+                        out.diverging = Some(end);
+                        return out;
+                    }
+                    None => {
+                        out.diverging = Some(EpochEnd { epoch: -1, end_offset: st.log.log_start_offset() });
+                        return out;
+                    }
+                }
+            }
+            if pos.fetch_offset > leo || pos.fetch_offset < st.log.log_start_offset() {
+                out.error = Some(ErrorCode::OffsetOutOfRange);
+                return out;
+            }
+            // The fetch offset acknowledges everything below it.
+            let hw_before = st.high_watermark;
+            let in_isr = st.isr.contains(&replica);
+            let (epoch_start, expand) = {
+                let Role::Leader { followers, epoch_start_offset, pending_isr } = &mut st.role else { unreachable!("checked above") };
+                let f = followers.entry(replica).or_insert_with(|| FollowerState {
+                    leo: None,
+                    broker_epoch,
+                    last_fetch: None,
+                    leader_leo_at_last_fetch: 0,
+                    last_caught_up: now,
+                });
+                if pos.fetch_offset >= leo {
+                    f.last_caught_up = now;
+                } else if let Some(prev) = f.last_fetch
+                    && pos.fetch_offset >= f.leader_leo_at_last_fetch
+                {
+                    f.last_caught_up = f.last_caught_up.max(prev);
+                }
+                f.leo = Some(pos.fetch_offset);
+                f.broker_epoch = broker_epoch;
+                f.last_fetch = Some(now);
+                f.leader_leo_at_last_fetch = leo;
+                (*epoch_start_offset, pending_isr.is_none())
+            };
+            self.maybe_advance_high_watermark(st);
+            // R2.8: caught up to the HW and into this leader's epoch.
+            if !in_isr && expand && pos.fetch_offset >= st.high_watermark.max(hw_before) && pos.fetch_offset >= epoch_start {
+                out.expand_candidate = Some(replica);
+            }
+            match st.log.read(pos.fetch_offset, leo, max_bytes) {
+                Ok(batches) => out.batches = batches,
+                Err(e) => out.error = Some(storage_error(&self.topic, self.index, e).code),
+            }
+            out.high_watermark = st.high_watermark;
+            out
+        })
+    }
+
+    /// The follower's side of a fetch: where to fetch from.
+    pub fn fetch_position(&self) -> FetchPosition {
+        self.with_state(|st| FetchPosition {
+            fetch_offset: st.log.log_end_offset(),
+            last_fetched_epoch: st.epoch_cache.latest_epoch(),
+            current_leader_epoch: st.leader_epoch,
+        })
+    }
+
+    /// Applies a leader's divergence answer: truncates as the epoch
+    /// comparison says (R2.12). Only while still a follower in `epoch`.
+    pub fn truncate_on_divergence(&self, epoch: i32, answer: EpochEnd) -> Result<(), LogError> {
+        self.with_state(|st| {
+            if st.leader_epoch != epoch || st.is_leader() {
+                return Ok(());
+            }
+            let leo = st.log.log_end_offset();
+            let to = if answer.epoch < 0 {
+                answer.end_offset.min(leo)
+            } else {
+                truncation_point(&st.epoch_cache, leo, answer).offset
+            };
+            self.truncate_locked(st, to)
+        })
+    }
+
+    fn truncate_locked(&self, st: &mut ReplicaState, offset: i64) -> Result<(), LogError> {
+        let before = st.log.log_end_offset();
+        if offset >= before {
+            return Ok(());
+        }
+        let new_end = st.log.truncate_to(offset)?;
+        st.epoch_cache.truncate_from_end(new_end);
+        self.save_epoch_cache(st);
+        st.high_watermark = st.high_watermark.min(new_end);
+        tracing::info!(partition = %self.name(), from = before, to = new_end, "truncated follower log");
+        Ok(())
+    }
+
+    /// Appends batches copied from the leader and takes the leader's high
+    /// watermark, capped by this replica's log end (R2.2). Only while still
+    /// a follower in `epoch`.
+    pub fn append_as_follower(&self, epoch: i32, batches: &[Vec<u8>], leader_hw: i64) -> Result<(), LogError> {
+        self.with_state(|st| {
+            if st.leader_epoch != epoch || st.is_leader() {
+                return Ok(());
+            }
+            let mut new_epoch = false;
+            for b in batches {
+                let header = batch::parse_header(b).map_err(LogError::InvalidBatch)?;
+                if header.next_offset() <= st.log.log_end_offset() {
+                    continue;
+                }
+                let info = st.log.append_as_follower(b)?;
+                self.bytes_appended.fetch_add(info.bytes as u64, Ordering::Relaxed);
+                self.records_appended.fetch_add(u64::from(header.record_count), Ordering::Relaxed);
+                if st.epoch_cache.latest_epoch().is_none_or(|e| e < header.leader_epoch) {
+                    st.epoch_cache.assign(header.leader_epoch, header.base_offset);
+                    new_epoch = true;
+                }
+            }
+            if new_epoch {
+                self.save_epoch_cache(st);
+            }
+            let hw = leader_hw.min(st.log.log_end_offset());
+            if hw > st.high_watermark {
+                st.high_watermark = hw;
+            }
+            Ok(())
+        })
+    }
+
+    fn save_epoch_cache(&self, st: &ReplicaState) {
+        if let Err(e) = st.epoch_cache.save(&self.dir) {
+            tracing::error!(partition = %self.name(), error = %e, "writing the leader-epoch checkpoint failed");
+        }
+    }
+
+    /// Becomes leader in `epoch` (R2.10, R2.11): records the epoch's start
+    /// at the log end, keeps the whole log, and starts tracking followers.
+    pub fn become_leader(&self, epoch: i32, partition_epoch: i32, replicas: &[i32], isr: &[i32], now: Instant) {
+        self.with_state(|st| {
+            let leo = st.log.log_end_offset();
+            st.epoch_cache.assign(epoch, leo);
+            self.save_epoch_cache(st);
+            let followers = replicas
+                .iter()
+                .filter(|r| **r != self.node_id)
+                .map(|r| (*r, FollowerState { leo: None, broker_epoch: -1, last_fetch: None, leader_leo_at_last_fetch: 0, last_caught_up: now }))
+                .collect();
+            st.role = Role::Leader { epoch_start_offset: leo, followers, pending_isr: None };
+            st.leader_epoch = epoch;
+            st.partition_epoch = partition_epoch;
+            st.replicas = replicas.to_vec();
+            st.isr = isr.to_vec();
+            self.maybe_advance_high_watermark(st);
+            tracing::info!(partition = %self.name(), epoch, start_offset = leo, isr = ?isr, "became leader");
+        })
+    }
+
+    /// Becomes a follower of `leader` in `epoch`; the fetcher truncates by
+    /// epoch before it copies anything (R2.12).
+    pub fn become_follower(&self, leader: i32, leader_address: &str, epoch: i32, partition_epoch: i32, replicas: &[i32], isr: &[i32]) {
+        self.with_state(|st| {
+            st.role = Role::Follower { leader, leader_address: leader_address.to_string() };
+            st.leader_epoch = epoch;
+            st.partition_epoch = partition_epoch;
+            st.replicas = replicas.to_vec();
+            st.isr = isr.to_vec();
+            tracing::info!(partition = %self.name(), leader, epoch, "became follower");
+        })
+    }
+
+    pub fn become_offline(&self, epoch: i32, partition_epoch: i32, replicas: &[i32], isr: &[i32]) {
+        self.with_state(|st| {
+            st.role = Role::Offline;
+            st.leader_epoch = epoch;
+            st.partition_epoch = partition_epoch;
+            st.replicas = replicas.to_vec();
+            st.isr = isr.to_vec();
+        })
+    }
+
+    /// Takes a committed ISR change for the current epoch (R2.4).
+    pub fn update_isr(&self, partition_epoch: i32, isr: &[i32]) {
+        self.with_state(|st| {
+            if partition_epoch <= st.partition_epoch {
+                return;
+            }
+            st.partition_epoch = partition_epoch;
+            st.isr = isr.to_vec();
+            if let Role::Leader { pending_isr, .. } = &mut st.role {
+                *pending_isr = None;
+            }
+            self.maybe_advance_high_watermark(st);
+        })
+    }
+
+    /// Records an ISR change this leader is about to propose, so the HW
+    /// counts joining replicas at once. Returns false if one is pending.
+    pub fn begin_isr_change(&self, proposed: &[i32]) -> Option<(i32, i32)> {
+        self.with_state(|st| {
+            let (epoch, pepoch) = (st.leader_epoch, st.partition_epoch);
+            let Role::Leader { pending_isr, .. } = &mut st.role else { return None };
+            if pending_isr.is_some() {
+                return None;
+            }
+            *pending_isr = Some(PendingIsr { proposed: proposed.to_vec(), partition_epoch: pepoch });
+            Some((epoch, pepoch))
+        })
+    }
+
+    /// Forgets a pending ISR change the controller refused or never answered.
+    pub fn abandon_isr_change(&self) {
+        self.with_state(|st| {
+            if let Role::Leader { pending_isr, .. } = &mut st.role {
+                *pending_isr = None;
+            }
+        })
+    }
+
+    /// Followers in the ISR that have not caught up within `lag` (R2.7).
+    pub fn out_of_sync_followers(&self, now: Instant, lag: Duration) -> Vec<i32> {
+        self.with_state(|st| {
+            let Role::Leader { followers, pending_isr: None, .. } = &st.role else { return Vec::new() };
+            let leo = st.log.log_end_offset();
+            st.isr
+                .iter()
+                .copied()
+                .filter(|r| *r != self.node_id)
+                .filter(|r| match followers.get(r) {
+                    Some(f) => f.leo != Some(leo) && now.duration_since(f.last_caught_up) > lag,
+                    None => true,
+                })
+                .collect()
+        })
+    }
+
+    /// The broker epochs the leader last saw for `members`, for AlterPartition.
+    pub fn member_epochs(&self, members: &[i32], own_epoch: i64) -> Vec<(i32, i64)> {
+        self.with_state(|st| {
+            members
+                .iter()
+                .map(|m| {
+                    let e = if *m == self.node_id {
+                        own_epoch
+                    } else if let Role::Leader { followers, .. } = &st.role {
+                        followers.get(m).map_or(-1, |f| f.broker_epoch)
+                    } else {
+                        -1
+                    };
+                    (*m, e)
+                })
+                .collect()
+        })
     }
 
     pub fn flush_if_due(&self, now: Instant) {
@@ -176,8 +643,38 @@ impl Partition {
         self.with_state(|st| st.log.flush());
     }
 
-    /// The partition's key in the recovery checkpoint and its directory name.
+    /// `topic/partition`, for logs.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.topic, self.index)
+    }
+
+    /// The partition's key in checkpoints and its directory name.
     pub fn dir_name(&self) -> String {
         format!("{}-{}", self.topic, self.index)
     }
+}
+
+/// Rebuilds the epoch cache from the batches' epochs when the checkpoint
+/// is missing or damaged. Reads the whole log once.
+fn rebuild_epoch_cache(log: &PartitionLog) -> EpochCache {
+    let mut cache = EpochCache::default();
+    let mut from = log.log_start_offset();
+    let end = log.log_end_offset();
+    // Bounded: every round advances past at least one batch.
+    while from < end {
+        let Ok(batches) = log.read(from, end, 1 << 20) else { break };
+        let Some(last) = batches.last() else { break };
+        for b in &batches {
+            if let Ok(h) = batch::parse_header(b)
+                && cache.latest_epoch().is_none_or(|e| e < h.leader_epoch)
+            {
+                cache.assign(h.leader_epoch, h.base_offset);
+            }
+        }
+        match batch::parse_header(last) {
+            Ok(h) => from = h.next_offset(),
+            Err(_) => break,
+        }
+    }
+    cache
 }

@@ -97,21 +97,25 @@ impl Broker {
                 Ok((acks, ProduceResponse { base_offset: None, log_start_offset: None }))
             }
             Acks::Leader => {
-                let info = partition.append(&mut batch, false)?;
-                Ok((acks, ProduceResponse { base_offset: Some(info.base_offset), log_start_offset: Some(partition.with_state(|st| st.log.log_start_offset())) }))
+                let (info, _) = partition.append(&mut batch, false)?;
+                self.data_arrived.notify_waiters();
+                let start = partition.with_state(|st| st.log.log_start_offset());
+                Ok((acks, ProduceResponse { base_offset: Some(info.base_offset), log_start_offset: Some(start) }))
             }
             Acks::All => {
-                let info = partition.append(&mut batch, true)?;
-                if !partition.wait_for_high_watermark(info.last_offset + 1, timeout).await {
+                let (info, epoch) = partition.append(&mut batch, true)?;
+                self.data_arrived.notify_waiters();
+                let committed = partition.wait_for_commit(info.last_offset + 1, epoch, timeout).await?;
+                if !committed {
                     return Err(ApiError::new(
                         ErrorCode::RequestTimedOut,
                         format!("the high watermark did not reach {} within {timeout_ms} ms; the batch stays in the log", info.last_offset + 1),
                     ));
                 }
-                let (isr, start) = partition.with_state(|st| (st.isr.len(), st.log.log_start_offset()));
-                if isr < partition.effective_min_isr() {
+                if !partition.isr_satisfies_min() {
                     return Err(ApiError::new(ErrorCode::NotEnoughReplicasAfterAppend, "the ISR shrank below min.insync.replicas after the append"));
                 }
+                let start = partition.with_state(|st| st.log.log_start_offset());
                 Ok((acks, ProduceResponse { base_offset: Some(info.base_offset), log_start_offset: Some(start) }))
             }
         }

@@ -1,6 +1,7 @@
 //! The HTTP API: axum routes over the [`Broker`], with JSON error bodies,
 //! request metrics, and the OpenAPI document.
 
+mod debug;
 mod extract;
 mod metrics;
 pub mod openapi;
@@ -22,6 +23,8 @@ use faultline_client::api::{
 use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::groups::Groups;
+use crate::replica::manager::ReplicaManager;
+use crate::replica::protocol::{FETCH_PATH, FetchRequest as ReplicaFetchRequest};
 use extract::{JsonBody, PartitionPath, Segment};
 pub use metrics::Metrics;
 
@@ -31,6 +34,7 @@ pub struct AppState {
     pub broker: Arc<Broker>,
     pub groups: Arc<Groups>,
     pub metrics: Arc<Metrics>,
+    pub replicas: Arc<ReplicaManager>,
     /// The address clients should use for this node.
     pub advertised: String,
 }
@@ -48,6 +52,9 @@ pub fn router(state: AppState) -> Router {
         .route(paths::PRODUCE, post(produce))
         .route(paths::FETCH, post(fetch))
         .route(paths::GROUP_OFFSETS, get(committed_offsets).post(commit_offsets))
+        .route(paths::DEBUG_REPLICA_LOG, get(debug::replica_log))
+        .route(paths::DEBUG_HISTORY, get(debug::history))
+        .route(FETCH_PATH, post(replica_fetch))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -78,8 +85,17 @@ async fn method_not_allowed(req: Request) -> Response {
     resp
 }
 
-async fn health(State(state): State<AppState>) -> Json<Health> {
-    Json(Health { status: "ok".into(), node_id: state.broker.config.node_id })
+/// 200 once this broker is registered with the controller and serving;
+/// 503 `starting` before.
+async fn health(State(state): State<AppState>) -> Response {
+    let node_id = state.broker.config.node_id;
+    let image = state.broker.image();
+    let registered = state.broker.control().broker_epoch().is_some_and(|e| image.brokers.get(&node_id).is_some_and(|b| b.epoch == e && !b.fenced));
+    if registered {
+        Json(Health { status: "ok".into(), node_id }).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "starting".into(), node_id })).into_response()
+    }
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
@@ -91,22 +107,25 @@ async fn openapi_json() -> Json<serde_json::Value> {
 }
 
 async fn cluster(State(state): State<AppState>) -> Json<ClusterInfo> {
-    let id = state.broker.config.node_id;
+    let image = state.broker.image();
     Json(ClusterInfo {
-        node_id: id,
-        brokers: vec![BrokerInfo { id, address: state.advertised.clone(), fenced: false }],
-        controller: Some(id),
-        metadata_offset: 0,
+        node_id: state.broker.config.node_id,
+        brokers: image.brokers.values().map(|b| BrokerInfo { id: b.id, address: b.address.clone(), fenced: b.fenced }).collect(),
+        controller: state.broker.control().active_controller(),
+        metadata_offset: image.offset as i64,
         bugs: Vec::new(),
         version: env!("CARGO_PKG_VERSION").into(),
     })
 }
 
+/// The leader's side of a follower fetch: binary body, see `replica::protocol`.
+async fn replica_fetch(State(state): State<AppState>, JsonBody(req): JsonBody<ReplicaFetchRequest>) -> Response {
+    let body = crate::replica::serve::serve_fetch(&state.replicas, req).await;
+    ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response()
+}
+
 async fn create_topic(State(state): State<AppState>, JsonBody(req): JsonBody<CreateTopicRequest>) -> Result<Response, ApiError> {
-    let broker = state.broker.clone();
-    let desc = tokio::task::spawn_blocking(move || broker.create_topic(&req))
-        .await
-        .map_err(|e| ApiError::new(faultline_client::api::ErrorCode::UnknownServerError, e.to_string()))??;
+    let desc = state.broker.create_topic(&req).await?;
     Ok((StatusCode::CREATED, Json(desc)).into_response())
 }
 
@@ -133,5 +152,5 @@ async fn commit_offsets(State(state): State<AppState>, Segment(group): Segment, 
 }
 
 async fn committed_offsets(State(state): State<AppState>, Segment(group): Segment) -> Result<Response, ApiError> {
-    Ok(Json(state.groups.fetch(&group)?).into_response())
+    Ok(Json(state.groups.fetch(&state.broker, &group).await?).into_response())
 }

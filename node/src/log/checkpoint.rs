@@ -15,16 +15,27 @@ use std::path::Path;
 use crate::fsutil::{fsync_dir, write_atomic};
 
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
+/// Kafka's name for the high-watermark checkpoint. Never a truncation point.
+pub const HIGH_WATERMARK_FILE: &str = "replication-offset-checkpoint";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 
-/// Reads the checkpoint; missing or damaged means "no recovery points".
+/// Reads the recovery-point checkpoint; missing or damaged means "none".
 pub fn read_recovery_points(dir: &Path) -> BTreeMap<String, i64> {
-    let path = dir.join(RECOVERY_POINT_FILE);
+    read_offsets(&dir.join(RECOVERY_POINT_FILE))
+}
+
+/// Replaces the recovery-point checkpoint atomically.
+pub fn write_recovery_points(dir: &Path, points: &BTreeMap<String, i64>) -> io::Result<()> {
+    write_offsets(&dir.join(RECOVERY_POINT_FILE), points)
+}
+
+/// Reads a partition → offset checkpoint file; missing or damaged means empty.
+pub fn read_offsets(path: &Path) -> BTreeMap<String, i64> {
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return BTreeMap::new(),
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "unreadable recovery checkpoint; recovering every log in full");
+            tracing::warn!(path = %path.display(), error = %e, "unreadable checkpoint; ignoring it");
             return BTreeMap::new();
         }
     };
@@ -33,16 +44,16 @@ pub fn read_recovery_points(dir: &Path) -> BTreeMap<String, i64> {
         (crc32c::crc32c(body.as_bytes()) == crc).then(|| serde_json::from_str(body).ok()).flatten()
     });
     parsed.unwrap_or_else(|| {
-        tracing::warn!(path = %path.display(), "damaged recovery checkpoint; recovering every log in full");
+        tracing::warn!(path = %path.display(), "damaged checkpoint; ignoring it");
         BTreeMap::new()
     })
 }
 
-/// Replaces the checkpoint atomically.
-pub fn write_recovery_points(dir: &Path, points: &BTreeMap<String, i64>) -> io::Result<()> {
+/// Replaces a partition → offset checkpoint file atomically.
+pub fn write_offsets(path: &Path, points: &BTreeMap<String, i64>) -> io::Result<()> {
     let body = serde_json::to_string(points).expect("a map of strings to integers serializes");
     let text = format!("{body}\n{:08x}\n", crc32c::crc32c(body.as_bytes()));
-    write_atomic(&dir.join(RECOVERY_POINT_FILE), text.as_bytes())
+    write_atomic(path, text.as_bytes())
 }
 
 /// Removes the clean-shutdown marker and says whether it was there. It is
