@@ -15,3 +15,6 @@ pub mod fetcher;
 pub mod manager;
 pub mod protocol;
 pub mod serve;
+
+#[cfg(test)]
+mod tests;
