@@ -2,6 +2,8 @@
 //! on 127.0.0.1 with an ephemeral port and its own data directory.
 
 mod api;
+mod cluster;
 mod crash;
 mod lifecycle;
+mod replication;
 mod util;

@@ -34,15 +34,23 @@ impl Node {
     }
 
     pub fn try_start(dir: &Path, overrides: &[&str]) -> Result<Node, String> {
+        let mut all = vec!["node.id=1".to_string(), "listeners=http://127.0.0.1:0".to_string()];
+        all.extend(overrides.iter().map(|o| o.to_string()));
+        let node = Node::spawn(dir, &all)?;
+        node.wait_healthy()?;
+        Ok(node)
+    }
+
+    /// Starts a node with exactly these overrides (plus `log.dirs`).
+    pub fn spawn(dir: &Path, overrides: &[String]) -> Result<Node, String> {
         std::fs::create_dir_all(dir).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("node.log")).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline-node"));
-        cmd.arg("--override").arg("node.id=1");
-        cmd.arg("--override").arg("listeners=http://127.0.0.1:0");
         cmd.arg("--override").arg(format!("log.dirs={}", dir.join("data").display()));
         for o in overrides {
             cmd.arg("--override").arg(o);
         }
+        cmd.env("RUST_LOG", "info,faultline_node::controller=info");
         let mut child = cmd.stdout(Stdio::piped()).stderr(log).stdin(Stdio::null()).spawn().map_err(|e| e.to_string())?;
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -57,8 +65,43 @@ impl Node {
             format!("no listening line within {START_TIMEOUT:?} (exit status {status:?})")
         })?;
         node.url = line.rsplit(' ').next().unwrap().to_string();
-        assert!(node.url.starts_with("http://127.0.0.1:"), "unexpected line {line}");
+        assert!(node.url.starts_with("http://127.0.0."), "unexpected line {line}");
         Ok(node)
+    }
+
+    /// Waits until `/health` answers 200: registered with the controller.
+    pub fn wait_healthy(&self) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let url = format!("{}/health", self.url);
+        loop {
+            if http_status(&self.url, "/health") == Some(200) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{url} not healthy within {START_TIMEOUT:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> Option<Pid> {
+        self.child.as_ref().map(|c| Pid::from_raw(c.id() as i32))
+    }
+
+    /// SIGSTOP: the process stays but does nothing, like a long GC pause.
+    pub fn pause(&self) {
+        kill(self.pid().expect("running"), Signal::SIGSTOP).unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid().unwrap())).unwrap();
+        let state = stat.rsplit(')').next().unwrap().split_whitespace().next().unwrap().to_string();
+        assert!(state == "T" || state == "t", "the process is stopped, not {state}");
+    }
+
+    pub fn resume(&self) {
+        kill(self.pid().expect("running"), Signal::SIGCONT).unwrap();
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn client(&self) -> Client {
@@ -110,4 +153,16 @@ impl Drop for Node {
 pub fn run_node_to_exit(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_faultline-node")).args(args).stdin(Stdio::null()).output().unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A blocking `GET`, returning the status code; no HTTP client runtime needed.
+pub fn http_status(base_url: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let addr = base_url.strip_prefix("http://")?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }

@@ -1,0 +1,225 @@
+//! Replication end to end on real node processes: failover, ISR shrink and
+//! rejoin, clean versus unclean election, and fencing of a deposed leader.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faultline_client::api::*;
+
+use crate::cluster::{Cluster, FAST, create_req};
+
+fn vals(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+fn offsets_of(dump: &ReplicaLogDump) -> BTreeMap<i64, String> {
+    dump.records.iter().map(|(o, _, v)| (*o, v.clone())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_elects_an_isr_replica_and_loses_no_acknowledged_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3, FAST);
+    cluster.client(1).create_topic(&create_req("fo", 3, &[("min.insync.replicas", "2")])).await.unwrap();
+    let before = cluster.wait_for("fo", &[], "a leader", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3).await;
+    let old = before.leader.unwrap();
+
+    let acked: Arc<Mutex<BTreeMap<i64, String>>> = Arc::default();
+    let cluster = Arc::new(tokio::sync::RwLock::new(cluster));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer = {
+        let (cluster, acked, stop) = (cluster.clone(), acked.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            // Bounded by `stop`, set after the failover.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let batch = vals(&format!("b{i}"), 3);
+                i += 1;
+                let c = cluster.read().await;
+                if let Ok(base) = c.produce("fo", Acks::All, &batch, Duration::from_secs(1)).await {
+                    let mut a = acked.lock().unwrap();
+                    for (k, v) in batch.into_iter().enumerate() {
+                        a.insert(base + k as i64, v);
+                    }
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let acked_before_kill = acked.lock().unwrap().len();
+    cluster.write().await.kill(old);
+    let after = {
+        let c = cluster.read().await;
+        c.wait_for("fo", &[old], "a new leader", Duration::from_secs(15), |p| p.leader.is_some_and(|l| l != old)).await
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    producer.await.unwrap();
+    let new = after.leader.unwrap();
+    assert!(before.isr.contains(&new), "the new leader {new} came from the ISR {:?}", before.isr);
+    assert_eq!(after.leader_epoch, before.leader_epoch + 1, "a leader change bumps the epoch");
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked_before_kill > 0 && acked.len() > acked_before_kill, "writes succeeded before and after the failover");
+    let c = cluster.read().await;
+    let log = offsets_of(&c.dump(new, "fo").await);
+    for (offset, value) in &acked {
+        assert_eq!(log.get(offset), Some(value), "acknowledged {value} at offset {offset} is gone from the new leader");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_followers_leave_the_isr_then_acks_all_fails_and_acks_1_stays_invisible_until_they_rejoin() {
+    let dir = tempfile::tempdir().unwrap();
+    // Five voters, so the quorum survives two paused nodes; a long session
+    // timeout, so the followers leave the ISR by lag, not by fencing.
+    let mut opts = FAST.to_vec();
+    opts.retain(|o| !o.starts_with("broker.session.timeout.ms"));
+    opts.push("broker.session.timeout.ms=60000");
+    let cluster = Cluster::start(dir.path(), 5, &opts);
+    cluster.client(1).create_topic(&create_req("isr", 3, &[("min.insync.replicas", "2")])).await.unwrap();
+    let p = cluster.wait_for("isr", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3).await;
+    let leader = p.leader.unwrap();
+    let followers: Vec<i32> = p.replicas.iter().copied().filter(|r| *r != leader).collect();
+    cluster.produce("isr", Acks::All, &vals("warm", 2), Duration::from_secs(5)).await.unwrap();
+
+    cluster.node(followers[0]).pause();
+    cluster.wait_for("isr", &followers[..1], "the first follower to leave the ISR", Duration::from_secs(10), |p| !p.isr.contains(&followers[0])).await;
+    cluster.produce("isr", Acks::All, &vals("two-in-sync", 1), Duration::from_secs(5)).await.expect("ISR of 2 meets min.insync.replicas=2");
+
+    cluster.node(followers[1]).pause();
+    cluster.wait_for("isr", &followers, "the ISR to shrink to the leader", Duration::from_secs(10), |p| p.isr == vec![leader]).await;
+    let err = cluster.produce("isr", Acks::All, &vals("refused", 1), Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!(err, ErrorCode::NotEnoughReplicas);
+    let hidden = cluster.produce("isr", Acks::Leader, &vals("hidden", 1), Duration::from_secs(5)).await.expect("acks=1 is still accepted");
+    let d = cluster.client(leader).describe_topic("isr").await.unwrap().partitions[0].clone();
+    assert!(d.high_watermark <= hidden && d.log_end_offset == hidden + 1, "the acks=1 record is above the HW: {d:?}");
+    let fetched = cluster.client(leader).fetch("isr", 0, &FetchRequest { offset: 0, max_records: None, max_bytes: None, max_wait_ms: None }).await.unwrap();
+    assert!(fetched.records.iter().all(|r| r.value != "hidden-0"), "consumers never see it while the ISR is below min");
+
+    cluster.node(followers[0]).resume();
+    cluster.node(followers[1]).resume();
+    cluster.wait_for("isr", &[], "both followers to rejoin", Duration::from_secs(15), |p| p.isr.len() == 3).await;
+    let mut visible = false;
+    for _ in 0..100 {
+        let f = cluster.client(leader).fetch("isr", 0, &FetchRequest { offset: hidden, max_records: None, max_bytes: None, max_wait_ms: Some(100) }).await.unwrap();
+        if f.records.first().is_some_and(|r| r.value == "hidden-0") {
+            visible = true;
+            break;
+        }
+    }
+    assert!(visible, "the acks=1 record became visible once the ISR recovered");
+}
+
+/// Isolates the leader's data: both followers are paused until fenced, the
+/// leader alone acknowledges `lost-*` records, then the leader is killed
+/// and the followers come back.
+async fn only_an_out_of_sync_replica_survives(cluster: &mut Cluster, topic: &str) -> (i32, Vec<i32>, BTreeMap<i64, String>) {
+    let p = cluster.wait_for(topic, &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3).await;
+    let leader = p.leader.unwrap();
+    let followers: Vec<i32> = p.replicas.iter().copied().filter(|r| *r != leader).collect();
+    let base = cluster.produce(topic, Acks::All, &vals("safe", 3), Duration::from_secs(5)).await.unwrap();
+    assert_eq!(base, 0);
+    cluster.wait_for(topic, &[], "the followers to copy the safe records", Duration::from_secs(10), |p| p.isr.len() == 3).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for f in &followers {
+        cluster.node(*f).pause();
+    }
+    cluster.wait_for(topic, &followers, "the ISR to shrink to the leader", Duration::from_secs(10), |p| p.isr == vec![leader]).await;
+    let mut acked = BTreeMap::new();
+    for i in 0..5 {
+        let v = vec![format!("lost-{i}")];
+        let o = cluster.produce(topic, Acks::All, &v, Duration::from_secs(5)).await.expect("min.insync.replicas=1 lets the leader ack alone");
+        acked.insert(o, v[0].clone());
+    }
+    cluster.kill(leader);
+    for f in &followers {
+        cluster.node(*f).resume();
+    }
+    (leader, followers, acked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unclean_election_elects_an_out_of_sync_replica_and_loses_acknowledged_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 5, FAST);
+    let configs = [("min.insync.replicas", "1"), ("unclean.leader.election.enable", "true")];
+    cluster.client(1).create_topic(&create_req("unclean", 3, &configs)).await.unwrap();
+    let (old, followers, acked) = only_an_out_of_sync_replica_survives(&mut cluster, "unclean").await;
+    let p = cluster.wait_for("unclean", &[old], "an unclean leader", Duration::from_secs(15), |p| p.leader.is_some_and(|l| followers.contains(&l))).await;
+    let new = p.leader.unwrap();
+    assert_eq!(p.isr, vec![new], "an unclean election resets the ISR to the new leader");
+    let history = cluster.history("unclean", &[old]).await;
+    assert!(history.entries.iter().any(|e| e.kind == "unclean" && e.leader == Some(new)), "{history:?}");
+    let log = offsets_of(&cluster.dump(new, "unclean").await);
+    for (offset, value) in &acked {
+        assert_ne!(log.get(offset), Some(value), "{value} was acknowledged only by the old leader; unclean election loses it");
+    }
+    assert_eq!(log.values().filter(|v| v.starts_with("safe")).count(), 3, "records the followers had are kept");
+    // The old leader comes back as a follower and truncates to the new lineage.
+    cluster.restart(old);
+    let mut converged = false;
+    for _ in 0..100 {
+        let (a, b) = (cluster.dump(old, "unclean").await, cluster.dump(new, "unclean").await);
+        if a.records == b.records {
+            converged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(converged, "the old leader converged on the new leader's log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_unclean_election_the_partition_stays_offline_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 5, FAST);
+    let configs = [("min.insync.replicas", "1"), ("unclean.leader.election.enable", "false")];
+    cluster.client(1).create_topic(&create_req("clean", 3, &configs)).await.unwrap();
+    let (old, _followers, acked) = only_an_out_of_sync_replica_survives(&mut cluster, "clean").await;
+    let p = cluster.wait_for("clean", &[old], "the partition to go offline", Duration::from_secs(15), |p| p.leader.is_none()).await;
+    assert_eq!(p.isr, vec![old], "R2.9: the ISR keeps its last member");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(cluster.describe("clean", &[old]).await.partitions[0].leader, None, "no out-of-sync replica is elected");
+    cluster.restart(old);
+    let p = cluster.wait_for("clean", &[], "the last ISR member to lead again", Duration::from_secs(15), |p| p.leader == Some(old)).await;
+    assert_eq!(p.leader, Some(old));
+    let log = offsets_of(&cluster.dump(old, "clean").await);
+    for (offset, value) in &acked {
+        assert_eq!(log.get(offset), Some(value), "{value} survived");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leader_never_acknowledges_acks_all_after_a_new_epoch_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3, FAST);
+    cluster.client(1).create_topic(&create_req("fence", 3, &[("min.insync.replicas", "2")])).await.unwrap();
+    let p = cluster.wait_for("fence", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3).await;
+    let old = p.leader.unwrap();
+    cluster.produce("fence", Acks::All, &vals("before", 2), Duration::from_secs(5)).await.unwrap();
+    cluster.node(old).pause();
+    // Queued in the paused leader's socket; it is handled after the resume.
+    let zombie = {
+        let client = faultline_client::Client::with_timeout(&cluster.node(old).url, Duration::from_secs(20));
+        tokio::spawn(async move {
+            let req = ProduceRequest {
+                acks: Acks::All.into(),
+                timeout_ms: Some(5_000),
+                producer_id: None,
+                producer_epoch: None,
+                base_sequence: None,
+                records: vec![ProduceRecord { key: None, value: "zombie".into(), timestamp: None }],
+            };
+            client.produce("fence", 0, &req).await
+        })
+    };
+    let p = cluster.wait_for("fence", &[old], "a new leader", Duration::from_secs(15), |p| p.leader.is_some_and(|l| l != old)).await;
+    cluster.node(old).resume();
+    let outcome = zombie.await.unwrap();
+    assert!(outcome.is_err(), "the deposed leader acknowledged acks=all: {outcome:?}");
+    let new = p.leader.unwrap();
+    cluster.produce("fence", Acks::All, &vals("after", 1), Duration::from_secs(10)).await.unwrap();
+    let log = cluster.dump(new, "fence").await;
+    assert!(!log.records.iter().any(|r| r.2 == "zombie"), "the zombie write is not in the new epoch's log");
+}
