@@ -1,0 +1,171 @@
+//! Shared benchmark support: node processes killed on drop and a load
+//! client that drives pre-serialised produce batches at target URLs.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use faultline_client::api::{Acks, ProduceRecord, ProduceRequest};
+
+/// Record value size, as the issues specify.
+pub const VALUE_BYTES: usize = 100;
+
+pub struct Options {
+    pub seconds: f64,
+    pub concurrency: usize,
+}
+
+pub fn parse_options() -> Options {
+    let mut o = Options { seconds: 3.0, concurrency: 16 };
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--seconds" => {
+                o.seconds = args[i + 1].parse().expect("--seconds takes a number");
+                i += 1;
+            }
+            "--concurrency" => {
+                o.concurrency = args[i + 1].parse().expect("--concurrency takes a number");
+                i += 1;
+            }
+            _ => {} // cargo passes --bench; ignore it and anything else
+        }
+        i += 1;
+    }
+    o
+}
+
+/// A child process killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn read_url(child: &mut Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let line = BufReader::new(stdout).lines().next().expect("server printed nothing").unwrap();
+    line.rsplit(' ').next().unwrap().to_string()
+}
+
+pub fn start_node(overrides: &[&str]) -> Server {
+    let mut all = vec!["node.id=1".to_string(), "listeners=http://127.0.0.1:0".to_string()];
+    all.extend(overrides.iter().map(|o| o.to_string()));
+    let server = spawn_node(tempfile::tempdir().unwrap(), &all);
+    wait_healthy(&server.url);
+    server
+}
+
+/// Starts a node with data in `dir` and exactly these overrides.
+pub fn spawn_node(dir: tempfile::TempDir, overrides: &[String]) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline-node"));
+    cmd.arg("--override").arg(format!("log.dirs={}", dir.path().join("data").display()));
+    for o in overrides {
+        cmd.arg("--override").arg(o);
+    }
+    let mut child = cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let url = read_url(&mut child);
+    Server { child, url, _dir: Some(dir) }
+}
+
+/// Waits (bounded) until `/health` answers 200.
+pub fn wait_healthy(url: &str) {
+    use std::io::{Read, Write};
+    let addr = url.strip_prefix("http://").unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = write!(s, "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            let mut head = [0u8; 12];
+            if s.read_exact(&mut head).is_ok() && &head[9..12] == b"200" {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{url} never became healthy");
+}
+
+pub fn start_bare(bare_env: &str) -> Server {
+    let mut child = Command::new(std::env::current_exe().unwrap()).env(bare_env, "1").stdout(Stdio::piped()).spawn().unwrap();
+    let url = read_url(&mut child);
+    Server { child, url, _dir: None }
+}
+
+pub struct LoadResult {
+    pub requests: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub latency: hdrhistogram::Histogram<u64>,
+    pub errors: u64,
+}
+
+/// Drives `concurrency` request loops for `seconds`, loop `i` posting to
+/// `targets[i % targets.len()]` (a full produce URL), each sending the same
+/// pre-serialised batch of `batch` records.
+pub async fn produce_load(targets: &[String], batch: usize, acks: Acks, o: &Options) -> LoadResult {
+    let value = "v".repeat(VALUE_BYTES);
+    let req = ProduceRequest {
+        acks: acks.into(),
+        timeout_ms: Some(30_000),
+        producer_id: None,
+        producer_epoch: None,
+        base_sequence: None,
+        records: (0..batch).map(|_| ProduceRecord { key: None, value: value.clone(), timestamp: None }).collect(),
+    };
+    let body = bytes::Bytes::from(serde_json::to_vec(&req).unwrap());
+    let http = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(o.concurrency).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..o.concurrency)
+        .map(|i| {
+            let (http, body, stop) = (http.clone(), body.clone(), stop.clone());
+            let url = targets[i % targets.len()].clone();
+            tokio::spawn(async move {
+                let mut hist = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+                let (mut ok, mut errors) = (0u64, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let resp = http.post(&url).header("content-type", "application/json").body(body.clone()).send().await;
+                    match resp {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                            ok += 1;
+                            hist.record(t.elapsed().as_micros() as u64).unwrap();
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (ok, errors, hist)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(o.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut result = LoadResult { requests: 0, records: 0, bytes: 0, elapsed: Duration::ZERO, latency: hdrhistogram::Histogram::new(3).unwrap(), errors: 0 };
+    for t in tasks {
+        let (ok, errors, hist) = t.await.unwrap();
+        result.requests += ok;
+        result.errors += errors;
+        result.latency.add(hist).unwrap();
+    }
+    result.elapsed = start.elapsed();
+    result.records = result.requests * batch as u64;
+    result.bytes = result.records * VALUE_BYTES as u64;
+    result
+}
+
