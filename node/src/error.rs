@@ -43,7 +43,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
         RequestTimedOut => StatusCode::GATEWAY_TIMEOUT,
         NotLeaderOrFollower | NotCoordinator => StatusCode::MISDIRECTED_REQUEST,
-        FencedLeaderEpoch | UnknownLeaderEpoch => StatusCode::CONFLICT,
+        FencedLeaderEpoch | UnknownLeaderEpoch | InvalidProducerEpoch | OutOfOrderSequenceNumber | UnknownProducerId => {
+            StatusCode::CONFLICT
+        }
         NotEnoughReplicas | NotEnoughReplicasAfterAppend | KafkaStorageError | CoordinatorNotAvailable => {
             StatusCode::SERVICE_UNAVAILABLE
         }

@@ -11,6 +11,7 @@
 pub mod control;
 mod partition;
 mod produce;
+pub mod producer_state;
 mod topic_name;
 
 use std::collections::BTreeMap;
@@ -332,6 +333,7 @@ impl Broker {
             if flush_first {
                 p.flush();
             }
+            p.snapshot_producers();
             let (rp, hw) = p.with_state(|st| (st.log.recovery_point(), st.high_watermark));
             points.insert(p.dir_name(), rp);
             hws.insert(p.dir_name(), hw);

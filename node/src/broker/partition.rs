@@ -29,6 +29,8 @@ use crate::log::batch::{self, BatchHeader};
 use crate::log::{AppendInfo, LogError, PartitionLog};
 use crate::replica::epoch_cache::{EpochCache, EpochEnd, truncation_point};
 
+use super::producer_state::{BATCHES_TO_RETAIN, ProducerState, SeqCheck};
+
 /// What the rest of the node may observe without the lock: enough for
 /// acks=all waiters and long polls to know when to wake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +82,8 @@ pub enum Role {
 pub struct ReplicaState {
     pub log: PartitionLog,
     pub epoch_cache: EpochCache,
+    /// Idempotent producers' sequence state, kept by every replica.
+    pub producers: ProducerState,
     pub high_watermark: i64,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
@@ -182,8 +186,10 @@ impl Partition {
         let mut epoch_cache = epoch_cache;
         epoch_cache.truncate_from_end(log.log_end_offset());
         let hw = high_watermark.clamp(log.log_start_offset(), log.log_end_offset());
+        let producers = ProducerState::load(&dir, &log, BATCHES_TO_RETAIN);
         let state = ReplicaState {
             epoch_cache,
+            producers,
             high_watermark: hw,
             leader_epoch: -1,
             partition_epoch: -1,
@@ -260,7 +266,20 @@ impl Partition {
                     ));
                 }
                 let epoch = st.leader_epoch;
+                let header = batch::parse_header(batch).map_err(|e| ApiError::invalid(format!("unparsable batch: {e}")))?;
+                let p = header.producer;
+                if p.producer_id >= 0 {
+                    match st.producers.check(p.producer_id, p.producer_epoch, p.base_sequence, header.record_count) {
+                        SeqCheck::Append => {}
+                        SeqCheck::Duplicate { first_offset, last_offset } => {
+                            return Ok((AppendInfo { base_offset: first_offset, last_offset, bytes: 0 }, epoch));
+                        }
+                        SeqCheck::Refuse(code, message) => return Err(ApiError::new(code, message)),
+                    }
+                }
                 let info = st.log.append_as_leader(batch, epoch).map_err(|e| storage_error(&self.topic, self.index, e))?;
+                let stamped = BatchHeader { base_offset: info.base_offset, leader_epoch: epoch, ..header };
+                st.producers.record(&stamped);
                 self.maybe_advance_high_watermark(st);
                 Ok((info, epoch))
             })
@@ -469,6 +488,11 @@ impl Partition {
         }
         let new_end = st.log.truncate_to(offset)?;
         st.epoch_cache.truncate_from_end(new_end);
+        st.producers.rebuild(&st.log);
+        // A snapshot of the old lineage must not survive the truncation.
+        if let Err(e) = st.producers.save(&self.dir) {
+            tracing::error!(partition = %self.name(), error = %e, "rewriting the producer-state snapshot failed");
+        }
         self.save_epoch_cache(st);
         st.high_watermark = st.high_watermark.min(new_end);
         tracing::info!(partition = %self.name(), from = before, to = new_end, "truncated follower log");
@@ -490,6 +514,7 @@ impl Partition {
                     continue;
                 }
                 let info = st.log.append_as_follower(b)?;
+                st.producers.record(&header);
                 self.bytes_appended.fetch_add(info.bytes as u64, Ordering::Relaxed);
                 self.records_appended.fetch_add(u64::from(header.record_count), Ordering::Relaxed);
                 if st.epoch_cache.latest_epoch().is_none_or(|e| e < header.leader_epoch) {
@@ -641,6 +666,15 @@ impl Partition {
 
     pub fn flush(&self) {
         self.with_state(|st| st.log.flush());
+    }
+
+    /// Snapshots producer state so a restart replays only the log after it.
+    pub fn snapshot_producers(&self) {
+        self.with_state(|st| {
+            if let Err(e) = st.producers.save(&self.dir) {
+                tracing::warn!(partition = %self.name(), error = %e, "writing the producer-state snapshot failed");
+            }
+        })
     }
 
     /// `topic/partition`, for logs.
