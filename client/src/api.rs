@@ -22,6 +22,7 @@ pub mod paths {
     pub const PRODUCE: &str = "/v1/topics/{topic}/partitions/{partition}/produce";
     pub const FETCH: &str = "/v1/topics/{topic}/partitions/{partition}/fetch";
     pub const GROUP_OFFSETS: &str = "/v1/groups/{group}/offsets";
+    pub const INIT_PRODUCER_ID: &str = "/v1/producers/init";
     pub const DEBUG_REPLICA_LOG: &str = "/v1/debug/topics/{topic}/partitions/{partition}/log";
     pub const DEBUG_HISTORY: &str = "/v1/debug/topics/{topic}/partitions/{partition}/history";
 }
@@ -449,4 +450,12 @@ pub struct HistoryEntry {
     pub leader: Option<i32>,
     pub leader_epoch: i32,
     pub isr: Vec<i32>,
+}
+
+/// `POST /v1/producers/init`: a cluster-unique producer id for an
+/// idempotent producer, at epoch 0.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InitProducerIdResponse {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
 }

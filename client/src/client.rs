@@ -115,6 +115,10 @@ impl Client {
         self.post(partition_path(paths::FETCH, topic, partition), req, timeout).await
     }
 
+    pub async fn init_producer_id(&self) -> Result<InitProducerIdResponse, ClientError> {
+        self.post(paths::INIT_PRODUCER_ID.to_string(), &serde_json::json!({}), self.request_timeout).await
+    }
+
     pub async fn commit_offsets(&self, group: &str, req: &OffsetCommitRequest) -> Result<OffsetCommitResponse, ClientError> {
         self.post(paths::GROUP_OFFSETS.replace("{group}", group), req, self.request_timeout).await
     }

@@ -75,6 +75,8 @@ pub struct Broker {
     control: OnceLock<Arc<dyn ControlPlane>>,
     /// Woken on every leader append, for follower long polls.
     pub data_arrived: Notify,
+    /// The unused part of this node's producer-id block: `[next, end)`.
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
 }
 
 fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StartupError + '_ {
@@ -102,6 +104,7 @@ impl Broker {
             acks0_rx: Mutex::new(Some(acks0_rx)),
             control: OnceLock::new(),
             data_arrived: Notify::new(),
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
         };
         let mut metas = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
@@ -286,6 +289,22 @@ impl Broker {
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+    }
+
+    /// Hands out a cluster-unique producer id from this node's block,
+    /// asking the controller for a new block when it runs out.
+    pub async fn init_producer_id(&self) -> Result<i64, ApiError> {
+        let mut block = self.producer_ids.lock().await;
+        if block.0 >= block.1 {
+            let cmd = Command::AllocateProducerIds { broker: self.config.node_id };
+            match self.control().propose(cmd).await.map_err(controller_unavailable)? {
+                CommandResult::ProducerIds { start, count } => *block = (start, start + count),
+                other => return Err(ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("no producer-id block: {other:?}"))),
+            }
+        }
+        let id = block.0;
+        block.0 += 1;
+        Ok(id)
     }
 
     pub fn topic_names(&self) -> Vec<String> {

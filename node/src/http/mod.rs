@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use faultline_client::api::{
-    Acks, BrokerInfo, ClusterInfo, CreateTopicRequest, FetchRequest, Health, OffsetCommitRequest, ProduceRequest,
+    Acks, BrokerInfo, ClusterInfo, CreateTopicRequest, FetchRequest, Health, InitProducerIdResponse, OffsetCommitRequest, ProduceRequest,
     TopicList, paths,
 };
 
@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::PRODUCE, post(produce))
         .route(paths::FETCH, post(fetch))
         .route(paths::GROUP_OFFSETS, get(committed_offsets).post(commit_offsets))
+        .route(paths::INIT_PRODUCER_ID, post(init_producer_id))
         .route(paths::DEBUG_REPLICA_LOG, get(debug::replica_log))
         .route(paths::DEBUG_HISTORY, get(debug::history))
         .route(FETCH_PATH, post(replica_fetch))
@@ -127,6 +128,11 @@ async fn replica_fetch(State(state): State<AppState>, JsonBody(req): JsonBody<Re
 async fn create_topic(State(state): State<AppState>, JsonBody(req): JsonBody<CreateTopicRequest>) -> Result<Response, ApiError> {
     let desc = state.broker.create_topic(&req).await?;
     Ok((StatusCode::CREATED, Json(desc)).into_response())
+}
+
+async fn init_producer_id(State(state): State<AppState>) -> Result<Json<InitProducerIdResponse>, ApiError> {
+    let producer_id = state.broker.init_producer_id().await?;
+    Ok(Json(InitProducerIdResponse { producer_id, producer_epoch: 0 }))
 }
 
 async fn list_topics(State(state): State<AppState>) -> Json<TopicList> {

@@ -55,13 +55,14 @@ pub fn document() -> Value {
     let produce_errors = [
         UnknownTopicOrPartition, InvalidTopicException, InvalidRequiredAcks, InvalidRequest, MessageTooLarge,
         NotEnoughReplicas, NotEnoughReplicasAfterAppend, NotLeaderOrFollower, RequestTimedOut, KafkaStorageError,
+        InvalidProducerEpoch, OutOfOrderSequenceNumber,
     ];
     let fetch_errors = [UnknownTopicOrPartition, InvalidRequest, MessageTooLarge, OffsetOutOfRange, NotLeaderOrFollower, KafkaStorageError];
     let create_errors = [
         TopicAlreadyExists, InvalidTopicException, InvalidPartitions, InvalidReplicationFactor, InvalidConfig,
         InvalidRequest, MessageTooLarge, KafkaStorageError,
     ];
-    let commit_errors = [InvalidGroupId, UnknownTopicOrPartition, InvalidRequest, MessageTooLarge, RequestTimedOut, CoordinatorNotAvailable, NotEnoughReplicas, KafkaStorageError];
+    let commit_errors = [InvalidGroupId, UnknownTopicOrPartition, InvalidRequest, MessageTooLarge, RequestTimedOut, CoordinatorNotAvailable, NotCoordinator, NotEnoughReplicas, KafkaStorageError];
     let mut p = serde_json::Map::new();
     p.insert(paths::HEALTH.into(), json!({ "get": op("health", "Liveness: the node is up and serving.", None, (200, "Health"), &[]) }));
     p.insert(paths::METRICS.into(), json!({ "get": {
@@ -85,6 +86,17 @@ pub fn document() -> Value {
     p.insert(paths::FETCH.into(), json!({
         "parameters": path_params(&["topic", "partition"]),
         "post": op("fetch", "Read records below the high watermark from an offset, with optional long poll.", Some("FetchRequest"), (200, "FetchResponse"), &fetch_errors),
+    }));
+    p.insert(paths::INIT_PRODUCER_ID.into(), json!({
+        "post": op("initProducerId", "Allocate a cluster-unique producer id (epoch 0) for an idempotent producer.", None, (200, "InitProducerIdResponse"), &[CoordinatorNotAvailable, RequestTimedOut]),
+    }));
+    p.insert(paths::DEBUG_REPLICA_LOG.into(), json!({
+        "parameters": path_params(&["topic", "partition"]),
+        "get": op("debugReplicaLog", "This node's replica of a partition, record by record: [offset, leader_epoch, value].", None, (200, "ReplicaLogDump"), &[UnknownTopicOrPartition, NotLeaderOrFollower, KafkaStorageError]),
+    }));
+    p.insert(paths::DEBUG_HISTORY.into(), json!({
+        "parameters": path_params(&["topic", "partition"]),
+        "get": op("debugHistory", "Every leader and ISR change of a partition: epoch, leader, ISR, clean or unclean.", None, (200, "PartitionHistory"), &[UnknownTopicOrPartition]),
     }));
     p.insert(paths::GROUP_OFFSETS.into(), json!({
         "parameters": path_params(&["group"]),
@@ -154,6 +166,18 @@ fn schemas(all_errors: &[&str]) -> Value {
         "OffsetCommitRequest": obj(&["offsets"], json!({ "offsets": { "type": "array", "items": schema("OffsetCommit") } })),
         "OffsetCommit": obj(&["topic", "partition", "offset"], json!({ "topic": string(), "partition": int(), "offset": int(), "metadata": string() })),
         "OffsetCommitResponse": obj(&["committed"], json!({ "committed": int() })),
+        "InitProducerIdResponse": obj(&["producer_id", "producer_epoch"], json!({ "producer_id": int(), "producer_epoch": int() })),
+        "ReplicaLogDump": obj(&["topic", "partition", "node_id", "role", "leader_epoch", "log_start_offset", "log_end_offset", "high_watermark", "records", "truncated"], json!({
+            "topic": string(), "partition": int(), "node_id": int(), "role": { "type": "string", "enum": ["leader", "follower", "offline"] },
+            "leader_epoch": int(), "log_start_offset": int(), "log_end_offset": int(), "high_watermark": int(), "truncated": { "type": "boolean" },
+            "records": { "type": "array", "items": { "type": "array", "prefixItems": [int(), int(), string()] } },
+        })),
+        "PartitionHistory": obj(&["topic", "partition", "dropped", "entries"], json!({
+            "topic": string(), "partition": int(), "dropped": int(),
+            "entries": { "type": "array", "items": obj(&["metadata_offset", "kind", "leader_epoch", "isr"], json!({
+                "metadata_offset": int(), "kind": { "type": "string", "enum": ["created", "clean", "unclean", "offline", "isr-change"] },
+                "leader": int(), "leader_epoch": int(), "isr": { "type": "array", "items": int() } })) },
+        })),
         "OffsetFetchResponse": obj(&["group", "offsets"], json!({ "group": string(), "offsets": { "type": "array", "items": schema("OffsetCommit") } })),
     })
 }
@@ -165,7 +189,7 @@ mod tests {
     #[test]
     fn every_path_and_every_error_name_is_documented() {
         let doc = document();
-        for path in [paths::HEALTH, paths::METRICS, paths::OPENAPI, paths::CLUSTER, paths::TOPICS, paths::TOPIC, paths::PRODUCE, paths::FETCH, paths::GROUP_OFFSETS] {
+        for path in [paths::HEALTH, paths::METRICS, paths::OPENAPI, paths::CLUSTER, paths::TOPICS, paths::TOPIC, paths::PRODUCE, paths::FETCH, paths::GROUP_OFFSETS, paths::INIT_PRODUCER_ID, paths::DEBUG_REPLICA_LOG, paths::DEBUG_HISTORY] {
             assert!(doc["paths"][path].is_object(), "{path} is undocumented");
         }
         let names = doc["components"]["schemas"]["ErrorBody"]["properties"]["error"]["enum"].as_array().unwrap();
