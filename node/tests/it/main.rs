@@ -4,6 +4,7 @@
 mod api;
 mod cluster;
 mod crash;
+mod idempotence;
 mod lifecycle;
 mod replication;
 mod util;
