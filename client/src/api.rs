@@ -23,6 +23,7 @@ pub mod paths {
     pub const FETCH: &str = "/v1/topics/{topic}/partitions/{partition}/fetch";
     pub const GROUP_OFFSETS: &str = "/v1/groups/{group}/offsets";
     pub const INIT_PRODUCER_ID: &str = "/v1/producers/init";
+    pub const ADMIN_FETCHERS: &str = "/v1/admin/fetchers";
     pub const DEBUG_REPLICA_LOG: &str = "/v1/debug/topics/{topic}/partitions/{partition}/log";
     pub const DEBUG_HISTORY: &str = "/v1/debug/topics/{topic}/partitions/{partition}/history";
 }
@@ -401,6 +402,9 @@ pub struct ClusterInfo {
     pub metadata_offset: i64,
     /// Active bug switches; never silently on.
     pub bugs: Vec<String>,
+    /// Whether admin hooks (`/v1/admin/...`) are enabled on this node.
+    #[serde(default)]
+    pub admin_hooks: bool,
     pub version: String,
 }
 
@@ -458,4 +462,12 @@ pub struct HistoryEntry {
 pub struct InitProducerIdResponse {
     pub producer_id: i64,
     pub producer_epoch: i16,
+}
+
+/// `POST /v1/admin/fetchers` (admin hooks only): stop or restart this
+/// node's follower fetchers, so a recipe can hold a follower just behind.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FetcherControl {
+    pub paused: bool,
 }

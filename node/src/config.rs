@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::bugs::Bugs;
 use crate::log::LogConfig;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -82,6 +83,8 @@ pub const BROKER_KEYS: &[KeySpec] = &[
     key!("broker.session.timeout.ms", Kind::Int { min: 50, max: 3_600_000 }, Some("9000"), "a broker without a heartbeat for this long is fenced"),
     key!("replica.lag.time.max.ms", Kind::Int { min: 10, max: 3_600_000 }, Some("30000"), "a follower not caught up for this long leaves the ISR"),
     key!("replica.fetch.wait.max.ms", Kind::Int { min: 0, max: 60_000 }, Some("500"), "long-poll time of follower fetches"),
+    key!("faultline.bugs", Kind::Text, None, "comma list of bug switches to turn on (see bugs.rs); off by default"),
+    key!("faultline.admin.hooks", Kind::Bool, Some("false"), "enable admin hooks (pause fetchers) that bug recipes drive"),
     key!("faultline.acks0.queue.batches", Kind::Int { min: 1, max: 1_000_000 }, Some("1024"), "bound on acks=0 batches queued but not yet appended"),
 ];
 
@@ -181,6 +184,8 @@ impl Settings {
 /// Effective per-topic settings: broker defaults with the topic's overrides.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicConfig {
+    /// Broker-wide bug switches, carried here so every replica sees them.
+    pub bugs: Bugs,
     pub min_insync_replicas: i64,
     pub unclean_leader_election: bool,
     pub max_message_bytes: usize,
@@ -209,6 +214,10 @@ pub struct BrokerConfig {
     pub session_timeout_ms: u64,
     pub replica_lag_time_max_ms: u64,
     pub replica_fetch_wait_max_ms: u64,
+    /// Active bug switches; none by default.
+    pub bugs: Bugs,
+    /// Whether `/v1/admin/...` hooks are enabled; off by default.
+    pub admin_hooks: bool,
     /// The raw settings, for topic defaults and `GET /v1/cluster`.
     pub settings: Settings,
 }
@@ -273,6 +282,12 @@ impl BrokerConfig {
             session_timeout_ms: settings.int("broker.session.timeout.ms")? as u64,
             replica_lag_time_max_ms: settings.int("replica.lag.time.max.ms")? as u64,
             replica_fetch_wait_max_ms: settings.int("replica.fetch.wait.max.ms")? as u64,
+            bugs: match settings.get("faultline.bugs") {
+                Some(list) => Bugs::parse_list(list)
+                    .map_err(|e| ConfigError::BadValue { key: "faultline.bugs".into(), value: list.into(), expected: e })?,
+                None => Bugs::default(),
+            },
+            admin_hooks: settings.get("faultline.admin.hooks") == Some("true"),
             settings,
         })
     }
@@ -310,6 +325,7 @@ impl BrokerConfig {
         // Every broker key but flush.ms has a default, filled in by `Settings::broker`.
         let must = |topic_key: &str| get(topic_key).expect("the broker key has a default");
         TopicConfig {
+            bugs: self.bugs,
             min_insync_replicas: must("min.insync.replicas"),
             unclean_leader_election: unclean,
             max_message_bytes: must("max.message.bytes") as usize,

@@ -201,7 +201,7 @@ impl Groups {
                 Err(e) if e.leader_id.is_some_and(|l| l != broker.config.node_id) => return Err(as_coordinator_error(e)),
                 Ok((false, p)) if p.with_state(|st| matches!(st.role, Role::Follower { .. })) => {
                     return Err(as_coordinator_error(p.with_state(|st| match &st.role {
-                        Role::Follower { leader, leader_address } => {
+                        Role::Follower { leader, leader_address, .. } => {
                             let mut e = ApiError::new(ErrorCode::NotCoordinator, "");
                             e.leader_id = Some(*leader);
                             e.leader_address = Some(leader_address.clone());

@@ -9,6 +9,7 @@
 //! - [`server`]: start-up, background tasks and clean shutdown.
 
 pub mod broker;
+pub mod bugs;
 pub mod error;
 pub mod config;
 pub mod controller;

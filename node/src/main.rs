@@ -16,6 +16,9 @@ struct Args {
     /// `key=value`, applied over the file; repeatable.
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Turn on a bug switch (repeatable); see `faultline_node::bugs`.
+    #[arg(long = "bug", value_name = "NAME")]
+    bugs: Vec<String>,
     /// Log line format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -36,13 +39,24 @@ fn main() -> ExitCode {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    let config = match BrokerConfig::load(args.config.as_deref(), &args.overrides) {
+    let mut overrides = args.overrides.clone();
+    if !args.bugs.is_empty() {
+        // `--bug` adds to any `faultline.bugs` from the file or overrides.
+        let from_file = BrokerConfig::load(args.config.as_deref(), &args.overrides).ok().and_then(|c| c.settings.get("faultline.bugs").map(str::to_string));
+        let mut all: Vec<String> = from_file.into_iter().collect();
+        all.extend(args.bugs.iter().cloned());
+        overrides.push(format!("faultline.bugs={}", all.join(",")));
+    }
+    let config = match BrokerConfig::load(args.config.as_deref(), &overrides) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("faultline-node: configuration error: {e}");
             return ExitCode::from(2);
         }
     };
+    for bug in config.bugs.active() {
+        tracing::warn!(bug = %bug, "BUG SWITCH ON: this node reintroduces a known data-loss bug on purpose");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
     match runtime.block_on(faultline_node::server::run(config)) {
         Ok(()) => ExitCode::SUCCESS,

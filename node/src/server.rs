@@ -52,6 +52,13 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let reconcile = tokio::spawn(replicas.clone().run());
     let expiration = tokio::spawn(replicas.clone().run_isr_expiration());
     control.apply(&Command::RegisterBroker { id: broker.config.node_id, address: advertised.clone() });
+    let bugs: Vec<String> = broker.config.bugs.active().iter().map(|b| b.name().to_string()).collect();
+    if !bugs.is_empty() {
+        control.apply(&Command::DeclareBugs { broker: broker.config.node_id, bugs });
+    }
+    if broker.config.admin_hooks {
+        tracing::warn!("ADMIN HOOKS ON: /v1/admin endpoints can pause replication");
+    }
 
     tracing::info!(node_id = broker.config.node_id, address = %bound, clean_start = broker.clean_start(), "serving");
     // The one line on stdout: tests and the harness read the bound address here.

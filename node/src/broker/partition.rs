@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use faultline_client::api::ErrorCode;
 use tokio::sync::watch;
 
+use crate::bugs::Bug;
 use crate::config::TopicConfig;
 use crate::error::ApiError;
 use crate::log::batch::{self, BatchHeader};
@@ -72,6 +73,8 @@ pub enum Role {
     Follower {
         leader: i32,
         leader_address: String,
+        /// Bug `skip-truncate-same-leader`: fetch without the epoch check.
+        skip_epoch_check: bool,
     },
     /// No leader, or this node is not told yet.
     Offline,
@@ -185,8 +188,20 @@ impl Partition {
         let epoch_cache = EpochCache::load(&dir).unwrap_or_else(|| rebuild_epoch_cache(&log));
         let mut epoch_cache = epoch_cache;
         epoch_cache.truncate_from_end(log.log_end_offset());
+        let mut log = log;
         let hw = high_watermark.clamp(log.log_start_offset(), log.log_end_offset());
-        let producers = ProducerState::load(&dir, &log, BATCHES_TO_RETAIN);
+        if config.bugs.on(Bug::TruncateToLocalHw) && hw < log.log_end_offset() {
+            // Pre-KIP-101: a restarted replica trusts its checkpointed HW.
+            let before = log.log_end_offset();
+            match log.truncate_to(hw) {
+                Ok(end) => {
+                    epoch_cache.truncate_from_end(end);
+                    tracing::warn!(partition = %format!("{topic}/{index}"), from = before, to = end, "bug truncate-to-local-hw: truncated to the local HW on restart");
+                }
+                Err(e) => tracing::error!(error = %e, "bug truncate-to-local-hw: truncation failed"),
+            }
+        }
+        let producers = ProducerState::load(&dir, &log, retained_batches(&config));
         let state = ReplicaState {
             epoch_cache,
             producers,
@@ -241,7 +256,7 @@ impl Partition {
 
     fn not_leader(&self, st: &ReplicaState) -> ApiError {
         let mut e = ApiError::new(ErrorCode::NotLeaderOrFollower, format!("this node is not the leader of {}/{}", self.topic, self.index));
-        if let Role::Follower { leader, leader_address } = &st.role {
+        if let Role::Follower { leader, leader_address, .. } = &st.role {
             e.leader_id = Some(*leader);
             e.leader_address = Some(leader_address.clone());
         }
@@ -259,7 +274,7 @@ impl Partition {
                     return Err(self.not_leader(st));
                 }
                 let min_isr = self.effective_min_isr(st);
-                if check_min_isr && st.isr.len() < min_isr {
+                if check_min_isr && st.isr.len() < min_isr && !self.config.bugs.on(Bug::LeaderUnilateralIsrShrink) {
                     return Err(ApiError::new(
                         ErrorCode::NotEnoughReplicas,
                         format!("ISR {:?} is smaller than the effective min.insync.replicas {min_isr}", st.isr),
@@ -300,7 +315,7 @@ impl Partition {
     /// while the committed ISR is below the effective min ISR.
     fn maybe_advance_high_watermark(&self, st: &mut ReplicaState) {
         let Role::Leader { followers, .. } = &st.role else { return };
-        if st.isr.len() < self.effective_min_isr(st) {
+        if st.isr.len() < self.effective_min_isr(st) && !self.config.bugs.on(Bug::LeaderUnilateralIsrShrink) {
             return;
         }
         let mut hw = st.log.log_end_offset();
@@ -355,14 +370,20 @@ impl Partition {
                     return Err(self.not_leader(st));
                 }
                 let hw = st.high_watermark;
-                let batches = st.log.read(offset, hw, max_bytes).map_err(|e| storage_error(&self.topic, self.index, e))?;
+                let upto = if self.config.bugs.on(Bug::ServeConsumersToLeo) { st.log.log_end_offset() } else { hw };
+                let batches = st.log.read(offset, upto, max_bytes).map_err(|e| storage_error(&self.topic, self.index, e))?;
                 Ok(FetchResult { batches, high_watermark: hw, log_start_offset: st.log.log_start_offset() })
             })?;
             let now = Instant::now();
             if !read.batches.is_empty() || now >= deadline {
                 return Ok(read);
             }
-            let woke = tokio::time::timeout(deadline - now, rx.wait_for(|v| v.high_watermark > offset || !v.is_leader)).await;
+            let to_leo = self.config.bugs.on(Bug::ServeConsumersToLeo);
+            let woke = tokio::time::timeout(
+                deadline - now,
+                rx.wait_for(|v| v.high_watermark > offset || (to_leo && v.log_end_offset > offset) || !v.is_leader),
+            )
+            .await;
             if !matches!(woke, Ok(Ok(_))) {
                 return Ok(read);
             }
@@ -443,7 +464,8 @@ impl Partition {
             };
             self.maybe_advance_high_watermark(st);
             // R2.8: caught up to the HW and into this leader's epoch.
-            if !in_isr && expand && pos.fetch_offset >= st.high_watermark.max(hw_before) && pos.fetch_offset >= epoch_start {
+            let past_epoch_start = pos.fetch_offset >= epoch_start || self.config.bugs.on(Bug::IsrJoinIgnoresEpochStart);
+            if !in_isr && expand && pos.fetch_offset >= st.high_watermark.max(hw_before) && past_epoch_start {
                 out.expand_candidate = Some(replica);
             }
             match st.log.read(pos.fetch_offset, leo, max_bytes) {
@@ -457,10 +479,13 @@ impl Partition {
 
     /// The follower's side of a fetch: where to fetch from.
     pub fn fetch_position(&self) -> FetchPosition {
-        self.with_state(|st| FetchPosition {
-            fetch_offset: st.log.log_end_offset(),
-            last_fetched_epoch: st.epoch_cache.latest_epoch(),
-            current_leader_epoch: st.leader_epoch,
+        self.with_state(|st| {
+            let skip = matches!(st.role, Role::Follower { skip_epoch_check: true, .. });
+            FetchPosition {
+                fetch_offset: st.log.log_end_offset(),
+                last_fetched_epoch: if skip { None } else { st.epoch_cache.latest_epoch() },
+                current_leader_epoch: st.leader_epoch,
+            }
         })
     }
 
@@ -552,6 +577,9 @@ impl Partition {
                 .map(|r| (*r, FollowerState { leo: None, broker_epoch: -1, last_fetch: None, leader_leo_at_last_fetch: 0, last_caught_up: now }))
                 .collect();
             st.role = Role::Leader { epoch_start_offset: leo, followers, pending_isr: None };
+            if self.config.bugs.on(Bug::DropProducerStateOnFailover) {
+                st.producers = ProducerState::new(retained_batches(&self.config));
+            }
             st.leader_epoch = epoch;
             st.partition_epoch = partition_epoch;
             st.replicas = replicas.to_vec();
@@ -565,12 +593,21 @@ impl Partition {
     /// epoch before it copies anything (R2.12).
     pub fn become_follower(&self, leader: i32, leader_address: &str, epoch: i32, partition_epoch: i32, replicas: &[i32], isr: &[i32]) {
         self.with_state(|st| {
-            st.role = Role::Follower { leader, leader_address: leader_address.to_string() };
+            // KAFKA-7164: the same leader after missed epochs looks like no change.
+            let same_leader = matches!(st.role, Role::Follower { leader: l, .. } if l == leader) && epoch > st.leader_epoch + 1;
+            let skip_epoch_check = same_leader && self.config.bugs.on(Bug::SkipTruncateSameLeader);
+            st.role = Role::Follower { leader, leader_address: leader_address.to_string(), skip_epoch_check };
             st.leader_epoch = epoch;
             st.partition_epoch = partition_epoch;
             st.replicas = replicas.to_vec();
             st.isr = isr.to_vec();
-            tracing::info!(partition = %self.name(), leader, epoch, "became follower");
+            if self.config.bugs.on(Bug::TruncateToLocalHw) {
+                let hw = st.high_watermark;
+                if let Err(e) = self.truncate_locked(st, hw) {
+                    tracing::error!(partition = %self.name(), error = %e, "bug truncate-to-local-hw: truncation failed");
+                }
+            }
+            tracing::info!(partition = %self.name(), leader, epoch, skip_epoch_check, "became follower");
         })
     }
 
@@ -623,11 +660,14 @@ impl Partition {
     }
 
     /// Followers in the ISR that have not caught up within `lag` (R2.7).
+    /// With bug `leader-unilateral-isr-shrink` the leader also drops them
+    /// from its ISR at once, without the controller (Jepsen 2013).
     pub fn out_of_sync_followers(&self, now: Instant, lag: Duration) -> Vec<i32> {
         self.with_state(|st| {
             let Role::Leader { followers, pending_isr: None, .. } = &st.role else { return Vec::new() };
             let leo = st.log.log_end_offset();
-            st.isr
+            let out: Vec<i32> = st
+                .isr
                 .iter()
                 .copied()
                 .filter(|r| *r != self.node_id)
@@ -635,7 +675,13 @@ impl Partition {
                     Some(f) => f.leo != Some(leo) && now.duration_since(f.last_caught_up) > lag,
                     None => true,
                 })
-                .collect()
+                .collect();
+            if !out.is_empty() && self.config.bugs.on(Bug::LeaderUnilateralIsrShrink) {
+                st.isr.retain(|r| !out.contains(r));
+                self.maybe_advance_high_watermark(st);
+                tracing::warn!(partition = %self.name(), isr = ?st.isr, "bug leader-unilateral-isr-shrink: shrank the ISR without the controller");
+            }
+            out
         })
     }
 
@@ -686,6 +732,11 @@ impl Partition {
     pub fn dir_name(&self) -> String {
         format!("{}-{}", self.topic, self.index)
     }
+}
+
+/// Batches kept per idempotent producer: 5, or 1 with `dedupe-window-1`.
+fn retained_batches(config: &TopicConfig) -> usize {
+    if config.bugs.on(Bug::DedupeWindow1) { 1 } else { BATCHES_TO_RETAIN }
 }
 
 /// Rebuilds the epoch cache from the batches' epochs when the checkpoint

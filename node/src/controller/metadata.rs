@@ -49,6 +49,10 @@ pub struct BrokerRegistration {
     /// broker gets a new, larger epoch (KIP-903).
     pub epoch: i64,
     pub fenced: bool,
+    /// Bug switches this broker runs with; the controller honours
+    /// `elect-out-of-sync-replica` if any live broker declares it.
+    #[serde(default)]
+    pub bugs: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +135,10 @@ pub enum Command {
     },
     /// Reserve a block of producer ids for a broker.
     AllocateProducerIds { broker: i32 },
+    /// A broker declares the bug switches it runs with (see `bugs.rs`), so
+    /// the controller's own switch is part of the replicated state and every
+    /// voter elects alike.
+    DeclareBugs { broker: i32, bugs: Vec<String> },
 }
 
 /// What applying a command produced. Rejections are data: the command is
@@ -139,6 +147,7 @@ pub enum Command {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum CommandResult {
     BrokerRegistered { epoch: i64 },
+    BugsDeclared,
     BrokerFenced,
     TopicCreated,
     PartitionAltered { partition_epoch: i32 },
@@ -203,6 +212,13 @@ impl MetadataImage {
             Command::AlterPartition { topic, partition, leader, leader_epoch, partition_epoch, new_isr } => {
                 self.alter_partition(index, topic, *partition, *leader, *leader_epoch, *partition_epoch, new_isr)
             }
+            Command::DeclareBugs { broker, bugs } => match self.brokers.get_mut(broker) {
+                Some(b) => {
+                    b.bugs = bugs.clone();
+                    CommandResult::BugsDeclared
+                }
+                None => reject(Rejection::UnknownBroker, format!("broker {broker} never registered")),
+            },
             Command::AllocateProducerIds { broker } => {
                 if !self.brokers.contains_key(broker) {
                     return reject(Rejection::UnknownBroker, format!("broker {broker} never registered"));
@@ -223,7 +239,8 @@ impl MetadataImage {
             // The old incarnation died without being fenced yet.
             self.fence(index, id);
         }
-        self.brokers.insert(id, BrokerRegistration { id, address: address.to_string(), epoch: index as i64, fenced: false });
+        let bugs = self.brokers.get(&id).map(|b| b.bugs.clone()).unwrap_or_default();
+        self.brokers.insert(id, BrokerRegistration { id, address: address.to_string(), epoch: index as i64, fenced: false, bugs });
         self.elect_offline(index);
         CommandResult::BrokerRegistered { epoch: index as i64 }
     }
@@ -234,6 +251,7 @@ impl MetadataImage {
             b.fenced = true;
         }
         let live: BTreeMap<i32, bool> = self.brokers.iter().map(|(k, b)| (*k, !b.fenced)).collect();
+        let elect_any_bug = self.elect_any_bug();
         for topic in self.topics.values_mut() {
             let unclean = topic.unclean_leader_election;
             for p in &mut topic.partitions {
@@ -246,7 +264,7 @@ impl MetadataImage {
                     p.isr.retain(|r| *r != id);
                 }
                 if leads {
-                    elect(p, index, unclean, |r| live.get(&r).copied().unwrap_or(false));
+                    elect(p, index, unclean, elect_any_bug, |r| live.get(&r).copied().unwrap_or(false));
                 } else {
                     p.partition_epoch += 1;
                     p.record(index, ChangeKind::IsrChange);
@@ -258,12 +276,13 @@ impl MetadataImage {
     /// Tries to elect a leader for every offline partition.
     fn elect_offline(&mut self, index: u64) {
         let live: BTreeMap<i32, bool> = self.brokers.iter().map(|(k, b)| (*k, !b.fenced)).collect();
+        let elect_any_bug = self.elect_any_bug();
         for topic in self.topics.values_mut() {
             let unclean = topic.unclean_leader_election;
             for p in topic.partitions.iter_mut().filter(|p| p.leader.is_none()) {
                 let before = (p.leader_epoch, p.leader);
                 let mut trial = p.clone();
-                elect(&mut trial, index, unclean, |r| live.get(&r).copied().unwrap_or(false));
+                elect(&mut trial, index, unclean, elect_any_bug, |r| live.get(&r).copied().unwrap_or(false));
                 if trial.leader.is_some() {
                     *p = trial;
                 }
@@ -366,6 +385,11 @@ impl MetadataImage {
         CommandResult::PartitionAltered { partition_epoch: p.partition_epoch }
     }
 
+    /// Whether a live broker runs with `elect-out-of-sync-replica`.
+    fn elect_any_bug(&self) -> bool {
+        self.brokers.values().any(|b| !b.fenced && b.bugs.iter().any(|n| n == "elect-out-of-sync-replica"))
+    }
+
     /// Whether broker `id` is registered and unfenced.
     pub fn is_live(&self, id: i32) -> bool {
         self.unfenced(id)
@@ -374,10 +398,19 @@ impl MetadataImage {
 
 /// Elects a new leader for `p` (whose current leader is gone or absent):
 /// clean from the ISR, else unclean if allowed, else offline.
-fn elect(p: &mut PartitionMetadata, index: u64, unclean_allowed: bool, live: impl Fn(i32) -> bool) {
+fn elect(p: &mut PartitionMetadata, index: u64, unclean_allowed: bool, elect_any_bug: bool, live: impl Fn(i32) -> bool) {
     let clean = p.replicas.iter().copied().find(|r| p.isr.contains(r) && live(*r));
     let (leader, kind) = match clean {
         Some(r) => (Some(r), ChangeKind::Clean),
+        // Bug `elect-out-of-sync-replica`: an out-of-sync replica is elected
+        // with unclean election off, and the history calls it clean.
+        None if elect_any_bug && !unclean_allowed => match p.replicas.iter().copied().find(|r| live(*r)) {
+            Some(r) => {
+                p.isr = vec![r];
+                (Some(r), ChangeKind::Clean)
+            }
+            None => (None, ChangeKind::Offline),
+        },
         None if unclean_allowed => match p.replicas.iter().copied().find(|r| live(*r)) {
             Some(r) => {
                 p.isr = vec![r];
@@ -519,6 +552,32 @@ mod tests {
         let leaders: std::collections::BTreeSet<_> = m.topics["spread"].partitions.iter().map(|p| p.leader).collect();
         assert_eq!(leaders.len(), 3, "six partitions spread their leaders over three brokers");
         assert!(matches!(m.apply(m.offset + 1, &cmd("spread", 3)), CommandResult::Rejected { reason: Rejection::TopicAlreadyExists, .. }));
+    }
+
+    #[test]
+    fn bug_elect_out_of_sync_replica_elects_without_the_isr_and_calls_it_clean() {
+        for bug in [false, true] {
+            let mut m = image_with(&[1, 2, 3], 3, false);
+            if bug {
+                for id in 1..=3 {
+                    let next = m.offset + 1;
+                    m.apply(next, &Command::DeclareBugs { broker: id, bugs: vec!["elect-out-of-sync-replica".into()] });
+                }
+            }
+            let order = part(&m).replicas.clone();
+            fence(&mut m, order[1]);
+            fence(&mut m, order[2]);
+            let next = m.offset + 1;
+            m.apply(next, &Command::RegisterBroker { id: order[1], address: "x".into() });
+            fence(&mut m, order[0]);
+            let p = part(&m);
+            if bug {
+                assert_eq!(p.leader, Some(order[1]), "the out-of-sync replica leads although unclean election is off");
+                assert_eq!(p.history.last().unwrap().kind, ChangeKind::Clean, "and the history hides it");
+            } else {
+                assert_eq!(p.leader, None, "without the switch the partition stays offline");
+            }
+        }
     }
 
     #[test]

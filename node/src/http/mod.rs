@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use faultline_client::api::{
-    Acks, BrokerInfo, ClusterInfo, CreateTopicRequest, FetchRequest, Health, InitProducerIdResponse, OffsetCommitRequest, ProduceRequest,
+    Acks, BrokerInfo, ClusterInfo, CreateTopicRequest, FetcherControl, FetchRequest, Health, InitProducerIdResponse, OffsetCommitRequest, ProduceRequest,
     TopicList, paths,
 };
 
@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::FETCH, post(fetch))
         .route(paths::GROUP_OFFSETS, get(committed_offsets).post(commit_offsets))
         .route(paths::INIT_PRODUCER_ID, post(init_producer_id))
+        .route(paths::ADMIN_FETCHERS, post(admin_fetchers))
         .route(paths::DEBUG_REPLICA_LOG, get(debug::replica_log))
         .route(paths::DEBUG_HISTORY, get(debug::history))
         .route(FETCH_PATH, post(replica_fetch))
@@ -114,7 +115,8 @@ async fn cluster(State(state): State<AppState>) -> Json<ClusterInfo> {
         brokers: image.brokers.values().map(|b| BrokerInfo { id: b.id, address: b.address.clone(), fenced: b.fenced }).collect(),
         controller: state.broker.control().active_controller(),
         metadata_offset: image.offset as i64,
-        bugs: Vec::new(),
+        bugs: state.broker.config.bugs.active().iter().map(|b| b.name().to_string()).collect(),
+        admin_hooks: state.broker.config.admin_hooks,
         version: env!("CARGO_PKG_VERSION").into(),
     })
 }
@@ -133,6 +135,16 @@ async fn create_topic(State(state): State<AppState>, JsonBody(req): JsonBody<Cre
 async fn init_producer_id(State(state): State<AppState>) -> Result<Json<InitProducerIdResponse>, ApiError> {
     let producer_id = state.broker.init_producer_id().await?;
     Ok(Json(InitProducerIdResponse { producer_id, producer_epoch: 0 }))
+}
+
+/// Admin hook: pause or resume this node's follower fetchers.
+async fn admin_fetchers(State(state): State<AppState>, JsonBody(req): JsonBody<FetcherControl>) -> Result<Json<FetcherControl>, ApiError> {
+    if !state.broker.config.admin_hooks {
+        return Err(ApiError::invalid("admin hooks are disabled; start the node with faultline.admin.hooks=true"));
+    }
+    state.replicas.fetchers_paused.store(req.paused, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(paused = req.paused, "admin hook: follower fetchers");
+    Ok(Json(req))
 }
 
 async fn list_topics(State(state): State<AppState>) -> Json<TopicList> {

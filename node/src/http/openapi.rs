@@ -90,6 +90,9 @@ pub fn document() -> Value {
     p.insert(paths::INIT_PRODUCER_ID.into(), json!({
         "post": op("initProducerId", "Allocate a cluster-unique producer id (epoch 0) for an idempotent producer.", None, (200, "InitProducerIdResponse"), &[CoordinatorNotAvailable, RequestTimedOut]),
     }));
+    p.insert(paths::ADMIN_FETCHERS.into(), json!({
+        "post": op("adminFetchers", "Admin hook (faultline.admin.hooks=true only): pause or resume this node's follower fetchers.", Some("FetcherControl"), (200, "FetcherControl"), &[InvalidRequest]),
+    }));
     p.insert(paths::DEBUG_REPLICA_LOG.into(), json!({
         "parameters": path_params(&["topic", "partition"]),
         "get": op("debugReplicaLog", "This node's replica of a partition, record by record: [offset, leader_epoch, value].", None, (200, "ReplicaLogDump"), &[UnknownTopicOrPartition, NotLeaderOrFollower, KafkaStorageError]),
@@ -133,7 +136,7 @@ fn schemas(all_errors: &[&str]) -> Value {
         "Health": obj(&["status", "node_id"], json!({ "status": string(), "node_id": int() })),
         "ClusterInfo": obj(&["node_id", "brokers", "metadata_offset", "bugs", "version"], json!({
             "node_id": int(), "controller": int(), "metadata_offset": int(), "version": string(),
-            "bugs": { "type": "array", "items": string() },
+            "bugs": { "type": "array", "items": string() }, "admin_hooks": { "type": "boolean" },
             "brokers": { "type": "array", "items": obj(&["id", "address", "fenced"], json!({ "id": int(), "address": string(), "fenced": { "type": "boolean" } })) },
         })),
         "TopicList": obj(&["topics"], json!({ "topics": { "type": "array", "items": string() } })),
@@ -166,6 +169,7 @@ fn schemas(all_errors: &[&str]) -> Value {
         "OffsetCommitRequest": obj(&["offsets"], json!({ "offsets": { "type": "array", "items": schema("OffsetCommit") } })),
         "OffsetCommit": obj(&["topic", "partition", "offset"], json!({ "topic": string(), "partition": int(), "offset": int(), "metadata": string() })),
         "OffsetCommitResponse": obj(&["committed"], json!({ "committed": int() })),
+        "FetcherControl": obj(&["paused"], json!({ "paused": { "type": "boolean" } })),
         "InitProducerIdResponse": obj(&["producer_id", "producer_epoch"], json!({ "producer_id": int(), "producer_epoch": int() })),
         "ReplicaLogDump": obj(&["topic", "partition", "node_id", "role", "leader_epoch", "log_start_offset", "log_end_offset", "high_watermark", "records", "truncated"], json!({
             "topic": string(), "partition": int(), "node_id": int(), "role": { "type": "string", "enum": ["leader", "follower", "offline"] },
@@ -189,7 +193,7 @@ mod tests {
     #[test]
     fn every_path_and_every_error_name_is_documented() {
         let doc = document();
-        for path in [paths::HEALTH, paths::METRICS, paths::OPENAPI, paths::CLUSTER, paths::TOPICS, paths::TOPIC, paths::PRODUCE, paths::FETCH, paths::GROUP_OFFSETS, paths::INIT_PRODUCER_ID, paths::DEBUG_REPLICA_LOG, paths::DEBUG_HISTORY] {
+        for path in [paths::HEALTH, paths::METRICS, paths::OPENAPI, paths::CLUSTER, paths::TOPICS, paths::TOPIC, paths::PRODUCE, paths::FETCH, paths::GROUP_OFFSETS, paths::INIT_PRODUCER_ID, paths::ADMIN_FETCHERS, paths::DEBUG_REPLICA_LOG, paths::DEBUG_HISTORY] {
             assert!(doc["paths"][path].is_object(), "{path} is undocumented");
         }
         let names = doc["components"]["schemas"]["ErrorBody"]["properties"]["error"]["enum"].as_array().unwrap();

@@ -21,6 +21,10 @@ pub async fn run(mgr: Arc<ReplicaManager>, leader: i32) {
     let wait_ms = mgr.broker.config.replica_fetch_wait_max_ms;
     // Bounded by shutdown and by "nothing follows this leader any more".
     while !mgr.stopped() {
+        if mgr.fetchers_paused.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(BACKOFF_MIN_MS)).await;
+            continue;
+        }
         let parts = mgr.followed_from(leader);
         if parts.is_empty() {
             return;

@@ -23,6 +23,8 @@ pub struct ReplicaManager {
     fetchers: Mutex<HashMap<i32, JoinHandle<()>>>,
     pub http: reqwest::Client,
     stop: watch::Receiver<bool>,
+    /// Admin hook: while set, fetchers do not fetch.
+    pub fetchers_paused: std::sync::atomic::AtomicBool,
 }
 
 impl ReplicaManager {
@@ -33,7 +35,7 @@ impl ReplicaManager {
             .connect_timeout(Duration::from_millis(1_000))
             .build()
             .expect("a reqwest client without TLS always builds");
-        Arc::new(ReplicaManager { broker, fetchers: Mutex::default(), http, stop })
+        Arc::new(ReplicaManager { broker, fetchers: Mutex::default(), http, stop, fetchers_paused: Default::default() })
     }
 
     fn node_id(&self) -> i32 {
