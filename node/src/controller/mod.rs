@@ -6,3 +6,4 @@
 //! Architecture Invariant: no openraft type appears outside this module.
 
 pub mod metadata;
+mod raft;

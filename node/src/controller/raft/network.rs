@@ -1,0 +1,1 @@
+//! Raft RPCs over HTTP (placeholder).
