@@ -18,3 +18,6 @@ pub mod serve;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod bug_tests;
