@@ -2,6 +2,7 @@
 //! on 127.0.0.1 with an ephemeral port and its own data directory.
 
 mod api;
+mod bugs;
 mod cluster;
 mod crash;
 mod idempotence;
