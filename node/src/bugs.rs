@@ -142,6 +142,19 @@ impl Bugs {
 mod tests {
     use super::*;
 
+    /// Every switch has a recipe file named after it, and every recipe names a real switch.
+    #[test]
+    fn every_switch_has_a_recipe_data_file() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/bugs");
+        for b in Bug::ALL {
+            let path = dir.join(format!("{}.toml", b.name()));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let named = text.lines().find_map(|l| l.strip_prefix("bug = ")).expect("a bug = line").trim_matches('"');
+            assert_eq!(named.parse::<Bug>(), Ok(b), "{}", path.display());
+            assert!(text.contains("expect = [") && text.contains("[[timeline]]"), "{} lacks expect or timeline", path.display());
+        }
+    }
+
     #[test]
     fn names_round_trip_and_unknown_names_list_the_known_ones() {
         for b in Bug::ALL {

@@ -28,7 +28,8 @@ const FLUSH_CHECK_INTERVAL_MS: u64 = 50;
 /// Runs the node until SIGTERM or SIGINT.
 pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let listener_addr = config.listener;
-    let checkpoint_interval = Duration::from_millis(config.recovery_checkpoint_interval_ms);
+    // Both checkpoints are written together, as often as the stricter asks.
+    let checkpoint_interval = Duration::from_millis(config.recovery_checkpoint_interval_ms.min(config.hw_checkpoint_interval_ms));
     let broker = Arc::new(
         tokio::task::spawn_blocking(move || Broker::open(config)).await.context("start-up task panicked")?.context("opening the data directory")?,
     );
