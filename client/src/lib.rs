@@ -8,5 +8,9 @@
 
 pub mod api;
 mod client;
+pub mod cluster;
+pub mod producer;
 
 pub use client::{Client, ClientError};
+pub use cluster::ClusterClient;
+pub use producer::{Producer, ProducerConfig, SendOutcome};

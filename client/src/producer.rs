@@ -1,0 +1,318 @@
+//! A producer with Kafka's retry and idempotence semantics, one produce
+//! request per [`Producer::send`] (one broker batch).
+//!
+//! - Retries follow `retries`, `retry.backoff.ms` (exponential up to
+//!   `retry.backoff.max.ms`) and `delivery.timeout.ms` (R4.3).
+//! - With `enable.idempotence`, the producer takes a producer id, numbers
+//!   each partition's batches, and keeps a batch's sequence across retries,
+//!   so the broker deduplicates them (R4.7). `OUT_OF_ORDER_SEQUENCE_NUMBER`
+//!   for a batch that is not next in sequence is retried as is; only a real
+//!   gap (the next batch refused) or `UNKNOWN_PRODUCER_ID` bumps the epoch
+//!   and restarts sequences at 0 (KIP-360, R4.8). Bumping on every such
+//!   error would bring back KAFKA-14034's duplicates.
+//! - Every outcome says whether the batch was definitely not appended
+//!   ([`SendOutcome::Failed`]) or may have been ([`SendOutcome::Unknown`]):
+//!   once any attempt could have been appended, a later definite error
+//!   cannot make the whole send a definite failure (R1.10).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use crate::api::*;
+use crate::client::ClientError;
+use crate::cluster::ClusterClient;
+
+/// Kafka's `max.in.flight.requests.per.connection` limit for idempotence.
+pub const IDEMPOTENT_IN_FLIGHT_MAX: usize = 5;
+
+/// Producer settings with Kafka's names and defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerConfig {
+    pub acks: Acks,
+    /// `retries`: attempts after the first; Kafka's default is `i32::MAX`.
+    pub retries: u32,
+    pub retry_backoff_ms: u64,
+    pub retry_backoff_max_ms: u64,
+    /// Per attempt; also the broker-side `timeout_ms` of acks=all.
+    pub request_timeout_ms: u64,
+    /// Bound on the whole send, retries included.
+    pub delivery_timeout_ms: u64,
+    /// `None` is Kafka's default: on unless other settings conflict.
+    pub enable_idempotence: Option<bool>,
+    /// `max.in.flight.requests.per.connection`, per partition here.
+    pub max_in_flight: usize,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> ProducerConfig {
+        ProducerConfig {
+            acks: Acks::All,
+            retries: i32::MAX as u32,
+            retry_backoff_ms: 100,
+            retry_backoff_max_ms: 1_000,
+            request_timeout_ms: 30_000,
+            delivery_timeout_ms: 120_000,
+            enable_idempotence: None,
+            max_in_flight: 5,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProducerConfigError {
+    #[error("enable.idempotence=true conflicts with {setting}={value}: {why}")]
+    Conflict { setting: &'static str, value: String, why: &'static str },
+    #[error("{setting}={value}: {why}")]
+    Invalid { setting: &'static str, value: String, why: &'static str },
+}
+
+impl ProducerConfig {
+    /// Whether the producer will be idempotent, or why the settings conflict.
+    /// An explicit `enable.idempotence=true` with conflicting settings is an
+    /// error naming them; an unset one is quietly off (R4.6).
+    pub fn idempotence(&self) -> Result<bool, ProducerConfigError> {
+        if self.max_in_flight == 0 {
+            return Err(ProducerConfigError::Invalid { setting: "max.in.flight.requests.per.connection", value: "0".into(), why: "must be at least 1" });
+        }
+        if self.delivery_timeout_ms < self.request_timeout_ms {
+            return Err(ProducerConfigError::Invalid {
+                setting: "delivery.timeout.ms",
+                value: self.delivery_timeout_ms.to_string(),
+                why: "must be at least request.timeout.ms",
+            });
+        }
+        let conflict = if self.acks != Acks::All {
+            Some(("acks", self.acks.to_string(), "idempotence needs acks=all"))
+        } else if self.retries == 0 {
+            Some(("retries", "0".to_string(), "idempotence needs retries > 0"))
+        } else if self.max_in_flight > IDEMPOTENT_IN_FLIGHT_MAX {
+            Some(("max.in.flight.requests.per.connection", self.max_in_flight.to_string(), "idempotence allows at most 5"))
+        } else {
+            None
+        };
+        match (self.enable_idempotence, conflict) {
+            (Some(true), Some((setting, value, why))) => Err(ProducerConfigError::Conflict { setting, value, why }),
+            (Some(on), _) => Ok(on),
+            (None, c) => Ok(c.is_none()),
+        }
+    }
+}
+
+/// How one send ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    Acked { base_offset: Option<i64>, attempts: u32 },
+    /// Definitely not appended.
+    Failed { error: String, attempts: u32 },
+    /// May or may not have been appended.
+    Unknown { error: String, attempts: u32 },
+}
+
+/// Per-partition sequence state of an idempotent producer.
+#[derive(Debug)]
+struct SeqState {
+    epoch: i16,
+    next_seq: i32,
+    /// Highest sequence the broker acknowledged in this epoch; -1 for none.
+    last_acked_seq: i32,
+}
+
+struct PartitionState {
+    seq: Mutex<SeqState>,
+    /// Bounds in-flight requests to this partition.
+    in_flight: Semaphore,
+}
+
+pub struct Producer {
+    cluster: Arc<ClusterClient>,
+    config: ProducerConfig,
+    idempotent: bool,
+    producer_id: tokio::sync::Mutex<Option<i64>>,
+    partitions: Mutex<HashMap<(String, u32), Arc<PartitionState>>>,
+}
+
+/// Whether an error means the request may have been appended.
+fn maybe_appended(err: &ClientError, acks: Acks) -> bool {
+    match err.code() {
+        None => true, // timeout or broken connection: unknown
+        Some(ErrorCode::RequestTimedOut | ErrorCode::NotEnoughReplicasAfterAppend) => true,
+        // A parked acks=all request whose leader was deposed (R1.8).
+        Some(ErrorCode::NotLeaderOrFollower) => acks == Acks::All,
+        Some(_) => false,
+    }
+}
+
+fn retriable(code: Option<ErrorCode>) -> bool {
+    match code {
+        None => true,
+        Some(c) => matches!(
+            c,
+            ErrorCode::NotLeaderOrFollower
+                | ErrorCode::RequestTimedOut
+                | ErrorCode::NotEnoughReplicas
+                | ErrorCode::NotEnoughReplicasAfterAppend
+                | ErrorCode::UnknownTopicOrPartition
+                | ErrorCode::KafkaStorageError
+                | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::UnknownLeaderEpoch
+                | ErrorCode::OutOfOrderSequenceNumber
+                | ErrorCode::UnknownProducerId
+        ),
+    }
+}
+
+impl Producer {
+    pub fn new(cluster: Arc<ClusterClient>, config: ProducerConfig) -> Result<Producer, ProducerConfigError> {
+        let idempotent = config.idempotence()?;
+        Ok(Producer { cluster, config, idempotent, producer_id: tokio::sync::Mutex::new(None), partitions: Mutex::default() })
+    }
+
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotent
+    }
+
+    fn partition(&self, topic: &str, partition: u32) -> Arc<PartitionState> {
+        let mut map = self.partitions.lock().unwrap();
+        map.entry((topic.to_string(), partition))
+            .or_insert_with(|| {
+                Arc::new(PartitionState {
+                    seq: Mutex::new(SeqState { epoch: 0, next_seq: 0, last_acked_seq: -1 }),
+                    in_flight: Semaphore::new(self.config.max_in_flight),
+                })
+            })
+            .clone()
+    }
+
+    async fn producer_id(&self) -> Result<i64, ClientError> {
+        let mut id = self.producer_id.lock().await;
+        if let Some(id) = *id {
+            return Ok(id);
+        }
+        let got = self.cluster.init_producer_id().await?;
+        *id = Some(got.producer_id);
+        Ok(got.producer_id)
+    }
+
+    /// Sends `records` as one batch to `topic/partition`, retrying as
+    /// configured, and says how it ended.
+    pub async fn send(&self, topic: &str, partition: u32, records: Vec<ProduceRecord>) -> SendOutcome {
+        let deadline = Instant::now() + Duration::from_millis(self.config.delivery_timeout_ms);
+        let state = self.partition(topic, partition);
+        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline.into(), state.in_flight.acquire()).await else {
+            return SendOutcome::Failed { error: "delivery.timeout.ms passed waiting for an in-flight slot".into(), attempts: 0 };
+        };
+        let count = records.len() as i32;
+        let mut req = ProduceRequest {
+            acks: self.config.acks.into(),
+            timeout_ms: Some(self.config.request_timeout_ms),
+            producer_id: None,
+            producer_epoch: None,
+            base_sequence: None,
+            records,
+        };
+        if self.idempotent {
+            match self.producer_id().await {
+                Ok(pid) => {
+                    let mut s = state.seq.lock().unwrap();
+                    req.producer_id = Some(pid);
+                    req.producer_epoch = Some(s.epoch);
+                    req.base_sequence = Some(s.next_seq);
+                    s.next_seq = s.next_seq.wrapping_add(count) & i32::MAX;
+                }
+                Err(e) => return SendOutcome::Failed { error: format!("no producer id: {e}"), attempts: 0 },
+            }
+        }
+        let mut attempts = 0u32;
+        let mut maybe = false;
+        let mut backoff_ms = self.config.retry_backoff_ms;
+        loop {
+            attempts += 1;
+            let result = tokio::time::timeout_at(deadline.into(), self.cluster.produce(topic, partition, &req)).await;
+            let err = match result {
+                Ok(Ok(resp)) => {
+                    if let (Some(seq), Some(epoch)) = (req.base_sequence, req.producer_epoch) {
+                        let mut s = state.seq.lock().unwrap();
+                        if s.epoch == epoch {
+                            s.last_acked_seq = s.last_acked_seq.max(seq + count - 1);
+                        }
+                    }
+                    return SendOutcome::Acked { base_offset: resp.base_offset, attempts };
+                }
+                Ok(Err(e)) => e,
+                Err(_) => ClientError::Timeout("delivery.timeout.ms passed".into()),
+            };
+            maybe |= self.config.acks == Acks::None || maybe_appended(&err, self.config.acks);
+            let code = err.code();
+            if self.idempotent && matches!(code, Some(ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId)) {
+                self.maybe_bump_epoch(&state, &mut req, count, code);
+            }
+            let out_of_time = Instant::now() + Duration::from_millis(backoff_ms) >= deadline;
+            if !retriable(code) || attempts > self.config.retries || out_of_time {
+                let error = format!("{err} (after {attempts} attempts)");
+                return if maybe { SendOutcome::Unknown { error, attempts } } else { SendOutcome::Failed { error, attempts } };
+            }
+            tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+            backoff_ms = (backoff_ms * 2).min(self.config.retry_backoff_max_ms);
+        }
+    }
+
+    /// KIP-360: a refused batch that is next in sequence means a real gap
+    /// (or lost producer state): bump the epoch, restart sequences at 0, and
+    /// renumber this batch. A batch that is not next is left as it is; an
+    /// earlier one is still in flight.
+    fn maybe_bump_epoch(&self, state: &PartitionState, req: &mut ProduceRequest, count: i32, code: Option<ErrorCode>) {
+        let mut s = state.seq.lock().unwrap();
+        let (Some(seq), Some(epoch)) = (req.base_sequence, req.producer_epoch) else { return };
+        let next_in_sequence = epoch == s.epoch && seq == s.last_acked_seq.wrapping_add(1);
+        if code == Some(ErrorCode::UnknownProducerId) || next_in_sequence {
+            s.epoch = s.epoch.wrapping_add(1) & i16::MAX;
+            s.last_acked_seq = -1;
+            req.producer_epoch = Some(s.epoch);
+            req.base_sequence = Some(0);
+            s.next_seq = count;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotence_defaults_on_and_conflicts_are_named() {
+        assert_eq!(ProducerConfig::default().idempotence(), Ok(true));
+        let acks1 = ProducerConfig { acks: Acks::Leader, ..ProducerConfig::default() };
+        assert_eq!(acks1.idempotence(), Ok(false), "unset: quietly off, as Kafka does");
+        let explicit = ProducerConfig { enable_idempotence: Some(true), ..acks1 };
+        let err = explicit.idempotence().unwrap_err().to_string();
+        assert!(err.contains("enable.idempotence=true") && err.contains("acks=1"), "{err}");
+        let in_flight = ProducerConfig { enable_idempotence: Some(true), max_in_flight: 6, ..ProducerConfig::default() };
+        assert!(in_flight.idempotence().unwrap_err().to_string().contains("max.in.flight.requests.per.connection=6"));
+        let no_retries = ProducerConfig { enable_idempotence: Some(true), retries: 0, ..ProducerConfig::default() };
+        assert!(no_retries.idempotence().unwrap_err().to_string().contains("retries=0"));
+        let short = ProducerConfig { delivery_timeout_ms: 10, ..ProducerConfig::default() };
+        assert!(short.idempotence().unwrap_err().to_string().contains("delivery.timeout.ms"));
+    }
+
+    #[test]
+    fn only_the_next_batch_in_sequence_bumps_the_epoch() {
+        let cluster = Arc::new(ClusterClient::new(vec!["http://127.0.0.1:1".into()], Duration::from_millis(10)));
+        let p = Producer::new(cluster, ProducerConfig::default()).unwrap();
+        let state = p.partition("t", 0);
+        {
+            let mut s = state.seq.lock().unwrap();
+            s.next_seq = 10;
+            s.last_acked_seq = 4;
+        }
+        let mut req = ProduceRequest { acks: Acks::All.into(), timeout_ms: None, producer_id: Some(1), producer_epoch: Some(0), base_sequence: Some(7), records: vec![] };
+        p.maybe_bump_epoch(&state, &mut req, 3, Some(ErrorCode::OutOfOrderSequenceNumber));
+        assert_eq!((req.producer_epoch, req.base_sequence), (Some(0), Some(7)), "seq 7 is not next (5 is): retried as is");
+        let mut next = ProduceRequest { base_sequence: Some(5), ..req.clone() };
+        p.maybe_bump_epoch(&state, &mut next, 2, Some(ErrorCode::OutOfOrderSequenceNumber));
+        assert_eq!((next.producer_epoch, next.base_sequence), (Some(1), Some(0)), "the next batch refused: a real gap bumps the epoch");
+        assert_eq!(state.seq.lock().unwrap().next_seq, 2);
+    }
+}
