@@ -7,5 +7,6 @@ mod cluster;
 mod crash;
 mod idempotence;
 mod lifecycle;
+mod producer;
 mod replication;
 mod util;
