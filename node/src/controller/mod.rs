@@ -12,6 +12,8 @@
 //! [`Controller`] is the API the broker uses: propose a [`Command`] from any
 //! node (forwarded to the raft leader), watch the applied
 //! [`MetadataImage`], register this node's broker and keep it alive.
+//! Voters are fixed by configuration; other nodes become raft learners at
+//! the address their broker registers with.
 //!
 //! Architecture Invariant: no openraft type appears outside this module.
 
@@ -71,6 +73,8 @@ const HTTP_POOL_IDLE_MS: u64 = 2_000;
 
 #[derive(Clone, Debug)]
 pub struct ControllerConfig {
+    /// This node. A node outside `voters` runs a raft learner: it gets the
+    /// metadata once the leader adds it, after its broker registers.
     pub node_id: i32,
     /// Voter id -> base URL of that voter's HTTP API, e.g.
     /// "http://127.0.0.1:9092". Raft RPCs travel over the nodes' normal
@@ -142,8 +146,8 @@ fn validate(c: &ControllerConfig) -> Result<(), ControllerError> {
     if c.node_id < 0 {
         return bad(format!("node id {} is negative", c.node_id));
     }
-    if !c.voters.contains_key(&c.node_id) {
-        return bad(format!("node {} is not among the voters {:?}; non-voter nodes are not supported", c.node_id, c.voters.keys()));
+    if c.voters.is_empty() {
+        return bad("no controller voters".into());
     }
     if let Some(id) = c.voters.keys().find(|id| **id < 0) {
         return bad(format!("voter id {id} is negative"));
@@ -201,7 +205,9 @@ impl Controller {
         let raft = Raft::new(to_raft_id(config.node_id), Arc::new(raft_config), network, log, sm)
             .await
             .map_err(|e| ControllerError::Raft(e.to_string()))?;
-        if pristine {
+        // A node outside the voters joins as a raft learner instead: the
+        // leader adds it once its broker registration names its address.
+        if pristine && config.voters.contains_key(&config.node_id) {
             let members: BTreeMap<NodeId, BasicNode> =
                 config.voters.iter().map(|(id, url)| (to_raft_id(*id), BasicNode::new(url))).collect();
             match raft.initialize(members).await {
@@ -275,10 +281,20 @@ impl Controller {
     /// `Forward` errors leave the outcome unknown.
     pub async fn propose(&self, cmd: Command) -> Result<CommandResult, ControllerError> {
         let deadline = Instant::now() + ms(PROPOSE_TIMEOUT_MS);
+        let (index, result) = self.commit(cmd, deadline).await?;
+        // The leader applied it; give this node a moment beyond the deadline
+        // to apply it too.
+        self.wait_applied(index, deadline.max(Instant::now() + 2 * ms(self.config.election_timeout_ms))).await?;
+        Ok(result)
+    }
+
+    /// Gets `cmd` committed and applied by the leader, by `deadline`;
+    /// returns its log index and result. The retry rules of [`Self::propose`].
+    async fn commit(&self, cmd: Command, deadline: Instant) -> Result<(u64, CommandResult), ControllerError> {
         let mut backoff = ms(PROPOSE_BACKOFF_MIN_MS);
         let mut hint: Option<i32> = None;
         let mut last = String::from("no attempt finished in time");
-        for _ in 0..PROPOSE_ATTEMPTS_MAX {
+        for attempt in 0..PROPOSE_ATTEMPTS_MAX {
             if self.stopped() {
                 return Err(ControllerError::Shutdown);
             }
@@ -286,7 +302,7 @@ impl Controller {
             if remaining.is_zero() {
                 break;
             }
-            let target = hint.take().or_else(|| self.leader());
+            let target = hint.take().or_else(|| self.leader()).or_else(|| self.some_voter(attempt));
             let reply = match target {
                 Some(l) if l == self.config.node_id => self.propose_here(cmd.clone(), remaining).await,
                 Some(l) => match self.forward(l, &cmd, remaining).await {
@@ -297,12 +313,7 @@ impl Controller {
                 None => ProposeReply::NotLeader { leader: None }.tap_last(&mut last, "no leader known".into()),
             };
             match reply {
-                ProposeReply::Applied { index, result } => {
-                    // The leader applied it; give this node a moment beyond
-                    // the deadline to apply it too.
-                    self.wait_applied(index, deadline.max(Instant::now() + 2 * ms(self.config.election_timeout_ms))).await?;
-                    return Ok(result);
-                }
+                ProposeReply::Applied { index, result } => return Ok((index, result)),
                 ProposeReply::NotLeader { leader } => {
                     if leader.is_some() && leader != target {
                         // Follow the redirect at once.
@@ -317,6 +328,14 @@ impl Controller {
             backoff = (backoff * 2).min(ms(PROPOSE_BACKOFF_MAX_MS));
         }
         Err(ControllerError::NoQuorum(last))
+    }
+
+    /// A voter to ask when no leader is known (a learner before it hears
+    /// from the leader): they take turns by attempt, and any of them
+    /// answers with the leader's id.
+    fn some_voter(&self, attempt: u32) -> Option<i32> {
+        let n = self.config.voters.len();
+        self.config.voters.keys().nth(attempt as usize % n.max(1)).copied()
     }
 
     /// Proposes on this node's raft, which refuses unless it leads.
@@ -379,8 +398,14 @@ impl Controller {
         let mut backoff = ms(PROPOSE_BACKOFF_MIN_MS);
         let mut last = None;
         for attempt in 0..REGISTER_ATTEMPTS_MAX {
-            match self.propose(cmd.clone()).await {
-                Ok(CommandResult::BrokerRegistered { epoch }) => {
+            match self.commit(cmd.clone(), Instant::now() + ms(PROPOSE_TIMEOUT_MS)).await {
+                Ok((index, CommandResult::BrokerRegistered { epoch })) => {
+                    // Committed: never register again for a slow local apply
+                    // (a learner applies only once the leader has added it).
+                    let apply_wait = Instant::now() + ms(self.config.session_timeout_ms.max(PROPOSE_TIMEOUT_MS));
+                    if let Err(e) = self.wait_applied(index, apply_wait).await {
+                        tracing::warn!(node = self.config.node_id, epoch, error = %e, "controller: registration not yet applied here");
+                    }
                     self.broker_epoch_tx.send_replace(Some(epoch));
                     let task = tokio::spawn(heartbeat_loop(Arc::downgrade(self), address));
                     if let Some(old) = self.heartbeat_task.lock().unwrap().replace(task) {
@@ -389,7 +414,7 @@ impl Controller {
                     tracing::info!(node = self.config.node_id, epoch, "controller: broker registered");
                     return Ok(epoch);
                 }
-                Ok(other) => return Err(ControllerError::Unexpected(format!("{other:?}"))),
+                Ok((_, other)) => return Err(ControllerError::Unexpected(format!("{other:?}"))),
                 Err(ControllerError::Shutdown) => return Err(ControllerError::Shutdown),
                 Err(e) => {
                     tracing::warn!(node = self.config.node_id, attempt, error = %e, "controller: broker registration failed; retrying");
@@ -429,7 +454,7 @@ impl Controller {
             return;
         }
         let req = HeartbeatRequest { broker_id: me, broker_epoch: epoch };
-        let mut target = self.leader();
+        let mut target = self.leader().or_else(|| self.config.voters.keys().copied().find(|v| *v != me));
         // At most one redirect per round: the next round asks again.
         for _ in 0..2 {
             let reply = match target {
@@ -474,12 +499,35 @@ impl Controller {
             return;
         }
         let image = self.image();
+        self.add_learners(&image).await;
         let expired = self.liveness.lock().unwrap().expired(&image, term, Instant::now());
         for (id, epoch) in expired {
             tracing::warn!(broker = id, epoch, session_timeout_ms = self.config.session_timeout_ms, "controller: no heartbeat; fencing");
             let reply = self.propose_here(Command::FenceBroker { id, epoch }, ms(self.config.session_timeout_ms)).await;
             if !matches!(reply, ProposeReply::Applied { .. }) {
                 tracing::warn!(broker = id, epoch, ?reply, "controller: fencing did not commit; will retry");
+            }
+        }
+    }
+
+    /// On the leader: adds every live registered broker that is neither a
+    /// voter nor in the raft membership as a learner, at its registered
+    /// address, so nodes outside the voters replicate the metadata too.
+    async fn add_learners(&self, image: &MetadataImage) {
+        let membership = self.metrics.borrow().membership_config.clone();
+        let joining: Vec<(i32, String)> = image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced && !self.config.voters.contains_key(&b.id))
+            .filter(|b| membership.membership().get_node(&to_raft_id(b.id)).is_none())
+            .map(|b| (b.id, b.address.clone()))
+            .collect();
+        for (id, address) in joining {
+            let added = tokio::time::timeout(ms(PROPOSE_TIMEOUT_MS), self.raft.add_learner(to_raft_id(id), BasicNode::new(&address), false));
+            match added.await {
+                Ok(Ok(_)) => tracing::info!(node = id, address, "controller: added a non-voter node as a raft learner"),
+                Ok(Err(e)) => tracing::warn!(node = id, error = %e, "controller: adding a learner failed; will retry"),
+                Err(_) => tracing::warn!(node = id, "controller: adding a learner timed out; will retry"),
             }
         }
     }

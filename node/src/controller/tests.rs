@@ -34,6 +34,8 @@ struct Node {
 struct Cluster {
     _root: tempfile::TempDir,
     dirs: BTreeMap<i32, PathBuf>,
+    /// Every node's base URL, voters and learners.
+    urls: BTreeMap<i32, String>,
     voters: BTreeMap<i32, String>,
     session_timeout_ms: u64,
     nodes: BTreeMap<i32, Node>,
@@ -52,19 +54,24 @@ async fn bind_retrying(addr: &str) -> TcpListener {
 }
 
 impl Cluster {
-    /// Binds a listener per voter first (the ports make the voter URLs),
-    /// then starts every controller.
     async fn start(ids: &[i32], session_timeout_ms: u64) -> Cluster {
+        Cluster::start_with_learners(ids, &[], session_timeout_ms).await
+    }
+
+    /// Binds a listener per node first (the ports make the voter URLs),
+    /// then starts every controller; `learners` are nodes outside the voters.
+    async fn start_with_learners(voter_ids: &[i32], learners: &[i32], session_timeout_ms: u64) -> Cluster {
         let root = tempfile::tempdir().unwrap();
         let mut listeners = BTreeMap::new();
-        let mut voters = BTreeMap::new();
-        for &id in ids {
+        let mut urls = BTreeMap::new();
+        for &id in voter_ids.iter().chain(learners) {
             let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            voters.insert(id, format!("http://{}", l.local_addr().unwrap()));
+            urls.insert(id, format!("http://{}", l.local_addr().unwrap()));
             listeners.insert(id, l);
         }
-        let dirs = ids.iter().map(|id| (*id, root.path().join(format!("node-{id}")))).collect();
-        let mut cluster = Cluster { _root: root, dirs, voters, session_timeout_ms, nodes: BTreeMap::new() };
+        let voters = urls.iter().filter(|(id, _)| voter_ids.contains(id)).map(|(id, u)| (*id, u.clone())).collect();
+        let dirs = urls.keys().map(|id| (*id, root.path().join(format!("node-{id}")))).collect();
+        let mut cluster = Cluster { _root: root, dirs, urls, voters, session_timeout_ms, nodes: BTreeMap::new() };
         for (id, l) in listeners {
             cluster.start_node(id, l).await;
         }
@@ -103,7 +110,7 @@ impl Cluster {
     }
 
     async fn restart(&mut self, id: i32) {
-        let addr = self.voters[&id].trim_start_matches("http://").to_string();
+        let addr = self.urls[&id].trim_start_matches("http://").to_string();
         let listener = bind_retrying(&addr).await;
         self.start_node(id, listener).await;
     }
@@ -112,10 +119,11 @@ impl Cluster {
         &self.nodes[&id].controller
     }
 
-    /// Waits until every running node names the same running leader.
+    /// Waits until every running voter names the same running leader.
     async fn leader(&self) -> i32 {
-        eventually("a leader every running node agrees on", CONVERGE_MS, || {
-            let views: Vec<Option<i32>> = self.nodes.values().map(|n| n.controller.leader()).collect();
+        eventually("a leader every running voter agrees on", CONVERGE_MS, || {
+            let voters = self.nodes.iter().filter(|(id, _)| self.voters.contains_key(id));
+            let views: Vec<Option<i32>> = voters.map(|(_, n)| n.controller.leader()).collect();
             let first = views[0]?;
             (views.iter().all(|v| *v == Some(first)) && self.nodes.contains_key(&first)).then_some(first)
         })
@@ -123,7 +131,7 @@ impl Cluster {
     }
 
     fn follower_of(&self, leader: i32) -> i32 {
-        *self.nodes.keys().find(|id| **id != leader).expect("a follower is running")
+        *self.nodes.keys().find(|id| **id != leader && self.voters.contains_key(id)).expect("a follower is running")
     }
 
     /// Waits until every running node has the same image, at least at `offset`.
@@ -352,18 +360,39 @@ async fn a_single_voter_works_and_restarts() {
     cluster.shutdown().await;
 }
 
+/// A node outside the voters registers its broker through a voter, is
+/// added as a raft learner at its registered address, and then applies the
+/// metadata, knows the leader, and proposes like any node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_voter_node_joins_as_a_learner() {
+    let cluster = Cluster::start_with_learners(&[1, 2, 3], &[4], SESSION_TIMEOUT_SHORT_MS).await;
+    let leader = cluster.leader().await;
+    let learner = cluster.get(4).clone();
+    let url = cluster.urls[&4].clone();
+    let epoch = tokio::time::timeout(Duration::from_secs(10), learner.register_broker(url)).await.unwrap().unwrap();
+    assert_eq!(learner.image().brokers[&4].epoch, epoch, "the learner applied its own registration");
+    eventually("the learner knows the leader", CONVERGE_MS, || (learner.leader() == Some(leader)).then_some(())).await;
+    let other = registered(&learner, 8).await;
+    let image = cluster.converged(other as u64).await;
+    assert!(!image.brokers[&4].fenced && image.brokers[&8].epoch == other);
+    // Its heartbeats reach the active controller: still live a session later.
+    tokio::time::sleep(Duration::from_millis(SESSION_TIMEOUT_SHORT_MS * 3 / 2)).await;
+    assert!(!cluster.get(leader).image().brokers[&4].fenced);
+    cluster.shutdown().await;
+}
+
 /// Config errors are named before anything starts.
 #[tokio::test]
-async fn a_node_outside_the_voters_is_refused() {
+async fn a_controller_without_voters_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = ControllerConfig {
         node_id: 4,
-        voters: BTreeMap::from([(1, "http://127.0.0.1:1".to_string())]),
+        voters: BTreeMap::new(),
         dir: dir.path().to_path_buf(),
         election_timeout_ms: ELECTION_TIMEOUT_MS,
         heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
         session_timeout_ms: SESSION_TIMEOUT_SHORT_MS,
     };
     let err = Controller::start(config).await.err().expect("refused");
-    assert!(err.to_string().contains("not among the voters"), "{err}");
+    assert!(err.to_string().contains("no controller voters"), "{err}");
 }
