@@ -161,7 +161,17 @@ fn validate(c: &ControllerConfig) -> Result<(), ControllerError> {
     Ok(())
 }
 
-fn raft_config(c: &ControllerConfig) -> Result<openraft::Config, ControllerError> {
+/// How often to snapshot and how much log to keep behind a snapshot; the
+/// constants above, except in tests that need snapshots sooner.
+#[derive(Clone, Copy, Debug)]
+struct SnapshotTuning {
+    every_entries: u64,
+    keep_entries: u64,
+}
+
+const SNAPSHOT_TUNING: SnapshotTuning = SnapshotTuning { every_entries: SNAPSHOT_EVERY_ENTRIES, keep_entries: SNAPSHOT_KEEP_ENTRIES };
+
+fn raft_config(c: &ControllerConfig, snapshots: SnapshotTuning) -> Result<openraft::Config, ControllerError> {
     let election = c.election_timeout_ms;
     openraft::Config {
         cluster_name: "faultline-controller".into(),
@@ -170,8 +180,10 @@ fn raft_config(c: &ControllerConfig) -> Result<openraft::Config, ControllerError
         // Also the append RPC timeout, so not too short for an fsync.
         heartbeat_interval: (election / 3).max(1),
         install_snapshot_timeout: election.max(200),
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
-        max_in_snapshot_log_to_keep: SNAPSHOT_KEEP_ENTRIES,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshots.every_entries),
+        max_in_snapshot_log_to_keep: snapshots.keep_entries,
+        // Purge as soon as a snapshot allows, so the kept log stays bounded.
+        purge_batch_size: 1,
         snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
         ..openraft::Config::default()
     }
@@ -184,8 +196,12 @@ impl Controller {
     /// and initialises the membership (all voters) on first start. Does not
     /// wait for a quorum.
     pub async fn start(config: ControllerConfig) -> Result<Arc<Controller>, ControllerError> {
+        Controller::start_tuned(config, SNAPSHOT_TUNING).await
+    }
+
+    async fn start_tuned(config: ControllerConfig, snapshots: SnapshotTuning) -> Result<Arc<Controller>, ControllerError> {
         validate(&config)?;
-        let raft_config = raft_config(&config)?;
+        let raft_config = raft_config(&config, snapshots)?;
         let election = ms(config.election_timeout_ms);
         let http = reqwest::Client::builder()
             .no_proxy()

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::metadata::{Command, CommandResult, MetadataImage};
-use super::{Controller, ControllerConfig};
+use super::{Controller, ControllerConfig, SNAPSHOT_TUNING, SnapshotTuning};
 
 /// Small raft timeouts keep each test to a few seconds.
 const ELECTION_TIMEOUT_MS: u64 = 200;
@@ -38,6 +38,7 @@ struct Cluster {
     urls: BTreeMap<i32, String>,
     voters: BTreeMap<i32, String>,
     session_timeout_ms: u64,
+    snapshots: SnapshotTuning,
     nodes: BTreeMap<i32, Node>,
 }
 
@@ -71,7 +72,8 @@ impl Cluster {
         }
         let voters = urls.iter().filter(|(id, _)| voter_ids.contains(id)).map(|(id, u)| (*id, u.clone())).collect();
         let dirs = urls.keys().map(|id| (*id, root.path().join(format!("node-{id}")))).collect();
-        let mut cluster = Cluster { _root: root, dirs, urls, voters, session_timeout_ms, nodes: BTreeMap::new() };
+        let mut cluster =
+            Cluster { _root: root, dirs, urls, voters, session_timeout_ms, snapshots: SNAPSHOT_TUNING, nodes: BTreeMap::new() };
         for (id, l) in listeners {
             cluster.start_node(id, l).await;
         }
@@ -87,7 +89,7 @@ impl Cluster {
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
             session_timeout_ms: self.session_timeout_ms,
         };
-        let controller = Controller::start(config).await.expect("controller starts");
+        let controller = Controller::start_tuned(config, self.snapshots).await.expect("controller starts");
         let (stop_server, stopped) = oneshot::channel::<()>();
         let serve = axum::serve(listener, controller.router()).with_graceful_shutdown(async move {
             let _ = stopped.await;
@@ -246,6 +248,40 @@ async fn a_restarted_voter_recovers_from_snapshot_and_log_and_catches_up() {
     .await;
     let image = cluster.converged(missed as u64).await;
     assert_eq!(image.brokers.keys().copied().collect::<Vec<_>>(), (10..16).collect::<Vec<_>>());
+    cluster.shutdown().await;
+}
+
+/// A voter that was down while the leader snapshotted and purged the
+/// entries it misses catches up by a snapshot sent over HTTP, then by log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_voter_catches_up_by_an_installed_snapshot() {
+    let mut cluster = Cluster::start(&[1, 2, 3], SESSION_TIMEOUT_LONG_MS).await;
+    let tuning = SnapshotTuning { every_entries: 10, keep_entries: 2 };
+    // Restart everyone with frequent snapshots (the ports stay the same).
+    cluster.snapshots = tuning;
+    for id in [1, 2, 3] {
+        cluster.stop(id).await;
+        cluster.restart(id).await;
+    }
+    let leader = cluster.leader().await;
+    let victim = cluster.follower_of(leader);
+    let victim_log_end = cluster.get(victim).metrics.borrow().last_log_index.unwrap_or(0);
+    cluster.stop(victim).await;
+    let mut last = 0;
+    for id in 100..130 {
+        last = registered(cluster.get(leader), id).await;
+    }
+    eventually("the leader purges past what the victim has", CONVERGE_MS, || {
+        cluster.get(leader).metrics.borrow().purged.is_some_and(|p| p.index > victim_log_end).then_some(())
+    })
+    .await;
+    cluster.restart(victim).await;
+    let image = cluster.converged(last as u64).await;
+    assert_eq!(image.brokers.len(), 30);
+    // The entries after its log end are gone from the leader's log: only an
+    // installed snapshot can have brought them.
+    let installed = cluster.get(victim).metrics.borrow().snapshot;
+    assert!(installed.is_some_and(|s| s.index > victim_log_end), "the victim installed a snapshot: {installed:?}");
     cluster.shutdown().await;
 }
 
