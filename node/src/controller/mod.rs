@@ -319,26 +319,27 @@ impl Controller {
                 break;
             }
             let target = hint.take().or_else(|| self.leader()).or_else(|| self.some_voter(attempt));
-            let reply = match target {
-                Some(l) if l == self.config.node_id => self.propose_here(cmd.clone(), remaining).await,
+            // `Err(why)`: this attempt proposed nothing, so retrying is safe.
+            let reply: Result<ProposeReply, String> = match target {
+                Some(l) if l == self.config.node_id => Ok(self.propose_here(cmd.clone(), remaining).await),
                 Some(l) => match self.forward(l, &cmd, remaining).await {
-                    Ok(reply) => reply,
-                    Err(Forwarded::NotSent(why)) => ProposeReply::NotLeader { leader: None }.tap_last(&mut last, why),
+                    Ok(reply) => Ok(reply),
+                    Err(Forwarded::NotSent(why)) => Err(why),
                     Err(Forwarded::Unknown(e)) => return Err(e),
                 },
-                None => ProposeReply::NotLeader { leader: None }.tap_last(&mut last, "no leader known".into()),
+                None => Err("no leader known".into()),
             };
             match reply {
-                ProposeReply::Applied { index, result } => return Ok((index, result)),
-                ProposeReply::NotLeader { leader } => {
-                    if leader.is_some() && leader != target {
-                        // Follow the redirect at once.
-                        hint = leader;
-                        last = format!("controller {target:?} is not the leader; it names {leader:?}");
-                        continue;
-                    }
+                Ok(ProposeReply::Applied { index, result }) => return Ok((index, result)),
+                Ok(ProposeReply::Failed { message }) => return Err(ControllerError::Timeout(message)),
+                Ok(ProposeReply::NotLeader { leader }) if leader.is_some() && leader != target => {
+                    // Follow the redirect at once.
+                    hint = leader;
+                    last = format!("controller {target:?} is not the leader; it names {leader:?}");
+                    continue;
                 }
-                ProposeReply::Failed { message } => return Err(ControllerError::Timeout(message)),
+                Ok(ProposeReply::NotLeader { leader }) => last = format!("controller {target:?} is not the leader; leader {leader:?}"),
+                Err(why) => last = why,
             }
             tokio::time::sleep(backoff.min(remaining)).await;
             backoff = (backoff * 2).min(ms(PROPOSE_BACKOFF_MAX_MS));
@@ -576,18 +577,6 @@ enum Forwarded {
     NotSent(String),
     /// It may have been delivered: the outcome is unknown.
     Unknown(ControllerError),
-}
-
-trait TapLast {
-    fn tap_last(self, last: &mut String, why: String) -> Self;
-}
-
-impl TapLast for ProposeReply {
-    /// Records why an attempt did not propose, for the final error.
-    fn tap_last(self, last: &mut String, why: String) -> Self {
-        *last = why;
-        self
-    }
 }
 
 /// Runs [`Controller::check_liveness`] every `period` until the controller
