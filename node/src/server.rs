@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 
-use crate::broker::control::MemoryControlPlane;
+use std::collections::BTreeMap;
+
 use crate::broker::{Acks0Batch, Broker};
+use crate::controller::{Controller, ControllerConfig};
 use crate::controller::metadata::Command;
 use crate::replica::manager::ReplicaManager;
 use crate::config::BrokerConfig;
@@ -25,10 +27,14 @@ use crate::log::checkpoint;
 /// How often partitions are checked for `flush.ms`.
 const FLUSH_CHECK_INTERVAL_MS: u64 = 50;
 
+/// How long start-up keeps trying to register this broker with the
+/// controller quorum before giving up loudly. Generous: the quorum forms
+/// only once a majority of voters is up.
+const REGISTER_TIMEOUT_MS: u64 = 300_000;
+
 /// Runs the node until SIGTERM or SIGINT.
 pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let listener_addr = config.listener;
-    // Both checkpoints are written together, as often as the stricter asks.
     let checkpoint_interval = Duration::from_millis(config.recovery_checkpoint_interval_ms.min(config.hw_checkpoint_interval_ms));
     let broker = Arc::new(
         tokio::task::spawn_blocking(move || Broker::open(config)).await.context("start-up task panicked")?.context("opening the data directory")?,
@@ -36,9 +42,20 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listener_addr).await.with_context(|| format!("binding {listener_addr}"))?;
     let bound = listener.local_addr()?;
     let advertised = broker.config.advertised.clone().unwrap_or_else(|| format!("http://{bound}"));
+    let c = &broker.config;
+    let voters = if c.voters.is_empty() { BTreeMap::from([(c.node_id, advertised.clone())]) } else { c.voters.clone() };
+    let controller = Controller::start(ControllerConfig {
+        node_id: c.node_id,
+        voters,
+        dir: c.log_dir.join("__controller"),
+        election_timeout_ms: c.election_timeout_ms,
+        heartbeat_interval_ms: c.heartbeat_interval_ms,
+        session_timeout_ms: c.session_timeout_ms,
+    })
+    .await
+    .context("starting the controller")?;
+    broker.attach_control(controller.clone());
 
-    let control = MemoryControlPlane::new(broker.config.node_id);
-    broker.attach_control(control.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let replicas = ReplicaManager::new(broker.clone(), stop_rx.clone());
     let state = AppState {
@@ -52,28 +69,27 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let flusher = tokio::spawn(flush_loop(broker.clone(), checkpoint_interval, stop_rx.clone()));
     let reconcile = tokio::spawn(replicas.clone().run());
     let expiration = tokio::spawn(replicas.clone().run_isr_expiration());
-    control.apply(&Command::RegisterBroker { id: broker.config.node_id, address: advertised.clone() });
-    let bugs: Vec<String> = broker.config.bugs.active().iter().map(|b| b.name().to_string()).collect();
-    if !bugs.is_empty() {
-        control.apply(&Command::DeclareBugs { broker: broker.config.node_id, bugs });
-    }
     if broker.config.admin_hooks {
         tracing::warn!("ADMIN HOOKS ON: /v1/admin endpoints can pause replication");
     }
+    let registration = tokio::spawn(register(controller.clone(), broker.clone(), advertised.clone()));
 
     tracing::info!(node_id = broker.config.node_id, address = %bound, clean_start = broker.clean_start(), "serving");
     // The one line on stdout: tests and the harness read the bound address here.
     println!("faultline-node {} listening on http://{bound}", broker.config.node_id);
     let _ = std::io::stdout().flush();
 
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+    let app = router(state).merge(controller.router());
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
 
     tracing::info!("stopped accepting; finishing shutdown");
     let _ = stop_tx.send(true);
+    registration.abort();
     acks0.await.context("acks=0 task panicked")?;
     flusher.await.context("flush task panicked")?;
     reconcile.await.context("replica manager panicked")?;
     expiration.await.context("ISR expiration task panicked")?;
+    controller.shutdown().await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         b.checkpoint(true).context("writing the recovery-point checkpoint")?;
@@ -83,6 +99,29 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     .context("shutdown task panicked")??;
     tracing::info!("clean shutdown complete");
     Ok(())
+}
+
+/// Registers this broker (a new broker epoch) and declares its bug
+/// switches. A node whose quorum never forms cannot serve: it exits loudly.
+async fn register(controller: Arc<Controller>, broker: Arc<Broker>, address: String) {
+    let registered = tokio::time::timeout(Duration::from_millis(REGISTER_TIMEOUT_MS), controller.register_broker(address)).await;
+    match registered {
+        Ok(Ok(epoch)) => tracing::info!(broker_epoch = epoch, "registered with the controller"),
+        Ok(Err(e)) => fatal(&format!("registering with the controller failed: {e}")),
+        Err(_) => fatal(&format!("no controller quorum within {REGISTER_TIMEOUT_MS} ms; check controller.quorum.voters")),
+    }
+    let bugs: Vec<String> = broker.config.bugs.active().iter().map(|b| b.name().to_string()).collect();
+    if !bugs.is_empty()
+        && let Err(e) = controller.propose(Command::DeclareBugs { broker: broker.config.node_id, bugs }).await
+    {
+        tracing::error!(error = %e, "declaring bug switches to the controller failed");
+    }
+}
+
+fn fatal(message: &str) {
+    tracing::error!("{message}");
+    eprintln!("faultline-node: {message}");
+    std::process::exit(1);
 }
 
 async fn shutdown_signal() {

@@ -1,7 +1,7 @@
 //! The broker's view of the control plane: the metadata image, a way to
-//! propose changes, and this broker's registration. The controller quorum
-//! implements it; [`MemoryControlPlane`] is an in-process stand-in for
-//! tests of the data plane alone.
+//! propose changes, and this broker's registration. The Raft controller
+//! ([`crate::controller::Controller`]) implements it; [`MemoryControlPlane`]
+//! is an in-process stand-in for tests of the data plane alone.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -80,5 +80,27 @@ impl ControlPlane for MemoryControlPlane {
 
     fn active_controller(&self) -> Option<i32> {
         Some(self.node_id)
+    }
+}
+
+impl ControlPlane for crate::controller::Controller {
+    fn image(&self) -> Arc<MetadataImage> {
+        crate::controller::Controller::image(self)
+    }
+
+    fn watch(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        crate::controller::Controller::watch(self)
+    }
+
+    fn propose(&self, cmd: Command) -> BoxFuture<'_, Result<CommandResult, String>> {
+        Box::pin(async move { crate::controller::Controller::propose(self, cmd).await.map_err(|e| e.to_string()) })
+    }
+
+    fn broker_epoch(&self) -> Option<i64> {
+        *crate::controller::Controller::broker_epoch(self).borrow()
+    }
+
+    fn active_controller(&self) -> Option<i32> {
+        self.leader()
     }
 }

@@ -40,6 +40,8 @@ async fn ack_all_then_kill_leader(bug: bool) -> (Result<i64, ErrorCode>, bool) {
         let r = reqwest::Client::new().post(url).json(&FetcherControl { paused: true }).send().await.unwrap();
         assert!(r.status().is_success());
     }
+    // Let fetches already in flight (long polls of replica.fetch.wait.max.ms) finish.
+    tokio::time::sleep(Duration::from_millis(800)).await;
     let req = ProduceRequest {
         acks: Acks::All.into(),
         timeout_ms: Some(1_000),
@@ -57,9 +59,8 @@ async fn ack_all_then_kill_leader(bug: bool) -> (Result<i64, ErrorCode>, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_all_on_local_append_acknowledges_a_record_that_failover_loses() {
-    let (off, off_survived) = ack_all_then_kill_leader(false).await;
-    assert_eq!(off, Err(ErrorCode::RequestTimedOut), "switch off: acks=all waits for the followers and times out");
-    assert!(!off_survived);
+    let (off, _) = ack_all_then_kill_leader(false).await;
+    assert_eq!(off, Err(ErrorCode::RequestTimedOut), "switch off: acks=all waits for the followers and times out, so nothing acknowledged can be lost");
     let (on, on_survived) = ack_all_then_kill_leader(true).await;
     assert!(on.is_ok(), "switch on: acknowledged at once");
     assert!(!on_survived, "and the acknowledged record is gone after failover: a lost write");

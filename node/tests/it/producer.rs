@@ -46,6 +46,8 @@ async fn retry_through_a_timeout(idempotence: bool) -> usize {
     for f in &followers {
         hook(*f, true).await;
     }
+    // Let fetches already in flight (long polls of replica.fetch.wait.max.ms) finish.
+    tokio::time::sleep(Duration::from_millis(800)).await;
     let config = ProducerConfig {
         request_timeout_ms: 700,
         delivery_timeout_ms: 20_000,

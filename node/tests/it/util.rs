@@ -91,9 +91,17 @@ impl Node {
     /// SIGSTOP: the process stays but does nothing, like a long GC pause.
     pub fn pause(&self) {
         kill(self.pid().expect("running"), Signal::SIGSTOP).unwrap();
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid().unwrap())).unwrap();
-        let state = stat.rsplit(')').next().unwrap().split_whitespace().next().unwrap().to_string();
-        assert!(state == "T" || state == "t", "the process is stopped, not {state}");
+        // The signal is delivered asynchronously; the state follows within milliseconds.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid().unwrap())).unwrap();
+            let state = stat.rsplit(')').next().unwrap().split_whitespace().next().unwrap().to_string();
+            if state == "T" || state == "t" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the process is not stopped: state {state}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     pub fn resume(&self) {
