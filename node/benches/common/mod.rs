@@ -75,7 +75,7 @@ pub fn spawn_node(dir: tempfile::TempDir, overrides: &[String]) -> Server {
     for o in overrides {
         cmd.arg("--override").arg(o);
     }
-    let mut child = cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut child = cmd.env("RUST_LOG", "error").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
     let url = read_url(&mut child);
     Server { child, url, _dir: Some(dir) }
 }
