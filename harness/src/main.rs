@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod cluster;
 mod demo;
 mod gen_history;
+mod hosts;
 mod node_process;
 
 /// Jepsen-style fault injection for a Kafka-like replicated log.
@@ -28,6 +30,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Write a synthetic history, optionally with injected anomalies.
     GenHistory(gen_history::GenHistoryArgs),
+    /// Start, inspect and remove a cluster of nodes in network namespaces.
+    Cluster(cluster::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,5 +49,6 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::main(args),
         Command::Check(args) => check::main(args),
         Command::GenHistory(args) => gen_history::main(args),
+        Command::Cluster(args) => cluster::main(args),
     }
 }

@@ -1,1 +1,12 @@
-//! Faults against a cluster: process kills, pauses, partitions. Filled by issue 7.
+//! Faults against a cluster: process kills, pauses, partitions (issue 7).
+//!
+//! # Layout
+//!
+//! - [`host`]: the [`Host`] trait, through which the harness and the nemesis
+//!   start, signal and inspect processes and move files on one machine, be it
+//!   a local network namespace or (later) an SSH host. It lives here rather
+//!   than in the harness so that both crates can use it without a cycle.
+
+pub mod host;
+
+pub use host::{CommandOutput, DaemonSpec, Host, HostError, ProcState, ProcessInfo, Signal};

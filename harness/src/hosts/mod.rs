@@ -1,0 +1,19 @@
+//! Hosts of a cluster on this machine: Linux network namespaces on a bridge,
+//! one per node, built by shelling out to `ip` and `iptables`.
+//!
+//! - [`exec`]: running a local command with a time bound, and the
+//!   preconditions (root, `ip`, `iptables`) checked before anything else.
+//! - [`network`]: one cluster's bridge, namespaces, veth pairs and iptables
+//!   chain: their names, their creation and their idempotent removal.
+//! - [`netns`]: [`NetnsHost`], the [`faultline_nemesis::Host`] backend that
+//!   runs processes inside one namespace with `ip netns exec`.
+//!
+//! **Invariant:** the harness process never calls `setns`; only the child
+//! processes it starts through `ip netns exec` enter a namespace.
+
+pub mod exec;
+pub mod netns;
+pub mod network;
+
+pub use netns::NetnsHost;
+pub use network::{ClusterNet, Subnet};
