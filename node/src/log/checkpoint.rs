@@ -31,7 +31,7 @@ pub fn write_recovery_points(dir: &Path, points: &BTreeMap<String, i64>) -> io::
 
 /// Reads a partition → offset checkpoint file; missing or damaged means empty.
 pub fn read_offsets(path: &Path) -> BTreeMap<String, i64> {
-    let text = match fs::read_to_string(&path) {
+    let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return BTreeMap::new(),
         Err(e) => {

@@ -73,8 +73,11 @@ pub fn encode_response(header: &FetchResponseHeader, batches: &[Vec<u8>]) -> Vec
     out
 }
 
+/// The batches of one partition, in log order.
+pub type Batches = Vec<Vec<u8>>;
+
 /// Splits a response body back into its header and per-partition batches.
-pub fn decode_response(body: &[u8]) -> Result<(FetchResponseHeader, Vec<Vec<Vec<u8>>>), String> {
+pub fn decode_response(body: &[u8]) -> Result<(FetchResponseHeader, Vec<Batches>), String> {
     let len = body.get(..4).ok_or("short fetch response")?;
     let len = u32::from_be_bytes(len.try_into().unwrap()) as usize;
     let json = body.get(4..4 + len).ok_or("truncated fetch header")?;
