@@ -5,68 +5,21 @@
 //! `ack-all-on-local-append` needs the produce path and is tested end to
 //! end in `tests/it/bugs.rs`.)
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use faultline_client::api::ErrorCode;
 
+use super::test_support::{fetch_once, records, replica, sync, write, write_as};
 use crate::broker::Partition;
 use crate::bugs::{Bug, Bugs};
-use crate::config::{BrokerConfig, Settings};
-use crate::log::batch::{self, NewRecord, ProducerFields};
-use crate::log::{OpenMode, PartitionLog};
-
-fn replica(root: &Path, id: i32, hw: i64, bugs: Bugs, min_isr: i64) -> Partition {
-    let settings = Settings::broker([("node.id".to_string(), id.to_string()), ("min.insync.replicas".to_string(), min_isr.to_string())]).unwrap();
-    let mut config = BrokerConfig::from_settings(settings).unwrap().topic_config(&Default::default());
-    config.bugs = bugs;
-    let (log, _) = PartitionLog::open(&root.join(id.to_string()), config.log.clone(), OpenMode { clean_shutdown: false, recovery_point: 0 }).unwrap();
-    Partition::new("t", 0, id, config, log, hw)
-}
+use crate::log::batch::{self, ProducerFields};
 
 fn bugs(on: bool, bug: Bug) -> Bugs {
     if on { Bugs::default().with(bug) } else { Bugs::default() }
 }
 
-fn write_as(leader: &Partition, value: &str, producer: ProducerFields) -> Result<i64, ErrorCode> {
-    let mut b = batch::encode(&[NewRecord { key: None, value: value.as_bytes(), timestamp_ms: 0 }], producer);
-    leader.append(&mut b, true).map(|(i, _)| i.base_offset).map_err(|e| e.code)
-}
-
-fn write(leader: &Partition, value: &str) -> i64 {
-    write_as(leader, value, ProducerFields::NONE).unwrap()
-}
-
-fn fetch_once(leader: &Partition, follower: &Partition, fid: i32) -> bool {
-    let pos = follower.fetch_position();
-    let r = leader.serve_follower(fid, 1, pos, 1 << 20, Instant::now());
-    if r.error.is_some() {
-        return false;
-    }
-    if let Some(d) = r.diverging {
-        follower.truncate_on_divergence(pos.current_leader_epoch, d).unwrap();
-        return true;
-    }
-    let copied = !r.batches.is_empty();
-    follower.append_as_follower(pos.current_leader_epoch, &r.batches, r.high_watermark).unwrap();
-    copied
-}
-
-fn sync(leader: &Partition, follower: &Partition, fid: i32) {
-    for _ in 0..50 {
-        if !fetch_once(leader, follower, fid) {
-            fetch_once(leader, follower, fid);
-            return;
-        }
-    }
-    panic!("replication did not settle");
-}
-
 fn values(p: &Partition) -> Vec<String> {
-    p.with_state(|st| {
-        let batches = st.log.read(0, st.log.log_end_offset(), usize::MAX).unwrap();
-        batches.iter().flat_map(|b| batch::decode(b).unwrap().1).map(|r| String::from_utf8(r.value).unwrap()).collect()
-    })
+    records(p).into_iter().map(|r| r.2).collect()
 }
 
 fn consumer_values(p: &Partition) -> Vec<String> {

@@ -17,6 +17,8 @@ pub mod protocol;
 pub mod serve;
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 #[cfg(test)]

@@ -7,66 +7,19 @@ use std::time::Instant;
 
 use faultline_client::api::ErrorCode;
 
+use super::test_support::{self, fetch_once, records, sync, write};
 use crate::broker::Partition;
+use crate::bugs::Bugs;
 use crate::config::{BrokerConfig, Settings};
 use crate::log::batch::{self, NewRecord, ProducerFields};
 use crate::log::{OpenMode, PartitionLog};
 
-fn topic_config() -> crate::config::TopicConfig {
-    let settings = Settings::broker([("node.id".to_string(), "1".to_string())]).unwrap();
-    BrokerConfig::from_settings(settings).unwrap().topic_config(&Default::default())
-}
-
-/// Opens (or reopens, after a "crash") node `id`'s replica in `root/id`.
 fn replica(root: &Path, id: i32, hw: i64) -> Partition {
-    let config = topic_config();
-    let (log, _) = PartitionLog::open(&root.join(id.to_string()), config.log.clone(), OpenMode { clean_shutdown: false, recovery_point: 0 }).unwrap();
-    Partition::new("t", 0, id, config, log, hw)
-}
-
-fn write(leader: &Partition, value: &str) -> i64 {
-    let mut b = batch::encode(&[NewRecord { key: None, value: value.as_bytes(), timestamp_ms: 0 }], ProducerFields::NONE);
-    leader.append(&mut b, false).unwrap().0.base_offset
-}
-
-/// One fetch round trip of `follower` (id `fid`) against `leader`. Returns
-/// whether anything happened (records copied or a truncation).
-fn fetch_once(leader: &Partition, follower: &Partition, fid: i32) -> bool {
-    let pos = follower.fetch_position();
-    let r = leader.serve_follower(fid, 1, pos, 1 << 20, Instant::now());
-    assert_eq!(r.error, None, "fetch refused");
-    if let Some(d) = r.diverging {
-        follower.truncate_on_divergence(pos.current_leader_epoch, d).unwrap();
-        return true;
-    }
-    let copied = !r.batches.is_empty();
-    follower.append_as_follower(pos.current_leader_epoch, &r.batches, r.high_watermark).unwrap();
-    copied
-}
-
-/// Fetches until nothing changes (bounded).
-fn sync(leader: &Partition, follower: &Partition, fid: i32) {
-    for _ in 0..50 {
-        if !fetch_once(leader, follower, fid) {
-            fetch_once(leader, follower, fid);
-            return;
-        }
-    }
-    panic!("replication did not settle");
+    test_support::replica(root, id, hw, Bugs::default(), 1)
 }
 
 fn values(p: &Partition) -> Vec<(i64, i32, String)> {
-    p.with_state(|st| {
-        let end = st.log.log_end_offset();
-        let batches = st.log.read(0, end, usize::MAX).unwrap();
-        batches
-            .iter()
-            .flat_map(|b| {
-                let (h, recs) = batch::decode(b).unwrap();
-                recs.into_iter().map(move |r| (r.offset, h.leader_epoch, String::from_utf8(r.value).unwrap()))
-            })
-            .collect()
-    })
+    records(p)
 }
 
 #[test]
