@@ -352,9 +352,11 @@ impl Partition {
         }
     }
 
-    /// Whether the committed ISR is large enough for acks=all right now.
+    /// Whether the maximal ISR is large enough for a committed acks=all
+    /// request to succeed (R1.6); otherwise it is
+    /// `NOT_ENOUGH_REPLICAS_AFTER_APPEND`.
     pub fn isr_satisfies_min(&self) -> bool {
-        self.with_state(|st| st.isr.len() >= self.effective_min_isr(st))
+        self.with_state(|st| st.maximal_isr().len() >= self.effective_min_isr(st))
     }
 
     /// Reads for a consumer: batches from `offset` below the high watermark,
