@@ -8,11 +8,16 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod client_app;
 mod cluster;
 mod demo;
 mod gen_history;
+mod history;
 mod hosts;
+mod nemesis_cmd;
 mod node_process;
+mod run;
+mod store;
 
 /// Jepsen-style fault injection for a Kafka-like replicated log.
 #[derive(Parser, Debug)]
@@ -32,6 +37,8 @@ enum Command {
     GenHistory(gen_history::GenHistoryArgs),
     /// Start, inspect and remove a cluster of nodes in network namespaces.
     Cluster(cluster::ClusterArgs),
+    /// Inject one fault into a running cluster, or heal: partition, kill, start, pause, resume.
+    Nemesis(nemesis_cmd::NemesisArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +57,8 @@ fn main() -> ExitCode {
         Command::Check(args) => check::main(args),
         Command::GenHistory(args) => gen_history::main(args),
         Command::Cluster(args) => cluster::main(args),
+        Command::Run(args) => run::main(args),
+        Command::Client(args) => client_app::main(args),
+        Command::Nemesis(args) => nemesis_cmd::main(args),
     }
 }

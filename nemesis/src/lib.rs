@@ -6,7 +6,10 @@
 //!   start, signal and inspect processes and move files on one machine, be it
 //!   a local network namespace or (later) an SSH host. It lives here rather
 //!   than in the harness so that both crates can use it without a cycle.
+//! - [`partition`]: partition shapes as grudges, installed as DROP rules in
+//!   our own `FAULTLINE` chain inside each host, healed by flushing it.
 
 pub mod host;
+pub mod partition;
 
 pub use host::{CommandOutput, DaemonSpec, Host, HostError, ProcState, ProcessInfo, Signal};

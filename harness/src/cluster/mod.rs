@@ -11,7 +11,9 @@
 //! iptables chain using the state file; it is idempotent and works after a
 //! crashed `up`. Exit codes: 0 ok, 254 bad arguments, 255 harness failure.
 
-mod state;
+pub(crate) mod state;
+
+pub(crate) use state::{ClusterState, Phase};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -26,7 +28,7 @@ use crate::hosts::exec::{self, CONTROL_HOST};
 use crate::hosts::network::{self, NODES_MAX};
 use crate::hosts::netns::read_proc;
 use crate::hosts::{ClusterNet, NetnsHost, Subnet};
-use state::{ClusterState, NodeState, Phase, STATE_VERSION, state_path};
+use state::{NodeState, STATE_VERSION, state_path};
 
 /// The port every node listens on, on its namespace's address.
 const NODE_PORT: u16 = 9092;
@@ -74,13 +76,13 @@ enum ClusterCommand {
 
 /// Which cluster: `<dir>/store/clusters/<name>/state.json`.
 #[derive(Args, Debug, Clone)]
-struct Where {
+pub(crate) struct Where {
     /// Cluster name: 1 to 8 of a-z, 0-9; names every resource.
     #[arg(long, default_value = "main")]
-    name: String,
+    pub(crate) name: String,
     /// Base directory; the cluster lives in `<dir>/store/clusters/<name>`.
     #[arg(long, default_value = ".")]
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -136,8 +138,13 @@ pub fn main(args: ClusterArgs) -> ExitCode {
 }
 
 fn cluster_dir(at: &Where) -> Result<PathBuf, Failure> {
-    network::validate_name(&at.name).map_err(Failure::BadArgs)?;
-    let base = std::path::absolute(&at.dir).map_err(|e| Failure::BadArgs(format!("--dir {}: {e}", at.dir.display())))?;
+    cluster_dir_of(at).map_err(Failure::BadArgs)
+}
+
+/// `<dir>/store/clusters/<name>`, or why the name or directory is bad.
+pub(crate) fn cluster_dir_of(at: &Where) -> Result<PathBuf, String> {
+    network::validate_name(&at.name)?;
+    let base = std::path::absolute(&at.dir).map_err(|e| format!("--dir {}: {e}", at.dir.display()))?;
     Ok(base.join("store").join("clusters").join(&at.name))
 }
 
@@ -198,6 +205,46 @@ async fn up(args: UpArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The Rust API of `up` for `faultline run`: builds a cluster in
+/// `dir` (its own directory, holding the state file) and waits until it is
+/// healthy; tears down what was created on failure. `config` holds
+/// `key=value` broker settings as for `--config`.
+pub(crate) async fn start(name: &str, dir: &Path, nodes: u32, config: &[String], subnet: Option<&str>, timeout: Duration) -> anyhow::Result<ClusterState> {
+    network::validate_name(name).map_err(|e| anyhow!(e))?;
+    anyhow::ensure!((1..=NODES_MAX).contains(&nodes), "--nodes {nodes}: must be 1 to {NODES_MAX}");
+    let settings = parse_config(config).map_err(|f| match f {
+        Failure::BadArgs(m) => anyhow!(m),
+        Failure::Harness(e) => e,
+    })?;
+    let subnet = subnet.map(Subnet::parse).transpose().map_err(|e| anyhow!(e))?;
+    exec::check_preconditions().map_err(|e| anyhow!(e))?;
+    let path = state_path(dir);
+    if path.exists() && ClusterState::load(&path).map(|s| s.phase != Phase::Down).unwrap_or(true) {
+        bail!("cluster {name:?} already exists ({}); run `faultline cluster down` on it first", path.display());
+    }
+    let subnet = choose_subnet(name, subnet).await?;
+    let net = ClusterNet::plan(name, subnet, nodes);
+    if let Err(found) = net.check_absent().await {
+        bail!("leftovers of cluster {name:?} exist ({found})");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut state = plan_state(dir, net);
+    state.save()?;
+    if let Err(e) = build(&mut state, &settings, timeout).await {
+        let _ = tear_down(&mut state).await;
+        return Err(e);
+    }
+    state.phase = Phase::Up;
+    state.save()?;
+    Ok(state)
+}
+
+/// The Rust API of `down`: stops every process of the cluster and removes
+/// its network.
+pub(crate) async fn stop(state: &mut ClusterState) -> anyhow::Result<()> {
+    tear_down(state).await
+}
+
 async fn choose_subnet(name: &str, requested: Option<Subnet>) -> anyhow::Result<Subnet> {
     if let Some(s) = requested {
         network::check_subnet_free(s).await.map_err(|e| anyhow!(e))?;
@@ -239,7 +286,7 @@ fn plan_state(dir: &Path, net: ClusterNet) -> ClusterState {
     ClusterState { version: STATE_VERSION, name: net.name.clone(), phase: Phase::Creating, dir: dir.to_path_buf(), net, iptables_rules, nodes }
 }
 
-fn hosts(state: &ClusterState) -> Vec<NetnsHost> {
+pub(crate) fn hosts(state: &ClusterState) -> Vec<NetnsHost> {
     state.net.nodes.iter().map(|n| NetnsHost::new(format!("n{}", n.id), n.netns.clone(), n.ip)).collect()
 }
 
@@ -256,16 +303,20 @@ async fn build(state: &mut ClusterState, settings: &[(String, String)], health_t
     for (node, host) in state.nodes.iter_mut().zip(&hosts) {
         std::fs::create_dir_all(&node.data_dir).with_context(|| format!("creating {}", node.data_dir.display()))?;
         std::fs::write(&node.config_file, server_properties(node, &state.net, settings)).with_context(|| format!("writing {}", node.config_file.display()))?;
-        let spec = DaemonSpec {
-            argv: vec![node_bin.display().to_string(), "--config".into(), node.config_file.display().to_string()],
-            pid_file: node.pid_file.clone(),
-            log_file: node.log_file.clone(),
-            cwd: node.config_file.parent().map(Path::to_path_buf),
-        };
-        node.pid = Some(host.start_daemon(&spec).await?);
+        node.pid = Some(host.start_daemon(&node_daemon(node, &node_bin)).await?);
     }
     state.save()?;
     wait_healthy(state, &hosts, health_timeout).await
+}
+
+/// How a node's daemon is started (and restarted by the nemesis).
+pub(crate) fn node_daemon(node: &NodeState, node_bin: &Path) -> DaemonSpec {
+    DaemonSpec {
+        argv: vec![node_bin.display().to_string(), "--config".into(), node.config_file.display().to_string()],
+        pid_file: node.pid_file.clone(),
+        log_file: node.log_file.clone(),
+        cwd: node.config_file.parent().map(Path::to_path_buf),
+    }
 }
 
 fn server_properties(node: &NodeState, net: &ClusterNet, settings: &[(String, String)]) -> String {

@@ -1,0 +1,171 @@
+//! `faultline nemesis <fault>`: inject one fault into a running cluster
+//! (from `faultline cluster up`) by hand, and heal it: partitions by shape,
+//! kill/start and pause/resume of a node. Runs use the same primitives from
+//! a schedule; this command is for exploring and for tests that prove each
+//! fault takes effect and each heal undoes it.
+//!
+//! Prints what it did as one JSON line. Exit codes: 0 done, 254 bad
+//! arguments, 255 harness failure (missing tool, no such cluster, a command
+//! that failed).
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Subcommand};
+use faultline_nemesis::partition::{self, CONTROL};
+use faultline_nemesis::{Host, ProcState, Signal};
+
+use crate::cluster::state::{ClusterState, state_path};
+use crate::cluster::{Where, cluster_dir_of, hosts, node_daemon};
+
+#[derive(Args, Debug)]
+pub struct NemesisArgs {
+    #[command(flatten)]
+    at: Where,
+    #[command(subcommand)]
+    fault: Fault,
+}
+
+#[derive(Subcommand, Debug)]
+enum Fault {
+    /// Install a partition: one:<node>, isolate:<node> (clients cut too), halves, majorities-ring, bridge.
+    Partition {
+        #[arg(long)]
+        shape: String,
+        /// Seed for the shape's random choices.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Remove every partition rule (flush our chain in every node).
+    Heal,
+    /// SIGKILL a node's process.
+    Kill {
+        #[arg(long)]
+        node: String,
+    },
+    /// Start a killed node again with its data and configuration.
+    Start {
+        #[arg(long)]
+        node: String,
+    },
+    /// SIGSTOP a node's process.
+    Pause {
+        #[arg(long)]
+        node: String,
+    },
+    /// SIGCONT a paused node's process.
+    Resume {
+        #[arg(long)]
+        node: String,
+    },
+}
+
+enum Failure {
+    BadArgs(String),
+    Harness(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        Failure::Harness(e)
+    }
+}
+
+pub fn main(args: NemesisArgs) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("building the tokio runtime");
+    match runtime.block_on(run(args)) {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(Failure::BadArgs(m)) => {
+            eprintln!("faultline nemesis: {m}");
+            ExitCode::from(254)
+        }
+        Err(Failure::Harness(e)) => {
+            eprintln!("faultline nemesis: {e:#}");
+            ExitCode::from(255)
+        }
+    }
+}
+
+async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
+    crate::hosts::exec::check_preconditions().map_err(|e| Failure::Harness(e.into()))?;
+    let dir = cluster_dir_of(&args.at).map_err(Failure::BadArgs)?;
+    let path = state_path(&dir);
+    let mut state = ClusterState::load(&path).with_context(|| format!("no cluster `{}` at {}", args.at.name, path.display()))?;
+    let hosts = hosts(&state);
+    let names: Vec<String> = hosts.iter().map(|h| h.name().to_string()).collect();
+    let index_of = |node: &str| names.iter().position(|n| n == node).ok_or_else(|| Failure::BadArgs(format!("no node `{node}`; nodes: {}", names.join(", "))));
+    match args.fault {
+        Fault::Partition { shape, seed } => {
+            let shape = partition::parse_shape(&shape).map_err(Failure::BadArgs)?;
+            if let partition::Shape::One(n) | partition::Shape::IsolateWithClients(n) = &shape {
+                index_of(n)?;
+            }
+            let grudge = partition::grudge(&shape, &names, seed);
+            let mut addresses: BTreeMap<String, std::net::Ipv4Addr> = hosts.iter().map(|h| (h.name().to_string(), h.ip())).collect();
+            addresses.insert(CONTROL.to_string(), state.net.control_ip);
+            partition::apply(&hosts, &grudge, &addresses).await.map_err(|e| Failure::Harness(e.into()))?;
+            Ok(serde_json::json!({ "fault": "partition", "grudge": grudge }))
+        }
+        Fault::Heal => {
+            partition::heal(&hosts).await.map_err(|e| Failure::Harness(e.into()))?;
+            Ok(serde_json::json!({ "fault": "heal" }))
+        }
+        Fault::Start { node } => {
+            let i = index_of(&node)?;
+            if let Some(pid) = state.nodes[i].pid
+                && hosts[i].process(pid).await.map_err(|e| Failure::Harness(e.into()))?.is_some()
+            {
+                return Err(Failure::BadArgs(format!("{node} is running (pid {pid}); kill it first")));
+            }
+            let bin = crate::node_process::node_binary()?;
+            let pid = hosts[i].start_daemon(&node_daemon(&state.nodes[i], &bin)).await.map_err(|e| Failure::Harness(e.into()))?;
+            state.nodes[i].pid = Some(pid);
+            state.save()?;
+            Ok(serde_json::json!({ "fault": "start", "node": node, "pid": pid }))
+        }
+        Fault::Kill { node } => signal(&state, &hosts, "kill", &node, index_of(&node)?, Signal::Kill).await,
+        Fault::Pause { node } => signal(&state, &hosts, "pause", &node, index_of(&node)?, Signal::Stop).await,
+        Fault::Resume { node } => signal(&state, &hosts, "resume", &node, index_of(&node)?, Signal::Cont).await,
+    }
+}
+
+/// How long a signalled process may take to show the effect.
+const SIGNAL_EFFECT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sends `signal` to node `i`'s process and waits (bounded) until it took
+/// effect: gone after a kill, stopped after a pause, running after a resume.
+async fn signal(
+    state: &ClusterState,
+    hosts: &[crate::hosts::NetnsHost],
+    name: &str,
+    node: &str,
+    i: usize,
+    signal: Signal,
+) -> Result<serde_json::Value, Failure> {
+    let pid = state.nodes[i].pid.ok_or_else(|| anyhow!("{node} has no recorded pid"))?;
+    let delivered = hosts[i].signal(pid, signal).await.map_err(|e| Failure::Harness(e.into()))?;
+    let deadline = std::time::Instant::now() + SIGNAL_EFFECT_WAIT;
+    // Bounded by the deadline.
+    let observed = loop {
+        let now = hosts[i].process(pid).await.map_err(|e| Failure::Harness(e.into()))?.map(|p| p.state);
+        let done = match signal {
+            Signal::Kill | Signal::Term => now.is_none(),
+            Signal::Stop => now == Some(ProcState::Stopped),
+            Signal::Cont => now == Some(ProcState::Running),
+        };
+        if done || !delivered || std::time::Instant::now() > deadline {
+            break now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let observed = match observed {
+        None => "gone",
+        Some(ProcState::Running) => "running",
+        Some(ProcState::Stopped) => "stopped",
+    };
+    Ok(serde_json::json!({ "fault": name, "node": node, "pid": pid, "delivered": delivered, "state": observed }))
+}

@@ -1,0 +1,113 @@
+//! Each fault proves it took effect, then that its heal undid it, on a real
+//! cluster in network namespaces: a partition really drops TCP between the
+//! cut pairs while the control host still reaches every node; a pause
+//! really stops the process; a kill really removes it and a start brings
+//! the node back healthy. Needs root, as CI has.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Whether node `from` (by namespace) can open a TCP connection to `to_ip`:9092
+/// within two seconds. Traffic stays between namespaces this test created.
+fn can_connect(netns: &str, to_ip: &str) -> bool {
+    let probe = format!("exec 3<>/dev/tcp/{to_ip}/9092");
+    let o = Command::new("ip").args(["netns", "exec", netns, "timeout", "2", "bash", "-c", &probe]).output().expect("runs ip netns exec");
+    o.status.success()
+}
+
+/// Whether the control host gets any HTTP answer from `url` (health may
+/// say 503 while a cut-off node is fenced; what matters is reachability).
+fn control_reaches(url: &str) -> bool {
+    let addr = url.trim_start_matches("http://");
+    std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)).is_ok()
+}
+
+fn nemesis(cluster: &TestCluster, args: &[&str]) -> serde_json::Value {
+    // `--name/--dir` belong to `nemesis`, before the fault's subcommand.
+    let o = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("nemesis")
+        .args(["--name", &cluster.name, "--dir"])
+        .arg(&cluster.dir)
+        .args(args)
+        .output()
+        .expect("runs faultline");
+    assert_eq!(o.status.code(), Some(0), "nemesis {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("one JSON line")
+}
+
+fn proc_state(pid: u64) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(stat.rsplit(')').next()?.split_whitespace().next()?.to_string())
+}
+
+#[test]
+fn partition_pause_and_kill_take_effect_and_heal() {
+    let cluster = TestCluster::new("nm");
+    let up = cluster.up(&["--nodes", "3", "--subnet", &test_subnet(5)]);
+    assert_eq!(up.status.code(), Some(0), "cluster up: {}", String::from_utf8_lossy(&up.stderr));
+    let state = cluster.state();
+    let nodes = state["nodes"].as_array().unwrap().clone();
+    let ns = |i: usize| nodes[i]["netns"].as_str().unwrap().to_string();
+    let ip = |i: usize| nodes[i]["url"].as_str().unwrap().trim_start_matches("http://").split(':').next().unwrap().to_string();
+    let url = |i: usize| nodes[i]["url"].as_str().unwrap().to_string();
+    assert!(can_connect(&ns(1), &ip(0)) && can_connect(&ns(1), &ip(2)), "before the fault, nodes talk");
+
+    // Partition: isolate n1 from the other nodes (clients still reach it).
+    let done = nemesis(&cluster, &["partition", "--shape", "one:n1"]);
+    assert_eq!(done["grudge"]["n1"], serde_json::json!(["n2", "n3"]));
+    assert!(!can_connect(&ns(1), &ip(0)), "n2 -> n1 is dropped");
+    assert!(!can_connect(&ns(0), &ip(2)), "n1 -> n3 is dropped");
+    assert!(can_connect(&ns(1), &ip(2)), "n2 -> n3 still flows");
+    for i in 0..3 {
+        assert!(control_reaches(&url(i)), "the control host still reaches n{}", i + 1);
+    }
+    nemesis(&cluster, &["heal"]);
+    assert!(can_connect(&ns(1), &ip(0)) && can_connect(&ns(0), &ip(2)), "after heal, traffic flows again");
+
+    // Isolation with clients: the control host is cut off too.
+    nemesis(&cluster, &["partition", "--shape", "isolate:n3"]);
+    assert!(!control_reaches(&url(2)), "the control host no longer reaches n3");
+    assert!(!can_connect(&ns(0), &ip(2)), "nor does n1");
+    nemesis(&cluster, &["heal"]);
+    assert!(control_reaches(&url(2)) && can_connect(&ns(0), &ip(2)));
+
+    // Pause: the process is stopped, then running again.
+    let paused = nemesis(&cluster, &["pause", "--node", "n2"]);
+    let pid = paused["pid"].as_u64().unwrap();
+    assert_eq!(paused["state"], "stopped");
+    assert_eq!(proc_state(pid).as_deref(), Some("T"), "the kernel says stopped");
+    let resumed = nemesis(&cluster, &["resume", "--node", "n2"]);
+    assert_eq!(resumed["state"], "running");
+    assert_ne!(proc_state(pid).as_deref(), Some("T"));
+
+    // Kill: the pid is gone; start brings the node back healthy.
+    let killed = nemesis(&cluster, &["kill", "--node", "n3"]);
+    let pid = killed["pid"].as_u64().unwrap();
+    assert_eq!(killed["state"], "gone");
+    assert!(proc_state(pid).is_none_or(|s| s == "Z"), "pid {pid} is gone");
+    let started = nemesis(&cluster, &["start", "--node", "n3"]);
+    assert_ne!(started["pid"].as_u64().unwrap(), pid);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let addr = url(2).trim_start_matches("http://").to_string();
+        let ok = std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1)).ok().and_then(|mut s| {
+            use std::io::{Read, Write};
+            write!(s, "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head).ok()?;
+            Some(&head[9..12] == b"200")
+        });
+        if ok == Some(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the restarted n3 never became healthy");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let down = cluster.down();
+    assert_eq!(down.status.code(), Some(0));
+    assert!(cluster.leftovers().is_empty(), "{:?}", cluster.leftovers());
+}

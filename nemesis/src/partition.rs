@@ -1,0 +1,240 @@
+//! Network partitions: which host drops whose packets (a *grudge*), the
+//! standard shapes that produce one, and installing or healing it as
+//! inbound DROP rules in each host.
+//!
+//! Rules live in our own chain, [`CHAIN`], jumped to from INPUT inside each
+//! host's network namespace (or VM); heal flushes only that chain and never
+//! touches anyone else's rules (a Jepsen complaint). The control host,
+//! where the harness and the clients run, is never cut off unless a shape
+//! says so ([`CONTROL`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
+use crate::host::{Host, HostError};
+
+/// Our chain in each host's filter table.
+pub const CHAIN: &str = "FAULTLINE";
+/// The name that stands for the control host in a grudge.
+pub const CONTROL: &str = "control";
+/// Bound on one iptables call; they take milliseconds.
+const IPTABLES_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Host name → the names whose packets it drops.
+pub type Grudge = BTreeMap<String, BTreeSet<String>>;
+
+/// A partition shape, resolved against the current node names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Cut one node off from every other node (clients still reach it).
+    One(String),
+    /// Split the nodes into two halves (the smaller half rounded down).
+    Halves,
+    /// Every node sees a majority, and no two nodes see the same one.
+    MajoritiesRing,
+    /// Two halves joined by one node that sees both.
+    Bridge,
+    /// Cut a node off from every other node and from the clients.
+    IsolateWithClients(String),
+    /// Given outright.
+    Explicit(Grudge),
+}
+
+fn cut(grudge: &mut Grudge, a: &str, b: &str) {
+    grudge.entry(a.to_string()).or_default().insert(b.to_string());
+    grudge.entry(b.to_string()).or_default().insert(a.to_string());
+}
+
+/// The grudge a shape means for `nodes`; random choices come from `seed`.
+pub fn grudge(shape: &Shape, nodes: &[String], seed: u64) -> Grudge {
+    let mut g = Grudge::new();
+    let mut order = nodes.to_vec();
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    match shape {
+        Shape::One(target) | Shape::IsolateWithClients(target) => {
+            for n in nodes.iter().filter(|n| *n != target) {
+                cut(&mut g, target, n);
+            }
+            if matches!(shape, Shape::IsolateWithClients(_)) {
+                g.entry(target.clone()).or_default().insert(CONTROL.to_string());
+            }
+        }
+        Shape::Halves => {
+            let (a, b) = order.split_at(order.len() / 2);
+            for x in a {
+                for y in b {
+                    cut(&mut g, x, y);
+                }
+            }
+        }
+        Shape::MajoritiesRing => {
+            // In ring order, each node keeps its nearest neighbours up to a
+            // majority and drops the rest.
+            let n = order.len();
+            let keep = n / 2; // neighbours on each side, counting both directions
+            for (i, x) in order.iter().enumerate() {
+                for (j, y) in order.iter().enumerate() {
+                    let d = (i + n - j) % n;
+                    let dist = d.min(n - d);
+                    if i != j && dist > keep.div_ceil(2) {
+                        g.entry(x.clone()).or_default().insert(y.clone());
+                    }
+                }
+            }
+        }
+        Shape::Bridge => {
+            let mid = order.len() / 2;
+            let (a, rest) = order.split_at(mid);
+            let b = &rest[1..];
+            for x in a {
+                for y in b {
+                    cut(&mut g, x, y);
+                }
+            }
+        }
+        Shape::Explicit(given) => g = given.clone(),
+    }
+    g
+}
+
+/// Parses a shape name as the CLI and schedules write it: `one:n1`,
+/// `isolate:n1`, `halves`, `majorities-ring`, `bridge`.
+pub fn parse_shape(text: &str) -> Result<Shape, String> {
+    match text.split_once(':') {
+        Some(("one", n)) => Ok(Shape::One(n.to_string())),
+        Some(("isolate", n)) => Ok(Shape::IsolateWithClients(n.to_string())),
+        None if text == "halves" || text == "majority-minority" => Ok(Shape::Halves),
+        None if text == "majorities-ring" => Ok(Shape::MajoritiesRing),
+        None if text == "bridge" => Ok(Shape::Bridge),
+        _ => Err(format!("unknown partition shape `{text}`; known: one:<node>, isolate:<node>, halves, majorities-ring, bridge")),
+    }
+}
+
+fn args(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+/// Makes sure `host` has our chain and that INPUT jumps to it.
+async fn ensure_chain<H: Host>(host: &H) -> Result<(), HostError> {
+    // -N fails when the chain exists; that is fine.
+    host.run(&args(&["iptables", "-w", "-N", CHAIN]), IPTABLES_TIMEOUT).await?;
+    let check = host.run(&args(&["iptables", "-w", "-C", "INPUT", "-j", CHAIN]), IPTABLES_TIMEOUT).await?;
+    if !check.success() {
+        let out = host.run(&args(&["iptables", "-w", "-I", "INPUT", "-j", CHAIN]), IPTABLES_TIMEOUT).await?;
+        if !out.success() {
+            return Err(failed(host, "iptables -I INPUT -j FAULTLINE", &out));
+        }
+    }
+    Ok(())
+}
+
+fn failed<H: Host>(host: &H, command: &str, out: &crate::host::CommandOutput) -> HostError {
+    HostError::CommandFailed {
+        host: host.name().to_string(),
+        command: command.to_string(),
+        status: format!("{:?}", out.code),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    }
+}
+
+/// Installs `grudge`: each host drops inbound packets from the addresses
+/// of the hosts it holds a grudge against. `addresses` maps every name in
+/// the grudge (nodes and [`CONTROL`]) to its address. Heals first, so the
+/// result is exactly this grudge.
+pub async fn apply<H: Host>(hosts: &[H], grudge: &Grudge, addresses: &BTreeMap<String, Ipv4Addr>) -> Result<(), HostError> {
+    heal(hosts).await?;
+    for host in hosts {
+        let Some(drops) = grudge.get(host.name()) else { continue };
+        ensure_chain(host).await?;
+        for name in drops {
+            let ip = addresses.get(name).ok_or_else(|| HostError::CommandFailed {
+                host: host.name().to_string(),
+                command: "partition".into(),
+                status: "no address".into(),
+                stderr: format!("the grudge names `{name}`, which is not a host of this cluster"),
+            })?;
+            let rule = args(&["iptables", "-w", "-A", CHAIN, "-s", &ip.to_string(), "-j", "DROP"]);
+            let out = host.run(&rule, IPTABLES_TIMEOUT).await?;
+            if !out.success() {
+                return Err(failed(host, &rule.join(" "), &out));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes every partition rule: flushes our chain in every host. A host
+/// without the chain has nothing to heal.
+pub async fn heal<H: Host>(hosts: &[H]) -> Result<(), HostError> {
+    for host in hosts {
+        host.run(&args(&["iptables", "-w", "-F", CHAIN]), IPTABLES_TIMEOUT).await?;
+    }
+    Ok(())
+}
+
+/// The rules now in our chain on `host`, for the record and for tests.
+pub async fn rules<H: Host>(host: &H) -> Result<Vec<String>, HostError> {
+    let out = host.run(&args(&["iptables", "-w", "-S", CHAIN]), IPTABLES_TIMEOUT).await?;
+    Ok(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("-A")).map(str::to_string).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    /// Whether `a` and `b` can talk: neither drops the other.
+    fn connected(g: &Grudge, a: &str, b: &str) -> bool {
+        !g.get(a).is_some_and(|s| s.contains(b)) && !g.get(b).is_some_and(|s| s.contains(a))
+    }
+
+    #[test]
+    fn one_cuts_a_node_from_the_others_but_not_from_clients() {
+        let g = grudge(&Shape::One("n2".into()), &names(3), 1);
+        assert!(!connected(&g, "n2", "n1") && !connected(&g, "n2", "n3") && connected(&g, "n1", "n3"));
+        assert!(g.values().all(|s| !s.contains(CONTROL)));
+        let g = grudge(&Shape::IsolateWithClients("n2".into()), &names(3), 1);
+        assert!(g["n2"].contains(CONTROL));
+    }
+
+    #[test]
+    fn halves_split_into_a_minority_and_a_majority() {
+        let g = grudge(&Shape::Halves, &names(5), 7);
+        let n = names(5);
+        let cut_off: Vec<&String> = n.iter().filter(|x| n.iter().any(|y| !connected(&g, x, y))).collect();
+        assert_eq!(cut_off.len(), 5, "everyone loses someone");
+        let sizes: BTreeSet<usize> = n.iter().map(|x| n.iter().filter(|y| connected(&g, x, y)).count()).collect();
+        assert_eq!(sizes, BTreeSet::from([2, 3]), "components of 2 and 3");
+    }
+
+    #[test]
+    fn majorities_ring_gives_every_node_a_distinct_majority() {
+        let n = names(5);
+        let g = grudge(&Shape::MajoritiesRing, &n, 3);
+        let views: BTreeSet<BTreeSet<&String>> = n.iter().map(|x| n.iter().filter(|y| connected(&g, x, y)).collect()).collect();
+        assert_eq!(views.len(), 5, "no two nodes see the same set");
+        assert!(views.iter().all(|v| v.len() == 3), "each sees a majority of 5: {views:?}");
+    }
+
+    #[test]
+    fn bridge_joins_two_halves_through_one_node() {
+        let n = names(5);
+        let g = grudge(&Shape::Bridge, &n, 5);
+        let bridge: Vec<&String> = n.iter().filter(|x| n.iter().all(|y| connected(&g, x, y))).collect();
+        assert_eq!(bridge.len(), 1, "exactly one node sees everyone");
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_partition() {
+        assert_eq!(grudge(&Shape::Halves, &names(5), 42), grudge(&Shape::Halves, &names(5), 42));
+        assert_eq!(parse_shape("isolate:n3"), Ok(Shape::IsolateWithClients("n3".into())));
+        assert!(parse_shape("triangle").unwrap_err().contains("majorities-ring"));
+    }
+}
