@@ -127,6 +127,11 @@ impl Client {
         self.get(paths::GROUP_OFFSETS.replace("{group}", group)).await
     }
 
+    /// This node's replica of `topic/partition`, record by record.
+    pub async fn replica_log(&self, topic: &str, partition: u32) -> Result<ReplicaLogDump, ClientError> {
+        self.get(partition_path(paths::DEBUG_REPLICA_LOG, topic, partition)).await
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: String) -> Result<T, ClientError> {
         let send = self.http.get(format!("{}{}", self.base_url, path)).timeout(self.request_timeout).send();
         decode(send.await.map_err(ClientError::from_reqwest)?).await

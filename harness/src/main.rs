@@ -39,6 +39,11 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Inject one fault into a running cluster, or heal: partition, kill, start, pause, resume.
     Nemesis(nemesis_cmd::NemesisArgs),
+    /// Run a test: cluster, workload, final drain, check, store.
+    Run(run::RunArgs),
+    /// A client application process of a run (started by `faultline run`).
+    #[command(hide = true)]
+    Client(client_app::ClientArgs),
 }
 
 fn main() -> ExitCode {

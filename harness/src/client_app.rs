@@ -1,0 +1,435 @@
+//! `faultline client producer|consumer|drain` (hidden): the client
+//! applications of a run, each a separate OS process started by
+//! `faultline run`, built on `faultline-client`.
+//!
+//! A client process writes one JSON line per event to its stdout: an op of
+//! the public history format (`faultline_checker::op::Op`) with `time` the
+//! absolute `CLOCK_MONOTONIC` stamp taken when it happened and `index` 0;
+//! the harness, the single history writer, assigns indices, pairs
+//! completions and makes times relative to the run's start. A client runs
+//! one op at a time per logical process. It stops gracefully, after its
+//! current op settles, when its stdin closes or receives a line; a closed
+//! stdout (the harness is gone) ends it at once.
+//!
+//! Outcomes follow R1.10: a send is `ok` when acknowledged with offsets,
+//! `fail` only when the producer says no attempt could have been appended
+//! ([`SendOutcome::Failed`]), and `info` otherwise; an acks=0 send is always
+//! `info`, because nothing acknowledges it.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Subcommand};
+use faultline_checker::op::{
+    AssignValue, CommitValue, DrainComplete, DrainTargets, Op, OpType, OpValue, PartMap, PollValue, Process, RecordValue, Seek, SendRecord, SendValue,
+};
+use faultline_client::api::{Acks, ErrorCode, FetchRequest, FetchedRecord, OffsetCommit, OffsetCommitRequest, ProduceRecord};
+use faultline_client::{Client, ClientError, ClusterClient, Producer, ProducerConfig, SendOutcome};
+
+use crate::history::monotonic_ns;
+
+/// Values of process `p` are `p * VALUE_SPACE + counter`: unique across
+/// processes, so unique per partition, and plain JSON integers.
+pub const VALUE_SPACE: i64 = 1_000_000_000;
+/// Records one poll asks a partition for.
+const POLL_RECORDS_MAX: u32 = 1_000;
+/// Long-poll wait of one consumer fetch: short, so a stop is seen quickly.
+const POLL_WAIT_MS: u64 = 100;
+/// Records one final-drain fetch asks for.
+const DRAIN_RECORDS_MAX: u32 = 5_000;
+/// Attempts of one group request while following coordinator hints.
+const COORDINATOR_ATTEMPTS_MAX: u32 = 5;
+/// Pause after a failed assign, poll or coordinator attempt.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Highest accepted send rate of one process, sends per second.
+const RATE_MAX_PER_S: f64 = 100_000.0;
+
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand, Debug)]
+enum Role {
+    /// Send batches of unique integers at a bounded rate.
+    Producer(ProducerArgs),
+    /// Assign partitions, poll them from the leaders, commit after each poll.
+    Consumer(ConsumerArgs),
+    /// Read every partition from offset 0 up to its target (the final phase).
+    Drain(DrainArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// The logical process id this client records its ops under.
+    #[arg(long)]
+    process: u64,
+    /// Node URLs, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    bootstrap: Vec<String>,
+    #[arg(long)]
+    topic: String,
+    /// Per-request timeout, milliseconds.
+    #[arg(long, default_value_t = 3_000)]
+    request_timeout_ms: u64,
+}
+
+#[derive(Args, Debug)]
+struct ProducerArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Partitions of the topic; each send picks one.
+    #[arg(long)]
+    partitions: u32,
+    /// Sends per second of this process.
+    #[arg(long)]
+    rate: f64,
+    /// Values per send (one broker batch).
+    #[arg(long, default_value_t = 1)]
+    batch_size: u32,
+    #[arg(long, default_value = "all")]
+    acks: String,
+    #[arg(long)]
+    idempotence: bool,
+    #[arg(long, default_value_t = 10_000)]
+    delivery_timeout_ms: u64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Args, Debug)]
+struct ConsumerArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The partitions this consumer owns, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    owned: Vec<u32>,
+    #[arg(long)]
+    group: String,
+}
+
+#[derive(Args, Debug)]
+struct DrainArgs {
+    #[command(flatten)]
+    common: Common,
+    /// `partition=end_offset`, comma-separated. The drain op is recorded
+    /// under `--process`, its polls under `--process + 1`.
+    #[arg(long, value_delimiter = ',', required = true)]
+    targets: Vec<String>,
+    /// Bound on the whole drain, milliseconds.
+    #[arg(long, default_value_t = 20_000)]
+    deadline_ms: u64,
+}
+
+pub fn main(args: ClientArgs) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("building the tokio runtime");
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_stdin(stop.clone());
+    let result = runtime.block_on(async {
+        match args.role {
+            Role::Producer(a) => produce(a, &stop).await,
+            Role::Consumer(a) => consume(a, &stop).await,
+            Role::Drain(a) => drain(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("faultline client: {e:#}");
+            ExitCode::from(255)
+        }
+    }
+}
+
+/// Sets `stop` when stdin has a line or closes: the harness's graceful stop.
+fn watch_stdin(stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        stop.store(true, Ordering::SeqCst);
+    });
+}
+
+/// Writes one event line; a closed stdout means the harness is gone, and
+/// nobody records what this process does any more.
+fn emit(process: u64, op_type: OpType, f: &str, value: OpValue, error: Option<String>, is_final: bool) {
+    let op = Op {
+        index: 0,
+        time_ns: monotonic_ns(),
+        process: Process::Client(process),
+        invoke_index: None,
+        op_type,
+        f: f.into(),
+        value,
+        error,
+        node: None,
+        is_final,
+    };
+    let mut line = serde_json::to_vec(&op).expect("ops serialize");
+    line.push(b'\n');
+    let mut out = std::io::stdout().lock();
+    if out.write_all(&line).and_then(|_| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
+fn null() -> OpValue {
+    OpValue::Other(serde_json::Value::Null)
+}
+
+fn part_name(topic: &str, p: u32) -> String {
+    format!("{topic}/{p}")
+}
+
+/// A record value as the history knows it: integers stay integers.
+pub(crate) fn record_value(text: &str) -> RecordValue {
+    text.parse().map(RecordValue::Int).unwrap_or_else(|_| RecordValue::Str(text.to_string()))
+}
+
+/// splitmix64: a seeded choice of partitions, reproducible from `--seed`.
+fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
+    let acks = Acks::parse(&a.acks).ok_or_else(|| anyhow!("--acks {}: expected 0, 1 or all", a.acks))?;
+    anyhow::ensure!(a.rate > 0.0 && a.rate <= RATE_MAX_PER_S, "--rate {}: must be in (0, {RATE_MAX_PER_S}]", a.rate);
+    anyhow::ensure!(a.partitions > 0 && a.batch_size > 0, "--partitions and --batch-size must be positive");
+    let cluster = Arc::new(ClusterClient::new(a.common.bootstrap.clone(), Duration::from_millis(a.common.request_timeout_ms)));
+    let config = ProducerConfig {
+        acks,
+        request_timeout_ms: a.common.request_timeout_ms,
+        delivery_timeout_ms: a.delivery_timeout_ms,
+        enable_idempotence: Some(a.idempotence),
+        // One send in flight: one logical process per in-flight slot.
+        max_in_flight: 1,
+        ..ProducerConfig::default()
+    };
+    let producer = Producer::new(cluster, config).context("producer settings")?;
+    let process = a.common.process;
+    let interval = Duration::from_secs_f64(1.0 / a.rate);
+    let mut rng = a.seed ^ process.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    let mut counter: i64 = 0;
+    let mut next = tokio::time::Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep_until(next).await;
+        let now = tokio::time::Instant::now();
+        // Fixed schedule without catch-up bursts after a slow send.
+        next = (next + interval).max(now);
+        let partition = (next_random(&mut rng) % a.partitions as u64) as u32;
+        let values: Vec<i64> = (0..a.batch_size)
+            .map(|_| {
+                counter += 1;
+                process as i64 * VALUE_SPACE + counter
+            })
+            .collect();
+        let name = part_name(&a.common.topic, partition);
+        let bare = |vs: &[i64]| SendValue {
+            records: PartMap(vec![(name.clone(), vs.iter().map(|&v| SendRecord { offset: None, value: RecordValue::Int(v) }).collect())]),
+            atomic: None,
+        };
+        emit(process, OpType::Invoke, "send", OpValue::Send(bare(&values)), None, false);
+        let records = values.iter().map(|v| ProduceRecord { key: None, value: v.to_string(), timestamp: None }).collect();
+        let outcome = producer.send(&a.common.topic, partition, records).await;
+        let (op_type, value, error) = match outcome {
+            SendOutcome::Acked { .. } if acks == Acks::None => (OpType::Info, bare(&values), Some("acks=0: never acknowledged".to_string())),
+            SendOutcome::Acked { base_offset: Some(base), .. } if base >= 0 => {
+                let recs = values.iter().enumerate().map(|(i, &v)| SendRecord { offset: Some(base as u64 + i as u64), value: RecordValue::Int(v) }).collect();
+                (OpType::Ok, SendValue { records: PartMap(vec![(name.clone(), recs)]), atomic: None }, None)
+            }
+            SendOutcome::Acked { .. } => (OpType::Info, bare(&values), Some("acknowledged without a base offset".to_string())),
+            SendOutcome::Failed { error, .. } => (OpType::Fail, bare(&values), Some(error)),
+            SendOutcome::Unknown { error, .. } => (OpType::Info, bare(&values), Some(error)),
+        };
+        emit(process, op_type, "send", OpValue::Send(value), error, false);
+    }
+    Ok(())
+}
+
+/// Whether an error may hide a request that took effect.
+fn indefinite(e: &ClientError) -> bool {
+    e.code().is_none()
+}
+
+/// Follows the group coordinator: asks the known coordinator or a bootstrap
+/// node, and moves to the node a `NOT_COORDINATOR` names.
+struct Coordinator {
+    cluster: ClusterClient,
+    address: Option<String>,
+    group: String,
+}
+
+impl Coordinator {
+    fn pick(&self, attempt: u32) -> Client {
+        let boot = self.cluster.bootstrap();
+        let address = self.address.clone().unwrap_or_else(|| boot[attempt as usize % boot.len()].clone());
+        self.cluster.node(&address)
+    }
+
+    fn learn(&mut self, e: &ClientError) {
+        match e {
+            ClientError::Api { body, .. } if body.error == ErrorCode::NotCoordinator && body.leader_address.is_some() => {
+                self.address = body.leader_address.clone();
+            }
+            _ => self.address = None,
+        }
+    }
+
+    /// The group's committed offsets; `(result, whether any attempt was indefinite)`.
+    async fn committed(&mut self) -> Result<Vec<OffsetCommit>, ClientError> {
+        let mut last = None;
+        for attempt in 0..COORDINATOR_ATTEMPTS_MAX {
+            match self.pick(attempt).committed_offsets(&self.group).await {
+                Ok(r) => return Ok(r.offsets),
+                Err(e) => {
+                    self.learn(&e);
+                    last = Some(e);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    /// Commits; `Err((error, maybe_applied))` when no attempt succeeded.
+    async fn commit(&mut self, req: &OffsetCommitRequest) -> Result<(), (ClientError, bool)> {
+        let (mut last, mut maybe) = (None, false);
+        for attempt in 0..COORDINATOR_ATTEMPTS_MAX {
+            match self.pick(attempt).commit_offsets(&self.group, req).await {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    maybe |= indefinite(&e);
+                    self.learn(&e);
+                    last = Some(e);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+        Err((last.expect("at least one attempt"), maybe))
+    }
+}
+
+fn fetched_pairs(records: &[FetchedRecord]) -> Vec<(u64, RecordValue)> {
+    records.iter().map(|r| (r.offset.max(0) as u64, record_value(&r.value))).collect()
+}
+
+async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
+    let process = a.common.process;
+    let topic = a.common.topic.clone();
+    let timeout = Duration::from_millis(a.common.request_timeout_ms);
+    let cluster = ClusterClient::new(a.common.bootstrap.clone(), timeout);
+    let mut coordinator = Coordinator { cluster: ClusterClient::new(a.common.bootstrap.clone(), timeout), address: None, group: a.group.clone() };
+    let names: Vec<String> = a.owned.iter().map(|&p| part_name(&topic, p)).collect();
+    // Assign: positions from the group's committed offsets.
+    let mut positions: Vec<i64> = loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let value = OpValue::Assign(AssignValue { partitions: names.clone(), seek: Seek::Committed });
+        emit(process, OpType::Invoke, "assign", value, None, false);
+        match coordinator.committed().await {
+            Ok(offsets) => {
+                emit(process, OpType::Ok, "assign", null(), None, false);
+                let at = |p: u32| offsets.iter().find(|o| o.topic == topic && o.partition == p).map_or(0, |o| o.offset);
+                break a.owned.iter().map(|&p| at(p)).collect();
+            }
+            Err(e) => {
+                emit(process, OpType::Fail, "assign", null(), Some(format!("reading committed offsets: {e}")), false);
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        }
+    };
+    let mut committed = positions.clone();
+    while !stop.load(Ordering::SeqCst) {
+        emit(process, OpType::Invoke, "poll", null(), None, false);
+        let (mut got, mut errors) = (Vec::new(), Vec::new());
+        for (i, &p) in a.owned.iter().enumerate() {
+            let req = FetchRequest { offset: positions[i], max_records: Some(POLL_RECORDS_MAX), max_bytes: None, max_wait_ms: Some(POLL_WAIT_MS) };
+            match cluster.fetch(&topic, p, &req).await {
+                Ok(resp) => {
+                    if let Some(last) = resp.records.last() {
+                        positions[i] = last.offset + 1;
+                        got.push((names[i].clone(), fetched_pairs(&resp.records)));
+                    }
+                }
+                Err(e) => errors.push(format!("{}: {e}", names[i])),
+            }
+        }
+        if errors.len() == a.owned.len() {
+            // Nothing was read, so no position moved: a definite failure.
+            emit(process, OpType::Fail, "poll", null(), Some(errors.join("; ")), false);
+            tokio::time::sleep(RETRY_PAUSE).await;
+            continue;
+        }
+        emit(process, OpType::Ok, "poll", OpValue::Poll(PollValue { records: PartMap(got) }), None, false);
+        if positions == committed {
+            continue;
+        }
+        let offsets: Vec<(String, u64)> = names.iter().cloned().zip(positions.iter().map(|&o| o as u64)).collect();
+        emit(process, OpType::Invoke, "commit", OpValue::Commit(CommitValue { group: a.group.clone(), offsets: PartMap(offsets) }), None, false);
+        let req = OffsetCommitRequest {
+            offsets: a.owned.iter().zip(&positions).map(|(&partition, &offset)| OffsetCommit { topic: topic.clone(), partition, offset, metadata: None }).collect(),
+        };
+        match coordinator.commit(&req).await {
+            Ok(()) => {
+                committed = positions.clone();
+                emit(process, OpType::Ok, "commit", null(), None, false);
+            }
+            Err((e, true)) => emit(process, OpType::Info, "commit", null(), Some(e.to_string()), false),
+            Err((e, false)) => emit(process, OpType::Fail, "commit", null(), Some(e.to_string()), false),
+        }
+    }
+    Ok(())
+}
+
+async fn drain(a: DrainArgs) -> anyhow::Result<()> {
+    let topic = a.common.topic.clone();
+    let mut targets: Vec<(u32, i64)> = Vec::new();
+    for t in &a.targets {
+        let (p, o) = t.split_once('=').ok_or_else(|| anyhow!("--targets {t:?}: expected partition=offset"))?;
+        targets.push((p.parse().context("partition")?, o.parse().context("offset")?));
+    }
+    let (drainer, poller) = (a.common.process, a.common.process + 1);
+    let cluster = ClusterClient::new(a.common.bootstrap.clone(), Duration::from_millis(a.common.request_timeout_ms));
+    let goal = DrainTargets { targets: PartMap(targets.iter().map(|&(p, o)| (part_name(&topic, p), o.max(0) as u64)).collect()) };
+    emit(drainer, OpType::Invoke, "drain", OpValue::DrainTargets(goal), None, true);
+    let deadline = Instant::now() + Duration::from_millis(a.deadline_ms);
+    let mut complete = Vec::new();
+    for &(p, target) in &targets {
+        let name = part_name(&topic, p);
+        let mut position = 0i64;
+        // Bounded by the deadline: every round either advances or pauses.
+        while position < target && Instant::now() < deadline {
+            emit(poller, OpType::Invoke, "poll", null(), None, true);
+            let req = FetchRequest { offset: position, max_records: Some(DRAIN_RECORDS_MAX), max_bytes: None, max_wait_ms: Some(0) };
+            match cluster.fetch(&topic, p, &req).await {
+                Ok(resp) => {
+                    if let Some(last) = resp.records.last() {
+                        position = last.offset + 1;
+                    }
+                    let records = PartMap(vec![(name.clone(), fetched_pairs(&resp.records))]);
+                    emit(poller, OpType::Ok, "poll", OpValue::Poll(PollValue { records }), None, true);
+                    if resp.records.is_empty() {
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
+                }
+                Err(e) => {
+                    emit(poller, OpType::Fail, "poll", null(), Some(e.to_string()), true);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+        complete.push((name, position >= target));
+    }
+    emit(drainer, OpType::Ok, "drain", OpValue::DrainComplete(DrainComplete { complete: PartMap(complete) }), None, true);
+    Ok(())
+}

@@ -1,0 +1,772 @@
+//! `faultline run`: one test run, as Jepsen's core runs a test. Brings a
+//! cluster up in network namespaces (through [`crate::cluster`]'s Rust API),
+//! creates the topic, runs producer and consumer client processes
+//! (`faultline client ...`, see [`crate::client_app`]) for the time limit,
+//! then the final phase (stop producers, wait until every partition is
+//! settled, stop consumers, a fresh reader drains every partition, dump
+//! every replica's log), checks the history with the checker library, and
+//! stores everything under `store/<name>/<timestamp>/` (see
+//! [`crate::store`]). Teardown always happens, also on errors, Ctrl-C and
+//! SIGTERM, unless `--leave-running`.
+//!
+//! The harness is the single history writer ([`HistoryWriter`]). Each
+//! client slot is supervised: when its process dies, its open op becomes
+//! `info` and a replacement starts under a new process id. The nemesis is a
+//! later issue; `--nemesis` is refused for now.
+//!
+//! Exit codes: 0 valid, 1 invalid, 2 unknown, 254 bad arguments, 255
+//! harness failure.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use clap::Args;
+use faultline_checker::op::{Op, Process};
+use faultline_checker::guarantees::Acks as GAcks;
+use faultline_checker::{Guarantees, Replicas, Validity};
+use faultline_client::api::{Acks, CreateTopicRequest, ErrorCode};
+use faultline_client::{Client, ProducerConfig};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::cluster::{self, ClusterState};
+use crate::history::{HistoryWriter, monotonic_ns};
+use crate::store::{self, RunLog};
+
+/// The workload's topic.
+const TOPIC: &str = "events";
+/// The consumers' group.
+const GROUP: &str = "faultline";
+/// Exit code for bad arguments (Jepsen's 254).
+const EXIT_BAD_ARGS: u8 = 254;
+/// Exit code for a harness failure (Jepsen's 255).
+const EXIT_HARNESS: u8 = 255;
+/// How long the cluster may take to become healthy.
+const CLUSTER_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a new topic may take to have a leader for every partition.
+const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the final phase waits for leaders, full ISRs and HW = LEO.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Pause between two metadata checks while waiting.
+const METADATA_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Per-request timeout of client processes and of the harness's own requests.
+const REQUEST_TIMEOUT_MS: u64 = 3_000;
+/// A send's bound, retries included (the producer's `delivery.timeout.ms`).
+const DELIVERY_TIMEOUT_MS: u64 = 10_000;
+/// How long a stopped client may take to settle its op and exit before
+/// SIGKILL: a send may take its whole delivery timeout.
+const CLIENT_STOP_GRACE: Duration = Duration::from_millis(DELIVERY_TIMEOUT_MS + 5_000);
+/// Bound on the final drain reader.
+const DRAIN_DEADLINE_MS: u64 = 20_000;
+/// Replacement processes one client slot may start; a slot that keeps
+/// dying fails the run instead of looping.
+const RESTARTS_PER_SLOT_MAX: u32 = 50;
+/// Pause before starting a replacement process.
+const RESTART_PAUSE: Duration = Duration::from_millis(200);
+/// Highest accepted total send rate, sends per second.
+const RATE_MAX_PER_S: f64 = 50_000.0;
+/// Longest accepted `--time-limit`, seconds.
+const TIME_LIMIT_MAX_S: f64 = 86_400.0;
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u32,
+    /// Seconds of workload before the final phase.
+    #[arg(long, default_value_t = 15.0)]
+    time_limit: f64,
+    /// Total target rate of sends per second over all producers.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Producer processes (one send in flight each).
+    #[arg(long, default_value_t = 2)]
+    producers: u32,
+    /// Consumer processes (assign mode; partitions shared round-robin).
+    #[arg(long, default_value_t = 2)]
+    consumers: u32,
+    /// Values per send.
+    #[arg(long, default_value_t = 1)]
+    batch_size: u32,
+    #[arg(long, default_value_t = 3)]
+    topic_partitions: u32,
+    #[arg(long, default_value_t = 3)]
+    replication_factor: u32,
+    #[arg(long, default_value_t = 2)]
+    min_insync_replicas: u32,
+    /// The producers' acks: 0, 1 or all.
+    #[arg(long, default_value = "all")]
+    acks: String,
+    #[arg(long)]
+    unclean_leader_election: bool,
+    /// Idempotent producers; default as Kafka: on with acks=all.
+    #[arg(long)]
+    idempotence: Option<bool>,
+    /// A bug switch to turn on in every node (repeatable).
+    #[arg(long = "bug", value_name = "NAME")]
+    bugs: Vec<String>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Where runs are stored.
+    #[arg(long, default_value = "store")]
+    store: PathBuf,
+    /// The run's name: `store/<name>/<timestamp>/`.
+    #[arg(long, default_value = "faultline")]
+    name: String,
+    /// Do not tear the cluster down at the end.
+    #[arg(long)]
+    leave_running: bool,
+    /// Faults to inject (not implemented yet).
+    #[arg(long)]
+    nemesis: Option<String>,
+    /// Seconds between faults (not implemented yet).
+    #[arg(long)]
+    nemesis_interval: Option<f64>,
+    /// The cluster's name (1 to 8 of a-z, 0-9).
+    #[arg(long, default_value = "run", hide = true)]
+    cluster_name: String,
+    /// The cluster's /24; by default a free one.
+    #[arg(long, hide = true)]
+    subnet: Option<String>,
+    /// Test hook: `producer:SECONDS` or `consumer:SECONDS` SIGKILLs the
+    /// first process of that role at that time into the workload.
+    #[arg(long = "kill-client", hide = true)]
+    kill_client: Vec<String>,
+}
+
+/// The options after validation.
+#[derive(Debug, Clone)]
+struct Plan {
+    args: RunArgs,
+    acks: Acks,
+    idempotence: bool,
+    time_limit: Duration,
+    kills: Vec<(Role, Duration)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Producer,
+    Consumer,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        }
+    }
+}
+
+fn validate(args: RunArgs) -> Result<Plan, String> {
+    if args.nemesis.is_some() || args.nemesis_interval.is_some() {
+        return Err("--nemesis / --nemesis-interval: not implemented yet (a later issue)".into());
+    }
+    let acks = Acks::parse(&args.acks).ok_or_else(|| format!("--acks {}: expected 0, 1 or all", args.acks))?;
+    let config = ProducerConfig { acks, enable_idempotence: args.idempotence, max_in_flight: 1, request_timeout_ms: REQUEST_TIMEOUT_MS, delivery_timeout_ms: DELIVERY_TIMEOUT_MS, ..ProducerConfig::default() };
+    let idempotence = config.idempotence().map_err(|e| format!("--idempotence: {e}"))?;
+    if !(args.time_limit > 0.0 && args.time_limit <= TIME_LIMIT_MAX_S) {
+        return Err(format!("--time-limit {}: must be in (0, {TIME_LIMIT_MAX_S}]", args.time_limit));
+    }
+    if !(args.rate > 0.0 && args.rate <= RATE_MAX_PER_S) {
+        return Err(format!("--rate {}: must be in (0, {RATE_MAX_PER_S}]", args.rate));
+    }
+    if args.topic_partitions == 0 || args.batch_size == 0 {
+        return Err("--topic-partitions and --batch-size must be at least 1".into());
+    }
+    if args.replication_factor == 0 || args.replication_factor > args.nodes {
+        return Err(format!("--replication-factor {}: must be 1 to --nodes ({})", args.replication_factor, args.nodes));
+    }
+    if args.min_insync_replicas == 0 || args.min_insync_replicas > args.replication_factor {
+        return Err(format!("--min-insync-replicas {}: must be 1 to --replication-factor ({})", args.min_insync_replicas, args.replication_factor));
+    }
+    if args.name.is_empty() || args.name.contains('/') || args.name == "latest" || args.name.starts_with('.') {
+        return Err(format!("--name {:?}: must be a plain directory name other than \"latest\"", args.name));
+    }
+    if let Some(b) = args.bugs.iter().find(|b| b.is_empty() || b.contains(',') || b.contains('\n')) {
+        return Err(format!("--bug {b:?}: one switch name per --bug"));
+    }
+    crate::hosts::network::validate_name(&args.cluster_name).map_err(|e| format!("--cluster-name: {e}"))?;
+    let mut kills = Vec::new();
+    for k in &args.kill_client {
+        let (role, at) = k.split_once(':').ok_or_else(|| format!("--kill-client {k:?}: expected producer:SECONDS or consumer:SECONDS"))?;
+        let role = match role {
+            "producer" => Role::Producer,
+            "consumer" => Role::Consumer,
+            _ => return Err(format!("--kill-client {k:?}: role must be producer or consumer")),
+        };
+        let at: f64 = at.parse().map_err(|_| format!("--kill-client {k:?}: bad seconds"))?;
+        if !(at >= 0.0 && at < args.time_limit) {
+            return Err(format!("--kill-client {k:?}: must be within --time-limit"));
+        }
+        kills.push((role, Duration::from_secs_f64(at)));
+    }
+    let time_limit = Duration::from_secs_f64(args.time_limit);
+    Ok(Plan { args, acks, idempotence, time_limit, kills })
+}
+
+pub fn main(args: RunArgs) -> ExitCode {
+    let plan = match validate(args) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("faultline run: {msg}");
+            return ExitCode::from(EXIT_BAD_ARGS);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("building the tokio runtime");
+    let log = Arc::new(RunLog::new());
+    let code = runtime.block_on(run(plan, log.clone()));
+    if code != 0 {
+        eprintln!("faultline run: reproduce with: {}", reproduce_command());
+    }
+    ExitCode::from(code)
+}
+
+/// The command line of this run, with its seed, for the failure message.
+fn reproduce_command() -> String {
+    let mut args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--seed" || a.starts_with("--seed=")) {
+        args.extend(["--seed".into(), "42".into()]);
+    }
+    args.iter().map(|a| if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,".contains(c)) { a.clone() } else { format!("'{}'", a.replace('\'', "'\\''")) }).collect::<Vec<_>>().join(" ")
+}
+
+/// Everything one run shares between its tasks.
+struct Ctx {
+    plan: Plan,
+    dir: PathBuf,
+    cluster_dir: PathBuf,
+    log: Arc<RunLog>,
+}
+
+async fn run(plan: Plan, log: Arc<RunLog>) -> u8 {
+    let dir = match store::create_run_dir(&plan.args.store, &plan.args.name) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("faultline run: {e:#}");
+            return EXIT_HARNESS;
+        }
+    };
+    if let Err(e) = log.open(&dir.join("faultline.log")) {
+        eprintln!("faultline run: {e:#}");
+        return EXIT_HARNESS;
+    }
+    let cluster_dir = std::path::absolute(plan.args.store.join("clusters").join(&plan.args.cluster_name)).unwrap_or_default();
+    let ctx = Ctx { plan, dir: dir.clone(), cluster_dir, log: log.clone() };
+    log.line(format!("run {} in {}", ctx.plan.args.name, dir.display()));
+    let mut sigterm = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            log.line(format!("installing a SIGTERM handler: {e}"));
+            return EXIT_HARNESS;
+        }
+    };
+    let outcome = tokio::select! {
+        r = run_test(&ctx) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted (SIGINT)")),
+        _ = sigterm.recv() => Err(anyhow!("terminated (SIGTERM)")),
+    };
+    let valid = outcome.as_ref().ok().map(|o| o.valid);
+    let teardown = finish_cluster(&ctx, valid).await;
+    match (outcome, teardown) {
+        (Ok(o), Ok(())) => {
+            print_summary(&ctx, &o);
+            o.valid.exit_code()
+        }
+        (Ok(o), Err(e)) => {
+            print_summary(&ctx, &o);
+            log.line(format!("harness failure: {e:#}"));
+            EXIT_HARNESS
+        }
+        (Err(e), t) => {
+            log.line(format!("harness failure: {e:#}"));
+            if let Err(t) = t {
+                log.line(format!("also: {t:#}"));
+            }
+            println!("Run failed (harness): {e:#}\nStore: {}", dir.display());
+            EXIT_HARNESS
+        }
+    }
+}
+
+/// What a completed run found.
+struct Outcome {
+    valid: Validity,
+    results: faultline_checker::Results,
+    counts: BTreeMap<(String, faultline_checker::op::OpType), u64>,
+}
+
+fn guarantees(plan: &Plan) -> Guarantees {
+    Guarantees {
+        acks: match plan.acks {
+            Acks::None => GAcks::Zero,
+            Acks::Leader => GAcks::One,
+            Acks::All => GAcks::All,
+        },
+        idempotence: plan.idempotence,
+        // One send in flight per producer process.
+        max_in_flight: 1,
+        unclean_leader_election: plan.args.unclean_leader_election,
+        ..Guarantees::default()
+    }
+}
+
+/// Broker settings for every node, as `key=value`.
+fn node_config(plan: &Plan) -> Vec<String> {
+    let a = &plan.args;
+    let mut c = vec![
+        format!("min.insync.replicas={}", a.min_insync_replicas),
+        format!("unclean.leader.election.enable={}", a.unclean_leader_election),
+        format!("default.replication.factor={}", a.replication_factor),
+    ];
+    if !a.bugs.is_empty() {
+        c.push(format!("faultline.bugs={}", a.bugs.join(",")));
+    }
+    c
+}
+
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).stderr(Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn write_test_json(ctx: &Ctx) -> anyhow::Result<()> {
+    let a = &ctx.plan.args;
+    let doc = serde_json::json!({
+        "name": a.name,
+        "seed": a.seed,
+        "faultline_version": env!("CARGO_PKG_VERSION"),
+        "git_commit": git_commit(),
+        "argv": std::env::args().collect::<Vec<_>>(),
+        "options": {
+            "nodes": a.nodes, "time_limit_s": a.time_limit, "rate_per_s": a.rate, "producers": a.producers,
+            "consumers": a.consumers, "batch_size": a.batch_size, "topic": TOPIC, "topic_partitions": a.topic_partitions,
+            "replication_factor": a.replication_factor, "min_insync_replicas": a.min_insync_replicas, "acks": a.acks,
+            "idempotence": ctx.plan.idempotence, "unclean_leader_election": a.unclean_leader_election, "bugs": a.bugs,
+            "group": GROUP, "nemesis": null, "kill_client": a.kill_client,
+        },
+        "node_config": node_config(&ctx.plan),
+        "timeouts": {
+            "request_timeout_ms": REQUEST_TIMEOUT_MS, "delivery_timeout_ms": DELIVERY_TIMEOUT_MS,
+            "client_stop_grace_ms": CLIENT_STOP_GRACE.as_millis() as u64, "settle_timeout_ms": SETTLE_TIMEOUT.as_millis() as u64,
+            "drain_deadline_ms": DRAIN_DEADLINE_MS, "cluster_up_timeout_ms": CLUSTER_UP_TIMEOUT.as_millis() as u64,
+        },
+        "guarantees": guarantees(&ctx.plan),
+    });
+    store::write_json(&ctx.dir.join(faultline_checker::TEST_FILE), &doc)
+}
+
+/// The run itself, up to the check; the cluster is left to [`finish_cluster`].
+async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let plan = &ctx.plan;
+    write_test_json(ctx)?;
+    // A previous run's cluster directory (torn down) would hand its data to the new nodes.
+    if ctx.cluster_dir.exists() {
+        let state = ClusterState::load(&ctx.cluster_dir.join("state.json"));
+        match state {
+            Ok(s) if s.phase != crate::cluster::Phase::Down => bail!("cluster {} from an earlier run is still up ({}); run `faultline cluster down` on it", plan.args.cluster_name, ctx.cluster_dir.display()),
+            _ => std::fs::remove_dir_all(&ctx.cluster_dir).with_context(|| format!("removing the old {}", ctx.cluster_dir.display()))?,
+        }
+    }
+    ctx.log.line(format!("cluster up: {} nodes ({})", plan.args.nodes, ctx.cluster_dir.display()));
+    let state = cluster::start(&plan.args.cluster_name, &ctx.cluster_dir, plan.args.nodes, &node_config(plan), plan.args.subnet.as_deref(), CLUSTER_UP_TIMEOUT).await?;
+    let urls: Vec<String> = state.nodes.iter().map(|n| n.url.clone()).collect();
+    ctx.log.line(format!("cluster up: {}", urls.join(" ")));
+    create_topic(ctx, &urls).await?;
+
+    let start_ns = monotonic_ns();
+    let writer = Arc::new(Mutex::new(HistoryWriter::create(&ctx.dir.join(faultline_checker::HISTORY_FILE), start_ns)?));
+    let shared = Arc::new(Shared {
+        writer: writer.clone(),
+        next_process: AtomicU64::new(u64::from(plan.args.producers + plan.args.consumers)),
+        log: ctx.log.clone(),
+        clients_log: ctx.dir.join("clients.log"),
+        urls: urls.clone(),
+        started: Instant::now(),
+    });
+    let (stop_producers, producers_stopped) = watch::channel(false);
+    let (stop_consumers, consumers_stopped) = watch::channel(false);
+    let mut producers = tokio::task::JoinSet::new();
+    let mut consumers = tokio::task::JoinSet::new();
+    let a = &plan.args;
+    let kill_at = |role: Role| plan.kills.iter().filter(|(r, _)| *r == role).map(|(_, t)| *t).collect::<Vec<_>>();
+    for i in 0..a.producers {
+        let argv = vec![
+            "producer".into(), "--topic".into(), TOPIC.into(), "--partitions".into(), a.topic_partitions.to_string(),
+            "--rate".into(), (a.rate / f64::from(a.producers)).to_string(), "--batch-size".into(), a.batch_size.to_string(),
+            "--acks".into(), plan.acks.as_str().into(), format!("--idempotence={}", plan.idempotence),
+            "--delivery-timeout-ms".into(), DELIVERY_TIMEOUT_MS.to_string(), "--seed".into(), a.seed.to_string(),
+        ];
+        let slot = Slot { role: Role::Producer, index: i, first_process: u64::from(i), argv, kills: if i == 0 { kill_at(Role::Producer) } else { vec![] } };
+        producers.spawn(supervise(shared.clone(), slot, producers_stopped.clone()));
+    }
+    for j in 0..a.consumers {
+        let owned: Vec<String> = (0..a.topic_partitions).filter(|p| p % a.consumers == j).map(|p| p.to_string()).collect();
+        if owned.is_empty() {
+            ctx.log.line(format!("consumer {j} owns no partition ({} partitions for {} consumers); not started", a.topic_partitions, a.consumers));
+            continue;
+        }
+        let argv = vec!["consumer".into(), "--topic".into(), TOPIC.into(), "--owned".into(), owned.join(","), "--group".into(), GROUP.into()];
+        let slot = Slot { role: Role::Consumer, index: j, first_process: u64::from(a.producers + j), argv, kills: if j == 0 { kill_at(Role::Consumer) } else { vec![] } };
+        consumers.spawn(supervise(shared.clone(), slot, consumers_stopped.clone()));
+    }
+    ctx.log.line(format!("workload: {} producers at {} sends/s in total, {} consumers, for {} s", a.producers, a.rate, a.consumers, a.time_limit));
+
+    // The workload: a supervisor that returns early has failed.
+    let until = Instant::now() + plan.time_limit;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => break,
+            Some(r) = producers.join_next() => r.context("producer supervisor panicked")??,
+            Some(r) = consumers.join_next() => r.context("consumer supervisor panicked")??,
+        }
+    }
+
+    ctx.log.line("final phase: stopping producers");
+    let _ = stop_producers.send(true);
+    while let Some(r) = producers.join_next().await {
+        r.context("producer supervisor panicked")??;
+    }
+    ctx.log.line("final phase: waiting for leaders, full ISRs and HW = LEO");
+    let targets = wait_settled(ctx, &state).await?;
+    ctx.log.line("final phase: stopping consumers");
+    let _ = stop_consumers.send(true);
+    while let Some(r) = consumers.join_next().await {
+        r.context("consumer supervisor panicked")??;
+    }
+    ctx.log.line(format!("final phase: draining {} partitions to {:?}", targets.len(), targets));
+    run_drain(&shared, &targets).await?;
+    ctx.log.line("final phase: dumping every replica's log");
+    let replicas = dump_replicas(ctx, &state).await?;
+    store::write_json(&ctx.dir.join(faultline_checker::REPLICAS_FILE), &replicas)?;
+
+    let (ops, counts) = {
+        let w = writer.lock().unwrap();
+        (w.len(), w.counts().clone())
+    };
+    drop(shared);
+    let writer = Arc::try_unwrap(writer).map_err(|_| anyhow!("history writer still shared"))?.into_inner().unwrap();
+    writer.finish()?;
+    ctx.log.line(format!("checking {ops} ops"));
+    let files = faultline_checker::RunFiles::locate(&ctx.dir);
+    let history = files.read_history().context("reading back history.jsonl")?;
+    let g = files.guarantees().context("reading test.json's guarantees")?;
+    let results = faultline_checker::check(&history, &g, Some(&replicas));
+    store::write_json(&ctx.dir.join(faultline_checker::RESULTS_FILE), &results)?;
+    Ok(Outcome { valid: results.valid, results, counts })
+}
+
+async fn create_topic(ctx: &Ctx, urls: &[String]) -> anyhow::Result<()> {
+    let a = &ctx.plan.args;
+    let mut configs = BTreeMap::new();
+    configs.insert("min.insync.replicas".to_string(), serde_json::json!(a.min_insync_replicas.to_string()));
+    configs.insert("unclean.leader.election.enable".to_string(), serde_json::json!(a.unclean_leader_election.to_string()));
+    let req = CreateTopicRequest { name: TOPIC.into(), partitions: Some(i64::from(a.topic_partitions)), replication_factor: Some(i64::from(a.replication_factor)), configs };
+    let deadline = Instant::now() + TOPIC_READY_TIMEOUT;
+    let clients: Vec<Client> = urls.iter().map(|u| Client::with_timeout(u.clone(), Duration::from_millis(REQUEST_TIMEOUT_MS))).collect();
+    let mut created = false;
+    // Bounded by the deadline.
+    for round in 0u64.. {
+        let node = &clients[round as usize % clients.len()];
+        if !created {
+            match node.create_topic(&req).await {
+                Ok(_) => created = true,
+                Err(e) if e.code() == Some(ErrorCode::TopicAlreadyExists) => created = true,
+                Err(e) if Instant::now() > deadline => bail!("creating topic {TOPIC}: {e}"),
+                Err(e) if e.code().is_some_and(|c| matches!(c, ErrorCode::InvalidConfig | ErrorCode::InvalidReplicationFactor | ErrorCode::InvalidPartitions | ErrorCode::InvalidRequest)) => {
+                    bail!("creating topic {TOPIC}: {e}")
+                }
+                Err(_) => {}
+            }
+        }
+        if created && let Ok(d) = node.describe_topic(TOPIC).await && d.partitions.len() == a.topic_partitions as usize && d.partitions.iter().all(|p| p.leader.is_some()) {
+            ctx.log.line(format!("topic {TOPIC}: {} partitions, RF {}, every partition has a leader", a.topic_partitions, a.replication_factor));
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("topic {TOPIC} has no leader for every partition within {TOPIC_READY_TIMEOUT:?}");
+        }
+        tokio::time::sleep(METADATA_POLL_INTERVAL).await;
+    }
+    unreachable!("the loop returns or fails by the deadline")
+}
+
+/// Step 3 of the final phase: every partition has a leader, a full ISR and
+/// HW = LEO (by its leader's own description), bounded by
+/// [`SETTLE_TIMEOUT`]. Returns each partition's end offset (the leader's HW)
+/// as the drain's target; when the bound passes, logs what is unsettled and
+/// returns the best known targets.
+async fn wait_settled(ctx: &Ctx, state: &ClusterState) -> anyhow::Result<Vec<(u32, i64)>> {
+    let nodes: Vec<(i32, Client)> = state.nodes.iter().map(|n| (n.id as i32, Client::with_timeout(n.url.clone(), Duration::from_millis(REQUEST_TIMEOUT_MS)))).collect();
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let partitions = ctx.plan.args.topic_partitions;
+    let mut best: BTreeMap<u32, i64> = BTreeMap::new();
+    loop {
+        let mut views = BTreeMap::new();
+        for (id, c) in &nodes {
+            if let Ok(d) = c.describe_topic(TOPIC).await {
+                views.insert(*id, d);
+            }
+        }
+        let mut unsettled = Vec::new();
+        for p in 0..partitions {
+            // The leader according to any node, then the leader's own view.
+            let leader = views.values().filter_map(|d| d.partitions.iter().find(|x| x.partition == p)).find_map(|x| x.leader);
+            let own = leader.and_then(|l| views.get(&l)).and_then(|d| d.partitions.iter().find(|x| x.partition == p));
+            match own {
+                Some(x) if x.leader == leader => {
+                    best.insert(p, x.high_watermark);
+                    if x.isr.len() < x.replicas.len() || x.high_watermark != x.log_end_offset {
+                        unsettled.push(format!("{TOPIC}/{p}: isr {:?} of {:?}, hw {} leo {}", x.isr, x.replicas, x.high_watermark, x.log_end_offset));
+                    }
+                }
+                _ => unsettled.push(format!("{TOPIC}/{p}: no leader")),
+            }
+        }
+        if unsettled.is_empty() {
+            ctx.log.line("final phase: every partition settled");
+            return Ok(best.into_iter().collect());
+        }
+        if Instant::now() > deadline {
+            ctx.log.line(format!("final phase: not settled within {SETTLE_TIMEOUT:?}: {}", unsettled.join("; ")));
+            return Ok((0..partitions).map(|p| (p, best.get(&p).copied().unwrap_or(0))).collect());
+        }
+        tokio::time::sleep(METADATA_POLL_INTERVAL).await;
+    }
+}
+
+/// Step 6: every replica's log, as `replicas.json` wants it.
+async fn dump_replicas(ctx: &Ctx, state: &ClusterState) -> anyhow::Result<Replicas> {
+    let mut out = Replicas::new();
+    for node in &state.nodes {
+        let client = Client::with_timeout(node.url.clone(), Duration::from_millis(REQUEST_TIMEOUT_MS));
+        for p in 0..ctx.plan.args.topic_partitions {
+            match client.replica_log(TOPIC, p).await {
+                Ok(dump) => {
+                    if dump.truncated {
+                        ctx.log.line(format!("replica dump of {TOPIC}/{p} on {} is truncated at its record bound", node.name));
+                    }
+                    let records = dump.records.iter().map(|(o, e, v)| ((*o).max(0) as u64, (*e).max(0) as u64, crate::client_app::record_value(v))).collect();
+                    let log = faultline_checker::replicas::ReplicaLog { log_end_offset: dump.log_end_offset.max(0) as u64, records };
+                    out.entry(format!("{TOPIC}/{p}")).or_default().insert(node.name.clone(), log);
+                }
+                Err(e) if e.code() == Some(ErrorCode::UnknownTopicOrPartition) => {}
+                Err(e) => ctx.log.line(format!("replica dump of {TOPIC}/{p} on {} failed: {e}", node.name)),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Teardown (unless `--leave-running`), then the nodes' logs (and data
+/// directories when the run was not valid) into the store.
+async fn finish_cluster(ctx: &Ctx, valid: Option<Validity>) -> anyhow::Result<()> {
+    let path = ctx.cluster_dir.join("state.json");
+    let Ok(mut state) = ClusterState::load(&path) else { return Ok(()) };
+    if state.dir != ctx.cluster_dir {
+        return Ok(());
+    }
+    let keep_data = valid != Some(Validity::Valid);
+    if ctx.plan.args.leave_running {
+        ctx.log.line(format!("leaving cluster {} running; state {}", state.name, path.display()));
+        return Ok(());
+    }
+    if state.phase == crate::cluster::Phase::Down {
+        return Ok(());
+    }
+    ctx.log.line(format!("teardown of cluster {}", state.name));
+    let torn = cluster::stop(&mut state).await;
+    for node in &state.nodes {
+        let dest = ctx.dir.join("nodes").join(&node.name);
+        std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
+        if node.log_file.exists() {
+            std::fs::copy(&node.log_file, dest.join("node.log")).with_context(|| format!("copying {}", node.log_file.display()))?;
+        }
+        if keep_data && node.data_dir.exists() {
+            store::copy_tree(&node.data_dir, &dest.join("data")).with_context(|| format!("copying {}", node.data_dir.display()))?;
+        }
+    }
+    torn?;
+    std::fs::remove_dir_all(&ctx.cluster_dir).with_context(|| format!("removing {}", ctx.cluster_dir.display()))
+}
+
+fn print_summary(ctx: &Ctx, o: &Outcome) {
+    let mut fs: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
+    for ((f, t), n) in &o.counts {
+        fs.entry(f.as_str()).or_default().insert(t.as_str(), *n);
+    }
+    let mut text = String::from("Ops by f (invoke/ok/fail/info):\n");
+    for (f, m) in &fs {
+        let g = |k: &str| m.get(k).copied().unwrap_or(0);
+        text.push_str(&format!("  {f:<8} {:>8} {:>8} {:>8} {:>8}\n", g("invoke"), g("ok"), g("fail"), g("info")));
+    }
+    text.push_str(&faultline_checker::verdict::summary(&o.results));
+    text.push_str(&format!("Store: {}\n", ctx.dir.display()));
+    ctx.log.line(format!("verdict {:?}", o.valid));
+    print!("{text}");
+}
+
+/// What the supervisors share.
+struct Shared {
+    writer: Arc<Mutex<HistoryWriter>>,
+    /// The next unused process id: replacements and the drain reader.
+    next_process: AtomicU64,
+    log: Arc<RunLog>,
+    clients_log: PathBuf,
+    urls: Vec<String>,
+    /// The workload's start, for `--kill-client` times.
+    started: Instant,
+}
+
+/// One client slot: a role and its arguments; the process behind it is
+/// replaced when it dies.
+struct Slot {
+    role: Role,
+    index: u32,
+    first_process: u64,
+    /// `faultline client` arguments without `--process` and `--bootstrap`.
+    argv: Vec<String>,
+    /// Test hook: SIGKILL the slot's process at these times into the workload.
+    kills: Vec<Duration>,
+}
+
+/// A running client process: kill-on-drop, stdin held open until a
+/// graceful stop, stdout read line by line.
+struct ClientProc {
+    child: tokio::process::Child,
+    stdin: Option<tokio::process::ChildStdin>,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+fn spawn_client(shared: &Shared, argv: &[String], process: u64) -> anyhow::Result<ClientProc> {
+    let exe = std::env::current_exe().context("locating the faultline binary")?;
+    let stderr = std::fs::File::options().create(true).append(true).open(&shared.clients_log).with_context(|| format!("opening {}", shared.clients_log.display()))?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg("client")
+        .args(argv)
+        .args(["--process", &process.to_string(), "--bootstrap", &shared.urls.join(",")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr))
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting a client process")?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take().expect("piped");
+    Ok(ClientProc { child, stdin, lines: tokio::io::BufReader::new(stdout).lines() })
+}
+
+/// Records one event line of `process` (or of `process + 1` when the
+/// client may use two ids); `Err` means the client broke the protocol.
+fn record_line(shared: &Shared, line: &str, allowed: &[u64]) -> anyhow::Result<()> {
+    let op: Op = serde_json::from_str(line).with_context(|| format!("client event {line:?}"))?;
+    anyhow::ensure!(matches!(op.process, Process::Client(p) if allowed.contains(&p)), "client event for process {} (allowed {allowed:?})", op.process);
+    shared.writer.lock().unwrap().record(op)
+}
+
+/// Runs one client slot until it is told to stop: starts its process,
+/// records its events, replaces it with a new process id when it dies.
+async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut kills: Vec<Instant> = slot.kills.iter().map(|t| shared.started + *t).collect();
+    kills.sort();
+    let mut process = slot.first_process;
+    for restart in 0..=RESTARTS_PER_SLOT_MAX {
+        if restart > 0 {
+            process = shared.next_process.fetch_add(1, Ordering::SeqCst);
+        }
+        let mut proc = spawn_client(&shared, &slot.argv, process)?;
+        let pid = proc.child.id().unwrap_or(0);
+        shared.log.line(format!("{} {}: process {process} started (pid {pid})", slot.role.name(), slot.index));
+        let mut stop_deadline: Option<Instant> = None;
+        let mut protocol_error = None;
+        if *stop.borrow() {
+            proc.stdin = None;
+            stop_deadline = Some(Instant::now() + CLIENT_STOP_GRACE);
+        }
+        // Bounded: ends at EOF, which a kill or the stop grace forces.
+        loop {
+            let next_kill = kills.first().copied();
+            tokio::select! {
+                line = proc.lines.next_line() => match line {
+                    Ok(Some(l)) => {
+                        if let Err(e) = record_line(&shared, &l, &[process]) {
+                            shared.log.line(format!("{} {}: process {process}: {e:#}; killing it", slot.role.name(), slot.index));
+                            protocol_error = Some(e);
+                            let _ = proc.child.start_kill();
+                        }
+                    }
+                    Ok(None) | Err(_) => break,
+                },
+                r = stop.changed(), if stop_deadline.is_none() => {
+                    if r.is_err() || *stop.borrow() {
+                        proc.stdin = None; // EOF on stdin: finish the current op and exit
+                        stop_deadline = Some(Instant::now() + CLIENT_STOP_GRACE);
+                    }
+                }
+                _ = tokio::time::sleep_until(stop_deadline.unwrap_or_else(Instant::now)), if stop_deadline.is_some() => {
+                    shared.log.line(format!("{} {}: process {process} did not stop within {CLIENT_STOP_GRACE:?}; SIGKILL", slot.role.name(), slot.index));
+                    let _ = proc.child.start_kill();
+                    stop_deadline = Some(Instant::now() + CLIENT_STOP_GRACE);
+                }
+                _ = tokio::time::sleep_until(next_kill.unwrap_or_else(Instant::now)), if next_kill.is_some() && stop_deadline.is_none() => {
+                    kills.remove(0);
+                    shared.log.line(format!("{} {}: test hook: SIGKILL process {process} (pid {pid})", slot.role.name(), slot.index));
+                    if let Some(pid) = proc.child.id() {
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                    }
+                }
+            }
+        }
+        let status = match tokio::time::timeout(CLIENT_STOP_GRACE, proc.child.wait()).await {
+            Ok(Ok(s)) => s.to_string(),
+            _ => {
+                let _ = proc.child.start_kill();
+                "did not exit".into()
+            }
+        };
+        let stopping = *stop.borrow();
+        let crashed = shared.writer.lock().unwrap().crash(Process::Client(process), &format!("client process exited ({status}) with the op in flight"))?;
+        shared.log.line(format!("{} {}: process {process} exited ({status}){}", slot.role.name(), slot.index, if crashed { "; its open op is info" } else { "" }));
+        if let Some(e) = protocol_error {
+            return Err(e.context(format!("{} {} broke the event protocol", slot.role.name(), slot.index)));
+        }
+        if stopping {
+            return Ok(());
+        }
+        tokio::time::sleep(RESTART_PAUSE).await;
+    }
+    bail!("{} {} died {RESTARTS_PER_SLOT_MAX} times; giving up", slot.role.name(), slot.index)
+}
+
+/// Step 5: a fresh reader (two new process ids: the drain op and its polls).
+async fn run_drain(shared: &Arc<Shared>, targets: &[(u32, i64)]) -> anyhow::Result<()> {
+    let process = shared.next_process.fetch_add(2, Ordering::SeqCst);
+    let list: Vec<String> = targets.iter().map(|(p, o)| format!("{p}={o}")).collect();
+    let argv: Vec<String> = vec!["drain".into(), "--topic".into(), TOPIC.into(), "--targets".into(), list.join(","), "--deadline-ms".into(), DRAIN_DEADLINE_MS.to_string()];
+    let mut proc = spawn_client(shared, &argv, process)?;
+    proc.stdin = None;
+    let bound = Duration::from_millis(DRAIN_DEADLINE_MS) + CLIENT_STOP_GRACE;
+    let read = async {
+        while let Some(l) = proc.lines.next_line().await.context("reading the drain reader")? {
+            record_line(shared, &l, &[process, process + 1])?;
+        }
+        anyhow::Ok(())
+    };
+    let r = tokio::time::timeout(bound, read).await;
+    let _ = proc.child.start_kill();
+    let _ = proc.child.wait().await;
+    for p in [process, process + 1] {
+        shared.writer.lock().unwrap().crash(Process::Client(p), "drain reader exited with the op in flight")?;
+    }
+    match r {
+        Ok(r) => r,
+        Err(_) => bail!("the drain reader did not finish within {bound:?}"),
+    }
+}
