@@ -8,8 +8,11 @@
 //!   than in the harness so that both crates can use it without a cycle.
 //! - [`partition`]: partition shapes as grudges, installed as DROP rules in
 //!   our own `FAULTLINE` chain inside each host, healed by flushing it.
+//! - [`schedule`]: seeded random fault mixes and scripted TOML timelines,
+//!   with targets given as roles resolved when a fault fires.
 
 pub mod host;
 pub mod partition;
+pub mod schedule;
 
 pub use host::{CommandOutput, DaemonSpec, Host, HostError, ProcState, ProcessInfo, Signal};

@@ -1,0 +1,284 @@
+//! Fault schedules: what to break and when, decided before the run from a
+//! seed, so the same seed gives the same schedule.
+//!
+//! Two sources:
+//! - a **random mix** (`--nemesis kill,pause,partition --nemesis-interval 10`):
+//!   each fault family alternates start and stop after a random wait of 0–2×
+//!   the interval; a fault that only matters once it outlasts the broker
+//!   session timeout (isolation, a paused leader) lasts at least twice that;
+//! - a **scripted timeline** from TOML (`[[timeline]]` entries with `t`,
+//!   `fault`, `target`, `shape`), as the bug recipes in `recipes/bugs/` use.
+//!
+//! Targets are roles (`leader-of:events/0`, `controller`, …) resolved when the
+//! fault fires, from the cluster's metadata at that moment.
+
+use std::collections::BTreeMap;
+
+use rand::{RngExt, SeedableRng};
+use serde::Deserialize;
+
+/// Bound on the operations one schedule may hold.
+pub const SCHEDULE_OPS_MAX: usize = 10_000;
+
+/// What a fault does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Kill,
+    Start,
+    Pause,
+    Resume,
+    /// Install a partition of this shape (`one`, `isolate`, `halves`, `majorities-ring`, `bridge`,
+    /// `isolate-leader`, `leader-from-followers`, or `random` for one of the standard set).
+    Partition(String),
+    Heal,
+    KillProducer,
+    KillConsumer,
+    PauseFetchers,
+    ResumeFetchers,
+}
+
+/// Who a fault hits, resolved when it fires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Node(String),
+    LeaderOf(String),
+    FollowerOf(String),
+    FollowersOf(String),
+    Controller,
+    All,
+    Minority,
+    Majority,
+    /// Nodes that an earlier fault killed (for `start`).
+    Killed,
+    /// A random node.
+    Random,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduledFault {
+    /// Seconds since the workload started.
+    pub at_s: f64,
+    pub action: Action,
+    pub target: Target,
+}
+
+/// The partition shapes a plain `partition` picks from.
+pub const STANDARD_SHAPES: &[&str] = &["one", "halves", "majorities-ring", "bridge", "isolate-leader", "leader-from-followers"];
+
+/// Fault families of the random mix.
+pub const FAMILIES: &[&str] = &["kill", "pause", "partition", "kill-producer", "kill-consumer"];
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ScheduleError {
+    #[error("--nemesis: unknown fault `{0}`; known: kill, pause, partition, a partition shape ({shapes}), kill-producer, kill-consumer", shapes = STANDARD_SHAPES.join(", "))]
+    UnknownFault(String),
+    #[error("timeline entry {index}: {message}")]
+    Entry { index: usize, message: String },
+    #[error("timeline: {0}")]
+    Toml(String),
+    #[error("the schedule would exceed {SCHEDULE_OPS_MAX} operations")]
+    TooLong,
+}
+
+/// Parses a target: `n1`, `leader-of:events/0`, `follower-of:P`,
+/// `followers-of:P`, `controller`, `all`, `minority`, `majority`,
+/// `killed`, `random`.
+pub fn parse_target(text: &str) -> Result<Target, String> {
+    Ok(match text.split_once(':') {
+        Some(("leader-of", p)) => Target::LeaderOf(p.to_string()),
+        Some(("follower-of", p)) => Target::FollowerOf(p.to_string()),
+        Some(("followers-of", p)) => Target::FollowersOf(p.to_string()),
+        Some((kind, _)) => return Err(format!("unknown target kind `{kind}`")),
+        None => match text {
+            "controller" => Target::Controller,
+            "all" => Target::All,
+            "minority" => Target::Minority,
+            "majority" => Target::Majority,
+            "killed" => Target::Killed,
+            "random" => Target::Random,
+            n if !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => Target::Node(n.to_string()),
+            other => return Err(format!("unknown target `{other}`")),
+        },
+    })
+}
+
+fn parse_action(fault: &str, shape: Option<&str>) -> Result<Action, String> {
+    Ok(match fault {
+        "kill" => Action::Kill,
+        "start" => Action::Start,
+        "pause" => Action::Pause,
+        "resume" => Action::Resume,
+        "heal" => Action::Heal,
+        "kill-producer" => Action::KillProducer,
+        "kill-consumer" => Action::KillConsumer,
+        "pause-fetchers" => Action::PauseFetchers,
+        "resume-fetchers" => Action::ResumeFetchers,
+        "partition" => Action::Partition(shape.unwrap_or("random").to_string()),
+        s if STANDARD_SHAPES.contains(&s) => Action::Partition(s.to_string()),
+        other => return Err(format!("unknown fault `{other}`")),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimelineEntry {
+    t: f64,
+    fault: String,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    shape: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TimelineFile {
+    #[serde(default)]
+    timeline: Vec<TimelineEntry>,
+}
+
+/// Parses the `[[timeline]]` entries of a TOML document (other tables, such
+/// as a recipe's `[cluster]`, are ignored here). Entries must be in time
+/// order; errors name the entry and the field.
+pub fn parse_timeline(toml_text: &str) -> Result<Vec<ScheduledFault>, ScheduleError> {
+    let file: TimelineFile = toml::from_str(toml_text).map_err(|e| ScheduleError::Toml(e.to_string()))?;
+    if file.timeline.len() > SCHEDULE_OPS_MAX {
+        return Err(ScheduleError::TooLong);
+    }
+    let mut out = Vec::with_capacity(file.timeline.len());
+    let mut last = 0.0;
+    for (i, e) in file.timeline.iter().enumerate() {
+        let bad = |message: String| ScheduleError::Entry { index: i, message };
+        if !(e.t.is_finite() && e.t >= 0.0) {
+            return Err(bad(format!("t = {}: must be a finite number of seconds ≥ 0", e.t)));
+        }
+        if e.t < last {
+            return Err(bad(format!("t = {} comes before the previous entry's t = {last}", e.t)));
+        }
+        last = e.t;
+        let action = parse_action(&e.fault, e.shape.as_deref()).map_err(|m| bad(format!("fault: {m}")))?;
+        let target = match (&action, e.target.as_deref()) {
+            (Action::Heal, None) => Target::All,
+            (_, None) => return Err(bad("target: missing".into())),
+            (_, Some(t)) => parse_target(t).map_err(|m| bad(format!("target: {m}")))?,
+        };
+        out.push(ScheduledFault { at_s: e.t, action, target });
+    }
+    Ok(out)
+}
+
+/// A random mix: for each family in `families`, alternate start and stop
+/// after random waits of 0–2× `interval_s`, until `time_limit_s`. Faults
+/// that must outlast the session timeout last at least twice it. Every
+/// started fault is stopped by `time_limit_s` (the final heal also runs).
+pub fn random_mix(families: &[String], interval_s: f64, time_limit_s: f64, session_timeout_s: f64, seed: u64) -> Result<Vec<ScheduledFault>, ScheduleError> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut ops = Vec::new();
+    for family in families {
+        if !FAMILIES.contains(&family.as_str()) && !STANDARD_SHAPES.contains(&family.as_str()) {
+            return Err(ScheduleError::UnknownFault(family.clone()));
+        }
+        let mut t = rng.random_range(0.0..(2.0 * interval_s).max(0.001));
+        // Bounded: t grows by at least the minimum duration per round.
+        while t < time_limit_s {
+            let (start, stop, min_s) = match family.as_str() {
+                "kill" => (Action::Kill, Some(Action::Start), 0.0),
+                "pause" => (Action::Pause, Some(Action::Resume), 2.0 * session_timeout_s),
+                "kill-producer" => (Action::KillProducer, None, 0.0),
+                "kill-consumer" => (Action::KillConsumer, None, 0.0),
+                shape => {
+                    let shape = if shape == "partition" { STANDARD_SHAPES[rng.random_range(0..STANDARD_SHAPES.len())] } else { shape };
+                    (Action::Partition(shape.to_string()), Some(Action::Heal), 2.0 * session_timeout_s)
+                }
+            };
+            let target = match start {
+                Action::Kill | Action::Pause => Target::Random,
+                _ => Target::All,
+            };
+            ops.push(ScheduledFault { at_s: t, action: start, target });
+            let lasts = rng.random_range(0.0..(2.0 * interval_s).max(0.001)).max(min_s).max(0.1);
+            if let Some(stop) = stop {
+                let end = (t + lasts).min(time_limit_s);
+                let target = if stop == Action::Start { Target::Killed } else { Target::All };
+                ops.push(ScheduledFault { at_s: end, action: stop, target });
+            }
+            t += lasts + rng.random_range(0.0..(2.0 * interval_s).max(0.001));
+            if ops.len() > SCHEDULE_OPS_MAX {
+                return Err(ScheduleError::TooLong);
+            }
+        }
+    }
+    ops.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    Ok(ops)
+}
+
+/// Counts per action, for summaries.
+pub fn summary(ops: &[ScheduledFault]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for op in ops {
+        *m.entry(format!("{:?}", op.action)).or_default() += 1;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule_and_another_seed_another() {
+        let fams: Vec<String> = ["kill", "pause", "partition", "kill-producer"].iter().map(|s| s.to_string()).collect();
+        let a = random_mix(&fams, 5.0, 60.0, 3.0, 42).unwrap();
+        let b = random_mix(&fams, 5.0, 60.0, 3.0, 42).unwrap();
+        let c = random_mix(&fams, 5.0, 60.0, 3.0, 43).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(a.windows(2).all(|w| w[0].at_s <= w[1].at_s), "in time order");
+        assert!(a.iter().all(|op| op.at_s <= 60.0));
+    }
+
+    #[test]
+    fn every_fault_started_is_stopped_and_long_faults_outlast_the_session_timeout() {
+        let fams: Vec<String> = ["pause", "partition", "kill"].iter().map(|s| s.to_string()).collect();
+        let ops = random_mix(&fams, 2.0, 40.0, 3.0, 7).unwrap();
+        let count = |a: &dyn Fn(&Action) -> bool| ops.iter().filter(|o| a(&o.action)).count();
+        assert_eq!(count(&|a| *a == Action::Pause), count(&|a| *a == Action::Resume));
+        assert_eq!(count(&|a| matches!(a, Action::Partition(_))), count(&|a| *a == Action::Heal));
+        assert_eq!(count(&|a| *a == Action::Kill), count(&|a| *a == Action::Start));
+        for (i, op) in ops.iter().enumerate() {
+            if op.action == Action::Pause
+                && let Some(end) = ops[i..].iter().find(|o| o.action == Action::Resume)
+                && end.at_s < 40.0
+            {
+                assert!(end.at_s - op.at_s >= 6.0 - 1e-9, "a pause lasts ≥ 2× the session timeout");
+            }
+        }
+        assert_eq!(random_mix(&["nap".to_string()], 1.0, 5.0, 1.0, 0), Err(ScheduleError::UnknownFault("nap".into())));
+    }
+
+    #[test]
+    fn timelines_parse_roles_and_name_the_bad_entry() {
+        let ops = parse_timeline("[[timeline]]\nt = 5.0\nfault = \"partition\"\nshape = \"leader-from-followers\"\ntarget = \"leader-of:events/0\"\n\n[[timeline]]\nt = 9\nfault = \"heal\"\n").unwrap();
+        assert_eq!(ops[0], ScheduledFault { at_s: 5.0, action: Action::Partition("leader-from-followers".into()), target: Target::LeaderOf("events/0".into()) });
+        assert_eq!(ops[1].target, Target::All);
+        let err = parse_timeline("[[timeline]]\nt = 5\nfault = \"kill\"\ntarget = \"leader-of:x\"\n[[timeline]]\nt = 1\nfault = \"start\"\ntarget = \"killed\"\n").unwrap_err();
+        assert!(err.to_string().contains("entry 1") && err.to_string().contains("before"), "{err}");
+        let err = parse_timeline("[[timeline]]\nt = 1\nfault = \"explode\"\ntarget = \"n1\"\n").unwrap_err();
+        assert!(err.to_string().contains("entry 0: fault: unknown fault `explode`"), "{err}");
+        assert!(parse_timeline("[[timeline]]\nt = 1\nfault = \"kill\"\ntarget = \"n1\"\nbogus = 2\n").is_err());
+    }
+
+    /// The bug recipes of issue 4 are valid timelines.
+    #[test]
+    fn every_bug_recipe_timeline_parses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/bugs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let ops = parse_timeline(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(!ops.is_empty(), "{}", path.display());
+            n += 1;
+        }
+        assert_eq!(n, 9);
+    }
+}
