@@ -94,7 +94,7 @@ struct ProducerArgs {
     batch_size: u32,
     #[arg(long, default_value = "all")]
     acks: String,
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set)]
     idempotence: bool,
     #[arg(long, default_value_t = 10_000)]
     delivery_timeout_ms: u64,

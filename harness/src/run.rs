@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
-use faultline_checker::op::{Op, Process};
+use faultline_checker::op::{Op, OpType, Process};
 use faultline_checker::guarantees::Acks as GAcks;
 use faultline_checker::{Guarantees, Replicas, Validity};
 use faultline_client::api::{Acks, CreateTopicRequest, ErrorCode};
@@ -664,11 +664,14 @@ fn spawn_client(shared: &Shared, argv: &[String], process: u64) -> anyhow::Resul
 }
 
 /// Records one event line of `process` (or of `process + 1` when the
-/// client may use two ids); `Err` means the client broke the protocol.
-fn record_line(shared: &Shared, line: &str, allowed: &[u64]) -> anyhow::Result<()> {
+/// client may use two ids) and returns its type; `Err` means the client
+/// broke the protocol.
+fn record_line(shared: &Shared, line: &str, allowed: &[u64]) -> anyhow::Result<OpType> {
     let op: Op = serde_json::from_str(line).with_context(|| format!("client event {line:?}"))?;
     anyhow::ensure!(matches!(op.process, Process::Client(p) if allowed.contains(&p)), "client event for process {} (allowed {allowed:?})", op.process);
-    shared.writer.lock().unwrap().record(op)
+    let op_type = op.op_type;
+    shared.writer.lock().unwrap().record(op)?;
+    Ok(op_type)
 }
 
 /// Runs one client slot until it is told to stop: starts its process,
@@ -686,6 +689,16 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
         shared.log.line(format!("{} {}: process {process} started (pid {pid})", slot.role.name(), slot.index));
         let mut stop_deadline: Option<Instant> = None;
         let mut protocol_error = None;
+        // The test hook kills while an op is open, so that the kill is
+        // certain to leave one: whether the last event was an invoke, and
+        // whether a kill waits for the next invoke.
+        let (mut op_open, mut kill_pending) = (false, false);
+        let kill = |child: &tokio::process::Child| {
+            shared.log.line(format!("{} {}: test hook: SIGKILL process {process} (pid {pid}) with an op in flight", slot.role.name(), slot.index));
+            if let Some(pid) = child.id() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            }
+        };
         if *stop.borrow() {
             proc.stdin = None;
             stop_deadline = Some(Instant::now() + CLIENT_STOP_GRACE);
@@ -695,13 +708,20 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
             let next_kill = kills.first().copied();
             tokio::select! {
                 line = proc.lines.next_line() => match line {
-                    Ok(Some(l)) => {
-                        if let Err(e) = record_line(&shared, &l, &[process]) {
+                    Ok(Some(l)) => match record_line(&shared, &l, &[process]) {
+                        Ok(t) => {
+                            op_open = t == OpType::Invoke;
+                            if op_open && kill_pending {
+                                kill_pending = false;
+                                kill(&proc.child);
+                            }
+                        }
+                        Err(e) => {
                             shared.log.line(format!("{} {}: process {process}: {e:#}; killing it", slot.role.name(), slot.index));
                             protocol_error = Some(e);
                             let _ = proc.child.start_kill();
                         }
-                    }
+                    },
                     Ok(None) | Err(_) => break,
                 },
                 r = stop.changed(), if stop_deadline.is_none() => {
@@ -717,18 +737,19 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
                 }
                 _ = tokio::time::sleep_until(next_kill.unwrap_or_else(Instant::now)), if next_kill.is_some() && stop_deadline.is_none() => {
                     kills.remove(0);
-                    shared.log.line(format!("{} {}: test hook: SIGKILL process {process} (pid {pid})", slot.role.name(), slot.index));
-                    if let Some(pid) = proc.child.id() {
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                    if op_open {
+                        kill(&proc.child);
+                    } else {
+                        kill_pending = true;
                     }
                 }
             }
         }
-        let status = match tokio::time::timeout(CLIENT_STOP_GRACE, proc.child.wait()).await {
-            Ok(Ok(s)) => s.to_string(),
+        let (status, bad_args) = match tokio::time::timeout(CLIENT_STOP_GRACE, proc.child.wait()).await {
+            Ok(Ok(s)) => (s.to_string(), s.code() == Some(i32::from(EXIT_BAD_ARGS))),
             _ => {
                 let _ = proc.child.start_kill();
-                "did not exit".into()
+                ("did not exit".into(), false)
             }
         };
         let stopping = *stop.borrow();
@@ -736,6 +757,9 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
         shared.log.line(format!("{} {}: process {process} exited ({status}){}", slot.role.name(), slot.index, if crashed { "; its open op is info" } else { "" }));
         if let Some(e) = protocol_error {
             return Err(e.context(format!("{} {} broke the event protocol", slot.role.name(), slot.index)));
+        }
+        if bad_args {
+            bail!("{} {}: the client refused its arguments (see clients.log)", slot.role.name(), slot.index);
         }
         if stopping {
             return Ok(());

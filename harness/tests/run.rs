@@ -1,0 +1,153 @@
+//! End-to-end tests of `faultline run` on a real cluster in network
+//! namespaces: a fault-free run is valid with thousands of acknowledged
+//! sends all read back by the final drain, and SIGKILLed client processes
+//! leave `info` ops and are replaced under new process ids while the
+//! history stays well-formed. Needs root, as CI has. Each test has its own
+//! cluster name, directory and subnet; the cluster guard tears down even a
+//! failed run, and each test checks that nothing leaked.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use faultline_checker::op::{Op, OpType, Process};
+use support::*;
+
+/// Runs `faultline run` with the test's store, cluster name and subnet.
+fn run(cluster: &TestCluster, subnet: &str, extra: &[&str]) -> Output {
+    let store = cluster.dir.join("store");
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["run", "--name", "t", "--store"])
+        .arg(&store)
+        .args(["--cluster-name", &cluster.name, "--subnet", subnet])
+        .args(extra)
+        .output()
+        .expect("runs faultline run")
+}
+
+fn run_dir(cluster: &TestCluster) -> PathBuf {
+    std::fs::canonicalize(cluster.dir.join("store/latest")).expect("store/latest points at the run")
+}
+
+fn history(dir: &Path) -> Vec<Op> {
+    let text = std::fs::read_to_string(dir.join("history.jsonl")).expect("history.jsonl");
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+/// Indices dense from 0; every completion names an earlier invoke of the
+/// same process and f, and every invoke is completed at most once.
+fn assert_well_formed(ops: &[Op]) {
+    let mut completed = HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        assert_eq!(op.index, i as u64, "dense indices");
+        if op.op_type == OpType::Invoke {
+            continue;
+        }
+        let inv = op.invoke_index.unwrap_or_else(|| panic!("completion without invoke_index: {op:?}"));
+        let invoke = &ops[inv as usize];
+        assert!(inv < op.index && invoke.op_type == OpType::Invoke, "{op:?} pairs with {invoke:?}");
+        assert_eq!((invoke.process, &invoke.f), (op.process, &op.f), "{op:?} pairs with {invoke:?}");
+        assert!(completed.insert(inv, op.index).is_none(), "invoke {inv} completed twice");
+    }
+}
+
+/// Nothing of the run is left: cluster resources, node and client processes.
+fn assert_no_leftovers(cluster: &TestCluster, subnet: &str) {
+    assert_eq!(cluster.leftovers(), Vec::<String>::new(), "leftovers");
+    let prefix = subnet.trim_end_matches("0/24");
+    let clients: Vec<String> = lines(&["ps", "-eo", "pid,stat,args"]).into_iter().filter(|l| l.contains(prefix) && !l.split_whitespace().nth(1).is_some_and(|s| s.starts_with('Z'))).collect();
+    assert_eq!(clients, Vec::<String>::new(), "client processes left");
+    assert!(!cluster.dir.join("store/clusters").join(&cluster.name).exists(), "the cluster directory is removed after teardown");
+}
+
+#[test]
+fn fault_free_run_is_valid_and_reads_every_acknowledged_send() {
+    let cluster = TestCluster::new("rv");
+    let subnet = test_subnet(0);
+    let o = run(&cluster, &subnet, &["--time-limit", "15", "--producers", "6", "--rate", "1000"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "a fault-free run is valid:\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&o.stderr));
+    let dir = run_dir(&cluster);
+    assert!(stdout.contains("Verdict: valid") && stdout.contains(&dir.display().to_string()), "{stdout}");
+
+    let results = json(&dir.join("results.json"));
+    assert_eq!(results["valid"], serde_json::json!(true), "{results:#}");
+    let acked = results["stats"]["ops"]["send"]["ok"].as_u64().unwrap_or(0);
+    assert!(acked >= 2_000, "thousands of acknowledged sends, got {acked}");
+    let partitions = results["stats"]["partitions"].as_object().expect("partition stats");
+    assert_eq!(partitions.len(), 3);
+    for (name, p) in partitions {
+        assert_eq!(p["drained"], serde_json::json!(true), "{name} fully drained: {p}");
+        assert_eq!((p["lost"].as_u64(), p["unseen"].as_u64()), (Some(0), Some(0)), "{name}: {p}");
+    }
+
+    // Every acknowledged value was read by the final drain.
+    let ops = history(&dir);
+    assert_well_formed(&ops);
+    let mut acked_values = std::collections::HashSet::new();
+    let mut drained = std::collections::HashSet::new();
+    for op in &ops {
+        match (&op.value, op.op_type) {
+            (faultline_checker::op::OpValue::Send(s), OpType::Ok) => acked_values.extend(s.records.0.iter().flat_map(|(p, rs)| rs.iter().map(move |r| (p.clone(), r.value.clone())))),
+            (faultline_checker::op::OpValue::Poll(v), OpType::Ok) if op.is_final => drained.extend(v.records.0.iter().flat_map(|(p, rs)| rs.iter().map(move |(_, v)| (p.clone(), v.clone())))),
+            _ => {}
+        }
+    }
+    assert_eq!(acked_values.len() as u64, acked);
+    assert!(acked_values.is_subset(&drained), "{} acknowledged values not drained", acked_values.difference(&drained).count());
+
+    let replicas = json(&dir.join("replicas.json"));
+    let replicas = replicas.as_object().expect("replicas.json is an object");
+    assert_eq!(replicas.len(), 3, "every partition dumped");
+    assert!(replicas.values().all(|nodes| nodes.as_object().map(|n| n.len()) == Some(3)), "every replica dumped: RF 3");
+    let test = json(&dir.join("test.json"));
+    assert_eq!(test["guarantees"]["acks"], "all", "{test:#}");
+    assert_eq!(test["seed"], 42);
+    for n in ["n1", "n2", "n3"] {
+        assert!(dir.join("nodes").join(n).join("node.log").is_file(), "node log of {n} stored");
+        assert!(!dir.join("nodes").join(n).join("data").exists(), "data dirs are kept only for invalid runs");
+    }
+    assert!(cluster.dir.join("store/t/latest/faultline.log").is_file());
+
+    // `faultline check` re-checks the stored run to the same verdict.
+    let check = Command::new(env!("CARGO_BIN_EXE_faultline")).arg("check").arg(cluster.dir.join("store/latest")).output().unwrap();
+    assert_ok(&check, "faultline check store/latest");
+    assert_no_leftovers(&cluster, &subnet);
+}
+
+#[test]
+fn killed_clients_leave_info_ops_and_are_replaced_under_new_process_ids() {
+    let cluster = TestCluster::new("rk");
+    let subnet = test_subnet(1);
+    let o = run(&cluster, &subnet, &["--time-limit", "8", "--producers", "2", "--consumers", "2", "--kill-client", "producer:3", "--kill-client", "consumer:4"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(matches!(o.status.code(), Some(0..=2)), "the run completes with a verdict:\nstdout: {}\nstderr: {stderr}", String::from_utf8_lossy(&o.stdout));
+    let dir = run_dir(&cluster);
+
+    let ops = history(&dir);
+    assert_well_formed(&ops);
+    faultline_checker::History::parse(std::fs::read_to_string(dir.join("history.jsonl")).unwrap().as_bytes()).expect("the checker parses the history");
+    let crashed: Vec<&Op> = ops.iter().filter(|o| o.op_type == OpType::Info && o.error.as_deref().is_some_and(|e| e.contains("client process exited"))).collect();
+    assert!(crashed.iter().any(|o| o.f == "send" && o.process == Process::Client(0)), "the killed producer's send is info: {crashed:?}");
+    assert!(crashed.iter().any(|o| o.process == Process::Client(2) && matches!(o.f.as_str(), "poll" | "commit" | "assign")), "the killed consumer's op is info: {crashed:?}");
+    // Producers 0-1 and consumers 2-3 are the first processes; replacements
+    // and the drain reader come after, each id new.
+    let late = |p: &Process| matches!(p, Process::Client(id) if *id >= 4);
+    assert!(ops.iter().any(|o| late(&o.process) && o.f == "send" && o.op_type == OpType::Ok), "a replacement producer under a new id sends");
+    assert!(ops.iter().any(|o| late(&o.process) && o.f == "assign"), "a replacement consumer under a new id assigns");
+    let killed_producer = crashed.iter().find(|o| o.process == Process::Client(0)).expect("found above");
+    assert!(!ops.iter().any(|o| o.process == Process::Client(0) && o.index > killed_producer.index), "the killed producer's process id is never used again");
+    let log = std::fs::read_to_string(dir.join("faultline.log")).unwrap();
+    assert!(log.contains("test hook: SIGKILL process 0") && log.contains("test hook: SIGKILL process 2"), "{log}");
+
+    let results = json(&dir.join("results.json"));
+    assert_eq!(results["valid"], serde_json::json!(true), "killing clients breaks no guarantee: {results:#}");
+    assert!(results["stats"]["ops"]["send"]["info"].as_u64().unwrap_or(0) >= 1, "{results:#}");
+    assert_no_leftovers(&cluster, &subnet);
+}
