@@ -24,6 +24,8 @@ pub struct DemoArgs {
 }
 
 const TOPIC: &str = "demo";
+/// Bound on fetch retries while a restarted broker takes leadership back.
+const FETCH_TRIES_MAX: u32 = 200;
 const PARTITIONS: u32 = 2;
 
 pub fn main(args: DemoArgs) -> ExitCode {
@@ -82,7 +84,18 @@ async fn print_partitions(client: &Client) -> anyhow::Result<Vec<(u32, i64, Stri
     let mut out = Vec::new();
     for p in 0..PARTITIONS {
         let req = FetchRequest { offset: 0, max_records: Some(10_000), max_bytes: None, max_wait_ms: None };
-        let resp = client.fetch(TOPIC, p, &req).await.context("fetching")?;
+        // Right after a restart the broker is registered a moment before the
+        // controller re-elects it leader; a client retries, and so do we.
+        let mut tries = 0;
+        let resp = loop {
+            match client.fetch(TOPIC, p, &req).await {
+                Err(e) if e.code() == Some(faultline_client::api::ErrorCode::NotLeaderOrFollower) && tries < FETCH_TRIES_MAX => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => break other.context("fetching")?,
+            }
+        };
         println!("fetched {TOPIC}/{p} (high watermark {}):", resp.high_watermark);
         for r in resp.records {
             println!("  offset {:>3}  epoch {}  {}", r.offset, r.leader_epoch, r.value);

@@ -79,6 +79,9 @@ async fn acknowledged_records_survive_repeated_sigkill() {
     let client = node.client();
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 1_000, "the load was real: {} acknowledged records", acked.len());
+    for p in 0..PARTITIONS {
+        crate::util::wait_serving(&client, "crash", p).await;
+    }
     let desc = client.describe_topic("crash").await.unwrap();
     for p in 0..PARTITIONS {
         let end = desc.partitions[p as usize].log_end_offset;

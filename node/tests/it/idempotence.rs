@@ -64,6 +64,7 @@ async fn deduplication_survives_a_restart() {
     node.kill();
     let node = Node::start(dir.path(), &[]);
     let client = node.client();
+    crate::util::wait_serving(&client, "idem", 0).await;
     assert_eq!(client.produce("idem", 0, &batch(pid, 0, 0, &["a"])).await.unwrap().base_offset, r.base_offset);
     assert_eq!(log_values(&client, "idem").await, vec!["a"]);
     let fresh = client.init_producer_id().await.unwrap().producer_id;

@@ -18,9 +18,22 @@ fn records(values: &[&str]) -> ProduceRequest {
     }
 }
 
+/// Every value of `topic/0`. Right after a restart the node is registered
+/// (healthy) a moment before the controller re-elects it and it takes
+/// leadership, so `NOT_LEADER_OR_FOLLOWER` is retried for a bounded time,
+/// as any client would.
 async fn values(node: &Node, topic: &str) -> Vec<String> {
     let req = FetchRequest { offset: 0, max_records: Some(10_000), max_bytes: None, max_wait_ms: None };
-    node.client().fetch(topic, 0, &req).await.unwrap().records.into_iter().map(|r| r.value).collect()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match node.client().fetch(topic, 0, &req).await {
+            Ok(r) => return r.records.into_iter().map(|r| r.value).collect(),
+            Err(e) if e.code() == Some(ErrorCode::NotLeaderOrFollower) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("fetch {topic}/0: {e}"),
+        }
+    }
 }
 
 async fn setup(node: &Node) {

@@ -174,3 +174,19 @@ pub fn http_status(base_url: &str, path: &str) -> Option<u16> {
     stream.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
+
+/// Waits (bounded) until `topic/partition` is served by this node: right
+/// after a restart a node is healthy (registered) a moment before the
+/// controller re-elects it and it takes leadership.
+pub async fn wait_serving(client: &faultline_client::Client, topic: &str, partition: u32) {
+    let req = faultline_client::api::FetchRequest { offset: 0, max_records: Some(1), max_bytes: None, max_wait_ms: None };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.fetch(topic, partition, &req).await {
+            Err(e) if e.code() == Some(faultline_client::api::ErrorCode::NotLeaderOrFollower) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ => return,
+        }
+    }
+}
