@@ -575,7 +575,12 @@ async fn finish_cluster(ctx: &Ctx, valid: Option<Validity>) -> anyhow::Result<()
     }
     let keep_data = valid != Some(Validity::Valid);
     if ctx.plan.args.leave_running {
-        ctx.log.line(format!("leaving cluster {} running; state {}", state.name, path.display()));
+        let store = std::path::absolute(&ctx.plan.args.store).unwrap_or_default();
+        let how = match (store.file_name().and_then(|n| n.to_str()), store.parent()) {
+            (Some("store"), Some(base)) => format!("`faultline cluster down --name {} --dir {}`", state.name, base.display()),
+            _ => format!("`faultline cluster down` with the state file {}", path.display()),
+        };
+        ctx.log.line(format!("leaving cluster {} running (--leave-running); remove it with {how}", state.name));
         return Ok(());
     }
     if state.phase == crate::cluster::Phase::Down {

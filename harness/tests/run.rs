@@ -151,3 +151,62 @@ fn killed_clients_leave_info_ops_and_are_replaced_under_new_process_ids() {
     assert!(results["stats"]["ops"]["send"]["info"].as_u64().unwrap_or(0) >= 1, "{results:#}");
     assert_no_leftovers(&cluster, &subnet);
 }
+
+#[test]
+fn bad_or_conflicting_options_exit_254_before_touching_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    for args in [
+        &["--nemesis", "partition"][..],
+        &["--acks", "1", "--idempotence", "true"],
+        &["--acks", "2"],
+        &["--replication-factor", "4"],
+        &["--min-insync-replicas", "3", "--replication-factor", "2"],
+        &["--rate", "0"],
+        &["--no-such-option"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_faultline")).arg("run").args(args).arg("--store").arg(&store).output().unwrap();
+        assert_eq!(o.status.code(), Some(254), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(!String::from_utf8_lossy(&o.stderr).trim().is_empty(), "{args:?} says why");
+    }
+    assert!(!store.exists(), "nothing was created");
+}
+
+#[test]
+fn sigterm_mid_run_tears_everything_down_and_exits_255() {
+    let cluster = TestCluster::new("rt");
+    let subnet = test_subnet(2);
+    let store = cluster.dir.join("store");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["run", "--name", "t", "--time-limit", "60", "--store"])
+        .arg(&store)
+        .args(["--cluster-name", &cluster.name, "--subnet", &subnet])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the workload has recorded ops.
+    let deadline = std::time::Instant::now() + MID_UP_WAIT;
+    let history = store.join("t/latest/history.jsonl");
+    while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 10_000 {
+        assert!(std::time::Instant::now() < deadline, "no workload within {MID_UP_WAIT:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = std::time::Instant::now() + MID_UP_WAIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("faultline run did not exit within {MID_UP_WAIT:?} of SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(255), "a terminated run is a harness failure");
+    let dir = run_dir(&cluster);
+    assert!(dir.join("nodes/n1/node.log").is_file(), "node logs are collected on the way out");
+    assert!(std::fs::read_to_string(dir.join("faultline.log")).unwrap().contains("terminated (SIGTERM)"));
+    assert_no_leftovers(&cluster, &subnet);
+}
