@@ -332,8 +332,11 @@ fn node_config(plan: &Plan) -> Vec<String> {
     c
 }
 
+/// The commit of the checkout this binary was built in (dev builds live in
+/// its `target/`), or of the working directory; `None` outside a checkout.
 fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).stderr(Stdio::null()).output().ok()?;
+    let exe_dir = std::env::current_exe().ok()?.parent()?.to_path_buf();
+    let out = std::process::Command::new("git").arg("-C").arg(exe_dir).args(["rev-parse", "HEAD"]).stderr(Stdio::null()).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
@@ -599,7 +602,12 @@ async fn finish_cluster(ctx: &Ctx, valid: Option<Validity>) -> anyhow::Result<()
         }
     }
     torn?;
-    std::fs::remove_dir_all(&ctx.cluster_dir).with_context(|| format!("removing {}", ctx.cluster_dir.display()))
+    std::fs::remove_dir_all(&ctx.cluster_dir).with_context(|| format!("removing {}", ctx.cluster_dir.display()))?;
+    // `store/clusters` goes too once no cluster is left in it.
+    if let Some(parent) = ctx.cluster_dir.parent() {
+        let _ = std::fs::remove_dir(parent);
+    }
+    Ok(())
 }
 
 fn print_summary(ctx: &Ctx, o: &Outcome) {
