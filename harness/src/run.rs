@@ -586,11 +586,13 @@ async fn finish_cluster(ctx: &Ctx, valid: Option<Validity>) -> anyhow::Result<()
         ctx.log.line(format!("leaving cluster {} running (--leave-running); remove it with {how}", state.name));
         return Ok(());
     }
-    if state.phase == crate::cluster::Phase::Down {
-        return Ok(());
-    }
-    ctx.log.line(format!("teardown of cluster {}", state.name));
-    let torn = cluster::stop(&mut state).await;
+    // A cluster whose `up` failed was torn down by it; its logs still count.
+    let torn = if state.phase == crate::cluster::Phase::Down {
+        Ok(())
+    } else {
+        ctx.log.line(format!("teardown of cluster {}", state.name));
+        cluster::stop(&mut state).await
+    };
     for node in &state.nodes {
         let dest = ctx.dir.join("nodes").join(&node.name);
         std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
