@@ -220,6 +220,8 @@ async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
     let mut rng = a.seed ^ process.wrapping_mul(0x2545_F491_4F6C_DD1D);
     let mut counter: i64 = 0;
     let mut next = tokio::time::Instant::now();
+    // Bounded by the harness's stop (stdin), and by the harness's SIGKILL
+    // when a stop is not honoured within its grace.
     while !stop.load(Ordering::SeqCst) {
         tokio::time::sleep_until(next).await;
         let now = tokio::time::Instant::now();
@@ -284,7 +286,7 @@ impl Coordinator {
         }
     }
 
-    /// The group's committed offsets; `(result, whether any attempt was indefinite)`.
+    /// The group's committed offsets (a read: retried freely).
     async fn committed(&mut self) -> Result<Vec<OffsetCommit>, ClientError> {
         let mut last = None;
         for attempt in 0..COORDINATOR_ATTEMPTS_MAX {
@@ -329,7 +331,8 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
     let cluster = ClusterClient::new(a.common.bootstrap.clone(), timeout);
     let mut coordinator = Coordinator { cluster: ClusterClient::new(a.common.bootstrap.clone(), timeout), address: None, group: a.group.clone() };
     let names: Vec<String> = a.owned.iter().map(|&p| part_name(&topic, p)).collect();
-    // Assign: positions from the group's committed offsets.
+    // Assign: positions from the group's committed offsets. This loop and
+    // the poll loop are bounded by the harness's stop, as the producer's.
     let mut positions: Vec<i64> = loop {
         if stop.load(Ordering::SeqCst) {
             return Ok(());

@@ -424,6 +424,7 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
 
     // The workload: a supervisor that returns early has failed.
     let until = Instant::now() + plan.time_limit;
+    // Bounded by the time limit.
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(until) => break,
@@ -511,6 +512,7 @@ async fn wait_settled(ctx: &Ctx, state: &ClusterState) -> anyhow::Result<Vec<(u3
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     let partitions = ctx.plan.args.topic_partitions;
     let mut best: BTreeMap<u32, i64> = BTreeMap::new();
+    // Bounded by SETTLE_TIMEOUT.
     loop {
         let mut views = BTreeMap::new();
         for (id, c) in &nodes {
