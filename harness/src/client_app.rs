@@ -7,7 +7,9 @@
 //! absolute `CLOCK_MONOTONIC` stamp taken when it happened and `index` 0;
 //! the harness, the single history writer, assigns indices, pairs
 //! completions and makes times relative to the run's start. A client runs
-//! one op at a time per logical process. It stops gracefully, after its
+//! one op at a time per logical process; after an `info` op it goes on
+//! under its next process id (`--process-stride`), as a Jepsen worker does,
+//! and a consumer then assigns afresh. It stops gracefully, after its
 //! current op settles, when its stdin closes or receives a line; a closed
 //! stdout (the harness is gone) ends it at once.
 //!
@@ -77,6 +79,12 @@ struct Common {
     /// Per-request timeout, milliseconds.
     #[arg(long, default_value_t = 3_000)]
     request_timeout_ms: u64,
+    /// After an `info` op the client goes on as `process + stride`, as
+    /// Jepsen's worker does (process + concurrency): the unknown op may
+    /// still be in flight, so it is concurrent with everything after it.
+    /// 0 keeps the id.
+    #[arg(long, default_value_t = 0)]
+    process_stride: u64,
 }
 
 #[derive(Args, Debug)]
@@ -215,7 +223,10 @@ async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
         ..ProducerConfig::default()
     };
     let producer = Producer::new(cluster, config).context("producer settings")?;
-    let process = a.common.process;
+    let mut process = a.common.process;
+    // Values come from the id the process started with, which no other
+    // process ever has, so they stay unique across id changes.
+    let value_base = a.common.process as i64 * VALUE_SPACE;
     let interval = Duration::from_secs_f64(1.0 / a.rate);
     let mut rng = a.seed ^ process.wrapping_mul(0x2545_F491_4F6C_DD1D);
     let mut counter: i64 = 0;
@@ -231,7 +242,7 @@ async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
         let values: Vec<i64> = (0..a.batch_size)
             .map(|_| {
                 counter += 1;
-                process as i64 * VALUE_SPACE + counter
+                value_base + counter
             })
             .collect();
         let name = part_name(&a.common.topic, partition);
@@ -253,6 +264,9 @@ async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
             SendOutcome::Unknown { error, .. } => (OpType::Info, bare(&values), Some(error)),
         };
         emit(process, op_type, "send", OpValue::Send(value), error, false);
+        if op_type == OpType::Info {
+            process += a.common.process_stride;
+        }
     }
     Ok(())
 }
@@ -325,70 +339,80 @@ fn fetched_pairs(records: &[FetchedRecord]) -> Vec<(u64, RecordValue)> {
 }
 
 async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
-    let process = a.common.process;
+    let mut process = a.common.process;
     let topic = a.common.topic.clone();
     let timeout = Duration::from_millis(a.common.request_timeout_ms);
     let cluster = ClusterClient::new(a.common.bootstrap.clone(), timeout);
     let mut coordinator = Coordinator { cluster: ClusterClient::new(a.common.bootstrap.clone(), timeout), address: None, group: a.group.clone() };
     let names: Vec<String> = a.owned.iter().map(|&p| part_name(&topic, p)).collect();
-    // Assign: positions from the group's committed offsets. This loop and
-    // the poll loop are bounded by the harness's stop, as the producer's.
-    let mut positions: Vec<i64> = loop {
-        if stop.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let value = OpValue::Assign(AssignValue { partitions: names.clone(), seek: Seek::Committed });
-        emit(process, OpType::Invoke, "assign", value, None, false);
-        match coordinator.committed().await {
-            Ok(offsets) => {
-                emit(process, OpType::Ok, "assign", null(), None, false);
-                let at = |p: u32| offsets.iter().find(|o| o.topic == topic && o.partition == p).map_or(0, |o| o.offset);
-                break a.owned.iter().map(|&p| at(p)).collect();
-            }
-            Err(e) => {
-                emit(process, OpType::Fail, "assign", null(), Some(format!("reading committed offsets: {e}")), false);
-                tokio::time::sleep(RETRY_PAUSE).await;
-            }
-        }
-    };
-    let mut committed = positions.clone();
+    // Assign, then poll and commit until stopped; an `info` commit ends the
+    // logical process, and the next one assigns afresh. These loops are
+    // bounded by the harness's stop, as the producer's.
     while !stop.load(Ordering::SeqCst) {
-        emit(process, OpType::Invoke, "poll", null(), None, false);
-        let (mut got, mut errors) = (Vec::new(), Vec::new());
-        for (i, &p) in a.owned.iter().enumerate() {
-            let req = FetchRequest { offset: positions[i], max_records: Some(POLL_RECORDS_MAX), max_bytes: None, max_wait_ms: Some(POLL_WAIT_MS) };
-            match cluster.fetch(&topic, p, &req).await {
-                Ok(resp) => {
-                    if let Some(last) = resp.records.last() {
-                        positions[i] = last.offset + 1;
-                        got.push((names[i].clone(), fetched_pairs(&resp.records)));
+        // Assign: positions from the group's committed offsets.
+        let mut positions: Vec<i64> = loop {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let value = OpValue::Assign(AssignValue { partitions: names.clone(), seek: Seek::Committed });
+            emit(process, OpType::Invoke, "assign", value, None, false);
+            match coordinator.committed().await {
+                Ok(offsets) => {
+                    emit(process, OpType::Ok, "assign", null(), None, false);
+                    let at = |p: u32| offsets.iter().find(|o| o.topic == topic && o.partition == p).map_or(0, |o| o.offset);
+                    break a.owned.iter().map(|&p| at(p)).collect();
+                }
+                Err(e) => {
+                    emit(process, OpType::Fail, "assign", null(), Some(format!("reading committed offsets: {e}")), false);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        };
+        let mut committed = positions.clone();
+        while !stop.load(Ordering::SeqCst) {
+            emit(process, OpType::Invoke, "poll", null(), None, false);
+            let (mut got, mut errors) = (Vec::new(), Vec::new());
+            for (i, &p) in a.owned.iter().enumerate() {
+                let req = FetchRequest { offset: positions[i], max_records: Some(POLL_RECORDS_MAX), max_bytes: None, max_wait_ms: Some(POLL_WAIT_MS) };
+                match cluster.fetch(&topic, p, &req).await {
+                    Ok(resp) => {
+                        if let Some(last) = resp.records.last() {
+                            positions[i] = last.offset + 1;
+                            got.push((names[i].clone(), fetched_pairs(&resp.records)));
+                        }
+                    }
+                    Err(e) => errors.push(format!("{}: {e}", names[i])),
+                }
+            }
+            if errors.len() == a.owned.len() {
+                // Nothing was read, so no position moved: a definite failure.
+                emit(process, OpType::Fail, "poll", null(), Some(errors.join("; ")), false);
+                tokio::time::sleep(RETRY_PAUSE).await;
+                continue;
+            }
+            emit(process, OpType::Ok, "poll", OpValue::Poll(PollValue { records: PartMap(got) }), None, false);
+            if positions == committed {
+                continue;
+            }
+            let offsets: Vec<(String, u64)> = names.iter().cloned().zip(positions.iter().map(|&o| o as u64)).collect();
+            emit(process, OpType::Invoke, "commit", OpValue::Commit(CommitValue { group: a.group.clone(), offsets: PartMap(offsets) }), None, false);
+            let req = OffsetCommitRequest {
+                offsets: a.owned.iter().zip(&positions).map(|(&partition, &offset)| OffsetCommit { topic: topic.clone(), partition, offset, metadata: None }).collect(),
+            };
+            match coordinator.commit(&req).await {
+                Ok(()) => {
+                    committed = positions.clone();
+                    emit(process, OpType::Ok, "commit", null(), None, false);
+                }
+                Err((e, false)) => emit(process, OpType::Fail, "commit", null(), Some(e.to_string()), false),
+                Err((e, true)) => {
+                    emit(process, OpType::Info, "commit", null(), Some(e.to_string()), false);
+                    if a.common.process_stride > 0 {
+                        process += a.common.process_stride;
+                        break;
                     }
                 }
-                Err(e) => errors.push(format!("{}: {e}", names[i])),
             }
-        }
-        if errors.len() == a.owned.len() {
-            // Nothing was read, so no position moved: a definite failure.
-            emit(process, OpType::Fail, "poll", null(), Some(errors.join("; ")), false);
-            tokio::time::sleep(RETRY_PAUSE).await;
-            continue;
-        }
-        emit(process, OpType::Ok, "poll", OpValue::Poll(PollValue { records: PartMap(got) }), None, false);
-        if positions == committed {
-            continue;
-        }
-        let offsets: Vec<(String, u64)> = names.iter().cloned().zip(positions.iter().map(|&o| o as u64)).collect();
-        emit(process, OpType::Invoke, "commit", OpValue::Commit(CommitValue { group: a.group.clone(), offsets: PartMap(offsets) }), None, false);
-        let req = OffsetCommitRequest {
-            offsets: a.owned.iter().zip(&positions).map(|(&partition, &offset)| OffsetCommit { topic: topic.clone(), partition, offset, metadata: None }).collect(),
-        };
-        match coordinator.commit(&req).await {
-            Ok(()) => {
-                committed = positions.clone();
-                emit(process, OpType::Ok, "commit", null(), None, false);
-            }
-            Err((e, true)) => emit(process, OpType::Info, "commit", null(), Some(e.to_string()), false),
-            Err((e, false)) => emit(process, OpType::Fail, "commit", null(), Some(e.to_string()), false),
         }
     }
     Ok(())

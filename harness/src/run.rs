@@ -20,7 +20,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,6 +61,8 @@ const DELIVERY_TIMEOUT_MS: u64 = 10_000;
 /// How long a stopped client may take to settle its op and exit before
 /// SIGKILL: a send may take its whole delivery timeout.
 const CLIENT_STOP_GRACE: Duration = Duration::from_millis(DELIVERY_TIMEOUT_MS + 5_000);
+/// Process ids of the final reader: its drain op and its polls.
+const DRAIN_PROCESSES: u64 = 2;
 /// Bound on the final drain reader.
 const DRAIN_DEADLINE_MS: u64 = 20_000;
 /// Replacement processes one client slot may start; a slot that keeps
@@ -388,7 +389,7 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let writer = Arc::new(Mutex::new(HistoryWriter::create(&ctx.dir.join(faultline_checker::HISTORY_FILE), start_ns)?));
     let shared = Arc::new(Shared {
         writer: writer.clone(),
-        next_process: AtomicU64::new(u64::from(plan.args.producers + plan.args.consumers)),
+        stride: u64::from(plan.args.producers + plan.args.consumers) + DRAIN_PROCESSES,
         log: ctx.log.clone(),
         clients_log: ctx.dir.join("clients.log"),
         urls: urls.clone(),
@@ -633,8 +634,12 @@ fn print_summary(ctx: &Ctx, o: &Outcome) {
 /// What the supervisors share.
 struct Shared {
     writer: Arc<Mutex<HistoryWriter>>,
-    /// The next unused process id: replacements and the drain reader.
-    next_process: AtomicU64,
+    /// Process ids of slot `k` are `k, k + stride, k + 2 * stride, ...`
+    /// (Jepsen's process + concurrency): a client goes on under the next
+    /// one after an `info` op, a replacement process takes the next one
+    /// after the last its slot used. Every id is used by one process only.
+    /// The last [`DRAIN_PROCESSES`] slots are the drain reader's.
+    stride: u64,
     log: Arc<RunLog>,
     clients_log: PathBuf,
     urls: Vec<String>,
@@ -662,13 +667,13 @@ struct ClientProc {
     lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
 }
 
-fn spawn_client(shared: &Shared, argv: &[String], process: u64) -> anyhow::Result<ClientProc> {
+fn spawn_client(shared: &Shared, argv: &[String], process: u64, stride: u64) -> anyhow::Result<ClientProc> {
     let exe = std::env::current_exe().context("locating the faultline binary")?;
     let stderr = std::fs::File::options().create(true).append(true).open(&shared.clients_log).with_context(|| format!("opening {}", shared.clients_log.display()))?;
     let mut child = tokio::process::Command::new(exe)
         .arg("client")
         .args(argv)
-        .args(["--process", &process.to_string(), "--bootstrap", &shared.urls.join(",")])
+        .args(["--process", &process.to_string(), "--process-stride", &stride.to_string(), "--bootstrap", &shared.urls.join(",")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(stderr))
@@ -680,15 +685,16 @@ fn spawn_client(shared: &Shared, argv: &[String], process: u64) -> anyhow::Resul
     Ok(ClientProc { child, stdin, lines: tokio::io::BufReader::new(stdout).lines() })
 }
 
-/// Records one event line of `process` (or of `process + 1` when the
-/// client may use two ids) and returns its type; `Err` means the client
-/// broke the protocol.
-fn record_line(shared: &Shared, line: &str, allowed: &[u64]) -> anyhow::Result<OpType> {
+/// Records one event line of a client whose ids must pass `allowed`, and
+/// returns its type and process id; `Err` means the client broke the
+/// protocol.
+fn record_line(shared: &Shared, line: &str, allowed: impl Fn(u64) -> bool) -> anyhow::Result<(OpType, u64)> {
     let op: Op = serde_json::from_str(line).with_context(|| format!("client event {line:?}"))?;
-    anyhow::ensure!(matches!(op.process, Process::Client(p) if allowed.contains(&p)), "client event for process {} (allowed {allowed:?})", op.process);
+    let Process::Client(p) = op.process else { bail!("client event for the nemesis: {line:?}") };
+    anyhow::ensure!(allowed(p), "client event for process {p}, which is not this client's");
     let op_type = op.op_type;
     shared.writer.lock().unwrap().record(op)?;
-    Ok(op_type)
+    Ok((op_type, p))
 }
 
 /// Runs one client slot until it is told to stop: starts its process,
@@ -696,12 +702,13 @@ fn record_line(shared: &Shared, line: &str, allowed: &[u64]) -> anyhow::Result<O
 async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut kills: Vec<Instant> = slot.kills.iter().map(|t| shared.started + *t).collect();
     kills.sort();
+    let stride = shared.stride;
     let mut process = slot.first_process;
     for restart in 0..=RESTARTS_PER_SLOT_MAX {
         if restart > 0 {
-            process = shared.next_process.fetch_add(1, Ordering::SeqCst);
+            process += stride;
         }
-        let mut proc = spawn_client(&shared, &slot.argv, process)?;
+        let mut proc = spawn_client(&shared, &slot.argv, process, stride)?;
         let pid = proc.child.id().unwrap_or(0);
         shared.log.line(format!("{} {}: process {process} started (pid {pid})", slot.role.name(), slot.index));
         let mut stop_deadline: Option<Instant> = None;
@@ -710,7 +717,7 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
         // certain to leave one: whether the last event was an invoke, and
         // whether a kill waits for the next invoke.
         let (mut op_open, mut kill_pending) = (false, false);
-        let kill = |child: &tokio::process::Child| {
+        let kill = |child: &tokio::process::Child, process: u64| {
             shared.log.line(format!("{} {}: test hook: SIGKILL process {process} (pid {pid}) with an op in flight", slot.role.name(), slot.index));
             if let Some(pid) = child.id() {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
@@ -725,12 +732,14 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
             let next_kill = kills.first().copied();
             tokio::select! {
                 line = proc.lines.next_line() => match line {
-                    Ok(Some(l)) => match record_line(&shared, &l, &[process]) {
-                        Ok(t) => {
+                    // The client's current id, or a later one of its slot.
+                    Ok(Some(l)) => match record_line(&shared, &l, |p| p >= process && (p - process).is_multiple_of(stride)) {
+                        Ok((t, p)) => {
+                            process = p;
                             op_open = t == OpType::Invoke;
                             if op_open && kill_pending {
                                 kill_pending = false;
-                                kill(&proc.child);
+                                kill(&proc.child, process);
                             }
                         }
                         Err(e) => {
@@ -755,7 +764,7 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
                 _ = tokio::time::sleep_until(next_kill.unwrap_or_else(Instant::now)), if next_kill.is_some() && stop_deadline.is_none() => {
                     kills.remove(0);
                     if op_open {
-                        kill(&proc.child);
+                        kill(&proc.child, process);
                     } else {
                         kill_pending = true;
                     }
@@ -786,17 +795,18 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
     bail!("{} {} died {RESTARTS_PER_SLOT_MAX} times; giving up", slot.role.name(), slot.index)
 }
 
-/// Step 5: a fresh reader (two new process ids: the drain op and its polls).
+/// Step 5: a fresh reader (two process ids never used before: the drain op
+/// and its polls).
 async fn run_drain(shared: &Arc<Shared>, targets: &[(u32, i64)]) -> anyhow::Result<()> {
-    let process = shared.next_process.fetch_add(2, Ordering::SeqCst);
+    let process = shared.stride - DRAIN_PROCESSES;
     let list: Vec<String> = targets.iter().map(|(p, o)| format!("{p}={o}")).collect();
     let argv: Vec<String> = vec!["drain".into(), "--topic".into(), TOPIC.into(), "--targets".into(), list.join(","), "--deadline-ms".into(), DRAIN_DEADLINE_MS.to_string()];
-    let mut proc = spawn_client(shared, &argv, process)?;
+    let mut proc = spawn_client(shared, &argv, process, 0)?;
     proc.stdin = None;
     let bound = Duration::from_millis(DRAIN_DEADLINE_MS) + CLIENT_STOP_GRACE;
     let read = async {
         while let Some(l) = proc.lines.next_line().await.context("reading the drain reader")? {
-            record_line(shared, &l, &[process, process + 1])?;
+            record_line(shared, &l, |p| p == process || p == process + 1)?;
         }
         anyhow::Ok(())
     };
