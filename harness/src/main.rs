@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench_history;
 mod check;
 mod client_app;
 mod cluster;
@@ -16,6 +17,7 @@ mod history;
 mod hosts;
 mod nemesis_cmd;
 mod node_process;
+mod progress;
 mod run;
 mod store;
 
@@ -39,6 +41,9 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Inject one fault into a running cluster, or heal: partition, kill, start, pause, resume.
     Nemesis(nemesis_cmd::NemesisArgs),
+    /// Measure the history writer's events per second (benchmark).
+    #[command(hide = true)]
+    BenchHistory(bench_history::BenchHistoryArgs),
     /// Run a test: cluster, workload, final drain, check, store.
     Run(run::RunArgs),
     /// A client application process of a run (started by `faultline run`).
@@ -65,5 +70,6 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Client(args) => client_app::main(args),
         Command::Nemesis(args) => nemesis_cmd::main(args),
+        Command::BenchHistory(args) => bench_history::main(args),
     }
 }

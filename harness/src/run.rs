@@ -422,6 +422,10 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
         consumers.spawn(supervise(shared.clone(), slot, consumers_stopped.clone()));
     }
     ctx.log.line(format!("workload: {} producers at {} sends/s in total, {} consumers, for {} s", a.producers, a.rate, a.consumers, a.time_limit));
+    // No nemesis yet: the active-faults line says so.
+    let (_faults_tx, faults_rx) = watch::channel("none".to_string());
+    let (progress_stop, progress_stopped) = watch::channel(false);
+    let progress = tokio::spawn(crate::progress::show(writer.clone(), ctx.log.clone(), plan.time_limit, faults_rx, progress_stopped));
 
     // The workload: a supervisor that returns early has failed.
     let until = Instant::now() + plan.time_limit;
@@ -434,6 +438,8 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
         }
     }
 
+    let _ = progress_stop.send(true);
+    let _ = progress.await;
     ctx.log.line("final phase: stopping producers");
     let _ = stop_producers.send(true);
     while let Some(r) = producers.join_next().await {
