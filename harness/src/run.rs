@@ -194,6 +194,9 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
     if let Some(b) = args.bugs.iter().find(|b| b.is_empty() || b.contains(',') || b.contains('\n')) {
         return Err(format!("--bug {b:?}: one switch name per --bug"));
     }
+    if let Some(e) = args.bugs.iter().find_map(|b| b.parse::<faultline_node::bugs::Bug>().err()) {
+        return Err(format!("--bug: {e}"));
+    }
     crate::hosts::network::validate_name(&args.cluster_name).map_err(|e| format!("--cluster-name: {e}"))?;
     let mut kills = Vec::new();
     for k in &args.kill_client {

@@ -163,6 +163,7 @@ fn bad_or_conflicting_options_exit_254_before_touching_anything() {
         &["--replication-factor", "4"],
         &["--min-insync-replicas", "3", "--replication-factor", "2"],
         &["--rate", "0"],
+        &["--bug", "no-such-switch"],
         &["--no-such-option"],
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_faultline")).arg("run").args(args).arg("--store").arg(&store).output().unwrap();
