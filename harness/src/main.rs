@@ -12,6 +12,7 @@ mod check;
 mod client_app;
 mod cluster;
 mod demo;
+mod exit;
 mod gen_history;
 mod history;
 mod hosts;

@@ -18,6 +18,7 @@ use faultline_nemesis::{Host, ProcState, Signal};
 
 use crate::cluster::state::{ClusterState, state_path};
 use crate::cluster::{Where, cluster_dir_of, hosts, node_daemon};
+use crate::exit::{Failure, report};
 
 #[derive(Args, Debug)]
 pub struct NemesisArgs {
@@ -61,33 +62,9 @@ enum Fault {
     },
 }
 
-enum Failure {
-    BadArgs(String),
-    Harness(anyhow::Error),
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Failure {
-        Failure::Harness(e)
-    }
-}
-
 pub fn main(args: NemesisArgs) -> ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("building the tokio runtime");
-    match runtime.block_on(run(args)) {
-        Ok(done) => {
-            println!("{done}");
-            ExitCode::SUCCESS
-        }
-        Err(Failure::BadArgs(m)) => {
-            eprintln!("faultline nemesis: {m}");
-            ExitCode::from(254)
-        }
-        Err(Failure::Harness(e)) => {
-            eprintln!("faultline nemesis: {e:#}");
-            ExitCode::from(255)
-        }
-    }
+    report("nemesis", runtime.block_on(run(args)), |done| println!("{done}"))
 }
 
 async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {

@@ -35,6 +35,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cluster::{self, ClusterState};
+use crate::exit::{EXIT_BAD_ARGS, EXIT_HARNESS};
 use crate::history::{HistoryWriter, monotonic_ns};
 use crate::store::{self, RunLog};
 
@@ -42,10 +43,6 @@ use crate::store::{self, RunLog};
 const TOPIC: &str = "events";
 /// The consumers' group.
 const GROUP: &str = "faultline";
-/// Exit code for bad arguments (Jepsen's 254).
-const EXIT_BAD_ARGS: u8 = 254;
-/// Exit code for a harness failure (Jepsen's 255).
-const EXIT_HARNESS: u8 = 255;
 /// How long the cluster may take to become healthy.
 const CLUSTER_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a new topic may take to have a leader for every partition.

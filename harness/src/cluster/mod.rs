@@ -24,6 +24,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use faultline_nemesis::{DaemonSpec, Host, Signal};
 
+use crate::exit::{Failure, report};
 use crate::hosts::exec::{self, CONTROL_HOST};
 use crate::hosts::network::{self, NODES_MAX};
 use crate::hosts::netns::read_proc;
@@ -103,18 +104,6 @@ struct UpArgs {
     timeout_ms: u64,
 }
 
-/// Why a command failed: the two non-zero exit codes.
-enum Failure {
-    BadArgs(String),
-    Harness(anyhow::Error),
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Failure {
-        Failure::Harness(e)
-    }
-}
-
 pub fn main(args: ClusterArgs) -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("building the tokio runtime");
     let result = runtime.block_on(async {
@@ -124,17 +113,7 @@ pub fn main(args: ClusterArgs) -> ExitCode {
             ClusterCommand::Down(w) => down(w).await,
         }
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::BadArgs(msg)) => {
-            eprintln!("faultline cluster: {msg}");
-            ExitCode::from(254)
-        }
-        Err(Failure::Harness(e)) => {
-            eprintln!("faultline cluster: {e:#}");
-            ExitCode::from(255)
-        }
-    }
+    report("cluster", result, |()| {})
 }
 
 fn cluster_dir(at: &Where) -> Result<PathBuf, Failure> {
