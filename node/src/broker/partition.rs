@@ -339,10 +339,13 @@ impl Partition {
     /// Err when leadership was lost meanwhile.
     pub async fn wait_for_commit(&self, offset: i64, epoch: i32, timeout: Duration) -> Result<bool, ApiError> {
         let mut rx = self.view_tx.subscribe();
-        let waited = tokio::time::timeout(timeout, rx.wait_for(|v| v.high_watermark >= offset || !v.is_leader || v.leader_epoch != epoch)).await;
+        // Copy the view out at once: the `Ref` that `wait_for` returns holds
+        // the watch's read lock, and `with_state` below takes its write lock.
+        let waited = tokio::time::timeout(timeout, rx.wait_for(|v| v.high_watermark >= offset || !v.is_leader || v.leader_epoch != epoch))
+            .await
+            .map(|r| r.map(|v| *v));
         match waited {
-            Err(_) => Ok(false),
-            Ok(Err(_)) => Ok(false),
+            Err(_) | Ok(Err(_)) => Ok(false),
             Ok(Ok(v)) if v.high_watermark >= offset && v.is_leader && v.leader_epoch == epoch => Ok(true),
             Ok(Ok(_)) => Err(self.with_state(|st| {
                 let mut e = self.not_leader(st);
@@ -381,12 +384,16 @@ impl Partition {
                 return Ok(read);
             }
             let to_leo = self.config.bugs.on(Bug::ServeConsumersToLeo);
-            let woke = tokio::time::timeout(
-                deadline - now,
-                rx.wait_for(|v| v.high_watermark > offset || (to_leo && v.log_end_offset > offset) || !v.is_leader),
-            )
-            .await;
-            if !matches!(woke, Ok(Ok(_))) {
+            // Reduced to a bool at once, so no watch read guard outlives this line.
+            let woke = matches!(
+                tokio::time::timeout(
+                    deadline - now,
+                    rx.wait_for(|v| v.high_watermark > offset || (to_leo && v.log_end_offset > offset) || !v.is_leader),
+                )
+                .await,
+                Ok(Ok(_))
+            );
+            if !woke {
                 return Ok(read);
             }
         }

@@ -161,3 +161,26 @@ fn a_follower_joins_the_isr_only_after_reaching_the_epoch_start() {
     let pos = b.fetch_position();
     assert_eq!(a.serve_follower(2, 7, pos, 1024, now).expand_candidate, Some(2));
 }
+
+/// Regression: an acks=all waiter that sees its leader deposed answers
+/// `NOT_LEADER_OR_FOLLOWER` and leaves the replica usable. It used to build
+/// that answer while still holding the view's read guard, which deadlocked
+/// the worker thread (found by `faultline run --nemesis kill,partition`).
+#[test]
+fn a_commit_waiter_deposed_mid_wait_answers_and_does_not_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = std::sync::Arc::new(replica(dir.path(), 1, 0));
+    a.become_leader(1, 0, &[1, 2], &[1, 2], Instant::now());
+    let offset = write(&a, "pending") + 1;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let waiter = {
+        let a = a.clone();
+        rt.spawn(async move { a.wait_for_commit(offset, 1, std::time::Duration::from_secs(30)).await })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    a.become_follower(2, "b", 2, 1, &[1, 2], &[2]);
+    let outcome = rt.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await });
+    let err = outcome.expect("the waiter answered instead of hanging").unwrap().unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotLeaderOrFollower);
+    assert_eq!(a.with_state(|st| st.leader_epoch), 2, "the replica's lock is free again");
+}
