@@ -119,6 +119,12 @@ impl Client {
         self.post(paths::INIT_PRODUCER_ID.to_string(), &serde_json::json!({}), self.request_timeout).await
     }
 
+    /// Admin hook (nodes with `faultline.admin.hooks=true` only): pause or
+    /// resume this node's follower fetchers.
+    pub async fn set_fetchers_paused(&self, paused: bool) -> Result<FetcherControl, ClientError> {
+        self.post(paths::ADMIN_FETCHERS.to_string(), &FetcherControl { paused }, self.request_timeout).await
+    }
+
     pub async fn commit_offsets(&self, group: &str, req: &OffsetCommitRequest) -> Result<OffsetCommitResponse, ClientError> {
         self.post(paths::GROUP_OFFSETS.replace("{group}", group), req, self.request_timeout).await
     }

@@ -78,6 +78,25 @@ impl HistoryWriter {
         self.write(op)
     }
 
+    /// Records a nemesis operation: `process: "nemesis"`, `type: "info"`,
+    /// stamped now. Faults are recorded when they start and when they took
+    /// effect; neither pairs with an invoke.
+    pub fn nemesis(&mut self, f: &str, value: serde_json::Value) -> anyhow::Result<()> {
+        let op = Op {
+            index: 0,
+            time_ns: monotonic_ns().saturating_sub(self.start_ns),
+            process: Process::Nemesis,
+            invoke_index: None,
+            op_type: OpType::Info,
+            f: f.to_string(),
+            value: OpValue::Other(value),
+            error: None,
+            node: None,
+            is_final: false,
+        };
+        self.write(op)
+    }
+
     /// The process died (or was given up on): its open invoke, if any,
     /// becomes `info` with `error`, stamped now.
     pub fn crash(&mut self, process: Process, error: &str) -> anyhow::Result<bool> {

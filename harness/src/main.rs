@@ -17,6 +17,7 @@ mod gen_history;
 mod history;
 mod hosts;
 mod nemesis_cmd;
+mod nemesis_run;
 mod node_process;
 mod progress;
 mod run;

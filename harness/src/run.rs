@@ -35,14 +35,19 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cluster::{self, ClusterState};
+use faultline_nemesis::schedule::{self, Action, ScheduledFault};
 use crate::exit::{EXIT_BAD_ARGS, EXIT_HARNESS};
 use crate::history::{HistoryWriter, monotonic_ns};
+use crate::nemesis_run::Nemesis;
 use crate::store::{self, RunLog};
 
 /// The workload's topic.
 const TOPIC: &str = "events";
 /// The consumers' group.
 const GROUP: &str = "faultline";
+/// The nodes' `broker.session.timeout.ms`: short, so failovers happen
+/// within a short run; faults that must outlast it last twice as long.
+const SESSION_TIMEOUT_MS: u64 = 3_000;
 /// How long the cluster may take to become healthy.
 const CLUSTER_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a new topic may take to have a leader for every partition.
@@ -120,12 +125,21 @@ pub struct RunArgs {
     /// Do not tear the cluster down at the end.
     #[arg(long)]
     leave_running: bool,
-    /// Faults to inject (not implemented yet).
+    /// Faults to inject, a comma list: kill, pause, partition (a random
+    /// standard shape), a shape's own name (isolate-leader,
+    /// leader-from-followers, halves, majorities-ring, bridge, one),
+    /// kill-producer, kill-consumer.
     #[arg(long)]
     nemesis: Option<String>,
-    /// Seconds between faults (not implemented yet).
+    /// Mean seconds between a fault family's faults: waits are random in 0–2× this.
+    #[arg(long, default_value_t = 10.0)]
+    nemesis_interval: f64,
+    /// A scripted fault timeline (TOML `[[timeline]]` entries) instead of a random mix.
     #[arg(long)]
-    nemesis_interval: Option<f64>,
+    nemesis_timeline: Option<PathBuf>,
+    /// Enable the nodes' admin hooks (needed by timelines that pause fetchers).
+    #[arg(long)]
+    admin_hooks: bool,
     /// The cluster's name (1 to 8 of a-z, 0-9).
     #[arg(long, default_value = "run", hide = true)]
     cluster_name: String,
@@ -146,6 +160,8 @@ struct Plan {
     idempotence: bool,
     time_limit: Duration,
     kills: Vec<(Role, Duration)>,
+    /// The nemesis's schedule, fixed by the seed before the run starts.
+    faults: Vec<ScheduledFault>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,9 +180,6 @@ impl Role {
 }
 
 fn validate(args: RunArgs) -> Result<Plan, String> {
-    if args.nemesis.is_some() || args.nemesis_interval.is_some() {
-        return Err("--nemesis / --nemesis-interval: not implemented yet (a later issue)".into());
-    }
     let acks = Acks::parse(&args.acks).ok_or_else(|| format!("--acks {}: expected 0, 1 or all", args.acks))?;
     let config = ProducerConfig { acks, enable_idempotence: args.idempotence, max_in_flight: 1, request_timeout_ms: REQUEST_TIMEOUT_MS, delivery_timeout_ms: DELIVERY_TIMEOUT_MS, ..ProducerConfig::default() };
     let idempotence = config.idempotence().map_err(|e| format!("--idempotence: {e}"))?;
@@ -209,8 +222,37 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
         }
         kills.push((role, Duration::from_secs_f64(at)));
     }
+    let faults = match (&args.nemesis, &args.nemesis_timeline) {
+        (Some(_), Some(_)) => return Err("--nemesis and --nemesis-timeline: give one or the other".into()),
+        (Some(list), None) => {
+            if !(args.nemesis_interval > 0.0 && args.nemesis_interval.is_finite()) {
+                return Err(format!("--nemesis-interval {}: must be a positive number of seconds", args.nemesis_interval));
+            }
+            let families: Vec<String> = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            let session_s = SESSION_TIMEOUT_MS as f64 / 1000.0;
+            schedule::random_mix(&families, args.nemesis_interval, args.time_limit, session_s, args.seed).map_err(|e| e.to_string())?
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("--nemesis-timeline {}: {e}", path.display()))?;
+            let ops = schedule::parse_timeline(&text).map_err(|e| format!("--nemesis-timeline {}: {e}", path.display()))?;
+            if let Some(late) = ops.iter().find(|o| o.at_s >= args.time_limit) {
+                return Err(format!("--nemesis-timeline: a fault at t = {} s is past --time-limit {}", late.at_s, args.time_limit));
+            }
+            ops
+        }
+        (None, None) => Vec::new(),
+    };
+    // Client kills of the schedule go to the supervisors, round robin over slots of a role.
+    for f in &faults {
+        let role = match f.action {
+            Action::KillProducer => Role::Producer,
+            Action::KillConsumer => Role::Consumer,
+            _ => continue,
+        };
+        kills.push((role, Duration::from_secs_f64(f.at_s)));
+    }
     let time_limit = Duration::from_secs_f64(args.time_limit);
-    Ok(Plan { args, acks, idempotence, time_limit, kills })
+    Ok(Plan { args, acks, idempotence, time_limit, kills, faults })
 }
 
 pub fn main(args: RunArgs) -> ExitCode {
@@ -323,6 +365,8 @@ fn guarantees(plan: &Plan) -> Guarantees {
 fn node_config(plan: &Plan) -> Vec<String> {
     let a = &plan.args;
     let mut c = vec![
+        format!("broker.session.timeout.ms={SESSION_TIMEOUT_MS}"),
+        format!("faultline.admin.hooks={}", a.admin_hooks),
         format!("min.insync.replicas={}", a.min_insync_replicas),
         format!("unclean.leader.election.enable={}", a.unclean_leader_election),
         format!("default.replication.factor={}", a.replication_factor),
@@ -354,13 +398,19 @@ fn write_test_json(ctx: &Ctx) -> anyhow::Result<()> {
             "consumers": a.consumers, "batch_size": a.batch_size, "topic": TOPIC, "topic_partitions": a.topic_partitions,
             "replication_factor": a.replication_factor, "min_insync_replicas": a.min_insync_replicas, "acks": a.acks,
             "idempotence": ctx.plan.idempotence, "unclean_leader_election": a.unclean_leader_election, "bugs": a.bugs,
-            "group": GROUP, "nemesis": null, "kill_client": a.kill_client,
+            "group": GROUP, "kill_client": a.kill_client, "admin_hooks": a.admin_hooks,
+            "nemesis": a.nemesis, "nemesis_interval_s": a.nemesis_interval,
+            "nemesis_timeline": a.nemesis_timeline.as_ref().map(|p| p.display().to_string()),
         },
+        "fault_schedule": ctx.plan.faults.iter().map(|f| serde_json::json!({
+            "t_s": f.at_s, "action": format!("{:?}", f.action), "target": format!("{:?}", f.target),
+        })).collect::<Vec<_>>(),
         "node_config": node_config(&ctx.plan),
         "timeouts": {
             "request_timeout_ms": REQUEST_TIMEOUT_MS, "delivery_timeout_ms": DELIVERY_TIMEOUT_MS,
             "client_stop_grace_ms": CLIENT_STOP_GRACE.as_millis() as u64, "settle_timeout_ms": SETTLE_TIMEOUT.as_millis() as u64,
             "drain_deadline_ms": DRAIN_DEADLINE_MS, "cluster_up_timeout_ms": CLUSTER_UP_TIMEOUT.as_millis() as u64,
+            "broker_session_timeout_ms": SESSION_TIMEOUT_MS,
         },
         "guarantees": guarantees(&ctx.plan),
     });
@@ -422,8 +472,10 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
         consumers.spawn(supervise(shared.clone(), slot, consumers_stopped.clone()));
     }
     ctx.log.line(format!("workload: {} producers at {} sends/s in total, {} consumers, for {} s", a.producers, a.rate, a.consumers, a.time_limit));
-    // No nemesis yet: the active-faults line says so.
-    let (_faults_tx, faults_rx) = watch::channel("none".to_string());
+    let (faults_tx, faults_rx) = watch::channel("none".to_string());
+    let nemesis = Arc::new(Nemesis::new(&state, writer.clone(), ctx.log.clone(), faults_tx, a.seed));
+    let (nemesis_stop, nemesis_stopped) = watch::channel(false);
+    let nemesis_task = tokio::spawn(nemesis.clone().run(plan.faults.clone(), Instant::now(), nemesis_stopped));
     let (progress_stop, progress_stopped) = watch::channel(false);
     let progress = tokio::spawn(crate::progress::show(writer.clone(), ctx.log.clone(), plan.time_limit, faults_rx, progress_stopped));
 
@@ -438,13 +490,17 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
         }
     }
 
-    let _ = progress_stop.send(true);
-    let _ = progress.await;
+    let _ = nemesis_stop.send(true);
+    nemesis_task.await.context("nemesis task panicked")??;
     ctx.log.line("final phase: stopping producers");
     let _ = stop_producers.send(true);
     while let Some(r) = producers.join_next().await {
         r.context("producer supervisor panicked")??;
     }
+    ctx.log.line("final phase: healing every fault");
+    nemesis.final_heal().await.context("the final heal")?;
+    let _ = progress_stop.send(true);
+    let _ = progress.await;
     ctx.log.line("final phase: waiting for leaders, full ISRs and HW = LEO");
     let targets = wait_settled(ctx, &state).await?;
     ctx.log.line("final phase: stopping consumers");
@@ -463,6 +519,7 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
         (w.len(), w.counts().clone())
     };
     drop(shared);
+    drop(nemesis);
     let writer = Arc::try_unwrap(writer).map_err(|_| anyhow!("history writer still shared"))?.into_inner().unwrap();
     writer.finish()?;
     ctx.log.line(format!("checking {ops} ops"));

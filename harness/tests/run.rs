@@ -2,7 +2,9 @@
 //! namespaces: a fault-free run is valid with thousands of acknowledged
 //! sends all read back by the final drain, and SIGKILLed client processes
 //! leave `info` ops and are replaced under new process ids while the
-//! history stays well-formed. Needs root, as CI has. Each test has its own
+//! history stays well-formed; with a nemesis, acks=all survives kills and
+//! partitions while acks=1 loses acknowledged writes to a zombie leader.
+//! Needs root, as CI has. Each test has its own
 //! cluster name, directory and subnet; the cluster guard tears down even a
 //! failed run, and each test checks that nothing leaked.
 
@@ -46,7 +48,8 @@ fn assert_well_formed(ops: &[Op]) {
     let mut completed = HashMap::new();
     for (i, op) in ops.iter().enumerate() {
         assert_eq!(op.index, i as u64, "dense indices");
-        if op.op_type == OpType::Invoke {
+        // Invokes, and nemesis ops (info records that pair with nothing).
+        if op.op_type == OpType::Invoke || op.process == Process::Nemesis {
             continue;
         }
         let inv = op.invoke_index.unwrap_or_else(|| panic!("completion without invoke_index: {op:?}"));
@@ -157,7 +160,10 @@ fn bad_or_conflicting_options_exit_254_before_touching_anything() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     for args in [
-        &["--nemesis", "partition"][..],
+        &["--nemesis", "nap"][..],
+        &["--nemesis", "kill", "--nemesis-timeline", "t.toml"],
+        &["--nemesis", "kill", "--nemesis-interval", "0"],
+        &["--nemesis-timeline", "/nonexistent/timeline.toml"],
         &["--acks", "1", "--idempotence", "true"],
         &["--acks", "2"],
         &["--replication-factor", "4"],
@@ -209,5 +215,46 @@ fn sigterm_mid_run_tears_everything_down_and_exits_255() {
     let dir = run_dir(&cluster);
     assert!(dir.join("nodes/n1/node.log").is_file(), "node logs are collected on the way out");
     assert!(std::fs::read_to_string(dir.join("faultline.log")).unwrap().contains("terminated (SIGTERM)"));
+    assert_no_leftovers(&cluster, &subnet);
+}
+
+/// The nemesis's ops in a history: `f` of every `process: "nemesis"` op.
+fn nemesis_fs(ops: &[Op]) -> Vec<String> {
+    ops.iter().filter(|o| o.process == Process::Nemesis).map(|o| o.f.clone()).collect()
+}
+
+#[test]
+fn acks_all_with_kill_and_partition_faults_is_valid() {
+    let cluster = TestCluster::new("rn");
+    let subnet = test_subnet(4);
+    let o = run(&cluster, &subnet, &[
+        "--time-limit", "20", "--rate", "300", "--acks", "all", "--replication-factor", "3", "--min-insync-replicas", "2",
+        "--nemesis", "kill,partition", "--nemesis-interval", "3", "--seed", "42",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "acks=all, RF=3, min ISR 2 loses nothing under kills and partitions:\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&o.stderr));
+    let dir = run_dir(&cluster);
+    let ops = history(&dir);
+    assert_well_formed(&ops);
+    let faults = nemesis_fs(&ops);
+    assert!(faults.iter().any(|f| f == "kill") && faults.iter().any(|f| f.starts_with("partition-")), "both fault families fired: {faults:?}");
+    assert!(faults.iter().any(|f| f == "final-heal"), "the final heal ran: {faults:?}");
+    let test = json(&dir.join("test.json"));
+    assert!(!test["fault_schedule"].as_array().unwrap().is_empty(), "the seeded schedule is recorded");
+    assert_no_leftovers(&cluster, &subnet);
+}
+
+#[test]
+fn acks_1_with_a_zombie_leader_loses_acknowledged_writes() {
+    let cluster = TestCluster::new("rz");
+    let subnet = test_subnet(5);
+    let o = run(&cluster, &subnet, &[
+        "--time-limit", "25", "--rate", "300", "--acks", "1", "--nemesis", "leader-from-followers", "--nemesis-interval", "4", "--seed", "42",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "the run completes:\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&o.stderr));
+    let results = json(&run_dir(&cluster).join("results.json"));
+    let types: Vec<String> = results["anomaly_types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    assert!(types.contains(&"lost-write".to_string()), "acks=1 acknowledged writes on the zombie leader are lost: {types:?}");
     assert_no_leftovers(&cluster, &subnet);
 }

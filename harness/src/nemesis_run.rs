@@ -1,0 +1,372 @@
+//! The nemesis during `faultline run`: fires a seeded schedule of faults at
+//! the cluster, resolving role targets (the leader of `events/0`, the
+//! controller, …) from the cluster's metadata when each fault fires,
+//! records every fault twice in the history (when it starts, and when it
+//! took effect with its resolved targets and outcome), and heals everything
+//! at the end: partitions flushed, paused nodes resumed, killed nodes
+//! started. A fault that cannot be applied because of a harness problem (a
+//! missing tool, a failed command) aborts the run; it is never recorded as
+//! an outcome of the system.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use faultline_client::Client;
+use faultline_nemesis::partition::{self, CONTROL, Shape};
+use faultline_nemesis::schedule::{Action, STANDARD_SHAPES, ScheduledFault, Target};
+use faultline_nemesis::{Host, Signal};
+use rand::{RngExt, SeedableRng};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::cluster::ClusterState;
+use crate::history::HistoryWriter;
+use crate::hosts::NetnsHost;
+use crate::store::RunLog;
+
+/// The partition whose leader role targets name by default.
+const DEFAULT_PARTITION: &str = "events/0";
+/// Timeout of one metadata request while resolving a target.
+const METADATA_TIMEOUT: Duration = Duration::from_millis(1_500);
+
+/// What the nemesis has broken and not yet healed.
+#[derive(Default)]
+struct Active {
+    partition: Option<String>,
+    paused: BTreeSet<usize>,
+    killed: BTreeSet<usize>,
+}
+
+pub struct Nemesis {
+    hosts: Vec<NetnsHost>,
+    state: Mutex<ClusterState>,
+    addresses: BTreeMap<String, std::net::Ipv4Addr>,
+    writer: Arc<Mutex<HistoryWriter>>,
+    log: Arc<RunLog>,
+    faults: watch::Sender<String>,
+    active: Mutex<Active>,
+    rng: Mutex<rand_chacha::ChaCha8Rng>,
+}
+
+/// How a fault ended: installed, or skipped with the reason (no leader…).
+enum Outcome {
+    Installed(Vec<String>),
+    Skipped(String),
+}
+
+fn action_name(a: &Action) -> String {
+    match a {
+        Action::Kill => "kill".into(),
+        Action::Start => "start".into(),
+        Action::Pause => "pause".into(),
+        Action::Resume => "resume".into(),
+        Action::Partition(shape) => format!("partition-{shape}"),
+        Action::Heal => "heal".into(),
+        Action::KillProducer => "kill-producer".into(),
+        Action::KillConsumer => "kill-consumer".into(),
+        Action::PauseFetchers => "pause-fetchers".into(),
+        Action::ResumeFetchers => "resume-fetchers".into(),
+    }
+}
+
+fn target_name(t: &Target) -> String {
+    match t {
+        Target::Node(n) => n.clone(),
+        Target::LeaderOf(p) => format!("leader-of:{p}"),
+        Target::FollowerOf(p) => format!("follower-of:{p}"),
+        Target::FollowersOf(p) => format!("followers-of:{p}"),
+        Target::Controller => "controller".into(),
+        Target::All => "all".into(),
+        Target::Minority => "minority".into(),
+        Target::Majority => "majority".into(),
+        Target::Killed => "killed".into(),
+        Target::Random => "random".into(),
+    }
+}
+
+impl Nemesis {
+    pub fn new(state: &ClusterState, writer: Arc<Mutex<HistoryWriter>>, log: Arc<RunLog>, faults: watch::Sender<String>, seed: u64) -> Nemesis {
+        let hosts = crate::cluster::hosts(state);
+        let mut addresses: BTreeMap<String, std::net::Ipv4Addr> = hosts.iter().map(|h| (h.name().to_string(), h.ip())).collect();
+        addresses.insert(CONTROL.to_string(), state.net.control_ip);
+        Nemesis {
+            hosts,
+            state: Mutex::new(state.clone()),
+            addresses,
+            writer,
+            log,
+            faults,
+            active: Mutex::default(),
+            rng: Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7300)),
+        }
+    }
+
+    fn record(&self, f: &str, value: serde_json::Value) -> anyhow::Result<()> {
+        self.writer.lock().unwrap().nemesis(f, value)
+    }
+
+    fn publish(&self) {
+        let a = self.active.lock().unwrap();
+        let mut parts = Vec::new();
+        if let Some(p) = &a.partition {
+            parts.push(format!("partition {p}"));
+        }
+        let name = |i: &usize| self.hosts[*i].name().to_string();
+        if !a.paused.is_empty() {
+            parts.push(format!("paused {}", a.paused.iter().map(name).collect::<Vec<_>>().join(",")));
+        }
+        if !a.killed.is_empty() {
+            parts.push(format!("killed {}", a.killed.iter().map(name).collect::<Vec<_>>().join(",")));
+        }
+        self.faults.send_replace(if parts.is_empty() { "none".into() } else { parts.join("; ") });
+    }
+
+    /// Fires `schedule` in time order until it ends or `stop` is set.
+    /// Client kills are not done here (the supervisors do them at the same
+    /// times); they are recorded.
+    pub async fn run(self: Arc<Self>, schedule: Vec<ScheduledFault>, started: Instant, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        // Bounded: one iteration per scheduled fault.
+        for op in schedule {
+            tokio::select! {
+                _ = tokio::time::sleep_until(started + Duration::from_secs_f64(op.at_s)) => {}
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+            self.fire(&op).await.with_context(|| format!("nemesis {} {}", action_name(&op.action), target_name(&op.target)))?;
+        }
+        Ok(())
+    }
+
+    async fn fire(&self, op: &ScheduledFault) -> anyhow::Result<()> {
+        let f = action_name(&op.action);
+        self.record(&format!("start-{f}"), json!({ "target": target_name(&op.target) }))?;
+        let outcome = match &op.action {
+            Action::KillProducer | Action::KillConsumer => Outcome::Installed(vec![target_name(&op.target)]),
+            Action::Heal => {
+                partition::heal(&self.hosts).await?;
+                self.active.lock().unwrap().partition = None;
+                Outcome::Installed(vec!["all".into()])
+            }
+            Action::Partition(shape) => self.partition(shape, &op.target).await?,
+            Action::Kill | Action::Pause | Action::Resume | Action::Start | Action::PauseFetchers | Action::ResumeFetchers => {
+                match self.resolve(&op.target, &op.action).await {
+                    Err(why) => Outcome::Skipped(why),
+                    Ok(nodes) if nodes.is_empty() => Outcome::Skipped("no node matches the target now".into()),
+                    Ok(nodes) => {
+                        for i in &nodes {
+                            self.act(*i, &op.action).await?;
+                        }
+                        Outcome::Installed(nodes.iter().map(|i| self.hosts[*i].name().to_string()).collect())
+                    }
+                }
+            }
+        };
+        let value = match &outcome {
+            Outcome::Installed(targets) => json!({ "outcome": "installed", "targets": targets }),
+            Outcome::Skipped(why) => json!({ "outcome": "skipped", "reason": why }),
+        };
+        self.log.line(format!("nemesis: {f} {} -> {value}", target_name(&op.target)));
+        self.record(&f, value)?;
+        self.publish();
+        Ok(())
+    }
+
+    async fn partition(&self, shape: &str, target: &Target) -> anyhow::Result<Outcome> {
+        let shape = if shape == "random" {
+            STANDARD_SHAPES[self.rng.lock().unwrap().random_range(0..STANDARD_SHAPES.len())].to_string()
+        } else {
+            shape.to_string()
+        };
+        let names: Vec<String> = self.hosts.iter().map(|h| h.name().to_string()).collect();
+        let leader = |t: &Target| match t {
+            Target::LeaderOf(p) => p.clone(),
+            _ => DEFAULT_PARTITION.to_string(),
+        };
+        let resolved = match shape.as_str() {
+            "one" => {
+                let i = match target {
+                    Target::Node(n) => names.iter().position(|x| x == n),
+                    _ => Some(self.rng.lock().unwrap().random_range(0..names.len())),
+                };
+                i.map(|i| Shape::One(names[i].clone()))
+            }
+            "isolate-leader" => self.leader_of(&leader(target)).await.map(|i| Shape::IsolateWithClients(names[i].clone())),
+            "leader-from-followers" => self.leader_of(&leader(target)).await.map(|i| Shape::One(names[i].clone())),
+            other => Some(partition::parse_shape(other).map_err(anyhow::Error::msg)?),
+        };
+        let Some(resolved) = resolved else {
+            return Ok(Outcome::Skipped(format!("{shape}: no leader of {} right now", leader(target))));
+        };
+        let seed = self.rng.lock().unwrap().random_range(0..u64::MAX);
+        let grudge = partition::grudge(&resolved, &names, seed);
+        partition::apply(&self.hosts, &grudge, &self.addresses).await?;
+        self.active.lock().unwrap().partition = Some(shape.clone());
+        Ok(Outcome::Installed(grudge.iter().map(|(k, v)| format!("{k} drops {}", v.iter().cloned().collect::<Vec<_>>().join(","))).collect()))
+    }
+
+    /// Asks the nodes in turn for `partition`'s leader (an index into hosts).
+    async fn leader_of(&self, partition: &str) -> Option<usize> {
+        let (topic, index) = partition.rsplit_once('/')?;
+        let index: usize = index.parse().ok()?;
+        for url in self.urls() {
+            if let Ok(d) = Client::with_timeout(&url, METADATA_TIMEOUT).describe_topic(topic).await {
+                let leader = d.partitions.get(index)?.leader?;
+                return Some((leader - 1) as usize);
+            }
+        }
+        None
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.state.lock().unwrap().nodes.iter().map(|n| n.url.clone()).collect()
+    }
+
+    async fn replicas_of(&self, partition: &str) -> Option<(Vec<usize>, Option<usize>)> {
+        let (topic, index) = partition.rsplit_once('/')?;
+        let index: usize = index.parse().ok()?;
+        for url in self.urls() {
+            if let Ok(d) = Client::with_timeout(&url, METADATA_TIMEOUT).describe_topic(topic).await {
+                let p = d.partitions.get(index)?;
+                return Some((p.replicas.iter().map(|r| (*r - 1) as usize).collect(), p.leader.map(|l| (l - 1) as usize)));
+            }
+        }
+        None
+    }
+
+    /// Resolves a target to host indices now, or says why it cannot be.
+    async fn resolve(&self, target: &Target, action: &Action) -> Result<Vec<usize>, String> {
+        let n = self.hosts.len();
+        let live: Vec<usize> = {
+            let a = self.active.lock().unwrap();
+            (0..n).filter(|i| !a.killed.contains(i)).collect()
+        };
+        let pick = |k: usize, from: &[usize]| -> Vec<usize> {
+            let mut v = from.to_vec();
+            let mut rng = self.rng.lock().unwrap();
+            let mut out = Vec::new();
+            while out.len() < k && !v.is_empty() {
+                out.push(v.swap_remove(rng.random_range(0..v.len())));
+            }
+            out.sort_unstable();
+            out
+        };
+        Ok(match target {
+            Target::Node(name) => vec![self.hosts.iter().position(|h| h.name() == name).ok_or(format!("no node {name}"))?],
+            Target::All => match action {
+                Action::Resume => self.active.lock().unwrap().paused.iter().copied().collect(),
+                Action::Start => self.active.lock().unwrap().killed.iter().copied().collect(),
+                _ => (0..n).collect(),
+            },
+            Target::Killed => self.active.lock().unwrap().killed.iter().copied().collect(),
+            Target::Random => pick(1, &live),
+            Target::Minority => pick((n - 1) / 2, &live),
+            Target::Majority => pick(n / 2 + 1, &live),
+            Target::Controller => {
+                let mut found = None;
+                for url in self.urls() {
+                    if let Ok(c) = Client::with_timeout(&url, METADATA_TIMEOUT).cluster().await {
+                        found = c.controller;
+                        break;
+                    }
+                }
+                vec![(found.ok_or("no active controller right now")? - 1) as usize]
+            }
+            Target::LeaderOf(p) => vec![self.leader_of(p).await.ok_or(format!("no leader of {p} right now"))?],
+            Target::FollowerOf(p) | Target::FollowersOf(p) => {
+                let (replicas, leader) = self.replicas_of(p).await.ok_or(format!("{p} is unknown right now"))?;
+                let followers: Vec<usize> = replicas.into_iter().filter(|r| Some(*r) != leader).collect();
+                if matches!(target, Target::FollowerOf(_)) { pick(1, &followers) } else { followers }
+            }
+        })
+    }
+
+    /// Applies a process fault to host `i` and proves it took effect.
+    async fn act(&self, i: usize, action: &Action) -> anyhow::Result<()> {
+        let host = &self.hosts[i];
+        let pid = self.state.lock().unwrap().nodes[i].pid;
+        match action {
+            Action::Kill => {
+                if let Some(pid) = pid {
+                    host.signal(pid, Signal::Cont).await?;
+                    host.signal(pid, Signal::Kill).await?;
+                    wait_until(|| async { host.process(pid).await.map(|p| p.is_none()).unwrap_or(false) }).await;
+                }
+                let mut a = self.active.lock().unwrap();
+                a.killed.insert(i);
+                a.paused.remove(&i);
+            }
+            Action::Start => {
+                let spec = {
+                    let state = self.state.lock().unwrap();
+                    crate::cluster::node_daemon(&state.nodes[i], &crate::node_process::node_binary()?)
+                };
+                let pid = host.start_daemon(&spec).await?;
+                let mut state = self.state.lock().unwrap();
+                state.nodes[i].pid = Some(pid);
+                // Teardown finds the new pid in the state file.
+                state.save()?;
+                drop(state);
+                self.active.lock().unwrap().killed.remove(&i);
+            }
+            Action::Pause | Action::Resume => {
+                let signal = if *action == Action::Pause { Signal::Stop } else { Signal::Cont };
+                if let Some(pid) = pid {
+                    host.signal(pid, signal).await?;
+                }
+                let mut a = self.active.lock().unwrap();
+                if *action == Action::Pause { a.paused.insert(i) } else { a.paused.remove(&i) };
+            }
+            Action::PauseFetchers | Action::ResumeFetchers => {
+                let url = self.state.lock().unwrap().nodes[i].url.clone();
+                let paused = *action == Action::PauseFetchers;
+                Client::with_timeout(&url, METADATA_TIMEOUT)
+                    .set_fetchers_paused(paused)
+                    .await
+                    .with_context(|| format!("admin hook on {} (does the run pass --admin-hooks?)", host.name()))?;
+            }
+            _ => unreachable!("not a process fault"),
+        }
+        Ok(())
+    }
+
+    /// Heals everything: partitions, paused processes, killed nodes. Runs at
+    /// the end of every run before the final reads.
+    pub async fn final_heal(&self) -> anyhow::Result<()> {
+        self.record("start-final-heal", json!({}))?;
+        partition::heal(&self.hosts).await?;
+        let (paused, killed): (Vec<usize>, Vec<usize>) = {
+            let a = self.active.lock().unwrap();
+            (a.paused.iter().copied().collect(), a.killed.iter().copied().collect())
+        };
+        for i in &paused {
+            self.act(*i, &Action::Resume).await?;
+        }
+        for i in &killed {
+            self.act(*i, &Action::Start).await?;
+        }
+        for i in 0..self.hosts.len() {
+            let url = self.state.lock().unwrap().nodes[i].url.clone();
+            // Fetchers paused by an admin hook resume too (a refusal means the hooks are off).
+            let _ = Client::with_timeout(&url, METADATA_TIMEOUT).set_fetchers_paused(false).await;
+        }
+        self.active.lock().unwrap().partition = None;
+        let names = |v: &[usize]| v.iter().map(|i| self.hosts[*i].name().to_string()).collect::<Vec<_>>();
+        self.record("final-heal", json!({ "outcome": "installed", "resumed": names(&paused), "started": names(&killed) }))?;
+        self.publish();
+        Ok(())
+    }
+}
+
+/// Waits up to five seconds for `done` (process effects are near-instant).
+async fn wait_until<F, Fut>(done: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !done().await {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
