@@ -30,10 +30,14 @@ pub struct NemesisArgs {
 
 #[derive(Subcommand, Debug)]
 enum Fault {
-    /// Install a partition: one:<node>, isolate:<node> (clients cut too), halves, majorities-ring, bridge.
+    /// Install a partition: one:<node>, isolate:<node> (clients cut too), halves, majorities-ring,
+    /// bridge, or by role: isolate-leader (clients cut too), leader-from-followers, isolate-controller.
     Partition {
         #[arg(long)]
         shape: String,
+        /// The partition whose leader the role shapes aim at.
+        #[arg(long, default_value = "events/0")]
+        partition: String,
         /// Seed for the shape's random choices.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -76,8 +80,20 @@ async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
     let names: Vec<String> = hosts.iter().map(|h| h.name().to_string()).collect();
     let index_of = |node: &str| names.iter().position(|n| n == node).ok_or_else(|| Failure::BadArgs(format!("no node `{node}`; nodes: {}", names.join(", "))));
     match args.fault {
-        Fault::Partition { shape, seed } => {
-            let shape = partition::parse_shape(&shape).map_err(Failure::BadArgs)?;
+        Fault::Partition { shape, seed, partition: aimed } => {
+            let urls: Vec<String> = state.nodes.iter().map(|n| n.url.clone()).collect();
+            let shape = match shape.as_str() {
+                "isolate-leader" | "leader-from-followers" => {
+                    let leader = leader_of(&urls, &aimed).await.ok_or_else(|| anyhow!("{aimed} has no leader right now"))?;
+                    let name = format!("n{leader}");
+                    if shape == "isolate-leader" { partition::Shape::IsolateWithClients(name) } else { partition::Shape::One(name) }
+                }
+                "isolate-controller" => {
+                    let c = controller(&urls).await.ok_or_else(|| anyhow!("no active controller right now"))?;
+                    partition::Shape::One(format!("n{c}"))
+                }
+                other => partition::parse_shape(other).map_err(Failure::BadArgs)?,
+            };
             if let partition::Shape::One(n) | partition::Shape::IsolateWithClients(n) = &shape {
                 index_of(n)?;
             }
@@ -85,7 +101,11 @@ async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
             let mut addresses: BTreeMap<String, std::net::Ipv4Addr> = hosts.iter().map(|h| (h.name().to_string(), h.ip())).collect();
             addresses.insert(CONTROL.to_string(), state.net.control_ip);
             partition::apply(&hosts, &grudge, &addresses).await.map_err(|e| Failure::Harness(e.into()))?;
-            Ok(serde_json::json!({ "fault": "partition", "grudge": grudge }))
+            let isolated = match &shape {
+                partition::Shape::One(n) | partition::Shape::IsolateWithClients(n) => Some(n.clone()),
+                _ => None,
+            };
+            Ok(serde_json::json!({ "fault": "partition", "isolated": isolated, "grudge": grudge }))
         }
         Fault::Heal => {
             partition::heal(&hosts).await.map_err(|e| Failure::Harness(e.into()))?;
@@ -108,6 +128,31 @@ async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
         Fault::Pause { node } => signal(&state, &hosts, "pause", &node, index_of(&node)?, Signal::Stop).await,
         Fault::Resume { node } => signal(&state, &hosts, "resume", &node, index_of(&node)?, Signal::Cont).await,
     }
+}
+
+/// Timeout of one metadata request when aiming at a role.
+const METADATA_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1_500);
+
+/// The current leader's node id of `topic/index`, from the first node that answers.
+async fn leader_of(urls: &[String], partition: &str) -> Option<i32> {
+    let (topic, index) = partition.rsplit_once('/')?;
+    let index: usize = index.parse().ok()?;
+    for url in urls {
+        if let Ok(d) = faultline_client::Client::with_timeout(url, METADATA_TIMEOUT).describe_topic(topic).await {
+            return d.partitions.get(index)?.leader;
+        }
+    }
+    None
+}
+
+/// The active controller's node id, from the first node that answers.
+async fn controller(urls: &[String]) -> Option<i32> {
+    for url in urls {
+        if let Ok(c) = faultline_client::Client::with_timeout(url, METADATA_TIMEOUT).cluster().await {
+            return c.controller;
+        }
+    }
+    None
 }
 
 /// How long a signalled process may take to show the effect.

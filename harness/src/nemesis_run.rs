@@ -64,6 +64,7 @@ fn action_name(a: &Action) -> String {
         Action::Pause => "pause".into(),
         Action::Resume => "resume".into(),
         Action::Partition(shape) => format!("partition-{shape}"),
+        Action::Grudge(_) => "partition-explicit".into(),
         Action::Heal => "heal".into(),
         Action::KillProducer => "kill-producer".into(),
         Action::KillConsumer => "kill-consumer".into(),
@@ -150,6 +151,11 @@ impl Nemesis {
                 Outcome::Installed(vec!["all".into()])
             }
             Action::Partition(shape) => self.partition(shape, &op.target).await?,
+            Action::Grudge(g) => {
+                partition::apply(&self.hosts, g, &self.addresses).await?;
+                self.active.lock().unwrap().partition = Some("explicit".into());
+                Outcome::Installed(g.iter().map(|(k, v)| format!("{k} drops {}", v.iter().cloned().collect::<Vec<_>>().join(","))).collect())
+            }
             Action::Kill | Action::Pause | Action::Resume | Action::Start | Action::PauseFetchers | Action::ResumeFetchers => {
                 match self.resolve(&op.target, &op.action).await {
                     Err(why) => Outcome::Skipped(why),
@@ -194,10 +200,11 @@ impl Nemesis {
             }
             "isolate-leader" => self.leader_of(&leader(target)).await.map(|i| Shape::IsolateWithClients(names[i].clone())),
             "leader-from-followers" => self.leader_of(&leader(target)).await.map(|i| Shape::One(names[i].clone())),
+            "isolate-controller" => self.controller().await.map(|i| Shape::One(names[i].clone())),
             other => Some(partition::parse_shape(other).map_err(anyhow::Error::msg)?),
         };
         let Some(resolved) = resolved else {
-            return Ok(Outcome::Skipped(format!("{shape}: no leader of {} right now", leader(target))));
+            return Ok(Outcome::Skipped(format!("{shape}: no leader of {} or controller right now", leader(target))));
         };
         let seed = self.rng.lock().unwrap().random_range(0..u64::MAX);
         let grudge = partition::grudge(&resolved, &names, seed);
@@ -214,6 +221,16 @@ impl Nemesis {
             if let Ok(d) = Client::with_timeout(&url, METADATA_TIMEOUT).describe_topic(topic).await {
                 let leader = d.partitions.get(index)?.leader?;
                 return Some((leader - 1) as usize);
+            }
+        }
+        None
+    }
+
+    /// The active controller, as the first node that answers believes.
+    async fn controller(&self) -> Option<usize> {
+        for url in self.urls() {
+            if let Ok(c) = Client::with_timeout(&url, METADATA_TIMEOUT).cluster().await {
+                return c.controller.map(|id| (id - 1) as usize);
             }
         }
         None
@@ -263,16 +280,7 @@ impl Nemesis {
             Target::Random => pick(1, &live),
             Target::Minority => pick((n - 1) / 2, &live),
             Target::Majority => pick(n / 2 + 1, &live),
-            Target::Controller => {
-                let mut found = None;
-                for url in self.urls() {
-                    if let Ok(c) = Client::with_timeout(&url, METADATA_TIMEOUT).cluster().await {
-                        found = c.controller;
-                        break;
-                    }
-                }
-                vec![(found.ok_or("no active controller right now")? - 1) as usize]
-            }
+            Target::Controller => vec![self.controller().await.ok_or("no active controller right now")?],
             Target::LeaderOf(p) => vec![self.leader_of(p).await.ok_or(format!("no leader of {p} right now"))?],
             Target::FollowerOf(p) | Target::FollowersOf(p) => {
                 let (replicas, leader) = self.replicas_of(p).await.ok_or(format!("{p} is unknown right now"))?;

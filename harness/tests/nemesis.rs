@@ -75,6 +75,31 @@ fn partition_pause_and_kill_take_effect_and_heal() {
     nemesis(&cluster, &["heal"]);
     assert!(control_reaches(&url(2)) && can_connect(&ns(0), &ip(2)));
 
+    // By role: isolate the leader of events/0; it was the leader when the fault fired.
+    let rt = runtime();
+    let leader = rt.block_on(async {
+        let client = faultline_client::Client::new(url(0));
+        let req = faultline_client::api::CreateTopicRequest { name: "events".into(), partitions: Some(1), replication_factor: Some(3), ..Default::default() };
+        client.create_topic(&req).await.expect("creates events");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let d = client.describe_topic("events").await.expect("describes events");
+            if let Some(l) = d.partitions[0].leader.filter(|_| d.partitions[0].isr.len() == 3) {
+                break l;
+            }
+            assert!(Instant::now() < deadline, "events/0 never got a full ISR");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let done = nemesis(&cluster, &["partition", "--shape", "isolate-leader", "--partition", "events/0"]);
+    assert_eq!(done["isolated"], serde_json::json!(format!("n{leader}")), "the isolated node is the leader of events/0");
+    let li = (leader - 1) as usize;
+    let other = (li + 1) % 3;
+    assert!(!control_reaches(&url(li)), "isolate-leader cuts the clients off too");
+    assert!(!can_connect(&ns(other), &ip(li)), "and the other nodes");
+    nemesis(&cluster, &["heal"]);
+    assert!(control_reaches(&url(li)) && can_connect(&ns(other), &ip(li)));
+
     // Pause: the process is stopped, then running again.
     let paused = nemesis(&cluster, &["pause", "--node", "n2"]);
     let pid = paused["pid"].as_u64().unwrap();

@@ -30,6 +30,8 @@ pub enum Action {
     /// Install a partition of this shape (`one`, `isolate`, `halves`, `majorities-ring`, `bridge`,
     /// `isolate-leader`, `leader-from-followers`, or `random` for one of the standard set).
     Partition(String),
+    /// Install an explicit grudge: node → the nodes whose packets it drops.
+    Grudge(BTreeMap<String, std::collections::BTreeSet<String>>),
     Heal,
     KillProducer,
     KillConsumer,
@@ -63,7 +65,8 @@ pub struct ScheduledFault {
 }
 
 /// The partition shapes a plain `partition` picks from.
-pub const STANDARD_SHAPES: &[&str] = &["one", "halves", "majorities-ring", "bridge", "isolate-leader", "leader-from-followers"];
+pub const STANDARD_SHAPES: &[&str] =
+    &["one", "halves", "majorities-ring", "bridge", "isolate-leader", "isolate-controller", "leader-from-followers"];
 
 /// Fault families of the random mix.
 pub const FAMILIES: &[&str] = &["kill", "pause", "partition", "kill-producer", "kill-consumer"];
@@ -128,6 +131,9 @@ struct TimelineEntry {
     target: Option<String>,
     #[serde(default)]
     shape: Option<String>,
+    /// With `fault = "partition"`, `shape = "explicit"`: node → nodes it drops.
+    #[serde(default)]
+    grudge: Option<BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -155,9 +161,16 @@ pub fn parse_timeline(toml_text: &str) -> Result<Vec<ScheduledFault>, ScheduleEr
             return Err(bad(format!("t = {} comes before the previous entry's t = {last}", e.t)));
         }
         last = e.t;
-        let action = parse_action(&e.fault, e.shape.as_deref()).map_err(|m| bad(format!("fault: {m}")))?;
+        let action = match (&e.grudge, e.shape.as_deref()) {
+            (Some(g), Some("explicit")) if e.fault == "partition" => {
+                Action::Grudge(g.iter().map(|(k, v)| (k.clone(), v.iter().cloned().collect())).collect())
+            }
+            (Some(_), _) => return Err(bad("grudge: only with fault = \"partition\" and shape = \"explicit\"".into())),
+            (None, Some("explicit")) => return Err(bad("shape = \"explicit\" needs a grudge table".into())),
+            (None, _) => parse_action(&e.fault, e.shape.as_deref()).map_err(|m| bad(format!("fault: {m}")))?,
+        };
         let target = match (&action, e.target.as_deref()) {
-            (Action::Heal, None) => Target::All,
+            (Action::Heal | Action::Grudge(_), None) => Target::All,
             (_, None) => return Err(bad("target: missing".into())),
             (_, Some(t)) => parse_target(t).map_err(|m| bad(format!("target: {m}")))?,
         };
@@ -265,6 +278,14 @@ mod tests {
         let err = parse_timeline("[[timeline]]\nt = 1\nfault = \"explode\"\ntarget = \"n1\"\n").unwrap_err();
         assert!(err.to_string().contains("entry 0: fault: unknown fault `explode`"), "{err}");
         assert!(parse_timeline("[[timeline]]\nt = 1\nfault = \"kill\"\ntarget = \"n1\"\nbogus = 2\n").is_err());
+    }
+
+    #[test]
+    fn an_explicit_grudge_parses_from_a_timeline() {
+        let ops = parse_timeline("[[timeline]]\nt = 1\nfault = \"partition\"\nshape = \"explicit\"\ngrudge = { n1 = [\"n2\", \"n3\"] }\n").unwrap();
+        let Action::Grudge(g) = &ops[0].action else { panic!("{:?}", ops[0]) };
+        assert_eq!(g["n1"].len(), 2);
+        assert!(parse_timeline("[[timeline]]\nt = 1\nfault = \"partition\"\nshape = \"explicit\"\n").is_err());
     }
 
     /// The bug recipes of issue 4 are valid timelines.
