@@ -229,7 +229,7 @@ fn acks_all_with_kill_and_partition_faults_is_valid() {
     let subnet = test_subnet(4);
     let o = run(&cluster, &subnet, &[
         "--time-limit", "20", "--rate", "300", "--acks", "all", "--replication-factor", "3", "--min-insync-replicas", "2",
-        "--nemesis", "kill,partition", "--nemesis-interval", "3", "--seed", "42",
+        "--nemesis", "kill,partition,kill-producer", "--nemesis-interval", "3", "--seed", "42",
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "acks=all, RF=3, min ISR 2 loses nothing under kills and partitions:\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&o.stderr));
@@ -239,6 +239,9 @@ fn acks_all_with_kill_and_partition_faults_is_valid() {
     let faults = nemesis_fs(&ops);
     assert!(faults.iter().any(|f| f == "kill") && faults.iter().any(|f| f.starts_with("partition-")), "both fault families fired: {faults:?}");
     assert!(faults.iter().any(|f| f == "final-heal"), "the final heal ran: {faults:?}");
+    if faults.iter().any(|f| f == "kill-producer") {
+        assert!(ops.iter().any(|o| o.op_type == OpType::Info && o.f == "send" && o.error.as_deref().is_some_and(|e| e.contains("exited"))), "a killed producer's send became info");
+    }
     let test = json(&dir.join("test.json"));
     assert!(!test["fault_schedule"].as_array().unwrap().is_empty(), "the seeded schedule is recorded");
     assert_no_leftovers(&cluster, &subnet);
@@ -256,5 +259,27 @@ fn acks_1_with_a_zombie_leader_loses_acknowledged_writes() {
     let results = json(&run_dir(&cluster).join("results.json"));
     let types: Vec<String> = results["anomaly_types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
     assert!(types.contains(&"lost-write".to_string()), "acks=1 acknowledged writes on the zombie leader are lost: {types:?}");
+    assert_no_leftovers(&cluster, &subnet);
+}
+
+#[test]
+fn a_scripted_timeline_fires_its_faults_by_role_at_their_times() {
+    let cluster = TestCluster::new("rs");
+    let subnet = test_subnet(6);
+    let timeline = cluster.dir.join("timeline.toml");
+    std::fs::write(&timeline, "[[timeline]]\nt = 2.0\nfault = \"pause\"\ntarget = \"follower-of:events/0\"\n\n[[timeline]]\nt = 6.0\nfault = \"resume\"\ntarget = \"all\"\n\n[[timeline]]\nt = 7.0\nfault = \"isolate-controller\"\ntarget = \"controller\"\n\n[[timeline]]\nt = 11.0\nfault = \"heal\"\n").unwrap();
+    let o = run(&cluster, &subnet, &["--time-limit", "14", "--rate", "200", "--nemesis-timeline", timeline.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let ops = history(&run_dir(&cluster));
+    let nemesis: Vec<&Op> = ops.iter().filter(|o| o.process == Process::Nemesis).collect();
+    let fs: Vec<&str> = nemesis.iter().map(|o| o.f.as_str()).collect();
+    for f in ["start-pause", "pause", "start-resume", "resume", "start-partition-isolate-controller", "partition-isolate-controller", "start-heal", "heal"] {
+        assert!(fs.contains(&f), "{f} recorded: {fs:?}");
+    }
+    let pause = nemesis.iter().find(|o| o.f == "pause").unwrap();
+    assert!((2.0..4.0).contains(&(pause.time_ns as f64 / 1e9)), "the pause fired at t = 2 s: {pause:?}");
+    let v = serde_json::to_value(&pause.value).unwrap();
+    assert_eq!(v["outcome"], "installed", "{v}");
+    assert_eq!(v["targets"].as_array().unwrap().len(), 1, "one follower of events/0: {v}");
     assert_no_leftovers(&cluster, &subnet);
 }
