@@ -274,7 +274,8 @@ impl Nemesis {
             Target::All => match action {
                 Action::Resume => self.active.lock().unwrap().paused.iter().copied().collect(),
                 Action::Start => self.active.lock().unwrap().killed.iter().copied().collect(),
-                _ => (0..n).collect(),
+                // A killed node has no process to signal or fetchers to pause.
+                _ => live.clone(),
             },
             Target::Killed => self.active.lock().unwrap().killed.iter().copied().collect(),
             Target::Random => pick(1, &live),
