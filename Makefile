@@ -6,3 +6,4 @@ test:
 	bash scripts/test.sh
 bench:
 	cargo bench -p faultline-node --bench produce
+	cargo bench -p faultline-node --bench cluster
