@@ -9,8 +9,10 @@
 pub mod api;
 mod client;
 pub mod cluster;
+pub mod health;
 pub mod producer;
 
 pub use client::{Client, ClientError};
 pub use cluster::ClusterClient;
+pub use health::wait_healthy_blocking;
 pub use producer::{Producer, ProducerConfig, SendOutcome};

@@ -70,21 +70,10 @@ impl NodeProcess {
     /// Waits (bounded) until `/health` is 200: the broker registered with
     /// its controller and serves.
     fn wait_healthy(&self) -> anyhow::Result<()> {
-        use std::io::{Read, Write};
-        let addr = self.url.trim_start_matches("http://").to_string();
-        let deadline = Instant::now() + START_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = write!(s, "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-                let mut head = [0u8; 12];
-                if s.read_exact(&mut head).is_ok() && &head[9..12] == b"200" {
-                    return Ok(());
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !faultline_client::wait_healthy_blocking(&self.url, START_TIMEOUT) {
+            bail!("faultline-node at {} did not become healthy within {START_TIMEOUT:?}; see {}", self.url, self.log_path.display());
         }
-        bail!("faultline-node at {} did not become healthy within {START_TIMEOUT:?}; see {}", self.url, self.log_path.display())
+        Ok(())
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -82,21 +82,7 @@ pub fn spawn_node(dir: tempfile::TempDir, overrides: &[String]) -> Server {
 
 /// Waits (bounded) until `/health` answers 200.
 pub fn wait_healthy(url: &str) {
-    use std::io::{Read, Write};
-    let addr = url.strip_prefix("http://").unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let _ = write!(s, "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-            let mut head = [0u8; 12];
-            if s.read_exact(&mut head).is_ok() && &head[9..12] == b"200" {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{url} never became healthy");
+    assert!(faultline_client::wait_healthy_blocking(url, Duration::from_secs(30)), "{url} never became healthy");
 }
 
 pub fn start_bare(bare_env: &str) -> Server {

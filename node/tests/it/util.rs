@@ -71,16 +71,10 @@ impl Node {
 
     /// Waits until `/health` answers 200: registered with the controller.
     pub fn wait_healthy(&self) -> Result<(), String> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        let url = format!("{}/health", self.url);
-        loop {
-            if http_status(&self.url, "/health") == Some(200) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!("{url} not healthy within {START_TIMEOUT:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if faultline_client::wait_healthy_blocking(&self.url, START_TIMEOUT) {
+            Ok(())
+        } else {
+            Err(format!("{}/health not 200 within {START_TIMEOUT:?}", self.url))
         }
     }
 
@@ -163,17 +157,6 @@ pub fn run_node_to_exit(args: &[&str]) -> (Option<i32>, String) {
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-/// A blocking `GET`, returning the status code; no HTTP client runtime needed.
-pub fn http_status(base_url: &str, path: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let addr = base_url.strip_prefix("http://")?;
-    let mut stream = std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
-}
 
 /// Waits (bounded) until `topic/partition` is served by this node: right
 /// after a restart a node is healthy (registered) a moment before the
