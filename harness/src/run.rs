@@ -256,25 +256,49 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
 }
 
 pub fn main(args: RunArgs) -> ExitCode {
+    let report = execute(args, reproduce_command(std::env::args().collect()));
+    ExitCode::from(report.code)
+}
+
+/// What one run came to, for `faultline run` and for campaigns.
+pub struct RunReport {
+    /// The run's exit code: 0 valid, 1 invalid, 2 unknown, 254 bad
+    /// arguments, 255 harness failure.
+    pub code: u8,
+    /// The run's store directory, when one was created.
+    pub dir: Option<PathBuf>,
+    /// The checker's results, when the run got that far.
+    pub results: Option<faultline_checker::Results>,
+    /// The command that reproduces the run.
+    pub reproduce: String,
+    /// Why the run could not start or finish (bad arguments, harness failure).
+    pub error: Option<String>,
+    /// The run was stopped by SIGINT or SIGTERM: a campaign stops too.
+    pub interrupted: bool,
+}
+
+/// Runs one test to the end, as `faultline run` does, and prints the same
+/// summary; `reproduce` is printed when the run is not valid.
+pub fn execute(args: RunArgs, reproduce: String) -> RunReport {
     let plan = match validate(args) {
         Ok(p) => p,
         Err(msg) => {
             eprintln!("faultline run: {msg}");
-            return ExitCode::from(EXIT_BAD_ARGS);
+            return RunReport { code: EXIT_BAD_ARGS, dir: None, results: None, reproduce, error: Some(msg), interrupted: false };
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("building the tokio runtime");
     let log = Arc::new(RunLog::new());
-    let code = runtime.block_on(run(plan, log.clone()));
-    if code != 0 {
-        eprintln!("faultline run: reproduce with: {}", reproduce_command());
+    let mut report = runtime.block_on(run(plan, log.clone()));
+    if report.code != 0 {
+        eprintln!("faultline run: reproduce with: {reproduce}");
     }
-    ExitCode::from(code)
+    report.reproduce = reproduce;
+    report
 }
 
-/// The command line of this run, with its seed, for the failure message.
-fn reproduce_command() -> String {
-    let mut args: Vec<String> = std::env::args().collect();
+/// A shell command line from `argv`, with the seed made explicit.
+pub fn reproduce_command(mut args: Vec<String>) -> String {
     if !args.iter().any(|a| a == "--seed" || a.starts_with("--seed=")) {
         args.extend(["--seed".into(), "42".into()]);
     }
@@ -289,17 +313,18 @@ struct Ctx {
     log: Arc<RunLog>,
 }
 
-async fn run(plan: Plan, log: Arc<RunLog>) -> u8 {
+async fn run(plan: Plan, log: Arc<RunLog>) -> RunReport {
+    let fail = |dir: Option<PathBuf>, e: String| RunReport { code: EXIT_HARNESS, dir, results: None, reproduce: String::new(), error: Some(e), interrupted: false };
     let dir = match store::create_run_dir(&plan.args.store, &plan.args.name) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("faultline run: {e:#}");
-            return EXIT_HARNESS;
+            return fail(None, format!("{e:#}"));
         }
     };
     if let Err(e) = log.open(&dir.join("faultline.log")) {
         eprintln!("faultline run: {e:#}");
-        return EXIT_HARNESS;
+        return fail(Some(dir), format!("{e:#}"));
     }
     let cluster_dir = std::path::absolute(plan.args.store.join("clusters").join(&plan.args.cluster_name)).unwrap_or_default();
     let ctx = Ctx { plan, dir: dir.clone(), cluster_dir, log: log.clone() };
@@ -308,25 +333,26 @@ async fn run(plan: Plan, log: Arc<RunLog>) -> u8 {
         Ok(s) => s,
         Err(e) => {
             log.line(format!("installing a SIGTERM handler: {e}"));
-            return EXIT_HARNESS;
+            return fail(Some(dir), format!("installing a SIGTERM handler: {e}"));
         }
     };
+    let mut interrupted = false;
     let outcome = tokio::select! {
         r = run_test(&ctx) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted (SIGINT)")),
-        _ = sigterm.recv() => Err(anyhow!("terminated (SIGTERM)")),
+        _ = tokio::signal::ctrl_c() => { interrupted = true; Err(anyhow!("interrupted (SIGINT)")) },
+        _ = sigterm.recv() => { interrupted = true; Err(anyhow!("terminated (SIGTERM)")) },
     };
     let valid = outcome.as_ref().ok().map(|o| o.valid);
     let teardown = finish_cluster(&ctx, valid).await;
     match (outcome, teardown) {
         (Ok(o), Ok(())) => {
             print_summary(&ctx, &o);
-            o.valid.exit_code()
+            RunReport { code: o.valid.exit_code(), dir: Some(dir), results: Some(o.results), reproduce: String::new(), error: None, interrupted }
         }
         (Ok(o), Err(e)) => {
             print_summary(&ctx, &o);
             log.line(format!("harness failure: {e:#}"));
-            EXIT_HARNESS
+            RunReport { results: Some(o.results), ..fail(Some(dir), format!("teardown: {e:#}")) }
         }
         (Err(e), t) => {
             log.line(format!("harness failure: {e:#}"));
@@ -334,7 +360,7 @@ async fn run(plan: Plan, log: Arc<RunLog>) -> u8 {
                 log.line(format!("also: {t:#}"));
             }
             println!("Run failed (harness): {e:#}\nStore: {}", dir.display());
-            EXIT_HARNESS
+            RunReport { interrupted, ..fail(Some(dir), format!("{e:#}")) }
         }
     }
 }
