@@ -97,9 +97,9 @@ struct ProducerArgs {
     /// Sends per second of this process.
     #[arg(long)]
     rate: f64,
-    /// Values per send (one broker batch).
+    /// Values per send (one broker batch) in sync mode.
     #[arg(long, default_value_t = 1)]
-    batch_size: u32,
+    records_per_send: u32,
     #[arg(long, default_value = "all")]
     acks: String,
     #[arg(long, action = clap::ArgAction::Set)]
@@ -211,7 +211,7 @@ fn next_random(state: &mut u64) -> u64 {
 async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
     let acks = Acks::parse(&a.acks).ok_or_else(|| anyhow!("--acks {}: expected 0, 1 or all", a.acks))?;
     anyhow::ensure!(a.rate > 0.0 && a.rate <= RATE_MAX_PER_S, "--rate {}: must be in (0, {RATE_MAX_PER_S}]", a.rate);
-    anyhow::ensure!(a.partitions > 0 && a.batch_size > 0, "--partitions and --batch-size must be positive");
+    anyhow::ensure!(a.partitions > 0 && a.records_per_send > 0, "--partitions and --records-per-send must be positive");
     let cluster = Arc::new(ClusterClient::new(a.common.bootstrap.clone(), Duration::from_millis(a.common.request_timeout_ms)));
     let config = ProducerConfig {
         acks,
@@ -239,7 +239,7 @@ async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
         // Fixed schedule without catch-up bursts after a slow send.
         next = (next + interval).max(now);
         let partition = (next_random(&mut rng) % a.partitions as u64) as u32;
-        let values: Vec<i64> = (0..a.batch_size)
+        let values: Vec<i64> = (0..a.records_per_send)
             .map(|_| {
                 counter += 1;
                 value_base + counter

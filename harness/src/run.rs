@@ -94,9 +94,51 @@ pub struct RunArgs {
     /// Consumer processes (assign mode; partitions shared round-robin).
     #[arg(long, default_value_t = 2)]
     consumers: u32,
-    /// Values per send.
+    /// Values per send in `sync` mode (one produce request each).
     #[arg(long, default_value_t = 1)]
-    batch_size: u32,
+    records_per_send: u32,
+    /// How the producer application sends: `sync` awaits each send;
+    /// `callback` enqueues and records the outcome when the callback fires;
+    /// `fire-and-forget` counts a record as sent once it is enqueued.
+    #[arg(long, value_enum, default_value_t = ProducerMode::Sync)]
+    producer_mode: ProducerMode,
+    /// The producer's `linger.ms` (callback and fire-and-forget modes).
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
+    /// The producer's `batch.size`, bytes per partition batch.
+    #[arg(long, default_value_t = 16_384)]
+    batch_size: u64,
+    /// The producer's `buffer.memory`, bytes.
+    #[arg(long, default_value_t = 33_554_432)]
+    buffer_memory: u64,
+    /// The producer's `max.block.ms`: how long a send waits for buffer space.
+    #[arg(long, default_value_t = 60_000)]
+    max_block_ms: u64,
+    /// The producer's `retries` (attempts after the first); Kafka's default.
+    #[arg(long, default_value_t = i32::MAX as u32)]
+    retries: u32,
+    /// When consumers commit: `auto` (Kafka's auto-commit), `after-process`
+    /// or `before-process` (manual commits).
+    #[arg(long, value_enum, default_value_t = CommitStrategy::AfterProcess)]
+    commit: CommitStrategy,
+    /// The consumers' `auto.commit.interval.ms` (with `--commit auto`).
+    #[arg(long, default_value_t = 5_000)]
+    auto_commit_interval_ms: u64,
+    /// How consumers process: `inline` (every record of a poll before the
+    /// next poll) or `queue` (an in-memory queue drained by a worker task).
+    #[arg(long, value_enum, default_value_t = Processing::Inline)]
+    processing: Processing,
+    /// The downstream sink consumers write each record into.
+    #[arg(long, value_enum, default_value_t = SinkKind::None)]
+    sink: SinkKind,
+    /// `plain` inserts every record; `idempotent` has a unique key on
+    /// (partition, value), so redelivered records are absorbed.
+    #[arg(long, value_enum, default_value_t = SinkMode::Plain)]
+    sink_mode: SinkMode,
+    /// A consumer's reaction to a sink write that fails: `skip` the record
+    /// and go on, or `retry` until it succeeds.
+    #[arg(long, value_enum, default_value_t = OnSinkError::Retry)]
+    on_sink_error: OnSinkError,
     #[arg(long, default_value_t = 3)]
     topic_partitions: u32,
     #[arg(long, default_value_t = 3)]
@@ -152,6 +194,56 @@ pub struct RunArgs {
     kill_client: Vec<String>,
 }
 
+/// The producer application's send mode.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProducerMode {
+    Sync,
+    Callback,
+    FireAndForget,
+}
+
+/// When the consumer application commits offsets.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommitStrategy {
+    Auto,
+    AfterProcess,
+    BeforeProcess,
+}
+
+/// How the consumer application hands records to processing.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Processing {
+    Inline,
+    Queue,
+}
+
+/// The downstream database consumers write into.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkKind {
+    Sqlite,
+    None,
+}
+
+/// How the sink inserts.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkMode {
+    Plain,
+    Idempotent,
+}
+
+/// A consumer's reaction to a failed sink write.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnSinkError {
+    Skip,
+    Retry,
+}
+
 /// The options after validation.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -189,8 +281,17 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
     if !(args.rate > 0.0 && args.rate <= RATE_MAX_PER_S) {
         return Err(format!("--rate {}: must be in (0, {RATE_MAX_PER_S}]", args.rate));
     }
-    if args.topic_partitions == 0 || args.batch_size == 0 {
-        return Err("--topic-partitions and --batch-size must be at least 1".into());
+    if args.topic_partitions == 0 || args.records_per_send == 0 || args.batch_size == 0 || args.buffer_memory == 0 {
+        return Err("--topic-partitions, --records-per-send, --batch-size and --buffer-memory must be at least 1".into());
+    }
+    if args.batch_size > args.buffer_memory {
+        return Err(format!("--batch-size {}: must not exceed --buffer-memory {}", args.batch_size, args.buffer_memory));
+    }
+    if args.linger_ms + REQUEST_TIMEOUT_MS > DELIVERY_TIMEOUT_MS {
+        return Err(format!("--linger-ms {}: linger.ms + request.timeout.ms ({REQUEST_TIMEOUT_MS}) must not exceed delivery.timeout.ms ({DELIVERY_TIMEOUT_MS})", args.linger_ms));
+    }
+    if args.auto_commit_interval_ms == 0 {
+        return Err("--auto-commit-interval-ms: must be at least 1".into());
     }
     if args.replication_factor == 0 || args.replication_factor > args.nodes {
         return Err(format!("--replication-factor {}: must be 1 to --nodes ({})", args.replication_factor, args.nodes));
@@ -421,7 +522,10 @@ fn write_test_json(ctx: &Ctx) -> anyhow::Result<()> {
         "argv": std::env::args().collect::<Vec<_>>(),
         "options": {
             "nodes": a.nodes, "time_limit_s": a.time_limit, "rate_per_s": a.rate, "producers": a.producers,
-            "consumers": a.consumers, "batch_size": a.batch_size, "topic": TOPIC, "topic_partitions": a.topic_partitions,
+            "consumers": a.consumers, "records_per_send": a.records_per_send,
+            "producer_mode": a.producer_mode, "linger_ms": a.linger_ms, "batch_size": a.batch_size, "buffer_memory": a.buffer_memory,
+            "max_block_ms": a.max_block_ms, "retries": a.retries, "commit": a.commit, "auto_commit_interval_ms": a.auto_commit_interval_ms,
+            "processing": a.processing, "sink": a.sink, "sink_mode": a.sink_mode, "on_sink_error": a.on_sink_error, "topic": TOPIC, "topic_partitions": a.topic_partitions,
             "replication_factor": a.replication_factor, "min_insync_replicas": a.min_insync_replicas, "acks": a.acks,
             "idempotence": ctx.plan.idempotence, "unclean_leader_election": a.unclean_leader_election, "bugs": a.bugs,
             "group": GROUP, "kill_client": a.kill_client, "admin_hooks": a.admin_hooks,
@@ -480,7 +584,7 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
     for i in 0..a.producers {
         let argv = vec![
             "producer".into(), "--topic".into(), TOPIC.into(), "--partitions".into(), a.topic_partitions.to_string(),
-            "--rate".into(), (a.rate / f64::from(a.producers)).to_string(), "--batch-size".into(), a.batch_size.to_string(),
+            "--rate".into(), (a.rate / f64::from(a.producers)).to_string(), "--records-per-send".into(), a.records_per_send.to_string(),
             "--acks".into(), plan.acks.as_str().into(), format!("--idempotence={}", plan.idempotence),
             "--delivery-timeout-ms".into(), DELIVERY_TIMEOUT_MS.to_string(), "--seed".into(), a.seed.to_string(),
         ];
