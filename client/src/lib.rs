@@ -6,6 +6,7 @@
 //! (accumulator, retries, idempotence, groups) are layered on top of it by
 //! later modules.
 
+pub mod accumulator;
 pub mod api;
 mod client;
 pub mod cluster;
@@ -15,4 +16,5 @@ pub mod producer;
 pub use client::{Client, ClientError};
 pub use cluster::ClusterClient;
 pub use health::wait_healthy_blocking;
-pub use producer::{Producer, ProducerConfig, SendOutcome};
+pub use accumulator::{AccumulatorConfig, AsyncProducer, BatchInfo, BatchObserver, Delivery, EnqueueError, RecordOutcome};
+pub use producer::{Producer, ProducerConfig, Reservation, SendOutcome};

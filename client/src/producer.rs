@@ -123,7 +123,39 @@ struct SeqState {
 struct PartitionState {
     seq: Mutex<SeqState>,
     /// Bounds in-flight requests to this partition.
-    in_flight: Semaphore,
+    in_flight: Arc<Semaphore>,
+    /// Free in-flight slot numbers (0..max.in.flight), one per permit, so a
+    /// reservation can say which slot it occupies.
+    free_slots: Mutex<Vec<usize>>,
+}
+
+/// A batch that holds an in-flight slot of its partition and, with
+/// idempotence, its sequence numbers: the order of reservations is the
+/// order of sequences. Deliver it with [`Producer::deliver`]; dropping it
+/// frees the slot.
+pub struct Reservation {
+    state: Arc<PartitionState>,
+    slot: usize,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    topic: String,
+    partition: u32,
+    req: ProduceRequest,
+    count: i32,
+    deadline: Instant,
+}
+
+impl Reservation {
+    /// Which of its partition's in-flight slots (0..max.in.flight) this batch occupies.
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // Before the permit (a field) is released, so a freed permit always has a slot.
+        self.state.free_slots.lock().unwrap().push(self.slot);
+    }
 }
 
 pub struct Producer {
@@ -180,10 +212,28 @@ impl Producer {
             .or_insert_with(|| {
                 Arc::new(PartitionState {
                     seq: Mutex::new(SeqState { epoch: 0, next_seq: 0, last_acked_seq: -1 }),
-                    in_flight: Semaphore::new(self.config.max_in_flight),
+                    in_flight: Arc::new(Semaphore::new(self.config.max_in_flight)),
+                    free_slots: Mutex::new((0..self.config.max_in_flight).rev().collect()),
                 })
             })
             .clone()
+    }
+
+    /// The producer id, asking again after failures until `deadline`
+    /// (Kafka retries InitProducerId the same way).
+    async fn producer_id_until(&self, deadline: Instant) -> Result<i64, ClientError> {
+        let mut backoff_ms = self.config.retry_backoff_ms;
+        // Bounded by the deadline.
+        loop {
+            match self.producer_id().await {
+                Ok(id) => return Ok(id),
+                Err(e) if Instant::now() + Duration::from_millis(backoff_ms) >= deadline => return Err(e),
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                    backoff_ms = (backoff_ms * 2).min(self.config.retry_backoff_max_ms);
+                }
+            }
+        }
     }
 
     async fn producer_id(&self) -> Result<i64, ClientError> {
@@ -200,10 +250,26 @@ impl Producer {
     /// configured, and says how it ended.
     pub async fn send(&self, topic: &str, partition: u32, records: Vec<ProduceRecord>) -> SendOutcome {
         let deadline = Instant::now() + Duration::from_millis(self.config.delivery_timeout_ms);
+        match self.reserve(topic, partition, records, deadline).await {
+            Ok(mut r) => self.deliver(&mut r).await,
+            Err(failed) => failed,
+        }
+    }
+
+    /// The producer's settings.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.config
+    }
+
+    /// Waits for an in-flight slot of `topic/partition` (until `deadline`,
+    /// the batch's delivery deadline) and numbers the batch. `Err` is a
+    /// [`SendOutcome::Failed`]: the batch was never sent.
+    pub async fn reserve(&self, topic: &str, partition: u32, records: Vec<ProduceRecord>, deadline: Instant) -> Result<Reservation, SendOutcome> {
         let state = self.partition(topic, partition);
-        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline.into(), state.in_flight.acquire()).await else {
-            return SendOutcome::Failed { error: "delivery.timeout.ms passed waiting for an in-flight slot".into(), attempts: 0 };
+        let Ok(Ok(permit)) = tokio::time::timeout_at(deadline.into(), state.in_flight.clone().acquire_owned()).await else {
+            return Err(SendOutcome::Failed { error: "delivery.timeout.ms passed waiting for an in-flight slot".into(), attempts: 0 });
         };
+        let slot = state.free_slots.lock().unwrap().pop().expect("one free slot per permit");
         let count = records.len() as i32;
         let mut req = ProduceRequest {
             acks: self.config.acks.into(),
@@ -213,8 +279,9 @@ impl Producer {
             base_sequence: None,
             records,
         };
+        let r = |req| Reservation { state: state.clone(), slot, _permit: permit, topic: topic.to_string(), partition, req, count, deadline };
         if self.idempotent {
-            match self.producer_id().await {
+            match self.producer_id_until(deadline).await {
                 Ok(pid) => {
                     let mut s = state.seq.lock().unwrap();
                     req.producer_id = Some(pid);
@@ -222,15 +289,27 @@ impl Producer {
                     req.base_sequence = Some(s.next_seq);
                     s.next_seq = s.next_seq.wrapping_add(count) & i32::MAX;
                 }
-                Err(e) => return SendOutcome::Failed { error: format!("no producer id: {e}"), attempts: 0 },
+                Err(e) => {
+                    drop(r(req));
+                    return Err(SendOutcome::Failed { error: format!("no producer id: {e}"), attempts: 0 });
+                }
             }
         }
+        Ok(r(req))
+    }
+
+    /// Sends a reserved batch, retrying as configured until its deadline,
+    /// and says how it ended. The reservation keeps its slot until dropped.
+    pub async fn deliver(&self, r: &mut Reservation) -> SendOutcome {
+        let (topic, partition, count, deadline) = (r.topic.clone(), r.partition, r.count, r.deadline);
+        let state = r.state.clone();
+        let req = &mut r.req;
         let mut attempts = 0u32;
         let mut maybe = false;
         let mut backoff_ms = self.config.retry_backoff_ms;
         loop {
             attempts += 1;
-            let result = tokio::time::timeout_at(deadline.into(), self.cluster.produce(topic, partition, &req)).await;
+            let result = tokio::time::timeout_at(deadline.into(), self.cluster.produce(&topic, partition, req)).await;
             let err = match result {
                 Ok(Ok(resp)) => {
                     if let (Some(seq), Some(epoch)) = (req.base_sequence, req.producer_epoch) {
@@ -247,7 +326,7 @@ impl Producer {
             maybe |= self.config.acks == Acks::None || maybe_appended(&err, self.config.acks);
             let code = err.code();
             if self.idempotent && matches!(code, Some(ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId)) {
-                self.maybe_bump_epoch(&state, &mut req, count, code);
+                self.maybe_bump_epoch(&state, req, count, code);
             }
             let out_of_time = Instant::now() + Duration::from_millis(backoff_ms) >= deadline;
             if !retriable(code) || attempts > self.config.retries || out_of_time {
