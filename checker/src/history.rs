@@ -32,7 +32,12 @@ const DISTINCT_NAMES_MAX: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     Send,
+    /// A fire-and-forget or callback producer accepted records into its
+    /// in-memory buffer.
+    Enqueue,
     Poll,
+    /// A consumer wrote records into its downstream sink.
+    Process,
     Assign,
     Commit,
     Drain,
@@ -59,8 +64,9 @@ pub struct Entry {
     pub rec_len: u32,
 }
 
-/// One record named by an op: a send invoke's value (offset unknown), an ok
-/// send's ack, or an ok poll's `[offset, value]`.
+/// One record named by an op: a send or enqueue invoke's value (offset
+/// unknown), an ok send's ack, an ok poll's `[offset, value]`, or a process
+/// invoke's `[offset, value]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rec {
     /// Index into [`History::keys`].
@@ -93,6 +99,14 @@ pub struct Drain {
     pub completion: u32,
     pub targets: Vec<(u32, u64)>,
     pub complete: Vec<(u32, bool)>,
+}
+
+/// A `commit` invoke: the next offset to consume per partition. Whether the
+/// group committed them is its completion's type.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub invoke: u32,
+    pub offsets: Vec<(u32, u64)>,
 }
 
 /// A line that was skipped: the last one, cut short by a killed writer.
@@ -144,6 +158,11 @@ pub struct Index {
     pub drained_by: Vec<u32>,
     /// Per partition: the drain's target end offset, when drained.
     pub drain_target: Vec<u64>,
+    /// Per key: the first ok enqueue completion that named it, or NONE.
+    pub enqueued: Vec<u32>,
+    /// Per partition: the highest offset any ok commit outside the final
+    /// drain committed, and the first ok commit (completion) that did.
+    pub committed: Vec<Option<(u64, u32)>>,
 }
 
 /// One observation of a value at an offset.
@@ -168,6 +187,8 @@ pub struct History {
     /// Keyed by the assign invoke's index.
     pub assigns: FxHashMap<u32, Assign>,
     pub drains: Vec<Drain>,
+    /// Every `commit` invoke with its offsets, in index order.
+    pub commits: Vec<Commit>,
     /// Ops by `f` and `type` (counts indexed by `OpType as usize`).
     pub op_counts: BTreeMap<String, [u64; 4]>,
     /// Unknown `f` names and how many lines had each.
@@ -352,7 +373,9 @@ impl History {
         let kind = match (op.process, op.f.as_str()) {
             (Process::Nemesis, _) => Kind::Nemesis,
             (_, "send") => Kind::Send,
+            (_, "enqueue") => Kind::Enqueue,
             (_, "poll") => Kind::Poll,
+            (_, "process") => Kind::Process,
             (_, "assign") => Kind::Assign,
             (_, "commit") => Kind::Commit,
             (_, "drain") => Kind::Drain,
@@ -408,6 +431,32 @@ impl History {
                         });
                     }
                 }
+            }
+            // Completions repeat their invoke's records: the invoke's are kept.
+            OpValue::Enqueue(v) if op.op_type == OpType::Invoke => {
+                for (pname, recs) in &v.records.0 {
+                    let p = self.intern_partition(pname);
+                    for r in recs {
+                        let key = self.intern_key(p, &r.value);
+                        self.records.push(Rec { key, partition: p, offset: NO_OFFSET });
+                    }
+                }
+            }
+            OpValue::Process(v) if op.op_type == OpType::Invoke => {
+                for (pname, recs) in &v.records.0 {
+                    let p = self.intern_partition(pname);
+                    for &(offset, ref value) in recs {
+                        if offset == NO_OFFSET {
+                            return Err(malformed(line, 1, "process offset out of range"));
+                        }
+                        let key = self.intern_key(p, value);
+                        self.records.push(Rec { key, partition: p, offset });
+                    }
+                }
+            }
+            OpValue::Commit(c) if kind == Kind::Commit => {
+                let offsets = c.offsets.0.iter().map(|(p, o)| (self.intern_partition(p), *o)).collect();
+                self.commits.push(Commit { invoke: idx, offsets });
             }
             OpValue::Poll(v) if kind == Kind::Poll => {
                 for (pname, recs) in &v.records.0 {
@@ -516,6 +565,8 @@ impl History {
             max_read: vec![None; nparts],
             drained_by: vec![NONE; nparts],
             drain_target: vec![NO_OFFSET; nparts],
+            enqueued: vec![NONE; nkeys],
+            committed: vec![None; nparts],
         };
         for (i, e) in self.entries.iter().enumerate() {
             let i = i as u32;
@@ -537,6 +588,13 @@ impl History {
                             ix.ack_offset[r.key as usize] = r.offset;
                         }
                         ix.obs.push(Obs { partition: r.partition, offset: r.offset, key: r.key, op: i, ack: true });
+                    }
+                }
+                Kind::Enqueue if e.partner != NONE => {
+                    for r in self.recs(e.partner) {
+                        if ix.enqueued[r.key as usize] == NONE {
+                            ix.enqueued[r.key as usize] = i;
+                        }
                     }
                 }
                 Kind::Poll => {
@@ -573,6 +631,26 @@ impl History {
             ix.part_obs.push(start..end);
             start = end;
         }
+        // The final reader is not the group whose processing is checked: its
+        // commits (if any) say nothing about what the group processed.
+        for c in &self.commits {
+            let (inv, done) = (&self.entries[c.invoke as usize], self.entries[c.invoke as usize].partner);
+            if done == NONE || inv.is_final {
+                continue;
+            }
+            let completion = &self.entries[done as usize];
+            if completion.op_type != OpType::Ok || completion.is_final {
+                continue;
+            }
+            for &(p, offset) in &c.offsets {
+                let m = &mut ix.committed[p as usize];
+                match m {
+                    Some((o, op)) if offset > *o || (offset == *o && done < *op) => *m = Some((offset, done)),
+                    None => *m = Some((offset, done)),
+                    _ => {}
+                }
+            }
+        }
         for d in &self.drains {
             if d.completion == NONE || self.entries[d.completion as usize].op_type != OpType::Ok {
                 continue;
@@ -592,7 +670,9 @@ impl History {
 pub fn kind_name(k: Kind) -> &'static str {
     match k {
         Kind::Send => "send",
+        Kind::Enqueue => "enqueue",
         Kind::Poll => "poll",
+        Kind::Process => "process",
         Kind::Assign => "assign",
         Kind::Commit => "commit",
         Kind::Drain => "drain",
@@ -784,6 +864,36 @@ mod tests {
     fn index_gap_is_an_error() {
         let s = r#"{"index":1,"time":1,"process":0,"type":"invoke","f":"poll"}"#;
         assert!(matches!(parse(s), Err(Error::Malformed { line: 1, .. })));
+    }
+
+    /// Enqueue and process invokes carry their records; completions pair
+    /// with them; ok enqueues and ok commits are indexed.
+    #[test]
+    fn enqueue_process_and_commit_are_indexed() {
+        let s = r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"enqueue","value":{"records":{"t/0":[1,2]}}}
+{"index":1,"time":2,"process":0,"type":"ok","f":"enqueue","value":{"records":{"t/0":[1,2]}}}
+{"index":2,"time":3,"process":0,"type":"invoke","f":"enqueue","value":{"records":{"t/0":[3]}}}
+{"index":3,"time":4,"process":0,"type":"fail","f":"enqueue","value":{"records":{"t/0":[3]}},"error":"max.block.ms"}
+{"index":4,"time":5,"process":1,"type":"invoke","f":"process","value":{"records":{"t/0":[[0,1]]}}}
+{"index":5,"time":6,"process":1,"type":"ok","f":"process","value":{"records":{"t/0":[[0,1]]}}}
+{"index":6,"time":7,"process":1,"type":"invoke","f":"commit","value":{"group":"g","offsets":{"t/0":1}}}
+{"index":7,"time":8,"process":1,"type":"ok","f":"commit"}
+{"index":8,"time":9,"process":1,"type":"invoke","f":"commit","value":{"group":"g","offsets":{"t/0":5}}}
+{"index":9,"time":10,"process":1,"type":"info","f":"commit","error":"timeout"}
+{"index":10,"time":11,"process":2,"type":"invoke","f":"commit","value":{"group":"r","offsets":{"t/0":9}},"final":true}
+{"index":11,"time":12,"process":2,"type":"ok","f":"commit","final":true}
+"#;
+        let h = parse(s).unwrap();
+        assert!(h.ignored_f.is_empty(), "{:?}", h.ignored_f);
+        assert_eq!((h.entries[0].kind, h.entries[4].kind), (Kind::Enqueue, Kind::Process));
+        assert_eq!((h.entries[0].partner, h.entries[4].partner), (1, 5));
+        let t0 = h.partition_id("t/0").unwrap();
+        let k = |v: i64| h.key_id(t0, &RecordValue::Int(v)).unwrap() as usize;
+        assert_eq!((h.index.enqueued[k(1)], h.index.enqueued[k(2)], h.index.enqueued[k(3)]), (1, 1, NONE));
+        assert_eq!(h.recs(4), &[Rec { key: k(1) as u32, partition: t0, offset: 0 }]);
+        // The info commit and the final reader's commit do not count.
+        assert_eq!(h.index.committed[t0 as usize], Some((1, 7)));
+        assert_eq!(h.commits.len(), 3);
     }
 
     /// Offsets near u64::MAX cost nothing: memory is per record, not per offset.

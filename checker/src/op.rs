@@ -250,8 +250,9 @@ pub struct SendValue {
     pub atomic: Option<bool>,
 }
 
-/// `f: "poll"`, type `ok`: `[offset, value]` pairs per partition, in the
-/// order the consumer received them.
+/// `f: "poll"`, type `ok`, and `f: "process"`, every type: `[offset, value]`
+/// pairs per partition, in the order the consumer received (or processed)
+/// them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PollValue {
     pub records: PartMap<Vec<(u64, RecordValue)>>,
@@ -295,7 +296,15 @@ pub struct DrainComplete {
 #[derive(Debug, Clone, PartialEq)]
 pub enum OpValue {
     Send(SendValue),
+    /// `f: "enqueue"`, every type: bare values per partition, the shape of a
+    /// send invoke. An ok enqueue means the records were accepted into the
+    /// producer's in-memory buffer; a fail means they never were.
+    Enqueue(SendValue),
     Poll(PollValue),
+    /// `f: "process"`, every type: the records a consumer wrote into its
+    /// downstream sink, in the shape of an ok poll. Ok means the sink's
+    /// transaction committed.
+    Process(PollValue),
     Assign(AssignValue),
     Commit(CommitValue),
     DrainTargets(DrainTargets),
@@ -309,8 +318,8 @@ pub enum OpValue {
 impl Serialize for OpValue {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            OpValue::Send(v) => v.serialize(s),
-            OpValue::Poll(v) => v.serialize(s),
+            OpValue::Send(v) | OpValue::Enqueue(v) => v.serialize(s),
+            OpValue::Poll(v) | OpValue::Process(v) => v.serialize(s),
             OpValue::Assign(v) => v.serialize(s),
             OpValue::Commit(v) => v.serialize(s),
             OpValue::DrainTargets(v) => v.serialize(s),
@@ -433,6 +442,8 @@ pub(crate) fn decode_value<V: ValueSource>(
     };
     Ok(match (f, op_type) {
         ("send", _) => OpValue::Send(v.parse()?),
+        ("enqueue", _) => OpValue::Enqueue(v.parse()?),
+        ("process", _) => OpValue::Process(v.parse()?),
         ("poll", OpType::Ok) => OpValue::Poll(v.parse()?),
         ("assign", OpType::Invoke) => OpValue::Assign(v.parse()?),
         ("commit", OpType::Invoke) => OpValue::Commit(v.parse()?),
@@ -481,6 +492,11 @@ mod tests {
             r#"{"index":3,"time":9,"process":"nemesis","type":"info","f":"kill","value":{"targets":["n1"]},"node":"n1"}"#,
             r#"{"index":4,"time":9,"process":4,"type":"invoke","f":"assign","value":{"partitions":["events/2"],"seek":"beginning"}}"#,
             r#"{"index":5,"time":9,"process":4,"type":"info","f":"send","error":"timeout"}"#,
+            r#"{"index":6,"time":9,"process":5,"type":"invoke","f":"enqueue","value":{"records":{"events/2":[7]}}}"#,
+            r#"{"index":7,"time":9,"process":5,"invoke_index":6,"type":"fail","f":"enqueue","value":{"records":{"events/2":[7]}},"error":"max.block.ms"}"#,
+            r#"{"index":8,"time":9,"process":4,"type":"invoke","f":"process","value":{"records":{"events/2":[[0,1],[1,"a"]]}}}"#,
+            r#"{"index":9,"time":9,"process":4,"invoke_index":8,"type":"info","f":"process","value":{"records":{"events/2":[[0,1],[1,"a"]]}},"error":"killed"}"#,
+            r#"{"index":10,"time":9,"process":4,"type":"invoke","f":"commit","value":{"group":"g","offsets":{"events/2":2}}}"#,
         ];
         for line in lines {
             let op: Op = serde_json::from_str(line).unwrap();

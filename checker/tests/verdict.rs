@@ -100,14 +100,14 @@ fn only_nemesis_ops_is_unknown() {
 #[test]
 fn unknown_f_and_truncated_tail() {
     let r = results_of(
-        r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"enqueue","value":{"x":1}}
-{"index":1,"time":2,"process":0,"type":"ok","f":"enqueue"}
+        r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"transact","value":{"x":1}}
+{"index":1,"time":2,"process":0,"type":"ok","f":"transact"}
 {"index":2,"time":3,"process":1,"type":"invoke","f":"send","value":{"records":{"t/0":[1]}}}
 {"index":3,"time":4,"process":1,"type":"fail","f":"send"}
 {"index":4,"time":5,"process":1,"type":"invoke","f":"se"#,
         "",
     );
-    assert_eq!(r.stats.ignored_f["enqueue"], 2);
+    assert_eq!(r.stats.ignored_f["transact"], 2);
     assert_eq!(r.truncated_line.as_ref().map(|t| t.line), Some(5));
     assert_eq!(r.valid, Validity::Valid);
 }
