@@ -24,30 +24,73 @@ pub enum Acks {
     All,
 }
 
-/// When the consumer commits offsets relative to processing (for the
-/// `process` analyses of a later issue; recorded here so results show it).
+/// When the consumer commits offsets relative to processing
+/// (`kafka-semantics.md` §5, §8.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CommitMode {
+    /// Kafka's auto-commit: at the start of each poll, the positions returned
+    /// by previous polls.
     Auto,
+    /// Manual commit after processing: at-least-once.
     AfterProcess,
+    /// Manual commit before processing: at-most-once.
     BeforeProcess,
     None,
 }
 
-/// How processed records reach the sink (for the `enqueue`/`process`
-/// analyses of a later issue).
+/// How processed records reach the downstream sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SinkMode {
+    /// No sink: nothing is processed.
     None,
+    /// Every processed record is inserted: redeliveries become duplicates.
     Plain,
+    /// A unique key absorbs redelivered records.
     Idempotent,
 }
 
+/// When the producer application counts a record as sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProducerMode {
+    /// Awaits each send's outcome.
+    Sync,
+    /// Enqueues, and learns the outcome when the callback fires.
+    Callback,
+    /// Counts a record as sent once it is enqueued (`enqueue` ops); records
+    /// still buffered when the producer dies are gone (R4.10).
+    FireAndForget,
+}
+
+/// How a consumer hands polled records to processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Processing {
+    /// Every record of a poll is processed before the next poll.
+    Inline,
+    /// Records go to an in-memory queue drained by a worker: an auto-commit
+    /// can commit records not yet processed (R5.4).
+    Queue,
+}
+
+/// What a consumer does when the sink refuses a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnSinkError {
+    /// Drops the records and goes on: their offsets get committed anyway.
+    Skip,
+    /// Retries until the write succeeds.
+    Retry,
+}
+
 /// The run's configuration, as far as verdicts depend on it.
+///
+/// Keys missing from a serialized form take their defaults, so results and
+/// headers written before a key existed still read back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Guarantees {
     pub acks: Acks,
     pub idempotence: bool,
@@ -55,10 +98,15 @@ pub struct Guarantees {
     pub unclean_leader_election: bool,
     pub commit: CommitMode,
     pub sink_mode: SinkMode,
+    pub producer_mode: ProducerMode,
+    pub processing: Processing,
+    pub on_sink_error: OnSinkError,
 }
 
 impl Default for Guarantees {
-    /// Everything promised: acks=all, idempotent producer, clean elections.
+    /// Everything promised: acks=all, idempotent producer, clean elections,
+    /// a synchronous producer, and a consumer that processes inline, retries
+    /// its sink and commits after processing into an idempotent sink.
     fn default() -> Self {
         Guarantees {
             acks: Acks::All,
@@ -67,11 +115,29 @@ impl Default for Guarantees {
             unclean_leader_election: false,
             commit: CommitMode::AfterProcess,
             sink_mode: SinkMode::Idempotent,
+            producer_mode: ProducerMode::Sync,
+            processing: Processing::Inline,
+            on_sink_error: OnSinkError::Retry,
         }
     }
 }
 
-pub const KEYS: [&str; 6] = ["acks", "idempotence", "max_in_flight", "unclean_leader_election", "commit", "sink_mode"];
+pub const KEYS: [&str; 9] = [
+    "acks",
+    "idempotence",
+    "max_in_flight",
+    "unclean_leader_election",
+    "commit",
+    "sink_mode",
+    "producer_mode",
+    "processing",
+    "on_sink_error",
+];
+
+/// Parses a kebab-case enum value as its serde name.
+fn named<T: serde::de::DeserializeOwned>(value: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(value.into())).ok()
+}
 
 impl Guarantees {
     /// Sets one key from its textual value, as in `--guarantees acks=1`.
@@ -97,13 +163,14 @@ impl Guarantees {
             }
             "unclean_leader_election" => self.unclean_leader_election = boolean()?,
             "commit" => {
-                self.commit = serde_json::from_value(serde_json::Value::String(value.into()))
-                    .map_err(|_| bad("expected auto, after-process, before-process or none"))?
+                self.commit = named(value).ok_or_else(|| bad("expected auto, after-process, before-process or none"))?
             }
-            "sink_mode" => {
-                self.sink_mode = serde_json::from_value(serde_json::Value::String(value.into()))
-                    .map_err(|_| bad("expected none, plain or idempotent"))?
+            "sink_mode" => self.sink_mode = named(value).ok_or_else(|| bad("expected none, plain or idempotent"))?,
+            "producer_mode" => {
+                self.producer_mode = named(value).ok_or_else(|| bad("expected sync, callback or fire-and-forget"))?
             }
+            "processing" => self.processing = named(value).ok_or_else(|| bad("expected inline or queue"))?,
+            "on_sink_error" => self.on_sink_error = named(value).ok_or_else(|| bad("expected skip or retry"))?,
             _ => return Err(bad(&format!("unknown key; known keys: {}", KEYS.join(", ")))),
         }
         Ok(())
@@ -200,6 +267,44 @@ mod tests {
         assert!(g.permits(AnomalyKind::PhantomRead).is_none());
         assert!(matches!(g.apply_list("acks=2"), Err(Error::BadGuarantee { .. })));
         assert!(matches!(g.apply_list("colour=blue"), Err(Error::BadGuarantee { .. })));
+    }
+
+    /// The new keys parse from `--guarantees` and from test.json alike, and
+    /// serialize back to the same names.
+    #[test]
+    fn application_keys_round_trip() {
+        let mut g = Guarantees::default();
+        g.apply_list("producer_mode=fire-and-forget,processing=queue,on_sink_error=skip,commit=auto,sink_mode=plain")
+            .unwrap();
+        assert_eq!(
+            (g.producer_mode, g.processing, g.on_sink_error),
+            (ProducerMode::FireAndForget, Processing::Queue, OnSinkError::Skip)
+        );
+        let json = serde_json::to_value(&g).unwrap();
+        assert_eq!(json["producer_mode"], "fire-and-forget");
+        assert_eq!(json["on_sink_error"], "skip");
+        let dir = std::env::temp_dir().join(format!("faultline-guarantees-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("test.json");
+        std::fs::write(&path, serde_json::to_string(&serde_json::json!({"guarantees": json})).unwrap()).unwrap();
+        let back = Guarantees::from_test_json(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(back.unwrap(), g);
+        // Serialized guarantees without the new keys read back with defaults.
+        let old: Guarantees = serde_json::from_str(r#"{"acks":"1","commit":"auto"}"#).unwrap();
+        assert_eq!((old.acks, old.producer_mode), (Acks::One, ProducerMode::Sync));
+        for bad in ["producer_mode=async", "processing=batch", "on_sink_error=ignore"] {
+            match g.apply_list(bad) {
+                Err(Error::BadGuarantee { item, .. }) => assert_eq!(item, bad),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        match g.apply_list("on_sink_errors=skip") {
+            Err(Error::BadGuarantee { item, message }) => {
+                assert!(item.starts_with("on_sink_errors") && message.contains("unknown key"), "{item}: {message}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
