@@ -106,6 +106,9 @@ pub struct Findings {
     pub kinds: BTreeMap<AnomalyKind, KindFindings>,
     /// Reasons an analysis could not decide; they make the verdict unknown.
     pub undecided: Vec<String>,
+    /// Analyses that did not run, each as "type: why". They leave the
+    /// verdict alone: a run that did not use a feature is not unknown.
+    pub not_checked: Vec<String>,
 }
 
 impl Default for Findings {
@@ -117,7 +120,7 @@ impl Default for Findings {
 impl Findings {
     /// Tests raise the limit to see every instance.
     pub fn with_example_limit(example_limit: usize) -> Self {
-        Findings { example_limit, kinds: BTreeMap::new(), undecided: Vec::new() }
+        Findings { example_limit, kinds: BTreeMap::new(), undecided: Vec::new(), not_checked: Vec::new() }
     }
 
     /// Counts one instance; `make` builds its witness only if it is kept.
@@ -151,6 +154,16 @@ impl Findings {
         }
         for reason in other.undecided {
             self.undecided(reason);
+        }
+        for reason in other.not_checked {
+            self.not_checked(reason);
+        }
+    }
+
+    /// Records that an analysis did not run, and why.
+    pub fn not_checked(&mut self, reason: String) {
+        if !self.not_checked.contains(&reason) {
+            self.not_checked.push(reason);
         }
     }
 

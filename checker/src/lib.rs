@@ -13,6 +13,7 @@
 //! - [`verdict`]: `results.json` and the human summary.
 //! - [`generator`]: synthetic histories with exactly-injected anomalies.
 //! - [`replicas`]: the `replicas.json` replica dumps.
+//! - [`sink`]: the `sink.jsonl` rows of the consumers' downstream sink.
 
 pub mod anomalies;
 pub mod anomaly;
@@ -22,6 +23,7 @@ pub mod guarantees;
 pub mod history;
 pub mod op;
 pub mod replicas;
+pub mod sink;
 pub mod verdict;
 mod util;
 
@@ -36,6 +38,7 @@ pub use error::{Error, Result};
 pub use guarantees::Guarantees;
 pub use history::History;
 pub use replicas::Replicas;
+pub use sink::Sink;
 pub use verdict::{Results, Validity};
 
 /// The history file name inside a run's store directory.
@@ -44,14 +47,32 @@ pub const HISTORY_FILE: &str = "history.jsonl";
 pub const TEST_FILE: &str = "test.json";
 /// Replica log dumps, next to the history.
 pub const REPLICAS_FILE: &str = "replicas.json";
+/// The consumers' sink rows after the run, next to the history.
+pub const SINK_FILE: &str = "sink.jsonl";
 /// Where results are written, next to the history.
 pub const RESULTS_FILE: &str = "results.json";
 
-/// Checks a parsed history.
+/// What a check reads besides the history and the guarantees. Each input is
+/// optional; the analyses that need a missing one are listed under
+/// `not_checked` with the reason.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Inputs<'a> {
+    /// `replicas.json`, for `replica-divergence`.
+    pub replicas: Option<&'a Replicas>,
+    /// `sink.jsonl`, for `lost-processing` and `duplicate-processing`.
+    pub sink: Option<&'a Sink>,
+}
+
+/// Checks a parsed history with replica dumps but no sink.
 pub fn check(h: &History, g: &Guarantees, replicas: Option<&Replicas>) -> Results {
+    check_with(h, g, &Inputs { replicas, sink: None })
+}
+
+/// Checks a parsed history with every input the run left.
+pub fn check_with(h: &History, g: &Guarantees, inputs: &Inputs<'_>) -> Results {
     let mut findings = Findings::default();
-    anomalies::run_all(h, replicas, &mut findings);
-    verdict::verdict(h, g, &findings, replicas.is_some())
+    anomalies::run_all(h, g, inputs, &mut findings);
+    verdict::verdict(h, g, &findings, inputs)
 }
 
 /// Where a run's files are: PATH is a history file or a store directory.
@@ -88,5 +109,52 @@ impl RunFiles {
     pub fn replicas(&self) -> Result<Option<Replicas>> {
         let p = self.dir.join(REPLICAS_FILE);
         if p.exists() { replicas::load(&p).map(Some) } else { Ok(None) }
+    }
+
+    /// `sink.jsonl` next to the history, or `None` when there is none. A bad
+    /// line is a [`Error::BadFile`] naming the file, line and column.
+    pub fn read_sink(&self) -> Result<Option<Sink>> {
+        let path = self.dir.join(SINK_FILE);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(Error::Io { path, source }),
+        };
+        Sink::parse(BufReader::with_capacity(1 << 20, file)).map(Some).map_err(|e| match e {
+            Error::Io { source, .. } => Error::Io { path: path.clone(), source },
+            Error::Malformed { line, column, message } => {
+                Error::BadFile { path: path.clone(), message: format!("line {line}, column {column}: {message}") }
+            }
+            other => other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No sink.jsonl is `None`; a bad line names the file, line and column.
+    #[test]
+    fn read_sink_absent_present_and_bad() {
+        let dir = std::env::temp_dir().join(format!("faultline-read-sink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = RunFiles::locate(&dir);
+        let absent = files.read_sink();
+        std::fs::write(dir.join(SINK_FILE), "{\"slot\":0,\"partition\":\"t/0\",\"offset\":1,\"value\":2}\n").unwrap();
+        let present = files.read_sink();
+        std::fs::write(dir.join(SINK_FILE), "{\"slot\":0,\"partition\":\"t/0\",\"offset\":1,\"value\":2}\n{\"slot\":0}\n")
+            .unwrap();
+        let bad = files.read_sink();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(absent, Ok(None)), "{absent:?}");
+        assert_eq!(present.unwrap().map(|s| s.rows().len()), Some(1));
+        match bad {
+            Err(Error::BadFile { path, message }) => {
+                assert!(path.ends_with(SINK_FILE), "{}", path.display());
+                assert!(message.starts_with("line 2, column "), "{message}");
+            }
+            other => panic!("expected a bad sink file, got {other:?}"),
+        }
     }
 }

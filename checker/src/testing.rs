@@ -4,12 +4,13 @@ use crate::anomaly::{AnomalyKind, Findings};
 use crate::anomalies::run_all;
 use crate::generator::{self, GenConfig};
 use crate::history::History;
+use crate::{Guarantees, Inputs};
 
 /// Every finding of a hand-written history, with every example kept.
 pub fn findings_of(jsonl: &str) -> Findings {
     let h = History::parse(jsonl.as_bytes()).expect("test history parses");
     let mut f = Findings::with_example_limit(usize::MAX);
-    run_all(&h, None, &mut f);
+    run_all(&h, &Guarantees::default(), &Inputs::default(), &mut f);
     f
 }
 
@@ -17,7 +18,7 @@ fn findings_of_generated(cfg: &GenConfig) -> Findings {
     let g = generator::generate_vec(cfg).expect("generates");
     let h = History::from_ops(g.ops).expect("generated history is well-formed");
     let mut f = Findings::with_example_limit(usize::MAX);
-    run_all(&h, Some(&g.replicas), &mut f);
+    run_all(&h, &Guarantees::default(), &Inputs { replicas: Some(&g.replicas), sink: None }, &mut f);
     f
 }
 

@@ -16,6 +16,7 @@ use crate::anomaly::{Anomaly, AnomalyKind, Findings};
 use crate::guarantees::Guarantees;
 use crate::history::{History, Kind, TruncatedLine, Warnings, NONE};
 use crate::op::OpType;
+use crate::Inputs;
 
 /// Jepsen's tri-state validity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,17 @@ pub struct Stats {
     pub ignored_f: BTreeMap<String, u64>,
     /// `error`s of info ops: why outcomes were unknown.
     pub info_causes: BTreeMap<String, u64>,
+    /// What `sink.jsonl` held, when it was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink: Option<SinkStats>,
+}
+
+/// The size of the sink the processing analyses read.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SinkStats {
+    pub rows: u64,
+    /// Consumer slots holding at least one row.
+    pub slots: u64,
 }
 
 /// `results.json`.
@@ -101,7 +113,7 @@ pub struct Results {
     pub stats: Stats,
 }
 
-pub fn verdict(h: &History, g: &Guarantees, f: &Findings, replicas_checked: bool) -> Results {
+pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -> Results {
     let mut anomalies = BTreeMap::new();
     let mut violations = Vec::new();
     let mut unknown_reasons = f.undecided.clone();
@@ -137,10 +149,7 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, replicas_checked: bool
     } else {
         Validity::Unknown
     };
-    let mut not_checked = Vec::new();
-    if !replicas_checked {
-        not_checked.push("replica-divergence: no replicas.json next to the history".to_owned());
-    }
+    let not_checked = f.not_checked.clone();
     Results {
         valid,
         unknown_reasons,
@@ -151,12 +160,13 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, replicas_checked: bool
         not_checked,
         warnings: h.warnings.clone(),
         truncated_line: h.truncated.clone(),
-        stats: stats(h, f),
+        stats: stats(h, f, inputs),
     }
 }
 
-fn stats(h: &History, f: &Findings) -> Stats {
+fn stats(h: &History, f: &Findings, inputs: &Inputs<'_>) -> Stats {
     let mut s = Stats { ignored_f: h.ignored_f.clone(), info_causes: h.info_causes.clone(), ..Stats::default() };
+    s.sink = inputs.sink.map(|k| SinkStats { rows: k.rows().len() as u64, slots: k.slot_count() as u64 });
     for (name, counts) in &h.op_counts {
         let by_type = s.ops.entry(name.clone()).or_default();
         for t in [OpType::Invoke, OpType::Ok, OpType::Fail, OpType::Info] {

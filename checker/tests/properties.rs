@@ -5,14 +5,14 @@
 
 use faultline_checker::anomalies::run_all;
 use faultline_checker::generator::{self, GenConfig, implied_by};
-use faultline_checker::{AnomalyKind, Findings, Guarantees, History, Validity};
+use faultline_checker::{AnomalyKind, Findings, Guarantees, History, Inputs, Validity};
 use proptest::prelude::*;
 
 fn findings(cfg: &GenConfig) -> (History, Findings, faultline_checker::Replicas) {
     let g = generator::generate_vec(cfg).expect("generates");
     let h = History::from_ops(g.ops).expect("well-formed");
     let mut f = Findings::with_example_limit(usize::MAX);
-    run_all(&h, Some(&g.replicas), &mut f);
+    run_all(&h, &Guarantees::default(), &Inputs { replicas: Some(&g.replicas), sink: None }, &mut f);
     (h, f, g.replicas)
 }
 

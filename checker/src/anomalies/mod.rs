@@ -18,25 +18,29 @@ pub mod replica_divergence;
 pub mod unseen;
 
 use crate::anomaly::Findings;
+use crate::guarantees::Guarantees;
 use crate::history::History;
-use crate::replicas::Replicas;
+use crate::Inputs;
 
-/// Runs every analysis. `replicas` is `None` when no `replicas.json` exists;
-/// `replica-divergence` is then not checked.
+/// Runs every analysis that the guarantees and inputs allow; the others are
+/// listed in [`Findings::not_checked`] with the reason (no `replicas.json`:
+/// `replica-divergence` is not checked).
 ///
 /// The cycle and replica analyses run on a second thread while the others
 /// run on this one; each type is reported by exactly one analysis, so
 /// merging the two collectors is deterministic.
-pub fn run_all(h: &History, replicas: Option<&Replicas>, out: &mut Findings) {
+pub fn run_all(h: &History, _g: &Guarantees, inputs: &Inputs<'_>, out: &mut Findings) {
     let limit = out.example_limit();
+    let replicas = inputs.replicas;
     let (mine, theirs) = std::thread::scope(|s| {
         let other = s.spawn(|| {
             let mut f = Findings::with_example_limit(limit);
             let report = cycles::analyze(h);
             order_cycle::check(&report, &mut f);
             realtime_cycle::check(&report, &mut f);
-            if let Some(r) = replicas {
-                replica_divergence::check(r, |p| h.partition_id(p), &mut f);
+            match replicas {
+                Some(r) => replica_divergence::check(r, |p| h.partition_id(p), &mut f),
+                None => f.not_checked("replica-divergence: no replicas.json next to the history".to_owned()),
             }
             f
         });
