@@ -24,15 +24,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use faultline_checker::op::{
     AssignValue, CommitValue, DrainComplete, DrainTargets, Op, OpType, OpValue, PartMap, PollValue, Process, RecordValue, Seek, SendRecord, SendValue,
 };
 use faultline_client::api::{Acks, ErrorCode, FetchRequest, FetchedRecord, OffsetCommit, OffsetCommitRequest, ProduceRecord};
-use faultline_client::{Client, ClientError, ClusterClient, Producer, ProducerConfig, SendOutcome};
+use faultline_client::{AccumulatorConfig, AsyncProducer, BatchInfo, BatchObserver, Client, ClientError, ClusterClient, Producer, ProducerConfig, SendOutcome};
 
 use crate::history::monotonic_ns;
+use crate::run::OnSinkError;
+use crate::sink::Sink;
 
 /// Values of process `p` are `p * VALUE_SPACE + counter`: unique across
 /// processes, so unique per partition, and plain JSON integers.
@@ -47,6 +49,15 @@ const DRAIN_RECORDS_MAX: u32 = 5_000;
 const COORDINATOR_ATTEMPTS_MAX: u32 = 5;
 /// Pause after a failed assign, poll or coordinator attempt.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Attempts of one sink write with `--on-sink-error retry` (about a
+/// minute at [`RETRY_PAUSE`] plus the busy timeout): longer than any outage.
+const SINK_ATTEMPTS_MAX: u32 = 300;
+/// Poll batches the in-memory queue holds before the poll loop waits.
+const QUEUE_BATCHES_MAX: usize = 1_000;
+/// How long a stopping consumer's worker may take to drain its queue.
+const WORKER_DRAIN_BOUND: Duration = Duration::from_secs(60);
+/// Extra time a closing producer gives its last batches beyond their delivery timeout.
+const CLOSE_SLACK: Duration = Duration::from_secs(1);
 /// Highest accepted send rate of one process, sends per second.
 const RATE_MAX_PER_S: f64 = 100_000.0;
 
@@ -108,6 +119,23 @@ struct ProducerArgs {
     delivery_timeout_ms: u64,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// `sync` awaits each send; `callback` and `fire-and-forget` enqueue
+    /// into the accumulator (recorded as `enqueue` ops) and record each
+    /// batch's send when it is sent and when its callback fires.
+    #[arg(long, value_enum, default_value_t = crate::run::ProducerMode::Sync)]
+    mode: crate::run::ProducerMode,
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
+    /// `batch.size`, bytes.
+    #[arg(long, default_value_t = 16_384)]
+    batch_size: usize,
+    /// `buffer.memory`, bytes.
+    #[arg(long, default_value_t = 33_554_432)]
+    buffer_memory: usize,
+    #[arg(long, default_value_t = 60_000)]
+    max_block_ms: u64,
+    #[arg(long, default_value_t = i32::MAX as u32)]
+    retries: u32,
 }
 
 #[derive(Args, Debug)]
@@ -119,6 +147,17 @@ struct ConsumerArgs {
     owned: Vec<u32>,
     #[arg(long)]
     group: String,
+    #[arg(long, value_enum, default_value_t = crate::run::CommitStrategy::AfterProcess)]
+    commit: crate::run::CommitStrategy,
+    #[arg(long, default_value_t = 5_000)]
+    auto_commit_interval_ms: u64,
+    #[arg(long, value_enum, default_value_t = crate::run::Processing::Inline)]
+    processing: crate::run::Processing,
+    /// This slot's sink database (made by the harness); none: no processing.
+    #[arg(long)]
+    sink_path: Option<std::path::PathBuf>,
+    #[arg(long, value_enum, default_value_t = crate::run::OnSinkError::Retry)]
+    on_sink_error: crate::run::OnSinkError,
 }
 
 #[derive(Args, Debug)]
@@ -208,6 +247,80 @@ fn next_random(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// This client's process ids: `first, first + stride, ...`. Each logical
+/// thread (the application loop, each in-flight slot of a partition, a
+/// queue worker) takes one, and takes a new one after an `info` op, so no
+/// id ever has two ops open.
+#[derive(Clone)]
+struct Ids(Arc<std::sync::Mutex<(u64, u64)>>);
+
+impl Ids {
+    fn new(first: u64, stride: u64) -> Ids {
+        Ids(Arc::new(std::sync::Mutex::new((first, stride))))
+    }
+
+    /// The next unused id. With stride 0 (one logical thread) the id is kept.
+    fn take(&self) -> u64 {
+        let mut g = self.0.lock().unwrap();
+        let id = g.0;
+        g.0 += g.1;
+        id
+    }
+}
+
+/// Bare values of one partition: a send or enqueue invoke's value.
+fn bare(name: &str, values: &[i64]) -> SendValue {
+    SendValue { records: PartMap(vec![(name.to_string(), values.iter().map(|&v| SendRecord { offset: None, value: RecordValue::Int(v) }).collect())]), atomic: None }
+}
+
+/// A send's completion as the history records it (R1.10).
+fn send_completion(acks: Acks, name: &str, values: &[i64], outcome: &SendOutcome) -> (OpType, SendValue, Option<String>) {
+    match outcome {
+        SendOutcome::Acked { .. } if acks == Acks::None => (OpType::Info, bare(name, values), Some("acks=0: never acknowledged".to_string())),
+        SendOutcome::Acked { base_offset: Some(base), .. } if *base >= 0 => {
+            let recs = values.iter().enumerate().map(|(i, &v)| SendRecord { offset: Some(*base as u64 + i as u64), value: RecordValue::Int(v) }).collect();
+            (OpType::Ok, SendValue { records: PartMap(vec![(name.to_string(), recs)]), atomic: None }, None)
+        }
+        SendOutcome::Acked { .. } => (OpType::Info, bare(name, values), Some("acknowledged without a base offset".to_string())),
+        SendOutcome::Failed { error, .. } => (OpType::Fail, bare(name, values), Some(error.clone())),
+        SendOutcome::Unknown { error, .. } => (OpType::Info, bare(name, values), Some(error.clone())),
+    }
+}
+
+/// Records the accumulator's batches as `send` ops, one logical process per
+/// (partition, in-flight slot), as the history format asks.
+struct SendRecorder {
+    topic: String,
+    acks: Acks,
+    ids: Ids,
+    lanes: std::sync::Mutex<std::collections::HashMap<(u32, usize), u64>>,
+}
+
+impl SendRecorder {
+    fn values(b: &BatchInfo) -> Vec<i64> {
+        b.values.iter().map(|v| v.parse().unwrap_or(-1)).collect()
+    }
+}
+
+impl BatchObserver for SendRecorder {
+    fn sending(&self, b: &BatchInfo) {
+        let lane = *self.lanes.lock().unwrap().entry((b.partition, b.slot)).or_insert_with(|| self.ids.take());
+        let name = part_name(&self.topic, b.partition);
+        emit(lane, OpType::Invoke, "send", OpValue::Send(bare(&name, &Self::values(b))), None, false);
+    }
+
+    fn done(&self, b: &BatchInfo, outcome: &SendOutcome) {
+        let mut lanes = self.lanes.lock().unwrap();
+        let lane = *lanes.get(&(b.partition, b.slot)).expect("sending came first");
+        let name = part_name(&self.topic, b.partition);
+        let (op_type, value, error) = send_completion(self.acks, &name, &Self::values(b), outcome);
+        emit(lane, op_type, "send", OpValue::Send(value), error, false);
+        if op_type == OpType::Info {
+            lanes.insert((b.partition, b.slot), self.ids.take());
+        }
+    }
+}
+
 async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
     let acks = Acks::parse(&a.acks).ok_or_else(|| anyhow!("--acks {}: expected 0, 1 or all", a.acks))?;
     anyhow::ensure!(a.rate > 0.0 && a.rate <= RATE_MAX_PER_S, "--rate {}: must be in (0, {RATE_MAX_PER_S}]", a.rate);
@@ -215,15 +328,26 @@ async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
     let cluster = Arc::new(ClusterClient::new(a.common.bootstrap.clone(), Duration::from_millis(a.common.request_timeout_ms)));
     let config = ProducerConfig {
         acks,
+        retries: a.retries,
         request_timeout_ms: a.common.request_timeout_ms,
         delivery_timeout_ms: a.delivery_timeout_ms,
         enable_idempotence: Some(a.idempotence),
-        // One send in flight: one logical process per in-flight slot.
+        // One send in flight per partition: one logical process per slot.
         max_in_flight: 1,
         ..ProducerConfig::default()
     };
-    let producer = Producer::new(cluster, config).context("producer settings")?;
-    let mut process = a.common.process;
+    let producer = Arc::new(Producer::new(cluster, config).context("producer settings")?);
+    let ids = Ids::new(a.common.process, a.common.process_stride);
+    let async_producer = match a.mode {
+        crate::run::ProducerMode::Sync => None,
+        _ => {
+            anyhow::ensure!(a.common.process_stride > 0, "--mode {:?} needs --process-stride > 0 (one process id per in-flight slot)", a.mode);
+            let recorder = Arc::new(SendRecorder { topic: a.common.topic.clone(), acks, ids: ids.clone(), lanes: Default::default() });
+            let acc = AccumulatorConfig { linger_ms: a.linger_ms, batch_size: a.batch_size, buffer_memory: a.buffer_memory, max_block_ms: a.max_block_ms };
+            Some(AsyncProducer::new(producer.clone(), acc, Some(recorder)).context("producer settings")?)
+        }
+    };
+    let mut process = ids.take();
     // Values come from the id the process started with, which no other
     // process ever has, so they stay unique across id changes.
     let value_base = a.common.process as i64 * VALUE_SPACE;
@@ -239,33 +363,39 @@ async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
         // Fixed schedule without catch-up bursts after a slow send.
         next = (next + interval).max(now);
         let partition = (next_random(&mut rng) % a.partitions as u64) as u32;
+        let name = part_name(&a.common.topic, partition);
+        if let Some(ap) = &async_producer {
+            counter += 1;
+            let v = value_base + counter;
+            emit(process, OpType::Invoke, "enqueue", OpValue::Send(bare(&name, &[v])), None, false);
+            let record = ProduceRecord { key: None, value: v.to_string(), timestamp: None };
+            match ap.send(&a.common.topic, partition, record).await {
+                // The application does not wait for the callback; the recorder notes it.
+                Ok(_delivery) => emit(process, OpType::Ok, "enqueue", OpValue::Send(bare(&name, &[v])), None, false),
+                Err(e) => emit(process, OpType::Fail, "enqueue", OpValue::Send(bare(&name, &[v])), Some(e.to_string()), false),
+            }
+            continue;
+        }
         let values: Vec<i64> = (0..a.records_per_send)
             .map(|_| {
                 counter += 1;
                 value_base + counter
             })
             .collect();
-        let name = part_name(&a.common.topic, partition);
-        let bare = |vs: &[i64]| SendValue {
-            records: PartMap(vec![(name.clone(), vs.iter().map(|&v| SendRecord { offset: None, value: RecordValue::Int(v) }).collect())]),
-            atomic: None,
-        };
-        emit(process, OpType::Invoke, "send", OpValue::Send(bare(&values)), None, false);
+        emit(process, OpType::Invoke, "send", OpValue::Send(bare(&name, &values)), None, false);
         let records = values.iter().map(|v| ProduceRecord { key: None, value: v.to_string(), timestamp: None }).collect();
         let outcome = producer.send(&a.common.topic, partition, records).await;
-        let (op_type, value, error) = match outcome {
-            SendOutcome::Acked { .. } if acks == Acks::None => (OpType::Info, bare(&values), Some("acks=0: never acknowledged".to_string())),
-            SendOutcome::Acked { base_offset: Some(base), .. } if base >= 0 => {
-                let recs = values.iter().enumerate().map(|(i, &v)| SendRecord { offset: Some(base as u64 + i as u64), value: RecordValue::Int(v) }).collect();
-                (OpType::Ok, SendValue { records: PartMap(vec![(name.clone(), recs)]), atomic: None }, None)
-            }
-            SendOutcome::Acked { .. } => (OpType::Info, bare(&values), Some("acknowledged without a base offset".to_string())),
-            SendOutcome::Failed { error, .. } => (OpType::Fail, bare(&values), Some(error)),
-            SendOutcome::Unknown { error, .. } => (OpType::Info, bare(&values), Some(error)),
-        };
+        let (op_type, value, error) = send_completion(acks, &name, &values, &outcome);
         emit(process, op_type, "send", OpValue::Send(value), error, false);
         if op_type == OpType::Info {
-            process += a.common.process_stride;
+            process = ids.take();
+        }
+    }
+    if let Some(ap) = &async_producer {
+        // A graceful close sends what is buffered (Kafka's close()), bounded.
+        let bound = Duration::from_millis(a.delivery_timeout_ms + a.linger_ms) + CLOSE_SLACK;
+        if !ap.flush(bound).await {
+            eprintln!("faultline client: producer {}: {} records still outstanding after {bound:?}", a.common.process, ap.outstanding());
         }
     }
     Ok(())
@@ -338,21 +468,107 @@ fn fetched_pairs(records: &[FetchedRecord]) -> Vec<(u64, RecordValue)> {
     records.iter().map(|r| (r.offset.max(0) as u64, record_value(&r.value))).collect()
 }
 
+/// One consumer's downstream processing: writes records into its sink, one
+/// transaction per batch, recorded as `process` ops.
+struct Processor {
+    sink: Option<Arc<std::sync::Mutex<Sink>>>,
+    on_error: OnSinkError,
+}
+
+impl Processor {
+    /// Processes one partition's records under process `pid`: ok once the
+    /// sink's transaction committed. On a sink error, `skip` gives the
+    /// records up and `retry` tries again (bounded).
+    async fn process(&self, pid: u64, name: &str, records: Vec<(u64, RecordValue)>) -> anyhow::Result<()> {
+        let Some(sink) = &self.sink else { return Ok(()) };
+        if records.is_empty() {
+            return Ok(());
+        }
+        let value = || OpValue::Poll(PollValue { records: PartMap(vec![(name.to_string(), records.clone())]) });
+        for attempt in 1..=SINK_ATTEMPTS_MAX {
+            emit(pid, OpType::Invoke, "process", value(), None, false);
+            let (sink, part, recs) = (sink.clone(), name.to_string(), records.clone());
+            let result = tokio::task::spawn_blocking(move || sink.lock().unwrap().write(&part, &recs)).await.context("the sink task panicked")?;
+            match result {
+                Ok(_) => {
+                    emit(pid, OpType::Ok, "process", value(), None, false);
+                    return Ok(());
+                }
+                Err(e) => {
+                    emit(pid, OpType::Fail, "process", value(), Some(e.to_string()), false);
+                    if self.on_error == OnSinkError::Skip {
+                        return Ok(());
+                    }
+                    if attempt < SINK_ATTEMPTS_MAX {
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
+                }
+            }
+        }
+        bail!("the sink refused {name}'s records {SINK_ATTEMPTS_MAX} times; giving up")
+    }
+}
+
+/// Records of one partition handed from the poll loop to the queue worker.
+struct Handoff {
+    index: usize,
+    records: Vec<(u64, RecordValue)>,
+}
+
+/// The consumer's positions and what it has processed, per owned partition
+/// (next offset to read / after the last processed record).
+struct Progress {
+    processed: Vec<i64>,
+}
+
 async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
-    let mut process = a.common.process;
+    use crate::run::{CommitStrategy, Processing};
+    let ids = Ids::new(a.common.process, a.common.process_stride);
+    let mut process = ids.take();
     let topic = a.common.topic.clone();
     let timeout = Duration::from_millis(a.common.request_timeout_ms);
     let cluster = ClusterClient::new(a.common.bootstrap.clone(), timeout);
     let mut coordinator = Coordinator { cluster: ClusterClient::new(a.common.bootstrap.clone(), timeout), address: None, group: a.group.clone() };
     let names: Vec<String> = a.owned.iter().map(|&p| part_name(&topic, p)).collect();
-    // Assign, then poll and commit until stopped; an `info` commit ends the
-    // logical process, and the next one assigns afresh. These loops are
-    // bounded by the harness's stop, as the producer's.
-    while !stop.load(Ordering::SeqCst) {
+    let sink = match &a.sink_path {
+        Some(path) => Some(Arc::new(std::sync::Mutex::new(Sink::open(path)?))),
+        None => None,
+    };
+    let processor = Arc::new(Processor { sink, on_error: a.on_sink_error });
+    let progress = Arc::new(std::sync::Mutex::new(Progress { processed: vec![0; a.owned.len()] }));
+    // The queue hand-off: a bounded channel drained by a worker task, which
+    // is its own logical process.
+    let (queue_tx, worker) = if a.processing == Processing::Queue {
+        anyhow::ensure!(a.common.process_stride > 0, "--processing queue needs --process-stride > 0 (the worker has its own process id)");
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Handoff>(QUEUE_BATCHES_MAX);
+        let (processor, progress, names, worker_id) = (processor.clone(), progress.clone(), names.clone(), ids.take());
+        let worker = tokio::spawn(async move {
+            // Bounded by the channel: it ends when the poll loop drops its sender.
+            while let Some(h) = rx.recv().await {
+                let next = h.records.last().map(|(o, _)| *o as i64 + 1);
+                processor.process(worker_id, &names[h.index], h.records).await?;
+                if let Some(next) = next {
+                    let mut p = progress.lock().unwrap();
+                    p.processed[h.index] = p.processed[h.index].max(next);
+                }
+            }
+            anyhow::Ok(())
+        });
+        (Some(tx), Some(worker))
+    } else {
+        (None, None)
+    };
+    let auto_interval = Duration::from_millis(a.auto_commit_interval_ms);
+    let mut positions: Vec<i64> = Vec::new();
+    let mut committed: Vec<i64> = Vec::new();
+    // Assign, then poll, process and commit until stopped; an `info` commit
+    // ends the logical process, and the next one assigns afresh. These
+    // loops are bounded by the harness's stop, as the producer's.
+    'assign: while !stop.load(Ordering::SeqCst) {
         // Assign: positions from the group's committed offsets.
-        let mut positions: Vec<i64> = loop {
+        positions = loop {
             if stop.load(Ordering::SeqCst) {
-                return Ok(());
+                break 'assign;
             }
             let value = OpValue::Assign(AssignValue { partitions: names.clone(), seek: Seek::Committed });
             emit(process, OpType::Invoke, "assign", value, None, false);
@@ -368,8 +584,19 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
                 }
             }
         };
-        let mut committed = positions.clone();
+        committed = positions.clone();
+        progress.lock().unwrap().processed = positions.clone();
+        let mut last_auto_commit = Instant::now();
         while !stop.load(Ordering::SeqCst) {
+            // Kafka's poll() auto-commits first: the positions returned by
+            // earlier polls, whether or not they were processed (R5.3).
+            if a.commit == CommitStrategy::Auto && last_auto_commit.elapsed() >= auto_interval && positions != committed {
+                last_auto_commit = Instant::now();
+                let at = positions.clone();
+                if !commit(&a, &names, &mut coordinator, &mut process, &ids, &at, &mut committed).await {
+                    continue 'assign;
+                }
+            }
             emit(process, OpType::Invoke, "poll", null(), None, false);
             let (mut got, mut errors) = (Vec::new(), Vec::new());
             for (i, &p) in a.owned.iter().enumerate() {
@@ -378,7 +605,7 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
                     Ok(resp) => {
                         if let Some(last) = resp.records.last() {
                             positions[i] = last.offset + 1;
-                            got.push((names[i].clone(), fetched_pairs(&resp.records)));
+                            got.push((i, fetched_pairs(&resp.records)));
                         }
                     }
                     Err(e) => errors.push(format!("{}: {e}", names[i])),
@@ -390,32 +617,86 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
                 tokio::time::sleep(RETRY_PAUSE).await;
                 continue;
             }
-            emit(process, OpType::Ok, "poll", OpValue::Poll(PollValue { records: PartMap(got) }), None, false);
-            if positions == committed {
-                continue;
-            }
-            let offsets: Vec<(String, u64)> = names.iter().cloned().zip(positions.iter().map(|&o| o as u64)).collect();
-            emit(process, OpType::Invoke, "commit", OpValue::Commit(CommitValue { group: a.group.clone(), offsets: PartMap(offsets) }), None, false);
-            let req = OffsetCommitRequest {
-                offsets: a.owned.iter().zip(&positions).map(|(&partition, &offset)| OffsetCommit { topic: topic.clone(), partition, offset, metadata: None }).collect(),
-            };
-            match coordinator.commit(&req).await {
-                Ok(()) => {
-                    committed = positions.clone();
-                    emit(process, OpType::Ok, "commit", null(), None, false);
+            let read = PartMap(got.iter().map(|(i, r)| (names[*i].clone(), r.clone())).collect());
+            emit(process, OpType::Ok, "poll", OpValue::Poll(PollValue { records: read }), None, false);
+            if a.commit == CommitStrategy::BeforeProcess && positions != committed {
+                let at = positions.clone();
+                if !commit(&a, &names, &mut coordinator, &mut process, &ids, &at, &mut committed).await {
+                    continue 'assign;
                 }
-                Err((e, false)) => emit(process, OpType::Fail, "commit", null(), Some(e.to_string()), false),
-                Err((e, true)) => {
-                    emit(process, OpType::Info, "commit", null(), Some(e.to_string()), false);
-                    if a.common.process_stride > 0 {
-                        process += a.common.process_stride;
-                        break;
+            }
+            for (i, records) in got {
+                match &queue_tx {
+                    Some(tx) => tx.send(Handoff { index: i, records }).await.map_err(|_| anyhow!("the queue worker stopped"))?,
+                    None => {
+                        let next = records.last().map(|(o, _)| *o as i64 + 1);
+                        processor.process(process, &names[i], records).await?;
+                        if let Some(next) = next {
+                            let mut p = progress.lock().unwrap();
+                            p.processed[i] = p.processed[i].max(next);
+                        }
                     }
+                }
+            }
+            if a.commit == CommitStrategy::AfterProcess {
+                let at = progress.lock().unwrap().processed.clone();
+                if at != committed && !commit(&a, &names, &mut coordinator, &mut process, &ids, &at, &mut committed).await {
+                    continue 'assign;
                 }
             }
         }
     }
+    // A graceful close: the worker finishes what the queue holds, then the
+    // consumer commits (Kafka's close() commits with auto-commit; manual
+    // committers commit what they processed).
+    drop(queue_tx);
+    if let Some(w) = worker {
+        match tokio::time::timeout(WORKER_DRAIN_BOUND, w).await {
+            Ok(r) => r.context("the queue worker panicked")??,
+            Err(_) => bail!("the queue worker did not drain within {WORKER_DRAIN_BOUND:?}"),
+        }
+    }
+    if positions.is_empty() {
+        return Ok(());
+    }
+    let at = match a.commit {
+        CommitStrategy::Auto | CommitStrategy::BeforeProcess => positions.clone(),
+        CommitStrategy::AfterProcess => progress.lock().unwrap().processed.clone(),
+    };
+    if at != committed {
+        commit(&a, &names, &mut coordinator, &mut process, &ids, &at, &mut committed).await;
+    }
     Ok(())
+}
+
+/// Commits `at` for the owned partitions as a `commit` op. Returns `false`
+/// when the outcome is unknown: the logical process then ends (the next
+/// one assigns afresh from the committed offsets).
+async fn commit(a: &ConsumerArgs, names: &[String], coordinator: &mut Coordinator, process: &mut u64, ids: &Ids, at: &[i64], committed: &mut Vec<i64>) -> bool {
+    let offsets: Vec<(String, u64)> = names.iter().cloned().zip(at.iter().map(|&o| o.max(0) as u64)).collect();
+    emit(*process, OpType::Invoke, "commit", OpValue::Commit(CommitValue { group: a.group.clone(), offsets: PartMap(offsets) }), None, false);
+    let req = OffsetCommitRequest {
+        offsets: a.owned.iter().zip(at).map(|(&partition, &offset)| OffsetCommit { topic: a.common.topic.clone(), partition, offset, metadata: None }).collect(),
+    };
+    match coordinator.commit(&req).await {
+        Ok(()) => {
+            *committed = at.to_vec();
+            emit(*process, OpType::Ok, "commit", null(), None, false);
+            true
+        }
+        Err((e, false)) => {
+            emit(*process, OpType::Fail, "commit", null(), Some(e.to_string()), false);
+            true
+        }
+        Err((e, true)) => {
+            emit(*process, OpType::Info, "commit", null(), Some(e.to_string()), false);
+            if a.common.process_stride > 0 {
+                *process = ids.take();
+                return false;
+            }
+            true
+        }
+    }
 }
 
 async fn drain(a: DrainArgs) -> anyhow::Result<()> {

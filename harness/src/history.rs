@@ -101,7 +101,8 @@ impl HistoryWriter {
     /// becomes `info` with `error`, stamped now.
     pub fn crash(&mut self, process: Process, error: &str) -> anyhow::Result<bool> {
         let Some(open) = self.open.remove(&process) else { return Ok(false) };
-        let value = if open.f == "send" { open.value } else { OpValue::Other(serde_json::Value::Null) };
+        // Ops whose records matter keep them: the checker judges what may have happened.
+        let value = if matches!(open.f.as_str(), "send" | "enqueue" | "process") { open.value } else { OpValue::Other(serde_json::Value::Null) };
         let op = Op {
             index: 0,
             time_ns: monotonic_ns().saturating_sub(self.start_ns),

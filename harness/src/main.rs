@@ -21,6 +21,7 @@ mod nemesis_run;
 mod node_process;
 mod progress;
 mod run;
+mod sink;
 mod store;
 
 /// Jepsen-style fault injection for a Kafka-like replicated log.

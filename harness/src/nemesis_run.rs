@@ -49,6 +49,10 @@ pub struct Nemesis {
     faults: watch::Sender<String>,
     active: Mutex<Active>,
     rng: Mutex<rand_chacha::ChaCha8Rng>,
+    /// The consumers' sink databases, for `sink-outage`.
+    sink_paths: Vec<std::path::PathBuf>,
+    /// The sink outage in progress: the connection holding the locks.
+    outage: Mutex<Option<crate::sink::Outage>>,
 }
 
 /// How a fault ended: installed, or skipped with the reason (no leader…).
@@ -70,6 +74,8 @@ fn action_name(a: &Action) -> String {
         Action::KillConsumer => "kill-consumer".into(),
         Action::PauseFetchers => "pause-fetchers".into(),
         Action::ResumeFetchers => "resume-fetchers".into(),
+        Action::SinkOutage => "sink-outage".into(),
+        Action::SinkRecover => "sink-recover".into(),
     }
 }
 
@@ -89,7 +95,7 @@ fn target_name(t: &Target) -> String {
 }
 
 impl Nemesis {
-    pub fn new(state: &ClusterState, writer: Arc<Mutex<HistoryWriter>>, log: Arc<RunLog>, faults: watch::Sender<String>, seed: u64) -> Nemesis {
+    pub fn new(state: &ClusterState, writer: Arc<Mutex<HistoryWriter>>, log: Arc<RunLog>, faults: watch::Sender<String>, seed: u64, sink_paths: Vec<std::path::PathBuf>) -> Nemesis {
         let hosts = crate::cluster::hosts(state);
         let mut addresses: BTreeMap<String, std::net::Ipv4Addr> = hosts.iter().map(|h| (h.name().to_string(), h.ip())).collect();
         addresses.insert(CONTROL.to_string(), state.net.control_ip);
@@ -102,6 +108,8 @@ impl Nemesis {
             faults,
             active: Mutex::default(),
             rng: Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7300)),
+            sink_paths,
+            outage: Mutex::default(),
         }
     }
 
@@ -114,6 +122,9 @@ impl Nemesis {
         let mut parts = Vec::new();
         if let Some(p) = &a.partition {
             parts.push(format!("partition {p}"));
+        }
+        if self.outage.lock().unwrap().is_some() {
+            parts.push("sink outage".into());
         }
         let name = |i: &usize| self.hosts[*i].name().to_string();
         if !a.paused.is_empty() {
@@ -145,6 +156,8 @@ impl Nemesis {
         self.record(&format!("start-{f}"), json!({ "target": target_name(&op.target) }))?;
         let outcome = match &op.action {
             Action::KillProducer | Action::KillConsumer => Outcome::Installed(vec![target_name(&op.target)]),
+            Action::SinkOutage => self.sink_outage()?,
+            Action::SinkRecover => self.sink_recover()?,
             Action::Heal => {
                 partition::heal(&self.hosts).await?;
                 self.active.lock().unwrap().partition = None;
@@ -342,8 +355,37 @@ impl Nemesis {
 
     /// Heals everything: partitions, paused processes, killed nodes. Runs at
     /// the end of every run before the final reads.
+    /// Holds every sink database's write lock from the harness's own
+    /// connection: consumers' writes fail with `SQLITE_BUSY` until recovery.
+    fn sink_outage(&self) -> anyhow::Result<Outcome> {
+        if self.sink_paths.is_empty() {
+            return Ok(Outcome::Skipped("the run has no sink (--sink none)".into()));
+        }
+        let mut outage = self.outage.lock().unwrap();
+        if outage.is_some() {
+            return Ok(Outcome::Skipped("a sink outage is already in progress".into()));
+        }
+        // Blocking for at most the lock wait of a transaction in progress.
+        *outage = Some(tokio::task::block_in_place(|| crate::sink::Outage::begin(&self.sink_paths))?);
+        Ok(Outcome::Installed(self.sink_paths.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect()))
+    }
+
+    fn sink_recover(&self) -> anyhow::Result<Outcome> {
+        match self.outage.lock().unwrap().take() {
+            Some(o) => {
+                o.end()?;
+                Ok(Outcome::Installed(vec!["sink".into()]))
+            }
+            None => Ok(Outcome::Skipped("no sink outage in progress".into())),
+        }
+    }
+
     pub async fn final_heal(&self) -> anyhow::Result<()> {
         self.record("start-final-heal", json!({}))?;
+        let outage = self.outage.lock().unwrap().take();
+        if let Some(o) = outage {
+            o.end()?;
+        }
         partition::heal(&self.hosts).await?;
         let (paused, killed): (Vec<usize>, Vec<usize>) = {
             let a = self.active.lock().unwrap();

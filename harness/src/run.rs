@@ -41,6 +41,8 @@ use crate::history::{HistoryWriter, monotonic_ns};
 use crate::nemesis_run::Nemesis;
 use crate::store::{self, RunLog};
 
+/// The sink rows of a run, for the checker (the checker's `SINK_FILE` once it names it).
+const SINK_FILE: &str = "sink.jsonl";
 /// The workload's topic.
 const TOPIC: &str = "events";
 /// The consumers' group.
@@ -54,6 +56,9 @@ const CLUSTER_UP_TIMEOUT: Duration = Duration::from_secs(30);
 const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the final phase waits for leaders, full ISRs and HW = LEO.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the final phase lets consumers catch up with the end offsets
+/// (beyond one auto-commit interval).
+const CONSUMER_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between two metadata checks while waiting.
 const METADATA_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Per-request timeout of client processes and of the harness's own requests.
@@ -273,7 +278,7 @@ impl Role {
 
 fn validate(args: RunArgs) -> Result<Plan, String> {
     let acks = Acks::parse(&args.acks).ok_or_else(|| format!("--acks {}: expected 0, 1 or all", args.acks))?;
-    let config = ProducerConfig { acks, enable_idempotence: args.idempotence, max_in_flight: 1, request_timeout_ms: REQUEST_TIMEOUT_MS, delivery_timeout_ms: DELIVERY_TIMEOUT_MS, ..ProducerConfig::default() };
+    let config = ProducerConfig { acks, retries: args.retries, enable_idempotence: args.idempotence, max_in_flight: 1, request_timeout_ms: REQUEST_TIMEOUT_MS, delivery_timeout_ms: DELIVERY_TIMEOUT_MS, ..ProducerConfig::default() };
     let idempotence = config.idempotence().map_err(|e| format!("--idempotence: {e}"))?;
     if !(args.time_limit > 0.0 && args.time_limit <= TIME_LIMIT_MAX_S) {
         return Err(format!("--time-limit {}: must be in (0, {TIME_LIMIT_MAX_S}]", args.time_limit));
@@ -565,6 +570,7 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
     ctx.log.line(format!("cluster up: {}", urls.join(" ")));
     create_topic(ctx, &urls).await?;
 
+    let sinks = create_sinks(ctx)?;
     let start_ns = monotonic_ns();
     let writer = Arc::new(Mutex::new(HistoryWriter::create(&ctx.dir.join(faultline_checker::HISTORY_FILE), start_ns)?));
     let shared = Arc::new(Shared {
@@ -587,6 +593,9 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
             "--rate".into(), (a.rate / f64::from(a.producers)).to_string(), "--records-per-send".into(), a.records_per_send.to_string(),
             "--acks".into(), plan.acks.as_str().into(), format!("--idempotence={}", plan.idempotence),
             "--delivery-timeout-ms".into(), DELIVERY_TIMEOUT_MS.to_string(), "--seed".into(), a.seed.to_string(),
+            "--mode".into(), value_name(a.producer_mode), "--linger-ms".into(), a.linger_ms.to_string(),
+            "--batch-size".into(), a.batch_size.to_string(), "--buffer-memory".into(), a.buffer_memory.to_string(),
+            "--max-block-ms".into(), a.max_block_ms.to_string(), "--retries".into(), a.retries.to_string(),
         ];
         let slot = Slot { role: Role::Producer, index: i, first_process: u64::from(i), argv, kills: if i == 0 { kill_at(Role::Producer) } else { vec![] } };
         producers.spawn(supervise(shared.clone(), slot, producers_stopped.clone()));
@@ -597,13 +606,21 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
             ctx.log.line(format!("consumer {j} owns no partition ({} partitions for {} consumers); not started", a.topic_partitions, a.consumers));
             continue;
         }
-        let argv = vec!["consumer".into(), "--topic".into(), TOPIC.into(), "--owned".into(), owned.join(","), "--group".into(), GROUP.into()];
+        let mut argv = vec![
+            "consumer".into(), "--topic".into(), TOPIC.into(), "--owned".into(), owned.join(","), "--group".into(), GROUP.into(),
+            "--commit".into(), value_name(a.commit), "--auto-commit-interval-ms".into(), a.auto_commit_interval_ms.to_string(),
+            "--processing".into(), value_name(a.processing), "--on-sink-error".into(), value_name(a.on_sink_error),
+        ];
+        if let Some((_, path)) = sinks.iter().find(|(slot, _)| *slot == j) {
+            argv.extend(["--sink-path".into(), path.display().to_string()]);
+        }
         let slot = Slot { role: Role::Consumer, index: j, first_process: u64::from(a.producers + j), argv, kills: if j == 0 { kill_at(Role::Consumer) } else { vec![] } };
         consumers.spawn(supervise(shared.clone(), slot, consumers_stopped.clone()));
     }
     ctx.log.line(format!("workload: {} producers at {} sends/s in total, {} consumers, for {} s", a.producers, a.rate, a.consumers, a.time_limit));
     let (faults_tx, faults_rx) = watch::channel("none".to_string());
-    let nemesis = Arc::new(Nemesis::new(&state, writer.clone(), ctx.log.clone(), faults_tx, a.seed));
+    let sink_paths = sinks.iter().map(|(_, p)| p.clone()).collect();
+    let nemesis = Arc::new(Nemesis::new(&state, writer.clone(), ctx.log.clone(), faults_tx, a.seed, sink_paths));
     let (nemesis_stop, nemesis_stopped) = watch::channel(false);
     let nemesis_task = tokio::spawn(nemesis.clone().run(plan.faults.clone(), Instant::now(), nemesis_stopped));
     let (progress_stop, progress_stopped) = watch::channel(false);
@@ -633,10 +650,15 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let _ = progress.await;
     ctx.log.line("final phase: waiting for leaders, full ISRs and HW = LEO");
     let targets = wait_settled(ctx, &state).await?;
+    wait_consumers_caught_up(ctx, &urls, &targets).await;
     ctx.log.line("final phase: stopping consumers");
     let _ = stop_consumers.send(true);
     while let Some(r) = consumers.join_next().await {
         r.context("consumer supervisor panicked")??;
+    }
+    if !sinks.is_empty() {
+        let rows = crate::sink::export(&sinks, &ctx.dir.join(SINK_FILE))?;
+        ctx.log.line(format!("final phase: {rows} sink rows from {} databases into {SINK_FILE}", sinks.len()));
     }
     ctx.log.line(format!("final phase: draining {} partitions to {:?}", targets.len(), targets));
     run_drain(&shared, &targets).await?;
@@ -659,6 +681,33 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let results = faultline_checker::check(&history, &g, Some(&replicas));
     store::write_json(&ctx.dir.join(faultline_checker::RESULTS_FILE), &results)?;
     Ok(Outcome { valid: results.valid, results, counts })
+}
+
+/// A clap value's name as its command line spells it.
+fn value_name(v: impl clap::ValueEnum) -> String {
+    v.to_possible_value().expect("no skipped values").get_name().to_string()
+}
+
+/// Each consumer slot's sink database (`--sink sqlite`), created before the
+/// workload so replacements reopen it and the nemesis can lock it.
+fn create_sinks(ctx: &Ctx) -> anyhow::Result<Vec<(u32, PathBuf)>> {
+    let a = &ctx.plan.args;
+    if a.sink == SinkKind::None {
+        return Ok(Vec::new());
+    }
+    let dir = ctx.dir.join("sink");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mode = match a.sink_mode {
+        SinkMode::Plain => crate::sink::Mode::Plain,
+        SinkMode::Idempotent => crate::sink::Mode::Idempotent,
+    };
+    let mut out = Vec::new();
+    for j in 0..a.consumers.min(a.topic_partitions) {
+        let path = std::path::absolute(dir.join(format!("slot-{j}.sqlite"))).context("the sink path")?;
+        crate::sink::create(&path, mode)?;
+        out.push((j, path));
+    }
+    Ok(out)
 }
 
 async fn create_topic(ctx: &Ctx, urls: &[String]) -> anyhow::Result<()> {
@@ -738,6 +787,38 @@ async fn wait_settled(ctx: &Ctx, state: &ClusterState) -> anyhow::Result<Vec<(u3
             return Ok((0..partitions).map(|p| (p, best.get(&p).copied().unwrap_or(0))).collect());
         }
         tokio::time::sleep(METADATA_POLL_INTERVAL).await;
+    }
+}
+
+/// Step 3b: lets the consumers read, process and commit up to the settled
+/// end offsets before they are stopped, so that a fault-free run ends with
+/// everything processed. Bounded by one auto-commit interval plus
+/// [`CONSUMER_CATCH_UP_TIMEOUT`]; not catching up is logged, not an error
+/// (the checker judges what happened).
+async fn wait_consumers_caught_up(ctx: &Ctx, urls: &[String], targets: &[(u32, i64)]) {
+    let a = &ctx.plan.args;
+    if a.consumers == 0 {
+        return;
+    }
+    let deadline = Instant::now() + CONSUMER_CATCH_UP_TIMEOUT + Duration::from_millis(a.auto_commit_interval_ms);
+    let clients: Vec<Client> = urls.iter().map(|u| Client::with_timeout(u.clone(), Duration::from_millis(REQUEST_TIMEOUT_MS))).collect();
+    let mut last = String::new();
+    // Bounded by the deadline.
+    for round in 0usize.. {
+        if let Ok(r) = clients[round % clients.len()].committed_offsets(GROUP).await {
+            let at = |p: u32| r.offsets.iter().find(|o| o.topic == TOPIC && o.partition == p).map_or(0, |o| o.offset);
+            let behind: Vec<String> = targets.iter().filter(|(p, end)| at(*p) < *end).map(|(p, end)| format!("{TOPIC}/{p} at {} of {end}", at(*p))).collect();
+            if behind.is_empty() {
+                ctx.log.line("final phase: the consumers committed up to every end offset");
+                return;
+            }
+            last = behind.join(", ");
+        }
+        if Instant::now() > deadline {
+            ctx.log.line(format!("final phase: the consumers did not catch up within the bound: {last}"));
+            return;
+        }
+        tokio::time::sleep(METADATA_POLL_INTERVAL * 2).await;
     }
 }
 
@@ -901,6 +982,12 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
         if restart > 0 {
             process += stride;
         }
+        // A client uses several ids at once (an async producer's in-flight
+        // slots, a consumer's queue worker), all of its slot: those seen,
+        // and those with an op open.
+        let first = process;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut open = std::collections::BTreeSet::new();
         let mut proc = spawn_client(&shared, &slot.argv, process, stride)?;
         let pid = proc.child.id().unwrap_or(0);
         shared.log.line(format!("{} {}: process {process} started (pid {pid})", slot.role.name(), slot.index));
@@ -926,10 +1013,16 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
             tokio::select! {
                 line = proc.lines.next_line() => match line {
                     // The client's current id, or a later one of its slot.
-                    Ok(Some(l)) => match record_line(&shared, &l, |p| p >= process && (p - process).is_multiple_of(stride)) {
+                    Ok(Some(l)) => match record_line(&shared, &l, |p| p >= first && (p - first).is_multiple_of(stride)) {
                         Ok((t, p)) => {
-                            process = p;
-                            op_open = t == OpType::Invoke;
+                            seen.insert(p);
+                            process = process.max(p);
+                            if t == OpType::Invoke {
+                                open.insert(p);
+                            } else {
+                                open.remove(&p);
+                            }
+                            op_open = !open.is_empty();
                             if op_open && kill_pending {
                                 kill_pending = false;
                                 kill(&proc.child, process);
@@ -972,8 +1065,11 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
             }
         };
         let stopping = *stop.borrow();
-        let crashed = shared.writer.lock().unwrap().crash(Process::Client(process), &format!("client process exited ({status}) with the op in flight"))?;
-        shared.log.line(format!("{} {}: process {process} exited ({status}){}", slot.role.name(), slot.index, if crashed { "; its open op is info" } else { "" }));
+        let mut crashed = false;
+        for p in &seen {
+            crashed |= shared.writer.lock().unwrap().crash(Process::Client(*p), &format!("client process exited ({status}) with the op in flight"))?;
+        }
+        shared.log.line(format!("{} {}: process {process} exited ({status}){}", slot.role.name(), slot.index, if crashed { "; its open ops are info" } else { "" }));
         if let Some(e) = protocol_error {
             return Err(e.context(format!("{} {} broke the event protocol", slot.role.name(), slot.index)));
         }

@@ -37,6 +37,10 @@ pub enum Action {
     KillConsumer,
     PauseFetchers,
     ResumeFetchers,
+    /// Make the consumers' downstream database refuse writes (another
+    /// connection holds its write lock) until [`Action::SinkRecover`].
+    SinkOutage,
+    SinkRecover,
 }
 
 /// Who a fault hits, resolved when it fires.
@@ -69,11 +73,15 @@ pub const STANDARD_SHAPES: &[&str] =
     &["one", "halves", "majorities-ring", "bridge", "isolate-leader", "isolate-controller", "leader-from-followers"];
 
 /// Fault families of the random mix.
-pub const FAMILIES: &[&str] = &["kill", "pause", "partition", "kill-producer", "kill-consumer"];
+pub const FAMILIES: &[&str] = &["kill", "pause", "partition", "kill-producer", "kill-consumer", "sink-outage"];
+
+/// Shortest sink outage of the random mix, seconds: several times the
+/// consumers' SQLite `busy_timeout`, so writes really fail.
+pub const SINK_OUTAGE_MIN_S: f64 = 2.0;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ScheduleError {
-    #[error("--nemesis: unknown fault `{0}`; known: kill, pause, partition, a partition shape ({shapes}), kill-producer, kill-consumer", shapes = STANDARD_SHAPES.join(", "))]
+    #[error("--nemesis: unknown fault `{0}`; known: kill, pause, partition, a partition shape ({shapes}), kill-producer, kill-consumer, sink-outage", shapes = STANDARD_SHAPES.join(", "))]
     UnknownFault(String),
     #[error("timeline entry {index}: {message}")]
     Entry { index: usize, message: String },
@@ -115,6 +123,8 @@ fn parse_action(fault: &str, shape: Option<&str>) -> Result<Action, String> {
         "kill-producer" => Action::KillProducer,
         "kill-consumer" => Action::KillConsumer,
         "pause-fetchers" => Action::PauseFetchers,
+        "sink-outage" => Action::SinkOutage,
+        "sink-recover" => Action::SinkRecover,
         "resume-fetchers" => Action::ResumeFetchers,
         "partition" => Action::Partition(shape.unwrap_or("random").to_string()),
         s if STANDARD_SHAPES.contains(&s) => Action::Partition(s.to_string()),
@@ -170,7 +180,7 @@ pub fn parse_timeline(toml_text: &str) -> Result<Vec<ScheduledFault>, ScheduleEr
             (None, _) => parse_action(&e.fault, e.shape.as_deref()).map_err(|m| bad(format!("fault: {m}")))?,
         };
         let target = match (&action, e.target.as_deref()) {
-            (Action::Heal | Action::Grudge(_), None) => Target::All,
+            (Action::Heal | Action::Grudge(_) | Action::SinkOutage | Action::SinkRecover, None) => Target::All,
             (_, None) => return Err(bad("target: missing".into())),
             (_, Some(t)) => parse_target(t).map_err(|m| bad(format!("target: {m}")))?,
         };
@@ -198,6 +208,7 @@ pub fn random_mix(families: &[String], interval_s: f64, time_limit_s: f64, sessi
                 "pause" => (Action::Pause, Some(Action::Resume), 2.0 * session_timeout_s),
                 "kill-producer" => (Action::KillProducer, None, 0.0),
                 "kill-consumer" => (Action::KillConsumer, None, 0.0),
+                "sink-outage" => (Action::SinkOutage, Some(Action::SinkRecover), SINK_OUTAGE_MIN_S),
                 shape => {
                     let shape = if shape == "partition" { STANDARD_SHAPES[rng.random_range(0..STANDARD_SHAPES.len())] } else { shape };
                     (Action::Partition(shape.to_string()), Some(Action::Heal), 2.0 * session_timeout_s)
