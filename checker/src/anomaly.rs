@@ -31,10 +31,13 @@ pub enum AnomalyKind {
     PhantomRead,
     OrderCycle,
     RealtimeCycle,
+    LostEnqueued,
+    LostProcessing,
+    DuplicateProcessing,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 12] = [
+    pub const ALL: [AnomalyKind; 15] = [
         AnomalyKind::LostWrite,
         AnomalyKind::Unseen,
         AnomalyKind::ReplicaDivergence,
@@ -47,6 +50,9 @@ impl AnomalyKind {
         AnomalyKind::PhantomRead,
         AnomalyKind::OrderCycle,
         AnomalyKind::RealtimeCycle,
+        AnomalyKind::LostEnqueued,
+        AnomalyKind::LostProcessing,
+        AnomalyKind::DuplicateProcessing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +69,9 @@ impl AnomalyKind {
             AnomalyKind::PhantomRead => "phantom-read",
             AnomalyKind::OrderCycle => "order-cycle",
             AnomalyKind::RealtimeCycle => "realtime-cycle",
+            AnomalyKind::LostEnqueued => "lost-enqueued",
+            AnomalyKind::LostProcessing => "lost-processing",
+            AnomalyKind::DuplicateProcessing => "duplicate-processing",
         }
     }
 

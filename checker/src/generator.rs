@@ -2,10 +2,13 @@
 //! anomalies.
 //!
 //! A small simulation: per-partition logs, concurrent producer processes (one
-//! send in flight each), consumer processes that `assign`, `poll` and
-//! `commit`, occasional nemesis ops, `info` and `fail` outcomes, and a final
-//! drain that reads every partition from the beginning. The clean history it
-//! writes has no anomaly under the strictest guarantees.
+//! send in flight each, some sends first `enqueue`d as a fire-and-forget
+//! application does), consumer processes that `assign`, `poll`, `process`
+//! what they polled into an idempotent sink, and `commit` after processing,
+//! occasional nemesis ops, `info` and `fail` outcomes, and a final drain that
+//! reads every partition from the beginning. The clean history it writes has
+//! no anomaly under the strictest guarantees, with the sink rows it returns
+//! and `producer_mode=fire-and-forget`.
 //!
 //! Each injection is a short scripted episode that produces exactly one
 //! instance of its anomaly type (one `replica-divergence` per offset, one
@@ -23,7 +26,8 @@ use crate::op::{
     RecordValue, SendRecord, SendValue, Seek,
 };
 use crate::replicas::{ReplicaLog, Replicas};
-use crate::util::SplitMix64;
+use crate::sink::{Sink, SinkLine};
+use crate::util::{FxHashSet, SplitMix64};
 
 /// Producer processes: each is one in-flight slot.
 const PRODUCERS: u64 = 4;
@@ -41,6 +45,18 @@ const NEMESIS_EVERY_OPS: u64 = 2000;
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
 /// Injections allowed per history; each is a scripted episode of a few ops.
 const INJECTIONS_MAX: usize = 100_000;
+/// Share of sends a producer first enqueues, as a fire-and-forget
+/// application does; such sends always succeed in a clean history.
+const ENQUEUE_PER_MILLE: u64 = 200;
+/// Share of producer moves that start with an enqueue refused because the
+/// buffer stayed full past `max.block.ms`: a definite failure, never sent.
+const ENQUEUE_FAIL_PER_MILLE: u64 = 20;
+/// Share of consumer processing attempts the sink refuses first; the
+/// consumer retries until it succeeds.
+const PROCESS_FAIL_PER_MILLE: u64 = 20;
+/// The sink slot of scripted consumers; actor consumers use slots
+/// `0..CONSUMERS`.
+const SCRIPT_SLOT: u64 = CONSUMERS;
 
 #[derive(Debug, Clone)]
 pub struct GenConfig {
@@ -55,6 +71,8 @@ pub struct GenConfig {
 pub struct Generated {
     pub ops: Vec<Op>,
     pub replicas: Replicas,
+    /// The consumers' sink rows (`sink.jsonl`).
+    pub sink: Sink,
 }
 
 /// The anomaly types an injection of `kind` necessarily also produces.
@@ -85,16 +103,22 @@ pub fn parse_inject(s: &str) -> Result<Vec<(AnomalyKind, usize)>> {
 
 pub fn generate_vec(cfg: &GenConfig) -> Result<Generated> {
     let mut ops = Vec::new();
-    let replicas = generate(cfg, &mut |op: &Op| {
+    let (replicas, sink) = generate_with_sink(cfg, &mut |op: &Op| {
         ops.push(op.clone());
         Ok(())
     })?;
-    Ok(Generated { ops, replicas })
+    Ok(Generated { ops, replicas, sink })
 }
 
-/// Streams the history's ops, in index order, to `sink`, and returns the
+/// Streams the history's ops, in index order, to `emit`, and returns the
 /// replicas' final logs.
-pub fn generate(cfg: &GenConfig, sink: &mut dyn FnMut(&Op) -> Result<()>) -> Result<Replicas> {
+pub fn generate(cfg: &GenConfig, emit: &mut dyn FnMut(&Op) -> Result<()>) -> Result<Replicas> {
+    generate_with_sink(cfg, emit).map(|(replicas, _)| replicas)
+}
+
+/// As [`generate`], and also returns the consumers' sink rows, for
+/// `sink.jsonl` ([`Sink::write_jsonl`]).
+pub fn generate_with_sink(cfg: &GenConfig, emit: &mut dyn FnMut(&Op) -> Result<()>) -> Result<(Replicas, Sink)> {
     if cfg.partitions == 0 {
         return Err(Error::Generate("need at least one partition".into()));
     }
@@ -106,9 +130,10 @@ pub fn generate(cfg: &GenConfig, sink: &mut dyn FnMut(&Op) -> Result<()>) -> Res
     if cfg.partitions < 2 && wants(AnomalyKind::LostWrite) && wants(AnomalyKind::Unseen) {
         return Err(Error::Generate("lost-write and unseen together need at least 2 partitions".into()));
     }
-    let mut sim = Sim::new(cfg, sink);
+    let mut sim = Sim::new(cfg, emit);
     sim.run(cfg)?;
-    sim.replicas(cfg)
+    let replicas = sim.replicas(cfg)?;
+    Ok((replicas, std::mem::take(&mut sim.sink).into_iter().collect()))
 }
 
 struct Pending {
@@ -117,7 +142,9 @@ struct Pending {
 }
 
 enum Doing {
-    Send { p: usize, values: Vec<i64> },
+    /// `enqueued`: the application enqueued the values first; the send then
+    /// succeeds, so a clean history loses no enqueued record.
+    Send { p: usize, values: Vec<i64>, enqueued: bool },
     Poll,
     Assign { partitions: Vec<usize>, seek: Seek },
     Commit,
@@ -133,7 +160,7 @@ struct Actor {
 
 struct Sim<'a> {
     rng: SplitMix64,
-    sink: &'a mut dyn FnMut(&Op) -> Result<()>,
+    emit: &'a mut dyn FnMut(&Op) -> Result<()>,
     next_index: u64,
     time_ns: u64,
     /// Per partition: (value, leader epoch) by offset.
@@ -144,17 +171,25 @@ struct Sim<'a> {
     committed: Vec<u64>,
     actors: Vec<Actor>,
     next_process: u64,
+    /// The sink's rows, in insertion order.
+    sink: Vec<SinkLine>,
+    /// `(partition, value)`s in the sink: actor consumers insert
+    /// idempotently, as an idempotent sink absorbs redeliveries.
+    in_sink: FxHashSet<(usize, i64)>,
+    /// `(partition, value)`s actor consumers never process (a
+    /// `lost-processing` injection).
+    unprocessable: FxHashSet<(usize, i64)>,
 }
 
 impl<'a> Sim<'a> {
-    fn new(cfg: &GenConfig, sink: &'a mut dyn FnMut(&Op) -> Result<()>) -> Self {
+    fn new(cfg: &GenConfig, emit: &'a mut dyn FnMut(&Op) -> Result<()>) -> Self {
         let n = cfg.partitions as usize;
         let actors = (0..PRODUCERS + CONSUMERS)
             .map(|process| Actor { process, consumer: process >= PRODUCERS, pending: None, assigned: Vec::new() })
             .collect();
         Sim {
             rng: SplitMix64::new(cfg.seed),
-            sink,
+            emit,
             next_index: 0,
             time_ns: 0,
             logs: vec![Vec::new(); n],
@@ -164,6 +199,9 @@ impl<'a> Sim<'a> {
             committed: vec![0; n],
             actors,
             next_process: PRODUCERS + CONSUMERS,
+            sink: Vec::new(),
+            in_sink: FxHashSet::default(),
+            unprocessable: FxHashSet::default(),
         }
     }
 
@@ -244,7 +282,7 @@ impl<'a> Sim<'a> {
             node: None,
             is_final,
         };
-        (self.sink)(&op)?;
+        (self.emit)(&op)?;
         Ok(index)
     }
 
@@ -264,7 +302,7 @@ impl<'a> Sim<'a> {
             is_final: false,
         };
         self.next_index += 1;
-        (self.sink)(&op)
+        (self.emit)(&op)
     }
 
     fn nemesis(&mut self) -> Result<()> {
@@ -305,6 +343,64 @@ impl<'a> Sim<'a> {
         Ok(values)
     }
 
+    /// An enqueue of `values` by `process`, completing with `t`.
+    fn enqueue(&mut self, process: u64, p: usize, values: &[i64], t: OpType) -> Result<()> {
+        let recs: Vec<_> = values.iter().map(|&v| (None, v)).collect();
+        let OpValue::Send(v) = self.send_value(p, &recs) else { unreachable!("send_value makes a send value") };
+        let inv = self.emit(process, None, OpType::Invoke, "enqueue", OpValue::Enqueue(v.clone()), None, false)?;
+        let err = (t != OpType::Ok).then_some("max.block.ms exceeded");
+        self.emit(process, Some(inv), t, "enqueue", OpValue::Enqueue(v), err, false)?;
+        Ok(())
+    }
+
+    /// A process op of `records` by `process`, completing with `t`; an ok
+    /// one inserts them into `slot`, plainly or idempotently.
+    fn process_op(&mut self, process: u64, slot: u64, records: &[(usize, u64)], t: OpType, idempotent: bool) -> Result<()> {
+        let mut parts: Vec<(String, Vec<(u64, RecordValue)>)> = Vec::new();
+        for &(p, o) in records {
+            let rec = (o, RecordValue::Int(self.logs[p][o as usize].0));
+            match parts.iter_mut().find(|x| x.0 == self.names[p]) {
+                Some(x) => x.1.push(rec),
+                None => parts.push((self.names[p].clone(), vec![rec])),
+            }
+        }
+        let value = PollValue { records: PartMap(parts) };
+        let inv = self.emit(process, None, OpType::Invoke, "process", OpValue::Process(value.clone()), None, false)?;
+        let err = match t {
+            OpType::Fail => Some("database is locked"),
+            OpType::Info => Some("killed mid-transaction"),
+            _ => None,
+        };
+        self.emit(process, Some(inv), t, "process", OpValue::Process(value), err, false)?;
+        if t == OpType::Ok {
+            for &(p, o) in records {
+                let v = self.logs[p][o as usize].0;
+                if self.in_sink.insert((p, v)) || !idempotent {
+                    let partition = self.names[p].clone();
+                    self.sink.push(SinkLine { slot, partition, offset: o, value: RecordValue::Int(v) });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An actor consumer processes what it polled, retrying a refused write.
+    fn process_polled(&mut self, a: usize, reads: &[(usize, Vec<u64>)]) -> Result<()> {
+        let records: Vec<(usize, u64)> = reads
+            .iter()
+            .flat_map(|(p, offsets)| offsets.iter().map(move |&o| (*p, o)))
+            .filter(|&(p, o)| !self.unprocessable.contains(&(p, self.logs[p][o as usize].0)))
+            .collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (process, slot) = (self.actors[a].process, a as u64 - PRODUCERS);
+        if self.rng.chance(PROCESS_FAIL_PER_MILLE) {
+            self.process_op(process, slot, &records, OpType::Fail, true)?;
+        }
+        self.process_op(process, slot, &records, OpType::Ok, true)
+    }
+
     fn poll_invoke(&mut self, process: u64, is_final: bool) -> Result<u64> {
         self.emit(process, None, OpType::Invoke, "poll", OpValue::Other(serde_json::json!({})), None, is_final)
     }
@@ -334,8 +430,8 @@ impl<'a> Sim<'a> {
         };
         let inv = Some(pending.invoke);
         match pending.what {
-            Doing::Send { p, values } => {
-                let roll = self.rng.below(100);
+            Doing::Send { p, values, enqueued } => {
+                let roll = if enqueued { 0 } else { self.rng.below(100) };
                 let (t, err, appended) = match roll {
                     0..=92 => (OpType::Ok, None, true),
                     93..=96 => (OpType::Info, Some("timeout"), self.rng.chance(500)),
@@ -365,7 +461,8 @@ impl<'a> Sim<'a> {
                     next.push((p, pos + n));
                 }
                 self.actors[a].assigned = next;
-                self.poll_ok(process, pending.invoke, reads, false)?;
+                self.poll_ok(process, pending.invoke, reads.clone(), false)?;
+                self.process_polled(a, &reads)?;
             }
             Doing::Assign { partitions, seek } => {
                 self.emit(process, inv, OpType::Ok, "assign", OpValue::Other(serde_json::Value::Null), None, false)?;
@@ -389,9 +486,17 @@ impl<'a> Sim<'a> {
         let nparts = self.logs.len() as u64;
         let (invoke, what) = if !self.actors[a].consumer {
             let p = self.rng.below(nparts) as usize;
+            if self.rng.chance(ENQUEUE_FAIL_PER_MILLE) {
+                let v = self.fresh();
+                self.enqueue(process, p, &[v], OpType::Fail)?;
+            }
             let n = self.rng.range(1, BATCH_MAX);
             let values: Vec<i64> = (0..n).map(|_| self.fresh()).collect();
-            (self.send_invoke(process, p, &values)?, Doing::Send { p, values })
+            let enqueued = self.rng.chance(ENQUEUE_PER_MILLE);
+            if enqueued {
+                self.enqueue(process, p, &values, OpType::Ok)?;
+            }
+            (self.send_invoke(process, p, &values)?, Doing::Send { p, values, enqueued })
         } else {
             let roll = self.rng.below(100);
             if roll < 3 {
@@ -491,10 +596,87 @@ impl<'a> Sim<'a> {
                 let x2 = self.append(p, v);
                 self.send_complete(s2, inv, p, &[(Some(x2), v)], OpType::Ok, None)?;
             }
+            AnomalyKind::LostEnqueued => {
+                // The producer dies with the record buffered, in flight, or
+                // after its batch expired: never appended.
+                let s = self.fresh_process();
+                let v = self.fresh();
+                self.enqueue(s, p, &[v], OpType::Ok)?;
+                let fate = self.rng.below(3);
+                if fate > 0 {
+                    let inv = self.send_invoke(s, p, &[v])?;
+                    let (t, err) = if fate == 1 { (OpType::Info, "producer killed") } else { (OpType::Fail, "delivery.timeout.ms") };
+                    self.send_complete(s, inv, p, &[(None, v)], t, Some(err))?;
+                }
+            }
+            AnomalyKind::LostProcessing => self.lost_processing(p)?,
+            AnomalyKind::DuplicateProcessing => {
+                // Processed into a plain sink, then redelivered to a
+                // replacement that had no commit to resume from.
+                let s = self.fresh_process();
+        let v = self.ok_send(s, p, 1)?[0];
+                let x = self.logs[p].len() as u64 - 1;
+                for _ in 0..2 {
+                    let c = self.fresh_process();
+                    let inv = self.assign_invoke(c, &[p], Seek::Committed, false)?;
+                    self.emit(c, Some(inv), OpType::Ok, "assign", OpValue::Other(serde_json::Value::Null), None, false)?;
+                    let inv = self.poll_invoke(c, false)?;
+                    self.poll_ok(c, inv, vec![(p, vec![x])], false)?;
+                    self.process_op(c, SCRIPT_SLOT, &[(p, x)], OpType::Ok, false)?;
+                }
+                debug_assert!(self.in_sink.contains(&(p, v)));
+            }
             AnomalyKind::LostWrite | AnomalyKind::Unseen | AnomalyKind::ReplicaDivergence => {
                 unreachable!("{kind} is injected at the end of the run")
             }
         }
+        Ok(())
+    }
+
+    /// One `lost-processing`: a consumer resumes at the committed offset and
+    /// polls up to a fresh record. Either it processes what it polled, the
+    /// sink refuses the fresh record, and it skips it and commits past it;
+    /// or it commits first and dies mid-transaction on the fresh record.
+    /// Actor consumers never process that record either, and every record
+    /// below its commit was processed: the earlier commits' prefixes were,
+    /// and this consumer did the rest.
+    fn lost_processing(&mut self, p: usize) -> Result<()> {
+        let s = self.fresh_process();
+        let v = self.ok_send(s, p, 1)?[0];
+        let x = self.logs[p].len() as u64 - 1;
+        self.unprocessable.insert((p, v));
+        let c = self.fresh_process();
+        let inv = self.assign_invoke(c, &[p], Seek::Committed, false)?;
+        self.emit(c, Some(inv), OpType::Ok, "assign", OpValue::Other(serde_json::Value::Null), None, false)?;
+        let from = self.committed[p];
+        let inv = self.poll_invoke(c, false)?;
+        self.poll_ok(c, inv, vec![(p, (from..=x).collect())], false)?;
+        let rest: Vec<(usize, u64)> = (from..x)
+            .map(|o| (p, o))
+            .filter(|&(p, o)| !self.unprocessable.contains(&(p, self.logs[p][o as usize].0)))
+            .collect();
+        let skip = self.rng.chance(500);
+        if !skip {
+            self.commit_ok(c, p, x + 1)?;
+        }
+        if !rest.is_empty() {
+            self.process_op(c, SCRIPT_SLOT, &rest, OpType::Ok, true)?;
+        }
+        let t = if skip { OpType::Fail } else { OpType::Info };
+        self.process_op(c, SCRIPT_SLOT, &[(p, x)], t, true)?;
+        if skip {
+            self.commit_ok(c, p, x + 1)?;
+        }
+        Ok(())
+    }
+
+    /// An ok commit of `offset` for partition `p` alone.
+    fn commit_ok(&mut self, process: u64, p: usize, offset: u64) -> Result<()> {
+        let offsets = PartMap(vec![(self.names[p].clone(), offset)]);
+        let value = OpValue::Commit(CommitValue { group: "g".into(), offsets });
+        let inv = self.emit(process, None, OpType::Invoke, "commit", value, None, false)?;
+        self.emit(process, Some(inv), OpType::Ok, "commit", OpValue::Other(serde_json::Value::Null), None, false)?;
+        self.committed[p] = offset;
         Ok(())
     }
 

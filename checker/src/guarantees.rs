@@ -214,9 +214,7 @@ impl Guarantees {
         let reuse = self.offset_reuse_reason();
         match kind {
             AnomalyKind::LostWrite | AnomalyKind::Unseen => loss,
-            AnomalyKind::Duplicate => {
-                (!self.idempotence).then(|| "idempotence=false: a retried send may be appended twice".to_owned())
-            }
+            AnomalyKind::Duplicate => self.log_duplicate_reason(),
             AnomalyKind::InconsistentOffsets | AnomalyKind::RealtimeCycle => reuse,
             AnomalyKind::NonmonotonicSend => {
                 if !self.idempotence && self.max_in_flight > 1 {
@@ -229,6 +227,67 @@ impl Guarantees {
                 .unclean_leader_election
                 .then(|| "unclean_leader_election=true: the high watermark can move back".to_owned()),
             AnomalyKind::ReplicaDivergence | AnomalyKind::AbortedRead | AnomalyKind::PhantomRead => None,
+            AnomalyKind::LostEnqueued => (self.producer_mode == ProducerMode::FireAndForget).then(|| {
+                "producer_mode=fire-and-forget: Kafka never promises records still in the producer's buffer; \
+                 a producer crash loses them (kafka-semantics R4.10)"
+                    .to_owned()
+            }),
+            AnomalyKind::LostProcessing => self.processing_loss_reason(),
+            AnomalyKind::DuplicateProcessing => self.processing_duplicate_reason(),
+        }
+    }
+
+    /// Why the log itself may hold one value at two offsets.
+    fn log_duplicate_reason(&self) -> Option<String> {
+        if !self.idempotence {
+            Some("idempotence=false: a retried send may be appended twice".to_owned())
+        } else if self.acks != Acks::All {
+            Some("acks=0/1: Kafka's idempotence needs acks=all, so a retried send may be appended twice".to_owned())
+        } else if self.unclean_leader_election {
+            Some(
+                "unclean_leader_election=true: an unclean leader lacks the producer state that deduplicates retries"
+                    .to_owned(),
+            )
+        } else {
+            None
+        }
+    }
+
+    /// Why the group may commit past a record it never processed
+    /// (kafka-semantics §8.3 and §9 rule 9: C2 and C4 allow it, C1 and C3
+    /// do not).
+    fn processing_loss_reason(&self) -> Option<String> {
+        if self.commit == CommitMode::Auto && self.processing == Processing::Queue {
+            Some(
+                "commit=auto with processing=queue: an auto-commit commits records still queued for processing \
+                 (kafka-semantics §8.3 C2)"
+                    .to_owned(),
+            )
+        } else if self.commit == CommitMode::BeforeProcess {
+            Some("commit=before-process: offsets are committed before processing, at most once (§8.3 C4)".to_owned())
+        } else if self.on_sink_error == OnSinkError::Skip {
+            Some("on_sink_error=skip: records the sink refused are dropped and committed past".to_owned())
+        } else if self.unclean_leader_election {
+            Some("unclean_leader_election=true: truncation reuses offsets the group already committed past".to_owned())
+        } else {
+            None
+        }
+    }
+
+    /// Why the sink may hold one value twice: at-least-once commits
+    /// redeliver records processed but not yet committed, and duplicates in
+    /// the log reach the sink, unless an idempotent sink absorbs them.
+    fn processing_duplicate_reason(&self) -> Option<String> {
+        if self.sink_mode != SinkMode::Plain {
+            return None;
+        }
+        match self.commit {
+            CommitMode::Auto | CommitMode::AfterProcess => Some(format!(
+                "sink_mode=plain with commit={}: at-least-once redelivers records processed but not yet committed \
+                 (kafka-semantics §8.3 C1/C3)",
+                if self.commit == CommitMode::Auto { "auto" } else { "after-process" }
+            )),
+            _ => self.log_duplicate_reason().map(|why| format!("sink_mode=plain and {why}; log duplicates reach the sink")),
         }
     }
 
@@ -305,6 +364,36 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The processing anomalies' permission rules (kafka-semantics §8.3).
+    #[test]
+    fn processing_rules() {
+        let with = |list: &str| {
+            let mut g = Guarantees::default();
+            g.apply_list(list).unwrap();
+            g
+        };
+        let loss = |list: &str| with(list).permits(AnomalyKind::LostProcessing).is_some();
+        let dup = |list: &str| with(list).permits(AnomalyKind::DuplicateProcessing).is_some();
+        assert!(loss("commit=auto,processing=queue"));
+        assert!(!loss("commit=auto,processing=inline"));
+        assert!(!loss("commit=after-process,processing=queue"));
+        assert!(loss("commit=before-process"));
+        assert!(loss("on_sink_error=skip"));
+        assert!(loss("unclean_leader_election=true"));
+        assert!(dup("sink_mode=plain,commit=auto"));
+        assert!(dup("sink_mode=plain,commit=after-process"));
+        assert!(!dup("sink_mode=plain,commit=before-process"));
+        assert!(dup("sink_mode=plain,commit=before-process,idempotence=false"));
+        assert!(dup("sink_mode=plain,commit=before-process,acks=1"));
+        assert!(!dup("sink_mode=idempotent,commit=auto,idempotence=false"));
+        let lost_enqueued = |list: &str| with(list).permits(AnomalyKind::LostEnqueued);
+        assert!(lost_enqueued("producer_mode=fire-and-forget").unwrap().contains("R4.10"));
+        assert_eq!(lost_enqueued("producer_mode=callback"), None);
+        // Log duplicates: idempotence off, or anything that defeats it.
+        assert!(with("acks=1").permits(AnomalyKind::Duplicate).is_some());
+        assert!(with("unclean_leader_election=true").permits(AnomalyKind::Duplicate).is_some());
     }
 
     #[test]

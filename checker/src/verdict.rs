@@ -70,6 +70,17 @@ pub struct PartitionStats {
     pub unseen: u64,
     /// A completed final drain reached this partition's target.
     pub drained: bool,
+    /// Values an ok enqueue accepted into a producer's buffer.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub enqueued: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost_enqueued: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost_processing: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -180,12 +191,21 @@ fn stats(h: &History, f: &Findings, inputs: &Inputs<'_>) -> Stats {
         if h.index.ack_op[k] != NONE {
             parts[key.partition as usize].acknowledged += 1;
         }
+        if h.index.enqueued[k] != NONE {
+            parts[key.partition as usize].enqueued += 1;
+        }
     }
-    for (kind, field) in [(AnomalyKind::LostWrite, 0), (AnomalyKind::Unseen, 1)] {
+    type Field = fn(&mut PartitionStats) -> &mut u64;
+    let fields: [(AnomalyKind, Field); 4] = [
+        (AnomalyKind::LostWrite, |ps| &mut ps.lost),
+        (AnomalyKind::Unseen, |ps| &mut ps.unseen),
+        (AnomalyKind::LostEnqueued, |ps| &mut ps.lost_enqueued),
+        (AnomalyKind::LostProcessing, |ps| &mut ps.lost_processing),
+    ];
+    for (kind, field) in fields {
         if let Some(k) = f.kinds.get(&kind) {
             for (&p, &n) in &k.per_partition {
-                let ps = &mut parts[p as usize];
-                if field == 0 { ps.lost += n } else { ps.unseen += n }
+                *field(&mut parts[p as usize]) += n;
             }
         }
     }
@@ -214,6 +234,13 @@ pub fn summary(r: &Results) -> String {
         "Checked {ops} ops over {} partitions ({acked} values acknowledged).\n",
         r.stats.partitions.len()
     ));
+    let enqueued: u64 = r.stats.partitions.values().map(|p| p.enqueued).sum();
+    if enqueued > 0 {
+        out.push_str(&format!("{enqueued} values were enqueued into producer buffers.\n"));
+    }
+    if let Some(s) = &r.stats.sink {
+        out.push_str(&format!("The sink holds {} rows in {} slots.\n", s.rows, s.slots));
+    }
     if r.anomalies.is_empty() {
         out.push_str("No anomalies.\n");
     }

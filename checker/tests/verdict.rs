@@ -3,7 +3,7 @@
 
 use faultline_checker::generator::{self, GenConfig};
 use faultline_checker::verdict::Status;
-use faultline_checker::{AnomalyKind, Guarantees, History, Validity, check};
+use faultline_checker::{AnomalyKind, Guarantees, History, Inputs, Validity, check, check_with};
 
 fn results_of(jsonl: &str, guarantees: &str) -> faultline_checker::Results {
     let h = History::parse(jsonl.as_bytes()).expect("parses");
@@ -19,6 +19,16 @@ fn generated(inject: &str, guarantees: &str) -> faultline_checker::Results {
     let mut gs = Guarantees::default();
     gs.apply_list(guarantees).unwrap();
     check(&h, &gs, Some(&g.replicas))
+}
+
+/// A generated history checked with its replicas and sink.
+fn generated_with_sink(inject: &str, guarantees: &str) -> faultline_checker::Results {
+    let cfg = GenConfig { ops: 5000, partitions: 3, seed: 11, inject: generator::parse_inject(inject).unwrap() };
+    let g = generator::generate_vec(&cfg).unwrap();
+    let h = History::from_ops(g.ops).unwrap();
+    let mut gs = Guarantees::default();
+    gs.apply_list(guarantees).unwrap();
+    check_with(&h, &gs, &Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink) })
 }
 
 #[test]
@@ -139,4 +149,63 @@ fn huge_sparse_offsets() {
     assert!(h.index.obs.len() <= 400);
     let r = check(&h, &Guarantees::default(), None);
     assert_eq!(r.valid, Validity::Valid, "{:?}", r.anomaly_types);
+}
+
+/// Commit after inline processing promises no processing loss (§8.3 C3);
+/// auto-commit with a queue hand-off does not (C2).
+#[test]
+fn lost_processing_depends_on_commit_and_processing() {
+    let r = generated_with_sink("lost-processing:2", "");
+    assert_eq!(r.valid, Validity::Invalid);
+    assert_eq!(r.violations, [AnomalyKind::LostProcessing]);
+    assert_eq!(r.stats.partitions.values().map(|p| p.lost_processing).sum::<u64>(), 2);
+    assert!(faultline_checker::verdict::summary(&r).contains("lost-processing: 2 (violation)"));
+    let r = generated_with_sink("lost-processing:2", "commit=auto,processing=queue");
+    assert_eq!(r.valid, Validity::Valid);
+    let t = &r.anomalies[&AnomalyKind::LostProcessing];
+    assert_eq!((t.count, t.status), (2, Status::Permitted));
+    assert!(t.reason.as_deref().unwrap_or_default().contains("C2"), "{:?}", t.reason);
+    assert_eq!(generated_with_sink("lost-processing:1", "on_sink_error=skip").valid, Validity::Valid);
+}
+
+/// An idempotent sink must absorb redeliveries; a plain one under
+/// at-least-once commits may not.
+#[test]
+fn duplicate_processing_depends_on_sink_mode() {
+    let r = generated_with_sink("duplicate-processing:3", "");
+    assert_eq!(r.valid, Validity::Invalid);
+    assert_eq!(r.anomalies[&AnomalyKind::DuplicateProcessing].count, 3);
+    assert_eq!(generated_with_sink("duplicate-processing:3", "sink_mode=plain").valid, Validity::Valid);
+    assert_eq!(generated_with_sink("duplicate-processing:3", "sink_mode=plain,commit=before-process").valid, Validity::Invalid);
+}
+
+/// Buffered records lost under fire-and-forget are shown, counted and
+/// permitted; other modes do not check them, and say so.
+#[test]
+fn lost_enqueued_is_permitted_and_counted() {
+    let r = generated_with_sink("lost-enqueued:3", "producer_mode=fire-and-forget");
+    assert_eq!(r.valid, Validity::Valid);
+    let t = &r.anomalies[&AnomalyKind::LostEnqueued];
+    assert_eq!((t.count, t.status), (3, Status::Permitted));
+    assert!(t.reason.as_deref().unwrap_or_default().contains("R4.10"), "{:?}", t.reason);
+    assert_eq!(r.stats.partitions.values().map(|p| p.lost_enqueued).sum::<u64>(), 3);
+    assert!(r.stats.partitions.values().map(|p| p.enqueued).sum::<u64>() > 3);
+    assert!(!r.anomalies.contains_key(&AnomalyKind::LostWrite));
+    let r = generated_with_sink("lost-enqueued:3", "");
+    assert!(r.anomaly_types.is_empty(), "{:?}", r.anomaly_types);
+    assert!(r.not_checked.iter().any(|n| n.starts_with("lost-enqueued: producer_mode=sync")), "{:?}", r.not_checked);
+}
+
+/// Without sink.jsonl the processing analyses are listed as not checked,
+/// and the verdict does not change.
+#[test]
+fn processing_without_a_sink_is_not_checked() {
+    let r = generated("", "");
+    assert_eq!(r.valid, Validity::Valid);
+    for kind in ["lost-processing", "duplicate-processing"] {
+        assert!(r.not_checked.iter().any(|n| n == &format!("{kind}: no sink.jsonl next to the history")), "{:?}", r.not_checked);
+    }
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(json["stats"].get("sink").is_none());
+    assert_eq!(json["guarantees"]["producer_mode"], "sync");
 }

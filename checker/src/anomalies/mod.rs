@@ -6,7 +6,10 @@ pub mod aborted_read;
 pub(crate) mod consumer;
 pub mod cycles;
 pub mod duplicate;
+pub mod duplicate_processing;
 pub mod inconsistent_offsets;
+pub mod lost_enqueued;
+pub mod lost_processing;
 pub mod lost_write;
 pub mod nonmonotonic_poll;
 pub mod nonmonotonic_send;
@@ -18,8 +21,9 @@ pub mod replica_divergence;
 pub mod unseen;
 
 use crate::anomaly::Findings;
-use crate::guarantees::Guarantees;
+use crate::guarantees::{Guarantees, SinkMode};
 use crate::history::History;
+use crate::sink::Sink;
 use crate::Inputs;
 
 /// Runs every analysis that the guarantees and inputs allow; the others are
@@ -29,7 +33,7 @@ use crate::Inputs;
 /// The cycle and replica analyses run on a second thread while the others
 /// run on this one; each type is reported by exactly one analysis, so
 /// merging the two collectors is deterministic.
-pub fn run_all(h: &History, _g: &Guarantees, inputs: &Inputs<'_>, out: &mut Findings) {
+pub fn run_all(h: &History, g: &Guarantees, inputs: &Inputs<'_>, out: &mut Findings) {
     let limit = out.example_limit();
     let replicas = inputs.replicas;
     let (mine, theirs) = std::thread::scope(|s| {
@@ -54,11 +58,35 @@ pub fn run_all(h: &History, _g: &Guarantees, inputs: &Inputs<'_>, out: &mut Find
         nonmonotonic_send::check(h, &mut f);
         aborted_read::check(h, &mut f);
         phantom_read::check(h, &mut f);
+        application(h, g, inputs.sink, &mut f);
         (f, other.join())
     });
     out.merge(mine);
     match theirs {
         Ok(f) => out.merge(f),
         Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// The analyses of the application around the broker: the producer's buffer
+/// and the consumers' sink. Each runs only when the run used what it checks.
+fn application(h: &History, g: &Guarantees, sink: Option<&Sink>, f: &mut Findings) {
+    match lost_enqueued::precondition(h, g) {
+        Ok(()) => lost_enqueued::check(h, f),
+        Err(why) => f.not_checked(why),
+    }
+    let sink = match (g.sink_mode, sink) {
+        (SinkMode::None, _) => Err("sink_mode=none: the run had no sink"),
+        (_, None) => Err("no sink.jsonl next to the history"),
+        (_, Some(s)) => Ok(s),
+    };
+    match sink.map(|s| (s, lost_processing::precondition(h))) {
+        Ok((s, Ok(()))) => lost_processing::check(h, s, f),
+        Ok((_, Err(why))) => f.not_checked(why),
+        Err(why) => f.not_checked(format!("lost-processing: {why}")),
+    }
+    match sink {
+        Ok(s) => duplicate_processing::check(h, s, f),
+        Err(why) => f.not_checked(format!("duplicate-processing: {why}")),
     }
 }
