@@ -2,7 +2,8 @@
 //!
 //! PATH is a history file or a run's store directory (then
 //! `history.jsonl` inside it). Guarantees come from `test.json` next to the
-//! history, overridden key by key by `--guarantees`. Writes `results.json`
+//! history, overridden key by key by `--guarantees`; `replicas.json` and
+//! `sink.jsonl` next to it are read when present. Writes `results.json`
 //! next to the history and prints a short summary, or the JSON with
 //! `--json`. Exit codes follow Jepsen: 0 valid, 1 invalid, 2 unknown,
 //! 254 bad arguments or unreadable input, 255 internal error.
@@ -27,8 +28,9 @@ pub struct CheckArgs {
     #[arg(long)]
     json: bool,
     /// The run's guarantees as key=value,... (acks, idempotence,
-    /// max_in_flight, unclean_leader_election, commit, sink_mode); they
-    /// override test.json. Without either, everything is promised.
+    /// max_in_flight, unclean_leader_election, commit, sink_mode,
+    /// producer_mode, processing, on_sink_error); they override test.json.
+    /// Without either, everything is promised.
     #[arg(long)]
     guarantees: Option<String>,
 }
@@ -65,8 +67,10 @@ fn run(args: &CheckArgs) -> anyhow::Result<Validity> {
         guarantees.apply_list(list)?;
     }
     let replicas = files.replicas()?;
+    let sink = files.read_sink()?;
     let history = files.read_history()?;
-    let results = faultline_checker::check(&history, &guarantees, replicas.as_ref());
+    let inputs = faultline_checker::Inputs { replicas: replicas.as_ref(), sink: sink.as_ref() };
+    let results = faultline_checker::check_with(&history, &guarantees, &inputs);
     let json = serde_json::to_string_pretty(&results).context("serializing results")?;
     let out = files.dir.join(RESULTS_FILE);
     if let Err(e) = std::fs::write(&out, format!("{json}\n")) {
