@@ -53,7 +53,9 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// minute at [`RETRY_PAUSE`] plus the busy timeout): longer than any outage.
 const SINK_ATTEMPTS_MAX: u32 = 300;
 /// Poll batches the in-memory queue holds before the poll loop waits.
-const QUEUE_BATCHES_MAX: usize = 1_000;
+/// Small, as applications bound their hand-off queues: it bounds how far
+/// polling runs ahead of processing, and the drain at a graceful stop.
+const QUEUE_BATCHES_MAX: usize = 32;
 /// How long a stopping consumer's worker may take to drain its queue.
 const WORKER_DRAIN_BOUND: Duration = Duration::from_secs(60);
 /// Extra time a closing producer gives its last batches beyond their delivery timeout.
@@ -158,6 +160,9 @@ struct ConsumerArgs {
     sink_path: Option<std::path::PathBuf>,
     #[arg(long, value_enum, default_value_t = crate::run::OnSinkError::Retry)]
     on_sink_error: crate::run::OnSinkError,
+    /// The application's own work per batch, before the sink write.
+    #[arg(long, default_value_t = 0)]
+    process_time_ms: u64,
 }
 
 #[derive(Args, Debug)]
@@ -473,6 +478,7 @@ fn fetched_pairs(records: &[FetchedRecord]) -> Vec<(u64, RecordValue)> {
 struct Processor {
     sink: Option<Arc<std::sync::Mutex<Sink>>>,
     on_error: OnSinkError,
+    work: Duration,
 }
 
 impl Processor {
@@ -485,6 +491,7 @@ impl Processor {
             return Ok(());
         }
         let value = || OpValue::Poll(PollValue { records: PartMap(vec![(name.to_string(), records.clone())]) });
+        tokio::time::sleep(self.work).await;
         for attempt in 1..=SINK_ATTEMPTS_MAX {
             emit(pid, OpType::Invoke, "process", value(), None, false);
             let (sink, part, recs) = (sink.clone(), name.to_string(), records.clone());
@@ -534,7 +541,7 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
         Some(path) => Some(Arc::new(std::sync::Mutex::new(Sink::open(path)?))),
         None => None,
     };
-    let processor = Arc::new(Processor { sink, on_error: a.on_sink_error });
+    let processor = Arc::new(Processor { sink, on_error: a.on_sink_error, work: Duration::from_millis(a.process_time_ms) });
     let progress = Arc::new(std::sync::Mutex::new(Progress { processed: vec![0; a.owned.len()] }));
     // The queue hand-off: a bounded channel drained by a worker task, which
     // is its own logical process.

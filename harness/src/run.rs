@@ -26,7 +26,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use faultline_checker::op::{Op, OpType, Process};
-use faultline_checker::guarantees::Acks as GAcks;
+use faultline_checker::guarantees::{self as G, Acks as GAcks};
 use faultline_checker::{Guarantees, Replicas, Validity};
 use faultline_client::api::{Acks, CreateTopicRequest, ErrorCode};
 use faultline_client::{Client, ProducerConfig};
@@ -41,8 +41,6 @@ use crate::history::{HistoryWriter, monotonic_ns};
 use crate::nemesis_run::Nemesis;
 use crate::store::{self, RunLog};
 
-/// The sink rows of a run, for the checker (the checker's `SINK_FILE` once it names it).
-const SINK_FILE: &str = "sink.jsonl";
 /// The workload's topic.
 const TOPIC: &str = "events";
 /// The consumers' group.
@@ -79,6 +77,9 @@ const RESTARTS_PER_SLOT_MAX: u32 = 50;
 const RESTART_PAUSE: Duration = Duration::from_millis(200);
 /// Highest accepted total send rate, sends per second.
 const RATE_MAX_PER_S: f64 = 50_000.0;
+/// Longest accepted `--process-time-ms`: a stopping consumer must drain
+/// its queue within the client stop grace.
+const PROCESS_TIME_MAX_MS: u64 = 1_000;
 /// Longest accepted `--time-limit`, seconds.
 const TIME_LIMIT_MAX_S: f64 = 86_400.0;
 
@@ -144,6 +145,11 @@ pub struct RunArgs {
     /// and go on, or `retry` until it succeeds.
     #[arg(long, value_enum, default_value_t = OnSinkError::Retry)]
     on_sink_error: OnSinkError,
+    /// Milliseconds the consumer application spends on each batch before
+    /// writing it to the sink (its own work, e.g. a downstream call): with
+    /// `--processing queue`, the queue then fills while polls go on.
+    #[arg(long, default_value_t = 0)]
+    process_time_ms: u64,
     #[arg(long, default_value_t = 3)]
     topic_partitions: u32,
     #[arg(long, default_value_t = 3)]
@@ -294,6 +300,9 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
     }
     if args.linger_ms + REQUEST_TIMEOUT_MS > DELIVERY_TIMEOUT_MS {
         return Err(format!("--linger-ms {}: linger.ms + request.timeout.ms ({REQUEST_TIMEOUT_MS}) must not exceed delivery.timeout.ms ({DELIVERY_TIMEOUT_MS})", args.linger_ms));
+    }
+    if args.process_time_ms > PROCESS_TIME_MAX_MS {
+        return Err(format!("--process-time-ms {}: at most {PROCESS_TIME_MAX_MS}", args.process_time_ms));
     }
     if args.auto_commit_interval_ms == 0 {
         return Err("--auto-commit-interval-ms: must be at least 1".into());
@@ -489,7 +498,30 @@ fn guarantees(plan: &Plan) -> Guarantees {
         // One send in flight per producer process.
         max_in_flight: 1,
         unclean_leader_election: plan.args.unclean_leader_election,
-        ..Guarantees::default()
+        commit: match (plan.args.consumers, plan.args.commit) {
+            (0, _) => G::CommitMode::None,
+            (_, CommitStrategy::Auto) => G::CommitMode::Auto,
+            (_, CommitStrategy::AfterProcess) => G::CommitMode::AfterProcess,
+            (_, CommitStrategy::BeforeProcess) => G::CommitMode::BeforeProcess,
+        },
+        sink_mode: match (plan.args.sink, plan.args.sink_mode) {
+            (SinkKind::None, _) => G::SinkMode::None,
+            (SinkKind::Sqlite, SinkMode::Plain) => G::SinkMode::Plain,
+            (SinkKind::Sqlite, SinkMode::Idempotent) => G::SinkMode::Idempotent,
+        },
+        producer_mode: match plan.args.producer_mode {
+            ProducerMode::Sync => G::ProducerMode::Sync,
+            ProducerMode::Callback => G::ProducerMode::Callback,
+            ProducerMode::FireAndForget => G::ProducerMode::FireAndForget,
+        },
+        processing: match plan.args.processing {
+            Processing::Inline => G::Processing::Inline,
+            Processing::Queue => G::Processing::Queue,
+        },
+        on_sink_error: match plan.args.on_sink_error {
+            OnSinkError::Skip => G::OnSinkError::Skip,
+            OnSinkError::Retry => G::OnSinkError::Retry,
+        },
     }
 }
 
@@ -530,7 +562,7 @@ fn write_test_json(ctx: &Ctx) -> anyhow::Result<()> {
             "consumers": a.consumers, "records_per_send": a.records_per_send,
             "producer_mode": a.producer_mode, "linger_ms": a.linger_ms, "batch_size": a.batch_size, "buffer_memory": a.buffer_memory,
             "max_block_ms": a.max_block_ms, "retries": a.retries, "commit": a.commit, "auto_commit_interval_ms": a.auto_commit_interval_ms,
-            "processing": a.processing, "sink": a.sink, "sink_mode": a.sink_mode, "on_sink_error": a.on_sink_error, "topic": TOPIC, "topic_partitions": a.topic_partitions,
+            "processing": a.processing, "process_time_ms": a.process_time_ms, "sink": a.sink, "sink_mode": a.sink_mode, "on_sink_error": a.on_sink_error, "topic": TOPIC, "topic_partitions": a.topic_partitions,
             "replication_factor": a.replication_factor, "min_insync_replicas": a.min_insync_replicas, "acks": a.acks,
             "idempotence": ctx.plan.idempotence, "unclean_leader_election": a.unclean_leader_election, "bugs": a.bugs,
             "group": GROUP, "kill_client": a.kill_client, "admin_hooks": a.admin_hooks,
@@ -610,6 +642,7 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
             "consumer".into(), "--topic".into(), TOPIC.into(), "--owned".into(), owned.join(","), "--group".into(), GROUP.into(),
             "--commit".into(), value_name(a.commit), "--auto-commit-interval-ms".into(), a.auto_commit_interval_ms.to_string(),
             "--processing".into(), value_name(a.processing), "--on-sink-error".into(), value_name(a.on_sink_error),
+            "--process-time-ms".into(), a.process_time_ms.to_string(),
         ];
         if let Some((_, path)) = sinks.iter().find(|(slot, _)| *slot == j) {
             argv.extend(["--sink-path".into(), path.display().to_string()]);
@@ -657,8 +690,8 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
         r.context("consumer supervisor panicked")??;
     }
     if !sinks.is_empty() {
-        let rows = crate::sink::export(&sinks, &ctx.dir.join(SINK_FILE))?;
-        ctx.log.line(format!("final phase: {rows} sink rows from {} databases into {SINK_FILE}", sinks.len()));
+        let rows = crate::sink::export(&sinks, &ctx.dir.join(faultline_checker::SINK_FILE))?;
+        ctx.log.line(format!("final phase: {rows} sink rows from {} databases into {}", sinks.len(), faultline_checker::SINK_FILE));
     }
     ctx.log.line(format!("final phase: draining {} partitions to {:?}", targets.len(), targets));
     run_drain(&shared, &targets).await?;
@@ -678,7 +711,8 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let files = faultline_checker::RunFiles::locate(&ctx.dir);
     let history = files.read_history().context("reading back history.jsonl")?;
     let g = files.guarantees().context("reading test.json's guarantees")?;
-    let results = faultline_checker::check(&history, &g, Some(&replicas));
+    let sink = files.read_sink().context("reading back sink.jsonl")?;
+    let results = faultline_checker::check_with(&history, &g, &faultline_checker::Inputs { replicas: Some(&replicas), sink: sink.as_ref() });
     store::write_json(&ctx.dir.join(faultline_checker::RESULTS_FILE), &results)?;
     Ok(Outcome { valid: results.valid, results, counts })
 }
