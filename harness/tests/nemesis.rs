@@ -80,8 +80,16 @@ fn partition_pause_and_kill_take_effect_and_heal() {
     let leader = rt.block_on(async {
         let client = faultline_client::Client::new(url(0));
         let req = faultline_client::api::CreateTopicRequest { name: "events".into(), partitions: Some(1), replication_factor: Some(3), ..Default::default() };
-        client.create_topic(&req).await.expect("creates events");
         let deadline = Instant::now() + Duration::from_secs(15);
+        // Right after a heal the controller may still be re-electing: retry, bounded.
+        loop {
+            match client.create_topic(&req).await {
+                Ok(_) => break,
+                Err(e) if e.code() == Some(faultline_client::api::ErrorCode::TopicAlreadyExists) => break,
+                Err(e) => assert!(Instant::now() < deadline, "creating events: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         loop {
             let d = client.describe_topic("events").await.expect("describes events");
             if let Some(l) = d.partitions[0].leader.filter(|_| d.partitions[0].isr.len() == 3) {
