@@ -118,6 +118,13 @@ fn bad_or_conflicting_options_exit_254_before_touching_anything() {
         &["--rate", "0"],
         &["--bug", "no-such-switch"],
         &["--no-such-option"],
+        &["--producer-mode", "yolo"],
+        &["--linger-ms", "20000"],
+        &["--batch-size", "4096", "--buffer-memory", "1024"],
+        &["--retries", "0", "--idempotence", "true"],
+        &["--commit", "sometimes"],
+        &["--process-time-ms", "5000"],
+        &["--sink-mode", "eventual"],
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_faultline")).arg("run").args(args).arg("--store").arg(&store).output().unwrap();
         assert_eq!(o.status.code(), Some(254), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
