@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use faultline_checker::generator::{self, GenConfig};
-use faultline_checker::{AnomalyKind, Error as CheckError, REPLICAS_FILE};
+use faultline_checker::{AnomalyKind, Error as CheckError, REPLICAS_FILE, SINK_FILE};
 
 use crate::check::{EXIT_INTERNAL, exit_code_of};
 
@@ -26,7 +26,7 @@ pub struct GenHistoryArgs {
     /// Anomalies to inject, as type:count,... e.g. lost-write:3,duplicate:2.
     #[arg(long)]
     inject: Option<String>,
-    /// Write the history to this file, and replicas.json next to it, instead
+    /// Write the history to this file, and replicas.json and sink.jsonl next to it, instead
     /// of the history to stdout.
     #[arg(long, short)]
     out: Option<PathBuf>,
@@ -54,6 +54,9 @@ fn run(args: &GenHistoryArgs) -> anyhow::Result<()> {
     if args.out.is_none() && inject.iter().any(|i| i.0 == AnomalyKind::ReplicaDivergence && i.1 > 0) {
         return Err(CheckError::Generate("replica-divergence lives in replicas.json: use --out".into()).into());
     }
+    if args.out.is_none() && inject.iter().any(|i| matches!(i.0, AnomalyKind::LostProcessing | AnomalyKind::DuplicateProcessing) && i.1 > 0) {
+        return Err(CheckError::Generate("lost-processing and duplicate-processing live in sink.jsonl: use --out".into()).into());
+    }
     let cfg = GenConfig { ops: args.ops, partitions: args.partitions, seed: args.seed, inject };
     let sink: Box<dyn Write> = match &args.out {
         Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
@@ -61,7 +64,7 @@ fn run(args: &GenHistoryArgs) -> anyhow::Result<()> {
     };
     let mut w = BufWriter::with_capacity(1 << 20, sink);
     let mut io_error: Option<std::io::Error> = None;
-    let replicas = generator::generate(&cfg, &mut |op| {
+    let (replicas, sink_rows) = generator::generate_with_sink(&cfg, &mut |op| {
         let r = serde_json::to_writer(&mut w, op).map_err(std::io::Error::from).and_then(|()| w.write_all(b"\n"));
         if let Err(e) = r {
             io_error.get_or_insert(e);
@@ -79,6 +82,9 @@ fn run(args: &GenHistoryArgs) -> anyhow::Result<()> {
         let mut w = BufWriter::new(f);
         serde_json::to_writer(&mut w, &replicas).context("writing replicas")?;
         w.flush().context("writing replicas")?;
+        let path = dir.join(SINK_FILE);
+        let f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        sink_rows.write_jsonl(BufWriter::new(f)).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
