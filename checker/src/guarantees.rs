@@ -85,6 +85,18 @@ pub enum OnSinkError {
     Retry,
 }
 
+/// Where a consumer starts in a partition its group has no committed
+/// offset for (`auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OffsetReset {
+    /// From the log start: nothing is skipped.
+    Earliest,
+    /// From the end: records written before are never processed by the
+    /// group (apparent loss, kafka-semantics §8.3 C5).
+    Latest,
+}
+
 /// The run's configuration, as far as verdicts depend on it.
 ///
 /// Keys missing from a serialized form take their defaults, so results and
@@ -101,6 +113,7 @@ pub struct Guarantees {
     pub producer_mode: ProducerMode,
     pub processing: Processing,
     pub on_sink_error: OnSinkError,
+    pub auto_offset_reset: OffsetReset,
 }
 
 impl Default for Guarantees {
@@ -118,11 +131,12 @@ impl Default for Guarantees {
             producer_mode: ProducerMode::Sync,
             processing: Processing::Inline,
             on_sink_error: OnSinkError::Retry,
+            auto_offset_reset: OffsetReset::Earliest,
         }
     }
 }
 
-pub const KEYS: [&str; 9] = [
+pub const KEYS: [&str; 10] = [
     "acks",
     "idempotence",
     "max_in_flight",
@@ -132,6 +146,7 @@ pub const KEYS: [&str; 9] = [
     "producer_mode",
     "processing",
     "on_sink_error",
+    "auto_offset_reset",
 ];
 
 /// Parses a kebab-case enum value as its serde name.
@@ -171,6 +186,7 @@ impl Guarantees {
             }
             "processing" => self.processing = named(value).ok_or_else(|| bad("expected inline or queue"))?,
             "on_sink_error" => self.on_sink_error = named(value).ok_or_else(|| bad("expected skip or retry"))?,
+            "auto_offset_reset" => self.auto_offset_reset = named(value).ok_or_else(|| bad("expected earliest or latest"))?,
             _ => return Err(bad(&format!("unknown key; known keys: {}", KEYS.join(", ")))),
         }
         Ok(())
@@ -269,6 +285,8 @@ impl Guarantees {
             Some("on_sink_error=skip: records the sink refused are dropped and committed past".to_owned())
         } else if self.unclean_leader_election {
             Some("unclean_leader_election=true: truncation reuses offsets the group already committed past".to_owned())
+        } else if self.auto_offset_reset == OffsetReset::Latest {
+            Some("auto_offset_reset=latest: a consumer without a committed offset skips what was written before it (§8.3 C5)".to_owned())
         } else {
             None
         }
@@ -382,6 +400,8 @@ mod tests {
         assert!(loss("commit=before-process"));
         assert!(loss("on_sink_error=skip"));
         assert!(loss("unclean_leader_election=true"));
+        assert!(loss("auto_offset_reset=latest"));
+        assert!(!loss("auto_offset_reset=earliest"));
         assert!(dup("sink_mode=plain,commit=auto"));
         assert!(dup("sink_mode=plain,commit=after-process"));
         assert!(!dup("sink_mode=plain,commit=before-process"));

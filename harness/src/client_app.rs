@@ -160,6 +160,8 @@ struct ConsumerArgs {
     sink_path: Option<std::path::PathBuf>,
     #[arg(long, value_enum, default_value_t = crate::run::OnSinkError::Retry)]
     on_sink_error: crate::run::OnSinkError,
+    #[arg(long, value_enum, default_value_t = crate::run::OffsetReset::Earliest)]
+    auto_offset_reset: crate::run::OffsetReset,
     /// The application's own work per batch, before the sink write.
     #[arg(long, default_value_t = 0)]
     process_time_ms: u64,
@@ -579,13 +581,26 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
             }
             let value = OpValue::Assign(AssignValue { partitions: names.clone(), seek: Seek::Committed });
             emit(process, OpType::Invoke, "assign", value, None, false);
-            match coordinator.committed().await {
-                Ok(offsets) => {
+            let committed = coordinator.committed().await;
+            // auto.offset.reset=latest: partitions without a committed offset start at their end.
+            let ends = match (&committed, a.auto_offset_reset) {
+                (Ok(offsets), crate::run::OffsetReset::Latest) if a.owned.iter().any(|&p| !offsets.iter().any(|o| o.topic == topic && o.partition == p)) => {
+                    cluster.refresh(&topic).await.map(|d| d.partitions.iter().map(|x| (x.partition, x.high_watermark)).collect::<Vec<_>>()).map_err(|e| format!("reading end offsets: {e}"))
+                }
+                _ => Ok(Vec::new()),
+            };
+            match (committed, ends) {
+                (Ok(offsets), Ok(ends)) => {
                     emit(process, OpType::Ok, "assign", null(), None, false);
-                    let at = |p: u32| offsets.iter().find(|o| o.topic == topic && o.partition == p).map_or(0, |o| o.offset);
+                    let reset = |p: u32| ends.iter().find(|(x, _)| *x == p).map_or(0, |(_, end)| *end);
+                    let at = |p: u32| offsets.iter().find(|o| o.topic == topic && o.partition == p).map_or_else(|| reset(p), |o| o.offset);
                     break a.owned.iter().map(|&p| at(p)).collect();
                 }
-                Err(e) => {
+                (_, Err(e)) => {
+                    emit(process, OpType::Fail, "assign", null(), Some(e), false);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                (Err(e), _) => {
                     emit(process, OpType::Fail, "assign", null(), Some(format!("reading committed offsets: {e}")), false);
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }

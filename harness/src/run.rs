@@ -145,6 +145,12 @@ pub struct RunArgs {
     /// and go on, or `retry` until it succeeds.
     #[arg(long, value_enum, default_value_t = OnSinkError::Retry)]
     on_sink_error: OnSinkError,
+    /// The consumers' `auto.offset.reset`: where a consumer starts in a
+    /// partition its group has no committed offset for. `earliest` reads
+    /// everything (the harness's default); `latest` is Kafka's default and
+    /// skips what was written before.
+    #[arg(long, value_enum, default_value_t = OffsetReset::Earliest)]
+    auto_offset_reset: OffsetReset,
     /// Milliseconds the consumer application spends on each batch before
     /// writing it to the sink (its own work, e.g. a downstream call): with
     /// `--processing queue`, the queue then fills while polls go on.
@@ -245,6 +251,14 @@ pub enum SinkKind {
 pub enum SinkMode {
     Plain,
     Idempotent,
+}
+
+/// `auto.offset.reset`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
 }
 
 /// A consumer's reaction to a failed sink write.
@@ -522,6 +536,10 @@ fn guarantees(plan: &Plan) -> Guarantees {
             OnSinkError::Skip => G::OnSinkError::Skip,
             OnSinkError::Retry => G::OnSinkError::Retry,
         },
+        auto_offset_reset: match plan.args.auto_offset_reset {
+            OffsetReset::Earliest => G::OffsetReset::Earliest,
+            OffsetReset::Latest => G::OffsetReset::Latest,
+        },
     }
 }
 
@@ -562,7 +580,7 @@ fn write_test_json(ctx: &Ctx) -> anyhow::Result<()> {
             "consumers": a.consumers, "records_per_send": a.records_per_send,
             "producer_mode": a.producer_mode, "linger_ms": a.linger_ms, "batch_size": a.batch_size, "buffer_memory": a.buffer_memory,
             "max_block_ms": a.max_block_ms, "retries": a.retries, "commit": a.commit, "auto_commit_interval_ms": a.auto_commit_interval_ms,
-            "processing": a.processing, "process_time_ms": a.process_time_ms, "sink": a.sink, "sink_mode": a.sink_mode, "on_sink_error": a.on_sink_error, "topic": TOPIC, "topic_partitions": a.topic_partitions,
+            "processing": a.processing, "process_time_ms": a.process_time_ms, "auto_offset_reset": a.auto_offset_reset, "sink": a.sink, "sink_mode": a.sink_mode, "on_sink_error": a.on_sink_error, "topic": TOPIC, "topic_partitions": a.topic_partitions,
             "replication_factor": a.replication_factor, "min_insync_replicas": a.min_insync_replicas, "acks": a.acks,
             "idempotence": ctx.plan.idempotence, "unclean_leader_election": a.unclean_leader_election, "bugs": a.bugs,
             "group": GROUP, "kill_client": a.kill_client, "admin_hooks": a.admin_hooks,
@@ -642,7 +660,7 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
             "consumer".into(), "--topic".into(), TOPIC.into(), "--owned".into(), owned.join(","), "--group".into(), GROUP.into(),
             "--commit".into(), value_name(a.commit), "--auto-commit-interval-ms".into(), a.auto_commit_interval_ms.to_string(),
             "--processing".into(), value_name(a.processing), "--on-sink-error".into(), value_name(a.on_sink_error),
-            "--process-time-ms".into(), a.process_time_ms.to_string(),
+            "--process-time-ms".into(), a.process_time_ms.to_string(), "--auto-offset-reset".into(), value_name(a.auto_offset_reset),
         ];
         if let Some((_, path)) = sinks.iter().find(|(slot, _)| *slot == j) {
             argv.extend(["--sink-path".into(), path.display().to_string()]);
