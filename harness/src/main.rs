@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench_history;
+mod campaign;
 mod check;
 mod client_app;
 mod cluster;
@@ -49,6 +50,8 @@ enum Command {
     BenchHistory(bench_history::BenchHistoryArgs),
     /// Run a test: cluster, workload, final drain, check, store.
     Run(run::RunArgs),
+    /// Run a campaign: many runs with expectations, one table (see docs/campaigns.md).
+    Campaign(campaign::CampaignArgs),
     /// A client application process of a run (started by `faultline run`).
     #[command(hide = true)]
     Client(client_app::ClientArgs),
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::GenHistory(args) => gen_history::main(args),
         Command::Cluster(args) => cluster::main(args),
         Command::Run(args) => run::main(args),
+        Command::Campaign(args) => campaign::main(args),
         Command::Client(args) => client_app::main(args),
         Command::Nemesis(args) => nemesis_cmd::main(args),
         Command::BenchHistory(args) => bench_history::main(args),

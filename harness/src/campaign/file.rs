@@ -1,0 +1,658 @@
+//! The campaign file: TOML read with serde (`deny_unknown_fields`, so a
+//! misspelt key is an error that names it), then checked cell by cell and
+//! expanded into a plan of [`Cell`]s, each a `faultline run` command line
+//! and an expectation. Every error names the cell and the key, and is found
+//! before anything runs (`faultline campaign` exits 254).
+//!
+//! Run settings (`[defaults]`, a cell's `run` table, `matrix` axes) are
+//! `faultline run`'s own options under their own names, checked against
+//! [`SETTINGS`] for their type and then parsed by `run`'s argument parser
+//! itself, so a campaign accepts exactly what `faultline run` accepts.
+//! `docs/campaigns.md` documents the format with an example.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use faultline_nemesis::schedule::{self, Action};
+use serde::Deserialize;
+
+use super::expect::Expectation;
+use crate::run::RunArgs;
+
+/// Longest campaign name; `<campaign>-<cell>` names a run's store directory.
+const CAMPAIGN_NAME_LEN_MAX: usize = 24;
+/// Longest cell name, after matrix expansion.
+const CELL_NAME_LEN_MAX: usize = 64;
+/// Most cells one campaign may expand to: a campaign is read by people.
+pub const CELLS_MAX: usize = 500;
+/// Most values one matrix axis may list.
+const AXIS_VALUES_MAX: usize = 32;
+/// Most seeds per cell.
+pub const SEEDS_MAX: u32 = 100;
+
+/// `faultline run`'s defaults for the settings the campaign checks against
+/// each other (a unit test compares them with `run`'s parser).
+pub const RUN_DEFAULT_NODES: u64 = 3;
+pub const RUN_DEFAULT_TIME_LIMIT_S: f64 = 15.0;
+pub const RUN_DEFAULT_REPLICATION_FACTOR: u64 = 3;
+pub const RUN_DEFAULT_MIN_INSYNC_REPLICAS: u64 = 2;
+pub const RUN_DEFAULT_SEED: u64 = 42;
+pub const RUN_DEFAULT_NEMESIS_INTERVAL_S: f64 = 10.0;
+/// The nodes' session timeout in runs (`run.rs`), for checking a random mix.
+const RUN_SESSION_TIMEOUT_S: f64 = 3.0;
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct CampaignDoc {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    /// Seeds per cell unless a cell says otherwise.
+    #[serde(default)]
+    seeds: Option<u32>,
+    /// Run settings every cell starts from.
+    #[serde(default)]
+    defaults: toml::Table,
+    #[serde(default, rename = "cell")]
+    cells: Vec<CellDoc>,
+}
+
+/// One `[[cell]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct CellDoc {
+    name: String,
+    /// One line for people: the claim or the bug the cell is about.
+    #[serde(default)]
+    about: Option<String>,
+    /// Part of the quick subset (`--only headline`).
+    #[serde(default)]
+    headline: bool,
+    #[serde(default)]
+    seeds: Option<u32>,
+    /// `"valid"` or `"invalid"`: the checker's verdict.
+    #[serde(default)]
+    expect: Option<String>,
+    /// Anomaly types that must appear (permitted or not); `a|b` is either.
+    #[serde(default)]
+    expect_anomalies: Vec<String>,
+    /// Anomaly types that must not appear.
+    #[serde(default)]
+    expect_no_anomalies: Vec<String>,
+    /// Kafka error names that must appear on some fail or info op.
+    #[serde(default)]
+    expect_errors: Vec<String>,
+    /// Kafka error names that must appear on no fail or info op.
+    #[serde(default)]
+    expect_no_errors: Vec<String>,
+    /// Run settings over `[defaults]`.
+    #[serde(default)]
+    run: toml::Table,
+    /// Axes: a setting and its values; the cell runs once per combination.
+    #[serde(default)]
+    matrix: toml::Table,
+}
+
+/// What a value of a setting must be, and how it becomes flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A non-negative integer: `--flag N`.
+    Count,
+    /// An integer or a float: `--flag X`.
+    Number,
+    /// `true` gives `--flag`, `false` nothing.
+    Flag,
+    /// `--flag=true|false`.
+    Bool,
+    /// A string: `--flag s` (run's parser checks the allowed words).
+    Word,
+    /// 0, 1 or "all" (integer or string).
+    Acks,
+    /// A list of names, or one string with commas: `--flag a,b`.
+    CommaList,
+    /// A list of names: `--flag a --flag b`.
+    Repeated,
+    /// A file path, relative to the campaign file.
+    Path,
+}
+
+/// Every run setting a campaign may set: its key (`faultline run`'s option
+/// without the dashes), its flag and its kind. Options the campaign sets
+/// itself (`store`, `name`, `cluster-name`, `subnet`) are not here.
+const SETTINGS: &[(&str, &str, Kind)] = &[
+    ("nodes", "--nodes", Kind::Count),
+    ("time-limit", "--time-limit", Kind::Number),
+    ("rate", "--rate", Kind::Number),
+    ("producers", "--producers", Kind::Count),
+    ("consumers", "--consumers", Kind::Count),
+    ("records-per-send", "--records-per-send", Kind::Count),
+    ("topic-partitions", "--topic-partitions", Kind::Count),
+    ("replication-factor", "--replication-factor", Kind::Count),
+    ("min-insync-replicas", "--min-insync-replicas", Kind::Count),
+    ("acks", "--acks", Kind::Acks),
+    ("unclean-leader-election", "--unclean-leader-election", Kind::Flag),
+    ("idempotence", "--idempotence", Kind::Bool),
+    ("bugs", "--bug", Kind::Repeated),
+    ("seed", "--seed", Kind::Count),
+    ("nemesis", "--nemesis", Kind::CommaList),
+    ("nemesis-interval", "--nemesis-interval", Kind::Number),
+    ("nemesis-timeline", "--nemesis-timeline", Kind::Path),
+    ("admin-hooks", "--admin-hooks", Kind::Flag),
+    ("producer-mode", "--producer-mode", Kind::Word),
+    ("linger-ms", "--linger-ms", Kind::Count),
+    ("batch-size", "--batch-size", Kind::Count),
+    ("buffer-memory", "--buffer-memory", Kind::Count),
+    ("max-block-ms", "--max-block-ms", Kind::Count),
+    ("retries", "--retries", Kind::Count),
+    ("commit", "--commit", Kind::Word),
+    ("auto-commit-interval-ms", "--auto-commit-interval-ms", Kind::Count),
+    ("auto-offset-reset", "--auto-offset-reset", Kind::Word),
+    ("processing", "--processing", Kind::Word),
+    ("process-time-ms", "--process-time-ms", Kind::Count),
+    ("sink", "--sink", Kind::Word),
+    ("sink-mode", "--sink-mode", Kind::Word),
+    ("on-sink-error", "--on-sink-error", Kind::Word),
+];
+
+/// Settings the campaign owns, with what to use instead.
+const OWNED_BY_CAMPAIGN: &[(&str, &str)] = &[
+    ("store", "`faultline campaign --store`"),
+    ("name", "the run name `<campaign>-<cell>`"),
+    ("cluster-name", "the campaign"),
+    ("subnet", "the campaign"),
+    ("leave-running", "nothing: a campaign tears every cluster down"),
+    ("kill-client", "`nemesis = [\"kill-producer\"]` or a timeline"),
+];
+
+/// Where a campaign's relative paths (timelines) are found.
+pub enum Source<'a> {
+    /// A file on disk: paths are relative to its directory.
+    File(&'a Path),
+    /// A built-in: paths are looked up among its embedded files.
+    Builtin(&'a [(&'static str, &'static str)]),
+}
+
+/// Command-line overrides, applied before the checks.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub seeds: Option<u32>,
+    pub time_limit: Option<f64>,
+}
+
+/// A campaign ready to run.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    pub name: String,
+    pub description: Option<String>,
+    pub cells: Vec<Cell>,
+}
+
+/// One cell after defaults, matrix expansion and overrides.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// Unique in the campaign; `base-key-value` for matrix cells.
+    pub name: String,
+    /// The `[[cell]]` it came from (differs from `name` for matrix cells).
+    pub base: String,
+    pub about: Option<String>,
+    pub headline: bool,
+    /// The effective settings written in the file, for the table.
+    pub settings: BTreeMap<String, toml::Value>,
+    /// `faultline run` flags, without `--seed`, `--store`, `--name` and
+    /// the timeline (added when the cell runs).
+    pub flags: Vec<String>,
+    pub timeline: Option<Timeline>,
+    /// The first seed; further seeds count up from it.
+    pub seed: u64,
+    pub seeds: u32,
+    pub expect: Expectation,
+}
+
+/// A scripted timeline a cell uses: copied into the campaign's store
+/// directory so every reproduce command stays valid.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    /// The path as the file wrote it.
+    pub label: String,
+    pub text: String,
+}
+
+/// Reads, checks and expands a campaign.
+pub fn load(text: &str, source: &Source, overrides: &Overrides) -> Result<Campaign, String> {
+    let doc: CampaignDoc = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+    check_name("name", &doc.name, CAMPAIGN_NAME_LEN_MAX).map_err(|e| format!("campaign {e}"))?;
+    if doc.cells.is_empty() {
+        return Err("the campaign has no [[cell]]".into());
+    }
+    check_settings_table(&doc.defaults).map_err(|e| format!("[defaults]: {e}"))?;
+    if let Some(s) = doc.seeds {
+        check_seeds(s).map_err(|e| format!("seeds: {e}"))?;
+    }
+    let mut cells = Vec::new();
+    for c in &doc.cells {
+        let at = format!("cell `{}`", c.name);
+        check_name("name", &c.name, CELL_NAME_LEN_MAX).map_err(|e| format!("{at}: {e}"))?;
+        for combo in expand(c).map_err(|e| format!("{at}: {e}"))? {
+            let name = combo.name.clone();
+            let at = format!("cell `{name}`");
+            check_name("name", &name, CELL_NAME_LEN_MAX).map_err(|e| format!("{at}: {e}"))?;
+            if cells.iter().any(|x: &Cell| x.name == name) {
+                return Err(format!("{at}: name: two cells are named `{name}`"));
+            }
+            let cell = build_cell(&doc, c, combo, source, overrides).map_err(|e| format!("{at}: {e}"))?;
+            cells.push(cell);
+            if cells.len() > CELLS_MAX {
+                return Err(format!("the campaign expands to more than {CELLS_MAX} cells"));
+            }
+        }
+    }
+    Ok(Campaign { name: doc.name, description: doc.description, cells })
+}
+
+/// One combination of a cell's matrix: its name and its axis values.
+struct Combo {
+    name: String,
+    values: Vec<(String, toml::Value)>,
+}
+
+/// The cartesian product of a cell's `matrix` axes (keys in sorted order).
+fn expand(c: &CellDoc) -> Result<Vec<Combo>, String> {
+    let mut combos = vec![Combo { name: c.name.clone(), values: Vec::new() }];
+    for (key, values) in &c.matrix {
+        let at = format!("matrix.{key}");
+        setting_kind(key).map_err(|e| format!("{at}: {e}"))?;
+        let toml::Value::Array(values) = values else { return Err(format!("{at}: expected an array of values")) };
+        if values.is_empty() || values.len() > AXIS_VALUES_MAX {
+            return Err(format!("{at}: expected 1 to {AXIS_VALUES_MAX} values"));
+        }
+        let mut next = Vec::new();
+        for combo in &combos {
+            for v in values {
+                let mut values = combo.values.clone();
+                values.push((key.clone(), v.clone()));
+                next.push(Combo { name: format!("{}-{key}-{}", combo.name, slug(v)), values });
+            }
+        }
+        if next.len() > CELLS_MAX {
+            return Err(format!("matrix: more than {CELLS_MAX} combinations"));
+        }
+        combos = next;
+    }
+    Ok(combos)
+}
+
+/// A value as a name part: `all`, `1`, `true`, `kill-partition`.
+fn slug(v: &toml::Value) -> String {
+    let raw = match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Array(a) => a.iter().map(slug).collect::<Vec<_>>().join("-"),
+        other => other.to_string(),
+    };
+    let mut out = String::new();
+    for ch in raw.chars() {
+        let ch = ch.to_ascii_lowercase();
+        if ch.is_ascii_alphanumeric() {
+            out.push(ch);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+fn build_cell(doc: &CampaignDoc, c: &CellDoc, combo: Combo, source: &Source, overrides: &Overrides) -> Result<Cell, String> {
+    check_settings_table(&c.run).map_err(|e| format!("run: {e}"))?;
+    let mut settings: BTreeMap<String, toml::Value> = doc.defaults.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    settings.extend(c.run.iter().map(|(k, v)| (k.clone(), v.clone())));
+    settings.extend(combo.values);
+    if let Some(t) = overrides.time_limit {
+        settings.insert("time-limit".into(), toml::Value::Float(t));
+    }
+    let expect = Expectation::from_parts(c.expect.as_deref(), &c.expect_anomalies, &c.expect_no_anomalies, &c.expect_errors, &c.expect_no_errors)?;
+    let seeds = overrides.seeds.or(c.seeds).or(doc.seeds).unwrap_or(1);
+    check_seeds(seeds).map_err(|e| format!("seeds: {e}"))?;
+    let seed = match settings.remove("seed") {
+        Some(v) => v.as_integer().and_then(|i| u64::try_from(i).ok()).ok_or("run.seed: expected a non-negative integer")?,
+        None => RUN_DEFAULT_SEED,
+    };
+    if seed.checked_add(u64::from(seeds)).is_none() {
+        return Err("run.seed: too large for its seeds".into());
+    }
+    let mut flags = Vec::new();
+    let mut timeline = None;
+    for (key, value) in &settings {
+        let kind = setting_kind(key).map_err(|e| format!("run.{key}: {e}"))?;
+        let these = to_flags(key, kind, value).map_err(|e| format!("run.{key}: {e}"))?;
+        if kind == Kind::Path {
+            let label = these[1].clone();
+            let text = read_source(source, &label).map_err(|e| format!("run.{key}: {e}"))?;
+            timeline = Some(Timeline { label, text });
+            continue;
+        }
+        // run's own parser, one setting at a time, so an error names its key.
+        parse_run_flags(&these).map_err(|e| format!("run.{key} = {value}: {e}"))?;
+        flags.extend(these);
+    }
+    parse_run_flags(&flags).map_err(|e| format!("run: {e}"))?;
+    check_semantics(&settings, timeline.as_ref(), seed)?;
+    let settings = settings.into_iter().filter(|(k, _)| k != "nemesis-timeline").collect();
+    Ok(Cell { name: combo.name, base: c.name.clone(), about: c.about.clone(), headline: c.headline, settings, flags, timeline, seed, seeds, expect })
+}
+
+fn check_name(key: &str, name: &str, max: usize) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= max
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok { Ok(()) } else { Err(format!("{key} = {name:?}: use 1 to {max} of a-z, 0-9 and inner dashes")) }
+}
+
+fn check_seeds(n: u32) -> Result<(), String> {
+    if (1..=SEEDS_MAX).contains(&n) { Ok(()) } else { Err(format!("{n}: must be 1 to {SEEDS_MAX}")) }
+}
+
+/// Every key is a known setting.
+fn check_settings_table(t: &toml::Table) -> Result<(), String> {
+    for key in t.keys() {
+        setting_kind(key)?;
+    }
+    Ok(())
+}
+
+fn setting_kind(key: &str) -> Result<Kind, String> {
+    if let Some((_, _, kind)) = SETTINGS.iter().find(|(k, _, _)| *k == key) {
+        return Ok(*kind);
+    }
+    if let Some((_, instead)) = OWNED_BY_CAMPAIGN.iter().find(|(k, _)| *k == key) {
+        return Err(format!("`{key}` is set by the campaign; use {instead}"));
+    }
+    let known: Vec<&str> = SETTINGS.iter().map(|(k, _, _)| *k).collect();
+    Err(format!("unknown setting `{key}`; known: {}", known.join(", ")))
+}
+
+/// The flags one setting stands for.
+fn to_flags(key: &str, kind: Kind, v: &toml::Value) -> Result<Vec<String>, String> {
+    let flag = SETTINGS.iter().find(|(k, _, _)| *k == key).map(|(_, f, _)| *f).expect("known key");
+    let names = |v: &toml::Value| -> Result<Vec<String>, String> {
+        match v {
+            toml::Value::String(s) => Ok(s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()),
+            toml::Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| "expected strings".to_string())).collect(),
+            _ => Err("expected a list of names".into()),
+        }
+    };
+    Ok(match (kind, v) {
+        (Kind::Count, toml::Value::Integer(i)) if *i >= 0 => vec![flag.into(), i.to_string()],
+        (Kind::Count, _) => return Err("expected a non-negative integer".into()),
+        (Kind::Number, toml::Value::Integer(i)) => vec![flag.into(), i.to_string()],
+        (Kind::Number, toml::Value::Float(f)) => vec![flag.into(), f.to_string()],
+        (Kind::Number, _) => return Err("expected a number".into()),
+        (Kind::Flag, toml::Value::Boolean(true)) => vec![flag.into()],
+        (Kind::Flag, toml::Value::Boolean(false)) => vec![],
+        (Kind::Bool, toml::Value::Boolean(b)) => vec![format!("{flag}={b}")],
+        (Kind::Flag | Kind::Bool, _) => return Err("expected true or false".into()),
+        (Kind::Word | Kind::Path, toml::Value::String(s)) if !s.is_empty() => vec![flag.into(), s.clone()],
+        (Kind::Word | Kind::Path, _) => return Err("expected a non-empty string".into()),
+        (Kind::Acks, toml::Value::Integer(i @ (0 | 1))) => vec![flag.into(), i.to_string()],
+        (Kind::Acks, toml::Value::String(s)) if ["0", "1", "all"].contains(&s.as_str()) => vec![flag.into(), s.clone()],
+        (Kind::Acks, _) => return Err("expected 0, 1 or \"all\"".into()),
+        (Kind::CommaList, v) => {
+            let list = names(v)?;
+            if list.is_empty() {
+                return Err("expected at least one name".into());
+            }
+            vec![flag.into(), list.join(",")]
+        }
+        (Kind::Repeated, v) => names(v)?.into_iter().flat_map(|n| [flag.to_string(), n]).collect(),
+    })
+}
+
+/// `faultline run`'s parser over these flags; the error without clap's
+/// decorations.
+pub fn parse_run_flags(flags: &[String]) -> Result<RunArgs, String> {
+    #[derive(Parser)]
+    #[command(name = "faultline run", no_binary_name = false)]
+    struct W {
+        #[command(flatten)]
+        a: RunArgs,
+    }
+    let argv = std::iter::once("faultline run".to_string()).chain(flags.iter().cloned());
+    W::try_parse_from(argv).map(|w| w.a).map_err(|e| {
+        let text = e.to_string();
+        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("For more information")).collect();
+        lines.join(" ").trim_start_matches("error: ").to_string()
+    })
+}
+
+/// Reads a file a campaign names.
+fn read_source(source: &Source, rel: &str) -> Result<String, String> {
+    match source {
+        Source::File(file) => {
+            let path = file.parent().unwrap_or(Path::new(".")).join(rel);
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        Source::Builtin(files) => files
+            .iter()
+            .find(|(p, _)| *p == rel)
+            .map(|(_, t)| t.to_string())
+            .ok_or_else(|| format!("{rel}: not a file of this built-in campaign")),
+    }
+}
+
+/// The checks `faultline run` would make before starting, that relate
+/// settings to each other, so a bad cell stops the campaign before
+/// anything runs.
+fn check_semantics(s: &BTreeMap<String, toml::Value>, timeline: Option<&Timeline>, seed: u64) -> Result<(), String> {
+    let int = |k: &str, d: u64| s.get(k).and_then(toml::Value::as_integer).map_or(d, |i| i as u64);
+    let num = |k: &str, d: f64| s.get(k).map_or(Some(d), |v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)));
+    let (nodes, rf, misr) = (int("nodes", RUN_DEFAULT_NODES), int("replication-factor", RUN_DEFAULT_REPLICATION_FACTOR), int("min-insync-replicas", RUN_DEFAULT_MIN_INSYNC_REPLICAS));
+    if nodes == 0 {
+        return Err("run.nodes: must be at least 1".into());
+    }
+    if rf == 0 || rf > nodes {
+        return Err(format!("run.replication-factor = {rf}: must be 1 to nodes ({nodes})"));
+    }
+    if misr == 0 || misr > rf {
+        return Err(format!("run.min-insync-replicas = {misr}: must be 1 to replication-factor ({rf})"));
+    }
+    let time_limit = num("time-limit", RUN_DEFAULT_TIME_LIMIT_S).unwrap_or(0.0);
+    if !(time_limit > 0.0 && time_limit <= 86_400.0) {
+        return Err(format!("run.time-limit = {time_limit}: must be in (0, 86400] seconds"));
+    }
+    if let Some(rate) = num("rate", 1.0)
+        && !(rate > 0.0 && rate <= 50_000.0)
+    {
+        return Err(format!("run.rate = {rate}: must be in (0, 50000] sends per second"));
+    }
+    if let Some(toml::Value::Array(bugs)) = s.get("bugs") {
+        for b in bugs.iter().filter_map(toml::Value::as_str) {
+            b.parse::<faultline_node::bugs::Bug>().map_err(|e| format!("run.bugs: {e}"))?;
+        }
+    }
+    if let Some(toml::Value::String(b)) = s.get("bugs") {
+        faultline_node::bugs::Bugs::parse_list(b).map_err(|e| format!("run.bugs: {e}"))?;
+    }
+    match (s.get("nemesis"), timeline) {
+        (Some(_), Some(_)) => return Err("run.nemesis and run.nemesis-timeline: give one or the other".into()),
+        (Some(v), None) => {
+            let families = to_flags("nemesis", Kind::CommaList, v)?[1].split(',').map(str::to_string).collect::<Vec<_>>();
+            let interval = num("nemesis-interval", RUN_DEFAULT_NEMESIS_INTERVAL_S).unwrap_or(0.0);
+            if !(interval > 0.0 && interval.is_finite()) {
+                return Err(format!("run.nemesis-interval = {interval}: must be a positive number of seconds"));
+            }
+            schedule::random_mix(&families, interval, time_limit, RUN_SESSION_TIMEOUT_S, seed).map_err(|e| format!("run.nemesis: {}", e.to_string().trim_start_matches("--nemesis: ")))?;
+        }
+        (None, Some(t)) => {
+            let ops = schedule::parse_timeline(&t.text).map_err(|e| format!("run.nemesis-timeline = {:?}: {e}", t.label))?;
+            if let Some(late) = ops.iter().find(|o| o.at_s >= time_limit) {
+                return Err(format!("run.nemesis-timeline = {:?}: a fault at t = {} s is past run.time-limit = {time_limit}", t.label, late.at_s));
+            }
+            let hooks = s.get("admin-hooks").and_then(toml::Value::as_bool).unwrap_or(false);
+            if !hooks && ops.iter().any(|o| matches!(o.action, Action::PauseFetchers | Action::ResumeFetchers)) {
+                return Err(format!("run.nemesis-timeline = {:?}: pauses fetchers, which needs run.admin-hooks = true", t.label));
+            }
+        }
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+/// The file a campaign's cell uses for its timeline, as the run will see it.
+pub fn timeline_file_name(label: &str) -> String {
+    let stem = Path::new(label).file_name().and_then(|n| n.to_str()).unwrap_or("timeline.toml");
+    stem.to_string()
+}
+
+/// Where a timeline goes inside the campaign's directory.
+pub fn timeline_path(campaign_dir: &Path, label: &str) -> PathBuf {
+    campaign_dir.join("timelines").join(timeline_file_name(label))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Campaign, String> {
+        load(text, &Source::Builtin(&[("t.toml", "[[timeline]]\nt = 2.0\nfault = \"kill\"\ntarget = \"leader-of:events/0\"\n")]), &Overrides::default())
+    }
+
+    const GOOD: &str = r#"
+name = "demo"
+[defaults]
+nodes = 3
+rate = 200
+[[cell]]
+name = "a"
+expect = "valid"
+run = { acks = "all", time-limit = 10 }
+[[cell]]
+name = "b"
+expect-anomalies = ["lost-write"]
+seeds = 3
+run = { acks = 1, nemesis = ["kill", "partition"], nemesis-interval = 3, unclean-leader-election = true }
+"#;
+
+    #[test]
+    fn a_good_file_gives_cells_with_run_flags_and_expectations() {
+        let c = load_str(GOOD).unwrap();
+        assert_eq!(c.name, "demo");
+        assert_eq!(c.cells.len(), 2);
+        let a = &c.cells[0];
+        assert_eq!(a.flags, ["--acks", "all", "--nodes", "3", "--rate", "200", "--time-limit", "10"]);
+        assert_eq!((a.seed, a.seeds), (RUN_DEFAULT_SEED, 1));
+        let b = &c.cells[1];
+        assert!(b.flags.windows(2).any(|w| w == ["--nemesis", "kill,partition"]), "{:?}", b.flags);
+        assert!(b.flags.contains(&"--unclean-leader-election".to_string()));
+        assert_eq!(b.seeds, 3);
+        assert!(b.expect.hunts());
+    }
+
+    #[track_caller]
+    fn bad(text: &str, needles: &[&str]) {
+        let err = load_str(text).expect_err("must be refused");
+        for n in needles {
+            assert!(err.contains(n), "error {err:?} should mention {n:?}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_bad_key_and_the_cell() {
+        bad("name = \"x\"\nbogus = 1\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n", &["bogus"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nexpect-anomaly = [\"lost-write\"]\n", &["expect-anomaly"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { acsk = 1 }\n", &["cell `a`", "acsk"]);
+        bad("name = \"x\"\n[defaults]\nrate = \"fast\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n", &["cell `a`", "run.rate", "number"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { producer-mode = \"yolo\" }\n", &["cell `a`", "run.producer-mode", "yolo"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { acks = 2 }\n", &["cell `a`", "run.acks"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { store = \"s\" }\n", &["cell `a`", "store", "--store"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nodes = 1 }\n", &["cell `a`", "replication-factor"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { bugs = [\"nope\"] }\n", &["cell `a`", "run.bugs", "nope"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis = \"explode\" }\n", &["cell `a`", "run.nemesis", "explode"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"missing.toml\" }\n", &["cell `a`", "run.nemesis-timeline", "missing.toml"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"t.toml\", time-limit = 2 }\n", &["cell `a`", "past run.time-limit"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"t.toml\", nemesis = \"kill\" }\n", &["cell `a`", "one or the other"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\n", &["cell `a`", "expect"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"fine\"\n", &["cell `a`", "expect = \"fine\""]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect-anomalies = [\"lost-wirte\"]\n", &["cell `a`", "expect-anomalies", "lost-wirte"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect-errors = [\"NOT_ENOUGH\"]\n", &["cell `a`", "expect-errors", "NOT_ENOUGH"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nseeds = 0\n", &["cell `a`", "seeds"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n", &["two cells", "`a`"]);
+        bad("name = \"X Y\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n", &["campaign name"]);
+        bad("name = \"x\"\n", &["no [[cell]]"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nmatrix = { acks = 1 }\n", &["cell `a`", "matrix.acks", "array"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nmatrix = { ackz = [1] }\n", &["cell `a`", "matrix.ackz"]);
+    }
+
+    #[test]
+    fn a_timeline_that_pauses_fetchers_needs_admin_hooks() {
+        let files = [("f.toml", "[[timeline]]\nt = 1.0\nfault = \"pause-fetchers\"\ntarget = \"followers-of:events/0\"\n")];
+        let text = "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"f.toml\" }\n";
+        let err = load(text, &Source::Builtin(&files), &Overrides::default()).unwrap_err();
+        assert!(err.contains("admin-hooks"), "{err}");
+        let ok = text.replace("\" }", "\", admin-hooks = true }");
+        let c = load(&ok, &Source::Builtin(&files), &Overrides::default()).unwrap();
+        assert_eq!(c.cells[0].timeline.as_ref().unwrap().label, "f.toml");
+        assert!(!c.cells[0].flags.iter().any(|f| f == "--nemesis-timeline"), "the timeline flag is added when the cell runs");
+    }
+
+    #[test]
+    fn a_matrix_expands_into_named_cells() {
+        let text = "name = \"x\"\n[[cell]]\nname = \"m\"\nexpect = \"valid\"\nmatrix = { acks = [1, \"all\"], idempotence = [true, false] }\n";
+        let c = load_str(text).unwrap();
+        let names: Vec<&str> = c.cells.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["m-acks-1-idempotence-true", "m-acks-1-idempotence-false", "m-acks-all-idempotence-true", "m-acks-all-idempotence-false"]);
+        assert!(c.cells.iter().all(|x| x.base == "m"));
+        assert!(c.cells[1].flags.contains(&"--idempotence=false".to_string()));
+    }
+
+    #[test]
+    fn overrides_replace_seeds_and_time_limit_and_are_checked_too() {
+        let c = load(GOOD, &Source::Builtin(&[]), &Overrides { seeds: Some(5), time_limit: Some(7.5) }).unwrap();
+        assert!(c.cells.iter().all(|x| x.seeds == 5));
+        assert!(c.cells.iter().all(|x| x.flags.windows(2).any(|w| w == ["--time-limit", "7.5"])));
+        assert!(load(GOOD, &Source::Builtin(&[]), &Overrides { seeds: Some(0), time_limit: None }).is_err());
+    }
+
+    #[test]
+    fn timelines_are_read_relative_to_the_campaign_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tl")).unwrap();
+        std::fs::write(dir.path().join("tl/k.toml"), "[[timeline]]\nt = 1.0\nfault = \"kill\"\ntarget = \"n1\"\n").unwrap();
+        let file = dir.path().join("c.toml");
+        let text = "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"tl/k.toml\" }\n";
+        let c = load(text, &Source::File(&file), &Overrides::default()).unwrap();
+        assert!(c.cells[0].timeline.as_ref().unwrap().text.contains("kill"));
+        assert_eq!(timeline_path(Path::new("/s"), "tl/k.toml"), Path::new("/s/timelines/k.toml"));
+    }
+
+    /// The defaults the semantic checks assume are `faultline run`'s.
+    #[test]
+    fn assumed_run_defaults_match_the_run_parser() {
+        let debug = format!("{:?}", parse_run_flags(&[]).unwrap());
+        for needle in [
+            format!("nodes: {RUN_DEFAULT_NODES},"),
+            format!("time_limit: {RUN_DEFAULT_TIME_LIMIT_S:?},"),
+            format!("replication_factor: {RUN_DEFAULT_REPLICATION_FACTOR},"),
+            format!("min_insync_replicas: {RUN_DEFAULT_MIN_INSYNC_REPLICAS},"),
+            format!("seed: {RUN_DEFAULT_SEED},"),
+            format!("nemesis_interval: {RUN_DEFAULT_NEMESIS_INTERVAL_S:?},"),
+        ] {
+            assert!(debug.contains(&needle), "{needle} not in {debug}");
+        }
+    }
+
+    /// Every run option is a setting, owned by the campaign, or a hidden
+    /// test hook: a new `faultline run` option must be added here.
+    #[test]
+    fn every_run_option_is_covered() {
+        let cmd = <RunArgs as clap::Args>::augment_args(clap::Command::new("x"));
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            let known = SETTINGS.iter().any(|(_, f, _)| f.trim_start_matches("--") == long)
+                || OWNED_BY_CAMPAIGN.iter().any(|(k, _)| *k == long)
+                || long == "help";
+            assert!(known, "faultline run --{long} is neither a campaign setting nor owned by the campaign");
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! `faultline campaign FILE | --builtin NAME`: a whole study in one
+//! command. A campaign is a list (or matrix) of cells; each cell is a
+//! `faultline run` with its settings and faults, and an expectation. Every
+//! cell runs through the same code path as `faultline run`
+//! ([`crate::run::execute`]), one after the other, into the same store;
+//! then the campaign prints one table (cell, settings, faults, expected,
+//! observed, verdict, time to detection, time), writes it with a JSON
+//! summary and a JUnit file into `store/campaigns/<name>/<timestamp>/`,
+//! and exits with the first code that applies: 255 a cell hit a harness
+//! error (or the campaign was interrupted), 1 a cell missed its
+//! expectation, 2 a cell was undecided, 0 all met theirs; 254 for a bad
+//! file or bad arguments, before anything runs.
+//!
+//! - [`file`]: the TOML format, its checks and matrix expansion;
+//! - [`expect`]: expectations and how a run meets them;
+//! - [`observe`]: what a run showed (results, history errors, detection time);
+//! - [`outcome`]: a cell over its seeds, and the exit code;
+//! - [`table`] and [`junit`]: the reports;
+//! - [`builtin`]: `seed-claims` and `bug-hunt`, embedded from `campaigns/`.
+
+pub mod builtin;
+pub mod expect;
+pub mod file;
+pub mod junit;
+pub mod observe;
+pub mod outcome;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
+
+use anyhow::Context;
+use clap::Args;
+
+use self::builtin::Builtin;
+use self::expect::Met;
+use self::file::{Campaign, Cell, Overrides, Source};
+use self::outcome::{CellResult, SeedRun, Verdict};
+use crate::exit::{EXIT_BAD_ARGS, EXIT_HARNESS};
+use crate::store;
+
+#[derive(Args, Debug)]
+pub struct CampaignArgs {
+    /// A campaign file (TOML; see docs/campaigns.md).
+    #[arg(required_unless_present = "builtin", conflicts_with = "builtin")]
+    file: Option<PathBuf>,
+    /// A built-in campaign instead of a file.
+    #[arg(long, value_enum)]
+    builtin: Option<Builtin>,
+    /// Where runs are stored (as `faultline run --store`); the campaign's
+    /// table, summary and JUnit file go to `<store>/campaigns/<name>/<timestamp>/`.
+    #[arg(long, default_value = "store")]
+    store: PathBuf,
+    /// Only these cells: a comma list of cell names (a matrix cell's base
+    /// name selects all its combinations), or `headline` for the cells
+    /// marked `headline = true`.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Seeds per cell, for every cell (1 to 100). Cells that hunt for an
+    /// anomaly stop at the first seed that shows it.
+    #[arg(long)]
+    seeds: Option<u32>,
+    /// Seconds of workload for every cell (as `faultline run --time-limit`).
+    #[arg(long)]
+    time_limit: Option<f64>,
+    /// Also write the JUnit XML here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Check the campaign and print each cell's run command; run nothing.
+    #[arg(long)]
+    list: bool,
+    /// Print the built-in campaign's TOML (to copy and edit); run nothing.
+    #[arg(long, requires = "builtin", conflicts_with = "list")]
+    print: bool,
+    /// The runs' cluster name (as `faultline run --cluster-name`).
+    #[arg(long, hide = true)]
+    cluster_name: Option<String>,
+    /// The runs' /24 (as `faultline run --subnet`).
+    #[arg(long, hide = true)]
+    subnet: Option<String>,
+}
+
+pub fn main(args: CampaignArgs) -> ExitCode {
+    if args.print {
+        let builtin = args.builtin.expect("clap requires --builtin with --print");
+        print!("{}", builtin.source().0);
+        return ExitCode::SUCCESS;
+    }
+    let campaign = match prepare(&args) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("faultline campaign: {msg}");
+            return ExitCode::from(EXIT_BAD_ARGS);
+        }
+    };
+    if args.list {
+        print_plan(&campaign, &args);
+        return ExitCode::SUCCESS;
+    }
+    match execute(&campaign, &args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("faultline campaign: {e:#}");
+            ExitCode::from(EXIT_HARNESS)
+        }
+    }
+}
+
+/// Reads and checks the campaign and the options, and selects the cells:
+/// everything that can be wrong before anything runs.
+fn prepare(args: &CampaignArgs) -> Result<Campaign, String> {
+    let overrides = Overrides { seeds: args.seeds, time_limit: args.time_limit };
+    let mut campaign = match (&args.file, args.builtin) {
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            file::load(&text, &Source::File(path), &overrides).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        (None, Some(b)) => {
+            let (text, files) = b.source();
+            file::load(text, &Source::Builtin(files), &overrides).map_err(|e| format!("{} (built in): {e}", b.repo_path()))?
+        }
+        _ => return Err("give a campaign file or --builtin NAME".into()),
+    };
+    if let Some(t) = args.time_limit
+        && !(t > 0.0 && t.is_finite())
+    {
+        return Err(format!("--time-limit {t}: must be a positive number of seconds"));
+    }
+    if let Some(name) = &args.cluster_name {
+        crate::hosts::network::validate_name(name).map_err(|e| format!("--cluster-name: {e}"))?;
+    }
+    if !args.only.is_empty() {
+        for sel in &args.only {
+            let known = sel == "headline" || campaign.cells.iter().any(|c| &c.name == sel || &c.base == sel);
+            if !known {
+                let names: Vec<&str> = campaign.cells.iter().map(|c| c.name.as_str()).collect();
+                return Err(format!("--only {sel}: no such cell; cells: headline, {}", names.join(", ")));
+            }
+        }
+        campaign.cells.retain(|c| args.only.iter().any(|sel| (sel == "headline" && c.headline) || sel == &c.name || sel == &c.base));
+        if campaign.cells.is_empty() {
+            return Err(format!("--only {}: selects no cell", args.only.join(",")));
+        }
+    }
+    Ok(campaign)
+}
+
+/// `faultline run` arguments of one seed of a cell.
+fn run_argv(campaign: &Campaign, cell: &Cell, seed: u64, args: &CampaignArgs, timeline: Option<&Path>) -> Vec<String> {
+    let mut argv: Vec<String> = vec!["faultline".into(), "run".into()];
+    argv.extend(cell.flags.iter().cloned());
+    if let Some(t) = timeline {
+        argv.extend(["--nemesis-timeline".into(), t.display().to_string()]);
+    }
+    argv.extend(["--seed".into(), seed.to_string(), "--store".into(), args.store.display().to_string(), "--name".into(), format!("{}-{}", campaign.name, cell.name)]);
+    if let Some(c) = &args.cluster_name {
+        argv.extend(["--cluster-name".into(), c.clone()]);
+    }
+    if let Some(s) = &args.subnet {
+        argv.extend(["--subnet".into(), s.clone()]);
+    }
+    argv
+}
+
+fn print_plan(campaign: &Campaign, args: &CampaignArgs) {
+    println!("Campaign {}: {} cells", campaign.name, campaign.cells.len());
+    if let Some(d) = &campaign.description {
+        println!("{d}");
+    }
+    for cell in &campaign.cells {
+        let timeline = cell.timeline.as_ref().map(|t| PathBuf::from(format!("<campaign dir>/timelines/{}", file::timeline_file_name(&t.label))));
+        let seeds = if cell.seeds == 1 { format!("seed {}", cell.seed) } else { format!("seeds {}..{}", cell.seed, cell.seed + u64::from(cell.seeds) - 1) };
+        println!("\n{}{} ({seeds}): expect {}", cell.name, if cell.headline { " [headline]" } else { "" }, cell.expect.describe());
+        if let Some(a) = &cell.about {
+            println!("  {a}");
+        }
+        println!("  {}", crate::run::reproduce_command(run_argv(campaign, cell, cell.seed, args, timeline.as_deref())));
+    }
+}
+
+/// Set by SIGINT or SIGTERM at any time during the campaign: runs notice
+/// signals themselves, this catches the ones between runs.
+fn watch_signals() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    let spawned = std::thread::Builder::new().name("campaign-signals".into()).spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else { return };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            set.store(true, Ordering::SeqCst);
+        });
+    });
+    if spawned.is_err() {
+        eprintln!("faultline campaign: could not watch for SIGINT/SIGTERM between runs");
+    }
+    flag
+}
+
+/// Runs every cell, writes the reports, returns the exit code.
+fn execute(campaign: &Campaign, args: &CampaignArgs) -> anyhow::Result<u8> {
+    let interrupted = watch_signals();
+    let started_at = SystemTime::now();
+    let dir = store::create_run_dir(&args.store.join("campaigns"), &campaign.name).context("creating the campaign's directory")?;
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let source = match (&args.file, args.builtin) {
+        (Some(path), _) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        (None, Some(b)) => b.source().0.to_string(),
+        (None, None) => unreachable!("checked by prepare"),
+    };
+    std::fs::write(dir.join("campaign.toml"), source).context("copying the campaign file")?;
+    for cell in &campaign.cells {
+        if let Some(t) = &cell.timeline {
+            let path = file::timeline_path(&dir, &t.label);
+            std::fs::create_dir_all(path.parent().expect("in timelines/")).context("creating timelines/")?;
+            std::fs::write(&path, &t.text).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    println!("Campaign {}: {} cells; reports in {}", campaign.name, campaign.cells.len(), dir.display());
+    let mut results: Vec<CellResult> = Vec::new();
+    let mut stopped = false;
+    for (i, cell) in campaign.cells.iter().enumerate() {
+        if stopped || interrupted.load(Ordering::SeqCst) {
+            stopped = true;
+            results.push(CellResult::not_run(cell.clone()));
+            continue;
+        }
+        let (result, was_interrupted) = run_cell(campaign, cell, i, args, &dir, &interrupted);
+        stopped |= was_interrupted;
+        results.push(result);
+    }
+    let code = outcome::exit_code(&results, stopped);
+    let text = table::render(&campaign.name, &results);
+    println!("\n{text}Reports: {}", dir.display());
+    std::fs::write(dir.join("table.txt"), &text).context("writing table.txt")?;
+    let stamp = store::utc_stamp(started_at);
+    let xml = junit::render(&campaign.name, &junit::iso_timestamp(&stamp), &results);
+    std::fs::write(dir.join("junit.xml"), &xml).context("writing junit.xml")?;
+    if let Some(path) = &args.junit {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(path, &xml).with_context(|| format!("writing {}", path.display()))?;
+    }
+    store::write_json(&dir.join("campaign.json"), &summary_json(campaign, &results, code))?;
+    if stopped {
+        eprintln!("faultline campaign: interrupted; the table shows what ran");
+    }
+    Ok(code)
+}
+
+/// Runs one cell's seeds until it is decided; also says whether the
+/// campaign was interrupted meanwhile.
+fn run_cell(campaign: &Campaign, cell: &Cell, index: usize, args: &CampaignArgs, dir: &Path, interrupted: &AtomicBool) -> (CellResult, bool) {
+    let started = Instant::now();
+    let timeline = cell.timeline.as_ref().map(|t| file::timeline_path(dir, &t.label));
+    let mut runs: Vec<SeedRun> = Vec::new();
+    // Bounded by the cell's seeds.
+    for k in 0..cell.seeds {
+        if interrupted.load(Ordering::SeqCst) {
+            let mut r = outcome::conclude(cell.clone(), runs, started.elapsed());
+            r.verdict = Verdict::Error;
+            r.reasons.push("interrupted (SIGINT/SIGTERM)".into());
+            return (r, true);
+        }
+        let seed = cell.seed + u64::from(k);
+        let argv = run_argv(campaign, cell, seed, args, timeline.as_deref());
+        println!(
+            "\n=== campaign {} [{}/{}] {}, seed {seed} ({} of {}): expect {} ===",
+            campaign.name,
+            index + 1,
+            campaign.cells.len(),
+            cell.name,
+            k + 1,
+            cell.seeds,
+            cell.expect.describe()
+        );
+        let run = run_seed(cell, seed, argv);
+        let was_interrupted = run.1;
+        runs.push(run.0);
+        if was_interrupted {
+            let mut r = outcome::conclude(cell.clone(), runs, started.elapsed());
+            r.verdict = Verdict::Error;
+            r.reasons.push("interrupted (SIGINT/SIGTERM)".into());
+            return (r, true);
+        }
+        if outcome::decided(cell, &runs) {
+            break;
+        }
+    }
+    (outcome::conclude(cell.clone(), runs, started.elapsed()), false)
+}
+
+/// One `faultline run`, observed against the cell's expectation.
+fn run_seed(cell: &Cell, seed: u64, argv: Vec<String>) -> (SeedRun, bool) {
+    let started = Instant::now();
+    let reproduce = crate::run::reproduce_command(argv.clone());
+    let run_args = match file::parse_run_flags(&argv[2..]) {
+        Ok(a) => a,
+        Err(e) => {
+            let run = SeedRun { seed, code: EXIT_BAD_ARGS, dir: None, reproduce, error: Some(e), observation: None, met: None, first_anomalous_s: None, elapsed: started.elapsed() };
+            return (run, false);
+        }
+    };
+    let report = crate::run::execute(run_args, reproduce);
+    let (observation, met, first) = match (&report.results, report.code) {
+        (Some(results), 0..=2) => {
+            let history = report.dir.as_ref().map(|d| d.join(faultline_checker::HISTORY_FILE));
+            let (o, first) = observe::observe(results, history.as_deref(), &cell.expect);
+            let met = cell.expect.evaluate(&o);
+            (Some(o), Some(met), first)
+        }
+        _ => (None, None, None),
+    };
+    let first = if matches!(met, Some(Met::Yes)) { first } else { None };
+    let error = report.error.clone().or_else(|| met.is_none().then(|| format!("the run exited {}", report.code)));
+    let run = SeedRun { seed, code: report.code, dir: report.dir, reproduce: report.reproduce, error, observation, met, first_anomalous_s: first, elapsed: started.elapsed() };
+    (run, report.interrupted)
+}
+
+fn summary_json(campaign: &Campaign, results: &[CellResult], code: u8) -> serde_json::Value {
+    let cells: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            let runs: Vec<serde_json::Value> = r
+                .runs
+                .iter()
+                .map(|run| {
+                    let o = run.observation.as_ref();
+                    serde_json::json!({
+                        "seed": run.seed,
+                        "exit_code": run.code,
+                        "store": run.dir.as_ref().map(|d| d.display().to_string()),
+                        "reproduce": run.reproduce,
+                        "error": run.error,
+                        "valid": o.map(|o| serde_json::to_value(o.validity).unwrap_or_default()),
+                        "anomalies": o.map(|o| o.anomalies.iter().map(|(k, (n, s))| (k.clone(), serde_json::json!({"count": n, "status": s}))).collect::<serde_json::Map<_, _>>()),
+                        "errors": o.map(|o| &o.errors),
+                        "met": match &run.met { Some(Met::Yes) => serde_json::json!(true), Some(Met::No(_)) => serde_json::json!(false), Some(Met::Unknown(_)) => serde_json::json!("unknown"), None => serde_json::Value::Null },
+                        "first_anomalous_s": run.first_anomalous_s,
+                        "elapsed_s": run.elapsed.as_secs_f64(),
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "name": r.cell.name,
+                "about": r.cell.about,
+                "headline": r.cell.headline,
+                "settings": table::settings_text(&r.cell.settings),
+                "faults": table::faults_text(r),
+                "expected": r.cell.expect.describe(),
+                "verdict": r.verdict.label(),
+                "reasons": r.reasons,
+                "detection": r.detection.map(|d| serde_json::json!({"seed_number": d.seed_number, "seeds": d.seeds, "time_s": d.time_s})),
+                "elapsed_s": r.elapsed.as_secs_f64(),
+                "runs": runs,
+            })
+        })
+        .collect();
+    serde_json::json!({"campaign": campaign.name, "description": campaign.description, "exit_code": code, "cells": cells})
+}
