@@ -1,0 +1,171 @@
+//! Tests of `faultline campaign` through the real binary: bad files and
+//! arguments exit 254 naming the cell and the key before anything runs;
+//! the built-ins check, list and print; and a real two-cell campaign on a
+//! cluster in network namespaces (one cell expected valid, one with a bug
+//! switch expected to lose acknowledged writes) meets both expectations,
+//! prints the table and writes JUnit XML that parses back. The real
+//! campaign needs root, as CI has; it has its own cluster name, directory
+//! and subnet, and checks that nothing leaked.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::*;
+
+fn campaign(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_faultline")).arg("campaign").args(args).output().expect("runs faultline campaign")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// The repository's `recipes/bugs/` recipe for a switch.
+fn recipe(bug: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/bugs").join(format!("{bug}.toml")).canonicalize().expect("the recipe exists")
+}
+
+#[test]
+fn bad_files_and_arguments_exit_254_naming_the_cell_and_key_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let cases: &[(&str, &[&str])] = &[
+        ("name = \"x\"\n[[cell]]\nname = \"fast\"\nexpect = \"valid\"\nrun = { acsk = 1 }\n", &["cell `fast`", "acsk"]),
+        ("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nexpect-anomaly = [\"lost-write\"]\n", &["line 5", "expect-anomaly"]),
+        ("name = \"x\"\n[[cell]]\nname = \"b\"\nexpect-anomalies = [\"lost-writes\"]\n", &["cell `b`", "expect-anomalies", "lost-writes"]),
+        ("name = \"x\"\n[[cell]]\nname = \"c\"\nexpect = \"valid\"\nrun = { commit = \"sometimes\" }\n", &["cell `c`", "run.commit", "sometimes"]),
+        ("name = \"x\"\n[[cell]]\nname = \"d\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"nowhere.toml\" }\n", &["cell `d`", "run.nemesis-timeline", "nowhere.toml"]),
+    ];
+    for (i, (toml, needles)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("c{i}.toml"));
+        std::fs::write(&file, toml).unwrap();
+        let o = campaign(&[file.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(254), "case {i}: stdout {out}\nstderr {err}");
+        for n in *needles {
+            assert!(err.contains(n), "case {i}: {n:?} not in {err}");
+        }
+    }
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n").unwrap();
+    for args in [
+        vec![good.to_str().unwrap(), "--only", "nope"],
+        vec![good.to_str().unwrap(), "--seeds", "0"],
+        vec![good.to_str().unwrap(), "--time-limit", "-3"],
+        vec![good.to_str().unwrap(), "--builtin", "bug-hunt"],
+        vec!["--builtin", "no-such"],
+        vec![],
+    ] {
+        let mut all = args.clone();
+        all.extend(["--store", store.to_str().unwrap()]);
+        let o = campaign(&all);
+        assert_eq!(o.status.code(), Some(254), "{args:?}: {}", text(&o).1);
+    }
+    assert!(!store.exists(), "nothing ran, so nothing was stored");
+}
+
+#[test]
+fn the_builtins_check_list_and_print() {
+    for (name, cells) in [("seed-claims", &["c1-autocommit-queue", "c5-acks-all-faults", "c9-idempotence"][..]), ("bug-hunt", &["ack-all-on-local-append", "ack-all-on-local-append-off", "dedupe-window-1"][..])] {
+        let o = campaign(&["--builtin", name, "--list"]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{name}: {err}");
+        for c in cells {
+            assert!(out.contains(&format!("\n{c}")), "{c} listed for {name}: {out}");
+        }
+        assert!(out.contains("faultline run "), "each cell's run command: {out}");
+        let printed = campaign(&["--builtin", name, "--print"]);
+        let file = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../campaigns/{name}.toml"))).unwrap();
+        assert_eq!(String::from_utf8_lossy(&printed.stdout), file, "--print gives the file in the repository");
+    }
+    let o = campaign(&["--builtin", "seed-claims", "--list", "--only", "headline", "--seeds", "1"]);
+    let (out, _) = text(&o);
+    assert!(out.contains("[headline]") && !out.contains("c9-idempotence"), "{out}");
+}
+
+#[test]
+fn a_two_cell_campaign_meets_a_valid_and_an_invalid_expectation() {
+    let cluster = TestCluster::new("cg");
+    let subnet = test_subnet(7);
+    let store = cluster.dir.join("store");
+    let file = cluster.dir.join("two.toml");
+    let junit = cluster.dir.join("reports/junit.xml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"name = "two"
+[defaults]
+rate = 300
+nodes = 3
+replication-factor = 3
+min-insync-replicas = 2
+
+[[cell]]
+name = "clean"
+about = "acks=all, RF 3, min ISR 2, no faults"
+expect = "valid"
+expect-no-anomalies = ["lost-write"]
+run = {{ time-limit = 10, acks = "all" }}
+
+[[cell]]
+name = "ack-all-bug"
+about = "ack-all-on-local-append with its recipe"
+expect = "invalid"
+expect-anomalies = ["lost-write"]
+run = {{ time-limit = 25, topic-partitions = 1, bugs = ["ack-all-on-local-append"], admin-hooks = true, nemesis-timeline = "{}" }}
+"#,
+            recipe("ack-all-on-local-append").display()
+        ),
+    )
+    .unwrap();
+    let o = campaign(&[
+        file.to_str().unwrap(), "--store", store.to_str().unwrap(), "--junit", junit.to_str().unwrap(),
+        "--cluster-name", &cluster.name, "--subnet", &subnet,
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "both cells meet their expectations:\nstdout: {out}\nstderr: {err}");
+
+    // The table: a row per cell with what was expected, observed and decided.
+    let table = &out[out.rfind("Campaign two: 2 cells\n").expect("the table") ..];
+    let row = |name: &str| table.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("row {name} in {table}")).to_string();
+    assert!(table.lines().nth(1).unwrap().split_whitespace().eq(["cell", "settings", "faults", "expected", "observed", "verdict", "detected", "time"]), "{table}");
+    let clean = row("clean");
+    for part in ["acks=all", "valid -lost-write", " ok "] {
+        assert!(clean.contains(part), "{part:?} in {clean}");
+    }
+    let bug = row("ack-all-bug");
+    for part in ["bug:ack-all-on-local-append+recipe", "invalid +lost-write", "INVALID", "lost-write=", " ok ", "seed 1/1"] {
+        assert!(bug.contains(part), "{part:?} in {bug}");
+    }
+    assert!(table.contains("2 ok, 0 mismatch, 0 unknown, 0 error, 0 not run"), "{table}");
+
+    // The reports: the campaign directory and the JUnit file.
+    let dir = std::fs::canonicalize(store.join("campaigns/two/latest")).expect("the campaign's directory");
+    assert!(table.starts_with(&std::fs::read_to_string(dir.join("table.txt")).unwrap()), "table.txt is the printed table");
+    assert!(dir.join("timelines/ack-all-on-local-append.toml").exists(), "the timeline is kept with the campaign");
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("campaign.json")).unwrap()).unwrap();
+    assert_eq!(summary["exit_code"], 0);
+    let bug_cell = &summary["cells"][1];
+    assert_eq!(bug_cell["verdict"], "ok");
+    let t = bug_cell["detection"]["time_s"].as_f64().expect("a time to detection");
+    assert!((0.0..25.0).contains(&t), "the first lost write is within the run: {t}");
+    for cell in ["clean", "ack-all-bug"] {
+        let run = std::fs::canonicalize(store.join(format!("two-{cell}/latest"))).expect("each cell's run is stored under <campaign>-<cell>");
+        assert!(run.join("results.json").exists());
+    }
+    let xml = std::fs::read_to_string(&junit).expect("--junit writes the file");
+    assert_eq!(xml, std::fs::read_to_string(dir.join("junit.xml")).unwrap());
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).expect("a testsuite");
+    assert_eq!((suite.attribute("name"), suite.attribute("tests"), suite.attribute("failures"), suite.attribute("errors")), (Some("two"), Some("2"), Some("0"), Some("0")));
+    let cases: Vec<_> = suite.children().filter(|n| n.has_tag_name("testcase")).collect();
+    assert_eq!(cases.iter().map(|c| c.attribute("name").unwrap()).collect::<Vec<_>>(), ["clean", "ack-all-bug"]);
+    assert!(cases.iter().all(|c| !c.children().any(|n| n.has_tag_name("failure") || n.has_tag_name("error"))));
+    let out_text = cases[1].children().find(|n| n.has_tag_name("system-out")).and_then(|n| n.text()).unwrap();
+    assert!(out_text.contains("reproduce: faultline run") && out_text.contains("--bug ack-all-on-local-append"), "{out_text}");
+
+    assert_eq!(cluster.leftovers(), Vec::<String>::new(), "leftovers");
+    assert!(!store.join("clusters").join(&cluster.name).exists(), "every cell's cluster is torn down");
+}
