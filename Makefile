@@ -1,5 +1,5 @@
 # Convenience targets; each is a script under scripts/.
-.PHONY: demo test bench
+.PHONY: demo test bench campaigns lint-workflows
 demo:
 	bash scripts/demo.sh
 test:
@@ -7,3 +7,7 @@ test:
 bench:
 	cargo bench -p faultline-node --bench produce
 	cargo bench -p faultline-node --bench cluster
+campaigns:
+	bash scripts/campaigns.sh
+lint-workflows:
+	bash scripts/lint-workflows.sh

