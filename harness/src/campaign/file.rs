@@ -186,6 +186,8 @@ pub struct Overrides {
 pub struct Campaign {
     pub name: String,
     pub description: Option<String>,
+    /// `[defaults]`, for the table's header line.
+    pub defaults: BTreeMap<String, toml::Value>,
     pub cells: Vec<Cell>,
 }
 
@@ -198,8 +200,12 @@ pub struct Cell {
     pub base: String,
     pub about: Option<String>,
     pub headline: bool,
-    /// The effective settings written in the file, for the table.
+    /// The effective settings written in the file (`[defaults]`, the
+    /// cell's `run`, its matrix values and overrides), for the reports.
     pub settings: BTreeMap<String, toml::Value>,
+    /// Settings whose value is `[defaults]`' own: the table leaves them to
+    /// its header line.
+    pub from_defaults: std::collections::BTreeSet<String>,
     /// `faultline run` flags, without `--seed`, `--store`, `--name` and
     /// the timeline (added when the cell runs).
     pub flags: Vec<String>,
@@ -248,7 +254,8 @@ pub fn load(text: &str, source: &Source, overrides: &Overrides) -> Result<Campai
             }
         }
     }
-    Ok(Campaign { name: doc.name, description: doc.description, cells })
+    let defaults = doc.defaults.into_iter().collect();
+    Ok(Campaign { name: doc.name, description: doc.description, defaults, cells })
 }
 
 /// One combination of a cell's matrix: its name and its axis values.
@@ -337,8 +344,9 @@ fn build_cell(doc: &CampaignDoc, c: &CellDoc, combo: Combo, source: &Source, ove
     }
     parse_run_flags(&flags).map_err(|e| format!("run: {e}"))?;
     check_semantics(&settings, timeline.as_ref(), seed)?;
-    let settings = settings.into_iter().filter(|(k, _)| k != "nemesis-timeline").collect();
-    Ok(Cell { name: combo.name, base: c.name.clone(), about: c.about.clone(), headline: c.headline, settings, flags, timeline, seed, seeds, expect })
+    let settings: BTreeMap<String, toml::Value> = settings.into_iter().filter(|(k, _)| k != "nemesis-timeline").collect();
+    let from_defaults = settings.iter().filter(|(k, v)| doc.defaults.get(k.as_str()) == Some(v)).map(|(k, _)| k.clone()).collect();
+    Ok(Cell { name: combo.name, base: c.name.clone(), about: c.about.clone(), headline: c.headline, settings, from_defaults, flags, timeline, seed, seeds, expect })
 }
 
 fn check_name(key: &str, name: &str, max: usize) -> Result<(), String> {

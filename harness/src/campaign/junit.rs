@@ -73,7 +73,7 @@ pub fn render(campaign: &str, timestamp: &str, results: &[CellResult]) -> String
             let _ = writeln!(x, "      <{tag} type=\"{kind}\" message=\"{}\">{}</{tag}>", esc(&message), esc(&body));
         }
         let about = r.cell.about.as_deref().map(|a| format!("about: {a}\n")).unwrap_or_default();
-        let out = format!("{about}settings: {}\nfaults: {}\n{body}", settings_text(&r.cell.settings), faults_text(r));
+        let out = format!("{about}settings: {}\nfaults: {}\n{body}", settings_text(&r.cell.settings, &Default::default()), faults_text(r));
         let _ = writeln!(x, "      <system-out>{}</system-out>", esc(&out));
         x.push_str("    </testcase>\n");
     }

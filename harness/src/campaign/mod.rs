@@ -236,7 +236,7 @@ fn execute(campaign: &Campaign, args: &CampaignArgs) -> anyhow::Result<u8> {
         results.push(result);
     }
     let code = outcome::exit_code(&results, stopped);
-    let text = table::render(&campaign.name, &results);
+    let text = table::render(&campaign.name, &campaign.defaults, &results);
     println!("\n{text}Reports: {}", dir.display());
     std::fs::write(dir.join("table.txt"), &text).context("writing table.txt")?;
     let stamp = store::utc_stamp(started_at);
@@ -352,7 +352,7 @@ fn summary_json(campaign: &Campaign, results: &[CellResult], code: u8) -> serde_
                 "name": r.cell.name,
                 "about": r.cell.about,
                 "headline": r.cell.headline,
-                "settings": table::settings_text(&r.cell.settings),
+                "settings": table::settings_text(&r.cell.settings, &Default::default()),
                 "faults": table::faults_text(r),
                 "expected": r.cell.expect.describe(),
                 "verdict": r.verdict.label(),

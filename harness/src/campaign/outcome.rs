@@ -150,7 +150,7 @@ pub mod tests {
     use crate::campaign::file::Cell;
 
     pub fn cell(name: &str, expect: Expectation, seeds: u32) -> Cell {
-        Cell { name: name.into(), base: name.into(), about: None, headline: false, settings: Default::default(), flags: vec![], timeline: None, seed: 1, seeds, expect }
+        Cell { name: name.into(), base: name.into(), about: None, headline: false, settings: Default::default(), from_defaults: Default::default(), flags: vec![], timeline: None, seed: 1, seeds, expect }
     }
 
     pub fn run(seed: u64, met: Option<Met>) -> SeedRun {

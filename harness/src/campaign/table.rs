@@ -4,7 +4,7 @@
 //! that did not meet its expectation, why, and the command that reproduces
 //! its deciding run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use faultline_checker::Validity;
 use faultline_checker::verdict::Status;
@@ -35,11 +35,11 @@ fn value_text(v: &toml::Value) -> String {
     }
 }
 
-/// `acks=1 rf=3 min-isr=2 t=20`.
-pub fn settings_text(settings: &BTreeMap<String, toml::Value>) -> String {
+/// `acks=1 rf=3 min-isr=2 t=20`, leaving out keys in `skip`.
+pub fn settings_text(settings: &BTreeMap<String, toml::Value>, skip: &BTreeSet<String>) -> String {
     let parts: Vec<String> = settings
         .iter()
-        .filter(|(k, _)| !FAULT_KEYS.contains(&k.as_str()))
+        .filter(|(k, _)| !FAULT_KEYS.contains(&k.as_str()) && !skip.contains(*k))
         .map(|(k, v)| {
             let k = SHORT.iter().find(|(long, _)| long == k).map_or(k.as_str(), |(_, s)| s);
             format!("{k}={}", value_text(v))
@@ -104,15 +104,17 @@ fn detection_text(r: &CellResult) -> String {
     }
 }
 
-/// The table and the notes under it.
-pub fn render(campaign: &str, results: &[CellResult]) -> String {
+/// The table and the notes under it; `defaults` (the campaign's
+/// `[defaults]`) are said once above the table, and a row shows only the
+/// settings that differ from them.
+pub fn render(campaign: &str, defaults: &BTreeMap<String, toml::Value>, results: &[CellResult]) -> String {
     let header = ["cell", "settings", "faults", "expected", "observed", "verdict", "detected", "time"];
     let rows: Vec<[String; 8]> = results
         .iter()
         .map(|r| {
             [
                 r.cell.name.clone(),
-                settings_text(&r.cell.settings),
+                settings_text(&r.cell.settings, &r.cell.from_defaults),
                 faults_text(r),
                 r.cell.expect.describe(),
                 observed_text(r),
@@ -140,6 +142,10 @@ pub fn render(campaign: &str, results: &[CellResult]) -> String {
         s.trim_end().to_string() + "\n"
     };
     let mut out = format!("Campaign {campaign}: {} cell{}\n", results.len(), if results.len() == 1 { "" } else { "s" });
+    let faultless: BTreeMap<String, toml::Value> = defaults.iter().filter(|(k, _)| !FAULT_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    if !faultless.is_empty() {
+        out.push_str(&format!("Settings of every cell unless its row says otherwise: {}\n", settings_text(&faultless, &BTreeSet::new())));
+    }
     out.push_str(&line(&header.map(String::from)));
     out.push_str(&line(&widths.map(|w| "-".repeat(w))));
     for row in &rows {
@@ -201,9 +207,11 @@ mod tests {
         let mut miss = run(42, Some(Met::No(vec!["expected the run valid, it was invalid (lost-write 2)".into()])));
         miss.observation = Some(observed(&[("lost-write", 2, Status::Violation)], Validity::Invalid));
         let rb = conclude(b, vec![miss], Duration::from_secs(20));
-        let text = render("demo", &[ra, rb]);
+        let defaults = BTreeMap::from([("rate".to_string(), toml::Value::Integer(300))]);
+        let text = render("demo", &defaults, &[ra, rb]);
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[1].starts_with("cell") && lines[1].contains("observed") && lines[1].ends_with("time"), "{text}");
+        assert_eq!(lines[1], "Settings of every cell unless its row says otherwise: rate=300");
+        assert!(lines[2].starts_with("cell") && lines[2].contains("observed") && lines[2].ends_with("time"), "{text}");
         let row_a = lines.iter().find(|l| l.starts_with("acks1-zombie")).unwrap();
         for part in ["acks=1 rf=3", "leader-from-followers/4s", "+lost-write", "valid lost-write=12", "ok", "4.5 s, seed 1/3", "33 s"] {
             assert!(row_a.contains(part), "{part} in {row_a}");
