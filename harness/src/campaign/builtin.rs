@@ -90,6 +90,18 @@ mod tests {
         }
     }
 
+    /// The example in docs/campaigns.md is a valid campaign (its timeline is
+    /// seed-claims' own).
+    #[test]
+    fn the_documented_example_loads() {
+        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/campaigns.md"));
+        let start = doc.find("```toml\n").expect("a TOML example") + "```toml\n".len();
+        let example = &doc[start..start + doc[start..].find("```").unwrap()];
+        let c = load(example, &Source::Builtin(SEED_CLAIMS_FILES), &Overrides::default()).unwrap_or_else(|e| panic!("docs/campaigns.md example: {e}"));
+        let names: Vec<&str> = c.cells.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(names, ["acks1-zombie", "acks-all", "two-down", "kills-min-insync-replicas-1", "kills-min-insync-replicas-2"]);
+    }
+
     /// Every claim of issue 9 has a cell, the headline subset is small
     /// enough for the main job (one seed each), and every cell says what
     /// it is about.
