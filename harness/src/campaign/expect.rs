@@ -18,10 +18,6 @@ use faultline_checker::Validity;
 use faultline_checker::verdict::Status;
 use faultline_client::api::ErrorCode;
 
-/// Anomaly types of issue 8 that the checker reports once the application
-/// side is in; accepted in expectations already.
-const PENDING_ANOMALIES: &[&str] = &["lost-enqueued", "lost-processing", "duplicate-processing"];
-
 /// What a cell expects.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Expectation {
@@ -57,7 +53,7 @@ pub enum Met {
 }
 
 pub fn known_anomaly(name: &str) -> bool {
-    faultline_checker::AnomalyKind::from_name(name).is_some() || PENDING_ANOMALIES.contains(&name)
+    faultline_checker::AnomalyKind::from_name(name).is_some()
 }
 
 fn known_error(name: &str) -> bool {
@@ -77,8 +73,7 @@ impl Expectation {
             if known_anomaly(name) {
                 Ok(())
             } else {
-                let mut known: Vec<&str> = faultline_checker::AnomalyKind::ALL.iter().map(|k| k.name()).collect();
-                known.extend(PENDING_ANOMALIES);
+                let known: Vec<&str> = faultline_checker::AnomalyKind::ALL.iter().map(|k| k.name()).collect();
                 Err(format!("{key}: unknown anomaly type `{name}`; known: {}", known.join(", ")))
             }
         };
@@ -295,7 +290,7 @@ mod tests {
         assert!(Expectation::from_parts(None, &[], &[], &strings(&["NOT_ENOUGH_REPLICAS"]), &strings(&["NOT_ENOUGH_REPLICAS"])).is_err());
         assert!(Expectation::from_parts(None, &[], &[], &[], &[]).unwrap_err().contains("no expectation"));
         assert!(Expectation::from_parts(Some("ok"), &[], &[], &[], &[]).is_err());
-        assert!(Expectation::from_parts(None, &strings(&["lost-processing"]), &[], &[], &[]).is_ok(), "issue 8's types are accepted");
+        assert!(Expectation::from_parts(None, &strings(&["lost-processing"]), &[], &[], &[]).is_ok(), "the application side's types are known");
     }
 
     #[test]
