@@ -28,6 +28,10 @@ use crate::cluster::ClusterClient;
 /// Kafka's `max.in.flight.requests.per.connection` limit for idempotence.
 pub const IDEMPOTENT_IN_FLIGHT_MAX: usize = 5;
 
+/// How often a batch waiting for its epoch's first batch to be acknowledged
+/// looks again (it is also woken by every acknowledgement).
+const FIRST_BATCH_POLL: Duration = Duration::from_millis(5);
+
 /// Producer settings with Kafka's names and defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerConfig {
@@ -127,6 +131,8 @@ struct PartitionState {
     /// Free in-flight slot numbers (0..max.in.flight), one per permit, so a
     /// reservation can say which slot it occupies.
     free_slots: Mutex<Vec<usize>>,
+    /// Woken when a batch is acknowledged (see [`Producer::deliver`]).
+    acked: tokio::sync::Notify,
 }
 
 /// A batch that holds an in-flight slot of its partition and, with
@@ -214,6 +220,7 @@ impl Producer {
                     seq: Mutex::new(SeqState { epoch: 0, next_seq: 0, last_acked_seq: -1 }),
                     in_flight: Arc::new(Semaphore::new(self.config.max_in_flight)),
                     free_slots: Mutex::new((0..self.config.max_in_flight).rev().collect()),
+                    acked: tokio::sync::Notify::new(),
                 })
             })
             .clone()
@@ -304,6 +311,21 @@ impl Producer {
         let (topic, partition, count, deadline) = (r.topic.clone(), r.partition, r.count, r.deadline);
         let state = r.state.clone();
         let req = &mut r.req;
+        // A broker accepts any sequence from a producer it has no state for
+        // (R4.7 step 5), and HTTP requests on separate connections may
+        // arrive in any order, unlike Kafka's one ordered connection. So a
+        // later batch must not reach the broker before the epoch's first
+        // batch was acknowledged, or it would be taken as the start.
+        while let (Some(seq), Some(epoch)) = (req.base_sequence, req.producer_epoch) {
+            let first_pending = {
+                let s = state.seq.lock().unwrap();
+                seq != 0 && s.epoch == epoch && s.last_acked_seq < 0
+            };
+            if !first_pending || Instant::now() >= deadline {
+                break;
+            }
+            let _ = tokio::time::timeout(FIRST_BATCH_POLL, state.acked.notified()).await;
+        }
         let mut attempts = 0u32;
         let mut maybe = false;
         let mut backoff_ms = self.config.retry_backoff_ms;
@@ -317,6 +339,7 @@ impl Producer {
                         if s.epoch == epoch {
                             s.last_acked_seq = s.last_acked_seq.max(seq + count - 1);
                         }
+                        state.acked.notify_waiters();
                     }
                     return SendOutcome::Acked { base_offset: resp.base_offset, attempts };
                 }
@@ -332,6 +355,18 @@ impl Producer {
             if !retriable(code) || attempts > self.config.retries || out_of_time {
                 let error = format!("{err} (after {attempts} attempts)");
                 return if maybe { SendOutcome::Unknown { error, attempts } } else { SendOutcome::Failed { error, attempts } };
+            }
+            // A batch that overtook an earlier one in flight (requests on
+            // separate connections arrive in any order) is retried as soon
+            // as an earlier batch is acknowledged, not after a backoff:
+            // otherwise every reordering stalls the partition.
+            let overtook = self.idempotent && code == Some(ErrorCode::OutOfOrderSequenceNumber) && {
+                let s = state.seq.lock().unwrap();
+                req.producer_epoch == Some(s.epoch) && req.base_sequence.is_some_and(|seq| seq > s.last_acked_seq.wrapping_add(1))
+            };
+            if overtook {
+                let _ = tokio::time::timeout(Duration::from_millis(backoff_ms), state.acked.notified()).await;
+                continue;
             }
             tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
             backoff_ms = (backoff_ms * 2).min(self.config.retry_backoff_max_ms);
