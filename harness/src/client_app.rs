@@ -138,6 +138,9 @@ struct ProducerArgs {
     max_block_ms: u64,
     #[arg(long, default_value_t = i32::MAX as u32)]
     retries: u32,
+    /// Batches in flight per partition (async modes; sync has one).
+    #[arg(long, default_value_t = 1)]
+    max_in_flight: usize,
 }
 
 #[derive(Args, Debug)]
@@ -339,8 +342,8 @@ async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
         request_timeout_ms: a.common.request_timeout_ms,
         delivery_timeout_ms: a.delivery_timeout_ms,
         enable_idempotence: Some(a.idempotence),
-        // One send in flight per partition: one logical process per slot.
-        max_in_flight: 1,
+        // One logical process per (partition, in-flight slot).
+        max_in_flight: a.max_in_flight,
         ..ProducerConfig::default()
     };
     let producer = Arc::new(Producer::new(cluster, config).context("producer settings")?);

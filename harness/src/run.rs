@@ -80,10 +80,12 @@ const RATE_MAX_PER_S: f64 = 50_000.0;
 /// Longest accepted `--process-time-ms`: a stopping consumer must drain
 /// its queue within the client stop grace.
 const PROCESS_TIME_MAX_MS: u64 = 1_000;
+/// Highest accepted `--max-in-flight`: each slot is a logical process.
+const MAX_IN_FLIGHT_MAX: usize = 64;
 /// Longest accepted `--time-limit`, seconds.
 const TIME_LIMIT_MAX_S: f64 = 86_400.0;
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, serde::Serialize)]
 pub struct RunArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = 3)]
@@ -120,6 +122,11 @@ pub struct RunArgs {
     /// The producer's `max.block.ms`: how long a send waits for buffer space.
     #[arg(long, default_value_t = 60_000)]
     max_block_ms: u64,
+    /// The producer's `max.in.flight.requests.per.connection` (per partition
+    /// here) in callback and fire-and-forget modes; a sync application has
+    /// one send in flight.
+    #[arg(long, default_value_t = 5)]
+    max_in_flight: usize,
     /// The producer's `retries` (attempts after the first); Kafka's default.
     #[arg(long, default_value_t = i32::MAX as u32)]
     retries: u32,
@@ -196,6 +203,11 @@ pub struct RunArgs {
     /// A scripted fault timeline (TOML `[[timeline]]` entries) instead of a random mix.
     #[arg(long)]
     nemesis_timeline: Option<PathBuf>,
+    /// A broker setting for every node, `key=value` with Kafka's key names
+    /// (repeatable); it wins over the run's own settings, e.g.
+    /// `--broker-config replica.lag.time.max.ms=60000`.
+    #[arg(long = "broker-config", value_name = "KEY=VALUE")]
+    broker_config: Vec<String>,
     /// Enable the nodes' admin hooks (needed by timelines that pause fetchers).
     #[arg(long)]
     admin_hooks: bool,
@@ -296,10 +308,19 @@ impl Role {
     }
 }
 
+/// Sends in flight per partition of one producer process: one for a sync
+/// application, `--max-in-flight` through the accumulator.
+fn in_flight(a: &RunArgs) -> usize {
+    if a.producer_mode == ProducerMode::Sync { 1 } else { a.max_in_flight }
+}
+
 fn validate(args: RunArgs) -> Result<Plan, String> {
     let acks = Acks::parse(&args.acks).ok_or_else(|| format!("--acks {}: expected 0, 1 or all", args.acks))?;
-    let config = ProducerConfig { acks, retries: args.retries, enable_idempotence: args.idempotence, max_in_flight: 1, request_timeout_ms: REQUEST_TIMEOUT_MS, delivery_timeout_ms: DELIVERY_TIMEOUT_MS, ..ProducerConfig::default() };
+    let config = ProducerConfig { acks, retries: args.retries, enable_idempotence: args.idempotence, max_in_flight: in_flight(&args), request_timeout_ms: REQUEST_TIMEOUT_MS, delivery_timeout_ms: DELIVERY_TIMEOUT_MS, ..ProducerConfig::default() };
     let idempotence = config.idempotence().map_err(|e| format!("--idempotence: {e}"))?;
+    if args.max_in_flight == 0 || args.max_in_flight > MAX_IN_FLIGHT_MAX {
+        return Err(format!("--max-in-flight {}: must be 1 to {MAX_IN_FLIGHT_MAX}", args.max_in_flight));
+    }
     if !(args.time_limit > 0.0 && args.time_limit <= TIME_LIMIT_MAX_S) {
         return Err(format!("--time-limit {}: must be in (0, {TIME_LIMIT_MAX_S}]", args.time_limit));
     }
@@ -337,6 +358,13 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
         return Err(format!("--bug: {e}"));
     }
     crate::hosts::network::validate_name(&args.cluster_name).map_err(|e| format!("--cluster-name: {e}"))?;
+    for kv in &args.broker_config {
+        let pairs = faultline_node::config::parse_properties("--broker-config", kv).map_err(|e| format!("--broker-config {kv:?}: {e}"))?;
+        if pairs.len() != 1 {
+            return Err(format!("--broker-config {kv:?}: expected one key=value"));
+        }
+        faultline_node::config::Settings::broker(pairs).map_err(|e| format!("--broker-config {kv:?}: {e}"))?;
+    }
     let mut kills = Vec::new();
     for k in &args.kill_client {
         let (role, at) = k.split_once(':').ok_or_else(|| format!("--kill-client {k:?}: expected producer:SECONDS or consumer:SECONDS"))?;
@@ -358,7 +386,7 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
                 return Err(format!("--nemesis-interval {}: must be a positive number of seconds", args.nemesis_interval));
             }
             let families: Vec<String> = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-            let session_s = SESSION_TIMEOUT_MS as f64 / 1000.0;
+            let session_s = session_timeout_ms(&args) as f64 / 1000.0;
             schedule::random_mix(&families, args.nemesis_interval, args.time_limit, session_s, args.seed).map_err(|e| e.to_string())?
         }
         (None, Some(path)) => {
@@ -509,8 +537,7 @@ fn guarantees(plan: &Plan) -> Guarantees {
             Acks::All => GAcks::All,
         },
         idempotence: plan.idempotence,
-        // One send in flight per producer process.
-        max_in_flight: 1,
+        max_in_flight: in_flight(&plan.args) as u32,
         unclean_leader_election: plan.args.unclean_leader_election,
         commit: match (plan.args.consumers, plan.args.commit) {
             (0, _) => G::CommitMode::None,
@@ -543,6 +570,12 @@ fn guarantees(plan: &Plan) -> Guarantees {
     }
 }
 
+/// The nodes' `broker.session.timeout.ms`: the run's, or the user's
+/// `--broker-config` (the last one wins).
+fn session_timeout_ms(a: &RunArgs) -> u64 {
+    a.broker_config.iter().rev().find_map(|kv| kv.strip_prefix("broker.session.timeout.ms=")).and_then(|v| v.trim().parse().ok()).unwrap_or(SESSION_TIMEOUT_MS)
+}
+
 /// Broker settings for every node, as `key=value`.
 fn node_config(plan: &Plan) -> Vec<String> {
     let a = &plan.args;
@@ -556,6 +589,8 @@ fn node_config(plan: &Plan) -> Vec<String> {
     if !a.bugs.is_empty() {
         c.push(format!("faultline.bugs={}", a.bugs.join(",")));
     }
+    // Later settings win (the node's rule), so the user's come last.
+    c.extend(a.broker_config.iter().cloned());
     c
 }
 
@@ -575,18 +610,10 @@ fn write_test_json(ctx: &Ctx) -> anyhow::Result<()> {
         "faultline_version": env!("CARGO_PKG_VERSION"),
         "git_commit": git_commit(),
         "argv": std::env::args().collect::<Vec<_>>(),
-        "options": {
-            "nodes": a.nodes, "time_limit_s": a.time_limit, "rate_per_s": a.rate, "producers": a.producers,
-            "consumers": a.consumers, "records_per_send": a.records_per_send,
-            "producer_mode": a.producer_mode, "linger_ms": a.linger_ms, "batch_size": a.batch_size, "buffer_memory": a.buffer_memory,
-            "max_block_ms": a.max_block_ms, "retries": a.retries, "commit": a.commit, "auto_commit_interval_ms": a.auto_commit_interval_ms,
-            "processing": a.processing, "process_time_ms": a.process_time_ms, "auto_offset_reset": a.auto_offset_reset, "sink": a.sink, "sink_mode": a.sink_mode, "on_sink_error": a.on_sink_error, "topic": TOPIC, "topic_partitions": a.topic_partitions,
-            "replication_factor": a.replication_factor, "min_insync_replicas": a.min_insync_replicas, "acks": a.acks,
-            "idempotence": ctx.plan.idempotence, "unclean_leader_election": a.unclean_leader_election, "bugs": a.bugs,
-            "group": GROUP, "kill_client": a.kill_client, "admin_hooks": a.admin_hooks,
-            "nemesis": a.nemesis, "nemesis_interval_s": a.nemesis_interval,
-            "nemesis_timeline": a.nemesis_timeline.as_ref().map(|p| p.display().to_string()),
-        },
+        // Every option as given (Kafka-style names in snake case), and what
+        // they came to where that differs.
+        "options": a,
+        "effective": { "idempotence": ctx.plan.idempotence, "max_in_flight": in_flight(a), "topic": TOPIC, "group": GROUP },
         "fault_schedule": ctx.plan.faults.iter().map(|f| serde_json::json!({
             "t_s": f.at_s, "action": format!("{:?}", f.action), "target": format!("{:?}", f.target),
         })).collect::<Vec<_>>(),
@@ -595,7 +622,7 @@ fn write_test_json(ctx: &Ctx) -> anyhow::Result<()> {
             "request_timeout_ms": REQUEST_TIMEOUT_MS, "delivery_timeout_ms": DELIVERY_TIMEOUT_MS,
             "client_stop_grace_ms": CLIENT_STOP_GRACE.as_millis() as u64, "settle_timeout_ms": SETTLE_TIMEOUT.as_millis() as u64,
             "drain_deadline_ms": DRAIN_DEADLINE_MS, "cluster_up_timeout_ms": CLUSTER_UP_TIMEOUT.as_millis() as u64,
-            "broker_session_timeout_ms": SESSION_TIMEOUT_MS,
+            "broker_session_timeout_ms": session_timeout_ms(&ctx.plan.args),
         },
         "guarantees": guarantees(&ctx.plan),
     });
@@ -646,6 +673,7 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
             "--mode".into(), value_name(a.producer_mode), "--linger-ms".into(), a.linger_ms.to_string(),
             "--batch-size".into(), a.batch_size.to_string(), "--buffer-memory".into(), a.buffer_memory.to_string(),
             "--max-block-ms".into(), a.max_block_ms.to_string(), "--retries".into(), a.retries.to_string(),
+            "--max-in-flight".into(), in_flight(a).to_string(),
         ];
         let slot = Slot { role: Role::Producer, index: i, first_process: u64::from(i), argv, kills: if i == 0 { kill_at(Role::Producer) } else { vec![] } };
         producers.spawn(supervise(shared.clone(), slot, producers_stopped.clone()));

@@ -156,6 +156,8 @@ mod tests {
                 assert_eq!(flag("admin-hooks"), get("cluster.admin_hooks").and_then(|v| v.as_bool()).unwrap_or(false), "{}", cell.name);
                 assert_eq!(cell.settings.get("idempotence").and_then(toml::Value::as_bool), get("workload.idempotence").and_then(|v| v.as_bool()), "{}", cell.name);
                 assert_eq!(cell.timeline.as_ref().unwrap().label, format!("../recipes/bugs/{name}.toml"));
+                assert_eq!(cell.settings.get("broker-config"), get("cluster.config").as_ref(), "{}: broker-config", cell.name);
+                assert_eq!(cell.settings.get("max-in-flight"), get("workload.max_in_flight").as_ref(), "{}: max-in-flight", cell.name);
             }
             assert_eq!(on.settings.get("bugs"), Some(&toml::Value::Array(vec![toml::Value::String(name.into())])));
             assert!(!off.settings.contains_key("bugs"));

@@ -146,6 +146,8 @@ const SETTINGS: &[(&str, &str, Kind)] = &[
     ("buffer-memory", "--buffer-memory", Kind::Count),
     ("max-block-ms", "--max-block-ms", Kind::Count),
     ("retries", "--retries", Kind::Count),
+    ("max-in-flight", "--max-in-flight", Kind::Count),
+    ("broker-config", "--broker-config", Kind::Repeated),
     ("commit", "--commit", Kind::Word),
     ("auto-commit-interval-ms", "--auto-commit-interval-ms", Kind::Count),
     ("auto-offset-reset", "--auto-offset-reset", Kind::Word),
