@@ -796,8 +796,8 @@ fn parse_line(line: &str) -> std::result::Result<Op, LineError> {
 }
 
 /// serde_json's message without its " at line 1 column N" suffix: positions
-/// are reported against the whole file instead.
-fn without_position(e: &serde_json::Error) -> String {
+/// are reported against the whole file instead (histories and `sink.jsonl`).
+pub(crate) fn without_position(e: &serde_json::Error) -> String {
     let text = e.to_string();
     match text.rsplit_once(" at line ") {
         Some((msg, _)) => msg.to_owned(),

@@ -66,7 +66,7 @@ impl Sink {
             let row: SinkLine = serde_json::from_str(line).map_err(|e| Error::Malformed {
                 line: line_no,
                 column: e.column() as u64,
-                message: without_position(&e),
+                message: crate::history::without_position(&e),
             })?;
             sink.push(row);
         }
@@ -130,16 +130,6 @@ impl FromIterator<SinkLine> for Sink {
             sink.push(line);
         }
         sink
-    }
-}
-
-/// serde_json's message without its " at line 1 column N" suffix: the line
-/// is the file's, reported separately.
-fn without_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rsplit_once(" at line ") {
-        Some((msg, _)) => msg.to_owned(),
-        None => text,
     }
 }
 
