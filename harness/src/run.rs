@@ -395,6 +395,9 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
             if let Some(late) = ops.iter().find(|o| o.at_s >= args.time_limit) {
                 return Err(format!("--nemesis-timeline: a fault at t = {} s is past --time-limit {}", late.at_s, args.time_limit));
             }
+            if !args.admin_hooks && ops.iter().any(|o| matches!(o.action, Action::PauseFetchers | Action::ResumeFetchers)) {
+                return Err(format!("--nemesis-timeline {}: pauses fetchers, which needs --admin-hooks", path.display()));
+            }
             ops
         }
         (None, None) => Vec::new(),
@@ -410,6 +413,12 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
     }
     let time_limit = Duration::from_secs_f64(args.time_limit);
     Ok(Plan { args, acks, idempotence, time_limit, kills, faults })
+}
+
+/// The checks `faultline run` makes before it starts anything, for a caller
+/// (a campaign) that wants to refuse a bad run before running others.
+pub fn check_args(args: RunArgs) -> Result<(), String> {
+    validate(args).map(drop)
 }
 
 pub fn main(args: RunArgs) -> ExitCode {

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use faultline_nemesis::schedule::{self, Action};
 use serde::Deserialize;
 
 use super::expect::Expectation;
@@ -31,16 +30,9 @@ const AXIS_VALUES_MAX: usize = 32;
 /// Most seeds per cell.
 pub const SEEDS_MAX: u32 = 100;
 
-/// `faultline run`'s defaults for the settings the campaign checks against
-/// each other (a unit test compares them with `run`'s parser).
-pub const RUN_DEFAULT_NODES: u64 = 3;
-pub const RUN_DEFAULT_TIME_LIMIT_S: f64 = 15.0;
-pub const RUN_DEFAULT_REPLICATION_FACTOR: u64 = 3;
-pub const RUN_DEFAULT_MIN_INSYNC_REPLICAS: u64 = 2;
+/// `faultline run`'s default seed, a cell's first seed unless it sets one
+/// (a unit test compares it with `run`'s parser).
 pub const RUN_DEFAULT_SEED: u64 = 42;
-pub const RUN_DEFAULT_NEMESIS_INTERVAL_S: f64 = 10.0;
-/// The nodes' session timeout in runs (`run.rs`), for checking a random mix.
-const RUN_SESSION_TIMEOUT_S: f64 = 3.0;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -345,7 +337,7 @@ fn build_cell(doc: &CampaignDoc, c: &CellDoc, combo: Combo, source: &Source, ove
         flags.extend(these);
     }
     parse_run_flags(&flags).map_err(|e| format!("run: {e}"))?;
-    check_semantics(&settings, timeline.as_ref(), seed)?;
+    check_with_run(&flags, timeline.as_ref(), seed)?;
     let settings: BTreeMap<String, toml::Value> = settings.into_iter().filter(|(k, _)| k != "nemesis-timeline").collect();
     let from_defaults = settings.iter().filter(|(k, v)| doc.defaults.get(k.as_str()) == Some(v)).map(|(k, _)| k.clone()).collect();
     Ok(Cell { name: combo.name, base: c.name.clone(), about: c.about.clone(), headline: c.headline, settings, from_defaults, flags, timeline, seed, seeds, expect })
@@ -451,77 +443,29 @@ fn read_source(source: &Source, rel: &str) -> Result<String, String> {
     }
 }
 
-/// The checks `faultline run` would make before starting, that relate
-/// settings to each other, so a bad cell stops the campaign before
-/// anything runs.
-fn check_semantics(s: &BTreeMap<String, toml::Value>, timeline: Option<&Timeline>, seed: u64) -> Result<(), String> {
-    let int = |k: &str, d: u64| s.get(k).and_then(toml::Value::as_integer).map_or(d, |i| i as u64);
-    let num = |k: &str, d: f64| s.get(k).map_or(Some(d), |v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)));
-    let (nodes, rf, misr) = (int("nodes", RUN_DEFAULT_NODES), int("replication-factor", RUN_DEFAULT_REPLICATION_FACTOR), int("min-insync-replicas", RUN_DEFAULT_MIN_INSYNC_REPLICAS));
-    if nodes == 0 {
-        return Err("run.nodes: must be at least 1".into());
+/// `faultline run`'s own checks on the whole cell (its timeline written to
+/// a temporary file), so that a cell `run` would refuse stops the campaign
+/// before anything runs, and the two can never disagree.
+fn check_with_run(flags: &[String], timeline: Option<&Timeline>, seed: u64) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("a temporary directory for checking: {e}"))?;
+    let mut all = flags.to_vec();
+    all.extend(["--seed".into(), seed.to_string()]);
+    let mut written = None;
+    if let Some(t) = timeline {
+        let path = dir.path().join(timeline_file_name(&t.label));
+        std::fs::write(&path, &t.text).map_err(|e| format!("{}: {e}", path.display()))?;
+        all.extend(["--nemesis-timeline".into(), path.display().to_string()]);
+        written = Some((path.display().to_string(), t.label.clone()));
     }
-    if rf == 0 || rf > nodes {
-        return Err(format!("run.replication-factor = {rf}: must be 1 to nodes ({nodes})"));
-    }
-    if misr == 0 || misr > rf {
-        return Err(format!("run.min-insync-replicas = {misr}: must be 1 to replication-factor ({rf})"));
-    }
-    let time_limit = num("time-limit", RUN_DEFAULT_TIME_LIMIT_S).unwrap_or(0.0);
-    if !(time_limit > 0.0 && time_limit <= 86_400.0) {
-        return Err(format!("run.time-limit = {time_limit}: must be in (0, 86400] seconds"));
-    }
-    if let Some(rate) = num("rate", 1.0)
-        && !(rate > 0.0 && rate <= 50_000.0)
-    {
-        return Err(format!("run.rate = {rate}: must be in (0, 50000] sends per second"));
-    }
-    // Idempotence needs acks=all and retries > 0, as `faultline run` checks.
-    let acks = match s.get("acks") {
-        Some(toml::Value::Integer(0)) => Some("0".to_string()),
-        Some(toml::Value::Integer(1)) => Some("1".to_string()),
-        Some(toml::Value::String(a)) => Some(a.clone()),
-        _ => None,
-    };
-    let producer = faultline_client::ProducerConfig {
-        acks: acks.as_deref().and_then(faultline_client::api::Acks::parse).unwrap_or(faultline_client::api::Acks::All),
-        retries: s.get("retries").and_then(toml::Value::as_integer).map_or(u32::MAX, |r| u32::try_from(r).unwrap_or(u32::MAX)),
-        enable_idempotence: s.get("idempotence").and_then(toml::Value::as_bool),
-        max_in_flight: 1,
-        ..faultline_client::ProducerConfig::default()
-    };
-    producer.idempotence().map_err(|e| format!("run.idempotence: {e}"))?;
-    if let Some(toml::Value::Array(bugs)) = s.get("bugs") {
-        for b in bugs.iter().filter_map(toml::Value::as_str) {
-            b.parse::<faultline_node::bugs::Bug>().map_err(|e| format!("run.bugs: {e}"))?;
-        }
-    }
-    if let Some(toml::Value::String(b)) = s.get("bugs") {
-        faultline_node::bugs::Bugs::parse_list(b).map_err(|e| format!("run.bugs: {e}"))?;
-    }
-    match (s.get("nemesis"), timeline) {
-        (Some(_), Some(_)) => return Err("run.nemesis and run.nemesis-timeline: give one or the other".into()),
-        (Some(v), None) => {
-            let families = to_flags("nemesis", Kind::CommaList, v)?[1].split(',').map(str::to_string).collect::<Vec<_>>();
-            let interval = num("nemesis-interval", RUN_DEFAULT_NEMESIS_INTERVAL_S).unwrap_or(0.0);
-            if !(interval > 0.0 && interval.is_finite()) {
-                return Err(format!("run.nemesis-interval = {interval}: must be a positive number of seconds"));
-            }
-            schedule::random_mix(&families, interval, time_limit, RUN_SESSION_TIMEOUT_S, seed).map_err(|e| format!("run.nemesis: {}", e.to_string().trim_start_matches("--nemesis: ")))?;
-        }
-        (None, Some(t)) => {
-            let ops = schedule::parse_timeline(&t.text).map_err(|e| format!("run.nemesis-timeline = {:?}: {e}", t.label))?;
-            if let Some(late) = ops.iter().find(|o| o.at_s >= time_limit) {
-                return Err(format!("run.nemesis-timeline = {:?}: a fault at t = {} s is past run.time-limit = {time_limit}", t.label, late.at_s));
-            }
-            let hooks = s.get("admin-hooks").and_then(toml::Value::as_bool).unwrap_or(false);
-            if !hooks && ops.iter().any(|o| matches!(o.action, Action::PauseFetchers | Action::ResumeFetchers)) {
-                return Err(format!("run.nemesis-timeline = {:?}: pauses fetchers, which needs run.admin-hooks = true", t.label));
-            }
-        }
-        (None, None) => {}
-    }
-    Ok(())
+    let args = parse_run_flags(&all).map_err(|e| format!("run: {e}"))?;
+    crate::run::check_args(args).map_err(|e| {
+        // Name the timeline as the campaign file does, not its temporary copy.
+        let e = match &written {
+            Some((tmp, label)) => e.replace(tmp, label),
+            None => e,
+        };
+        format!("run: {e}")
+    })
 }
 
 /// The file a campaign's cell uses for its timeline, as the run will see it.
@@ -592,12 +536,12 @@ run = { acks = 1, nemesis = ["kill", "partition"], nemesis-interval = 3, unclean
         bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { acks = 2 }\n", &["cell `a`", "run.acks"]);
         bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { store = \"s\" }\n", &["cell `a`", "store", "--store"]);
         bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nodes = 1 }\n", &["cell `a`", "replication-factor"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { bugs = [\"nope\"] }\n", &["cell `a`", "run.bugs", "nope"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { acks = 1, idempotence = true }\n", &["cell `a`", "run.idempotence", "acks"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { retries = 0, idempotence = true }\n", &["cell `a`", "run.idempotence", "retries"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis = \"explode\" }\n", &["cell `a`", "run.nemesis", "explode"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { bugs = [\"nope\"] }\n", &["cell `a`", "--bug", "nope"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { acks = 1, idempotence = true }\n", &["cell `a`", "--idempotence", "acks"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { retries = 0, idempotence = true }\n", &["cell `a`", "--idempotence", "retries"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis = \"explode\" }\n", &["cell `a`", "--nemesis", "explode"]);
         bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"missing.toml\" }\n", &["cell `a`", "run.nemesis-timeline", "missing.toml"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"t.toml\", time-limit = 2 }\n", &["cell `a`", "past run.time-limit"]);
+        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"t.toml\", time-limit = 2 }\n", &["cell `a`", "past --time-limit"]);
         bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"t.toml\", nemesis = \"kill\" }\n", &["cell `a`", "one or the other"]);
         bad("name = \"x\"\n[[cell]]\nname = \"a\"\n", &["cell `a`", "expect"]);
         bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"fine\"\n", &["cell `a`", "expect = \"fine\""]);
@@ -633,7 +577,7 @@ run = { acks = 1, nemesis = ["kill", "partition"], nemesis-interval = 3, unclean
         assert!(c.cells[1].flags.windows(2).any(|w| w == ["--acks", "all"]));
         assert!(c.cells.iter().all(|x| x.flags.contains(&"--idempotence=false".to_string())));
         let refused = text.replace("idempotence = [false]", "idempotence = [true]");
-        assert!(load_str(&refused).unwrap_err().contains("cell `m-acks-1-idempotence-true`: run.idempotence"), "each combination is checked");
+        assert!(load_str(&refused).unwrap_err().contains("cell `m-acks-1-idempotence-true`: run: --idempotence"), "each combination is checked");
     }
 
     #[test]
@@ -656,20 +600,11 @@ run = { acks = 1, nemesis = ["kill", "partition"], nemesis-interval = 3, unclean
         assert_eq!(timeline_path(Path::new("/s"), "tl/k.toml"), Path::new("/s/timelines/k.toml"));
     }
 
-    /// The defaults the semantic checks assume are `faultline run`'s.
+    /// The seed a cell runs with by default is `faultline run`'s.
     #[test]
-    fn assumed_run_defaults_match_the_run_parser() {
+    fn the_default_seed_is_the_run_default() {
         let debug = format!("{:?}", parse_run_flags(&[]).unwrap());
-        for needle in [
-            format!("nodes: {RUN_DEFAULT_NODES},"),
-            format!("time_limit: {RUN_DEFAULT_TIME_LIMIT_S:?},"),
-            format!("replication_factor: {RUN_DEFAULT_REPLICATION_FACTOR},"),
-            format!("min_insync_replicas: {RUN_DEFAULT_MIN_INSYNC_REPLICAS},"),
-            format!("seed: {RUN_DEFAULT_SEED},"),
-            format!("nemesis_interval: {RUN_DEFAULT_NEMESIS_INTERVAL_S:?},"),
-        ] {
-            assert!(debug.contains(&needle), "{needle} not in {debug}");
-        }
+        assert!(debug.contains(&format!("seed: {RUN_DEFAULT_SEED},")), "{debug}");
     }
 
     /// Every run option is a setting, owned by the campaign, or a hidden
