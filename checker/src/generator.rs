@@ -84,6 +84,9 @@ pub fn implied_by(kind: AnomalyKind) -> &'static [AnomalyKind] {
         // A batch acknowledged in an order its offsets contradict is also a
         // nonmonotonic send within that batch.
         AnomalyKind::OrderCycle => &[AnomalyKind::NonmonotonicSend],
+        // The value truncated from under another was read, so committed:
+        // it is a lost write.
+        AnomalyKind::InconsistentOffsets => &[AnomalyKind::LostWrite],
         _ => &[],
     }
 }
@@ -160,6 +163,8 @@ struct Actor {
 
 struct Sim<'a> {
     rng: SplitMix64,
+    /// Unseen values are injected: their partitions are not drained.
+    unseen_injected: bool,
     emit: &'a mut dyn FnMut(&Op) -> Result<()>,
     next_index: u64,
     time_ns: u64,
@@ -189,6 +194,7 @@ impl<'a> Sim<'a> {
             .collect();
         Sim {
             rng: SplitMix64::new(cfg.seed),
+            unseen_injected: cfg.inject.iter().any(|i| i.0 == AnomalyKind::Unseen && i.1 > 0),
             emit,
             next_index: 0,
             time_ns: 0,
@@ -528,7 +534,12 @@ impl<'a> Sim<'a> {
 
     /// One scripted episode producing one instance of `kind`.
     fn script(&mut self, kind: AnomalyKind) -> Result<()> {
-        let p = self.rng.below(self.logs.len() as u64) as usize;
+        let mut p = self.rng.below(self.logs.len() as u64) as usize;
+        if kind == AnomalyKind::InconsistentOffsets && self.unseen_injected && self.logs.len() > 1 {
+            // Its lost write is provable only where the final drain runs:
+            // the even partitions when unseen values live on the odd ones.
+            p &= !1;
+        }
         match kind {
             AnomalyKind::Duplicate => {
                 let s = self.fresh_process();
@@ -685,9 +696,10 @@ impl<'a> Sim<'a> {
         let count = |k| cfg.inject.iter().filter(|i| i.0 == k).map(|i| i.1).sum::<usize>();
         let (lost, unseen) = (count(AnomalyKind::LostWrite), count(AnomalyKind::Unseen));
         let n = self.logs.len();
-        // Lost writes on even partitions and unseen ones on odd partitions
-        // when both are asked for: a partition is drained or it is not.
-        let (lost_parts, unseen_parts): (Vec<usize>, Vec<usize>) = if lost > 0 && unseen > 0 {
+        // Lost writes (and the lost writes inconsistent offsets imply) on
+        // even partitions and unseen ones on odd partitions when both are
+        // asked for: a partition is drained or it is not.
+        let (lost_parts, unseen_parts): (Vec<usize>, Vec<usize>) = if (lost > 0 || count(AnomalyKind::InconsistentOffsets) > 0) && unseen > 0 && n > 1 {
             ((0..n).step_by(2).collect(), (1..n).step_by(2).collect())
         } else {
             ((0..n).collect(), (0..n).collect())

@@ -18,11 +18,12 @@ pub enum Bug {
     /// B1, KIP-101 scenario 1 (KAFKA-1211, fixed in 0.11.0). A follower
     /// truncates its log to its own (possibly stale) high watermark on
     /// restart and whenever it becomes a follower, instead of asking the
-    /// leader where its epoch ends. Recipe: RF=3, acks=all, min ISR 1;
-    /// kill a follower right after it fetched a record but before it learned
-    /// the HW that covers it, restart it, then kill the leader so the
-    /// restarted follower is elected. Checker: `lost-write` (committed,
-    /// possibly consumed), then `inconsistent-offsets` when offsets are reused.
+    /// leader where its epoch ends. Recipe: 5 nodes, RF=3, acks=all, min ISR
+    /// 1, HW checkpoints every 5 s; kill the leader and a follower so the
+    /// last follower leads alone, then kill it and restart everything: it
+    /// leads again from a log cut to its stale checkpointed HW. Checker:
+    /// `lost-write` (committed, possibly consumed), then
+    /// `inconsistent-offsets` when offsets are reused.
     TruncateToLocalHw,
     /// B6, Jepsen 2013 (fixed by KAFKA-1555 / KIP-497). The leader shrinks
     /// its ISR on its own, without the controller committing it, and
@@ -36,9 +37,11 @@ pub enum Bug {
     /// RF=3; kill the leader under load. Checker: `lost-write`.
     AckAllOnLocalAppend,
     /// B8 (contract R2.5). Consumer fetches are served up to the log end
-    /// offset instead of the high watermark. Recipe: acks=1 or all; kill the
-    /// leader under load. Checker: `lost-write` with `read_before`, or
-    /// `inconsistent-offsets` (a read value later replaced at its offset).
+    /// offset instead of the high watermark. Recipe: acks=all; stall the
+    /// followers' fetchers, then kill the leader under load. Checker:
+    /// `lost-write` of values that were read (a read value was committed)
+    /// with `read_before`, and `inconsistent-offsets` (a read value later
+    /// replaced at its offset).
     ServeConsumersToLeo,
     /// B9 (contract R2.9, R3.3). With unclean election off, the controller
     /// still elects a live out-of-sync replica when no ISR member is alive.

@@ -1,9 +1,11 @@
 //! `lost-write`: provable loss of a value that must exist.
 //!
-//! A value must exist when its send was `ok`, or when its send was `info` (or
-//! never completed) but belonged to an atomic batch of which another value was
-//! read: the batch was appended, so all of it was (Jepsen's
-//! `must-have-committed?`, kafka.clj L788-799).
+//! A value must exist when its send was `ok`; when a consumer read it (a
+//! consumer is served only what is committed, below the high watermark, so
+//! a read value was committed even if its send's outcome is unknown); or
+//! when its send was `info` (or never completed) but belonged to an atomic
+//! batch of which another value was read: the batch was appended, so all of
+//! it was (Jepsen's `must-have-committed?`, kafka.clj L788-799).
 //!
 //! Proof of loss, per partition:
 //! - with a complete final drain, the value is lost if no final poll returned
@@ -82,7 +84,8 @@ pub fn check(h: &History, out: &mut Findings) {
         }
         let acked = ix.ack_op[k as usize] != NONE;
         let sibling = proven.get(&k).copied();
-        if !acked && sibling.is_none() {
+        let read = ix.first_read[k as usize] != NONE;
+        if !acked && sibling.is_none() && !read {
             continue;
         }
         let Some(why) = loss(h, k) else { continue };
@@ -105,7 +108,7 @@ fn witness(h: &History, k: u32, sibling: Option<u32>, why: &Loss) -> Anomaly {
             h.op_text(key.sender),
             h.keys[s as usize].value
         ),
-        (false, None) => unreachable!("lost-write of a value that need not exist"),
+        (false, None) => format!("sent by {} with an unknown outcome, was committed (a consumer read it)", h.op_text(key.sender)),
     };
     let (proof, proof_json) = match *why {
         Loss::Drain { drain } => (
@@ -212,6 +215,28 @@ mod tests {
         );
         assert_eq!(f.count(AnomalyKind::LostWrite), 0);
         assert!(f.kinds.is_empty(), "{:?}", f.kinds.keys().collect::<Vec<_>>());
+    }
+
+    /// A value whose send is unknown but that a consumer read was
+    /// committed; missing from a complete drain, it is lost (a broker that
+    /// served a consumer past its high watermark, then failed over).
+    #[test]
+    fn read_info_value_missing_from_the_drain_is_lost() {
+        let f = findings_of(
+            r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"send","value":{"records":{"t/0":[1]}}}
+{"index":1,"time":2,"process":0,"type":"info","f":"send","error":"timeout"}
+{"index":2,"time":3,"process":1,"type":"invoke","f":"poll","value":{}}
+{"index":3,"time":4,"process":1,"type":"ok","f":"poll","value":{"records":{"t/0":[[0,1]]}}}
+{"index":4,"time":5,"process":2,"type":"invoke","f":"drain","value":{"targets":{"t/0":0}}}
+{"index":5,"time":6,"process":3,"type":"invoke","f":"poll","value":{},"final":true}
+{"index":6,"time":7,"process":3,"type":"ok","f":"poll","value":{"records":{}},"final":true}
+{"index":7,"time":8,"process":2,"type":"ok","f":"drain","value":{"complete":{"t/0":true}}}
+"#,
+        );
+        assert_eq!(f.count(AnomalyKind::LostWrite), 1);
+        let ex = &f.examples(AnomalyKind::LostWrite)[0];
+        assert!(ex.explanation.contains("a consumer read it"), "{}", ex.explanation);
+        assert_eq!(ex.witness["read_before"], true);
     }
 
     /// An info batch with one value read proves its sibling was appended.

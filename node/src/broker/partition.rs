@@ -672,8 +672,15 @@ impl Partition {
     /// With bug `leader-unilateral-isr-shrink` the leader also drops them
     /// from its ISR at once, without the controller (Jepsen 2013).
     pub fn out_of_sync_followers(&self, now: Instant, lag: Duration) -> Vec<i32> {
+        let bug = self.config.bugs.on(Bug::LeaderUnilateralIsrShrink);
         self.with_state(|st| {
-            let Role::Leader { followers, pending_isr: None, .. } = &st.role else { return Vec::new() };
+            let Role::Leader { followers, pending_isr, .. } = &st.role else { return Vec::new() };
+            // A change the controller has not answered yet blocks the next
+            // one, except under the bug, where the leader does not wait.
+            let pending = pending_isr.is_some();
+            if pending && !bug {
+                return Vec::new();
+            }
             let leo = st.log.log_end_offset();
             let out: Vec<i32> = st
                 .isr
@@ -685,10 +692,14 @@ impl Partition {
                     None => true,
                 })
                 .collect();
-            if !out.is_empty() && self.config.bugs.on(Bug::LeaderUnilateralIsrShrink) {
+            if !out.is_empty() && bug {
                 st.isr.retain(|r| !out.contains(r));
                 self.maybe_advance_high_watermark(st);
                 tracing::warn!(partition = %self.name(), isr = ?st.isr, "bug leader-unilateral-isr-shrink: shrank the ISR without the controller");
+                if pending {
+                    // Shrunk locally; the proposal in flight stays the only one.
+                    return Vec::new();
+                }
             }
             out
         })
