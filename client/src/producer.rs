@@ -122,6 +122,10 @@ struct SeqState {
     next_seq: i32,
     /// Highest sequence the broker acknowledged in this epoch; -1 for none.
     last_acked_seq: i32,
+    /// A batch of this epoch ended without an acknowledgement and may have
+    /// been appended: its sequences can never be reused nor skipped, so the
+    /// next batch starts a new epoch (KIP-360's bump after an expired batch).
+    bump_before_next: bool,
 }
 
 struct PartitionState {
@@ -172,6 +176,25 @@ pub struct Producer {
     partitions: Mutex<HashMap<(String, u32), Arc<PartitionState>>>,
 }
 
+/// An idempotent batch ended without an acknowledgement. If it was surely
+/// not appended and is the last one numbered, its sequences are handed out
+/// again; otherwise the sequence has a hole the broker will never fill, and
+/// the next batch starts a new epoch at sequence 0 (Kafka bumps the epoch
+/// after an expired batch, KIP-360). Without this every later batch would be
+/// refused with `OUT_OF_ORDER_SEQUENCE_NUMBER` until its delivery timeout.
+fn after_unacknowledged(state: &PartitionState, req: &ProduceRequest, count: i32, maybe_appended: bool) {
+    let mut s = state.seq.lock().unwrap();
+    let (Some(seq), Some(epoch)) = (req.base_sequence, req.producer_epoch) else { return };
+    if epoch != s.epoch {
+        return;
+    }
+    if !maybe_appended && s.next_seq == seq.wrapping_add(count) & i32::MAX {
+        s.next_seq = seq;
+    } else {
+        s.bump_before_next = true;
+    }
+}
+
 /// Whether an error means the request may have been appended.
 fn maybe_appended(err: &ClientError, acks: Acks) -> bool {
     match err.code() {
@@ -217,7 +240,7 @@ impl Producer {
         map.entry((topic.to_string(), partition))
             .or_insert_with(|| {
                 Arc::new(PartitionState {
-                    seq: Mutex::new(SeqState { epoch: 0, next_seq: 0, last_acked_seq: -1 }),
+                    seq: Mutex::new(SeqState { epoch: 0, next_seq: 0, last_acked_seq: -1, bump_before_next: false }),
                     in_flight: Arc::new(Semaphore::new(self.config.max_in_flight)),
                     free_slots: Mutex::new((0..self.config.max_in_flight).rev().collect()),
                     acked: tokio::sync::Notify::new(),
@@ -291,6 +314,12 @@ impl Producer {
             match self.producer_id_until(deadline).await {
                 Ok(pid) => {
                     let mut s = state.seq.lock().unwrap();
+                    if s.bump_before_next {
+                        s.epoch = s.epoch.wrapping_add(1) & i16::MAX;
+                        s.next_seq = 0;
+                        s.last_acked_seq = -1;
+                        s.bump_before_next = false;
+                    }
                     req.producer_id = Some(pid);
                     req.producer_epoch = Some(s.epoch);
                     req.base_sequence = Some(s.next_seq);
@@ -354,6 +383,9 @@ impl Producer {
             let out_of_time = Instant::now() + Duration::from_millis(backoff_ms) >= deadline;
             if !retriable(code) || attempts > self.config.retries || out_of_time {
                 let error = format!("{err} (after {attempts} attempts)");
+                if self.idempotent {
+                    after_unacknowledged(&state, req, count, maybe);
+                }
                 return if maybe { SendOutcome::Unknown { error, attempts } } else { SendOutcome::Failed { error, attempts } };
             }
             // A batch that overtook an earlier one in flight (requests on
@@ -428,5 +460,29 @@ mod tests {
         p.maybe_bump_epoch(&state, &mut next, 2, Some(ErrorCode::OutOfOrderSequenceNumber));
         assert_eq!((next.producer_epoch, next.base_sequence), (Some(1), Some(0)), "the next batch refused: a real gap bumps the epoch");
         assert_eq!(state.seq.lock().unwrap().next_seq, 2);
+    }
+
+    /// A batch that ended unacknowledged leaves no hole the next batch would
+    /// run into: a surely unappended last batch gives its sequences back; an
+    /// unknown one makes the next batch start a new epoch at 0.
+    #[test]
+    fn an_unacknowledged_batch_does_not_block_the_next_one() {
+        let cluster = Arc::new(ClusterClient::new(vec!["http://127.0.0.1:1".into()], Duration::from_millis(10)));
+        let p = Producer::new(cluster, ProducerConfig::default()).unwrap();
+        let state = p.partition("t", 0);
+        state.seq.lock().unwrap().next_seq = 12;
+        let req = |seq| ProduceRequest { acks: Acks::All.into(), timeout_ms: None, producer_id: Some(1), producer_epoch: Some(0), base_sequence: Some(seq), records: vec![] };
+        after_unacknowledged(&state, &req(10), 2, false);
+        assert_eq!(state.seq.lock().unwrap().next_seq, 10, "definitely not appended: sequences reused");
+        assert!(!state.seq.lock().unwrap().bump_before_next);
+        after_unacknowledged(&state, &req(8), 2, true);
+        assert!(state.seq.lock().unwrap().bump_before_next, "maybe appended: the next batch bumps the epoch");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            *p.producer_id.lock().await = Some(1);
+            let deadline = Instant::now() + Duration::from_secs(1);
+            let r = p.reserve("t", 0, vec![ProduceRecord { key: None, value: "v".into(), timestamp: None }], deadline).await.ok().unwrap();
+            assert_eq!((r.req.producer_epoch, r.req.base_sequence), (Some(1), Some(0)));
+        });
     }
 }
