@@ -319,7 +319,10 @@ impl Partition {
             return;
         }
         let mut hw = st.log.log_end_offset();
-        for r in st.maximal_isr() {
+        // Under the bug the leader trusts its own ISR alone, not what it
+        // proposed to the controller.
+        let members = if self.config.bugs.on(Bug::LeaderUnilateralIsrShrink) { st.isr.clone() } else { st.maximal_isr() };
+        for r in members {
             if r == self.node_id {
                 continue;
             }
@@ -665,6 +668,8 @@ impl Partition {
             if let Role::Leader { pending_isr, .. } = &mut st.role {
                 *pending_isr = None;
             }
+            // The proposal's members no longer hold the HW back.
+            self.maybe_advance_high_watermark(st);
         })
     }
 
