@@ -50,9 +50,13 @@ pub enum Bug {
     ElectOutOfSyncReplica,
     /// B5, KAFKA-7164 (fixed in 2.0.1 / 2.1.0). A follower whose leader id is
     /// unchanged across missed epochs skips epoch-based truncation and keeps
-    /// fetching from its log end without the epoch check. Recipe: pause a
-    /// follower across two leader changes that end on the original leader;
-    /// resume. Checker: `replica-divergence` or `inconsistent-offsets`.
+    /// fetching from its log end without the epoch check. Recipe: 5 nodes,
+    /// acks=1, unclean on, a 3 s session and a long lag time; pause one
+    /// follower's fetchers (C), then cut the other follower (B) off from
+    /// every node so it misses metadata (a partition, not SIGSTOP, whose
+    /// queued messages would replay each epoch change); kill the leader (A)
+    /// so C leads, restart A, kill C so A leads again; heal. Checker:
+    /// `replica-divergence` (B keeps A's old records where A now has C's).
     SkipTruncateSameLeader,
     /// B4, KAFKA-7128 (fixed in 2.0.1 / 2.1.0). A follower joins the ISR once
     /// it reaches the high watermark, even if it has not reached the start of
