@@ -143,6 +143,9 @@ pub struct FetchResult {
     pub batches: Vec<Vec<u8>>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// The end of what the consumer may see: the high watermark, or the
+    /// log end under bug `serve-consumers-to-leo`.
+    pub visible_end: i64,
 }
 
 /// What a leader answers one partition of a follower's fetch.
@@ -380,7 +383,7 @@ impl Partition {
                 let hw = st.high_watermark;
                 let upto = if self.config.bugs.on(Bug::ServeConsumersToLeo) { st.log.log_end_offset() } else { hw };
                 let batches = st.log.read(offset, upto, max_bytes).map_err(|e| storage_error(&self.topic, self.index, e))?;
-                Ok(FetchResult { batches, high_watermark: hw, log_start_offset: st.log.log_start_offset() })
+                Ok(FetchResult { batches, high_watermark: hw, log_start_offset: st.log.log_start_offset(), visible_end: upto })
             })?;
             let now = Instant::now();
             if !read.batches.is_empty() || now >= deadline {

@@ -141,7 +141,7 @@ impl Broker {
             return Err(ApiError::invalid(format!("max_wait_ms must be at most {FETCH_WAIT_MS_MAX}, got {max_wait_ms}")));
         }
         let read = partition.fetch(req.offset, max_bytes as usize, Duration::from_millis(max_wait_ms)).await?;
-        let records = decode_records(&read.batches, req.offset, read.high_watermark, max_records as usize)
+        let records = decode_records(&read.batches, req.offset, read.visible_end, max_records as usize)
             .map_err(|e| ApiError::new(ErrorCode::KafkaStorageError, format!("{topic}/{index}: {e}")))?;
         let next_offset = records.last().map_or(req.offset, |r| r.offset + 1);
         Ok(FetchResponse { records, high_watermark: read.high_watermark, log_start_offset: read.log_start_offset, next_offset })
