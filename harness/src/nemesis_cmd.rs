@@ -31,7 +31,8 @@ pub struct NemesisArgs {
 #[derive(Subcommand, Debug)]
 enum Fault {
     /// Install a partition: one:<node>, isolate:<node> (clients cut too), halves, majorities-ring,
-    /// bridge, or by role: isolate-leader (clients cut too), leader-from-followers, isolate-controller.
+    /// bridge, or by role: isolate-leader (clients cut too), leader-from-followers, isolate-controller,
+    /// mute-leader (its packets to the clients dropped: requests handled, answers lost).
     Partition {
         #[arg(long)]
         shape: String,
@@ -83,10 +84,14 @@ async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
         Fault::Partition { shape, seed, partition: aimed } => {
             let urls: Vec<String> = state.nodes.iter().map(|n| n.url.clone()).collect();
             let shape = match shape.as_str() {
-                "isolate-leader" | "leader-from-followers" => {
+                "isolate-leader" | "leader-from-followers" | "mute-leader" => {
                     let leader = leader_of(&urls, &aimed).await.ok_or_else(|| anyhow!("{aimed} has no leader right now"))?;
                     let name = format!("n{leader}");
-                    if shape == "isolate-leader" { partition::Shape::IsolateWithClients(name) } else { partition::Shape::One(name) }
+                    match shape.as_str() {
+                        "isolate-leader" => partition::Shape::IsolateWithClients(name),
+                        "mute-leader" => partition::Shape::MuteToClients(name),
+                        _ => partition::Shape::One(name),
+                    }
                 }
                 "isolate-controller" => {
                     let c = controller(&urls).await.ok_or_else(|| anyhow!("no active controller right now"))?;
@@ -94,7 +99,7 @@ async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
                 }
                 other => partition::parse_shape(other).map_err(Failure::BadArgs)?,
             };
-            if let partition::Shape::One(n) | partition::Shape::IsolateWithClients(n) = &shape {
+            if let partition::Shape::One(n) | partition::Shape::IsolateWithClients(n) | partition::Shape::MuteToClients(n) = &shape {
                 index_of(n)?;
             }
             let grudge = partition::grudge(&shape, &names, seed);
@@ -102,7 +107,7 @@ async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
             addresses.insert(CONTROL.to_string(), state.net.control_ip);
             partition::apply(&hosts, &grudge, &addresses).await.map_err(|e| Failure::Harness(e.into()))?;
             let isolated = match &shape {
-                partition::Shape::One(n) | partition::Shape::IsolateWithClients(n) => Some(n.clone()),
+                partition::Shape::One(n) | partition::Shape::IsolateWithClients(n) | partition::Shape::MuteToClients(n) => Some(n.clone()),
                 _ => None,
             };
             Ok(serde_json::json!({ "fault": "partition", "isolated": isolated, "grudge": grudge }))

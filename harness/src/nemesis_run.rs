@@ -213,6 +213,7 @@ impl Nemesis {
             }
             "isolate-leader" => self.leader_of(&leader(target)).await.map(|i| Shape::IsolateWithClients(names[i].clone())),
             "leader-from-followers" => self.leader_of(&leader(target)).await.map(|i| Shape::One(names[i].clone())),
+            "mute-leader" => self.leader_of(&leader(target)).await.map(|i| Shape::MuteToClients(names[i].clone())),
             "isolate-controller" => self.controller().await.map(|i| Shape::One(names[i].clone())),
             other => Some(partition::parse_shape(other).map_err(anyhow::Error::msg)?),
         };

@@ -75,6 +75,16 @@ fn partition_pause_and_kill_take_effect_and_heal() {
     nemesis(&cluster, &["heal"]);
     assert!(control_reaches(&url(2)) && can_connect(&ns(0), &ip(2)));
 
+    // Mute: n2's packets to the control host are dropped (so no connection
+    // completes), while the nodes still reach it and it reaches them.
+    let done = nemesis(&cluster, &["partition", "--shape", "mute:n2"]);
+    assert_eq!(done["grudge"]["n2"], serde_json::json!(["to:control"]));
+    assert!(!control_reaches(&url(1)), "n2's answers to the control host are dropped");
+    assert!(can_connect(&ns(0), &ip(1)) && can_connect(&ns(1), &ip(2)), "node traffic flows both ways");
+    assert!(control_reaches(&url(0)), "other nodes still answer the control host");
+    nemesis(&cluster, &["heal"]);
+    assert!(control_reaches(&url(1)), "after heal, n2 answers again");
+
     // By role: isolate the leader of events/0; it was the leader when the fault fired.
     let rt = runtime();
     let leader = rt.block_on(async {

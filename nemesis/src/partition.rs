@@ -2,8 +2,11 @@
 //! standard shapes that produce one, and installing or healing it as
 //! inbound DROP rules in each host.
 //!
-//! Rules live in our own chain, [`CHAIN`], jumped to from INPUT inside each
-//! host's network namespace (or VM); heal flushes only that chain and never
+//! Rules live in our own chain, [`CHAIN`], jumped to from INPUT and OUTPUT
+//! inside each host's network namespace (or VM): an inbound rule matches a
+//! source address (`-s`, never the host's own), an outbound one a
+//! destination (`-d`, named [`OUTBOUND`]`<name>` in a grudge), so each only
+//! ever matches in its own direction. Heal flushes only that chain and never
 //! touches anyone else's rules (a Jepsen complaint). The control host,
 //! where the harness and the clients run, is never cut off unless a shape
 //! says so ([`CONTROL`]).
@@ -21,6 +24,10 @@ use crate::host::{Host, HostError};
 pub const CHAIN: &str = "FAULTLINE";
 /// The name that stands for the control host in a grudge.
 pub const CONTROL: &str = "control";
+/// Prefix of a grudge entry for packets the host *sends*: `to:control`
+/// drops what it sends to the control host, while what it receives still
+/// arrives (requests are handled, their answers lost).
+pub const OUTBOUND: &str = "to:";
 /// Bound on one iptables call; they take milliseconds.
 const IPTABLES_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -40,6 +47,10 @@ pub enum Shape {
     Bridge,
     /// Cut a node off from every other node and from the clients.
     IsolateWithClients(String),
+    /// The node's packets to the clients are dropped; the clients' requests
+    /// still reach it and replication still flows, so it does the work and
+    /// its answers are lost ("the write succeeded, the ack did not").
+    MuteToClients(String),
     /// Given outright.
     Explicit(Grudge),
 }
@@ -96,21 +107,25 @@ pub fn grudge(shape: &Shape, nodes: &[String], seed: u64) -> Grudge {
                 }
             }
         }
+        Shape::MuteToClients(target) => {
+            g.entry(target.clone()).or_default().insert(format!("{OUTBOUND}{CONTROL}"));
+        }
         Shape::Explicit(given) => g = given.clone(),
     }
     g
 }
 
 /// Parses a shape name as the CLI and schedules write it: `one:n1`,
-/// `isolate:n1`, `halves`, `majorities-ring`, `bridge`.
+/// `isolate:n1`, `mute:n1`, `halves`, `majorities-ring`, `bridge`.
 pub fn parse_shape(text: &str) -> Result<Shape, String> {
     match text.split_once(':') {
         Some(("one", n)) => Ok(Shape::One(n.to_string())),
         Some(("isolate", n)) => Ok(Shape::IsolateWithClients(n.to_string())),
+        Some(("mute", n)) => Ok(Shape::MuteToClients(n.to_string())),
         None if text == "halves" || text == "majority-minority" => Ok(Shape::Halves),
         None if text == "majorities-ring" => Ok(Shape::MajoritiesRing),
         None if text == "bridge" => Ok(Shape::Bridge),
-        _ => Err(format!("unknown partition shape `{text}`; known: one:<node>, isolate:<node>, halves, majorities-ring, bridge")),
+        _ => Err(format!("unknown partition shape `{text}`; known: one:<node>, isolate:<node>, mute:<node>, halves, majorities-ring, bridge")),
     }
 }
 
@@ -118,15 +133,17 @@ fn args(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|s| s.to_string()).collect()
 }
 
-/// Makes sure `host` has our chain and that INPUT jumps to it.
+/// Makes sure `host` has our chain and that INPUT and OUTPUT jump to it.
 async fn ensure_chain<H: Host>(host: &H) -> Result<(), HostError> {
     // -N fails when the chain exists; that is fine.
     host.run(&args(&["iptables", "-w", "-N", CHAIN]), IPTABLES_TIMEOUT).await?;
-    let check = host.run(&args(&["iptables", "-w", "-C", "INPUT", "-j", CHAIN]), IPTABLES_TIMEOUT).await?;
-    if !check.success() {
-        let out = host.run(&args(&["iptables", "-w", "-I", "INPUT", "-j", CHAIN]), IPTABLES_TIMEOUT).await?;
-        if !out.success() {
-            return Err(failed(host, "iptables -I INPUT -j FAULTLINE", &out));
+    for hook in ["INPUT", "OUTPUT"] {
+        let check = host.run(&args(&["iptables", "-w", "-C", hook, "-j", CHAIN]), IPTABLES_TIMEOUT).await?;
+        if !check.success() {
+            let out = host.run(&args(&["iptables", "-w", "-I", hook, "-j", CHAIN]), IPTABLES_TIMEOUT).await?;
+            if !out.success() {
+                return Err(failed(host, &format!("iptables -I {hook} -j FAULTLINE"), &out));
+            }
         }
     }
     Ok(())
@@ -142,7 +159,8 @@ fn failed<H: Host>(host: &H, command: &str, out: &crate::host::CommandOutput) ->
 }
 
 /// Installs `grudge`: each host drops inbound packets from the addresses
-/// of the hosts it holds a grudge against. `addresses` maps every name in
+/// of the hosts it holds a grudge against, and outbound packets to those
+/// named [`OUTBOUND`]`<name>`. `addresses` maps every name in
 /// the grudge (nodes and [`CONTROL`]) to its address. Heals first, so the
 /// result is exactly this grudge.
 pub async fn apply<H: Host>(hosts: &[H], grudge: &Grudge, addresses: &BTreeMap<String, Ipv4Addr>) -> Result<(), HostError> {
@@ -150,14 +168,18 @@ pub async fn apply<H: Host>(hosts: &[H], grudge: &Grudge, addresses: &BTreeMap<S
     for host in hosts {
         let Some(drops) = grudge.get(host.name()) else { continue };
         ensure_chain(host).await?;
-        for name in drops {
+        for entry in drops {
+            let (flag, name) = match entry.strip_prefix(OUTBOUND) {
+                Some(to) => ("-d", to),
+                None => ("-s", entry.as_str()),
+            };
             let ip = addresses.get(name).ok_or_else(|| HostError::CommandFailed {
                 host: host.name().to_string(),
                 command: "partition".into(),
                 status: "no address".into(),
                 stderr: format!("the grudge names `{name}`, which is not a host of this cluster"),
             })?;
-            let rule = args(&["iptables", "-w", "-A", CHAIN, "-s", &ip.to_string(), "-j", "DROP"]);
+            let rule = args(&["iptables", "-w", "-A", CHAIN, flag, &ip.to_string(), "-j", "DROP"]);
             let out = host.run(&rule, IPTABLES_TIMEOUT).await?;
             if !out.success() {
                 return Err(failed(host, &rule.join(" "), &out));
@@ -202,6 +224,9 @@ mod tests {
         assert!(g.values().all(|s| !s.contains(CONTROL)));
         let g = grudge(&Shape::IsolateWithClients("n2".into()), &names(3), 1);
         assert!(g["n2"].contains(CONTROL));
+        let g = grudge(&Shape::MuteToClients("n2".into()), &names(3), 1);
+        assert_eq!(g, Grudge::from([("n2".to_string(), BTreeSet::from(["to:control".to_string()]))]), "only n2's packets to the clients");
+        assert_eq!(parse_shape("mute:n2"), Ok(Shape::MuteToClients("n2".into())));
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub enum Action {
     Pause,
     Resume,
     /// Install a partition of this shape (`one`, `isolate`, `halves`, `majorities-ring`, `bridge`,
-    /// `isolate-leader`, `leader-from-followers`, or `random` for one of the standard set).
+    /// `isolate-leader`, `leader-from-followers`, `mute-leader` (the leader's answers to the
+    /// clients are dropped), or `random` for one of the standard set).
     Partition(String),
     /// Install an explicit grudge: node → the nodes whose packets it drops.
     Grudge(BTreeMap<String, std::collections::BTreeSet<String>>),

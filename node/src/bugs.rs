@@ -72,8 +72,10 @@ pub enum Bug {
     DedupeWindow1,
     /// B16 (contract R4.7.6). A new leader forgets the producer state it
     /// replicated, so a retry of a batch the old leader appended is appended
-    /// again. Recipe: idempotent producer; kill the leader while batches are
-    /// in flight. Checker: `duplicate`.
+    /// again. Recipe: idempotent producer, max in-flight 5; drop the leader's
+    /// packets to the clients (`mute-leader`: requests are appended and
+    /// replicated, the acks are lost), then kill it, so the in-flight batches
+    /// are retried on the new leader. Checker: `duplicate`.
     DropProducerStateOnFailover,
 }
 
