@@ -7,6 +7,7 @@ test:
 bench:
 	cargo bench -p faultline-node --bench produce
 	cargo bench -p faultline-node --bench cluster
+	cargo bench -p faultline-node --bench producer
 campaigns:
 	bash scripts/campaigns.sh
 lint-workflows:
