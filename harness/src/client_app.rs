@@ -56,8 +56,9 @@ const SINK_ATTEMPTS_MAX: u32 = 300;
 /// Small, as applications bound their hand-off queues: it bounds how far
 /// polling runs ahead of processing, and the drain at a graceful stop.
 const QUEUE_BATCHES_MAX: usize = 32;
-/// How long a stopping consumer's worker may take to drain its queue.
-const WORKER_DRAIN_BOUND: Duration = Duration::from_secs(60);
+/// How long a stopping consumer's worker may take to drain its queue:
+/// within the harness's stop grace (15 s), which SIGKILLs after it.
+const WORKER_DRAIN_BOUND: Duration = Duration::from_secs(10);
 /// Extra time a closing producer gives its last batches beyond their delivery timeout.
 const CLOSE_SLACK: Duration = Duration::from_secs(1);
 /// Highest accepted send rate of one process, sends per second.
@@ -527,12 +528,6 @@ struct Handoff {
     records: Vec<(u64, RecordValue)>,
 }
 
-/// The consumer's positions and what it has processed, per owned partition
-/// (next offset to read / after the last processed record).
-struct Progress {
-    processed: Vec<i64>,
-}
-
 async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
     use crate::run::{CommitStrategy, Processing};
     let ids = Ids::new(a.common.process, a.common.process_stride);
@@ -547,21 +542,22 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
         None => None,
     };
     let processor = Arc::new(Processor { sink, on_error: a.on_sink_error, work: Duration::from_millis(a.process_time_ms) });
-    let progress = Arc::new(std::sync::Mutex::new(Progress { processed: vec![0; a.owned.len()] }));
+    // Per owned partition, the offset after the last processed record.
+    let processed = Arc::new(std::sync::Mutex::new(vec![0i64; a.owned.len()]));
     // The queue hand-off: a bounded channel drained by a worker task, which
     // is its own logical process.
     let (queue_tx, worker) = if a.processing == Processing::Queue {
         anyhow::ensure!(a.common.process_stride > 0, "--processing queue needs --process-stride > 0 (the worker has its own process id)");
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Handoff>(QUEUE_BATCHES_MAX);
-        let (processor, progress, names, worker_id) = (processor.clone(), progress.clone(), names.clone(), ids.take());
+        let (processor, processed, names, worker_id) = (processor.clone(), processed.clone(), names.clone(), ids.take());
         let worker = tokio::spawn(async move {
             // Bounded by the channel: it ends when the poll loop drops its sender.
             while let Some(h) = rx.recv().await {
                 let next = h.records.last().map(|(o, _)| *o as i64 + 1);
                 processor.process(worker_id, &names[h.index], h.records).await?;
                 if let Some(next) = next {
-                    let mut p = progress.lock().unwrap();
-                    p.processed[h.index] = p.processed[h.index].max(next);
+                    let mut p = processed.lock().unwrap();
+                    p[h.index] = p[h.index].max(next);
                 }
             }
             anyhow::Ok(())
@@ -610,7 +606,7 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
             }
         };
         committed = positions.clone();
-        progress.lock().unwrap().processed = positions.clone();
+        *processed.lock().unwrap() = positions.clone();
         let mut last_auto_commit = Instant::now();
         while !stop.load(Ordering::SeqCst) {
             // Kafka's poll() auto-commits first: the positions returned by
@@ -657,14 +653,14 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
                         let next = records.last().map(|(o, _)| *o as i64 + 1);
                         processor.process(process, &names[i], records).await?;
                         if let Some(next) = next {
-                            let mut p = progress.lock().unwrap();
-                            p.processed[i] = p.processed[i].max(next);
+                            let mut p = processed.lock().unwrap();
+                            p[i] = p[i].max(next);
                         }
                     }
                 }
             }
             if a.commit == CommitStrategy::AfterProcess {
-                let at = progress.lock().unwrap().processed.clone();
+                let at = processed.lock().unwrap().clone();
                 if at != committed && !commit(&a, &names, &mut coordinator, &mut process, &ids, &at, &mut committed).await {
                     continue 'assign;
                 }
@@ -686,7 +682,7 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
     }
     let at = match a.commit {
         CommitStrategy::Auto | CommitStrategy::BeforeProcess => positions.clone(),
-        CommitStrategy::AfterProcess => progress.lock().unwrap().processed.clone(),
+        CommitStrategy::AfterProcess => processed.lock().unwrap().clone(),
     };
     if at != committed {
         commit(&a, &names, &mut coordinator, &mut process, &ids, &at, &mut committed).await;
