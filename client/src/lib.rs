@@ -2,9 +2,9 @@
 //!
 //! The node depends on [`api`] for its request and response bodies, so the
 //! wire format has exactly one definition. [`Client`] is a thin, typed HTTP
-//! client over those types; Kafka-style producer and consumer semantics
-//! (accumulator, retries, idempotence, groups) are layered on top of it by
-//! later modules.
+//! client over those types. [`ClusterClient`] follows leaders; [`Producer`]
+//! adds Kafka's retries and idempotence, one batch per send, and
+//! [`AsyncProducer`] its accumulator (linger, batch size, buffer memory).
 
 pub mod accumulator;
 pub mod api;

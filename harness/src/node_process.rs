@@ -1,9 +1,9 @@
 //! A `faultline-node` child process: started with overrides, its bound
 //! address read from the one line it prints on stdout, killed on drop.
 //!
-//! The cluster manager of a later issue runs nodes as daemons with pid
+//! The cluster manager (`crate::cluster`) runs nodes as daemons with pid
 //! files; this handle is for commands whose nodes live exactly as long as
-//! the command.
+//! the command (`faultline demo`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -10,9 +10,10 @@
 //! SIGTERM, unless `--leave-running`.
 //!
 //! The harness is the single history writer ([`HistoryWriter`]). Each
-//! client slot is supervised: when its process dies, its open op becomes
-//! `info` and a replacement starts under a new process id. The nemesis is a
-//! later issue; `--nemesis` is refused for now.
+//! client slot is supervised: when its process dies, every op it left open
+//! becomes `info` and a replacement starts under a new process id. The
+//! nemesis ([`crate::nemesis_run`]) fires the seeded or scripted faults, and
+//! [`execute`] is also how campaigns run each cell.
 //!
 //! Exit codes: 0 valid, 1 invalid, 2 unknown, 254 bad arguments, 255
 //! harness failure.
