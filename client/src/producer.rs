@@ -380,6 +380,21 @@ impl Producer {
             if self.idempotent && matches!(code, Some(ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId)) {
                 self.maybe_bump_epoch(&state, req, count, code);
             }
+            // Another batch bumped the epoch while this one was in flight:
+            // the broker refused it unappended, so it is renumbered into the
+            // current epoch and sent again, as Kafka re-sequences in-flight
+            // batches after a bump. Not when an earlier attempt may have
+            // been appended: a new identity could then duplicate it
+            // (KAFKA-14034).
+            if self.idempotent && code == Some(ErrorCode::InvalidProducerEpoch) && !maybe && Instant::now() < deadline {
+                let mut s = state.seq.lock().unwrap();
+                if req.producer_epoch.is_some_and(|e| e != s.epoch) {
+                    req.producer_epoch = Some(s.epoch);
+                    req.base_sequence = Some(s.next_seq);
+                    s.next_seq = s.next_seq.wrapping_add(count) & i32::MAX;
+                    continue;
+                }
+            }
             let out_of_time = Instant::now() + Duration::from_millis(backoff_ms) >= deadline;
             if !retriable(code) || attempts > self.config.retries || out_of_time {
                 let error = format!("{err} (after {attempts} attempts)");
