@@ -84,6 +84,7 @@ pub const BROKER_KEYS: &[KeySpec] = &[
     key!("broker.session.timeout.ms", Kind::Int { min: 50, max: 3_600_000 }, Some("9000"), "a broker without a heartbeat for this long is fenced"),
     key!("replica.lag.time.max.ms", Kind::Int { min: 10, max: 3_600_000 }, Some("30000"), "a follower not caught up for this long leaves the ISR"),
     key!("replica.fetch.wait.max.ms", Kind::Int { min: 0, max: 60_000 }, Some("500"), "long-poll time of follower fetches"),
+    key!("replica.fetch.max.bytes", Kind::Int { min: 0, max: 1_048_576 }, Some("1048576"), "bytes a follower asks per partition and fetch; at least one batch is always returned"),
     key!("faultline.bugs", Kind::Text, None, "comma list of bug switches to turn on (see bugs.rs); off by default"),
     key!("faultline.admin.hooks", Kind::Bool, Some("false"), "enable admin hooks (pause fetchers) that bug recipes drive"),
     key!("faultline.acks0.queue.batches", Kind::Int { min: 1, max: 1_000_000 }, Some("1024"), "bound on acks=0 batches queued but not yet appended"),
@@ -216,6 +217,9 @@ pub struct BrokerConfig {
     pub session_timeout_ms: u64,
     pub replica_lag_time_max_ms: u64,
     pub replica_fetch_wait_max_ms: u64,
+    /// What a follower asks per partition and fetch. Small values make a
+    /// far-behind follower catch up over many round trips, as in Kafka.
+    pub replica_fetch_max_bytes: usize,
     /// Active bug switches; none by default.
     pub bugs: Bugs,
     /// Whether `/v1/admin/...` hooks are enabled; off by default.
@@ -285,6 +289,7 @@ impl BrokerConfig {
             session_timeout_ms: settings.int("broker.session.timeout.ms")? as u64,
             replica_lag_time_max_ms: settings.int("replica.lag.time.max.ms")? as u64,
             replica_fetch_wait_max_ms: settings.int("replica.fetch.wait.max.ms")? as u64,
+            replica_fetch_max_bytes: settings.int("replica.fetch.max.bytes")? as usize,
             bugs: match settings.get("faultline.bugs") {
                 Some(list) => Bugs::parse_list(list)
                     .map_err(|e| ConfigError::BadValue { key: "faultline.bugs".into(), value: list.into(), expected: e })?,

@@ -48,6 +48,7 @@ pub async fn run(mgr: Arc<ReplicaManager>, leader: i32) {
                         fetch_offset: pos.fetch_offset,
                         last_fetched_epoch: pos.last_fetched_epoch,
                         current_leader_epoch: pos.current_leader_epoch,
+                        max_bytes: mgr.broker.config.replica_fetch_max_bytes,
                     }
                 })
                 .collect(),

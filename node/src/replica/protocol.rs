@@ -15,7 +15,8 @@ use crate::replica::epoch_cache::EpochEnd;
 pub const FETCH_PATH: &str = "/internal/replica/fetch";
 /// Bound on one fetch answer across partitions.
 pub const FETCH_RESPONSE_BYTES_MAX: usize = 8 << 20;
-/// Bound on one partition's share of a fetch answer.
+/// Bound on one partition's share of a fetch answer, whatever the follower
+/// asks (the largest `replica.fetch.max.bytes` accepted).
 pub const FETCH_PARTITION_BYTES_MAX: usize = 1 << 20;
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -33,6 +34,9 @@ pub struct PartitionFetch {
     pub fetch_offset: i64,
     pub last_fetched_epoch: Option<i32>,
     pub current_leader_epoch: i32,
+    /// The follower's `replica.fetch.max.bytes`: about this many bytes of
+    /// this partition per answer, and at least one batch.
+    pub max_bytes: usize,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]

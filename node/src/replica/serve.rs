@@ -30,7 +30,7 @@ pub async fn serve_fetch(mgr: &Arc<ReplicaManager>, req: FetchRequest) -> Vec<u8
             let pos = FetchPosition { fetch_offset: pf.fetch_offset, last_fetched_epoch: pf.last_fetched_epoch, current_leader_epoch: pf.current_leader_epoch };
             let fetched = match broker.partition(&pf.topic, i64::from(pf.partition)) {
                 Ok(p) => {
-                    let f = p.serve_follower(req.replica_id, req.broker_epoch, pos, budget.min(FETCH_PARTITION_BYTES_MAX), now);
+                    let f = p.serve_follower(req.replica_id, req.broker_epoch, pos, budget.min(FETCH_PARTITION_BYTES_MAX).min(pf.max_bytes), now);
                     if let Some(candidate) = f.expand_candidate {
                         let mut isr = p.with_state(|st| st.isr.clone());
                         isr.push(candidate);

@@ -230,3 +230,60 @@ async fn a_deposed_leader_never_acknowledges_acks_all_after_a_new_epoch_exists()
     let log = cluster.dump(new, "fence").await;
     assert!(!log.records.iter().any(|r| r.2 == "zombie"), "the zombie write is not in the new epoch's log");
 }
+
+/// `replica.fetch.max.bytes`: the leader answers a follower fetch with
+/// about that many bytes of a partition (one batch at least), and a
+/// follower configured with 0 still catches up, one batch per fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_fetch_gets_about_replica_fetch_max_bytes_and_still_catches_up() {
+    use faultline_node::replica::protocol::{FETCH_PATH, FetchRequest, PartitionFetch, decode_response};
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts: Vec<&str> = FAST.iter().copied().filter(|o| !o.starts_with("replica.lag")).collect();
+    opts.extend(["replica.lag.time.max.ms=60000", "faultline.admin.hooks=true", "replica.fetch.max.bytes=0"]);
+    let cluster = Cluster::start(dir.path(), 2, &opts);
+    cluster.client(1).create_topic(&create_req("fmb", 2, &[])).await.unwrap();
+    let p = cluster.wait_for("fmb", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 2).await;
+    let (leader, follower) = (p.leader.unwrap(), *p.replicas.iter().find(|r| Some(**r) != p.leader).unwrap());
+    let pause = |paused: bool| {
+        let url = format!("{}/v1/admin/fetchers", cluster.node(follower).url);
+        async move { assert!(reqwest::Client::new().post(url).json(&FetcherControl { paused }).send().await.unwrap().status().is_success()) }
+    };
+    pause(true).await;
+    // Let a long poll already in flight finish.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let start = cluster.dump(follower, "fmb").await.log_end_offset;
+    const BATCHES: usize = 40;
+    for i in 0..BATCHES {
+        cluster.produce("fmb", Acks::Leader, &vals(&format!("m{i}"), 2), Duration::from_secs(5)).await.unwrap();
+    }
+    // Ask the leader directly, as the follower would.
+    let ask = |max_bytes: usize| {
+        let req = FetchRequest {
+            replica_id: follower,
+            broker_epoch: -1,
+            max_wait_ms: 0,
+            partitions: vec![PartitionFetch { topic: "fmb".into(), partition: 0, fetch_offset: start, last_fetched_epoch: None, current_leader_epoch: p.leader_epoch, max_bytes }],
+        };
+        let url = format!("{}{FETCH_PATH}", cluster.node(leader).url);
+        async move {
+            let body = reqwest::Client::new().post(url).json(&req).send().await.unwrap().bytes().await.unwrap();
+            let (header, batches) = decode_response(&body).unwrap();
+            assert_eq!(header.partitions[0].error, None, "{header:?}");
+            (batches[0].len(), batches[0].iter().map(Vec::len).sum::<usize>())
+        }
+    };
+    let (one, _) = ask(0).await;
+    assert_eq!(one, 1, "max_bytes 0 still returns exactly one batch");
+    let (some, bytes) = ask(600).await;
+    assert!(some > 1 && some < BATCHES, "600 bytes returned {some} of {BATCHES} batches ({bytes} bytes)");
+    let (all, _) = ask(1 << 20).await;
+    assert_eq!(all, BATCHES, "the default returns everything written");
+
+    pause(false).await;
+    let end = cluster.dump(leader, "fmb").await.log_end_offset;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cluster.dump(follower, "fmb").await.log_end_offset < end {
+        assert!(std::time::Instant::now() < deadline, "the follower with replica.fetch.max.bytes=0 did not catch up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
