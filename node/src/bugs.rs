@@ -60,9 +60,12 @@ pub enum Bug {
     SkipTruncateSameLeader,
     /// B4, KAFKA-7128 (fixed in 2.0.1 / 2.1.0). A follower joins the ISR once
     /// it reaches the high watermark, even if it has not reached the start of
-    /// the leader's current epoch. Recipe: a leader change while the new
-    /// leader's HW lags; a lagging follower rejoins, then the leader is killed
-    /// and that follower elected. Checker: `lost-write` of acks=all records.
+    /// the leader's current epoch. Recipe: the new leader's HW lags far
+    /// behind its log (it restarted without an HW checkpoint, min ISR 2
+    /// freezes the HW while it is alone in the ISR); a lagging follower that
+    /// copies one batch per fetch (`replica.fetch.max.bytes=0`) is let in at
+    /// its first fetch, stops, and the leader is killed so it is elected.
+    /// Checker: `lost-write` of acks=all records.
     IsrJoinIgnoresEpochStart,
     /// B13 (KAFKA-5494 keeps 5). The broker keeps one batch, not five, per
     /// idempotent producer, so retries of older in-flight batches are not
