@@ -23,7 +23,7 @@ use crate::anomaly::AnomalyKind;
 use crate::error::{Error, Result};
 use crate::op::{
     AssignValue, CommitValue, DrainComplete, DrainTargets, Op, OpType, OpValue, PartMap, PollValue, Process,
-    RecordValue, SendRecord, SendValue, Seek,
+    RecordValue, Seek, SendRecord, SendValue,
 };
 use crate::replicas::{ReplicaLog, Replicas};
 use crate::sink::{Sink, SinkLine};
@@ -147,9 +147,16 @@ struct Pending {
 enum Doing {
     /// `enqueued`: the application enqueued the values first; the send then
     /// succeeds, so a clean history loses no enqueued record.
-    Send { p: usize, values: Vec<i64>, enqueued: bool },
+    Send {
+        p: usize,
+        values: Vec<i64>,
+        enqueued: bool,
+    },
     Poll,
-    Assign { partitions: Vec<usize>, seek: Seek },
+    Assign {
+        partitions: Vec<usize>,
+        seek: Seek,
+    },
     Commit,
 }
 
@@ -217,7 +224,15 @@ impl<'a> Sim<'a> {
             if self.actors[a].consumer {
                 let partitions: Vec<usize> = (0..self.logs.len()).collect();
                 let inv = self.assign_invoke(self.actors[a].process, &partitions, Seek::Beginning, false)?;
-                self.emit(self.actors[a].process, Some(inv), OpType::Ok, "assign", OpValue::Other(serde_json::Value::Null), None, false)?;
+                self.emit(
+                    self.actors[a].process,
+                    Some(inv),
+                    OpType::Ok,
+                    "assign",
+                    OpValue::Other(serde_json::Value::Null),
+                    None,
+                    false,
+                )?;
                 self.actors[a].assigned = partitions.into_iter().map(|p| (p, 0)).collect();
             }
         }
@@ -330,7 +345,15 @@ impl<'a> Sim<'a> {
         self.emit(process, None, OpType::Invoke, "send", value, None, false)
     }
 
-    fn send_complete(&mut self, process: u64, inv: u64, p: usize, recs: &[(Option<u64>, i64)], t: OpType, err: Option<&str>) -> Result<u64> {
+    fn send_complete(
+        &mut self,
+        process: u64,
+        inv: u64,
+        p: usize,
+        recs: &[(Option<u64>, i64)],
+        t: OpType,
+        err: Option<&str>,
+    ) -> Result<u64> {
         let value = self.send_value(p, recs);
         self.emit(process, Some(inv), t, "send", value, err, false)
     }
@@ -361,7 +384,14 @@ impl<'a> Sim<'a> {
 
     /// A process op of `records` by `process`, completing with `t`; an ok
     /// one inserts them into `slot`, plainly or idempotently.
-    fn process_op(&mut self, process: u64, slot: u64, records: &[(usize, u64)], t: OpType, idempotent: bool) -> Result<()> {
+    fn process_op(
+        &mut self,
+        process: u64,
+        slot: u64,
+        records: &[(usize, u64)],
+        t: OpType,
+        idempotent: bool,
+    ) -> Result<()> {
         let mut parts: Vec<(String, Vec<(u64, RecordValue)>)> = Vec::new();
         for &(p, o) in records {
             let rec = (o, RecordValue::Int(self.logs[p][o as usize].0));
@@ -420,11 +450,22 @@ impl<'a> Sim<'a> {
                 (self.names[p].clone(), recs)
             })
             .collect();
-        self.emit(process, Some(inv), OpType::Ok, "poll", OpValue::Poll(PollValue { records: PartMap(records) }), None, is_final)
+        self.emit(
+            process,
+            Some(inv),
+            OpType::Ok,
+            "poll",
+            OpValue::Poll(PollValue { records: PartMap(records) }),
+            None,
+            is_final,
+        )
     }
 
     fn assign_invoke(&mut self, process: u64, partitions: &[usize], seek: Seek, is_final: bool) -> Result<u64> {
-        let value = OpValue::Assign(AssignValue { partitions: partitions.iter().map(|&p| self.names[p].clone()).collect(), seek });
+        let value = OpValue::Assign(AssignValue {
+            partitions: partitions.iter().map(|&p| self.names[p].clone()).collect(),
+            seek,
+        });
         self.emit(process, None, OpType::Invoke, "assign", value, None, is_final)
     }
 
@@ -454,7 +495,15 @@ impl<'a> Sim<'a> {
             }
             Doing::Poll => {
                 if self.rng.chance(30) {
-                    self.emit(process, inv, OpType::Fail, "poll", OpValue::Other(serde_json::Value::Null), Some("network"), false)?;
+                    self.emit(
+                        process,
+                        inv,
+                        OpType::Fail,
+                        "poll",
+                        OpValue::Other(serde_json::Value::Null),
+                        Some("network"),
+                        false,
+                    )?;
                     return Ok(());
                 }
                 let mut reads = Vec::new();
@@ -616,7 +665,11 @@ impl<'a> Sim<'a> {
                 let fate = self.rng.below(3);
                 if fate > 0 {
                     let inv = self.send_invoke(s, p, &[v])?;
-                    let (t, err) = if fate == 1 { (OpType::Info, "producer killed") } else { (OpType::Fail, "delivery.timeout.ms") };
+                    let (t, err) = if fate == 1 {
+                        (OpType::Info, "producer killed")
+                    } else {
+                        (OpType::Fail, "delivery.timeout.ms")
+                    };
                     self.send_complete(s, inv, p, &[(None, v)], t, Some(err))?;
                 }
             }
@@ -625,12 +678,20 @@ impl<'a> Sim<'a> {
                 // Processed into a plain sink, then redelivered to a
                 // replacement that had no commit to resume from.
                 let s = self.fresh_process();
-        let v = self.ok_send(s, p, 1)?[0];
+                let v = self.ok_send(s, p, 1)?[0];
                 let x = self.logs[p].len() as u64 - 1;
                 for _ in 0..2 {
                     let c = self.fresh_process();
                     let inv = self.assign_invoke(c, &[p], Seek::Committed, false)?;
-                    self.emit(c, Some(inv), OpType::Ok, "assign", OpValue::Other(serde_json::Value::Null), None, false)?;
+                    self.emit(
+                        c,
+                        Some(inv),
+                        OpType::Ok,
+                        "assign",
+                        OpValue::Other(serde_json::Value::Null),
+                        None,
+                        false,
+                    )?;
                     let inv = self.poll_invoke(c, false)?;
                     self.poll_ok(c, inv, vec![(p, vec![x])], false)?;
                     self.process_op(c, SCRIPT_SLOT, &[(p, x)], OpType::Ok, false)?;
@@ -699,11 +760,12 @@ impl<'a> Sim<'a> {
         // Lost writes (and the lost writes inconsistent offsets imply) on
         // even partitions and unseen ones on odd partitions when both are
         // asked for: a partition is drained or it is not.
-        let (lost_parts, unseen_parts): (Vec<usize>, Vec<usize>) = if (lost > 0 || count(AnomalyKind::InconsistentOffsets) > 0) && unseen > 0 && n > 1 {
-            ((0..n).step_by(2).collect(), (1..n).step_by(2).collect())
-        } else {
-            ((0..n).collect(), (0..n).collect())
-        };
+        let (lost_parts, unseen_parts): (Vec<usize>, Vec<usize>) =
+            if (lost > 0 || count(AnomalyKind::InconsistentOffsets) > 0) && unseen > 0 && n > 1 {
+                ((0..n).step_by(2).collect(), (1..n).step_by(2).collect())
+            } else {
+                ((0..n).collect(), (0..n).collect())
+            };
         let mut goal: Vec<u64> = Vec::with_capacity(n);
         let mut lost_per = vec![0u64; n];
         for i in 0..lost {
@@ -738,7 +800,15 @@ impl<'a> Sim<'a> {
         }
         let (drainer, reader) = (self.fresh_process(), self.fresh_process());
         let targets: Vec<(String, u64)> = (0..n).map(|p| (self.names[p].clone(), self.logs[p].len() as u64)).collect();
-        let drain_inv = self.emit(drainer, None, OpType::Invoke, "drain", OpValue::DrainTargets(DrainTargets { targets: PartMap(targets) }), None, true)?;
+        let drain_inv = self.emit(
+            drainer,
+            None,
+            OpType::Invoke,
+            "drain",
+            OpValue::DrainTargets(DrainTargets { targets: PartMap(targets) }),
+            None,
+            true,
+        )?;
         let all: Vec<usize> = (0..n).collect();
         let inv = self.assign_invoke(reader, &all, Seek::Beginning, true)?;
         self.emit(reader, Some(inv), OpType::Ok, "assign", OpValue::Other(serde_json::Value::Null), None, true)?;
@@ -755,7 +825,15 @@ impl<'a> Sim<'a> {
             self.poll_ok(reader, inv, reads, true)?;
         }
         let complete = (0..n).map(|p| (self.names[p].clone(), pos[p] >= self.logs[p].len() as u64)).collect();
-        self.emit(drainer, Some(drain_inv), OpType::Ok, "drain", OpValue::DrainComplete(DrainComplete { complete: PartMap(complete) }), None, true)?;
+        self.emit(
+            drainer,
+            Some(drain_inv),
+            OpType::Ok,
+            "drain",
+            OpValue::DrainComplete(DrainComplete { complete: PartMap(complete) }),
+            None,
+            true,
+        )?;
         Ok(())
     }
 
@@ -764,7 +842,9 @@ impl<'a> Sim<'a> {
         let k: usize = cfg.inject.iter().filter(|i| i.0 == AnomalyKind::ReplicaDivergence).map(|i| i.1).sum();
         let total: usize = self.logs.iter().map(Vec::len).sum();
         if k > total {
-            return Err(Error::Generate(format!("{k} replica divergences need at least {k} records; the run has {total}")));
+            return Err(Error::Generate(format!(
+                "{k} replica divergences need at least {k} records; the run has {total}"
+            )));
         }
         let mut diverged: BTreeMap<(usize, usize), i64> = BTreeMap::new();
         // Bounded: the loop gives up after many tries rather than spin.

@@ -174,7 +174,8 @@ impl Guarantees {
             }
             "idempotence" => self.idempotence = boolean()?,
             "max_in_flight" => {
-                self.max_in_flight = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected a positive integer"))?
+                self.max_in_flight =
+                    value.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected a positive integer"))?
             }
             "unclean_leader_election" => self.unclean_leader_election = boolean()?,
             "commit" => {
@@ -186,7 +187,9 @@ impl Guarantees {
             }
             "processing" => self.processing = named(value).ok_or_else(|| bad("expected inline or queue"))?,
             "on_sink_error" => self.on_sink_error = named(value).ok_or_else(|| bad("expected skip or retry"))?,
-            "auto_offset_reset" => self.auto_offset_reset = named(value).ok_or_else(|| bad("expected earliest or latest"))?,
+            "auto_offset_reset" => {
+                self.auto_offset_reset = named(value).ok_or_else(|| bad("expected earliest or latest"))?
+            }
             _ => return Err(bad(&format!("unknown key; known keys: {}", KEYS.join(", ")))),
         }
         Ok(())
@@ -305,7 +308,9 @@ impl Guarantees {
                  (kafka-semantics §8.3 C1/C3)",
                 if self.commit == CommitMode::Auto { "auto" } else { "after-process" }
             )),
-            _ => self.log_duplicate_reason().map(|why| format!("sink_mode=plain and {why}; log duplicates reach the sink")),
+            _ => self
+                .log_duplicate_reason()
+                .map(|why| format!("sink_mode=plain and {why}; log duplicates reach the sink")),
         }
     }
 

@@ -300,11 +300,7 @@ impl History {
     /// "process 7 (op 30211, t=23.4 s)"
     pub fn op_text(&self, i: u32) -> String {
         let e = &self.entries[i as usize];
-        format!(
-            "process {} (op {i}, t={:.1} s)",
-            self.processes[e.process as usize],
-            e.time_ns as f64 / 1e9
-        )
+        format!("process {} (op {i}, t={:.1} s)", self.processes[e.process as usize], e.time_ns as f64 / 1e9)
     }
 
     fn intern_partition(&mut self, name: &str) -> u32 {
@@ -367,7 +363,8 @@ impl History {
         let last = &mut self.last_time_ns[process as usize];
         if op.time_ns < *last {
             let (prev, now, who) = (*last, op.time_ns, op.process);
-            self.warnings.push(|| format!("op {idx} of process {who} has time {now} ns, before its previous op's {prev} ns"));
+            self.warnings
+                .push(|| format!("op {idx} of process {who} has time {now} ns, before its previous op's {prev} ns"));
         }
         *last = (*last).max(op.time_ns);
         let kind = match (op.process, op.f.as_str()) {
@@ -424,11 +421,7 @@ impl History {
                     let p = self.intern_partition(pname);
                     for r in recs {
                         let key = self.intern_key(p, &r.value);
-                        self.records.push(Rec {
-                            key,
-                            partition: p,
-                            offset: r.offset.unwrap_or(NO_OFFSET),
-                        });
+                        self.records.push(Rec { key, partition: p, offset: r.offset.unwrap_or(NO_OFFSET) });
                     }
                 }
             }
@@ -486,7 +479,9 @@ impl History {
                         self.drains[di].completion = idx;
                         self.drains[di].complete = complete;
                     }
-                    None => self.warnings.push(|| format!("drain completion op {idx} has no drain invoke with targets")),
+                    None => {
+                        self.warnings.push(|| format!("drain completion op {idx} has no drain invoke with targets"))
+                    }
                 }
             }
             _ => {}
@@ -783,9 +778,8 @@ fn parse_line(line: &str) -> std::result::Result<Op, LineError> {
         eof: e.is_eof(),
         message: without_position(&e),
     })?;
-    let value_col = raw
-        .value
-        .map_or(1, |v| (v.get().as_ptr() as usize).saturating_sub(line.as_ptr() as usize) as u64 + 1);
+    let value_col =
+        raw.value.map_or(1, |v| (v.get().as_ptr() as usize).saturating_sub(line.as_ptr() as usize) as u64 + 1);
     // A `Cow` clone: free unless the name had escapes.
     let f = raw.f.clone();
     raw.into_op().map_err(|e| LineError {
@@ -816,7 +810,8 @@ mod tests {
     /// A syntax error names its line and column.
     #[test]
     fn malformed_line_names_line_and_column() {
-        let s = "{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"poll\",\"value\":{}}\n{\"index\":1,,}\n";
+        let s =
+            "{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"poll\",\"value\":{}}\n{\"index\":1,,}\n";
         match parse(s) {
             Err(Error::Malformed { line, column, .. }) => assert_eq!((line, column), (2, 12)),
             other => panic!("expected a malformed-line error, got {other:?}"),

@@ -24,8 +24,8 @@ pub mod history;
 pub mod op;
 pub mod replicas;
 pub mod sink;
-pub mod verdict;
 mod util;
+pub mod verdict;
 
 #[cfg(test)]
 mod testing;
@@ -93,7 +93,8 @@ impl RunFiles {
     }
 
     pub fn read_history(&self) -> Result<History> {
-        let file = std::fs::File::open(&self.history).map_err(|source| Error::Io { path: self.history.clone(), source })?;
+        let file =
+            std::fs::File::open(&self.history).map_err(|source| Error::Io { path: self.history.clone(), source })?;
         History::parse(BufReader::with_capacity(1 << 20, file)).map_err(|e| match e {
             Error::Io { source, .. } => Error::Io { path: self.history.clone(), source },
             other => other,
@@ -143,8 +144,11 @@ mod tests {
         let absent = files.read_sink();
         std::fs::write(dir.join(SINK_FILE), "{\"slot\":0,\"partition\":\"t/0\",\"offset\":1,\"value\":2}\n").unwrap();
         let present = files.read_sink();
-        std::fs::write(dir.join(SINK_FILE), "{\"slot\":0,\"partition\":\"t/0\",\"offset\":1,\"value\":2}\n{\"slot\":0}\n")
-            .unwrap();
+        std::fs::write(
+            dir.join(SINK_FILE),
+            "{\"slot\":0,\"partition\":\"t/0\",\"offset\":1,\"value\":2}\n{\"slot\":0}\n",
+        )
+        .unwrap();
         let bad = files.read_sink();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(matches!(absent, Ok(None)), "{absent:?}");

@@ -48,9 +48,7 @@ impl<'de> Visitor<'de> for RecordValueVisitor {
         Ok(RecordValue::Int(v))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<RecordValue, E> {
-        i64::try_from(v)
-            .map(RecordValue::Int)
-            .map_err(|_| E::custom("integer record value does not fit in i64"))
+        i64::try_from(v).map(RecordValue::Int).map_err(|_| E::custom("integer record value does not fit in i64"))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<RecordValue, E> {
         Ok(RecordValue::Str(v.to_owned()))
@@ -127,16 +125,10 @@ impl<'de> Deserialize<'de> for Process {
                 Ok(Process::Client(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Process, E> {
-                u64::try_from(v)
-                    .map(Process::Client)
-                    .map_err(|_| E::custom("process must not be negative"))
+                u64::try_from(v).map(Process::Client).map_err(|_| E::custom("process must not be negative"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Process, E> {
-                if v == "nemesis" {
-                    Ok(Process::Nemesis)
-                } else {
-                    Err(E::custom(format!("unknown process {v:?}")))
-                }
+                if v == "nemesis" { Ok(Process::Nemesis) } else { Err(E::custom(format!("unknown process {v:?}"))) }
             }
         }
         d.deserialize_any(V)
@@ -226,10 +218,8 @@ impl<'de> Deserialize<'de> for SendRecord {
                 Ok(SendRecord { offset: None, value: RecordValue::Str(v.to_owned()) })
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<SendRecord, A::Error> {
-                let offset: Option<u64> =
-                    a.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
-                let value: RecordValue =
-                    a.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                let offset: Option<u64> = a.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let value: RecordValue = a.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
                 if a.next_element::<de::IgnoredAny>()?.is_some() {
                     return Err(de::Error::invalid_length(3, &self));
                 }

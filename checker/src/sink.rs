@@ -52,9 +52,7 @@ impl Sink {
         let mut line_no: u64 = 0;
         loop {
             buf.clear();
-            let n = reader
-                .read_line(&mut buf)
-                .map_err(|source| Error::Io { path: "<sink>".into(), source })?;
+            let n = reader.read_line(&mut buf).map_err(|source| Error::Io { path: "<sink>".into(), source })?;
             if n == 0 {
                 return Ok(sink);
             }

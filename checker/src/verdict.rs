@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 
 use serde::{Serialize, Serializer};
 
+use crate::Inputs;
 use crate::anomaly::{Anomaly, AnomalyKind, Findings};
 use crate::guarantees::Guarantees;
-use crate::history::{History, Kind, TruncatedLine, Warnings, NONE};
+use crate::history::{History, Kind, NONE, TruncatedLine, Warnings};
 use crate::op::OpType;
-use crate::Inputs;
 
 /// Jepsen's tri-state validity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,10 +146,8 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -
         }
         anomalies.insert(kind, TypeResult { count: k.count, status, reason, examples: k.examples.clone() });
     }
-    let completed = h
-        .entries
-        .iter()
-        .any(|e| e.op_type != OpType::Invoke && !matches!(e.kind, Kind::Nemesis | Kind::Unknown));
+    let completed =
+        h.entries.iter().any(|e| e.op_type != OpType::Invoke && !matches!(e.kind, Kind::Nemesis | Kind::Unknown));
     if !completed {
         unknown_reasons.push("the history has no completed client operation: nothing was tested".to_owned());
     }

@@ -93,7 +93,10 @@ proptest! {
 /// Several types injected together are each found exactly.
 #[test]
 fn mixed_injection_is_found_exactly() {
-    let inject = generator::parse_inject("lost-write:3,duplicate:2,aborted-read:1,phantom-read:2,poll-skip:1,replica-divergence:2").unwrap();
+    let inject = generator::parse_inject(
+        "lost-write:3,duplicate:2,aborted-read:1,phantom-read:2,poll-skip:1,replica-divergence:2",
+    )
+    .unwrap();
     let (_, f, _) = findings(&GenConfig { ops: 20_000, partitions: 4, seed: 5, inject: inject.clone() });
     for (kind, n) in inject {
         assert_eq!(f.count(kind), n as u64, "{kind}");

@@ -65,7 +65,10 @@ fn unseen_without_drain_is_unknown() {
 
 #[test]
 fn phantom_read_is_never_permitted() {
-    assert_eq!(generated("phantom-read:1", "acks=0,idempotence=false,unclean_leader_election=true").valid, Validity::Invalid);
+    assert_eq!(
+        generated("phantom-read:1", "acks=0,idempotence=false,unclean_leader_election=true").valid,
+        Validity::Invalid
+    );
 }
 
 #[test]
@@ -137,7 +140,10 @@ fn huge_sparse_offsets() {
             "{{\"index\":{},\"time\":{i},\"process\":0,\"type\":\"ok\",\"f\":\"send\",\"value\":{{\"records\":{{\"t/0\":[[{off},{i}]]}}}}}}\n",
             idx + 1
         ));
-        s.push_str(&format!("{{\"index\":{},\"time\":{i},\"process\":1,\"type\":\"invoke\",\"f\":\"poll\",\"value\":{{}}}}\n", idx + 2));
+        s.push_str(&format!(
+            "{{\"index\":{},\"time\":{i},\"process\":1,\"type\":\"invoke\",\"f\":\"poll\",\"value\":{{}}}}\n",
+            idx + 2
+        ));
         s.push_str(&format!(
             "{{\"index\":{},\"time\":{i},\"process\":1,\"type\":\"ok\",\"f\":\"poll\",\"value\":{{\"records\":{{\"t/0\":[[{off},{i}]]}}}}}}\n",
             idx + 3
@@ -176,7 +182,10 @@ fn duplicate_processing_depends_on_sink_mode() {
     assert_eq!(r.valid, Validity::Invalid);
     assert_eq!(r.anomalies[&AnomalyKind::DuplicateProcessing].count, 3);
     assert_eq!(generated_with_sink("duplicate-processing:3", "sink_mode=plain").valid, Validity::Valid);
-    assert_eq!(generated_with_sink("duplicate-processing:3", "sink_mode=plain,commit=before-process").valid, Validity::Invalid);
+    assert_eq!(
+        generated_with_sink("duplicate-processing:3", "sink_mode=plain,commit=before-process").valid,
+        Validity::Invalid
+    );
 }
 
 /// Buffered records lost under fire-and-forget are shown, counted and
@@ -203,7 +212,11 @@ fn processing_without_a_sink_is_not_checked() {
     let r = generated("", "");
     assert_eq!(r.valid, Validity::Valid);
     for kind in ["lost-processing", "duplicate-processing"] {
-        assert!(r.not_checked.iter().any(|n| n == &format!("{kind}: no sink.jsonl next to the history")), "{:?}", r.not_checked);
+        assert!(
+            r.not_checked.iter().any(|n| n == &format!("{kind}: no sink.jsonl next to the history")),
+            "{:?}",
+            r.not_checked
+        );
     }
     let json = serde_json::to_value(&r).unwrap();
     assert!(json["stats"].get("sink").is_none());

@@ -143,7 +143,11 @@ fn record_size(r: &ProduceRecord) -> usize {
 
 impl AsyncProducer {
     /// Must be called inside a tokio runtime (sender tasks are spawned on it).
-    pub fn new(producer: Arc<Producer>, config: AccumulatorConfig, observer: Option<Arc<dyn BatchObserver>>) -> Result<AsyncProducer, EnqueueError> {
+    pub fn new(
+        producer: Arc<Producer>,
+        config: AccumulatorConfig,
+        observer: Option<Arc<dyn BatchObserver>>,
+    ) -> Result<AsyncProducer, EnqueueError> {
         let bad = |setting, value: usize, why| Err(EnqueueError::Config { setting, value: value.to_string(), why });
         if config.batch_size == 0 {
             return bad("batch.size", 0, "must be at least 1");
@@ -198,7 +202,13 @@ impl AsyncProducer {
             let mut batches = queue.batches.lock().unwrap();
             let fits = batches.back().is_some_and(|b| b.bytes + size <= inner.config.batch_size);
             if !fits {
-                batches.push_back(Batch { records: Vec::new(), bytes: 0, created: Instant::now(), waiters: Vec::new(), memory: None });
+                batches.push_back(Batch {
+                    records: Vec::new(),
+                    bytes: 0,
+                    created: Instant::now(),
+                    waiters: Vec::new(),
+                    memory: None,
+                });
             }
             let b = batches.back_mut().expect("just ensured");
             b.records.push(record);
@@ -331,7 +341,12 @@ mod tests {
 
     fn producer(url: &str) -> Arc<Producer> {
         let cluster = Arc::new(ClusterClient::new(vec![url.into()], Duration::from_millis(200)));
-        let config = ProducerConfig { request_timeout_ms: 200, delivery_timeout_ms: 400, retry_backoff_ms: 50, ..ProducerConfig::default() };
+        let config = ProducerConfig {
+            request_timeout_ms: 200,
+            delivery_timeout_ms: 400,
+            retry_backoff_ms: 50,
+            ..ProducerConfig::default()
+        };
         Arc::new(Producer::new(cluster, config).unwrap())
     }
 
@@ -344,11 +359,21 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let p = producer("http://127.0.0.1:9");
-            let e = AsyncProducer::new(p.clone(), AccumulatorConfig { batch_size: 0, ..Default::default() }, None).err().unwrap();
+            let e = AsyncProducer::new(p.clone(), AccumulatorConfig { batch_size: 0, ..Default::default() }, None)
+                .err()
+                .unwrap();
             assert!(e.to_string().contains("batch.size=0"), "{e}");
-            let e = AsyncProducer::new(p.clone(), AccumulatorConfig { buffer_memory: 10, batch_size: 100, ..Default::default() }, None).err().unwrap();
+            let e = AsyncProducer::new(
+                p.clone(),
+                AccumulatorConfig { buffer_memory: 10, batch_size: 100, ..Default::default() },
+                None,
+            )
+            .err()
+            .unwrap();
             assert!(e.to_string().contains("buffer.memory=10"), "{e}");
-            let e = AsyncProducer::new(p, AccumulatorConfig { linger_ms: 1_000, ..Default::default() }, None).err().unwrap();
+            let e = AsyncProducer::new(p, AccumulatorConfig { linger_ms: 1_000, ..Default::default() }, None)
+                .err()
+                .unwrap();
             assert!(e.to_string().contains("delivery.timeout.ms"), "{e}");
         });
     }
@@ -363,7 +388,8 @@ mod tests {
         rt.block_on(async {
             let p = producer("http://127.0.0.1:9");
             let size = record_size(&rec("x"));
-            let config = AccumulatorConfig { linger_ms: 100, batch_size: size * 2, buffer_memory: size * 2, max_block_ms: 50 };
+            let config =
+                AccumulatorConfig { linger_ms: 100, batch_size: size * 2, buffer_memory: size * 2, max_block_ms: 50 };
             let ap = AsyncProducer::new(p, config, None).unwrap();
             let a = ap.send("t", 0, rec("x")).await.unwrap();
             let b = ap.send("t", 0, rec("y")).await.unwrap();

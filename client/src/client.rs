@@ -38,11 +38,7 @@ impl ClientError {
     }
 
     fn from_reqwest(err: reqwest::Error) -> ClientError {
-        if err.is_timeout() {
-            ClientError::Timeout(err.to_string())
-        } else {
-            ClientError::Transport(err.to_string())
-        }
+        if err.is_timeout() { ClientError::Timeout(err.to_string()) } else { ClientError::Transport(err.to_string()) }
     }
 }
 
@@ -105,7 +101,12 @@ impl Client {
 
     /// Produces one batch. The HTTP timeout is the request's broker-side
     /// `timeout_ms` plus a margin, so the broker's answer wins when it exists.
-    pub async fn produce(&self, topic: &str, partition: u32, req: &ProduceRequest) -> Result<ProduceResponse, ClientError> {
+    pub async fn produce(
+        &self,
+        topic: &str,
+        partition: u32,
+        req: &ProduceRequest,
+    ) -> Result<ProduceResponse, ClientError> {
         let timeout = req.timeout_ms.map(|ms| Duration::from_millis(ms + 1_000)).unwrap_or(self.request_timeout);
         self.post(partition_path(paths::PRODUCE, topic, partition), req, timeout).await
     }
@@ -125,7 +126,11 @@ impl Client {
         self.post(paths::ADMIN_FETCHERS.to_string(), &FetcherControl { paused }, self.request_timeout).await
     }
 
-    pub async fn commit_offsets(&self, group: &str, req: &OffsetCommitRequest) -> Result<OffsetCommitResponse, ClientError> {
+    pub async fn commit_offsets(
+        &self,
+        group: &str,
+        req: &OffsetCommitRequest,
+    ) -> Result<OffsetCommitResponse, ClientError> {
         self.post(paths::GROUP_OFFSETS.replace("{group}", group), req, self.request_timeout).await
     }
 
@@ -143,7 +148,12 @@ impl Client {
         decode(send.await.map_err(ClientError::from_reqwest)?).await
     }
 
-    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: String, body: &B, timeout: Duration) -> Result<T, ClientError> {
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: String,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
         let send = self.http.post(format!("{}{}", self.base_url, path)).json(body).timeout(timeout).send();
         decode(send.await.map_err(ClientError::from_reqwest)?).await
     }
@@ -172,4 +182,3 @@ async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, Clien
         }),
     }
 }
-

@@ -41,7 +41,10 @@ impl ClusterClient {
     /// The client for one node address.
     pub fn node(&self, address: &str) -> Client {
         let mut clients = self.clients.lock().unwrap();
-        clients.entry(address.to_string()).or_insert_with(|| Client::with_timeout(address, self.request_timeout)).clone()
+        clients
+            .entry(address.to_string())
+            .or_insert_with(|| Client::with_timeout(address, self.request_timeout))
+            .clone()
     }
 
     /// Asks the bootstrap nodes in turn for `topic`, caching its leaders.
@@ -108,7 +111,10 @@ impl ClusterClient {
                 leaders.insert(key, hint);
             }
             ClientError::Api { body, .. }
-                if !matches!(body.error, ErrorCode::NotLeaderOrFollower | ErrorCode::UnknownTopicOrPartition | ErrorCode::FencedLeaderEpoch) =>
+                if !matches!(
+                    body.error,
+                    ErrorCode::NotLeaderOrFollower | ErrorCode::UnknownTopicOrPartition | ErrorCode::FencedLeaderEpoch
+                ) =>
             {
                 // A definite answer from the right node: metadata is fine.
             }
@@ -119,7 +125,12 @@ impl ClusterClient {
     }
 
     /// One produce attempt at the current leader.
-    pub async fn produce(&self, topic: &str, partition: u32, req: &ProduceRequest) -> Result<ProduceResponse, ClientError> {
+    pub async fn produce(
+        &self,
+        topic: &str,
+        partition: u32,
+        req: &ProduceRequest,
+    ) -> Result<ProduceResponse, ClientError> {
         let leader = self.leader(topic, partition).await?;
         let r = self.node(&leader.address).produce(topic, partition, req).await;
         if let Err(e) = &r {

@@ -13,8 +13,10 @@ pub mod cluster;
 pub mod health;
 pub mod producer;
 
+pub use accumulator::{
+    AccumulatorConfig, AsyncProducer, BatchInfo, BatchObserver, Delivery, EnqueueError, RecordOutcome,
+};
 pub use client::{Client, ClientError};
 pub use cluster::ClusterClient;
 pub use health::wait_healthy_blocking;
-pub use accumulator::{AccumulatorConfig, AsyncProducer, BatchInfo, BatchObserver, Delivery, EnqueueError, RecordOutcome};
 pub use producer::{Producer, ProducerConfig, Reservation, SendOutcome};

@@ -79,7 +79,11 @@ impl ProducerConfig {
     /// error naming them; an unset one is quietly off (R4.6).
     pub fn idempotence(&self) -> Result<bool, ProducerConfigError> {
         if self.max_in_flight == 0 {
-            return Err(ProducerConfigError::Invalid { setting: "max.in.flight.requests.per.connection", value: "0".into(), why: "must be at least 1" });
+            return Err(ProducerConfigError::Invalid {
+                setting: "max.in.flight.requests.per.connection",
+                value: "0".into(),
+                why: "must be at least 1",
+            });
         }
         if self.delivery_timeout_ms < self.request_timeout_ms {
             return Err(ProducerConfigError::Invalid {
@@ -93,7 +97,11 @@ impl ProducerConfig {
         } else if self.retries == 0 {
             Some(("retries", "0".to_string(), "idempotence needs retries > 0"))
         } else if self.max_in_flight > IDEMPOTENT_IN_FLIGHT_MAX {
-            Some(("max.in.flight.requests.per.connection", self.max_in_flight.to_string(), "idempotence allows at most 5"))
+            Some((
+                "max.in.flight.requests.per.connection",
+                self.max_in_flight.to_string(),
+                "idempotence allows at most 5",
+            ))
         } else {
             None
         };
@@ -108,11 +116,20 @@ impl ProducerConfig {
 /// How one send ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SendOutcome {
-    Acked { base_offset: Option<i64>, attempts: u32 },
+    Acked {
+        base_offset: Option<i64>,
+        attempts: u32,
+    },
     /// Definitely not appended.
-    Failed { error: String, attempts: u32 },
+    Failed {
+        error: String,
+        attempts: u32,
+    },
     /// May or may not have been appended.
-    Unknown { error: String, attempts: u32 },
+    Unknown {
+        error: String,
+        attempts: u32,
+    },
 }
 
 /// Per-partition sequence state of an idempotent producer.
@@ -228,7 +245,13 @@ fn retriable(code: Option<ErrorCode>) -> bool {
 impl Producer {
     pub fn new(cluster: Arc<ClusterClient>, config: ProducerConfig) -> Result<Producer, ProducerConfigError> {
         let idempotent = config.idempotence()?;
-        Ok(Producer { cluster, config, idempotent, producer_id: tokio::sync::Mutex::new(None), partitions: Mutex::default() })
+        Ok(Producer {
+            cluster,
+            config,
+            idempotent,
+            producer_id: tokio::sync::Mutex::new(None),
+            partitions: Mutex::default(),
+        })
     }
 
     pub fn is_idempotent(&self) -> bool {
@@ -294,10 +317,20 @@ impl Producer {
     /// Waits for an in-flight slot of `topic/partition` (until `deadline`,
     /// the batch's delivery deadline) and numbers the batch. `Err` is a
     /// [`SendOutcome::Failed`]: the batch was never sent.
-    pub async fn reserve(&self, topic: &str, partition: u32, records: Vec<ProduceRecord>, deadline: Instant) -> Result<Reservation, SendOutcome> {
+    pub async fn reserve(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: Vec<ProduceRecord>,
+        deadline: Instant,
+    ) -> Result<Reservation, SendOutcome> {
         let state = self.partition(topic, partition);
-        let Ok(Ok(permit)) = tokio::time::timeout_at(deadline.into(), state.in_flight.clone().acquire_owned()).await else {
-            return Err(SendOutcome::Failed { error: "delivery.timeout.ms passed waiting for an in-flight slot".into(), attempts: 0 });
+        let Ok(Ok(permit)) = tokio::time::timeout_at(deadline.into(), state.in_flight.clone().acquire_owned()).await
+        else {
+            return Err(SendOutcome::Failed {
+                error: "delivery.timeout.ms passed waiting for an in-flight slot".into(),
+                attempts: 0,
+            });
         };
         let slot = state.free_slots.lock().unwrap().pop().expect("one free slot per permit");
         let count = records.len() as i32;
@@ -309,7 +342,16 @@ impl Producer {
             base_sequence: None,
             records,
         };
-        let r = |req| Reservation { state: state.clone(), slot, _permit: permit, topic: topic.to_string(), partition, req, count, deadline };
+        let r = |req| Reservation {
+            state: state.clone(),
+            slot,
+            _permit: permit,
+            topic: topic.to_string(),
+            partition,
+            req,
+            count,
+            deadline,
+        };
         if self.idempotent {
             match self.producer_id_until(deadline).await {
                 Ok(pid) => {
@@ -377,7 +419,9 @@ impl Producer {
             };
             maybe |= self.config.acks == Acks::None || maybe_appended(&err, self.config.acks);
             let code = err.code();
-            if self.idempotent && matches!(code, Some(ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId)) {
+            if self.idempotent
+                && matches!(code, Some(ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId))
+            {
                 self.maybe_bump_epoch(&state, req, count, code);
             }
             // Another batch bumped the epoch while this one was in flight:
@@ -401,7 +445,11 @@ impl Producer {
                 if self.idempotent {
                     after_unacknowledged(&state, req, count, maybe);
                 }
-                return if maybe { SendOutcome::Unknown { error, attempts } } else { SendOutcome::Failed { error, attempts } };
+                return if maybe {
+                    SendOutcome::Unknown { error, attempts }
+                } else {
+                    SendOutcome::Failed { error, attempts }
+                };
             }
             // A batch that overtook an earlier one in flight (requests on
             // separate connections arrive in any order) is retried as soon
@@ -409,7 +457,8 @@ impl Producer {
             // otherwise every reordering stalls the partition.
             let overtook = self.idempotent && code == Some(ErrorCode::OutOfOrderSequenceNumber) && {
                 let s = state.seq.lock().unwrap();
-                req.producer_epoch == Some(s.epoch) && req.base_sequence.is_some_and(|seq| seq > s.last_acked_seq.wrapping_add(1))
+                req.producer_epoch == Some(s.epoch)
+                    && req.base_sequence.is_some_and(|seq| seq > s.last_acked_seq.wrapping_add(1))
             };
             if overtook {
                 let _ = tokio::time::timeout(Duration::from_millis(backoff_ms), state.acked.notified()).await;
@@ -450,7 +499,8 @@ mod tests {
         let explicit = ProducerConfig { enable_idempotence: Some(true), ..acks1 };
         let err = explicit.idempotence().unwrap_err().to_string();
         assert!(err.contains("enable.idempotence=true") && err.contains("acks=1"), "{err}");
-        let in_flight = ProducerConfig { enable_idempotence: Some(true), max_in_flight: 6, ..ProducerConfig::default() };
+        let in_flight =
+            ProducerConfig { enable_idempotence: Some(true), max_in_flight: 6, ..ProducerConfig::default() };
         assert!(in_flight.idempotence().unwrap_err().to_string().contains("max.in.flight.requests.per.connection=6"));
         let no_retries = ProducerConfig { enable_idempotence: Some(true), retries: 0, ..ProducerConfig::default() };
         assert!(no_retries.idempotence().unwrap_err().to_string().contains("retries=0"));
@@ -468,12 +518,27 @@ mod tests {
             s.next_seq = 10;
             s.last_acked_seq = 4;
         }
-        let mut req = ProduceRequest { acks: Acks::All.into(), timeout_ms: None, producer_id: Some(1), producer_epoch: Some(0), base_sequence: Some(7), records: vec![] };
+        let mut req = ProduceRequest {
+            acks: Acks::All.into(),
+            timeout_ms: None,
+            producer_id: Some(1),
+            producer_epoch: Some(0),
+            base_sequence: Some(7),
+            records: vec![],
+        };
         p.maybe_bump_epoch(&state, &mut req, 3, Some(ErrorCode::OutOfOrderSequenceNumber));
-        assert_eq!((req.producer_epoch, req.base_sequence), (Some(0), Some(7)), "seq 7 is not next (5 is): retried as is");
+        assert_eq!(
+            (req.producer_epoch, req.base_sequence),
+            (Some(0), Some(7)),
+            "seq 7 is not next (5 is): retried as is"
+        );
         let mut next = ProduceRequest { base_sequence: Some(5), ..req.clone() };
         p.maybe_bump_epoch(&state, &mut next, 2, Some(ErrorCode::OutOfOrderSequenceNumber));
-        assert_eq!((next.producer_epoch, next.base_sequence), (Some(1), Some(0)), "the next batch refused: a real gap bumps the epoch");
+        assert_eq!(
+            (next.producer_epoch, next.base_sequence),
+            (Some(1), Some(0)),
+            "the next batch refused: a real gap bumps the epoch"
+        );
         assert_eq!(state.seq.lock().unwrap().next_seq, 2);
     }
 
@@ -486,7 +551,14 @@ mod tests {
         let p = Producer::new(cluster, ProducerConfig::default()).unwrap();
         let state = p.partition("t", 0);
         state.seq.lock().unwrap().next_seq = 12;
-        let req = |seq| ProduceRequest { acks: Acks::All.into(), timeout_ms: None, producer_id: Some(1), producer_epoch: Some(0), base_sequence: Some(seq), records: vec![] };
+        let req = |seq| ProduceRequest {
+            acks: Acks::All.into(),
+            timeout_ms: None,
+            producer_id: Some(1),
+            producer_epoch: Some(0),
+            base_sequence: Some(seq),
+            records: vec![],
+        };
         after_unacknowledged(&state, &req(10), 2, false);
         assert_eq!(state.seq.lock().unwrap().next_seq, 10, "definitely not appended: sequences reused");
         assert!(!state.seq.lock().unwrap().bump_before_next);
@@ -496,7 +568,11 @@ mod tests {
         rt.block_on(async {
             *p.producer_id.lock().await = Some(1);
             let deadline = Instant::now() + Duration::from_secs(1);
-            let r = p.reserve("t", 0, vec![ProduceRecord { key: None, value: "v".into(), timestamp: None }], deadline).await.ok().unwrap();
+            let r = p
+                .reserve("t", 0, vec![ProduceRecord { key: None, value: "v".into(), timestamp: None }], deadline)
+                .await
+                .ok()
+                .unwrap();
             assert_eq!((r.req.producer_epoch, r.req.base_sequence), (Some(1), Some(0)));
         });
     }

@@ -29,11 +29,18 @@ fn line(process: u64, seq: u64, ok: bool, batch: u64) -> String {
     let values: Vec<u64> = (0..batch).map(|i| process * 1_000_000_000 + seq * batch + i).collect();
     let time = 1_000_000 + seq * 10;
     if ok {
-        let recs: Vec<String> = values.iter().enumerate().map(|(i, v)| format!("[{},{v}]", seq * batch + i as u64)).collect();
-        format!(r#"{{"index":0,"time":{time},"process":{process},"type":"ok","f":"send","value":{{"records":{{"events/0":[{}]}}}}}}"#, recs.join(","))
+        let recs: Vec<String> =
+            values.iter().enumerate().map(|(i, v)| format!("[{},{v}]", seq * batch + i as u64)).collect();
+        format!(
+            r#"{{"index":0,"time":{time},"process":{process},"type":"ok","f":"send","value":{{"records":{{"events/0":[{}]}}}}}}"#,
+            recs.join(",")
+        )
     } else {
         let vals: Vec<String> = values.iter().map(u64::to_string).collect();
-        format!(r#"{{"index":0,"time":{time},"process":{process},"type":"invoke","f":"send","value":{{"records":{{"events/0":[{}]}}}}}}"#, vals.join(","))
+        format!(
+            r#"{{"index":0,"time":{time},"process":{process},"type":"invoke","f":"send","value":{{"records":{{"events/0":[{}]}}}}}}"#,
+            vals.join(",")
+        )
     }
 }
 

@@ -27,10 +27,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use faultline_checker::op::{
-    AssignValue, CommitValue, DrainComplete, DrainTargets, Op, OpType, OpValue, PartMap, PollValue, Process, RecordValue, Seek, SendRecord, SendValue,
+    AssignValue, CommitValue, DrainComplete, DrainTargets, Op, OpType, OpValue, PartMap, PollValue, Process,
+    RecordValue, Seek, SendRecord, SendValue,
 };
-use faultline_client::api::{Acks, ErrorCode, FetchRequest, FetchedRecord, OffsetCommit, OffsetCommitRequest, ProduceRecord};
-use faultline_client::{AccumulatorConfig, AsyncProducer, BatchInfo, BatchObserver, Client, ClientError, ClusterClient, Producer, ProducerConfig, SendOutcome};
+use faultline_client::api::{
+    Acks, ErrorCode, FetchRequest, FetchedRecord, OffsetCommit, OffsetCommitRequest, ProduceRecord,
+};
+use faultline_client::{
+    AccumulatorConfig, AsyncProducer, BatchInfo, BatchObserver, Client, ClientError, ClusterClient, Producer,
+    ProducerConfig, SendOutcome,
+};
 
 use crate::history::monotonic_ns;
 use crate::run::OnSinkError;
@@ -185,7 +191,8 @@ struct DrainArgs {
 }
 
 pub fn main(args: ClientArgs) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("building the tokio runtime");
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("building the tokio runtime");
     let stop = Arc::new(AtomicBool::new(false));
     watch_stdin(stop.clone());
     let result = runtime.block_on(async {
@@ -281,18 +288,37 @@ impl Ids {
 
 /// Bare values of one partition: a send or enqueue invoke's value.
 fn bare(name: &str, values: &[i64]) -> SendValue {
-    SendValue { records: PartMap(vec![(name.to_string(), values.iter().map(|&v| SendRecord { offset: None, value: RecordValue::Int(v) }).collect())]), atomic: None }
+    SendValue {
+        records: PartMap(vec![(
+            name.to_string(),
+            values.iter().map(|&v| SendRecord { offset: None, value: RecordValue::Int(v) }).collect(),
+        )]),
+        atomic: None,
+    }
 }
 
 /// A send's completion as the history records it (R1.10).
-fn send_completion(acks: Acks, name: &str, values: &[i64], outcome: &SendOutcome) -> (OpType, SendValue, Option<String>) {
+fn send_completion(
+    acks: Acks,
+    name: &str,
+    values: &[i64],
+    outcome: &SendOutcome,
+) -> (OpType, SendValue, Option<String>) {
     match outcome {
-        SendOutcome::Acked { .. } if acks == Acks::None => (OpType::Info, bare(name, values), Some("acks=0: never acknowledged".to_string())),
+        SendOutcome::Acked { .. } if acks == Acks::None => {
+            (OpType::Info, bare(name, values), Some("acks=0: never acknowledged".to_string()))
+        }
         SendOutcome::Acked { base_offset: Some(base), .. } if *base >= 0 => {
-            let recs = values.iter().enumerate().map(|(i, &v)| SendRecord { offset: Some(*base as u64 + i as u64), value: RecordValue::Int(v) }).collect();
+            let recs = values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| SendRecord { offset: Some(*base as u64 + i as u64), value: RecordValue::Int(v) })
+                .collect();
             (OpType::Ok, SendValue { records: PartMap(vec![(name.to_string(), recs)]), atomic: None }, None)
         }
-        SendOutcome::Acked { .. } => (OpType::Info, bare(name, values), Some("acknowledged without a base offset".to_string())),
+        SendOutcome::Acked { .. } => {
+            (OpType::Info, bare(name, values), Some("acknowledged without a base offset".to_string()))
+        }
         SendOutcome::Failed { error, .. } => (OpType::Fail, bare(name, values), Some(error.clone())),
         SendOutcome::Unknown { error, .. } => (OpType::Info, bare(name, values), Some(error.clone())),
     }
@@ -336,7 +362,8 @@ async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
     let acks = Acks::parse(&a.acks).ok_or_else(|| anyhow!("--acks {}: expected 0, 1 or all", a.acks))?;
     anyhow::ensure!(a.rate > 0.0 && a.rate <= RATE_MAX_PER_S, "--rate {}: must be in (0, {RATE_MAX_PER_S}]", a.rate);
     anyhow::ensure!(a.partitions > 0 && a.records_per_send > 0, "--partitions and --records-per-send must be positive");
-    let cluster = Arc::new(ClusterClient::new(a.common.bootstrap.clone(), Duration::from_millis(a.common.request_timeout_ms)));
+    let cluster =
+        Arc::new(ClusterClient::new(a.common.bootstrap.clone(), Duration::from_millis(a.common.request_timeout_ms)));
     let config = ProducerConfig {
         acks,
         retries: a.retries,
@@ -352,9 +379,23 @@ async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
     let async_producer = match a.mode {
         crate::run::ProducerMode::Sync => None,
         _ => {
-            anyhow::ensure!(a.common.process_stride > 0, "--mode {:?} needs --process-stride > 0 (one process id per in-flight slot)", a.mode);
-            let recorder = Arc::new(SendRecorder { topic: a.common.topic.clone(), acks, ids: ids.clone(), lanes: Default::default() });
-            let acc = AccumulatorConfig { linger_ms: a.linger_ms, batch_size: a.batch_size, buffer_memory: a.buffer_memory, max_block_ms: a.max_block_ms };
+            anyhow::ensure!(
+                a.common.process_stride > 0,
+                "--mode {:?} needs --process-stride > 0 (one process id per in-flight slot)",
+                a.mode
+            );
+            let recorder = Arc::new(SendRecorder {
+                topic: a.common.topic.clone(),
+                acks,
+                ids: ids.clone(),
+                lanes: Default::default(),
+            });
+            let acc = AccumulatorConfig {
+                linger_ms: a.linger_ms,
+                batch_size: a.batch_size,
+                buffer_memory: a.buffer_memory,
+                max_block_ms: a.max_block_ms,
+            };
             Some(AsyncProducer::new(producer.clone(), acc, Some(recorder)).context("producer settings")?)
         }
     };
@@ -383,7 +424,9 @@ async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
             match ap.send(&a.common.topic, partition, record).await {
                 // The application does not wait for the callback; the recorder notes it.
                 Ok(_delivery) => emit(process, OpType::Ok, "enqueue", OpValue::Send(bare(&name, &[v])), None, false),
-                Err(e) => emit(process, OpType::Fail, "enqueue", OpValue::Send(bare(&name, &[v])), Some(e.to_string()), false),
+                Err(e) => {
+                    emit(process, OpType::Fail, "enqueue", OpValue::Send(bare(&name, &[v])), Some(e.to_string()), false)
+                }
             }
             continue;
         }
@@ -394,7 +437,8 @@ async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
             })
             .collect();
         emit(process, OpType::Invoke, "send", OpValue::Send(bare(&name, &values)), None, false);
-        let records = values.iter().map(|v| ProduceRecord { key: None, value: v.to_string(), timestamp: None }).collect();
+        let records =
+            values.iter().map(|v| ProduceRecord { key: None, value: v.to_string(), timestamp: None }).collect();
         let outcome = producer.send(&a.common.topic, partition, records).await;
         let (op_type, value, error) = send_completion(acks, &name, &values, &outcome);
         emit(process, op_type, "send", OpValue::Send(value), error, false);
@@ -406,7 +450,11 @@ async fn produce(a: ProducerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
         // A graceful close sends what is buffered (Kafka's close()), bounded.
         let bound = Duration::from_millis(a.delivery_timeout_ms + a.linger_ms) + CLOSE_SLACK;
         if !ap.flush(bound).await {
-            eprintln!("faultline client: producer {}: {} records still outstanding after {bound:?}", a.common.process, ap.outstanding());
+            eprintln!(
+                "faultline client: producer {}: {} records still outstanding after {bound:?}",
+                a.common.process,
+                ap.outstanding()
+            );
         }
     }
     Ok(())
@@ -434,7 +482,9 @@ impl Coordinator {
 
     fn learn(&mut self, e: &ClientError) {
         match e {
-            ClientError::Api { body, .. } if body.error == ErrorCode::NotCoordinator && body.leader_address.is_some() => {
+            ClientError::Api { body, .. }
+                if body.error == ErrorCode::NotCoordinator && body.leader_address.is_some() =>
+            {
                 self.address = body.leader_address.clone();
             }
             _ => self.address = None,
@@ -501,7 +551,9 @@ impl Processor {
         for attempt in 1..=SINK_ATTEMPTS_MAX {
             emit(pid, OpType::Invoke, "process", value(), None, false);
             let (sink, part, recs) = (sink.clone(), name.to_string(), records.clone());
-            let result = tokio::task::spawn_blocking(move || sink.lock().unwrap().write(&part, &recs)).await.context("the sink task panicked")?;
+            let result = tokio::task::spawn_blocking(move || sink.lock().unwrap().write(&part, &recs))
+                .await
+                .context("the sink task panicked")?;
             match result {
                 Ok(_) => {
                     emit(pid, OpType::Ok, "process", value(), None, false);
@@ -535,21 +587,30 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
     let topic = a.common.topic.clone();
     let timeout = Duration::from_millis(a.common.request_timeout_ms);
     let cluster = ClusterClient::new(a.common.bootstrap.clone(), timeout);
-    let mut coordinator = Coordinator { cluster: ClusterClient::new(a.common.bootstrap.clone(), timeout), address: None, group: a.group.clone() };
+    let mut coordinator = Coordinator {
+        cluster: ClusterClient::new(a.common.bootstrap.clone(), timeout),
+        address: None,
+        group: a.group.clone(),
+    };
     let names: Vec<String> = a.owned.iter().map(|&p| part_name(&topic, p)).collect();
     let sink = match &a.sink_path {
         Some(path) => Some(Arc::new(std::sync::Mutex::new(Sink::open(path)?))),
         None => None,
     };
-    let processor = Arc::new(Processor { sink, on_error: a.on_sink_error, work: Duration::from_millis(a.process_time_ms) });
+    let processor =
+        Arc::new(Processor { sink, on_error: a.on_sink_error, work: Duration::from_millis(a.process_time_ms) });
     // Per owned partition, the offset after the last processed record.
     let processed = Arc::new(std::sync::Mutex::new(vec![0i64; a.owned.len()]));
     // The queue hand-off: a bounded channel drained by a worker task, which
     // is its own logical process.
     let (queue_tx, worker) = if a.processing == Processing::Queue {
-        anyhow::ensure!(a.common.process_stride > 0, "--processing queue needs --process-stride > 0 (the worker has its own process id)");
+        anyhow::ensure!(
+            a.common.process_stride > 0,
+            "--processing queue needs --process-stride > 0 (the worker has its own process id)"
+        );
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Handoff>(QUEUE_BATCHES_MAX);
-        let (processor, processed, names, worker_id) = (processor.clone(), processed.clone(), names.clone(), ids.take());
+        let (processor, processed, names, worker_id) =
+            (processor.clone(), processed.clone(), names.clone(), ids.take());
         let worker = tokio::spawn(async move {
             // Bounded by the channel: it ends when the poll loop drops its sender.
             while let Some(h) = rx.recv().await {
@@ -583,8 +644,14 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
             let committed = coordinator.committed().await;
             // auto.offset.reset=latest: partitions without a committed offset start at their end.
             let ends = match (&committed, a.auto_offset_reset) {
-                (Ok(offsets), crate::run::OffsetReset::Latest) if a.owned.iter().any(|&p| !offsets.iter().any(|o| o.topic == topic && o.partition == p)) => {
-                    cluster.refresh(&topic).await.map(|d| d.partitions.iter().map(|x| (x.partition, x.high_watermark)).collect::<Vec<_>>()).map_err(|e| format!("reading end offsets: {e}"))
+                (Ok(offsets), crate::run::OffsetReset::Latest)
+                    if a.owned.iter().any(|&p| !offsets.iter().any(|o| o.topic == topic && o.partition == p)) =>
+                {
+                    cluster
+                        .refresh(&topic)
+                        .await
+                        .map(|d| d.partitions.iter().map(|x| (x.partition, x.high_watermark)).collect::<Vec<_>>())
+                        .map_err(|e| format!("reading end offsets: {e}"))
                 }
                 _ => Ok(Vec::new()),
             };
@@ -592,7 +659,12 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
                 (Ok(offsets), Ok(ends)) => {
                     emit(process, OpType::Ok, "assign", null(), None, false);
                     let reset = |p: u32| ends.iter().find(|(x, _)| *x == p).map_or(0, |(_, end)| *end);
-                    let at = |p: u32| offsets.iter().find(|o| o.topic == topic && o.partition == p).map_or_else(|| reset(p), |o| o.offset);
+                    let at = |p: u32| {
+                        offsets
+                            .iter()
+                            .find(|o| o.topic == topic && o.partition == p)
+                            .map_or_else(|| reset(p), |o| o.offset)
+                    };
                     break a.owned.iter().map(|&p| at(p)).collect();
                 }
                 (_, Err(e)) => {
@@ -600,7 +672,14 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
                 (Err(e), _) => {
-                    emit(process, OpType::Fail, "assign", null(), Some(format!("reading committed offsets: {e}")), false);
+                    emit(
+                        process,
+                        OpType::Fail,
+                        "assign",
+                        null(),
+                        Some(format!("reading committed offsets: {e}")),
+                        false,
+                    );
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
             }
@@ -611,7 +690,8 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
         while !stop.load(Ordering::SeqCst) {
             // Kafka's poll() auto-commits first: the positions returned by
             // earlier polls, whether or not they were processed (R5.3).
-            if a.commit == CommitStrategy::Auto && last_auto_commit.elapsed() >= auto_interval && positions != committed {
+            if a.commit == CommitStrategy::Auto && last_auto_commit.elapsed() >= auto_interval && positions != committed
+            {
                 last_auto_commit = Instant::now();
                 let at = positions.clone();
                 if !commit(&a, &names, &mut coordinator, &mut process, &ids, &at, &mut committed).await {
@@ -621,7 +701,12 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
             emit(process, OpType::Invoke, "poll", null(), None, false);
             let (mut got, mut errors) = (Vec::new(), Vec::new());
             for (i, &p) in a.owned.iter().enumerate() {
-                let req = FetchRequest { offset: positions[i], max_records: Some(POLL_RECORDS_MAX), max_bytes: None, max_wait_ms: Some(POLL_WAIT_MS) };
+                let req = FetchRequest {
+                    offset: positions[i],
+                    max_records: Some(POLL_RECORDS_MAX),
+                    max_bytes: None,
+                    max_wait_ms: Some(POLL_WAIT_MS),
+                };
                 match cluster.fetch(&topic, p, &req).await {
                     Ok(resp) => {
                         if let Some(last) = resp.records.last() {
@@ -648,7 +733,9 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
             }
             for (i, records) in got {
                 match &queue_tx {
-                    Some(tx) => tx.send(Handoff { index: i, records }).await.map_err(|_| anyhow!("the queue worker stopped"))?,
+                    Some(tx) => {
+                        tx.send(Handoff { index: i, records }).await.map_err(|_| anyhow!("the queue worker stopped"))?
+                    }
                     None => {
                         let next = records.last().map(|(o, _)| *o as i64 + 1);
                         processor.process(process, &names[i], records).await?;
@@ -661,7 +748,9 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
             }
             if a.commit == CommitStrategy::AfterProcess {
                 let at = processed.lock().unwrap().clone();
-                if at != committed && !commit(&a, &names, &mut coordinator, &mut process, &ids, &at, &mut committed).await {
+                if at != committed
+                    && !commit(&a, &names, &mut coordinator, &mut process, &ids, &at, &mut committed).await
+                {
                     continue 'assign;
                 }
             }
@@ -693,11 +782,36 @@ async fn consume(a: ConsumerArgs, stop: &AtomicBool) -> anyhow::Result<()> {
 /// Commits `at` for the owned partitions as a `commit` op. Returns `false`
 /// when the outcome is unknown: the logical process then ends (the next
 /// one assigns afresh from the committed offsets).
-async fn commit(a: &ConsumerArgs, names: &[String], coordinator: &mut Coordinator, process: &mut u64, ids: &Ids, at: &[i64], committed: &mut Vec<i64>) -> bool {
+async fn commit(
+    a: &ConsumerArgs,
+    names: &[String],
+    coordinator: &mut Coordinator,
+    process: &mut u64,
+    ids: &Ids,
+    at: &[i64],
+    committed: &mut Vec<i64>,
+) -> bool {
     let offsets: Vec<(String, u64)> = names.iter().cloned().zip(at.iter().map(|&o| o.max(0) as u64)).collect();
-    emit(*process, OpType::Invoke, "commit", OpValue::Commit(CommitValue { group: a.group.clone(), offsets: PartMap(offsets) }), None, false);
+    emit(
+        *process,
+        OpType::Invoke,
+        "commit",
+        OpValue::Commit(CommitValue { group: a.group.clone(), offsets: PartMap(offsets) }),
+        None,
+        false,
+    );
     let req = OffsetCommitRequest {
-        offsets: a.owned.iter().zip(at).map(|(&partition, &offset)| OffsetCommit { topic: a.common.topic.clone(), partition, offset, metadata: None }).collect(),
+        offsets: a
+            .owned
+            .iter()
+            .zip(at)
+            .map(|(&partition, &offset)| OffsetCommit {
+                topic: a.common.topic.clone(),
+                partition,
+                offset,
+                metadata: None,
+            })
+            .collect(),
     };
     match coordinator.commit(&req).await {
         Ok(()) => {
@@ -729,7 +843,9 @@ async fn drain(a: DrainArgs) -> anyhow::Result<()> {
     }
     let (drainer, poller) = (a.common.process, a.common.process + 1);
     let cluster = ClusterClient::new(a.common.bootstrap.clone(), Duration::from_millis(a.common.request_timeout_ms));
-    let goal = DrainTargets { targets: PartMap(targets.iter().map(|&(p, o)| (part_name(&topic, p), o.max(0) as u64)).collect()) };
+    let goal = DrainTargets {
+        targets: PartMap(targets.iter().map(|&(p, o)| (part_name(&topic, p), o.max(0) as u64)).collect()),
+    };
     emit(drainer, OpType::Invoke, "drain", OpValue::DrainTargets(goal), None, true);
     let deadline = Instant::now() + Duration::from_millis(a.deadline_ms);
     let mut complete = Vec::new();
@@ -739,7 +855,12 @@ async fn drain(a: DrainArgs) -> anyhow::Result<()> {
         // Bounded by the deadline: every round either advances or pauses.
         while position < target && Instant::now() < deadline {
             emit(poller, OpType::Invoke, "poll", null(), None, true);
-            let req = FetchRequest { offset: position, max_records: Some(DRAIN_RECORDS_MAX), max_bytes: None, max_wait_ms: Some(0) };
+            let req = FetchRequest {
+                offset: position,
+                max_records: Some(DRAIN_RECORDS_MAX),
+                max_bytes: None,
+                max_wait_ms: Some(0),
+            };
             match cluster.fetch(&topic, p, &req).await {
                 Ok(resp) => {
                     if let Some(last) = resp.records.last() {
@@ -759,6 +880,13 @@ async fn drain(a: DrainArgs) -> anyhow::Result<()> {
         }
         complete.push((name, position >= target));
     }
-    emit(drainer, OpType::Ok, "drain", OpValue::DrainComplete(DrainComplete { complete: PartMap(complete) }), None, true);
+    emit(
+        drainer,
+        OpType::Ok,
+        "drain",
+        OpValue::DrainComplete(DrainComplete { complete: PartMap(complete) }),
+        None,
+        true,
+    );
     Ok(())
 }

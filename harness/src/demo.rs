@@ -54,11 +54,24 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let mut acked = Vec::new();
     for p in 0..PARTITIONS {
-        let records = (0..args.records).map(|i| ProduceRecord { key: None, value: format!("value-{p}-{i}"), timestamp: None }).collect();
-        let req = ProduceRequest { acks: Acks::All.into(), timeout_ms: Some(5_000), producer_id: None, producer_epoch: None, base_sequence: None, records };
+        let records = (0..args.records)
+            .map(|i| ProduceRecord { key: None, value: format!("value-{p}-{i}"), timestamp: None })
+            .collect();
+        let req = ProduceRequest {
+            acks: Acks::All.into(),
+            timeout_ms: Some(5_000),
+            producer_id: None,
+            producer_epoch: None,
+            base_sequence: None,
+            records,
+        };
         let resp = client.produce(TOPIC, p, &req).await.context("producing")?;
         let base = resp.base_offset.context("acks=all answers with an offset")?;
-        println!("produced {} records to {TOPIC}/{p} with acks=all: offsets {base}..={}", args.records, base + i64::from(args.records) - 1);
+        println!(
+            "produced {} records to {TOPIC}/{p} with acks=all: offsets {base}..={}",
+            args.records,
+            base + i64::from(args.records) - 1
+        );
         acked.extend((0..args.records).map(|i| (p, base + i64::from(i), format!("value-{p}-{i}"))));
     }
     println!();
@@ -89,7 +102,10 @@ async fn print_partitions(client: &Client) -> anyhow::Result<Vec<(u32, i64, Stri
         let mut tries = 0;
         let resp = loop {
             match client.fetch(TOPIC, p, &req).await {
-                Err(e) if e.code() == Some(faultline_client::api::ErrorCode::NotLeaderOrFollower) && tries < FETCH_TRIES_MAX => {
+                Err(e)
+                    if e.code() == Some(faultline_client::api::ErrorCode::NotLeaderOrFollower)
+                        && tries < FETCH_TRIES_MAX =>
+                {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }

@@ -54,8 +54,15 @@ fn run(args: &GenHistoryArgs) -> anyhow::Result<()> {
     if args.out.is_none() && inject.iter().any(|i| i.0 == AnomalyKind::ReplicaDivergence && i.1 > 0) {
         return Err(CheckError::Generate("replica-divergence lives in replicas.json: use --out".into()).into());
     }
-    if args.out.is_none() && inject.iter().any(|i| matches!(i.0, AnomalyKind::LostProcessing | AnomalyKind::DuplicateProcessing) && i.1 > 0) {
-        return Err(CheckError::Generate("lost-processing and duplicate-processing live in sink.jsonl: use --out".into()).into());
+    if args.out.is_none()
+        && inject
+            .iter()
+            .any(|i| matches!(i.0, AnomalyKind::LostProcessing | AnomalyKind::DuplicateProcessing) && i.1 > 0)
+    {
+        return Err(CheckError::Generate(
+            "lost-processing and duplicate-processing live in sink.jsonl: use --out".into(),
+        )
+        .into());
     }
     let cfg = GenConfig { ops: args.ops, partitions: args.partitions, seed: args.seed, inject };
     let sink: Box<dyn Write> = match &args.out {

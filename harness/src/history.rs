@@ -22,7 +22,8 @@ use faultline_checker::op::{Op, OpType, OpValue, Process};
 /// `CLOCK_MONOTONIC` now, in nanoseconds: comparable across the processes
 /// of this host, which is what the history's `time` requires.
 pub fn monotonic_ns() -> u64 {
-    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC is always available on Linux");
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available on Linux");
     (ts.tv_sec() as u64) * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
@@ -48,7 +49,13 @@ pub struct HistoryWriter {
 impl HistoryWriter {
     pub fn create(path: &Path, start_ns: u64) -> anyhow::Result<HistoryWriter> {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(HistoryWriter { out: BufWriter::new(file), next_index: 0, start_ns, open: HashMap::new(), counts: BTreeMap::new() })
+        Ok(HistoryWriter {
+            out: BufWriter::new(file),
+            next_index: 0,
+            start_ns,
+            open: HashMap::new(),
+            counts: BTreeMap::new(),
+        })
     }
 
     /// Records one event of a client. `op.time_ns` is the absolute
@@ -63,7 +70,10 @@ impl HistoryWriter {
                 if let Some(open) = self.open.get(&op.process) {
                     bail!("process {} invoked {} while op {} ({}) is still open", op.process, op.f, open.index, open.f);
                 }
-                self.open.insert(op.process, OpenInvoke { index: self.next_index, f: op.f.clone(), value: op.value.clone() });
+                self.open.insert(
+                    op.process,
+                    OpenInvoke { index: self.next_index, f: op.f.clone(), value: op.value.clone() },
+                );
             }
             _ => {
                 let Some(open) = self.open.remove(&op.process) else {
@@ -102,7 +112,11 @@ impl HistoryWriter {
     pub fn crash(&mut self, process: Process, error: &str) -> anyhow::Result<bool> {
         let Some(open) = self.open.remove(&process) else { return Ok(false) };
         // Ops whose records matter keep them: the checker judges what may have happened.
-        let value = if matches!(open.f.as_str(), "send" | "enqueue" | "process") { open.value } else { OpValue::Other(serde_json::Value::Null) };
+        let value = if matches!(open.f.as_str(), "send" | "enqueue" | "process") {
+            open.value
+        } else {
+            OpValue::Other(serde_json::Value::Null)
+        };
         let op = Op {
             index: 0,
             time_ns: monotonic_ns().saturating_sub(self.start_ns),
@@ -180,7 +194,10 @@ mod tests {
         assert_eq!(ops.iter().map(|o| o.index).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
         assert_eq!(ops[0].time_ns, 500);
         assert_eq!(ops[2].invoke_index, Some(0));
-        assert_eq!((ops[3].op_type, ops[3].invoke_index, ops[3].error.as_deref()), (OpType::Info, Some(1), Some("process crashed")));
+        assert_eq!(
+            (ops[3].op_type, ops[3].invoke_index, ops[3].error.as_deref()),
+            (OpType::Info, Some(1), Some("process crashed"))
+        );
         faultline_checker::History::parse(text.as_bytes()).expect("the checker reads it");
     }
 }

@@ -68,7 +68,8 @@ enum Fault {
 }
 
 pub fn main(args: NemesisArgs) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("building the tokio runtime");
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("building the tokio runtime");
     report("nemesis", runtime.block_on(run(args)), |done| println!("{done}"))
 }
 
@@ -76,16 +77,23 @@ async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
     crate::hosts::exec::check_preconditions().map_err(|e| Failure::Harness(e.into()))?;
     let dir = cluster_dir_of(&args.at).map_err(Failure::BadArgs)?;
     let path = state_path(&dir);
-    let mut state = ClusterState::load(&path).with_context(|| format!("no cluster `{}` at {}", args.at.name, path.display()))?;
+    let mut state =
+        ClusterState::load(&path).with_context(|| format!("no cluster `{}` at {}", args.at.name, path.display()))?;
     let hosts = hosts(&state);
     let names: Vec<String> = hosts.iter().map(|h| h.name().to_string()).collect();
-    let index_of = |node: &str| names.iter().position(|n| n == node).ok_or_else(|| Failure::BadArgs(format!("no node `{node}`; nodes: {}", names.join(", "))));
+    let index_of = |node: &str| {
+        names
+            .iter()
+            .position(|n| n == node)
+            .ok_or_else(|| Failure::BadArgs(format!("no node `{node}`; nodes: {}", names.join(", "))))
+    };
     match args.fault {
         Fault::Partition { shape, seed, partition: aimed } => {
             let urls: Vec<String> = state.nodes.iter().map(|n| n.url.clone()).collect();
             let shape = match shape.as_str() {
                 "isolate-leader" | "leader-from-followers" | "mute-leader" => {
-                    let leader = leader_of(&urls, &aimed).await.ok_or_else(|| anyhow!("{aimed} has no leader right now"))?;
+                    let leader =
+                        leader_of(&urls, &aimed).await.ok_or_else(|| anyhow!("{aimed} has no leader right now"))?;
                     let name = format!("n{leader}");
                     match shape.as_str() {
                         "isolate-leader" => partition::Shape::IsolateWithClients(name),
@@ -99,15 +107,21 @@ async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
                 }
                 other => partition::parse_shape(other).map_err(Failure::BadArgs)?,
             };
-            if let partition::Shape::One(n) | partition::Shape::IsolateWithClients(n) | partition::Shape::MuteToClients(n) = &shape {
+            if let partition::Shape::One(n)
+            | partition::Shape::IsolateWithClients(n)
+            | partition::Shape::MuteToClients(n) = &shape
+            {
                 index_of(n)?;
             }
             let grudge = partition::grudge(&shape, &names, seed);
-            let mut addresses: BTreeMap<String, std::net::Ipv4Addr> = hosts.iter().map(|h| (h.name().to_string(), h.ip())).collect();
+            let mut addresses: BTreeMap<String, std::net::Ipv4Addr> =
+                hosts.iter().map(|h| (h.name().to_string(), h.ip())).collect();
             addresses.insert(CONTROL.to_string(), state.net.control_ip);
             partition::apply(&hosts, &grudge, &addresses).await.map_err(|e| Failure::Harness(e.into()))?;
             let isolated = match &shape {
-                partition::Shape::One(n) | partition::Shape::IsolateWithClients(n) | partition::Shape::MuteToClients(n) => Some(n.clone()),
+                partition::Shape::One(n)
+                | partition::Shape::IsolateWithClients(n)
+                | partition::Shape::MuteToClients(n) => Some(n.clone()),
                 _ => None,
             };
             Ok(serde_json::json!({ "fault": "partition", "isolated": isolated, "grudge": grudge }))
@@ -124,7 +138,10 @@ async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
                 return Err(Failure::BadArgs(format!("{node} is running (pid {pid}); kill it first")));
             }
             let bin = crate::node_process::node_binary()?;
-            let pid = hosts[i].start_daemon(&node_daemon(&state.nodes[i], &bin)).await.map_err(|e| Failure::Harness(e.into()))?;
+            let pid = hosts[i]
+                .start_daemon(&node_daemon(&state.nodes[i], &bin))
+                .await
+                .map_err(|e| Failure::Harness(e.into()))?;
             state.nodes[i].pid = Some(pid);
             state.save()?;
             Ok(serde_json::json!({ "fault": "start", "node": node, "pid": pid }))

@@ -95,9 +95,17 @@ fn target_name(t: &Target) -> String {
 }
 
 impl Nemesis {
-    pub fn new(state: &ClusterState, writer: Arc<Mutex<HistoryWriter>>, log: Arc<RunLog>, faults: watch::Sender<String>, seed: u64, sink_paths: Vec<std::path::PathBuf>) -> Nemesis {
+    pub fn new(
+        state: &ClusterState,
+        writer: Arc<Mutex<HistoryWriter>>,
+        log: Arc<RunLog>,
+        faults: watch::Sender<String>,
+        seed: u64,
+        sink_paths: Vec<std::path::PathBuf>,
+    ) -> Nemesis {
         let hosts = crate::cluster::hosts(state);
-        let mut addresses: BTreeMap<String, std::net::Ipv4Addr> = hosts.iter().map(|h| (h.name().to_string(), h.ip())).collect();
+        let mut addresses: BTreeMap<String, std::net::Ipv4Addr> =
+            hosts.iter().map(|h| (h.name().to_string(), h.ip())).collect();
         addresses.insert(CONTROL.to_string(), state.net.control_ip);
         Nemesis {
             hosts,
@@ -139,14 +147,21 @@ impl Nemesis {
     /// Fires `schedule` in time order until it ends or `stop` is set.
     /// Client kills are not done here (the supervisors do them at the same
     /// times); they are recorded.
-    pub async fn run(self: Arc<Self>, schedule: Vec<ScheduledFault>, started: Instant, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    pub async fn run(
+        self: Arc<Self>,
+        schedule: Vec<ScheduledFault>,
+        started: Instant,
+        mut stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
         // Bounded: one iteration per scheduled fault.
         for op in schedule {
             tokio::select! {
                 _ = tokio::time::sleep_until(started + Duration::from_secs_f64(op.at_s)) => {}
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             }
-            self.fire(&op).await.with_context(|| format!("nemesis {} {}", action_name(&op.action), target_name(&op.target)))?;
+            self.fire(&op)
+                .await
+                .with_context(|| format!("nemesis {} {}", action_name(&op.action), target_name(&op.target)))?;
         }
         Ok(())
     }
@@ -167,20 +182,27 @@ impl Nemesis {
             Action::Grudge(g) => {
                 partition::apply(&self.hosts, g, &self.addresses).await?;
                 self.active.lock().unwrap().partition = Some("explicit".into());
-                Outcome::Installed(g.iter().map(|(k, v)| format!("{k} drops {}", v.iter().cloned().collect::<Vec<_>>().join(","))).collect())
+                Outcome::Installed(
+                    g.iter()
+                        .map(|(k, v)| format!("{k} drops {}", v.iter().cloned().collect::<Vec<_>>().join(",")))
+                        .collect(),
+                )
             }
-            Action::Kill | Action::Pause | Action::Resume | Action::Start | Action::PauseFetchers | Action::ResumeFetchers => {
-                match self.resolve(&op.target, &op.action).await {
-                    Err(why) => Outcome::Skipped(why),
-                    Ok(nodes) if nodes.is_empty() => Outcome::Skipped("no node matches the target now".into()),
-                    Ok(nodes) => {
-                        for i in &nodes {
-                            self.act(*i, &op.action).await?;
-                        }
-                        Outcome::Installed(nodes.iter().map(|i| self.hosts[*i].name().to_string()).collect())
+            Action::Kill
+            | Action::Pause
+            | Action::Resume
+            | Action::Start
+            | Action::PauseFetchers
+            | Action::ResumeFetchers => match self.resolve(&op.target, &op.action).await {
+                Err(why) => Outcome::Skipped(why),
+                Ok(nodes) if nodes.is_empty() => Outcome::Skipped("no node matches the target now".into()),
+                Ok(nodes) => {
+                    for i in &nodes {
+                        self.act(*i, &op.action).await?;
                     }
+                    Outcome::Installed(nodes.iter().map(|i| self.hosts[*i].name().to_string()).collect())
                 }
-            }
+            },
         };
         let value = match &outcome {
             Outcome::Installed(targets) => json!({ "outcome": "installed", "targets": targets }),
@@ -211,7 +233,9 @@ impl Nemesis {
                 };
                 i.map(|i| Shape::One(names[i].clone()))
             }
-            "isolate-leader" => self.leader_of(&leader(target)).await.map(|i| Shape::IsolateWithClients(names[i].clone())),
+            "isolate-leader" => {
+                self.leader_of(&leader(target)).await.map(|i| Shape::IsolateWithClients(names[i].clone()))
+            }
             "leader-from-followers" => self.leader_of(&leader(target)).await.map(|i| Shape::One(names[i].clone())),
             "mute-leader" => self.leader_of(&leader(target)).await.map(|i| Shape::MuteToClients(names[i].clone())),
             "isolate-controller" => self.controller().await.map(|i| Shape::One(names[i].clone())),
@@ -224,7 +248,12 @@ impl Nemesis {
         let grudge = partition::grudge(&resolved, &names, seed);
         partition::apply(&self.hosts, &grudge, &self.addresses).await?;
         self.active.lock().unwrap().partition = Some(shape.clone());
-        Ok(Outcome::Installed(grudge.iter().map(|(k, v)| format!("{k} drops {}", v.iter().cloned().collect::<Vec<_>>().join(","))).collect()))
+        Ok(Outcome::Installed(
+            grudge
+                .iter()
+                .map(|(k, v)| format!("{k} drops {}", v.iter().cloned().collect::<Vec<_>>().join(",")))
+                .collect(),
+        ))
     }
 
     /// Asks the nodes in turn for `partition`'s leader (an index into hosts).
@@ -260,7 +289,10 @@ impl Nemesis {
         for url in self.urls() {
             if let Ok(d) = Client::with_timeout(&url, METADATA_TIMEOUT).describe_topic(topic).await {
                 let p = d.partitions.get(index)?;
-                return Some((p.replicas.iter().map(|r| (*r - 1) as usize).collect(), p.leader.map(|l| (l - 1) as usize)));
+                return Some((
+                    p.replicas.iter().map(|r| (*r - 1) as usize).collect(),
+                    p.leader.map(|l| (l - 1) as usize),
+                ));
             }
         }
         None
@@ -284,7 +316,9 @@ impl Nemesis {
             out
         };
         Ok(match target {
-            Target::Node(name) => vec![self.hosts.iter().position(|h| h.name() == name).ok_or(format!("no node {name}"))?],
+            Target::Node(name) => {
+                vec![self.hosts.iter().position(|h| h.name() == name).ok_or(format!("no node {name}"))?]
+            }
             Target::All => match action {
                 Action::Resume => self.active.lock().unwrap().paused.iter().copied().collect(),
                 Action::Start => self.active.lock().unwrap().killed.iter().copied().collect(),
@@ -339,7 +373,11 @@ impl Nemesis {
                     host.signal(pid, signal).await?;
                 }
                 let mut a = self.active.lock().unwrap();
-                if *action == Action::Pause { a.paused.insert(i) } else { a.paused.remove(&i) };
+                if *action == Action::Pause {
+                    a.paused.insert(i)
+                } else {
+                    a.paused.remove(&i)
+                };
             }
             Action::PauseFetchers | Action::ResumeFetchers => {
                 let url = self.state.lock().unwrap().nodes[i].url.clone();
@@ -368,7 +406,9 @@ impl Nemesis {
         }
         // Blocking for at most the lock wait of a transaction in progress.
         *outage = Some(tokio::task::block_in_place(|| crate::sink::Outage::begin(&self.sink_paths))?);
-        Ok(Outcome::Installed(self.sink_paths.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect()))
+        Ok(Outcome::Installed(
+            self.sink_paths.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect(),
+        ))
     }
 
     fn sink_recover(&self) -> anyhow::Result<Outcome> {
@@ -405,7 +445,10 @@ impl Nemesis {
         }
         self.active.lock().unwrap().partition = None;
         let names = |v: &[usize]| v.iter().map(|i| self.hosts[*i].name().to_string()).collect::<Vec<_>>();
-        self.record("final-heal", json!({ "outcome": "installed", "resumed": names(&paused), "started": names(&killed) }))?;
+        self.record(
+            "final-heal",
+            json!({ "outcome": "installed", "resumed": names(&paused), "started": names(&killed) }),
+        )?;
         self.publish();
         Ok(())
     }

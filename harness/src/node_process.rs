@@ -50,7 +50,8 @@ impl NodeProcess {
         for o in overrides {
             cmd.arg("--override").arg(o);
         }
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log).spawn().context("spawning faultline-node")?;
+        let mut child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log).spawn().context("spawning faultline-node")?;
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -71,7 +72,11 @@ impl NodeProcess {
     /// its controller and serves.
     fn wait_healthy(&self) -> anyhow::Result<()> {
         if !faultline_client::wait_healthy_blocking(&self.url, START_TIMEOUT) {
-            bail!("faultline-node at {} did not become healthy within {START_TIMEOUT:?}; see {}", self.url, self.log_path.display());
+            bail!(
+                "faultline-node at {} did not become healthy within {START_TIMEOUT:?}; see {}",
+                self.url,
+                self.log_path.display()
+            );
         }
         Ok(())
     }

@@ -34,12 +34,19 @@ fn status(writer: &Mutex<HistoryWriter>, faults: &str) -> String {
 
 /// Shows progress until `stop` is set. `faults` names the faults active
 /// now ("none" while the run has no nemesis).
-pub async fn show(writer: Arc<Mutex<HistoryWriter>>, log: Arc<RunLog>, limit: Duration, faults: watch::Receiver<String>, mut stop: watch::Receiver<bool>) {
+pub async fn show(
+    writer: Arc<Mutex<HistoryWriter>>,
+    log: Arc<RunLog>,
+    limit: Duration,
+    faults: watch::Receiver<String>,
+    mut stop: watch::Receiver<bool>,
+) {
     let started = Instant::now();
     if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(limit.as_secs().max(1));
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{elapsed:>4} / {len}s [{bar:30}] {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template("{elapsed:>4} / {len}s [{bar:30}] {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         // Bounded by `stop`, which the run sets when the workload ends.
         loop {
@@ -57,7 +64,12 @@ pub async fn show(writer: Arc<Mutex<HistoryWriter>>, log: Arc<RunLog>, limit: Du
                 _ = tokio::time::sleep(LOG_TICK) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            log.line(format!("progress {:.0}/{} s: {}", started.elapsed().as_secs_f64(), limit.as_secs(), status(&writer, &faults.borrow())));
+            log.line(format!(
+                "progress {:.0}/{} s: {}",
+                started.elapsed().as_secs_f64(),
+                limit.as_secs(),
+                status(&writer, &faults.borrow())
+            ));
         }
     }
 }

@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
-use faultline_checker::op::{Op, OpType, Process};
 use faultline_checker::guarantees::{self as G, Acks as GAcks};
+use faultline_checker::op::{Op, OpType, Process};
 use faultline_checker::{Guarantees, Replicas, Validity};
 use faultline_client::api::{Acks, CreateTopicRequest, ErrorCode};
 use faultline_client::{Client, ProducerConfig};
@@ -36,11 +36,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cluster::{self, ClusterState};
-use faultline_nemesis::schedule::{self, Action, ScheduledFault};
 use crate::exit::{EXIT_BAD_ARGS, EXIT_HARNESS};
 use crate::history::{HistoryWriter, monotonic_ns};
 use crate::nemesis_run::Nemesis;
 use crate::store::{self, RunLog};
+use faultline_nemesis::schedule::{self, Action, ScheduledFault};
 
 /// The workload's topic.
 const TOPIC: &str = "events";
@@ -318,7 +318,15 @@ fn in_flight(a: &RunArgs) -> usize {
 
 fn validate(args: RunArgs) -> Result<Plan, String> {
     let acks = Acks::parse(&args.acks).ok_or_else(|| format!("--acks {}: expected 0, 1 or all", args.acks))?;
-    let config = ProducerConfig { acks, retries: args.retries, enable_idempotence: args.idempotence, max_in_flight: in_flight(&args), request_timeout_ms: REQUEST_TIMEOUT_MS, delivery_timeout_ms: DELIVERY_TIMEOUT_MS, ..ProducerConfig::default() };
+    let config = ProducerConfig {
+        acks,
+        retries: args.retries,
+        enable_idempotence: args.idempotence,
+        max_in_flight: in_flight(&args),
+        request_timeout_ms: REQUEST_TIMEOUT_MS,
+        delivery_timeout_ms: DELIVERY_TIMEOUT_MS,
+        ..ProducerConfig::default()
+    };
     let idempotence = config.idempotence().map_err(|e| format!("--idempotence: {e}"))?;
     if args.max_in_flight == 0 || args.max_in_flight > MAX_IN_FLIGHT_MAX {
         return Err(format!("--max-in-flight {}: must be 1 to {MAX_IN_FLIGHT_MAX}", args.max_in_flight));
@@ -330,13 +338,21 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
         return Err(format!("--rate {}: must be in (0, {RATE_MAX_PER_S}]", args.rate));
     }
     if args.topic_partitions == 0 || args.records_per_send == 0 || args.batch_size == 0 || args.buffer_memory == 0 {
-        return Err("--topic-partitions, --records-per-send, --batch-size and --buffer-memory must be at least 1".into());
+        return Err(
+            "--topic-partitions, --records-per-send, --batch-size and --buffer-memory must be at least 1".into()
+        );
     }
     if args.batch_size > args.buffer_memory {
-        return Err(format!("--batch-size {}: must not exceed --buffer-memory {}", args.batch_size, args.buffer_memory));
+        return Err(format!(
+            "--batch-size {}: must not exceed --buffer-memory {}",
+            args.batch_size, args.buffer_memory
+        ));
     }
     if args.linger_ms + REQUEST_TIMEOUT_MS > DELIVERY_TIMEOUT_MS {
-        return Err(format!("--linger-ms {}: linger.ms + request.timeout.ms ({REQUEST_TIMEOUT_MS}) must not exceed delivery.timeout.ms ({DELIVERY_TIMEOUT_MS})", args.linger_ms));
+        return Err(format!(
+            "--linger-ms {}: linger.ms + request.timeout.ms ({REQUEST_TIMEOUT_MS}) must not exceed delivery.timeout.ms ({DELIVERY_TIMEOUT_MS})",
+            args.linger_ms
+        ));
     }
     if args.process_time_ms > PROCESS_TIME_MAX_MS {
         return Err(format!("--process-time-ms {}: at most {PROCESS_TIME_MAX_MS}", args.process_time_ms));
@@ -348,7 +364,10 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
         return Err(format!("--replication-factor {}: must be 1 to --nodes ({})", args.replication_factor, args.nodes));
     }
     if args.min_insync_replicas == 0 || args.min_insync_replicas > args.replication_factor {
-        return Err(format!("--min-insync-replicas {}: must be 1 to --replication-factor ({})", args.min_insync_replicas, args.replication_factor));
+        return Err(format!(
+            "--min-insync-replicas {}: must be 1 to --replication-factor ({})",
+            args.min_insync_replicas, args.replication_factor
+        ));
     }
     if args.name.is_empty() || args.name.contains('/') || args.name == "latest" || args.name.starts_with('.') {
         return Err(format!("--name {:?}: must be a plain directory name other than \"latest\"", args.name));
@@ -361,7 +380,8 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
     }
     crate::hosts::network::validate_name(&args.cluster_name).map_err(|e| format!("--cluster-name: {e}"))?;
     for kv in &args.broker_config {
-        let pairs = faultline_node::config::parse_properties("--broker-config", kv).map_err(|e| format!("--broker-config {kv:?}: {e}"))?;
+        let pairs = faultline_node::config::parse_properties("--broker-config", kv)
+            .map_err(|e| format!("--broker-config {kv:?}: {e}"))?;
         if pairs.len() != 1 {
             return Err(format!("--broker-config {kv:?}: expected one key=value"));
         }
@@ -369,7 +389,9 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
     }
     let mut kills = Vec::new();
     for k in &args.kill_client {
-        let (role, at) = k.split_once(':').ok_or_else(|| format!("--kill-client {k:?}: expected producer:SECONDS or consumer:SECONDS"))?;
+        let (role, at) = k
+            .split_once(':')
+            .ok_or_else(|| format!("--kill-client {k:?}: expected producer:SECONDS or consumer:SECONDS"))?;
         let role = match role {
             "producer" => Role::Producer,
             "consumer" => Role::Consumer,
@@ -385,20 +407,35 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
         (Some(_), Some(_)) => return Err("--nemesis and --nemesis-timeline: give one or the other".into()),
         (Some(list), None) => {
             if !(args.nemesis_interval > 0.0 && args.nemesis_interval.is_finite()) {
-                return Err(format!("--nemesis-interval {}: must be a positive number of seconds", args.nemesis_interval));
+                return Err(format!(
+                    "--nemesis-interval {}: must be a positive number of seconds",
+                    args.nemesis_interval
+                ));
             }
-            let families: Vec<String> = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            let families: Vec<String> =
+                list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
             let session_s = session_timeout_ms(&args) as f64 / 1000.0;
-            schedule::random_mix(&families, args.nemesis_interval, args.time_limit, session_s, args.seed).map_err(|e| e.to_string())?
+            schedule::random_mix(&families, args.nemesis_interval, args.time_limit, session_s, args.seed)
+                .map_err(|e| e.to_string())?
         }
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("--nemesis-timeline {}: {e}", path.display()))?;
-            let ops = schedule::parse_timeline(&text).map_err(|e| format!("--nemesis-timeline {}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("--nemesis-timeline {}: {e}", path.display()))?;
+            let ops =
+                schedule::parse_timeline(&text).map_err(|e| format!("--nemesis-timeline {}: {e}", path.display()))?;
             if let Some(late) = ops.iter().find(|o| o.at_s >= args.time_limit) {
-                return Err(format!("--nemesis-timeline: a fault at t = {} s is past --time-limit {}", late.at_s, args.time_limit));
+                return Err(format!(
+                    "--nemesis-timeline: a fault at t = {} s is past --time-limit {}",
+                    late.at_s, args.time_limit
+                ));
             }
-            if !args.admin_hooks && ops.iter().any(|o| matches!(o.action, Action::PauseFetchers | Action::ResumeFetchers)) {
-                return Err(format!("--nemesis-timeline {}: pauses fetchers, which needs --admin-hooks", path.display()));
+            if !args.admin_hooks
+                && ops.iter().any(|o| matches!(o.action, Action::PauseFetchers | Action::ResumeFetchers))
+            {
+                return Err(format!(
+                    "--nemesis-timeline {}: pauses fetchers, which needs --admin-hooks",
+                    path.display()
+                ));
             }
             ops
         }
@@ -452,10 +489,21 @@ pub fn execute(args: RunArgs, reproduce: String) -> RunReport {
         Ok(p) => p,
         Err(msg) => {
             eprintln!("faultline run: {msg}");
-            return RunReport { code: EXIT_BAD_ARGS, dir: None, results: None, reproduce, error: Some(msg), interrupted: false };
+            return RunReport {
+                code: EXIT_BAD_ARGS,
+                dir: None,
+                results: None,
+                reproduce,
+                error: Some(msg),
+                interrupted: false,
+            };
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("building the tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime");
     let log = Arc::new(RunLog::new());
     let mut report = runtime.block_on(run(plan, log.clone()));
     if report.code != 0 {
@@ -470,7 +518,16 @@ pub fn reproduce_command(mut args: Vec<String>) -> String {
     if !args.iter().any(|a| a == "--seed" || a.starts_with("--seed=")) {
         args.extend(["--seed".into(), "42".into()]);
     }
-    args.iter().map(|a| if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,".contains(c)) { a.clone() } else { format!("'{}'", a.replace('\'', "'\\''")) }).collect::<Vec<_>>().join(" ")
+    args.iter()
+        .map(|a| {
+            if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,".contains(c)) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Everything one run shares between its tasks.
@@ -482,7 +539,14 @@ struct Ctx {
 }
 
 async fn run(plan: Plan, log: Arc<RunLog>) -> RunReport {
-    let fail = |dir: Option<PathBuf>, e: String| RunReport { code: EXIT_HARNESS, dir, results: None, reproduce: String::new(), error: Some(e), interrupted: false };
+    let fail = |dir: Option<PathBuf>, e: String| RunReport {
+        code: EXIT_HARNESS,
+        dir,
+        results: None,
+        reproduce: String::new(),
+        error: Some(e),
+        interrupted: false,
+    };
     let dir = match store::create_run_dir(&plan.args.store, &plan.args.name) {
         Ok(d) => d,
         Err(e) => {
@@ -494,7 +558,8 @@ async fn run(plan: Plan, log: Arc<RunLog>) -> RunReport {
         eprintln!("faultline run: {e:#}");
         return fail(Some(dir), format!("{e:#}"));
     }
-    let cluster_dir = std::path::absolute(plan.args.store.join("clusters").join(&plan.args.cluster_name)).unwrap_or_default();
+    let cluster_dir =
+        std::path::absolute(plan.args.store.join("clusters").join(&plan.args.cluster_name)).unwrap_or_default();
     let ctx = Ctx { plan, dir: dir.clone(), cluster_dir, log: log.clone() };
     log.line(format!("run {} in {}", ctx.plan.args.name, dir.display()));
     let mut sigterm = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -515,7 +580,14 @@ async fn run(plan: Plan, log: Arc<RunLog>) -> RunReport {
     match (outcome, teardown) {
         (Ok(o), Ok(())) => {
             print_summary(&ctx, &o);
-            RunReport { code: o.valid.exit_code(), dir: Some(dir), results: Some(o.results), reproduce: String::new(), error: None, interrupted }
+            RunReport {
+                code: o.valid.exit_code(),
+                dir: Some(dir),
+                results: Some(o.results),
+                reproduce: String::new(),
+                error: None,
+                interrupted,
+            }
         }
         (Ok(o), Err(e)) => {
             print_summary(&ctx, &o);
@@ -584,7 +656,12 @@ fn guarantees(plan: &Plan) -> Guarantees {
 /// The nodes' `broker.session.timeout.ms`: the run's, or the user's
 /// `--broker-config` (the last one wins).
 fn session_timeout_ms(a: &RunArgs) -> u64 {
-    a.broker_config.iter().rev().find_map(|kv| kv.strip_prefix("broker.session.timeout.ms=")).and_then(|v| v.trim().parse().ok()).unwrap_or(SESSION_TIMEOUT_MS)
+    a.broker_config
+        .iter()
+        .rev()
+        .find_map(|kv| kv.strip_prefix("broker.session.timeout.ms="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(SESSION_TIMEOUT_MS)
 }
 
 /// Broker settings for every node, as `key=value`.
@@ -609,7 +686,13 @@ fn node_config(plan: &Plan) -> Vec<String> {
 /// its `target/`), or of the working directory; `None` outside a checkout.
 fn git_commit() -> Option<String> {
     let exe_dir = std::env::current_exe().ok()?.parent()?.to_path_buf();
-    let out = std::process::Command::new("git").arg("-C").arg(exe_dir).args(["rev-parse", "HEAD"]).stderr(Stdio::null()).output().ok()?;
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(exe_dir)
+        .args(["rev-parse", "HEAD"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
@@ -648,12 +731,25 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
     if ctx.cluster_dir.exists() {
         let state = ClusterState::load(&ctx.cluster_dir.join("state.json"));
         match state {
-            Ok(s) if s.phase != crate::cluster::Phase::Down => bail!("cluster {} from an earlier run is still up ({}); run `faultline cluster down` on it", plan.args.cluster_name, ctx.cluster_dir.display()),
-            _ => std::fs::remove_dir_all(&ctx.cluster_dir).with_context(|| format!("removing the old {}", ctx.cluster_dir.display()))?,
+            Ok(s) if s.phase != crate::cluster::Phase::Down => bail!(
+                "cluster {} from an earlier run is still up ({}); run `faultline cluster down` on it",
+                plan.args.cluster_name,
+                ctx.cluster_dir.display()
+            ),
+            _ => std::fs::remove_dir_all(&ctx.cluster_dir)
+                .with_context(|| format!("removing the old {}", ctx.cluster_dir.display()))?,
         }
     }
     ctx.log.line(format!("cluster up: {} nodes ({})", plan.args.nodes, ctx.cluster_dir.display()));
-    let state = cluster::start(&plan.args.cluster_name, &ctx.cluster_dir, plan.args.nodes, &node_config(plan), plan.args.subnet.as_deref(), CLUSTER_UP_TIMEOUT).await?;
+    let state = cluster::start(
+        &plan.args.cluster_name,
+        &ctx.cluster_dir,
+        plan.args.nodes,
+        &node_config(plan),
+        plan.args.subnet.as_deref(),
+        CLUSTER_UP_TIMEOUT,
+    )
+    .await?;
     let urls: Vec<String> = state.nodes.iter().map(|n| n.url.clone()).collect();
     ctx.log.line(format!("cluster up: {}", urls.join(" ")));
     create_topic(ctx, &urls).await?;
@@ -677,44 +773,106 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let kill_at = |role: Role| plan.kills.iter().filter(|(r, _)| *r == role).map(|(_, t)| *t).collect::<Vec<_>>();
     for i in 0..a.producers {
         let argv = vec![
-            "producer".into(), "--topic".into(), TOPIC.into(), "--partitions".into(), a.topic_partitions.to_string(),
-            "--rate".into(), (a.rate / f64::from(a.producers)).to_string(), "--records-per-send".into(), a.records_per_send.to_string(),
-            "--acks".into(), plan.acks.as_str().into(), format!("--idempotence={}", plan.idempotence),
-            "--delivery-timeout-ms".into(), DELIVERY_TIMEOUT_MS.to_string(), "--seed".into(), a.seed.to_string(),
-            "--mode".into(), value_name(a.producer_mode), "--linger-ms".into(), a.linger_ms.to_string(),
-            "--batch-size".into(), a.batch_size.to_string(), "--buffer-memory".into(), a.buffer_memory.to_string(),
-            "--max-block-ms".into(), a.max_block_ms.to_string(), "--retries".into(), a.retries.to_string(),
-            "--max-in-flight".into(), in_flight(a).to_string(),
+            "producer".into(),
+            "--topic".into(),
+            TOPIC.into(),
+            "--partitions".into(),
+            a.topic_partitions.to_string(),
+            "--rate".into(),
+            (a.rate / f64::from(a.producers)).to_string(),
+            "--records-per-send".into(),
+            a.records_per_send.to_string(),
+            "--acks".into(),
+            plan.acks.as_str().into(),
+            format!("--idempotence={}", plan.idempotence),
+            "--delivery-timeout-ms".into(),
+            DELIVERY_TIMEOUT_MS.to_string(),
+            "--seed".into(),
+            a.seed.to_string(),
+            "--mode".into(),
+            value_name(a.producer_mode),
+            "--linger-ms".into(),
+            a.linger_ms.to_string(),
+            "--batch-size".into(),
+            a.batch_size.to_string(),
+            "--buffer-memory".into(),
+            a.buffer_memory.to_string(),
+            "--max-block-ms".into(),
+            a.max_block_ms.to_string(),
+            "--retries".into(),
+            a.retries.to_string(),
+            "--max-in-flight".into(),
+            in_flight(a).to_string(),
         ];
-        let slot = Slot { role: Role::Producer, index: i, first_process: u64::from(i), argv, kills: if i == 0 { kill_at(Role::Producer) } else { vec![] } };
+        let slot = Slot {
+            role: Role::Producer,
+            index: i,
+            first_process: u64::from(i),
+            argv,
+            kills: if i == 0 { kill_at(Role::Producer) } else { vec![] },
+        };
         producers.spawn(supervise(shared.clone(), slot, producers_stopped.clone()));
     }
     for j in 0..a.consumers {
-        let owned: Vec<String> = (0..a.topic_partitions).filter(|p| p % a.consumers == j).map(|p| p.to_string()).collect();
+        let owned: Vec<String> =
+            (0..a.topic_partitions).filter(|p| p % a.consumers == j).map(|p| p.to_string()).collect();
         if owned.is_empty() {
-            ctx.log.line(format!("consumer {j} owns no partition ({} partitions for {} consumers); not started", a.topic_partitions, a.consumers));
+            ctx.log.line(format!(
+                "consumer {j} owns no partition ({} partitions for {} consumers); not started",
+                a.topic_partitions, a.consumers
+            ));
             continue;
         }
         let mut argv = vec![
-            "consumer".into(), "--topic".into(), TOPIC.into(), "--owned".into(), owned.join(","), "--group".into(), GROUP.into(),
-            "--commit".into(), value_name(a.commit), "--auto-commit-interval-ms".into(), a.auto_commit_interval_ms.to_string(),
-            "--processing".into(), value_name(a.processing), "--on-sink-error".into(), value_name(a.on_sink_error),
-            "--process-time-ms".into(), a.process_time_ms.to_string(), "--auto-offset-reset".into(), value_name(a.auto_offset_reset),
+            "consumer".into(),
+            "--topic".into(),
+            TOPIC.into(),
+            "--owned".into(),
+            owned.join(","),
+            "--group".into(),
+            GROUP.into(),
+            "--commit".into(),
+            value_name(a.commit),
+            "--auto-commit-interval-ms".into(),
+            a.auto_commit_interval_ms.to_string(),
+            "--processing".into(),
+            value_name(a.processing),
+            "--on-sink-error".into(),
+            value_name(a.on_sink_error),
+            "--process-time-ms".into(),
+            a.process_time_ms.to_string(),
+            "--auto-offset-reset".into(),
+            value_name(a.auto_offset_reset),
         ];
         if let Some((_, path)) = sinks.iter().find(|(slot, _)| *slot == j) {
             argv.extend(["--sink-path".into(), path.display().to_string()]);
         }
-        let slot = Slot { role: Role::Consumer, index: j, first_process: u64::from(a.producers + j), argv, kills: if j == 0 { kill_at(Role::Consumer) } else { vec![] } };
+        let slot = Slot {
+            role: Role::Consumer,
+            index: j,
+            first_process: u64::from(a.producers + j),
+            argv,
+            kills: if j == 0 { kill_at(Role::Consumer) } else { vec![] },
+        };
         consumers.spawn(supervise(shared.clone(), slot, consumers_stopped.clone()));
     }
-    ctx.log.line(format!("workload: {} producers at {} sends/s in total, {} consumers, for {} s", a.producers, a.rate, a.consumers, a.time_limit));
+    ctx.log.line(format!(
+        "workload: {} producers at {} sends/s in total, {} consumers, for {} s",
+        a.producers, a.rate, a.consumers, a.time_limit
+    ));
     let (faults_tx, faults_rx) = watch::channel("none".to_string());
     let sink_paths = sinks.iter().map(|(_, p)| p.clone()).collect();
     let nemesis = Arc::new(Nemesis::new(&state, writer.clone(), ctx.log.clone(), faults_tx, a.seed, sink_paths));
     let (nemesis_stop, nemesis_stopped) = watch::channel(false);
     let nemesis_task = tokio::spawn(nemesis.clone().run(plan.faults.clone(), Instant::now(), nemesis_stopped));
     let (progress_stop, progress_stopped) = watch::channel(false);
-    let progress = tokio::spawn(crate::progress::show(writer.clone(), ctx.log.clone(), plan.time_limit, faults_rx, progress_stopped));
+    let progress = tokio::spawn(crate::progress::show(
+        writer.clone(),
+        ctx.log.clone(),
+        plan.time_limit,
+        faults_rx,
+        progress_stopped,
+    ));
 
     // The workload: a supervisor that returns early has failed.
     let until = Instant::now() + plan.time_limit;
@@ -748,7 +906,11 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
     }
     if !sinks.is_empty() {
         let rows = crate::sink::export(&sinks, &ctx.dir.join(faultline_checker::SINK_FILE))?;
-        ctx.log.line(format!("final phase: {rows} sink rows from {} databases into {}", sinks.len(), faultline_checker::SINK_FILE));
+        ctx.log.line(format!(
+            "final phase: {rows} sink rows from {} databases into {}",
+            sinks.len(),
+            faultline_checker::SINK_FILE
+        ));
     }
     ctx.log.line(format!("final phase: draining {} partitions to {:?}", targets.len(), targets));
     run_drain(&shared, &targets).await?;
@@ -769,7 +931,11 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let history = files.read_history().context("reading back history.jsonl")?;
     let g = files.guarantees().context("reading test.json's guarantees")?;
     let sink = files.read_sink().context("reading back sink.jsonl")?;
-    let results = faultline_checker::check_with(&history, &g, &faultline_checker::Inputs { replicas: Some(&replicas), sink: sink.as_ref() });
+    let results = faultline_checker::check_with(
+        &history,
+        &g,
+        &faultline_checker::Inputs { replicas: Some(&replicas), sink: sink.as_ref() },
+    );
     store::write_json(&ctx.dir.join(faultline_checker::RESULTS_FILE), &results)?;
     Ok(Outcome { valid: results.valid, results, counts })
 }
@@ -805,10 +971,17 @@ async fn create_topic(ctx: &Ctx, urls: &[String]) -> anyhow::Result<()> {
     let a = &ctx.plan.args;
     let mut configs = BTreeMap::new();
     configs.insert("min.insync.replicas".to_string(), serde_json::json!(a.min_insync_replicas.to_string()));
-    configs.insert("unclean.leader.election.enable".to_string(), serde_json::json!(a.unclean_leader_election.to_string()));
-    let req = CreateTopicRequest { name: TOPIC.into(), partitions: Some(i64::from(a.topic_partitions)), replication_factor: Some(i64::from(a.replication_factor)), configs };
+    configs
+        .insert("unclean.leader.election.enable".to_string(), serde_json::json!(a.unclean_leader_election.to_string()));
+    let req = CreateTopicRequest {
+        name: TOPIC.into(),
+        partitions: Some(i64::from(a.topic_partitions)),
+        replication_factor: Some(i64::from(a.replication_factor)),
+        configs,
+    };
     let deadline = Instant::now() + TOPIC_READY_TIMEOUT;
-    let clients: Vec<Client> = urls.iter().map(|u| Client::with_timeout(u.clone(), Duration::from_millis(REQUEST_TIMEOUT_MS))).collect();
+    let clients: Vec<Client> =
+        urls.iter().map(|u| Client::with_timeout(u.clone(), Duration::from_millis(REQUEST_TIMEOUT_MS))).collect();
     let mut created = false;
     // Bounded by the deadline.
     for round in 0u64.. {
@@ -818,14 +991,31 @@ async fn create_topic(ctx: &Ctx, urls: &[String]) -> anyhow::Result<()> {
                 Ok(_) => created = true,
                 Err(e) if e.code() == Some(ErrorCode::TopicAlreadyExists) => created = true,
                 Err(e) if Instant::now() > deadline => bail!("creating topic {TOPIC}: {e}"),
-                Err(e) if e.code().is_some_and(|c| matches!(c, ErrorCode::InvalidConfig | ErrorCode::InvalidReplicationFactor | ErrorCode::InvalidPartitions | ErrorCode::InvalidRequest)) => {
+                Err(e)
+                    if e.code().is_some_and(|c| {
+                        matches!(
+                            c,
+                            ErrorCode::InvalidConfig
+                                | ErrorCode::InvalidReplicationFactor
+                                | ErrorCode::InvalidPartitions
+                                | ErrorCode::InvalidRequest
+                        )
+                    }) =>
+                {
                     bail!("creating topic {TOPIC}: {e}")
                 }
                 Err(_) => {}
             }
         }
-        if created && let Ok(d) = node.describe_topic(TOPIC).await && d.partitions.len() == a.topic_partitions as usize && d.partitions.iter().all(|p| p.leader.is_some()) {
-            ctx.log.line(format!("topic {TOPIC}: {} partitions, RF {}, every partition has a leader", a.topic_partitions, a.replication_factor));
+        if created
+            && let Ok(d) = node.describe_topic(TOPIC).await
+            && d.partitions.len() == a.topic_partitions as usize
+            && d.partitions.iter().all(|p| p.leader.is_some())
+        {
+            ctx.log.line(format!(
+                "topic {TOPIC}: {} partitions, RF {}, every partition has a leader",
+                a.topic_partitions, a.replication_factor
+            ));
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -842,7 +1032,11 @@ async fn create_topic(ctx: &Ctx, urls: &[String]) -> anyhow::Result<()> {
 /// as the drain's target; when the bound passes, logs what is unsettled and
 /// returns the best known targets.
 async fn wait_settled(ctx: &Ctx, state: &ClusterState) -> anyhow::Result<Vec<(u32, i64)>> {
-    let nodes: Vec<(i32, Client)> = state.nodes.iter().map(|n| (n.id as i32, Client::with_timeout(n.url.clone(), Duration::from_millis(REQUEST_TIMEOUT_MS)))).collect();
+    let nodes: Vec<(i32, Client)> = state
+        .nodes
+        .iter()
+        .map(|n| (n.id as i32, Client::with_timeout(n.url.clone(), Duration::from_millis(REQUEST_TIMEOUT_MS))))
+        .collect();
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     let partitions = ctx.plan.args.topic_partitions;
     let mut best: BTreeMap<u32, i64> = BTreeMap::new();
@@ -857,13 +1051,17 @@ async fn wait_settled(ctx: &Ctx, state: &ClusterState) -> anyhow::Result<Vec<(u3
         let mut unsettled = Vec::new();
         for p in 0..partitions {
             // The leader according to any node, then the leader's own view.
-            let leader = views.values().filter_map(|d| d.partitions.iter().find(|x| x.partition == p)).find_map(|x| x.leader);
+            let leader =
+                views.values().filter_map(|d| d.partitions.iter().find(|x| x.partition == p)).find_map(|x| x.leader);
             let own = leader.and_then(|l| views.get(&l)).and_then(|d| d.partitions.iter().find(|x| x.partition == p));
             match own {
                 Some(x) if x.leader == leader => {
                     best.insert(p, x.high_watermark);
                     if x.isr.len() < x.replicas.len() || x.high_watermark != x.log_end_offset {
-                        unsettled.push(format!("{TOPIC}/{p}: isr {:?} of {:?}, hw {} leo {}", x.isr, x.replicas, x.high_watermark, x.log_end_offset));
+                        unsettled.push(format!(
+                            "{TOPIC}/{p}: isr {:?} of {:?}, hw {} leo {}",
+                            x.isr, x.replicas, x.high_watermark, x.log_end_offset
+                        ));
                     }
                 }
                 _ => unsettled.push(format!("{TOPIC}/{p}: no leader")),
@@ -893,14 +1091,21 @@ async fn wait_consumers_caught_up(ctx: &Ctx, urls: &[String], targets: &[(u32, i
     }
     // An auto-commit interval longer than the bound would only be waited
     // out in vain: such consumers commit when they close.
-    let deadline = Instant::now() + CONSUMER_CATCH_UP_TIMEOUT + Duration::from_millis(a.auto_commit_interval_ms).min(CONSUMER_CATCH_UP_TIMEOUT);
-    let clients: Vec<Client> = urls.iter().map(|u| Client::with_timeout(u.clone(), Duration::from_millis(REQUEST_TIMEOUT_MS))).collect();
+    let deadline = Instant::now()
+        + CONSUMER_CATCH_UP_TIMEOUT
+        + Duration::from_millis(a.auto_commit_interval_ms).min(CONSUMER_CATCH_UP_TIMEOUT);
+    let clients: Vec<Client> =
+        urls.iter().map(|u| Client::with_timeout(u.clone(), Duration::from_millis(REQUEST_TIMEOUT_MS))).collect();
     let mut last = String::new();
     // Bounded by the deadline.
     for round in 0usize.. {
         if let Ok(r) = clients[round % clients.len()].committed_offsets(GROUP).await {
             let at = |p: u32| r.offsets.iter().find(|o| o.topic == TOPIC && o.partition == p).map_or(0, |o| o.offset);
-            let behind: Vec<String> = targets.iter().filter(|(p, end)| at(*p) < *end).map(|(p, end)| format!("{TOPIC}/{p} at {} of {end}", at(*p))).collect();
+            let behind: Vec<String> = targets
+                .iter()
+                .filter(|(p, end)| at(*p) < *end)
+                .map(|(p, end)| format!("{TOPIC}/{p} at {} of {end}", at(*p)))
+                .collect();
             if behind.is_empty() {
                 ctx.log.line("final phase: the consumers committed up to every end offset");
                 return;
@@ -924,10 +1129,20 @@ async fn dump_replicas(ctx: &Ctx, state: &ClusterState) -> anyhow::Result<Replic
             match client.replica_log(TOPIC, p).await {
                 Ok(dump) => {
                     if dump.truncated {
-                        ctx.log.line(format!("replica dump of {TOPIC}/{p} on {} is truncated at its record bound", node.name));
+                        ctx.log.line(format!(
+                            "replica dump of {TOPIC}/{p} on {} is truncated at its record bound",
+                            node.name
+                        ));
                     }
-                    let records = dump.records.iter().map(|(o, e, v)| ((*o).max(0) as u64, (*e).max(0) as u64, crate::client_app::record_value(v))).collect();
-                    let log = faultline_checker::replicas::ReplicaLog { log_end_offset: dump.log_end_offset.max(0) as u64, records };
+                    let records = dump
+                        .records
+                        .iter()
+                        .map(|(o, e, v)| ((*o).max(0) as u64, (*e).max(0) as u64, crate::client_app::record_value(v)))
+                        .collect();
+                    let log = faultline_checker::replicas::ReplicaLog {
+                        log_end_offset: dump.log_end_offset.max(0) as u64,
+                        records,
+                    };
                     out.entry(format!("{TOPIC}/{p}")).or_default().insert(node.name.clone(), log);
                 }
                 Err(e) if e.code() == Some(ErrorCode::UnknownTopicOrPartition) => {}
@@ -950,7 +1165,9 @@ async fn finish_cluster(ctx: &Ctx, valid: Option<Validity>) -> anyhow::Result<()
     if ctx.plan.args.leave_running {
         let store = std::path::absolute(&ctx.plan.args.store).unwrap_or_default();
         let how = match (store.file_name().and_then(|n| n.to_str()), store.parent()) {
-            (Some("store"), Some(base)) => format!("`faultline cluster down --name {} --dir {}`", state.name, base.display()),
+            (Some("store"), Some(base)) => {
+                format!("`faultline cluster down --name {} --dir {}`", state.name, base.display())
+            }
             _ => format!("`faultline cluster down` with the state file {}", path.display()),
         };
         ctx.log.line(format!("leaving cluster {} running (--leave-running); remove it with {how}", state.name));
@@ -967,10 +1184,12 @@ async fn finish_cluster(ctx: &Ctx, valid: Option<Validity>) -> anyhow::Result<()
         let dest = ctx.dir.join("nodes").join(&node.name);
         std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
         if node.log_file.exists() {
-            std::fs::copy(&node.log_file, dest.join("node.log")).with_context(|| format!("copying {}", node.log_file.display()))?;
+            std::fs::copy(&node.log_file, dest.join("node.log"))
+                .with_context(|| format!("copying {}", node.log_file.display()))?;
         }
         if keep_data && node.data_dir.exists() {
-            store::copy_tree(&node.data_dir, &dest.join("data")).with_context(|| format!("copying {}", node.data_dir.display()))?;
+            store::copy_tree(&node.data_dir, &dest.join("data"))
+                .with_context(|| format!("copying {}", node.data_dir.display()))?;
         }
     }
     torn?;
@@ -1036,11 +1255,22 @@ struct ClientProc {
 
 fn spawn_client(shared: &Shared, argv: &[String], process: u64, stride: u64) -> anyhow::Result<ClientProc> {
     let exe = std::env::current_exe().context("locating the faultline binary")?;
-    let stderr = std::fs::File::options().create(true).append(true).open(&shared.clients_log).with_context(|| format!("opening {}", shared.clients_log.display()))?;
+    let stderr = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&shared.clients_log)
+        .with_context(|| format!("opening {}", shared.clients_log.display()))?;
     let mut child = tokio::process::Command::new(exe)
         .arg("client")
         .args(argv)
-        .args(["--process", &process.to_string(), "--process-stride", &stride.to_string(), "--bootstrap", &shared.urls.join(",")])
+        .args([
+            "--process",
+            &process.to_string(),
+            "--process-stride",
+            &stride.to_string(),
+            "--bootstrap",
+            &shared.urls.join(","),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(stderr))
@@ -1091,9 +1321,14 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
         // whether a kill waits for the next invoke.
         let (mut op_open, mut kill_pending) = (false, false);
         let kill = |child: &tokio::process::Child, process: u64| {
-            shared.log.line(format!("{} {}: test hook: SIGKILL process {process} (pid {pid}) with an op in flight", slot.role.name(), slot.index));
+            shared.log.line(format!(
+                "{} {}: test hook: SIGKILL process {process} (pid {pid}) with an op in flight",
+                slot.role.name(),
+                slot.index
+            ));
             if let Some(pid) = child.id() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
             }
         };
         if *stop.borrow() {
@@ -1160,9 +1395,18 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
         let stopping = *stop.borrow();
         let mut crashed = false;
         for p in &seen {
-            crashed |= shared.writer.lock().unwrap().crash(Process::Client(*p), &format!("client process exited ({status}) with the op in flight"))?;
+            crashed |= shared
+                .writer
+                .lock()
+                .unwrap()
+                .crash(Process::Client(*p), &format!("client process exited ({status}) with the op in flight"))?;
         }
-        shared.log.line(format!("{} {}: process {process} exited ({status}){}", slot.role.name(), slot.index, if crashed { "; its open ops are info" } else { "" }));
+        shared.log.line(format!(
+            "{} {}: process {process} exited ({status}){}",
+            slot.role.name(),
+            slot.index,
+            if crashed { "; its open ops are info" } else { "" }
+        ));
         if let Some(e) = protocol_error {
             return Err(e.context(format!("{} {} broke the event protocol", slot.role.name(), slot.index)));
         }
@@ -1182,7 +1426,15 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
 async fn run_drain(shared: &Arc<Shared>, targets: &[(u32, i64)]) -> anyhow::Result<()> {
     let process = shared.stride - DRAIN_PROCESSES;
     let list: Vec<String> = targets.iter().map(|(p, o)| format!("{p}={o}")).collect();
-    let argv: Vec<String> = vec!["drain".into(), "--topic".into(), TOPIC.into(), "--targets".into(), list.join(","), "--deadline-ms".into(), DRAIN_DEADLINE_MS.to_string()];
+    let argv: Vec<String> = vec![
+        "drain".into(),
+        "--topic".into(),
+        TOPIC.into(),
+        "--targets".into(),
+        list.join(","),
+        "--deadline-ms".into(),
+        DRAIN_DEADLINE_MS.to_string(),
+    ];
     let mut proc = spawn_client(shared, &argv, process, 0)?;
     proc.stdin = None;
     let bound = Duration::from_millis(DRAIN_DEADLINE_MS) + CLIENT_STOP_GRACE;

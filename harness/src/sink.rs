@@ -111,7 +111,10 @@ impl Sink {
             bail!("sink {}: no such database (the harness creates it before the workload)", path.display());
         }
         let conn = connect(path, BUSY_TIMEOUT_MS).with_context(|| format!("opening the sink {}", path.display()))?;
-        let mode: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = 'mode'", [], |r| r.get(0)).optional().with_context(|| format!("reading the mode of {}", path.display()))?;
+        let mode: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'mode'", [], |r| r.get(0))
+            .optional()
+            .with_context(|| format!("reading the mode of {}", path.display()))?;
         let mode = match mode.as_deref() {
             Some("plain") => Mode::Plain,
             Some("idempotent") => Mode::Idempotent,
@@ -128,7 +131,9 @@ impl Sink {
         {
             let sql = match self.mode {
                 Mode::Plain => "INSERT INTO records (partition, record_offset, value) VALUES (?1, ?2, ?3)",
-                Mode::Idempotent => "INSERT OR IGNORE INTO records (partition, record_offset, value) VALUES (?1, ?2, ?3)",
+                Mode::Idempotent => {
+                    "INSERT OR IGNORE INTO records (partition, record_offset, value) VALUES (?1, ?2, ?3)"
+                }
             };
             let mut stmt = tx.prepare_cached(sql)?;
             for (offset, value) in records {
@@ -159,8 +164,10 @@ impl Outage {
     pub fn begin(paths: &[PathBuf]) -> anyhow::Result<Outage> {
         let mut held = Vec::with_capacity(paths.len());
         for path in paths {
-            let conn = connect(path, OUTAGE_LOCK_WAIT_MS).with_context(|| format!("sink outage: opening {}", path.display()))?;
-            conn.execute_batch("BEGIN IMMEDIATE").with_context(|| format!("sink outage: locking {}", path.display()))?;
+            let conn = connect(path, OUTAGE_LOCK_WAIT_MS)
+                .with_context(|| format!("sink outage: opening {}", path.display()))?;
+            conn.execute_batch("BEGIN IMMEDIATE")
+                .with_context(|| format!("sink outage: locking {}", path.display()))?;
             held.push(conn);
         }
         Ok(Outage { held })

@@ -100,7 +100,11 @@ impl RunLog {
 
     /// From now on, lines also go to `path`.
     pub fn open(&self, path: &Path) -> anyhow::Result<()> {
-        let file = File::options().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
         *self.file.lock().unwrap() = Some(file);
         Ok(())
     }

@@ -23,7 +23,13 @@ fn anomaly_status(dir: &Path, kind: &str) -> String {
 
 /// Runs and returns the run's store directory, after the common checks:
 /// the expected exit code, a well-formed history, nothing leaked.
-fn run_story(tag: &str, k: u32, args: &[&str], timeline: Option<&str>, expected_exit: i32) -> (TestCluster, std::path::PathBuf, Vec<Op>) {
+fn run_story(
+    tag: &str,
+    k: u32,
+    args: &[&str],
+    timeline: Option<&str>,
+    expected_exit: i32,
+) -> (TestCluster, std::path::PathBuf, Vec<Op>) {
     let cluster = TestCluster::new(tag);
     let subnet = test_subnet(k);
     let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -35,7 +41,12 @@ fn run_story(tag: &str, k: u32, args: &[&str], timeline: Option<&str>, expected_
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     let o = run(&cluster, &subnet, &refs);
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(o.status.code(), Some(expected_exit), "{args:?}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(expected_exit),
+        "{args:?}\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let dir = run_dir(&cluster);
     let ops = history(&dir);
     assert_well_formed(&ops);
@@ -46,8 +57,20 @@ fn run_story(tag: &str, k: u32, args: &[&str], timeline: Option<&str>, expected_
 /// The consumer stories' common settings: one consumer owning two
 /// partitions, a sink, and a consumer kill halfway.
 const CONSUMER_STORY: &[&str] = &[
-    "--time-limit", "12", "--rate", "200", "--consumers", "1", "--topic-partitions", "2", "--sink", "sqlite",
-    "--process-time-ms", "50", "--kill-client", "consumer:6",
+    "--time-limit",
+    "12",
+    "--rate",
+    "200",
+    "--consumers",
+    "1",
+    "--topic-partitions",
+    "2",
+    "--sink",
+    "sqlite",
+    "--process-time-ms",
+    "50",
+    "--kill-client",
+    "consumer:6",
 ];
 
 fn with(base: &[&'static str], extra: &[&'static str]) -> Vec<&'static str> {
@@ -78,13 +101,18 @@ fn commit_after_processing_loses_nothing_to_the_same_kill() {
     assert!(killed(&dir, "consumer"));
     assert_eq!(anomaly_count(&dir, "lost-processing"), 0);
     if anomaly_count(&dir, "duplicate-processing") > 0 {
-        assert_eq!(anomaly_status(&dir, "duplicate-processing"), "permitted", "redelivery into a plain sink is allowed");
+        assert_eq!(
+            anomaly_status(&dir, "duplicate-processing"),
+            "permitted",
+            "redelivery into a plain sink is allowed"
+        );
     }
 }
 
 #[test]
 fn commit_after_processing_into_an_idempotent_sink_has_neither_loss_nor_duplicates() {
-    let args = with(CONSUMER_STORY, &["--commit", "after-process", "--processing", "inline", "--sink-mode", "idempotent"]);
+    let args =
+        with(CONSUMER_STORY, &["--commit", "after-process", "--processing", "inline", "--sink-mode", "idempotent"]);
     let (_c, dir, _) = run_story("ai", 2, &args, None, 0);
     assert!(killed(&dir, "consumer"));
     assert_eq!(anomaly_count(&dir, "lost-processing"), 0);
@@ -95,7 +123,8 @@ fn commit_after_processing_into_an_idempotent_sink_has_neither_loss_nor_duplicat
 
 /// The producer stories: a producer SIGKILLed with seconds of records
 /// lingering in its accumulator.
-const PRODUCER_STORY: &[&str] = &["--time-limit", "10", "--rate", "200", "--linger-ms", "3000", "--kill-client", "producer:5"];
+const PRODUCER_STORY: &[&str] =
+    &["--time-limit", "10", "--rate", "200", "--linger-ms", "3000", "--kill-client", "producer:5"];
 
 #[test]
 fn fire_and_forget_loses_enqueued_records_to_a_producer_kill() {
@@ -121,15 +150,23 @@ fn callback_mode_loses_no_acknowledged_record_to_the_same_kill() {
 
 /// The README's recipes: the tests run exactly what users are shown.
 fn recipe(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/app").join(name)).expect("the recipe exists")
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/app").join(name))
+        .expect("the recipe exists")
 }
 
 /// The outage took effect: writes failed with SQLITE_BUSY while it held.
 fn sink_refused(ops: &[Op]) -> usize {
-    ops.iter().filter(|o| o.f == "process" && o.op_type == OpType::Fail && o.error.as_deref().is_some_and(|e| e.contains("SQLITE_BUSY"))).count()
+    ops.iter()
+        .filter(|o| {
+            o.f == "process"
+                && o.op_type == OpType::Fail
+                && o.error.as_deref().is_some_and(|e| e.contains("SQLITE_BUSY"))
+        })
+        .count()
 }
 
-const OUTAGE_STORY: &[&str] = &["--time-limit", "10", "--rate", "200", "--consumers", "1", "--topic-partitions", "2", "--sink", "sqlite"];
+const OUTAGE_STORY: &[&str] =
+    &["--time-limit", "10", "--rate", "200", "--consumers", "1", "--topic-partitions", "2", "--sink", "sqlite"];
 
 #[test]
 fn a_sink_outage_with_auto_commit_and_skip_loses_records_to_processing() {
@@ -149,15 +186,32 @@ fn a_sink_outage_with_commit_after_processing_and_retry_loses_nothing() {
 
 fn values(v: &OpValue) -> Vec<RecordValue> {
     match v {
-        OpValue::Send(s) | OpValue::Enqueue(s) => s.records.0.iter().flat_map(|(_, rs)| rs.iter().map(|r| r.value.clone())).collect(),
-        OpValue::Poll(p) | OpValue::Process(p) => p.records.0.iter().flat_map(|(_, rs)| rs.iter().map(|(_, v)| v.clone())).collect(),
+        OpValue::Send(s) | OpValue::Enqueue(s) => {
+            s.records.0.iter().flat_map(|(_, rs)| rs.iter().map(|r| r.value.clone())).collect()
+        }
+        OpValue::Poll(p) | OpValue::Process(p) => {
+            p.records.0.iter().flat_map(|(_, rs)| rs.iter().map(|(_, v)| v.clone())).collect()
+        }
         _ => Vec::new(),
     }
 }
 
 #[test]
 fn a_full_buffer_under_a_stalled_cluster_fails_enqueues_and_drops_nothing_silently() {
-    let args = ["--time-limit", "10", "--rate", "200", "--producer-mode", "callback", "--buffer-memory", "1024", "--batch-size", "512", "--max-block-ms", "100"];
+    let args = [
+        "--time-limit",
+        "10",
+        "--rate",
+        "200",
+        "--producer-mode",
+        "callback",
+        "--buffer-memory",
+        "1024",
+        "--batch-size",
+        "512",
+        "--max-block-ms",
+        "100",
+    ];
     let (_c, _dir, ops) = run_story("mb", 7, &args, Some(&recipe("stall-cluster.toml")), 0);
     let failed: Vec<&Op> = ops.iter().filter(|o| o.f == "enqueue" && o.op_type == OpType::Fail).collect();
     assert!(!failed.is_empty(), "max.block.ms passed while the stalled cluster held the buffer");
@@ -167,7 +221,11 @@ fn a_full_buffer_under_a_stalled_cluster_fails_enqueues_and_drops_nothing_silent
     let completions = ops.iter().filter(|o| o.f == "enqueue" && o.op_type != OpType::Invoke).count();
     assert_eq!(invokes, completions, "no enqueue left unanswered");
     let refused: std::collections::HashSet<RecordValue> = failed.iter().flat_map(|o| values(&o.value)).collect();
-    let elsewhere = ops.iter().filter(|o| o.f == "send" || (o.f == "poll" && o.op_type == OpType::Ok)).flat_map(|o| values(&o.value)).find(|v| refused.contains(v));
+    let elsewhere = ops
+        .iter()
+        .filter(|o| o.f == "send" || (o.f == "poll" && o.op_type == OpType::Ok))
+        .flat_map(|o| values(&o.value))
+        .find(|v| refused.contains(v));
     assert_eq!(elsewhere, None, "a record refused at enqueue was never sent nor read");
 }
 
@@ -176,9 +234,26 @@ fn a_full_buffer_under_a_stalled_cluster_fails_enqueues_and_drops_nothing_silent
 /// auto-commit and a queue hand-off.
 #[test]
 fn a_fault_free_run_processes_every_record_once_even_through_a_queue() {
-    let args = ["--time-limit", "8", "--rate", "200", "--sink", "sqlite", "--commit", "auto", "--processing", "queue", "--process-time-ms", "20"];
+    let args = [
+        "--time-limit",
+        "8",
+        "--rate",
+        "200",
+        "--sink",
+        "sqlite",
+        "--commit",
+        "auto",
+        "--processing",
+        "queue",
+        "--process-time-ms",
+        "20",
+    ];
     let (_c, dir, ops) = run_story("ok", 8, &args, None, 0);
-    let drained: std::collections::HashSet<RecordValue> = ops.iter().filter(|o| o.f == "poll" && o.is_final && o.op_type == OpType::Ok).flat_map(|o| values(&o.value)).collect();
+    let drained: std::collections::HashSet<RecordValue> = ops
+        .iter()
+        .filter(|o| o.f == "poll" && o.is_final && o.op_type == OpType::Ok)
+        .flat_map(|o| values(&o.value))
+        .collect();
     let rows = std::fs::read_to_string(dir.join("sink.jsonl")).unwrap();
     assert!(drained.len() > 1000, "{} records in the log", drained.len());
     assert_eq!(rows.lines().count(), drained.len(), "every record in the sink, once");

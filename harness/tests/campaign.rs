@@ -24,7 +24,11 @@ fn text(o: &Output) -> (String, String) {
 
 /// The repository's `recipes/bugs/` recipe for a switch.
 fn recipe(bug: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/bugs").join(format!("{bug}.toml")).canonicalize().expect("the recipe exists")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../recipes/bugs")
+        .join(format!("{bug}.toml"))
+        .canonicalize()
+        .expect("the recipe exists")
 }
 
 #[test]
@@ -33,10 +37,22 @@ fn bad_files_and_arguments_exit_254_naming_the_cell_and_key_before_anything_runs
     let store = dir.path().join("store");
     let cases: &[(&str, &[&str])] = &[
         ("name = \"x\"\n[[cell]]\nname = \"fast\"\nexpect = \"valid\"\nrun = { acsk = 1 }\n", &["cell `fast`", "acsk"]),
-        ("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nexpect-anomaly = [\"lost-write\"]\n", &["line 5", "expect-anomaly"]),
-        ("name = \"x\"\n[[cell]]\nname = \"b\"\nexpect-anomalies = [\"lost-writes\"]\n", &["cell `b`", "expect-anomalies", "lost-writes"]),
-        ("name = \"x\"\n[[cell]]\nname = \"c\"\nexpect = \"valid\"\nrun = { commit = \"sometimes\" }\n", &["cell `c`", "run.commit", "sometimes"]),
-        ("name = \"x\"\n[[cell]]\nname = \"d\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"nowhere.toml\" }\n", &["cell `d`", "run.nemesis-timeline", "nowhere.toml"]),
+        (
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nexpect-anomaly = [\"lost-write\"]\n",
+            &["line 5", "expect-anomaly"],
+        ),
+        (
+            "name = \"x\"\n[[cell]]\nname = \"b\"\nexpect-anomalies = [\"lost-writes\"]\n",
+            &["cell `b`", "expect-anomalies", "lost-writes"],
+        ),
+        (
+            "name = \"x\"\n[[cell]]\nname = \"c\"\nexpect = \"valid\"\nrun = { commit = \"sometimes\" }\n",
+            &["cell `c`", "run.commit", "sometimes"],
+        ),
+        (
+            "name = \"x\"\n[[cell]]\nname = \"d\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"nowhere.toml\" }\n",
+            &["cell `d`", "run.nemesis-timeline", "nowhere.toml"],
+        ),
     ];
     for (i, (toml, needles)) in cases.iter().enumerate() {
         let file = dir.path().join(format!("c{i}.toml"));
@@ -68,7 +84,10 @@ fn bad_files_and_arguments_exit_254_naming_the_cell_and_key_before_anything_runs
 
 #[test]
 fn the_builtins_check_list_and_print() {
-    for (name, cells) in [("seed-claims", &["c1-autocommit-queue", "c5-acks-all-faults", "c9-idempotence"][..]), ("bug-hunt", &["ack-all-on-local-append", "ack-all-on-local-append-off", "dedupe-window-1"][..])] {
+    for (name, cells) in [
+        ("seed-claims", &["c1-autocommit-queue", "c5-acks-all-faults", "c9-idempotence"][..]),
+        ("bug-hunt", &["ack-all-on-local-append", "ack-all-on-local-append-off", "dedupe-window-1"][..]),
+    ] {
         let o = campaign(&["--builtin", name, "--list"]);
         let (out, err) = text(&o);
         assert_eq!(o.status.code(), Some(0), "{name}: {err}");
@@ -77,7 +96,9 @@ fn the_builtins_check_list_and_print() {
         }
         assert!(out.contains("faultline run "), "each cell's run command: {out}");
         let printed = campaign(&["--builtin", name, "--print"]);
-        let file = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../campaigns/{name}.toml"))).unwrap();
+        let file =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../campaigns/{name}.toml")))
+                .unwrap();
         assert_eq!(String::from_utf8_lossy(&printed.stdout), file, "--print gives the file in the repository");
     }
     let o = campaign(&["--builtin", "seed-claims", "--list", "--only", "headline", "--seeds", "1"]);
@@ -121,51 +142,89 @@ run = {{ time-limit = 25, topic-partitions = 1, bugs = ["ack-all-on-local-append
     )
     .unwrap();
     let o = campaign(&[
-        file.to_str().unwrap(), "--store", store.to_str().unwrap(), "--junit", junit.to_str().unwrap(),
-        "--cluster-name", &cluster.name, "--subnet", &subnet,
+        file.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+        "--cluster-name",
+        &cluster.name,
+        "--subnet",
+        &subnet,
     ]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "both cells meet their expectations:\nstdout: {out}\nstderr: {err}");
 
     // The table: a row per cell with what was expected, observed and decided.
-    let table = &out[out.rfind("Campaign two: 2 cells\n").expect("the table") ..];
-    let row = |name: &str| table.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("row {name} in {table}")).to_string();
-    assert_eq!(table.lines().nth(1).unwrap(), "Settings of every cell unless its row says otherwise: min-isr=2 nodes=3 rate=300 rf=3", "{table}");
-    assert!(table.lines().nth(2).unwrap().split_whitespace().eq(["cell", "settings", "faults", "expected", "observed", "verdict", "detected", "time"]), "{table}");
+    let table = &out[out.rfind("Campaign two: 2 cells\n").expect("the table")..];
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("row {name} in {table}"))
+            .to_string()
+    };
+    assert_eq!(
+        table.lines().nth(1).unwrap(),
+        "Settings of every cell unless its row says otherwise: min-isr=2 nodes=3 rate=300 rf=3",
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .nth(2)
+            .unwrap()
+            .split_whitespace()
+            .eq(["cell", "settings", "faults", "expected", "observed", "verdict", "detected", "time"]),
+        "{table}"
+    );
     let clean = row("clean");
     for part in ["acks=all", "valid -lost-write", " ok "] {
         assert!(clean.contains(part), "{part:?} in {clean}");
     }
     let bug = row("ack-all-bug");
-    for part in ["bug:ack-all-on-local-append+recipe", "invalid +lost-write", "INVALID", "lost-write=", " ok ", "seed 1/1"] {
+    for part in
+        ["bug:ack-all-on-local-append+recipe", "invalid +lost-write", "INVALID", "lost-write=", " ok ", "seed 1/1"]
+    {
         assert!(bug.contains(part), "{part:?} in {bug}");
     }
     assert!(table.contains("2 ok, 0 mismatch, 0 unknown, 0 error, 0 not run"), "{table}");
 
     // The reports: the campaign directory and the JUnit file.
     let dir = std::fs::canonicalize(store.join("campaigns/two/latest")).expect("the campaign's directory");
-    assert!(table.starts_with(&std::fs::read_to_string(dir.join("table.txt")).unwrap()), "table.txt is the printed table");
+    assert!(
+        table.starts_with(&std::fs::read_to_string(dir.join("table.txt")).unwrap()),
+        "table.txt is the printed table"
+    );
     assert!(dir.join("timelines/ack-all-on-local-append.toml").exists(), "the timeline is kept with the campaign");
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("campaign.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("campaign.json")).unwrap()).unwrap();
     assert_eq!(summary["exit_code"], 0);
     let bug_cell = &summary["cells"][1];
     assert_eq!(bug_cell["verdict"], "ok");
     let t = bug_cell["detection"]["time_s"].as_f64().expect("a time to detection");
     assert!((0.0..25.0).contains(&t), "the first lost write is within the run: {t}");
     for cell in ["clean", "ack-all-bug"] {
-        let run = std::fs::canonicalize(store.join(format!("two-{cell}/latest"))).expect("each cell's run is stored under <campaign>-<cell>");
+        let run = std::fs::canonicalize(store.join(format!("two-{cell}/latest")))
+            .expect("each cell's run is stored under <campaign>-<cell>");
         assert!(run.join("results.json").exists());
     }
     let xml = std::fs::read_to_string(&junit).expect("--junit writes the file");
     assert_eq!(xml, std::fs::read_to_string(dir.join("junit.xml")).unwrap());
     let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
     let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).expect("a testsuite");
-    assert_eq!((suite.attribute("name"), suite.attribute("tests"), suite.attribute("failures"), suite.attribute("errors")), (Some("two"), Some("2"), Some("0"), Some("0")));
+    assert_eq!(
+        (suite.attribute("name"), suite.attribute("tests"), suite.attribute("failures"), suite.attribute("errors")),
+        (Some("two"), Some("2"), Some("0"), Some("0"))
+    );
     let cases: Vec<_> = suite.children().filter(|n| n.has_tag_name("testcase")).collect();
     assert_eq!(cases.iter().map(|c| c.attribute("name").unwrap()).collect::<Vec<_>>(), ["clean", "ack-all-bug"]);
     assert!(cases.iter().all(|c| !c.children().any(|n| n.has_tag_name("failure") || n.has_tag_name("error"))));
     let out_text = cases[1].children().find(|n| n.has_tag_name("system-out")).and_then(|n| n.text()).unwrap();
-    assert!(out_text.contains("reproduce: faultline run") && out_text.contains("--bug ack-all-on-local-append"), "{out_text}");
+    assert!(
+        out_text.contains("reproduce: faultline run") && out_text.contains("--bug ack-all-on-local-append"),
+        "{out_text}"
+    );
 
     assert_eq!(cluster.leftovers(), Vec::<String>::new(), "leftovers");
     assert!(!store.join("clusters").join(&cluster.name).exists(), "every cell's cluster is torn down");

@@ -21,7 +21,12 @@ use support::*;
 async fn produce_and_fetch(urls: &[String], topic: &str) {
     let client = faultline_client::cluster::ClusterClient::new(urls.to_vec(), Duration::from_secs(5));
     let node = faultline_client::Client::with_timeout(urls[0].clone(), Duration::from_secs(5));
-    let req = CreateTopicRequest { name: topic.into(), partitions: Some(1), replication_factor: Some(urls.len() as i64), ..Default::default() };
+    let req = CreateTopicRequest {
+        name: topic.into(),
+        partitions: Some(1),
+        replication_factor: Some(urls.len() as i64),
+        ..Default::default()
+    };
     node.create_topic(&req).await.expect("creates a topic");
     let produce = ProduceRequest {
         acks: RawAcks::Text("all".into()),
@@ -43,7 +48,10 @@ async fn produce_and_fetch(urls: &[String], topic: &str) {
             Err(e) => panic!("produce failed after {tries} retries: {e}"),
         }
     };
-    let fetched = client.fetch(topic, 0, &FetchRequest { offset, max_records: Some(10), max_bytes: None, max_wait_ms: None }).await.expect("fetches");
+    let fetched = client
+        .fetch(topic, 0, &FetchRequest { offset, max_records: Some(10), max_bytes: None, max_wait_ms: None })
+        .await
+        .expect("fetches");
     assert_eq!(fetched.records.len(), 1, "{fetched:?}");
     assert_eq!((fetched.records[0].offset, fetched.records[0].value.as_str()), (offset, "hello"));
 }
@@ -64,7 +72,12 @@ fn three_nodes_up_serve_a_record_and_down_leaves_nothing() {
     });
     let status = c.run(&["cluster", "status"]);
     assert_ok(&status, "cluster status");
-    assert_eq!(String::from_utf8_lossy(&status.stdout).matches("Running, health ok").count(), 3, "{}", String::from_utf8_lossy(&status.stdout));
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout).matches("Running, health ok").count(),
+        3,
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
     assert!(!c.leftovers().is_empty(), "the cluster's resources are visible while it is up");
 
     assert_ok(&c.down(), "cluster down");
@@ -145,11 +158,14 @@ fn missing_iptables_and_bad_arguments_are_named() {
     assert!(stderr.contains("`iptables` not found") && stderr.contains("install the `iptables` package"), "{stderr}");
     assert_eq!(c.leftovers(), Vec::<String>::new());
 
-    for bad in [&["--nodes", "0"][..], &["--config", "node.id=7"], &["--config", "novalue"], &["--subnet", "10.1.0.0/16"]] {
+    for bad in
+        [&["--nodes", "0"][..], &["--config", "node.id=7"], &["--config", "novalue"], &["--subnet", "10.1.0.0/16"]]
+    {
         let o = c.up(bad);
         assert_eq!(o.status.code(), Some(254), "{bad:?}: {}", String::from_utf8_lossy(&o.stderr));
     }
-    let o = Command::new(env!("CARGO_BIN_EXE_faultline")).args(["cluster", "up", "--name", "Bad_Name"]).output().unwrap();
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_faultline")).args(["cluster", "up", "--name", "Bad_Name"]).output().unwrap();
     assert_eq!(o.status.code(), Some(254));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cluster name"));
 }

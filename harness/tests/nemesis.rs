@@ -15,7 +15,10 @@ use support::*;
 /// within two seconds. Traffic stays between namespaces this test created.
 fn can_connect(netns: &str, to_ip: &str) -> bool {
     let probe = format!("exec 3<>/dev/tcp/{to_ip}/9092");
-    let o = Command::new("ip").args(["netns", "exec", netns, "timeout", "2", "bash", "-c", &probe]).output().expect("runs ip netns exec");
+    let o = Command::new("ip")
+        .args(["netns", "exec", netns, "timeout", "2", "bash", "-c", &probe])
+        .output()
+        .expect("runs ip netns exec");
     o.status.success()
 }
 
@@ -52,7 +55,9 @@ fn partition_pause_and_kill_take_effect_and_heal() {
     let state = cluster.state();
     let nodes = state["nodes"].as_array().unwrap().clone();
     let ns = |i: usize| nodes[i]["netns"].as_str().unwrap().to_string();
-    let ip = |i: usize| nodes[i]["url"].as_str().unwrap().trim_start_matches("http://").split(':').next().unwrap().to_string();
+    let ip = |i: usize| {
+        nodes[i]["url"].as_str().unwrap().trim_start_matches("http://").split(':').next().unwrap().to_string()
+    };
     let url = |i: usize| nodes[i]["url"].as_str().unwrap().to_string();
     assert!(can_connect(&ns(1), &ip(0)) && can_connect(&ns(1), &ip(2)), "before the fault, nodes talk");
 
@@ -89,7 +94,12 @@ fn partition_pause_and_kill_take_effect_and_heal() {
     let rt = runtime();
     let leader = rt.block_on(async {
         let client = faultline_client::Client::new(url(0));
-        let req = faultline_client::api::CreateTopicRequest { name: "events".into(), partitions: Some(1), replication_factor: Some(3), ..Default::default() };
+        let req = faultline_client::api::CreateTopicRequest {
+            name: "events".into(),
+            partitions: Some(1),
+            replication_factor: Some(3),
+            ..Default::default()
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         // Right after a heal the controller may still be re-electing: retry, bounded.
         loop {
@@ -110,7 +120,11 @@ fn partition_pause_and_kill_take_effect_and_heal() {
         }
     });
     let done = nemesis(&cluster, &["partition", "--shape", "isolate-leader", "--partition", "events/0"]);
-    assert_eq!(done["isolated"], serde_json::json!(format!("n{leader}")), "the isolated node is the leader of events/0");
+    assert_eq!(
+        done["isolated"],
+        serde_json::json!(format!("n{leader}")),
+        "the isolated node is the leader of events/0"
+    );
     let li = (leader - 1) as usize;
     let other = (li + 1) % 3;
     assert!(!control_reaches(&url(li)), "isolate-leader cuts the clients off too");
@@ -137,13 +151,15 @@ fn partition_pause_and_kill_take_effect_and_heal() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let addr = url(2).trim_start_matches("http://").to_string();
-        let ok = std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1)).ok().and_then(|mut s| {
-            use std::io::{Read, Write};
-            write!(s, "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
-            let mut head = [0u8; 12];
-            s.read_exact(&mut head).ok()?;
-            Some(&head[9..12] == b"200")
-        });
+        let ok = std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1)).ok().and_then(
+            |mut s| {
+                use std::io::{Read, Write};
+                write!(s, "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+                let mut head = [0u8; 12];
+                s.read_exact(&mut head).ok()?;
+                Some(&head[9..12] == b"200")
+            },
+        );
         if ok == Some(true) {
             break;
         }

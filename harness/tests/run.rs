@@ -22,7 +22,12 @@ fn fault_free_run_is_valid_and_reads_every_acknowledged_send() {
     let subnet = test_subnet(0);
     let o = run(&cluster, &subnet, &["--time-limit", "15", "--producers", "6", "--rate", "1000"]);
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "a fault-free run is valid:\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "a fault-free run is valid:\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let dir = run_dir(&cluster);
     assert!(stdout.contains("Verdict: valid") && stdout.contains(&dir.display().to_string()), "{stdout}");
 
@@ -44,13 +49,19 @@ fn fault_free_run_is_valid_and_reads_every_acknowledged_send() {
     let mut drained = std::collections::HashSet::new();
     for op in &ops {
         match (&op.value, op.op_type) {
-            (faultline_checker::op::OpValue::Send(s), OpType::Ok) => acked_values.extend(s.records.0.iter().flat_map(|(p, rs)| rs.iter().map(move |r| (p.clone(), r.value.clone())))),
-            (faultline_checker::op::OpValue::Poll(v), OpType::Ok) if op.is_final => drained.extend(v.records.0.iter().flat_map(|(p, rs)| rs.iter().map(move |(_, v)| (p.clone(), v.clone())))),
+            (faultline_checker::op::OpValue::Send(s), OpType::Ok) => acked_values
+                .extend(s.records.0.iter().flat_map(|(p, rs)| rs.iter().map(move |r| (p.clone(), r.value.clone())))),
+            (faultline_checker::op::OpValue::Poll(v), OpType::Ok) if op.is_final => drained
+                .extend(v.records.0.iter().flat_map(|(p, rs)| rs.iter().map(move |(_, v)| (p.clone(), v.clone())))),
             _ => {}
         }
     }
     assert_eq!(acked_values.len() as u64, acked);
-    assert!(acked_values.is_subset(&drained), "{} acknowledged values not drained", acked_values.difference(&drained).count());
+    assert!(
+        acked_values.is_subset(&drained),
+        "{} acknowledged values not drained",
+        acked_values.difference(&drained).count()
+    );
 
     let replicas = json(&dir.join("replicas.json"));
     let replicas = replicas.as_object().expect("replicas.json is an object");
@@ -66,7 +77,11 @@ fn fault_free_run_is_valid_and_reads_every_acknowledged_send() {
     assert!(cluster.dir.join("store/t/latest/faultline.log").is_file());
 
     // `faultline check` re-checks the stored run to the same verdict.
-    let check = Command::new(env!("CARGO_BIN_EXE_faultline")).arg("check").arg(cluster.dir.join("store/latest")).output().unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("check")
+        .arg(cluster.dir.join("store/latest"))
+        .output()
+        .unwrap();
     assert_ok(&check, "faultline check store/latest");
     assert_no_leftovers(&cluster, &subnet);
 }
@@ -75,24 +90,61 @@ fn fault_free_run_is_valid_and_reads_every_acknowledged_send() {
 fn killed_clients_leave_info_ops_and_are_replaced_under_new_process_ids() {
     let cluster = TestCluster::new("rk");
     let subnet = test_subnet(1);
-    let o = run(&cluster, &subnet, &["--time-limit", "8", "--producers", "2", "--consumers", "2", "--kill-client", "producer:3", "--kill-client", "consumer:4"]);
+    let o = run(
+        &cluster,
+        &subnet,
+        &[
+            "--time-limit",
+            "8",
+            "--producers",
+            "2",
+            "--consumers",
+            "2",
+            "--kill-client",
+            "producer:3",
+            "--kill-client",
+            "consumer:4",
+        ],
+    );
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(matches!(o.status.code(), Some(0..=2)), "the run completes with a verdict:\nstdout: {}\nstderr: {stderr}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        matches!(o.status.code(), Some(0..=2)),
+        "the run completes with a verdict:\nstdout: {}\nstderr: {stderr}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let dir = run_dir(&cluster);
 
     let ops = history(&dir);
     assert_well_formed(&ops);
-    faultline_checker::History::parse(std::fs::read_to_string(dir.join("history.jsonl")).unwrap().as_bytes()).expect("the checker parses the history");
-    let crashed: Vec<&Op> = ops.iter().filter(|o| o.op_type == OpType::Info && o.error.as_deref().is_some_and(|e| e.contains("client process exited"))).collect();
-    assert!(crashed.iter().any(|o| o.f == "send" && o.process == Process::Client(0)), "the killed producer's send is info: {crashed:?}");
-    assert!(crashed.iter().any(|o| o.process == Process::Client(2) && matches!(o.f.as_str(), "poll" | "commit" | "assign")), "the killed consumer's op is info: {crashed:?}");
+    faultline_checker::History::parse(std::fs::read_to_string(dir.join("history.jsonl")).unwrap().as_bytes())
+        .expect("the checker parses the history");
+    let crashed: Vec<&Op> = ops
+        .iter()
+        .filter(|o| {
+            o.op_type == OpType::Info && o.error.as_deref().is_some_and(|e| e.contains("client process exited"))
+        })
+        .collect();
+    assert!(
+        crashed.iter().any(|o| o.f == "send" && o.process == Process::Client(0)),
+        "the killed producer's send is info: {crashed:?}"
+    );
+    assert!(
+        crashed.iter().any(|o| o.process == Process::Client(2) && matches!(o.f.as_str(), "poll" | "commit" | "assign")),
+        "the killed consumer's op is info: {crashed:?}"
+    );
     // Producers 0-1 and consumers 2-3 are the first processes; replacements
     // and the drain reader come after, each id new.
     let late = |p: &Process| matches!(p, Process::Client(id) if *id >= 4);
-    assert!(ops.iter().any(|o| late(&o.process) && o.f == "send" && o.op_type == OpType::Ok), "a replacement producer under a new id sends");
+    assert!(
+        ops.iter().any(|o| late(&o.process) && o.f == "send" && o.op_type == OpType::Ok),
+        "a replacement producer under a new id sends"
+    );
     assert!(ops.iter().any(|o| late(&o.process) && o.f == "assign"), "a replacement consumer under a new id assigns");
     let killed_producer = crashed.iter().find(|o| o.process == Process::Client(0)).expect("found above");
-    assert!(!ops.iter().any(|o| o.process == Process::Client(0) && o.index > killed_producer.index), "the killed producer's process id is never used again");
+    assert!(
+        !ops.iter().any(|o| o.process == Process::Client(0) && o.index > killed_producer.index),
+        "the killed producer's process id is never used again"
+    );
     let log = std::fs::read_to_string(dir.join("faultline.log")).unwrap();
     assert!(log.contains("test hook: SIGKILL process 0") && log.contains("test hook: SIGKILL process 2"), "{log}");
 
@@ -126,7 +178,13 @@ fn bad_or_conflicting_options_exit_254_before_touching_anything() {
         &["--process-time-ms", "5000"],
         &["--sink-mode", "eventual"],
     ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_faultline")).arg("run").args(args).arg("--store").arg(&store).output().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .arg("run")
+            .args(args)
+            .arg("--store")
+            .arg(&store)
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(254), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
         assert!(!String::from_utf8_lossy(&o.stderr).trim().is_empty(), "{args:?} says why");
     }
@@ -181,20 +239,51 @@ fn nemesis_fs(ops: &[Op]) -> Vec<String> {
 fn acks_all_with_kill_and_partition_faults_is_valid() {
     let cluster = TestCluster::new("rn");
     let subnet = test_subnet(4);
-    let o = run(&cluster, &subnet, &[
-        "--time-limit", "20", "--rate", "300", "--acks", "all", "--replication-factor", "3", "--min-insync-replicas", "2",
-        "--nemesis", "kill,partition,kill-producer", "--nemesis-interval", "3", "--seed", "42",
-    ]);
+    let o = run(
+        &cluster,
+        &subnet,
+        &[
+            "--time-limit",
+            "20",
+            "--rate",
+            "300",
+            "--acks",
+            "all",
+            "--replication-factor",
+            "3",
+            "--min-insync-replicas",
+            "2",
+            "--nemesis",
+            "kill,partition,kill-producer",
+            "--nemesis-interval",
+            "3",
+            "--seed",
+            "42",
+        ],
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "acks=all, RF=3, min ISR 2 loses nothing under kills and partitions:\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "acks=all, RF=3, min ISR 2 loses nothing under kills and partitions:\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let dir = run_dir(&cluster);
     let ops = history(&dir);
     assert_well_formed(&ops);
     let faults = nemesis_fs(&ops);
-    assert!(faults.iter().any(|f| f == "kill") && faults.iter().any(|f| f.starts_with("partition-")), "both fault families fired: {faults:?}");
+    assert!(
+        faults.iter().any(|f| f == "kill") && faults.iter().any(|f| f.starts_with("partition-")),
+        "both fault families fired: {faults:?}"
+    );
     assert!(faults.iter().any(|f| f == "final-heal"), "the final heal ran: {faults:?}");
     if faults.iter().any(|f| f == "kill-producer") {
-        assert!(ops.iter().any(|o| o.op_type == OpType::Info && o.f == "send" && o.error.as_deref().is_some_and(|e| e.contains("exited"))), "a killed producer's send became info");
+        assert!(
+            ops.iter().any(|o| o.op_type == OpType::Info
+                && o.f == "send"
+                && o.error.as_deref().is_some_and(|e| e.contains("exited"))),
+            "a killed producer's send became info"
+        );
     }
     let test = json(&dir.join("test.json"));
     assert!(!test["fault_schedule"].as_array().unwrap().is_empty(), "the seeded schedule is recorded");
@@ -205,14 +294,37 @@ fn acks_all_with_kill_and_partition_faults_is_valid() {
 fn acks_1_with_a_zombie_leader_loses_acknowledged_writes() {
     let cluster = TestCluster::new("rz");
     let subnet = test_subnet(5);
-    let o = run(&cluster, &subnet, &[
-        "--time-limit", "25", "--rate", "300", "--acks", "1", "--nemesis", "leader-from-followers", "--nemesis-interval", "4", "--seed", "42",
-    ]);
+    let o = run(
+        &cluster,
+        &subnet,
+        &[
+            "--time-limit",
+            "25",
+            "--rate",
+            "300",
+            "--acks",
+            "1",
+            "--nemesis",
+            "leader-from-followers",
+            "--nemesis-interval",
+            "4",
+            "--seed",
+            "42",
+        ],
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(matches!(o.status.code(), Some(0 | 1)), "the run completes:\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "the run completes:\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let results = json(&run_dir(&cluster).join("results.json"));
-    let types: Vec<String> = results["anomaly_types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
-    assert!(types.contains(&"lost-write".to_string()), "acks=1 acknowledged writes on the zombie leader are lost: {types:?}");
+    let types: Vec<String> =
+        results["anomaly_types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    assert!(
+        types.contains(&"lost-write".to_string()),
+        "acks=1 acknowledged writes on the zombie leader are lost: {types:?}"
+    );
     assert_no_leftovers(&cluster, &subnet);
 }
 
@@ -222,12 +334,31 @@ fn a_scripted_timeline_fires_its_faults_by_role_at_their_times() {
     let subnet = test_subnet(6);
     let timeline = cluster.dir.join("timeline.toml");
     std::fs::write(&timeline, "[[timeline]]\nt = 2.0\nfault = \"pause\"\ntarget = \"follower-of:events/0\"\n\n[[timeline]]\nt = 6.0\nfault = \"resume\"\ntarget = \"all\"\n\n[[timeline]]\nt = 7.0\nfault = \"isolate-controller\"\ntarget = \"controller\"\n\n[[timeline]]\nt = 11.0\nfault = \"heal\"\n").unwrap();
-    let o = run(&cluster, &subnet, &["--time-limit", "14", "--rate", "200", "--nemesis-timeline", timeline.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let o = run(
+        &cluster,
+        &subnet,
+        &["--time-limit", "14", "--rate", "200", "--nemesis-timeline", timeline.to_str().unwrap()],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     let ops = history(&run_dir(&cluster));
     let nemesis: Vec<&Op> = ops.iter().filter(|o| o.process == Process::Nemesis).collect();
     let fs: Vec<&str> = nemesis.iter().map(|o| o.f.as_str()).collect();
-    for f in ["start-pause", "pause", "start-resume", "resume", "start-partition-isolate-controller", "partition-isolate-controller", "start-heal", "heal"] {
+    for f in [
+        "start-pause",
+        "pause",
+        "start-resume",
+        "resume",
+        "start-partition-isolate-controller",
+        "partition-isolate-controller",
+        "start-heal",
+        "heal",
+    ] {
         assert!(fs.contains(&f), "{f} recorded: {fs:?}");
     }
     let pause = nemesis.iter().find(|o| o.f == "pause").unwrap();

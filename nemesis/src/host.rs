@@ -137,7 +137,8 @@ pub trait Host: Send + Sync {
 
     /// Fetches at most the last `max_bytes` of the file `path` on the host
     /// (logs can be large); `None` when the file does not exist.
-    fn read_file(&self, path: &Path, max_bytes: u64) -> impl Future<Output = Result<Option<Vec<u8>>, HostError>> + Send;
+    fn read_file(&self, path: &Path, max_bytes: u64)
+    -> impl Future<Output = Result<Option<Vec<u8>>, HostError>> + Send;
 }
 
 #[cfg(test)]

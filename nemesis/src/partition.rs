@@ -125,7 +125,9 @@ pub fn parse_shape(text: &str) -> Result<Shape, String> {
         None if text == "halves" || text == "majority-minority" => Ok(Shape::Halves),
         None if text == "majorities-ring" => Ok(Shape::MajoritiesRing),
         None if text == "bridge" => Ok(Shape::Bridge),
-        _ => Err(format!("unknown partition shape `{text}`; known: one:<node>, isolate:<node>, mute:<node>, halves, majorities-ring, bridge")),
+        _ => Err(format!(
+            "unknown partition shape `{text}`; known: one:<node>, isolate:<node>, mute:<node>, halves, majorities-ring, bridge"
+        )),
     }
 }
 
@@ -163,7 +165,11 @@ fn failed<H: Host>(host: &H, command: &str, out: &crate::host::CommandOutput) ->
 /// named [`OUTBOUND`]`<name>`. `addresses` maps every name in
 /// the grudge (nodes and [`CONTROL`]) to its address. Heals first, so the
 /// result is exactly this grudge.
-pub async fn apply<H: Host>(hosts: &[H], grudge: &Grudge, addresses: &BTreeMap<String, Ipv4Addr>) -> Result<(), HostError> {
+pub async fn apply<H: Host>(
+    hosts: &[H],
+    grudge: &Grudge,
+    addresses: &BTreeMap<String, Ipv4Addr>,
+) -> Result<(), HostError> {
     heal(hosts).await?;
     for host in hosts {
         let Some(drops) = grudge.get(host.name()) else { continue };
@@ -225,7 +231,11 @@ mod tests {
         let g = grudge(&Shape::IsolateWithClients("n2".into()), &names(3), 1);
         assert!(g["n2"].contains(CONTROL));
         let g = grudge(&Shape::MuteToClients("n2".into()), &names(3), 1);
-        assert_eq!(g, Grudge::from([("n2".to_string(), BTreeSet::from(["to:control".to_string()]))]), "only n2's packets to the clients");
+        assert_eq!(
+            g,
+            Grudge::from([("n2".to_string(), BTreeSet::from(["to:control".to_string()]))]),
+            "only n2's packets to the clients"
+        );
         assert_eq!(parse_shape("mute:n2"), Ok(Shape::MuteToClients("n2".into())));
     }
 
@@ -243,7 +253,8 @@ mod tests {
     fn majorities_ring_gives_every_node_a_distinct_majority() {
         let n = names(5);
         let g = grudge(&Shape::MajoritiesRing, &n, 3);
-        let views: BTreeSet<BTreeSet<&String>> = n.iter().map(|x| n.iter().filter(|y| connected(&g, x, y)).collect()).collect();
+        let views: BTreeSet<BTreeSet<&String>> =
+            n.iter().map(|x| n.iter().filter(|y| connected(&g, x, y)).collect()).collect();
         assert_eq!(views.len(), 5, "no two nodes see the same set");
         assert!(views.iter().all(|v| v.len() == 3), "each sees a majority of 5: {views:?}");
     }

@@ -108,7 +108,9 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
             "majority" => Target::Majority,
             "killed" => Target::Killed,
             "random" => Target::Random,
-            n if !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => Target::Node(n.to_string()),
+            n if !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+                Target::Node(n.to_string())
+            }
             other => return Err(format!("unknown target `{other}`")),
         },
     })
@@ -194,7 +196,13 @@ pub fn parse_timeline(toml_text: &str) -> Result<Vec<ScheduledFault>, ScheduleEr
 /// after random waits of 0–2× `interval_s`, until `time_limit_s`. Faults
 /// that must outlast the session timeout last at least twice it. Every
 /// started fault is stopped by `time_limit_s` (the final heal also runs).
-pub fn random_mix(families: &[String], interval_s: f64, time_limit_s: f64, session_timeout_s: f64, seed: u64) -> Result<Vec<ScheduledFault>, ScheduleError> {
+pub fn random_mix(
+    families: &[String],
+    interval_s: f64,
+    time_limit_s: f64,
+    session_timeout_s: f64,
+    seed: u64,
+) -> Result<Vec<ScheduledFault>, ScheduleError> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut ops = Vec::new();
     for family in families {
@@ -211,7 +219,11 @@ pub fn random_mix(families: &[String], interval_s: f64, time_limit_s: f64, sessi
                 "kill-consumer" => (Action::KillConsumer, None, 0.0),
                 "sink-outage" => (Action::SinkOutage, Some(Action::SinkRecover), SINK_OUTAGE_MIN_S),
                 shape => {
-                    let shape = if shape == "partition" { STANDARD_SHAPES[rng.random_range(0..STANDARD_SHAPES.len())] } else { shape };
+                    let shape = if shape == "partition" {
+                        STANDARD_SHAPES[rng.random_range(0..STANDARD_SHAPES.len())]
+                    } else {
+                        shape
+                    };
                     (Action::Partition(shape.to_string()), Some(Action::Heal), 2.0 * session_timeout_s)
                 }
             };
@@ -283,7 +295,14 @@ mod tests {
     #[test]
     fn timelines_parse_roles_and_name_the_bad_entry() {
         let ops = parse_timeline("[[timeline]]\nt = 5.0\nfault = \"partition\"\nshape = \"leader-from-followers\"\ntarget = \"leader-of:events/0\"\n\n[[timeline]]\nt = 9\nfault = \"heal\"\n").unwrap();
-        assert_eq!(ops[0], ScheduledFault { at_s: 5.0, action: Action::Partition("leader-from-followers".into()), target: Target::LeaderOf("events/0".into()) });
+        assert_eq!(
+            ops[0],
+            ScheduledFault {
+                at_s: 5.0,
+                action: Action::Partition("leader-from-followers".into()),
+                target: Target::LeaderOf("events/0".into())
+            }
+        );
         assert_eq!(ops[1].target, Target::All);
         let err = parse_timeline("[[timeline]]\nt = 5\nfault = \"kill\"\ntarget = \"leader-of:x\"\n[[timeline]]\nt = 1\nfault = \"start\"\ntarget = \"killed\"\n").unwrap_err();
         assert!(err.to_string().contains("entry 1") && err.to_string().contains("before"), "{err}");
@@ -294,7 +313,10 @@ mod tests {
 
     #[test]
     fn an_explicit_grudge_parses_from_a_timeline() {
-        let ops = parse_timeline("[[timeline]]\nt = 1\nfault = \"partition\"\nshape = \"explicit\"\ngrudge = { n1 = [\"n2\", \"n3\"] }\n").unwrap();
+        let ops = parse_timeline(
+            "[[timeline]]\nt = 1\nfault = \"partition\"\nshape = \"explicit\"\ngrudge = { n1 = [\"n2\", \"n3\"] }\n",
+        )
+        .unwrap();
         let Action::Grudge(g) = &ops[0].action else { panic!("{:?}", ops[0]) };
         assert_eq!(g["n1"].len(), 2);
         assert!(parse_timeline("[[timeline]]\nt = 1\nfault = \"partition\"\nshape = \"explicit\"\n").is_err());

@@ -42,9 +42,14 @@ impl Cluster {
         let voters: Vec<String> = addrs.iter().enumerate().map(|(i, a)| format!("{}@{a}", i + 1)).collect();
         let root_dir = tempfile::tempdir().unwrap();
         let root = root_dir.path().to_path_buf();
-        let mut c = Cluster { nodes: Vec::new(), dirs: Vec::new(), overrides: Vec::new(), urls: Vec::new(), _root: root_dir };
+        let mut c =
+            Cluster { nodes: Vec::new(), dirs: Vec::new(), overrides: Vec::new(), urls: Vec::new(), _root: root_dir };
         for (i, a) in addrs.iter().enumerate() {
-            let mut o = vec![format!("node.id={}", i + 1), format!("listeners=http://{a}"), format!("controller.quorum.voters={}", voters.join(","))];
+            let mut o = vec![
+                format!("node.id={}", i + 1),
+                format!("listeners=http://{a}"),
+                format!("controller.quorum.voters={}", voters.join(",")),
+            ];
             o.extend(FAST.iter().map(|s| s.to_string()));
             c.dirs.push(root.join(format!("n{}", i + 1)));
             c.overrides.push(o);

@@ -29,12 +29,15 @@ fn run_bare_server() {
         let app = axum::Router::new()
             .route(
                 "/v1/topics/{topic}/partitions/{partition}/produce",
-                post(|State(store): State<Arc<std::sync::Mutex<Vec<String>>>>, axum::Json(req): axum::Json<ProduceRequest>| async move {
-                    let mut s = store.lock().unwrap();
-                    let base = s.len();
-                    s.extend(req.records.into_iter().map(|r| r.value));
-                    axum::Json(serde_json::json!({ "base_offset": base }))
-                }),
+                post(
+                    |State(store): State<Arc<std::sync::Mutex<Vec<String>>>>,
+                     axum::Json(req): axum::Json<ProduceRequest>| async move {
+                        let mut s = store.lock().unwrap();
+                        let base = s.len();
+                        s.extend(req.records.into_iter().map(|r| r.value));
+                        axum::Json(serde_json::json!({ "base_offset": base }))
+                    },
+                ),
             )
             .with_state(store);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -64,7 +67,11 @@ fn targets(url: &str, topic: &str, partitions: u32) -> Vec<String> {
 
 async fn create_topic(url: &str, name: &str, partitions: u32) {
     let client = faultline_client::Client::new(url);
-    let req = faultline_client::api::CreateTopicRequest { name: name.into(), partitions: Some(i64::from(partitions)), ..Default::default() };
+    let req = faultline_client::api::CreateTopicRequest {
+        name: name.into(),
+        partitions: Some(i64::from(partitions)),
+        ..Default::default()
+    };
     client.create_topic(&req).await.unwrap();
 }
 
@@ -79,7 +86,12 @@ async fn fetch_load(url: &str, topic: &str, partitions: u32) -> (u64, Duration) 
             tokio::spawn(async move {
                 let (mut next, mut n) = (0i64, 0u64);
                 loop {
-                    let req = FetchRequest { offset: next, max_records: Some(10_000), max_bytes: Some(4 << 20), max_wait_ms: None };
+                    let req = FetchRequest {
+                        offset: next,
+                        max_records: Some(10_000),
+                        max_bytes: Some(4 << 20),
+                        max_wait_ms: None,
+                    };
                     let resp = client.fetch(&topic, p, &req).await.unwrap();
                     if resp.records.is_empty() {
                         return n;
@@ -104,11 +116,21 @@ fn main() {
     let o = parse_options();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        println!("faultline-node produce/fetch benchmark: {} s per row, {} concurrent requests, {VALUE_BYTES}-byte values", o.seconds, o.concurrency);
-        println!("{:<34} {:>5} {:>12} {:>8} {:>8} {:>8} {:>7}", "scenario", "batch", "records/s", "MB/s", "p50 ms", "p99 ms", "errors");
+        println!(
+            "faultline-node produce/fetch benchmark: {} s per row, {} concurrent requests, {VALUE_BYTES}-byte values",
+            o.seconds, o.concurrency
+        );
+        println!(
+            "{:<34} {:>5} {:>12} {:>8} {:>8} {:>8} {:>7}",
+            "scenario", "batch", "records/s", "MB/s", "p50 ms", "p99 ms", "errors"
+        );
         let partitions = 4;
         let bare = start_bare(BARE_ENV);
-        let ceiling = print_row("bare axum parse+append (ceiling)", 100, &produce_load(&targets(&bare.url, "x", partitions), 100, Acks::Leader, &o).await);
+        let ceiling = print_row(
+            "bare axum parse+append (ceiling)",
+            100,
+            &produce_load(&targets(&bare.url, "x", partitions), 100, Acks::Leader, &o).await,
+        );
         drop(bare);
 
         let mut broker_100 = 0.0;
@@ -116,24 +138,46 @@ fn main() {
         for batch in [1, 10, 100] {
             let topic = format!("b{batch}");
             create_topic(&node.url, &topic, partitions).await;
-            let rps = print_row("acks=1, default flush", batch, &produce_load(&targets(&node.url, &topic, partitions), batch, Acks::Leader, &o).await);
+            let rps = print_row(
+                "acks=1, default flush",
+                batch,
+                &produce_load(&targets(&node.url, &topic, partitions), batch, Acks::Leader, &o).await,
+            );
             if batch == 100 {
                 broker_100 = rps;
             }
         }
         create_topic(&node.url, "ball", partitions).await;
-        print_row("acks=all, default flush", 100, &produce_load(&targets(&node.url, "ball", partitions), 100, Acks::All, &o).await);
+        print_row(
+            "acks=all, default flush",
+            100,
+            &produce_load(&targets(&node.url, "ball", partitions), 100, Acks::All, &o).await,
+        );
         let (n, took) = fetch_load(&node.url, "b100", partitions).await;
-        println!("{:<34} {:>5} {:>12.0} {:>8.1}", "fetch (4 readers, 10k records/poll)", "-", n as f64 / took.as_secs_f64(), n as f64 * VALUE_BYTES as f64 / took.as_secs_f64() / 1e6);
+        println!(
+            "{:<34} {:>5} {:>12.0} {:>8.1}",
+            "fetch (4 readers, 10k records/poll)",
+            "-",
+            n as f64 / took.as_secs_f64(),
+            n as f64 * VALUE_BYTES as f64 / took.as_secs_f64() / 1e6
+        );
         drop(node);
 
         let node = start_node(&["flush.messages=1"]);
         for batch in [1, 10, 100] {
             let topic = format!("f{batch}");
             create_topic(&node.url, &topic, partitions).await;
-            print_row("acks=1, flush.messages=1", batch, &produce_load(&targets(&node.url, &topic, partitions), batch, Acks::Leader, &o).await);
+            print_row(
+                "acks=1, flush.messages=1",
+                batch,
+                &produce_load(&targets(&node.url, &topic, partitions), batch, Acks::Leader, &o).await,
+            );
         }
         drop(node);
-        println!("broker acks=1 100-record batches: {:.0} records/s = {:.0}% of the bare ceiling", broker_100, 100.0 * broker_100 / ceiling);
+        println!(
+            "broker acks=1 100-record batches: {:.0} records/s = {:.0}% of the bare ceiling",
+            broker_100,
+            100.0 * broker_100 / ceiling
+        );
     });
 }

@@ -28,7 +28,12 @@ fn record(i: u64) -> ProduceRecord {
 
 fn producer(url: &str) -> Arc<Producer> {
     let cluster = Arc::new(ClusterClient::new(vec![url.to_string()], Duration::from_secs(10)));
-    let config = ProducerConfig { acks: Acks::All, request_timeout_ms: 10_000, delivery_timeout_ms: 60_000, ..ProducerConfig::default() };
+    let config = ProducerConfig {
+        acks: Acks::All,
+        request_timeout_ms: 10_000,
+        delivery_timeout_ms: 60_000,
+        ..ProducerConfig::default()
+    };
     Arc::new(Producer::new(cluster, config).expect("valid settings"))
 }
 
@@ -86,17 +91,29 @@ fn main() {
     let o = parse_options();
     let node = start_node(&[]);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    println!("one application task, acks=all, {VALUE_BYTES}-byte values, {PARTITIONS} partitions, {} s per row", o.seconds);
+    println!(
+        "one application task, acks=all, {VALUE_BYTES}-byte values, {PARTITIONS} partitions, {} s per row",
+        o.seconds
+    );
     println!("{:<36} {:>12} {:>8}", "producer", "records/s", "errors");
     rt.block_on(async {
         let client = faultline_client::Client::new(&node.url);
-        let req = faultline_client::api::CreateTopicRequest { name: "bench".into(), partitions: Some(i64::from(PARTITIONS)), ..Default::default() };
+        let req = faultline_client::api::CreateTopicRequest {
+            name: "bench".into(),
+            partitions: Some(i64::from(PARTITIONS)),
+            ..Default::default()
+        };
         client.create_topic(&req).await.unwrap();
         let (ok, errors, t) = sync_load(&node.url, "bench", o.seconds).await;
         println!("{:<36} {:>12.0} {:>8}", "sync (await each send)", ok as f64 / t.as_secs_f64(), errors);
         for linger in [0, 5, 20] {
             let (ok, errors, t) = async_load(&node.url, "bench", o.seconds, linger).await;
-            println!("{:<36} {:>12.0} {:>8}", format!("async, linger.ms={linger}, batch.size=16384"), ok as f64 / t.as_secs_f64(), errors);
+            println!(
+                "{:<36} {:>12.0} {:>8}",
+                format!("async, linger.ms={linger}, batch.size=16384"),
+                ok as f64 / t.as_secs_f64(),
+                errors
+            );
         }
     });
 }

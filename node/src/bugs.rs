@@ -146,7 +146,10 @@ impl Bugs {
 
     /// Parses a comma list of names.
     pub fn parse_list(list: &str) -> Result<Bugs, String> {
-        list.split(',').map(str::trim).filter(|s| !s.is_empty()).try_fold(Bugs::default(), |acc, s| Ok(acc.with(s.parse()?)))
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .try_fold(Bugs::default(), |acc, s| Ok(acc.with(s.parse()?)))
     }
 }
 
@@ -163,7 +166,11 @@ mod tests {
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let named = text.lines().find_map(|l| l.strip_prefix("bug = ")).expect("a bug = line").trim_matches('"');
             assert_eq!(named.parse::<Bug>(), Ok(b), "{}", path.display());
-            assert!(text.contains("expect = [") && text.contains("[[timeline]]"), "{} lacks expect or timeline", path.display());
+            assert!(
+                text.contains("expect = [") && text.contains("[[timeline]]"),
+                "{} lacks expect or timeline",
+                path.display()
+            );
         }
     }
 

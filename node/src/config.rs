@@ -62,32 +62,127 @@ pub const BROKER_KEYS: &[KeySpec] = &[
     key!("listeners", Kind::Text, Some("http://127.0.0.1:9092"), "http://host:port to bind; port 0 picks one"),
     key!("advertised.listeners", Kind::Text, None, "address given to clients; defaults to the bound listener"),
     key!("log.dirs", Kind::Text, Some("/tmp/faultline-logs"), "the data directory (one)"),
-    key!("num.partitions", Kind::Int { min: 1, max: PARTITIONS_PER_TOPIC_MAX }, Some("1"), "default partitions for a new topic"),
+    key!(
+        "num.partitions",
+        Kind::Int { min: 1, max: PARTITIONS_PER_TOPIC_MAX },
+        Some("1"),
+        "default partitions for a new topic"
+    ),
     key!("default.replication.factor", Kind::Int { min: 1, max: 32767 }, Some("1"), "default replication factor"),
-    key!("min.insync.replicas", Kind::Int { min: 1, max: 32767 }, Some("1"), "acks=all needs this many in-sync replicas"),
-    key!("unclean.leader.election.enable", Kind::Bool, Some("false"), "elect an out-of-sync replica when none is in sync"),
-    key!("log.flush.interval.messages", Kind::Int { min: 1, max: i64::MAX }, Some("9223372036854775807"), "fsync after this many messages"),
+    key!(
+        "min.insync.replicas",
+        Kind::Int { min: 1, max: 32767 },
+        Some("1"),
+        "acks=all needs this many in-sync replicas"
+    ),
+    key!(
+        "unclean.leader.election.enable",
+        Kind::Bool,
+        Some("false"),
+        "elect an out-of-sync replica when none is in sync"
+    ),
+    key!(
+        "log.flush.interval.messages",
+        Kind::Int { min: 1, max: i64::MAX },
+        Some("9223372036854775807"),
+        "fsync after this many messages"
+    ),
     key!("flush.messages", Kind::Int { min: 1, max: i64::MAX }, None, "alias of log.flush.interval.messages"),
     key!("log.flush.interval.ms", Kind::Int { min: 0, max: i64::MAX }, None, "fsync when data is this old"),
     key!("flush.ms", Kind::Int { min: 0, max: i64::MAX }, None, "alias of log.flush.interval.ms"),
-    key!("replica.high.watermark.checkpoint.interval.ms", Kind::Int { min: 100, max: I32_MAX }, Some("5000"), "how often high watermarks are checkpointed"),
-    key!("log.flush.offset.checkpoint.interval.ms", Kind::Int { min: 100, max: I32_MAX }, Some("60000"), "how often the recovery point is checkpointed"),
+    key!(
+        "replica.high.watermark.checkpoint.interval.ms",
+        Kind::Int { min: 100, max: I32_MAX },
+        Some("5000"),
+        "how often high watermarks are checkpointed"
+    ),
+    key!(
+        "log.flush.offset.checkpoint.interval.ms",
+        Kind::Int { min: 100, max: I32_MAX },
+        Some("60000"),
+        "how often the recovery point is checkpointed"
+    ),
     key!("log.segment.bytes", Kind::Int { min: 128, max: I32_MAX }, Some("1073741824"), "roll segments at this size"),
-    key!("log.index.interval.bytes", Kind::Int { min: 0, max: I32_MAX }, Some("4096"), "bytes between sparse index entries"),
+    key!(
+        "log.index.interval.bytes",
+        Kind::Int { min: 0, max: I32_MAX },
+        Some("4096"),
+        "bytes between sparse index entries"
+    ),
     key!("message.max.bytes", Kind::Int { min: 64, max: I32_MAX }, Some("1048588"), "largest batch accepted"),
-    key!("socket.request.max.bytes", Kind::Int { min: 1024, max: I32_MAX }, Some("104857600"), "largest HTTP request body accepted"),
-    key!("offsets.topic.num.partitions", Kind::Int { min: 1, max: PARTITIONS_PER_TOPIC_MAX }, Some("50"), "partitions of __consumer_offsets"),
-    key!("offsets.topic.replication.factor", Kind::Int { min: 1, max: 32767 }, Some("3"), "replication of __consumer_offsets, capped at the broker count"),
-    key!("controller.quorum.voters", Kind::Text, None, "id@host:port,... of the controller voters; default: this node alone"),
-    key!("controller.quorum.election.timeout.ms", Kind::Int { min: 50, max: 600_000 }, Some("1000"), "Raft election timeout (randomised up to twice this)"),
-    key!("broker.heartbeat.interval.ms", Kind::Int { min: 10, max: 600_000 }, Some("2000"), "how often a broker heartbeats to the active controller"),
-    key!("broker.session.timeout.ms", Kind::Int { min: 50, max: 3_600_000 }, Some("9000"), "a broker without a heartbeat for this long is fenced"),
-    key!("replica.lag.time.max.ms", Kind::Int { min: 10, max: 3_600_000 }, Some("30000"), "a follower not caught up for this long leaves the ISR"),
-    key!("replica.fetch.wait.max.ms", Kind::Int { min: 0, max: 60_000 }, Some("500"), "long-poll time of follower fetches"),
-    key!("replica.fetch.max.bytes", Kind::Int { min: 0, max: 1_048_576 }, Some("1048576"), "bytes a follower asks per partition and fetch; at least one batch is always returned"),
+    key!(
+        "socket.request.max.bytes",
+        Kind::Int { min: 1024, max: I32_MAX },
+        Some("104857600"),
+        "largest HTTP request body accepted"
+    ),
+    key!(
+        "offsets.topic.num.partitions",
+        Kind::Int { min: 1, max: PARTITIONS_PER_TOPIC_MAX },
+        Some("50"),
+        "partitions of __consumer_offsets"
+    ),
+    key!(
+        "offsets.topic.replication.factor",
+        Kind::Int { min: 1, max: 32767 },
+        Some("3"),
+        "replication of __consumer_offsets, capped at the broker count"
+    ),
+    key!(
+        "controller.quorum.voters",
+        Kind::Text,
+        None,
+        "id@host:port,... of the controller voters; default: this node alone"
+    ),
+    key!(
+        "controller.quorum.election.timeout.ms",
+        Kind::Int { min: 50, max: 600_000 },
+        Some("1000"),
+        "Raft election timeout (randomised up to twice this)"
+    ),
+    key!(
+        "broker.heartbeat.interval.ms",
+        Kind::Int { min: 10, max: 600_000 },
+        Some("2000"),
+        "how often a broker heartbeats to the active controller"
+    ),
+    key!(
+        "broker.session.timeout.ms",
+        Kind::Int { min: 50, max: 3_600_000 },
+        Some("9000"),
+        "a broker without a heartbeat for this long is fenced"
+    ),
+    key!(
+        "replica.lag.time.max.ms",
+        Kind::Int { min: 10, max: 3_600_000 },
+        Some("30000"),
+        "a follower not caught up for this long leaves the ISR"
+    ),
+    key!(
+        "replica.fetch.wait.max.ms",
+        Kind::Int { min: 0, max: 60_000 },
+        Some("500"),
+        "long-poll time of follower fetches"
+    ),
+    key!(
+        "replica.fetch.max.bytes",
+        Kind::Int { min: 0, max: 1_048_576 },
+        Some("1048576"),
+        "bytes a follower asks per partition and fetch; at least one batch is always returned"
+    ),
     key!("faultline.bugs", Kind::Text, None, "comma list of bug switches to turn on (see bugs.rs); off by default"),
-    key!("faultline.admin.hooks", Kind::Bool, Some("false"), "enable admin hooks (pause fetchers) that bug recipes drive"),
-    key!("faultline.acks0.queue.batches", Kind::Int { min: 1, max: 1_000_000 }, Some("1024"), "bound on acks=0 batches queued but not yet appended"),
+    key!(
+        "faultline.admin.hooks",
+        Kind::Bool,
+        Some("false"),
+        "enable admin hooks (pause fetchers) that bug recipes drive"
+    ),
+    key!(
+        "faultline.acks0.queue.batches",
+        Kind::Int { min: 1, max: 1_000_000 },
+        Some("1024"),
+        "bound on acks=0 batches queued but not yet appended"
+    ),
 ];
 
 /// Every topic-level key, with the broker key that supplies its default.
@@ -121,7 +216,8 @@ pub fn parse_properties(file: &str, text: &str) -> Result<Vec<(String, String)>,
 
 /// Checks `value` against `spec`, returning it normalised.
 pub fn check_value(spec: &KeySpec, value: &str) -> Result<String, ConfigError> {
-    let bad = |expected: String| ConfigError::BadValue { key: spec.name.to_string(), value: value.to_string(), expected };
+    let bad =
+        |expected: String| ConfigError::BadValue { key: spec.name.to_string(), value: value.to_string(), expected };
     match spec.kind {
         Kind::Int { min, max } => match value.parse::<i64>() {
             Ok(n) if (min..=max).contains(&n) => Ok(n.to_string()),
@@ -147,10 +243,13 @@ impl Settings {
     pub fn broker(pairs: impl IntoIterator<Item = (String, String)>) -> Result<Settings, ConfigError> {
         let mut values = BTreeMap::new();
         for (key, value) in pairs {
-            let spec = BROKER_KEYS.iter().find(|s| s.name == key).ok_or(ConfigError::UnknownKey { key: key.clone() })?;
+            let spec =
+                BROKER_KEYS.iter().find(|s| s.name == key).ok_or(ConfigError::UnknownKey { key: key.clone() })?;
             values.insert(key, check_value(spec, &value)?);
         }
-        for (alias, canonical) in [("flush.messages", "log.flush.interval.messages"), ("flush.ms", "log.flush.interval.ms")] {
+        for (alias, canonical) in
+            [("flush.messages", "log.flush.interval.messages"), ("flush.ms", "log.flush.interval.ms")]
+        {
             if let Some(v) = values.remove(alias) {
                 if values.contains_key(canonical) {
                     return Err(ConfigError::Conflict { a: alias.into(), b: canonical.into() });
@@ -265,7 +364,11 @@ impl BrokerConfig {
     pub fn from_settings(settings: Settings) -> Result<BrokerConfig, ConfigError> {
         let dirs = settings.require("log.dirs")?;
         if dirs.contains(',') || dirs.is_empty() {
-            return Err(ConfigError::BadValue { key: "log.dirs".into(), value: dirs.into(), expected: "exactly one directory".into() });
+            return Err(ConfigError::BadValue {
+                key: "log.dirs".into(),
+                value: dirs.into(),
+                expected: "exactly one directory".into(),
+            });
         }
         Ok(BrokerConfig {
             node_id: settings.int("node.id")? as i32,
@@ -291,8 +394,11 @@ impl BrokerConfig {
             replica_fetch_wait_max_ms: settings.int("replica.fetch.wait.max.ms")? as u64,
             replica_fetch_max_bytes: settings.int("replica.fetch.max.bytes")? as usize,
             bugs: match settings.get("faultline.bugs") {
-                Some(list) => Bugs::parse_list(list)
-                    .map_err(|e| ConfigError::BadValue { key: "faultline.bugs".into(), value: list.into(), expected: e })?,
+                Some(list) => Bugs::parse_list(list).map_err(|e| ConfigError::BadValue {
+                    key: "faultline.bugs".into(),
+                    value: list.into(),
+                    expected: e,
+                })?,
                 None => Bugs::default(),
             },
             admin_hooks: settings.get("faultline.admin.hooks") == Some("true"),
@@ -324,7 +430,10 @@ impl BrokerConfig {
     pub fn topic_config(&self, overrides: &BTreeMap<String, String>) -> TopicConfig {
         let get = |topic_key: &str| -> Option<i64> {
             let broker_key = TOPIC_KEYS.iter().find(|(s, _)| s.name == topic_key).map(|(_, b)| *b).expect("known key");
-            overrides.get(topic_key).map(|v| v.parse().expect("validated")).or_else(|| self.settings.opt_int(broker_key))
+            overrides
+                .get(topic_key)
+                .map(|v| v.parse().expect("validated"))
+                .or_else(|| self.settings.opt_int(broker_key))
         };
         let unclean = match overrides.get("unclean.leader.election.enable") {
             Some(v) => v == "true",
@@ -351,7 +460,8 @@ impl BrokerConfig {
 pub fn validate_topic_overrides(raw: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut out = BTreeMap::new();
     for (key, value) in raw {
-        let (spec, _) = TOPIC_KEYS.iter().find(|(s, _)| s.name == key).ok_or(ConfigError::UnknownKey { key: key.clone() })?;
+        let (spec, _) =
+            TOPIC_KEYS.iter().find(|(s, _)| s.name == key).ok_or(ConfigError::UnknownKey { key: key.clone() })?;
         out.insert(key.clone(), check_value(spec, value)?);
     }
     Ok(out)
@@ -367,18 +477,24 @@ mod tests {
 
     #[test]
     fn kafka_style_properties_parse_with_defaults() {
-        let c = load("# comment\nnode.id=3\nlisteners = http://127.0.0.1:0\nlog.dirs: /tmp/x\n\n! also a comment\n").unwrap();
+        let c = load("# comment\nnode.id=3\nlisteners = http://127.0.0.1:0\nlog.dirs: /tmp/x\n\n! also a comment\n")
+            .unwrap();
         assert_eq!((c.node_id, c.listener.port(), c.num_partitions), (3, 0, 1));
         assert_eq!(c.topic_config(&BTreeMap::new()).log.flush_messages, i64::MAX as u64);
     }
 
     #[test]
     fn unknown_keys_bad_values_and_missing_keys_are_named() {
-        assert_eq!(load("node.id=1\nlog.retention.foo=1").unwrap_err(), ConfigError::UnknownKey { key: "log.retention.foo".into() });
+        assert_eq!(
+            load("node.id=1\nlog.retention.foo=1").unwrap_err(),
+            ConfigError::UnknownKey { key: "log.retention.foo".into() }
+        );
         let err = load("node.id=1\nlog.segment.bytes=12").unwrap_err().to_string();
         assert!(err.contains("log.segment.bytes") && err.contains("128..="), "{err}");
         assert_eq!(load("listeners=http://127.0.0.1:1").unwrap_err(), ConfigError::Missing { key: "node.id".into() });
-        assert!(load("node.id=1\nunclean.leader.election.enable=yes").unwrap_err().to_string().contains("true or false"));
+        assert!(
+            load("node.id=1\nunclean.leader.election.enable=yes").unwrap_err().to_string().contains("true or false")
+        );
         assert!(matches!(load("node.id=1\nthis line has no separator"), Err(ConfigError::Syntax { line: 2, .. })));
         assert!(matches!(load("node.id=1\nlisteners=127.0.0.1:9"), Err(ConfigError::BadValue { .. })));
     }
@@ -397,7 +513,10 @@ mod tests {
     fn flush_aliases_map_to_the_broker_key_and_conflicts_are_refused() {
         let c = load("node.id=1\nflush.messages=1").unwrap();
         assert_eq!(c.topic_config(&BTreeMap::new()).log.flush_messages, 1);
-        assert!(matches!(load("node.id=1\nflush.messages=1\nlog.flush.interval.messages=2"), Err(ConfigError::Conflict { .. })));
+        assert!(matches!(
+            load("node.id=1\nflush.messages=1\nlog.flush.interval.messages=2"),
+            Err(ConfigError::Conflict { .. })
+        ));
     }
 
     #[test]

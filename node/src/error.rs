@@ -27,7 +27,10 @@ impl ApiError {
     }
 
     pub fn unknown_partition(topic: &str, partition: impl std::fmt::Display) -> ApiError {
-        ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("this server does not host topic-partition {topic}/{partition}"))
+        ApiError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("this server does not host topic-partition {topic}/{partition}"),
+        )
     }
 }
 
@@ -37,15 +40,23 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         UnknownTopicOrPartition => StatusCode::NOT_FOUND,
         TopicAlreadyExists => StatusCode::CONFLICT,
-        InvalidTopicException | InvalidPartitions | InvalidReplicationFactor | InvalidRequiredAcks | InvalidConfig
-        | InvalidRequest | InvalidGroupId | Unrecognized => StatusCode::BAD_REQUEST,
+        InvalidTopicException
+        | InvalidPartitions
+        | InvalidReplicationFactor
+        | InvalidRequiredAcks
+        | InvalidConfig
+        | InvalidRequest
+        | InvalidGroupId
+        | Unrecognized => StatusCode::BAD_REQUEST,
         MessageTooLarge | RecordListTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
         RequestTimedOut => StatusCode::GATEWAY_TIMEOUT,
         NotLeaderOrFollower | NotCoordinator => StatusCode::MISDIRECTED_REQUEST,
-        FencedLeaderEpoch | UnknownLeaderEpoch | InvalidProducerEpoch | OutOfOrderSequenceNumber | UnknownProducerId => {
-            StatusCode::CONFLICT
-        }
+        FencedLeaderEpoch
+        | UnknownLeaderEpoch
+        | InvalidProducerEpoch
+        | OutOfOrderSequenceNumber
+        | UnknownProducerId => StatusCode::CONFLICT,
         NotEnoughReplicas | NotEnoughReplicasAfterAppend | KafkaStorageError | CoordinatorNotAvailable => {
             StatusCode::SERVICE_UNAVAILABLE
         }

@@ -81,7 +81,9 @@ fn validate_group(group: &str) -> Result<(), ApiError> {
 fn load(p: &Partition) -> Result<HashMap<String, GroupOffsets>, ApiError> {
     let mut groups: HashMap<String, GroupOffsets> = HashMap::new();
     let (mut from, end) = p.with_state(|st| (st.log.log_start_offset(), st.log.log_end_offset()));
-    let storage = |e: String| ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("loading {OFFSETS_TOPIC}/{}: {e}", p.index));
+    let storage = |e: String| {
+        ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("loading {OFFSETS_TOPIC}/{}: {e}", p.index))
+    };
     // Bounded: every round advances `from` by at least one record.
     while from < end {
         let batches = p.with_state(|st| st.log.read(from, end, 1 << 20)).map_err(|e| storage(e.to_string()))?;
@@ -89,8 +91,10 @@ fn load(p: &Partition) -> Result<HashMap<String, GroupOffsets>, ApiError> {
         let Some(last) = records.last() else { break };
         from = last.offset + 1;
         for r in records {
-            let c: StoredCommit = serde_json::from_str(&r.value).map_err(|e| storage(format!("offset {}: {e}", r.offset)))?;
-            let entry = OffsetCommit { topic: c.topic.clone(), partition: c.partition, offset: c.offset, metadata: c.metadata };
+            let c: StoredCommit =
+                serde_json::from_str(&r.value).map_err(|e| storage(format!("offset {}: {e}", r.offset)))?;
+            let entry =
+                OffsetCommit { topic: c.topic.clone(), partition: c.partition, offset: c.offset, metadata: c.metadata };
             groups.entry(c.group).or_default().insert((c.topic, c.partition), entry);
         }
     }
@@ -98,7 +102,12 @@ fn load(p: &Partition) -> Result<HashMap<String, GroupOffsets>, ApiError> {
 }
 
 impl Groups {
-    pub async fn commit(&self, broker: &Broker, group: &str, req: &OffsetCommitRequest) -> Result<OffsetCommitResponse, ApiError> {
+    pub async fn commit(
+        &self,
+        broker: &Broker,
+        group: &str,
+        req: &OffsetCommitRequest,
+    ) -> Result<OffsetCommitResponse, ApiError> {
         validate_group(group)?;
         if req.offsets.is_empty() || req.offsets.len() > COMMIT_ENTRIES_MAX {
             return Err(ApiError::invalid(format!("offsets must hold 1 to {COMMIT_ENTRIES_MAX} entries")));
@@ -112,7 +121,9 @@ impl Groups {
                 return Err(ApiError::invalid(format!("offsets[{i}].offset must be ≥ 0, got {}", c.offset)));
             }
             if c.metadata.as_ref().is_some_and(|m| m.len() > COMMIT_METADATA_LEN_MAX) {
-                return Err(ApiError::invalid(format!("offsets[{i}].metadata is longer than {COMMIT_METADATA_LEN_MAX} bytes")));
+                return Err(ApiError::invalid(format!(
+                    "offsets[{i}].metadata is longer than {COMMIT_METADATA_LEN_MAX} bytes"
+                )));
             }
         }
         let partition = self.coordinator(broker, group).await?;
@@ -120,13 +131,24 @@ impl Groups {
             .offsets
             .iter()
             .map(|c| {
-                let stored = StoredCommit { group: group.into(), topic: c.topic.clone(), partition: c.partition, offset: c.offset, metadata: c.metadata.clone() };
+                let stored = StoredCommit {
+                    group: group.into(),
+                    topic: c.topic.clone(),
+                    partition: c.partition,
+                    offset: c.offset,
+                    metadata: c.metadata.clone(),
+                };
                 serde_json::to_string(&stored).expect("a commit serializes")
             })
             .collect();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        let records: Vec<NewRecord<'_>> =
-            values.iter().map(|v| NewRecord { key: Some(group.as_bytes()), value: v.as_bytes(), timestamp_ms: now }).collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let records: Vec<NewRecord<'_>> = values
+            .iter()
+            .map(|v| NewRecord { key: Some(group.as_bytes()), value: v.as_bytes(), timestamp_ms: now })
+            .collect();
         let mut encoded = batch::encode(&records, ProducerFields::NONE);
         let (info, epoch) = {
             let mut caches = self.caches.lock().unwrap();
@@ -144,7 +166,10 @@ impl Groups {
             .await
             .map_err(as_coordinator_error)?;
         if !committed {
-            return Err(ApiError::new(ErrorCode::RequestTimedOut, "the offset commit was not replicated in time; it may or may not have taken effect"));
+            return Err(ApiError::new(
+                ErrorCode::RequestTimedOut,
+                "the offset commit was not replicated in time; it may or may not have taken effect",
+            ));
         }
         Ok(OffsetCommitResponse { committed: req.offsets.len() })
     }
@@ -163,7 +188,10 @@ impl Groups {
 
     /// The cache of `p`, reloaded from its log when `p`'s leader epoch
     /// changed since it was loaded (a new coordinator takes over).
-    fn loaded<'a>(caches: &'a mut HashMap<u32, PartitionCache>, p: &Partition) -> Result<&'a mut PartitionCache, ApiError> {
+    fn loaded<'a>(
+        caches: &'a mut HashMap<u32, PartitionCache>,
+        p: &Partition,
+    ) -> Result<&'a mut PartitionCache, ApiError> {
         let epoch = p.view().leader_epoch;
         if caches.get(&p.index).is_none_or(|c| c.epoch != epoch) {
             let groups = load(p)?;
@@ -186,7 +214,12 @@ impl Groups {
             match broker.create_topic_unchecked(&req).await {
                 Ok(_) => {}
                 Err(e) if e.code == ErrorCode::TopicAlreadyExists => {}
-                Err(e) => return Err(ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("creating {OFFSETS_TOPIC}: {}", e.message))),
+                Err(e) => {
+                    return Err(ApiError::new(
+                        ErrorCode::CoordinatorNotAvailable,
+                        format!("creating {OFFSETS_TOPIC}: {}", e.message),
+                    ));
+                }
             }
         }
         let n = broker.image().topics.get(OFFSETS_TOPIC).map_or(1, |t| t.partitions.len());
@@ -198,7 +231,9 @@ impl Groups {
             let leads = broker.partition(OFFSETS_TOPIC, index).map(|p| (p.view().is_leader, p));
             match leads {
                 Ok((true, p)) => return Ok(p),
-                Err(e) if e.leader_id.is_some_and(|l| l != broker.config.node_id) => return Err(as_coordinator_error(e)),
+                Err(e) if e.leader_id.is_some_and(|l| l != broker.config.node_id) => {
+                    return Err(as_coordinator_error(e));
+                }
                 Ok((false, p)) if p.with_state(|st| matches!(st.role, Role::Follower { .. })) => {
                     return Err(as_coordinator_error(p.with_state(|st| match &st.role {
                         Role::Follower { leader, leader_address, .. } => {
@@ -211,7 +246,12 @@ impl Groups {
                     })));
                 }
                 _ if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
-                _ => return Err(ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("{OFFSETS_TOPIC}/{index} has no leader on this node yet"))),
+                _ => {
+                    return Err(ApiError::new(
+                        ErrorCode::CoordinatorNotAvailable,
+                        format!("{OFFSETS_TOPIC}/{index} has no leader on this node yet"),
+                    ));
+                }
             }
         }
     }
@@ -221,7 +261,11 @@ impl Groups {
 /// partition is `NOT_COORDINATOR`, with the coordinator's address.
 fn as_coordinator_error(e: ApiError) -> ApiError {
     if matches!(e.code, ErrorCode::NotLeaderOrFollower | ErrorCode::NotCoordinator) {
-        ApiError { code: ErrorCode::NotCoordinator, message: format!("this node is not the group's coordinator; {}", e.message), ..e }
+        ApiError {
+            code: ErrorCode::NotCoordinator,
+            message: format!("this node is not the group's coordinator; {}", e.message),
+            ..e
+        }
     } else {
         e
     }

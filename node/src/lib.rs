@@ -10,9 +10,9 @@
 
 pub mod broker;
 pub mod bugs;
-pub mod error;
 pub mod config;
 pub mod controller;
+pub mod error;
 pub mod fsutil;
 pub mod groups;
 pub mod http;

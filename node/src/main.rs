@@ -33,7 +33,9 @@ enum LogFormat {
 fn main() -> ExitCode {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match args.log_format {
         LogFormat::Text => builder.init(),
@@ -42,7 +44,9 @@ fn main() -> ExitCode {
     let mut overrides = args.overrides.clone();
     if !args.bugs.is_empty() {
         // `--bug` adds to any `faultline.bugs` from the file or overrides.
-        let from_file = BrokerConfig::load(args.config.as_deref(), &args.overrides).ok().and_then(|c| c.settings.get("faultline.bugs").map(str::to_string));
+        let from_file = BrokerConfig::load(args.config.as_deref(), &args.overrides)
+            .ok()
+            .and_then(|c| c.settings.get("faultline.bugs").map(str::to_string));
         let mut all: Vec<String> = from_file.into_iter().collect();
         all.extend(args.bugs.iter().cloned());
         overrides.push(format!("faultline.bugs={}", all.join(",")));

@@ -16,13 +16,13 @@ use tokio::sync::{mpsc, watch};
 use std::collections::BTreeMap;
 
 use crate::broker::{Acks0Batch, Broker};
-use crate::controller::{Controller, ControllerConfig};
-use crate::controller::metadata::Command;
-use crate::replica::manager::ReplicaManager;
 use crate::config::BrokerConfig;
+use crate::controller::metadata::Command;
+use crate::controller::{Controller, ControllerConfig};
 use crate::groups::Groups;
 use crate::http::{AppState, Metrics, router};
 use crate::log::checkpoint;
+use crate::replica::manager::ReplicaManager;
 
 /// How often partitions are checked for `flush.ms`.
 const FLUSH_CHECK_INTERVAL_MS: u64 = 50;
@@ -35,11 +35,16 @@ const REGISTER_TIMEOUT_MS: u64 = 300_000;
 /// Runs the node until SIGTERM or SIGINT.
 pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let listener_addr = config.listener;
-    let checkpoint_interval = Duration::from_millis(config.recovery_checkpoint_interval_ms.min(config.hw_checkpoint_interval_ms));
+    let checkpoint_interval =
+        Duration::from_millis(config.recovery_checkpoint_interval_ms.min(config.hw_checkpoint_interval_ms));
     let broker = Arc::new(
-        tokio::task::spawn_blocking(move || Broker::open(config)).await.context("start-up task panicked")?.context("opening the data directory")?,
+        tokio::task::spawn_blocking(move || Broker::open(config))
+            .await
+            .context("start-up task panicked")?
+            .context("opening the data directory")?,
     );
-    let listener = tokio::net::TcpListener::bind(listener_addr).await.with_context(|| format!("binding {listener_addr}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(listener_addr).await.with_context(|| format!("binding {listener_addr}"))?;
     let bound = listener.local_addr()?;
     let advertised = broker.config.advertised.clone().unwrap_or_else(|| format!("http://{bound}"));
     let c = &broker.config;
@@ -104,11 +109,14 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
 /// Registers this broker (a new broker epoch) and declares its bug
 /// switches. A node whose quorum never forms cannot serve: it exits loudly.
 async fn register(controller: Arc<Controller>, broker: Arc<Broker>, address: String) {
-    let registered = tokio::time::timeout(Duration::from_millis(REGISTER_TIMEOUT_MS), controller.register_broker(address)).await;
+    let registered =
+        tokio::time::timeout(Duration::from_millis(REGISTER_TIMEOUT_MS), controller.register_broker(address)).await;
     match registered {
         Ok(Ok(epoch)) => tracing::info!(broker_epoch = epoch, "registered with the controller"),
         Ok(Err(e)) => fatal(&format!("registering with the controller failed: {e}")),
-        Err(_) => fatal(&format!("no controller quorum within {REGISTER_TIMEOUT_MS} ms; check controller.quorum.voters")),
+        Err(_) => {
+            fatal(&format!("no controller quorum within {REGISTER_TIMEOUT_MS} ms; check controller.quorum.voters"))
+        }
     }
     let bugs: Vec<String> = broker.config.bugs.active().iter().map(|b| b.name().to_string()).collect();
     if !bugs.is_empty()

@@ -11,7 +11,7 @@
 //! - A jump from `a` to `b` is a skip only if some poll or ack showed an
 //!   offset strictly between them: offsets need not be dense.
 
-use crate::history::{History, Kind, Obs, NONE};
+use crate::history::{History, Kind, NONE, Obs};
 use crate::op::OpType;
 
 /// Where a consumer moved wrongly.
@@ -47,7 +47,13 @@ pub(crate) fn walk(h: &History, mut on_move: impl FnMut(Move)) {
                     *slot = (r.partition, r.offset, i);
                     let backwards = r.offset <= from.0;
                     if backwards || exists_between(h, r.partition, from.0, r.offset) {
-                        on_move(Move { process: e.process, partition: r.partition, from, to: (r.offset, i), backwards });
+                        on_move(Move {
+                            process: e.process,
+                            partition: r.partition,
+                            from,
+                            to: (r.offset, i),
+                            backwards,
+                        });
                     }
                 }
             }

@@ -29,7 +29,7 @@ use petgraph::visit::EdgeRef;
 use serde_json::json;
 
 use crate::anomaly::{Anomaly, AnomalyKind};
-use crate::history::{History, Kind, NONE, NO_OFFSET};
+use crate::history::{History, Kind, NO_OFFSET, NONE};
 use crate::op::OpType;
 use crate::util::{FxHashMap, FxHashSet};
 
@@ -73,11 +73,7 @@ pub struct CycleReport {
 /// Per key: its single offset, or `None` when unseen or duplicated.
 fn node_offsets(h: &History) -> Vec<Option<u64>> {
     let ix = &h.index;
-    ix.key_offset
-        .iter()
-        .zip(&ix.multi_offset)
-        .map(|(&o, &multi)| (o != NO_OFFSET && !multi).then_some(o))
-        .collect()
+    ix.key_offset.iter().zip(&ix.multi_offset).map(|(&o, &multi)| (o != NO_OFFSET && !multi).then_some(o)).collect()
 }
 
 fn op_order_edges(h: &History, off: &[Option<u64>], out: &mut Vec<BackEdge>) {
@@ -271,7 +267,14 @@ fn bfs_path(
     None
 }
 
-fn render(h: &History, p: u32, off: &[Option<u64>], g: &DiGraph<u32, Why>, cyc: &[(NodeIndex, Why)], scc_values: usize) -> Cycle {
+fn render(
+    h: &History,
+    p: u32,
+    off: &[Option<u64>],
+    g: &DiGraph<u32, Why>,
+    cyc: &[(NodeIndex, Why)],
+    scc_values: usize,
+) -> Cycle {
     let realtime = cyc.iter().any(|(_, w)| matches!(w, Why::Realtime { .. }));
     let kind = if realtime { AnomalyKind::RealtimeCycle } else { AnomalyKind::OrderCycle };
     let pname = &h.partitions[p as usize];
@@ -285,7 +288,9 @@ fn render(h: &History, p: u32, off: &[Option<u64>], g: &DiGraph<u32, Why>, cyc: 
         let at = |k: u32| format!("{}@{}", h.keys[k as usize].value, off[k as usize].unwrap_or_default());
         let (edge, said) = match why {
             Why::OffsetOrder => (json!({"kind": "offset-order"}), "lower offset".to_owned()),
-            Why::OpOrder { op } => (json!({"kind": "op-order", "op": h.op_json(op)}), format!("listed first by op {op}")),
+            Why::OpOrder { op } => {
+                (json!({"kind": "op-order", "op": h.op_json(op)}), format!("listed first by op {op}"))
+            }
             Why::Realtime { ack, invoke } => (
                 json!({"kind": "realtime", "ack": h.op_json(ack), "invoke": h.op_json(invoke)}),
                 format!("acked by op {ack} before op {invoke} sent {}", h.keys[next as usize].value),

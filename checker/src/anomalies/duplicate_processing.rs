@@ -69,12 +69,10 @@ fn witness(h: &History, sink: &Sink, group: &[u32]) -> Anomaly {
         rows.iter().take(ROWS_PER_WITNESS_MAX).map(|r| format!("slot {} offset {}", r.slot, r.offset)).collect();
     let by = match writers.as_slice() {
         [] => String::new(),
-        ws => format!(
-            "; processed ok by {}",
-            ws.iter().map(|&w| h.op_text(w)).collect::<Vec<_>>().join(", ")
-        ),
+        ws => format!("; processed ok by {}", ws.iter().map(|&w| h.op_text(w)).collect::<Vec<_>>().join(", ")),
     };
-    let log_dup = if offsets.len() > 1 { format!(" (the log holds it at {} offsets)", offsets.len()) } else { String::new() };
+    let log_dup =
+        if offsets.len() > 1 { format!(" (the log holds it at {} offsets)", offsets.len()) } else { String::new() };
     Anomaly {
         kind: AnomalyKind::DuplicateProcessing,
         partition: Some(pname.to_owned()),

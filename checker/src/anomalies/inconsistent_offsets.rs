@@ -48,7 +48,12 @@ fn witness(h: &History, group: &[Obs]) -> Anomaly {
     Anomaly {
         kind: AnomalyKind::InconsistentOffsets,
         partition: Some(pname.clone()),
-        explanation: format!("offset {} of {pname} holds {} values: {}", group[0].offset, per_value.len(), listed.join(", ")),
+        explanation: format!(
+            "offset {} of {pname} holds {} values: {}",
+            group[0].offset,
+            per_value.len(),
+            listed.join(", ")
+        ),
         witness: json!({"offset": group[0].offset, "value_count": per_value.len(), "values": values}),
     }
 }

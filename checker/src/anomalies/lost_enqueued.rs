@@ -155,6 +155,10 @@ mod tests {
     fn other_modes_are_not_checked() {
         let f = findings_with(HISTORY, "producer_mode=callback", None);
         assert_eq!(f.count(AnomalyKind::LostEnqueued), 0);
-        assert!(f.not_checked.iter().any(|n| n.starts_with("lost-enqueued: producer_mode=callback")), "{:?}", f.not_checked);
+        assert!(
+            f.not_checked.iter().any(|n| n.starts_with("lost-enqueued: producer_mode=callback")),
+            "{:?}",
+            f.not_checked
+        );
     }
 }

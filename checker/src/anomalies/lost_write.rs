@@ -19,7 +19,7 @@
 use serde_json::json;
 
 use crate::anomaly::{Anomaly, AnomalyKind, Findings};
-use crate::history::{History, Kind, NONE, NO_OFFSET};
+use crate::history::{History, Kind, NO_OFFSET, NONE};
 use crate::op::OpType;
 use crate::util::FxHashMap;
 
@@ -108,7 +108,9 @@ fn witness(h: &History, k: u32, sibling: Option<u32>, why: &Loss) -> Anomaly {
             h.op_text(key.sender),
             h.keys[s as usize].value
         ),
-        (false, None) => format!("sent by {} with an unknown outcome, was committed (a consumer read it)", h.op_text(key.sender)),
+        (false, None) => {
+            format!("sent by {} with an unknown outcome, was committed (a consumer read it)", h.op_text(key.sender))
+        }
     };
     let (proof, proof_json) = match *why {
         Loss::Drain { drain } => (

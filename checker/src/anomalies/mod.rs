@@ -20,11 +20,11 @@ pub mod realtime_cycle;
 pub mod replica_divergence;
 pub mod unseen;
 
+use crate::Inputs;
 use crate::anomaly::Findings;
 use crate::guarantees::{Guarantees, SinkMode};
 use crate::history::History;
 use crate::sink::Sink;
-use crate::Inputs;
 
 /// Runs every analysis that the guarantees and inputs allow; the others are
 /// listed in [`Findings::not_checked`] with the reason (no `replicas.json`:

@@ -57,7 +57,11 @@ fn witness(h: &History, prev: Last, now: Last) -> Anomaly {
             "value {} sent to {pname} got offset {} {where_}{}",
             k.value,
             now.offset,
-            if prev.op == now.op { format!(", after value {} at offset {}", pk.value, prev.offset) } else { String::new() }
+            if prev.op == now.op {
+                format!(", after value {} at offset {}", pk.value, prev.offset)
+            } else {
+                String::new()
+            }
         ),
         witness: json!({
             "previous": {"value": pk.value, "offset": prev.offset, "op": h.op_json(prev.op)},
@@ -79,7 +83,10 @@ mod tests {
         let f = injected(AnomalyKind::NonmonotonicSend, 3);
         assert_eq!(f.count(AnomalyKind::NonmonotonicSend), 3);
         for k in f.kinds.keys() {
-            assert!(*k == AnomalyKind::NonmonotonicSend || implied_by(AnomalyKind::NonmonotonicSend).contains(k), "{k}");
+            assert!(
+                *k == AnomalyKind::NonmonotonicSend || implied_by(AnomalyKind::NonmonotonicSend).contains(k),
+                "{k}"
+            );
         }
     }
 

@@ -24,7 +24,9 @@ fn witness(h: &History, m: Move) -> Anomaly {
     let skipped_obs = consumer::between(h, m.partition, m.from.0, m.to.0);
     let mut skipped = Vec::new();
     for g in skipped_obs.chunk_by(|a, b| a.offset == b.offset).take(SKIPPED_PER_WITNESS_MAX) {
-        skipped.push(json!({"offset": g[0].offset, "value": h.keys[g[0].key as usize].value, "seen_by": h.op_json(g[0].op)}));
+        skipped.push(
+            json!({"offset": g[0].offset, "value": h.keys[g[0].key as usize].value, "seen_by": h.op_json(g[0].op)}),
+        );
     }
     let first = &skipped_obs[0];
     Anomaly {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::lost_write;
 use crate::anomaly::{Anomaly, AnomalyKind, Findings};
-use crate::history::{History, NONE, NO_OFFSET};
+use crate::history::{History, NO_OFFSET, NONE};
 
 pub fn check(h: &History, out: &mut Findings) {
     let ix = &h.index;

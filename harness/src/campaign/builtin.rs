@@ -81,7 +81,8 @@ mod tests {
             let embedded = builtin(b);
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(b.repo_path());
             let text = std::fs::read_to_string(&path).unwrap();
-            let from_disk = load(&text, &Source::File(&path), &Overrides::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let from_disk = load(&text, &Source::File(&path), &Overrides::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(embedded.cells.len(), from_disk.cells.len());
             for (a, d) in embedded.cells.iter().zip(&from_disk.cells) {
                 assert_eq!(a.flags, d.flags, "{}", a.name);
@@ -97,9 +98,13 @@ mod tests {
         let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/campaigns.md"));
         let start = doc.find("```toml\n").expect("a TOML example") + "```toml\n".len();
         let example = &doc[start..start + doc[start..].find("```").unwrap()];
-        let c = load(example, &Source::Builtin(SEED_CLAIMS_FILES), &Overrides::default()).unwrap_or_else(|e| panic!("docs/campaigns.md example: {e}"));
+        let c = load(example, &Source::Builtin(SEED_CLAIMS_FILES), &Overrides::default())
+            .unwrap_or_else(|e| panic!("docs/campaigns.md example: {e}"));
         let names: Vec<&str> = c.cells.iter().map(|x| x.name.as_str()).collect();
-        assert_eq!(names, ["acks1-zombie", "acks-all", "two-down", "kills-min-insync-replicas-1", "kills-min-insync-replicas-2"]);
+        assert_eq!(
+            names,
+            ["acks1-zombie", "acks-all", "two-down", "kills-min-insync-replicas-1", "kills-min-insync-replicas-2"]
+        );
     }
 
     /// Every claim of issue 9 has a cell, the headline subset is small
@@ -113,7 +118,13 @@ mod tests {
         }
         assert!(c.cells.iter().all(|x| x.about.is_some()), "every cell says what it is about");
         let headline: Vec<&_> = c.cells.iter().filter(|x| x.headline).collect();
-        let budget_s: f64 = headline.iter().map(|x| x.settings.get("time-limit").and_then(|v| v.as_float().or(v.as_integer().map(|i| i as f64))).unwrap() + 15.0).sum();
+        let budget_s: f64 = headline
+            .iter()
+            .map(|x| {
+                x.settings.get("time-limit").and_then(|v| v.as_float().or(v.as_integer().map(|i| i as f64))).unwrap()
+                    + 15.0
+            })
+            .sum();
         assert!(budget_s <= 300.0, "the headline subset takes about {budget_s} s, over the main job's 5 minutes");
         assert!(headline.len() >= 5, "{} headline cells", headline.len());
         for x in &c.cells {
@@ -131,8 +142,14 @@ mod tests {
         for bug in Bug::ALL {
             let name = bug.name();
             let on = c.cells.iter().find(|x| x.name == name).unwrap_or_else(|| panic!("no cell {name}"));
-            let off = c.cells.iter().find(|x| x.name == format!("{name}-off")).unwrap_or_else(|| panic!("no cell {name}-off"));
-            let recipe: toml::Table = toml::from_str(BUG_HUNT_FILES.iter().find(|(p, _)| p.ends_with(&format!("/{name}.toml"))).unwrap().1).unwrap();
+            let off = c
+                .cells
+                .iter()
+                .find(|x| x.name == format!("{name}-off"))
+                .unwrap_or_else(|| panic!("no cell {name}-off"));
+            let recipe: toml::Table =
+                toml::from_str(BUG_HUNT_FILES.iter().find(|(p, _)| p.ends_with(&format!("/{name}.toml"))).unwrap().1)
+                    .unwrap();
             let get = |path: &str| -> Option<toml::Value> {
                 let (table, key) = path.split_once('.').unwrap();
                 recipe.get(table).and_then(|t| t.get(key)).cloned()
@@ -149,19 +166,46 @@ mod tests {
                 for (k, v) in &want {
                     assert_eq!(cell.settings.get(*k), Some(v), "{}: {k}", cell.name);
                 }
-                let cell_acks = cell.settings.get("acks").map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+                let cell_acks =
+                    cell.settings.get("acks").map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
                 assert_eq!(cell_acks.as_deref(), acks.as_str(), "{}: acks", cell.name);
                 let flag = |k: &str| cell.settings.get(k).and_then(toml::Value::as_bool).unwrap_or(false);
-                assert_eq!(flag("unclean-leader-election"), get("topic.unclean_leader_election").and_then(|v| v.as_bool()).unwrap_or(false), "{}", cell.name);
-                assert_eq!(flag("admin-hooks"), get("cluster.admin_hooks").and_then(|v| v.as_bool()).unwrap_or(false), "{}", cell.name);
-                assert_eq!(cell.settings.get("idempotence").and_then(toml::Value::as_bool), get("workload.idempotence").and_then(|v| v.as_bool()), "{}", cell.name);
+                assert_eq!(
+                    flag("unclean-leader-election"),
+                    get("topic.unclean_leader_election").and_then(|v| v.as_bool()).unwrap_or(false),
+                    "{}",
+                    cell.name
+                );
+                assert_eq!(
+                    flag("admin-hooks"),
+                    get("cluster.admin_hooks").and_then(|v| v.as_bool()).unwrap_or(false),
+                    "{}",
+                    cell.name
+                );
+                assert_eq!(
+                    cell.settings.get("idempotence").and_then(toml::Value::as_bool),
+                    get("workload.idempotence").and_then(|v| v.as_bool()),
+                    "{}",
+                    cell.name
+                );
                 assert_eq!(cell.timeline.as_ref().unwrap().label, format!("../recipes/bugs/{name}.toml"));
-                assert_eq!(cell.settings.get("broker-config"), get("cluster.config").as_ref(), "{}: broker-config", cell.name);
-                assert_eq!(cell.settings.get("max-in-flight"), get("workload.max_in_flight").as_ref(), "{}: max-in-flight", cell.name);
+                assert_eq!(
+                    cell.settings.get("broker-config"),
+                    get("cluster.config").as_ref(),
+                    "{}: broker-config",
+                    cell.name
+                );
+                assert_eq!(
+                    cell.settings.get("max-in-flight"),
+                    get("workload.max_in_flight").as_ref(),
+                    "{}: max-in-flight",
+                    cell.name
+                );
             }
             assert_eq!(on.settings.get("bugs"), Some(&toml::Value::Array(vec![toml::Value::String(name.into())])));
             assert!(!off.settings.contains_key("bugs"));
-            let expected: Vec<String> = recipe["expect"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+            let expected: Vec<String> =
+                recipe["expect"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
             assert_eq!(on.expect.anomalies, expected.iter().map(|e| vec![e.clone()]).collect::<Vec<_>>(), "{name}");
             assert!(on.expect.hunts() && on.seeds > 1, "{name} hunts over several seeds");
             assert_eq!(off.expect.verdict, Some(faultline_checker::Validity::Valid), "{name}-off");

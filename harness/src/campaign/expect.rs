@@ -62,7 +62,13 @@ fn known_error(name: &str) -> bool {
 
 impl Expectation {
     /// From the cell's keys; errors name the key.
-    pub fn from_parts(verdict: Option<&str>, anomalies: &[String], no_anomalies: &[String], errors: &[String], no_errors: &[String]) -> Result<Expectation, String> {
+    pub fn from_parts(
+        verdict: Option<&str>,
+        anomalies: &[String],
+        no_anomalies: &[String],
+        errors: &[String],
+        no_errors: &[String],
+    ) -> Result<Expectation, String> {
         let verdict = match verdict {
             None => None,
             Some("valid") => Some(Validity::Valid),
@@ -108,9 +114,18 @@ impl Expectation {
                 return Err(format!("expect-no-errors: `{e}` is also in expect-errors"));
             }
         }
-        let x = Expectation { verdict, anomalies: alternatives, no_anomalies: no_anomalies.to_vec(), errors: errors.to_vec(), no_errors: no_errors.to_vec() };
+        let x = Expectation {
+            verdict,
+            anomalies: alternatives,
+            no_anomalies: no_anomalies.to_vec(),
+            errors: errors.to_vec(),
+            no_errors: no_errors.to_vec(),
+        };
         if x == Expectation::default() {
-            return Err("no expectation: give expect, expect-anomalies, expect-no-anomalies, expect-errors or expect-no-errors".into());
+            return Err(
+                "no expectation: give expect, expect-anomalies, expect-no-anomalies, expect-errors or expect-no-errors"
+                    .into(),
+            );
         }
         Ok(x)
     }
@@ -149,7 +164,13 @@ impl Expectation {
     /// Whether `o` meets this expectation.
     pub fn evaluate(&self, o: &Observation) -> Met {
         let undecided = o.validity == Validity::Unknown;
-        let why_unknown = || if o.unknown_reasons.is_empty() { "the checker could not decide".to_string() } else { o.unknown_reasons.join("; ") };
+        let why_unknown = || {
+            if o.unknown_reasons.is_empty() {
+                "the checker could not decide".to_string()
+            } else {
+                o.unknown_reasons.join("; ")
+            }
+        };
         let (mut no, mut unknown) = (Vec::new(), Vec::new());
         if let Some(want) = self.verdict {
             let name = |v: Validity| match v {
@@ -160,8 +181,14 @@ impl Expectation {
             if undecided {
                 unknown.push(format!("expected {}, the checker said unknown: {}", name(want), why_unknown()));
             } else if o.validity != want {
-                let violations: Vec<String> = o.anomalies.iter().filter(|(_, (_, s))| *s == Status::Violation).map(|(k, (n, _))| format!("{k} {n}")).collect();
-                let detail = if violations.is_empty() { String::new() } else { format!(" ({})", violations.join(", ")) };
+                let violations: Vec<String> = o
+                    .anomalies
+                    .iter()
+                    .filter(|(_, (_, s))| *s == Status::Violation)
+                    .map(|(k, (n, _))| format!("{k} {n}"))
+                    .collect();
+                let detail =
+                    if violations.is_empty() { String::new() } else { format!(" ({})", violations.join(", ")) };
                 no.push(format!("expected the run {}, it was {}{detail}", name(want), name(o.validity)));
             }
         }
@@ -170,7 +197,10 @@ impl Expectation {
             if alts.iter().all(|a| count(a) == 0) {
                 let what = alts.join(" or ");
                 if undecided {
-                    unknown.push(format!("expected {what}, not found, and the checker could not decide: {}", why_unknown()));
+                    unknown.push(format!(
+                        "expected {what}, not found, and the checker could not decide: {}",
+                        why_unknown()
+                    ));
                 } else {
                     no.push(format!("expected {what}, none found"));
                 }
@@ -178,7 +208,8 @@ impl Expectation {
         }
         for a in &self.no_anomalies {
             match count(a) {
-                0 if undecided => unknown.push(format!("expected no {a}, none found, but the checker could not decide: {}", why_unknown())),
+                0 if undecided => unknown
+                    .push(format!("expected no {a}, none found, but the checker could not decide: {}", why_unknown())),
                 0 => {}
                 n => no.push(format!("expected no {a}, found {n}")),
             }
@@ -230,7 +261,11 @@ mod tests {
     fn obs(validity: Validity, anomalies: &[(&str, u64, Status)], errors: &[(&str, u64)]) -> Observation {
         Observation {
             validity,
-            unknown_reasons: if validity == Validity::Unknown { vec!["loss cannot be told from delay".into()] } else { vec![] },
+            unknown_reasons: if validity == Validity::Unknown {
+                vec!["loss cannot be told from delay".into()]
+            } else {
+                vec![]
+            },
             anomalies: anomalies.iter().map(|(k, n, s)| (k.to_string(), (*n, *s))).collect(),
             errors: errors.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
         }
@@ -240,7 +275,9 @@ mod tests {
     fn expect_valid_is_met_by_a_valid_run_even_with_permitted_anomalies() {
         let x = expect(Some("valid"), &[], &[], &[], &[]);
         assert_eq!(x.evaluate(&obs(Validity::Valid, &[("duplicate", 4, Status::Permitted)], &[])), Met::Yes);
-        let Met::No(why) = x.evaluate(&obs(Validity::Invalid, &[("lost-write", 2, Status::Violation)], &[])) else { panic!() };
+        let Met::No(why) = x.evaluate(&obs(Validity::Invalid, &[("lost-write", 2, Status::Violation)], &[])) else {
+            panic!()
+        };
         assert!(why[0].contains("lost-write 2"), "{why:?}");
         assert!(matches!(x.evaluate(&obs(Validity::Unknown, &[], &[])), Met::Unknown(_)));
     }
@@ -250,11 +287,21 @@ mod tests {
         let x = expect(None, &["lost-write"], &[], &[], &[]);
         assert!(x.hunts());
         assert_eq!(x.evaluate(&obs(Validity::Valid, &[("lost-write", 3, Status::Permitted)], &[])), Met::Yes);
-        assert_eq!(x.evaluate(&obs(Validity::Valid, &[], &[])), Met::No(vec!["expected lost-write, none found".into()]));
+        assert_eq!(
+            x.evaluate(&obs(Validity::Valid, &[], &[])),
+            Met::No(vec!["expected lost-write, none found".into()])
+        );
         assert!(matches!(x.evaluate(&obs(Validity::Unknown, &[], &[])), Met::Unknown(_)), "missing, but undecided");
-        assert_eq!(x.evaluate(&obs(Validity::Unknown, &[("lost-write", 1, Status::Violation)], &[])), Met::Yes, "found is found");
+        assert_eq!(
+            x.evaluate(&obs(Validity::Unknown, &[("lost-write", 1, Status::Violation)], &[])),
+            Met::Yes,
+            "found is found"
+        );
         let alt = expect(None, &["replica-divergence|inconsistent-offsets"], &[], &[], &[]);
-        assert_eq!(alt.evaluate(&obs(Validity::Invalid, &[("inconsistent-offsets", 1, Status::Violation)], &[])), Met::Yes);
+        assert_eq!(
+            alt.evaluate(&obs(Validity::Invalid, &[("inconsistent-offsets", 1, Status::Violation)], &[])),
+            Met::Yes
+        );
     }
 
     #[test]
@@ -262,7 +309,10 @@ mod tests {
         let x = expect(None, &[], &["lost-write", "inconsistent-offsets"], &[], &[]);
         assert!(!x.hunts());
         assert_eq!(x.evaluate(&obs(Validity::Valid, &[("duplicate", 1, Status::Permitted)], &[])), Met::Yes);
-        assert_eq!(x.evaluate(&obs(Validity::Valid, &[("lost-write", 7, Status::Permitted)], &[])), Met::No(vec!["expected no lost-write, found 7".into()]));
+        assert_eq!(
+            x.evaluate(&obs(Validity::Valid, &[("lost-write", 7, Status::Permitted)], &[])),
+            Met::No(vec!["expected no lost-write, found 7".into()])
+        );
         assert!(matches!(x.evaluate(&obs(Validity::Unknown, &[], &[])), Met::Unknown(_)));
     }
 
@@ -271,7 +321,10 @@ mod tests {
         let x = expect(Some("valid"), &[], &["lost-write"], &["NOT_ENOUGH_REPLICAS"], &[]);
         assert!(x.hunts());
         assert_eq!(x.evaluate(&obs(Validity::Valid, &[], &[("NOT_ENOUGH_REPLICAS", 12)])), Met::Yes);
-        assert_eq!(x.evaluate(&obs(Validity::Valid, &[], &[])), Met::No(vec!["expected NOT_ENOUGH_REPLICAS errors, none in the history".into()]));
+        assert_eq!(
+            x.evaluate(&obs(Validity::Valid, &[], &[])),
+            Met::No(vec!["expected NOT_ENOUGH_REPLICAS errors, none in the history".into()])
+        );
         let y = expect(None, &[], &[], &[], &["NOT_ENOUGH_REPLICAS"]);
         assert!(matches!(y.evaluate(&obs(Validity::Valid, &[], &[("NOT_ENOUGH_REPLICAS", 1)])), Met::No(_)));
         // Error checks are facts of the history: an undecided checker does not blur them.
@@ -286,11 +339,27 @@ mod tests {
 
     #[test]
     fn contradictions_unknown_names_and_empty_expectations_are_refused() {
-        assert!(Expectation::from_parts(None, &strings(&["lost-write"]), &strings(&["lost-write"]), &[], &[]).unwrap_err().contains("expect-no-anomalies"));
-        assert!(Expectation::from_parts(None, &[], &[], &strings(&["NOT_ENOUGH_REPLICAS"]), &strings(&["NOT_ENOUGH_REPLICAS"])).is_err());
+        assert!(
+            Expectation::from_parts(None, &strings(&["lost-write"]), &strings(&["lost-write"]), &[], &[])
+                .unwrap_err()
+                .contains("expect-no-anomalies")
+        );
+        assert!(
+            Expectation::from_parts(
+                None,
+                &[],
+                &[],
+                &strings(&["NOT_ENOUGH_REPLICAS"]),
+                &strings(&["NOT_ENOUGH_REPLICAS"])
+            )
+            .is_err()
+        );
         assert!(Expectation::from_parts(None, &[], &[], &[], &[]).unwrap_err().contains("no expectation"));
         assert!(Expectation::from_parts(Some("ok"), &[], &[], &[], &[]).is_err());
-        assert!(Expectation::from_parts(None, &strings(&["lost-processing"]), &[], &[], &[]).is_ok(), "the application side's types are known");
+        assert!(
+            Expectation::from_parts(None, &strings(&["lost-processing"]), &[], &[], &[]).is_ok(),
+            "the application side's types are known"
+        );
     }
 
     #[test]
@@ -301,7 +370,10 @@ mod tests {
 
     #[test]
     fn error_names_match_whole_words_only() {
-        assert!(mentions("503 Service Unavailable: NOT_ENOUGH_REPLICAS: isr 1 < 2 (after 3 attempts)", "NOT_ENOUGH_REPLICAS"));
+        assert!(mentions(
+            "503 Service Unavailable: NOT_ENOUGH_REPLICAS: isr 1 < 2 (after 3 attempts)",
+            "NOT_ENOUGH_REPLICAS"
+        ));
         assert!(!mentions("NOT_ENOUGH_REPLICAS_AFTER_APPEND: x", "NOT_ENOUGH_REPLICAS"));
         assert!(mentions("x; NOT_ENOUGH_REPLICAS_AFTER_APPEND", "NOT_ENOUGH_REPLICAS_AFTER_APPEND"));
         assert!(!mentions("timed out", "REQUEST_TIMED_OUT"));

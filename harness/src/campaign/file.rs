@@ -303,19 +303,34 @@ fn slug(v: &toml::Value) -> String {
     out.trim_matches('-').to_string()
 }
 
-fn build_cell(doc: &CampaignDoc, c: &CellDoc, combo: Combo, source: &Source, overrides: &Overrides) -> Result<Cell, String> {
+fn build_cell(
+    doc: &CampaignDoc,
+    c: &CellDoc,
+    combo: Combo,
+    source: &Source,
+    overrides: &Overrides,
+) -> Result<Cell, String> {
     check_settings_table(&c.run).map_err(|e| format!("run: {e}"))?;
-    let mut settings: BTreeMap<String, toml::Value> = doc.defaults.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut settings: BTreeMap<String, toml::Value> =
+        doc.defaults.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     settings.extend(c.run.iter().map(|(k, v)| (k.clone(), v.clone())));
     settings.extend(combo.values);
     if let Some(t) = overrides.time_limit {
         settings.insert("time-limit".into(), toml::Value::Float(t));
     }
-    let expect = Expectation::from_parts(c.expect.as_deref(), &c.expect_anomalies, &c.expect_no_anomalies, &c.expect_errors, &c.expect_no_errors)?;
+    let expect = Expectation::from_parts(
+        c.expect.as_deref(),
+        &c.expect_anomalies,
+        &c.expect_no_anomalies,
+        &c.expect_errors,
+        &c.expect_no_errors,
+    )?;
     let seeds = overrides.seeds.or(c.seeds).or(doc.seeds).unwrap_or(1);
     check_seeds(seeds).map_err(|e| format!("seeds: {e}"))?;
     let seed = match settings.remove("seed") {
-        Some(v) => v.as_integer().and_then(|i| u64::try_from(i).ok()).ok_or("run.seed: expected a non-negative integer")?,
+        Some(v) => {
+            v.as_integer().and_then(|i| u64::try_from(i).ok()).ok_or("run.seed: expected a non-negative integer")?
+        }
         None => RUN_DEFAULT_SEED,
     };
     if seed.checked_add(u64::from(seeds)).is_none() {
@@ -338,9 +353,23 @@ fn build_cell(doc: &CampaignDoc, c: &CellDoc, combo: Combo, source: &Source, ove
     }
     parse_run_flags(&flags).map_err(|e| format!("run: {e}"))?;
     check_with_run(&flags, timeline.as_ref(), seed)?;
-    let settings: BTreeMap<String, toml::Value> = settings.into_iter().filter(|(k, _)| k != "nemesis-timeline").collect();
-    let from_defaults = settings.iter().filter(|(k, v)| doc.defaults.get(k.as_str()) == Some(v)).map(|(k, _)| k.clone()).collect();
-    Ok(Cell { name: combo.name, base: c.name.clone(), about: c.about.clone(), headline: c.headline, settings, from_defaults, flags, timeline, seed, seeds, expect })
+    let settings: BTreeMap<String, toml::Value> =
+        settings.into_iter().filter(|(k, _)| k != "nemesis-timeline").collect();
+    let from_defaults =
+        settings.iter().filter(|(k, v)| doc.defaults.get(k.as_str()) == Some(v)).map(|(k, _)| k.clone()).collect();
+    Ok(Cell {
+        name: combo.name,
+        base: c.name.clone(),
+        about: c.about.clone(),
+        headline: c.headline,
+        settings,
+        from_defaults,
+        flags,
+        timeline,
+        seed,
+        seeds,
+        expect,
+    })
 }
 
 fn check_name(key: &str, name: &str, max: usize) -> Result<(), String> {
@@ -380,8 +409,12 @@ fn to_flags(key: &str, kind: Kind, v: &toml::Value) -> Result<Vec<String>, Strin
     let flag = SETTINGS.iter().find(|(k, _, _)| *k == key).map(|(_, f, _)| *f).expect("known key");
     let names = |v: &toml::Value| -> Result<Vec<String>, String> {
         match v {
-            toml::Value::String(s) => Ok(s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()),
-            toml::Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| "expected strings".to_string())).collect(),
+            toml::Value::String(s) => {
+                Ok(s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+            }
+            toml::Value::Array(a) => {
+                a.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| "expected strings".to_string())).collect()
+            }
             _ => Err("expected a list of names".into()),
         }
     };
@@ -423,7 +456,8 @@ pub fn parse_run_flags(flags: &[String]) -> Result<RunArgs, String> {
     let argv = std::iter::once("faultline run".to_string()).chain(flags.iter().cloned());
     W::try_parse_from(argv).map(|w| w.a).map_err(|e| {
         let text = e.to_string();
-        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("For more information")).collect();
+        let lines: Vec<&str> =
+            text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("For more information")).collect();
         lines.join(" ").trim_start_matches("error: ").to_string()
     })
 }
@@ -484,7 +518,14 @@ mod tests {
     use super::*;
 
     fn load_str(text: &str) -> Result<Campaign, String> {
-        load(text, &Source::Builtin(&[("t.toml", "[[timeline]]\nt = 2.0\nfault = \"kill\"\ntarget = \"leader-of:events/0\"\n")]), &Overrides::default())
+        load(
+            text,
+            &Source::Builtin(&[(
+                "t.toml",
+                "[[timeline]]\nt = 2.0\nfault = \"kill\"\ntarget = \"leader-of:events/0\"\n",
+            )]),
+            &Overrides::default(),
+        )
     }
 
     const GOOD: &str = r#"
@@ -529,42 +570,101 @@ run = { acks = 1, nemesis = ["kill", "partition"], nemesis-interval = 3, unclean
     #[test]
     fn errors_name_the_bad_key_and_the_cell() {
         bad("name = \"x\"\nbogus = 1\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n", &["bogus"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nexpect-anomaly = [\"lost-write\"]\n", &["expect-anomaly"]);
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nexpect-anomaly = [\"lost-write\"]\n",
+            &["expect-anomaly"],
+        );
         bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { acsk = 1 }\n", &["cell `a`", "acsk"]);
-        bad("name = \"x\"\n[defaults]\nrate = \"fast\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n", &["cell `a`", "run.rate", "number"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { producer-mode = \"yolo\" }\n", &["cell `a`", "run.producer-mode", "yolo"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { acks = 2 }\n", &["cell `a`", "run.acks"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { store = \"s\" }\n", &["cell `a`", "store", "--store"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nodes = 1 }\n", &["cell `a`", "replication-factor"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { bugs = [\"nope\"] }\n", &["cell `a`", "--bug", "nope"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { acks = 1, idempotence = true }\n", &["cell `a`", "--idempotence", "acks"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { retries = 0, idempotence = true }\n", &["cell `a`", "--idempotence", "retries"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis = \"explode\" }\n", &["cell `a`", "--nemesis", "explode"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"missing.toml\" }\n", &["cell `a`", "run.nemesis-timeline", "missing.toml"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"t.toml\", time-limit = 2 }\n", &["cell `a`", "past --time-limit"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"t.toml\", nemesis = \"kill\" }\n", &["cell `a`", "one or the other"]);
+        bad(
+            "name = \"x\"\n[defaults]\nrate = \"fast\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n",
+            &["cell `a`", "run.rate", "number"],
+        );
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { producer-mode = \"yolo\" }\n",
+            &["cell `a`", "run.producer-mode", "yolo"],
+        );
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { acks = 2 }\n",
+            &["cell `a`", "run.acks"],
+        );
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { store = \"s\" }\n",
+            &["cell `a`", "store", "--store"],
+        );
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nodes = 1 }\n",
+            &["cell `a`", "replication-factor"],
+        );
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { bugs = [\"nope\"] }\n",
+            &["cell `a`", "--bug", "nope"],
+        );
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { acks = 1, idempotence = true }\n",
+            &["cell `a`", "--idempotence", "acks"],
+        );
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { retries = 0, idempotence = true }\n",
+            &["cell `a`", "--idempotence", "retries"],
+        );
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis = \"explode\" }\n",
+            &["cell `a`", "--nemesis", "explode"],
+        );
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"missing.toml\" }\n",
+            &["cell `a`", "run.nemesis-timeline", "missing.toml"],
+        );
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"t.toml\", time-limit = 2 }\n",
+            &["cell `a`", "past --time-limit"],
+        );
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"t.toml\", nemesis = \"kill\" }\n",
+            &["cell `a`", "one or the other"],
+        );
         bad("name = \"x\"\n[[cell]]\nname = \"a\"\n", &["cell `a`", "expect"]);
         bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"fine\"\n", &["cell `a`", "expect = \"fine\""]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect-anomalies = [\"lost-wirte\"]\n", &["cell `a`", "expect-anomalies", "lost-wirte"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect-errors = [\"NOT_ENOUGH\"]\n", &["cell `a`", "expect-errors", "NOT_ENOUGH"]);
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect-anomalies = [\"lost-wirte\"]\n",
+            &["cell `a`", "expect-anomalies", "lost-wirte"],
+        );
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect-errors = [\"NOT_ENOUGH\"]\n",
+            &["cell `a`", "expect-errors", "NOT_ENOUGH"],
+        );
         bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nseeds = 0\n", &["cell `a`", "seeds"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n", &["two cells", "`a`"]);
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n",
+            &["two cells", "`a`"],
+        );
         bad("name = \"X Y\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n", &["campaign name"]);
         bad("name = \"x\"\n", &["no [[cell]]"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nmatrix = { acks = 1 }\n", &["cell `a`", "matrix.acks", "array"]);
-        bad("name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nmatrix = { ackz = [1] }\n", &["cell `a`", "matrix.ackz"]);
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nmatrix = { acks = 1 }\n",
+            &["cell `a`", "matrix.acks", "array"],
+        );
+        bad(
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nmatrix = { ackz = [1] }\n",
+            &["cell `a`", "matrix.ackz"],
+        );
     }
 
     #[test]
     fn a_timeline_that_pauses_fetchers_needs_admin_hooks() {
-        let files = [("f.toml", "[[timeline]]\nt = 1.0\nfault = \"pause-fetchers\"\ntarget = \"followers-of:events/0\"\n")];
-        let text = "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"f.toml\" }\n";
+        let files =
+            [("f.toml", "[[timeline]]\nt = 1.0\nfault = \"pause-fetchers\"\ntarget = \"followers-of:events/0\"\n")];
+        let text =
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"f.toml\" }\n";
         let err = load(text, &Source::Builtin(&files), &Overrides::default()).unwrap_err();
         assert!(err.contains("admin-hooks"), "{err}");
         let ok = text.replace("\" }", "\", admin-hooks = true }");
         let c = load(&ok, &Source::Builtin(&files), &Overrides::default()).unwrap();
         assert_eq!(c.cells[0].timeline.as_ref().unwrap().label, "f.toml");
-        assert!(!c.cells[0].flags.iter().any(|f| f == "--nemesis-timeline"), "the timeline flag is added when the cell runs");
+        assert!(
+            !c.cells[0].flags.iter().any(|f| f == "--nemesis-timeline"),
+            "the timeline flag is added when the cell runs"
+        );
     }
 
     #[test]
@@ -577,7 +677,10 @@ run = { acks = 1, nemesis = ["kill", "partition"], nemesis-interval = 3, unclean
         assert!(c.cells[1].flags.windows(2).any(|w| w == ["--acks", "all"]));
         assert!(c.cells.iter().all(|x| x.flags.contains(&"--idempotence=false".to_string())));
         let refused = text.replace("idempotence = [false]", "idempotence = [true]");
-        assert!(load_str(&refused).unwrap_err().contains("cell `m-acks-1-idempotence-true`: run: --idempotence"), "each combination is checked");
+        assert!(
+            load_str(&refused).unwrap_err().contains("cell `m-acks-1-idempotence-true`: run: --idempotence"),
+            "each combination is checked"
+        );
     }
 
     #[test]
@@ -592,9 +695,11 @@ run = { acks = 1, nemesis = ["kill", "partition"], nemesis-interval = 3, unclean
     fn timelines_are_read_relative_to_the_campaign_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("tl")).unwrap();
-        std::fs::write(dir.path().join("tl/k.toml"), "[[timeline]]\nt = 1.0\nfault = \"kill\"\ntarget = \"n1\"\n").unwrap();
+        std::fs::write(dir.path().join("tl/k.toml"), "[[timeline]]\nt = 1.0\nfault = \"kill\"\ntarget = \"n1\"\n")
+            .unwrap();
         let file = dir.path().join("c.toml");
-        let text = "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"tl/k.toml\" }\n";
+        let text =
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"tl/k.toml\" }\n";
         let c = load(text, &Source::File(&file), &Overrides::default()).unwrap();
         assert!(c.cells[0].timeline.as_ref().unwrap().text.contains("kill"));
         assert_eq!(timeline_path(Path::new("/s"), "tl/k.toml"), Path::new("/s/timelines/k.toml"));

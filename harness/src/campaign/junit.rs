@@ -39,7 +39,10 @@ pub fn render(campaign: &str, timestamp: &str, results: &[CellResult]) -> String
     let time: f64 = results.iter().map(|r| r.elapsed.as_secs_f64()).sum();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let n = results.len();
-    let _ = writeln!(x, "<testsuites name=\"faultline campaign\" tests=\"{n}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{time:.3}\">");
+    let _ = writeln!(
+        x,
+        "<testsuites name=\"faultline campaign\" tests=\"{n}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{time:.3}\">"
+    );
     let _ = writeln!(
         x,
         "  <testsuite name=\"{}\" tests=\"{n}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{time:.3}\" timestamp=\"{}\">",
@@ -47,7 +50,13 @@ pub fn render(campaign: &str, timestamp: &str, results: &[CellResult]) -> String
         esc(timestamp)
     );
     for r in results {
-        let _ = write!(x, "    <testcase name=\"{}\" classname=\"faultline.campaign.{}\" time=\"{:.3}\"", esc(&r.cell.name), esc(campaign), r.elapsed.as_secs_f64());
+        let _ = write!(
+            x,
+            "    <testcase name=\"{}\" classname=\"faultline.campaign.{}\" time=\"{:.3}\"",
+            esc(&r.cell.name),
+            esc(campaign),
+            r.elapsed.as_secs_f64()
+        );
         let observed = format!("observed: {}", observed_text(r));
         let mut body = format!("expected: {}\n{observed}\n", r.cell.expect.describe());
         for reason in &r.reasons {
@@ -73,7 +82,11 @@ pub fn render(campaign: &str, timestamp: &str, results: &[CellResult]) -> String
             let _ = writeln!(x, "      <{tag} type=\"{kind}\" message=\"{}\">{}</{tag}>", esc(&message), esc(&body));
         }
         let about = r.cell.about.as_deref().map(|a| format!("about: {a}\n")).unwrap_or_default();
-        let out = format!("{about}settings: {}\nfaults: {}\n{body}", settings_text(&r.cell.settings, &Default::default()), faults_text(r));
+        let out = format!(
+            "{about}settings: {}\nfaults: {}\n{body}",
+            settings_text(&r.cell.settings, &Default::default()),
+            faults_text(r)
+        );
         let _ = writeln!(x, "      <system-out>{}</system-out>", esc(&out));
         x.push_str("    </testcase>\n");
     }
@@ -87,7 +100,15 @@ pub fn iso_timestamp(stamp: &str) -> String {
     if b.len() < 15 || !stamp.is_ascii() {
         return stamp.to_string();
     }
-    format!("{}-{}-{}T{}:{}:{}", &stamp[0..4], &stamp[4..6], &stamp[6..8], &stamp[9..11], &stamp[11..13], &stamp[13..15])
+    format!(
+        "{}-{}-{}T{}:{}:{}",
+        &stamp[0..4],
+        &stamp[4..6],
+        &stamp[6..8],
+        &stamp[9..11],
+        &stamp[11..13],
+        &stamp[13..15]
+    )
 }
 
 #[cfg(test)]
@@ -105,8 +126,16 @@ mod tests {
         let mut ok = cell("fine", valid(), 1);
         ok.about = Some("claim <5> & \"quotes\"".into());
         let ok = conclude(ok, vec![run(1, Some(Met::Yes))], Duration::from_millis(1500));
-        let miss = conclude(cell("miss", valid(), 1), vec![run(2, Some(Met::No(vec!["expected the run valid, it was invalid".into()])))], Duration::from_secs(3));
-        let unknown = conclude(cell("undecided", valid(), 1), vec![run(3, Some(Met::Unknown(vec!["?".into()])))], Duration::from_secs(1));
+        let miss = conclude(
+            cell("miss", valid(), 1),
+            vec![run(2, Some(Met::No(vec!["expected the run valid, it was invalid".into()])))],
+            Duration::from_secs(3),
+        );
+        let unknown = conclude(
+            cell("undecided", valid(), 1),
+            vec![run(3, Some(Met::Unknown(vec!["?".into()])))],
+            Duration::from_secs(1),
+        );
         let error = conclude(cell("broken", valid(), 1), vec![run(4, None)], Duration::from_secs(1));
         let skipped = CellResult::not_run(cell("later", valid(), 1));
         let xml = render("demo", &iso_timestamp("20261126T081550Z"), &[ok, miss, unknown, error, skipped]);
@@ -116,13 +145,27 @@ mod tests {
         let suite = suites.children().find(|n| n.has_tag_name("testsuite")).unwrap();
         assert_eq!(suite.attribute("name"), Some("demo"));
         assert_eq!(suite.attribute("timestamp"), Some("2026-11-26T08:15:50"));
-        assert_eq!((suite.attribute("tests"), suite.attribute("failures"), suite.attribute("errors"), suite.attribute("skipped")), (Some("5"), Some("2"), Some("1"), Some("1")));
+        assert_eq!(
+            (
+                suite.attribute("tests"),
+                suite.attribute("failures"),
+                suite.attribute("errors"),
+                suite.attribute("skipped")
+            ),
+            (Some("5"), Some("2"), Some("1"), Some("1"))
+        );
         let cases: Vec<_> = suite.children().filter(|n| n.has_tag_name("testcase")).collect();
-        assert_eq!(cases.iter().map(|c| c.attribute("name").unwrap()).collect::<Vec<_>>(), ["fine", "miss", "undecided", "broken", "later"]);
+        assert_eq!(
+            cases.iter().map(|c| c.attribute("name").unwrap()).collect::<Vec<_>>(),
+            ["fine", "miss", "undecided", "broken", "later"]
+        );
         let child = |i: usize, tag: &str| cases[i].children().find(|n| n.has_tag_name(tag));
         assert!(child(0, "failure").is_none() && child(0, "error").is_none());
         assert_eq!(cases[0].attribute("time"), Some("1.500"));
-        assert!(child(0, "system-out").unwrap().text().unwrap().contains("claim <5> & \"quotes\""), "escaped and read back");
+        assert!(
+            child(0, "system-out").unwrap().text().unwrap().contains("claim <5> & \"quotes\""),
+            "escaped and read back"
+        );
         let failure = child(1, "failure").unwrap();
         assert_eq!(failure.attribute("type"), Some("mismatch"));
         assert!(failure.attribute("message").unwrap().contains("reproduce: faultline run --seed 2"));

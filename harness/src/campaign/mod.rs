@@ -120,7 +120,8 @@ fn prepare(args: &CampaignArgs) -> Result<Campaign, String> {
         }
         (None, Some(b)) => {
             let (text, files) = b.source();
-            file::load(text, &Source::Builtin(files), &overrides).map_err(|e| format!("{} (built in): {e}", b.repo_path()))?
+            file::load(text, &Source::Builtin(files), &overrides)
+                .map_err(|e| format!("{} (built in): {e}", b.repo_path()))?
         }
         _ => return Err("give a campaign file or --builtin NAME".into()),
     };
@@ -140,7 +141,9 @@ fn prepare(args: &CampaignArgs) -> Result<Campaign, String> {
                 return Err(format!("--only {sel}: no such cell; cells: headline, {}", names.join(", ")));
             }
         }
-        campaign.cells.retain(|c| args.only.iter().any(|sel| (sel == "headline" && c.headline) || sel == &c.name || sel == &c.base));
+        campaign.cells.retain(|c| {
+            args.only.iter().any(|sel| (sel == "headline" && c.headline) || sel == &c.name || sel == &c.base)
+        });
         if campaign.cells.is_empty() {
             return Err(format!("--only {}: selects no cell", args.only.join(",")));
         }
@@ -155,7 +158,14 @@ fn run_argv(campaign: &Campaign, cell: &Cell, seed: u64, args: &CampaignArgs, ti
     if let Some(t) = timeline {
         argv.extend(["--nemesis-timeline".into(), t.display().to_string()]);
     }
-    argv.extend(["--seed".into(), seed.to_string(), "--store".into(), args.store.display().to_string(), "--name".into(), format!("{}-{}", campaign.name, cell.name)]);
+    argv.extend([
+        "--seed".into(),
+        seed.to_string(),
+        "--store".into(),
+        args.store.display().to_string(),
+        "--name".into(),
+        format!("{}-{}", campaign.name, cell.name),
+    ]);
     if let Some(c) = &args.cluster_name {
         argv.extend(["--cluster-name".into(), c.clone()]);
     }
@@ -171,9 +181,21 @@ fn print_plan(campaign: &Campaign, args: &CampaignArgs) {
         println!("{d}");
     }
     for cell in &campaign.cells {
-        let timeline = cell.timeline.as_ref().map(|t| PathBuf::from(format!("<campaign dir>/timelines/{}", file::timeline_file_name(&t.label))));
-        let seeds = if cell.seeds == 1 { format!("seed {}", cell.seed) } else { format!("seeds {}..{}", cell.seed, cell.seed + u64::from(cell.seeds) - 1) };
-        println!("\n{}{} ({seeds}): expect {}", cell.name, if cell.headline { " [headline]" } else { "" }, cell.expect.describe());
+        let timeline = cell
+            .timeline
+            .as_ref()
+            .map(|t| PathBuf::from(format!("<campaign dir>/timelines/{}", file::timeline_file_name(&t.label))));
+        let seeds = if cell.seeds == 1 {
+            format!("seed {}", cell.seed)
+        } else {
+            format!("seeds {}..{}", cell.seed, cell.seed + u64::from(cell.seeds) - 1)
+        };
+        println!(
+            "\n{}{} ({seeds}): expect {}",
+            cell.name,
+            if cell.headline { " [headline]" } else { "" },
+            cell.expect.describe()
+        );
         if let Some(a) = &cell.about {
             println!("  {a}");
         }
@@ -189,7 +211,9 @@ fn watch_signals() -> Arc<AtomicBool> {
     let spawned = std::thread::Builder::new().name("campaign-signals".into()).spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         rt.block_on(async {
-            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else { return };
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                return;
+            };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
@@ -207,7 +231,8 @@ fn watch_signals() -> Arc<AtomicBool> {
 fn execute(campaign: &Campaign, args: &CampaignArgs) -> anyhow::Result<u8> {
     let interrupted = watch_signals();
     let started_at = SystemTime::now();
-    let dir = store::create_run_dir(&args.store.join("campaigns"), &campaign.name).context("creating the campaign's directory")?;
+    let dir = store::create_run_dir(&args.store.join("campaigns"), &campaign.name)
+        .context("creating the campaign's directory")?;
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     let source = match (&args.file, args.builtin) {
         (Some(path), _) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
@@ -257,7 +282,14 @@ fn execute(campaign: &Campaign, args: &CampaignArgs) -> anyhow::Result<u8> {
 
 /// Runs one cell's seeds until it is decided; also says whether the
 /// campaign was interrupted meanwhile.
-fn run_cell(campaign: &Campaign, cell: &Cell, index: usize, args: &CampaignArgs, dir: &Path, interrupted: &AtomicBool) -> (CellResult, bool) {
+fn run_cell(
+    campaign: &Campaign,
+    cell: &Cell,
+    index: usize,
+    args: &CampaignArgs,
+    dir: &Path,
+    interrupted: &AtomicBool,
+) -> (CellResult, bool) {
     let started = Instant::now();
     let timeline = cell.timeline.as_ref().map(|t| file::timeline_path(dir, &t.label));
     let mut runs: Vec<SeedRun> = Vec::new();
@@ -304,7 +336,17 @@ fn run_seed(cell: &Cell, seed: u64, argv: Vec<String>) -> (SeedRun, bool) {
     let run_args = match file::parse_run_flags(&argv[2..]) {
         Ok(a) => a,
         Err(e) => {
-            let run = SeedRun { seed, code: EXIT_BAD_ARGS, dir: None, reproduce, error: Some(e), observation: None, met: None, first_anomalous_s: None, elapsed: started.elapsed() };
+            let run = SeedRun {
+                seed,
+                code: EXIT_BAD_ARGS,
+                dir: None,
+                reproduce,
+                error: Some(e),
+                observation: None,
+                met: None,
+                first_anomalous_s: None,
+                elapsed: started.elapsed(),
+            };
             return (run, false);
         }
     };
@@ -320,7 +362,17 @@ fn run_seed(cell: &Cell, seed: u64, argv: Vec<String>) -> (SeedRun, bool) {
     };
     let first = if matches!(met, Some(Met::Yes)) { first } else { None };
     let error = report.error.clone().or_else(|| met.is_none().then(|| format!("the run exited {}", report.code)));
-    let run = SeedRun { seed, code: report.code, dir: report.dir, reproduce: report.reproduce, error, observation, met, first_anomalous_s: first, elapsed: started.elapsed() };
+    let run = SeedRun {
+        seed,
+        code: report.code,
+        dir: report.dir,
+        reproduce: report.reproduce,
+        error,
+        observation,
+        met,
+        first_anomalous_s: first,
+        elapsed: started.elapsed(),
+    };
     (run, report.interrupted)
 }
 

@@ -26,7 +26,8 @@ const LINE_BYTES_MAX: usize = 1 << 20;
 /// The observation, and the seconds into the run of the first anomalous op
 /// the expectation looks for.
 pub fn observe(results: &Results, history: Option<&Path>, expect: &Expectation) -> (Observation, Option<f64>) {
-    let anomalies: BTreeMap<String, _> = results.anomalies.iter().map(|(k, t)| (k.name().to_string(), (t.count, t.status))).collect();
+    let anomalies: BTreeMap<String, _> =
+        results.anomalies.iter().map(|(k, t)| (k.name().to_string(), (t.count, t.status))).collect();
     let wanted = expect.wanted_anomalies();
     let (mut times, mut indices) = (Vec::new(), BTreeSet::new());
     for (kind, t) in &results.anomalies {
@@ -38,7 +39,9 @@ pub fn observe(results: &Results, history: Option<&Path>, expect: &Expectation) 
     }
     let names = expect.error_names();
     let scan = match history {
-        Some(path) if !names.is_empty() || (times.is_empty() && !indices.is_empty()) => scan_history(path, &names, &indices),
+        Some(path) if !names.is_empty() || (times.is_empty() && !indices.is_empty()) => {
+            scan_history(path, &names, &indices)
+        }
         _ => Scan::default(),
     };
     if times.is_empty() {
@@ -46,7 +49,8 @@ pub fn observe(results: &Results, history: Option<&Path>, expect: &Expectation) 
     }
     times.extend(expect.errors.iter().filter_map(|e| scan.first_error_ns.get(e)));
     let errors = names.iter().map(|n| (n.clone(), scan.errors.get(n).copied().unwrap_or(0))).collect();
-    let observation = Observation { validity: results.valid, unknown_reasons: results.unknown_reasons.clone(), anomalies, errors };
+    let observation =
+        Observation { validity: results.valid, unknown_reasons: results.unknown_reasons.clone(), anomalies, errors };
     (observation, times.into_iter().min().map(|ns| ns as f64 / 1e9))
 }
 
@@ -55,7 +59,10 @@ pub fn observe(results: &Results, history: Option<&Path>, expect: &Expectation) 
 fn witness_times(v: &serde_json::Value, times: &mut Vec<u64>, indices: &mut BTreeSet<u64>) {
     match v {
         serde_json::Value::Object(m) => {
-            match (m.get("time_ns").and_then(serde_json::Value::as_u64), m.get("index").and_then(serde_json::Value::as_u64)) {
+            match (
+                m.get("time_ns").and_then(serde_json::Value::as_u64),
+                m.get("index").and_then(serde_json::Value::as_u64),
+            ) {
                 (Some(t), _) => times.push(t),
                 (None, Some(i)) if m.contains_key("f") => {
                     indices.insert(i);

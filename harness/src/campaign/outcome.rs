@@ -77,7 +77,14 @@ pub struct CellResult {
 
 impl CellResult {
     pub fn not_run(cell: Cell) -> CellResult {
-        CellResult { cell, verdict: Verdict::NotRun, reasons: vec!["the campaign was interrupted before this cell ran".into()], runs: Vec::new(), detection: None, elapsed: Duration::ZERO }
+        CellResult {
+            cell,
+            verdict: Verdict::NotRun,
+            reasons: vec!["the campaign was interrupted before this cell ran".into()],
+            runs: Vec::new(),
+            detection: None,
+            elapsed: Duration::ZERO,
+        }
     }
 
     /// The run the table shows: the last one (the deciding seed).
@@ -103,7 +110,11 @@ pub fn conclude(cell: Cell, runs: Vec<SeedRun>, elapsed: Duration) -> CellResult
     let seeds = cell.seeds;
     let reasons_of = |r: &SeedRun| -> Vec<String> {
         match &r.met {
-            None => vec![format!("seed {}: {}", r.seed, r.error.clone().unwrap_or_else(|| format!("the run exited {}", r.code)))],
+            None => vec![format!(
+                "seed {}: {}",
+                r.seed,
+                r.error.clone().unwrap_or_else(|| format!("the run exited {}", r.code))
+            )],
             Some(Met::No(w) | Met::Unknown(w)) => w.iter().map(|x| format!("seed {}: {x}", r.seed)).collect(),
             Some(Met::Yes) => vec![],
         }
@@ -112,7 +123,11 @@ pub fn conclude(cell: Cell, runs: Vec<SeedRun>, elapsed: Duration) -> CellResult
         (Verdict::Error, reasons_of(bad), None)
     } else if cell.expect.hunts() {
         match runs.iter().position(|r| r.met == Some(Met::Yes)) {
-            Some(i) => (Verdict::Met, vec![], Some(Detection { seed_number: i as u32 + 1, seeds, time_s: runs[i].first_anomalous_s })),
+            Some(i) => (
+                Verdict::Met,
+                vec![],
+                Some(Detection { seed_number: i as u32 + 1, seeds, time_s: runs[i].first_anomalous_s }),
+            ),
             None => {
                 let undecided = runs.iter().any(|r| matches!(r.met, Some(Met::Unknown(_))));
                 let reasons = runs.iter().flat_map(reasons_of).collect();
@@ -150,11 +165,33 @@ pub mod tests {
     use crate::campaign::file::Cell;
 
     pub fn cell(name: &str, expect: Expectation, seeds: u32) -> Cell {
-        Cell { name: name.into(), base: name.into(), about: None, headline: false, settings: Default::default(), from_defaults: Default::default(), flags: vec![], timeline: None, seed: 1, seeds, expect }
+        Cell {
+            name: name.into(),
+            base: name.into(),
+            about: None,
+            headline: false,
+            settings: Default::default(),
+            from_defaults: Default::default(),
+            flags: vec![],
+            timeline: None,
+            seed: 1,
+            seeds,
+            expect,
+        }
     }
 
     pub fn run(seed: u64, met: Option<Met>) -> SeedRun {
-        SeedRun { seed, code: if met.is_some() { 0 } else { 255 }, dir: None, reproduce: format!("faultline run --seed {seed}"), error: met.is_none().then(|| "cluster up failed".into()), observation: None, met, first_anomalous_s: Some(4.5), elapsed: Duration::from_secs(1) }
+        SeedRun {
+            seed,
+            code: if met.is_some() { 0 } else { 255 },
+            dir: None,
+            reproduce: format!("faultline run --seed {seed}"),
+            error: met.is_none().then(|| "cluster up failed".into()),
+            observation: None,
+            met,
+            first_anomalous_s: Some(4.5),
+            elapsed: Duration::from_secs(1),
+        }
     }
 
     fn hunting() -> Expectation {

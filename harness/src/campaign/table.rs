@@ -52,7 +52,10 @@ pub fn settings_text(settings: &BTreeMap<String, toml::Value>, skip: &BTreeSet<S
 pub fn faults_text(r: &CellResult) -> String {
     let s = &r.cell.settings;
     let mut parts = Vec::new();
-    let stem = r.cell.timeline.as_ref().map(|t| std::path::Path::new(&t.label).file_stem().and_then(|x| x.to_str()).unwrap_or(&t.label).to_string());
+    let stem =
+        r.cell.timeline.as_ref().map(|t| {
+            std::path::Path::new(&t.label).file_stem().and_then(|x| x.to_str()).unwrap_or(&t.label).to_string()
+        });
     let bugs = s.get("bugs").map(value_text).unwrap_or_default();
     for b in bugs.split(',').filter(|b| !b.is_empty()) {
         // A bug's own recipe is the usual timeline: say so once.
@@ -75,7 +78,9 @@ pub fn observed_text(r: &CellResult) -> String {
     let Some(o) = &run.observation else {
         return match run.code {
             254 => "bad arguments".into(),
-            _ if run.error.as_deref().is_some_and(|e| e.contains("interrupted") || e.contains("terminated")) => "interrupted".into(),
+            _ if run.error.as_deref().is_some_and(|e| e.contains("interrupted") || e.contains("terminated")) => {
+                "interrupted".into()
+            }
             _ => "harness error".into(),
         };
     };
@@ -85,7 +90,9 @@ pub fn observed_text(r: &CellResult) -> String {
         Validity::Unknown => "unknown",
     };
     let mut parts = vec![verdict.to_string()];
-    parts.extend(o.anomalies.iter().map(|(k, (n, s))| format!("{k}={n}{}", if *s == Status::Violation { "*" } else { "" })));
+    parts.extend(
+        o.anomalies.iter().map(|(k, (n, s))| format!("{k}={n}{}", if *s == Status::Violation { "*" } else { "" })),
+    );
     parts.extend(o.errors.iter().map(|(k, n)| format!("{k}={n}")));
     if parts.len() == 1 {
         parts.push("none".into());
@@ -99,7 +106,9 @@ fn detection_text(r: &CellResult) -> String {
             let t = d.time_s.map_or("?".to_string(), |t| format!("{t:.1} s"));
             format!("{t}, seed {}/{}", d.seed_number, d.seeds)
         }
-        (None, true) if matches!(r.verdict, Verdict::Mismatch | Verdict::Unknown) => format!("not in {} seed{}", r.runs.len(), if r.runs.len() == 1 { "" } else { "s" }),
+        (None, true) if matches!(r.verdict, Verdict::Mismatch | Verdict::Unknown) => {
+            format!("not in {} seed{}", r.runs.len(), if r.runs.len() == 1 { "" } else { "s" })
+        }
         _ => "-".into(),
     }
 }
@@ -142,9 +151,16 @@ pub fn render(campaign: &str, defaults: &BTreeMap<String, toml::Value>, results:
         s.trim_end().to_string() + "\n"
     };
     let mut out = format!("Campaign {campaign}: {} cell{}\n", results.len(), if results.len() == 1 { "" } else { "s" });
-    let faultless: BTreeMap<String, toml::Value> = defaults.iter().filter(|(k, _)| !FAULT_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let faultless: BTreeMap<String, toml::Value> = defaults
+        .iter()
+        .filter(|(k, _)| !FAULT_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     if !faultless.is_empty() {
-        out.push_str(&format!("Settings of every cell unless its row says otherwise: {}\n", settings_text(&faultless, &BTreeSet::new())));
+        out.push_str(&format!(
+            "Settings of every cell unless its row says otherwise: {}\n",
+            settings_text(&faultless, &BTreeSet::new())
+        ));
     }
     out.push_str(&line(&header.map(String::from)));
     out.push_str(&line(&widths.map(|w| "-".repeat(w))));
@@ -190,15 +206,22 @@ mod tests {
     use crate::campaign::outcome::tests::{cell, run};
 
     fn observed(anomalies: &[(&str, u64, Status)], validity: Validity) -> Observation {
-        Observation { validity, unknown_reasons: vec![], anomalies: anomalies.iter().map(|(k, n, s)| (k.to_string(), (*n, *s))).collect(), errors: Default::default() }
+        Observation {
+            validity,
+            unknown_reasons: vec![],
+            anomalies: anomalies.iter().map(|(k, n, s)| (k.to_string(), (*n, *s))).collect(),
+            errors: Default::default(),
+        }
     }
 
     #[test]
     fn the_table_has_one_row_per_cell_and_explains_misses() {
-        let mut a = cell("acks1-zombie", Expectation::from_parts(None, &["lost-write".into()], &[], &[], &[]).unwrap(), 3);
+        let mut a =
+            cell("acks1-zombie", Expectation::from_parts(None, &["lost-write".into()], &[], &[], &[]).unwrap(), 3);
         a.settings.insert("acks".into(), toml::Value::Integer(1));
         a.settings.insert("replication-factor".into(), toml::Value::Integer(3));
-        a.settings.insert("nemesis".into(), toml::Value::Array(vec![toml::Value::String("leader-from-followers".into())]));
+        a.settings
+            .insert("nemesis".into(), toml::Value::Array(vec![toml::Value::String("leader-from-followers".into())]));
         a.settings.insert("nemesis-interval".into(), toml::Value::Integer(4));
         let mut hit = run(7, Some(Met::Yes));
         hit.observation = Some(observed(&[("lost-write", 12, Status::Permitted)], Validity::Valid));
@@ -213,7 +236,15 @@ mod tests {
         assert_eq!(lines[1], "Settings of every cell unless its row says otherwise: rate=300");
         assert!(lines[2].starts_with("cell") && lines[2].contains("observed") && lines[2].ends_with("time"), "{text}");
         let row_a = lines.iter().find(|l| l.starts_with("acks1-zombie")).unwrap();
-        for part in ["acks=1 rf=3", "leader-from-followers/4s", "+lost-write", "valid lost-write=12", "ok", "4.5 s, seed 1/3", "33 s"] {
+        for part in [
+            "acks=1 rf=3",
+            "leader-from-followers/4s",
+            "+lost-write",
+            "valid lost-write=12",
+            "ok",
+            "4.5 s, seed 1/3",
+            "33 s",
+        ] {
             assert!(row_a.contains(part), "{part} in {row_a}");
         }
         let row_b = lines.iter().find(|l| l.starts_with("acks-all")).unwrap();

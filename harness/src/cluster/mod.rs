@@ -26,8 +26,8 @@ use faultline_nemesis::{DaemonSpec, Host, Signal};
 
 use crate::exit::{Failure, report};
 use crate::hosts::exec::{self, CONTROL_HOST};
-use crate::hosts::network::{self, NODES_MAX};
 use crate::hosts::netns::read_proc;
+use crate::hosts::network::{self, NODES_MAX};
 use crate::hosts::{ClusterNet, NetnsHost, Subnet};
 use state::{NodeState, STATE_VERSION, state_path};
 
@@ -105,7 +105,11 @@ struct UpArgs {
 }
 
 pub fn main(args: ClusterArgs) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("building the tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime");
     let result = runtime.block_on(async {
         match args.command {
             ClusterCommand::Up(a) => up(a).await,
@@ -129,12 +133,16 @@ pub(crate) fn cluster_dir_of(at: &Where) -> Result<PathBuf, String> {
 
 /// Parses `--config key=value` flags, refusing keys the harness sets.
 fn parse_config(flags: &[String]) -> Result<Vec<(String, String)>, Failure> {
-    let mut settings: Vec<(String, String)> = SHORT_RUN_DEFAULTS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut settings: Vec<(String, String)> =
+        SHORT_RUN_DEFAULTS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     for flag in flags {
-        let (k, v) = flag.split_once('=').ok_or_else(|| Failure::BadArgs(format!("--config {flag:?}: expected key=value")))?;
+        let (k, v) =
+            flag.split_once('=').ok_or_else(|| Failure::BadArgs(format!("--config {flag:?}: expected key=value")))?;
         let (k, v) = (k.trim(), v.trim());
         if k.is_empty() || HARNESS_KEYS.contains(&k) {
-            return Err(Failure::BadArgs(format!("--config {flag:?}: {k:?} is set by the harness from the cluster plan")));
+            return Err(Failure::BadArgs(format!(
+                "--config {flag:?}: {k:?} is set by the harness from the cluster plan"
+            )));
         }
         settings.retain(|(key, _)| key != k);
         settings.push((k.to_string(), v.to_string()));
@@ -152,18 +160,30 @@ async fn up(args: UpArgs) -> Result<(), Failure> {
     exec::check_preconditions().map_err(|e| anyhow!(e))?;
     let path = state_path(&dir);
     if path.exists() && ClusterState::load(&path).map(|s| s.phase != Phase::Down).unwrap_or(true) {
-        return Err(anyhow!("cluster {:?} already exists ({}); run `faultline cluster down --name {}` first", args.at.name, path.display(), args.at.name).into());
+        return Err(anyhow!(
+            "cluster {:?} already exists ({}); run `faultline cluster down --name {}` first",
+            args.at.name,
+            path.display(),
+            args.at.name
+        )
+        .into());
     }
     let subnet = choose_subnet(&args.at.name, subnet).await?;
     let net = ClusterNet::plan(&args.at.name, subnet, args.nodes);
     if let Err(found) = net.check_absent().await {
-        return Err(anyhow!("leftovers of cluster {:?} exist ({found}); run `faultline cluster down --name {}`", args.at.name, args.at.name).into());
+        return Err(anyhow!(
+            "leftovers of cluster {:?} exist ({found}); run `faultline cluster down --name {}`",
+            args.at.name,
+            args.at.name
+        )
+        .into());
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut state = plan_state(&dir, net);
     state.save()?;
     let started = Instant::now();
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing a SIGTERM handler")?;
     let result = tokio::select! {
         r = build(&mut state, &settings, Duration::from_millis(args.timeout_ms)) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted (SIGINT)")),
@@ -176,7 +196,14 @@ async fn up(args: UpArgs) -> Result<(), Failure> {
     }
     state.phase = Phase::Up;
     state.save()?;
-    println!("cluster {} up in {} ms: {} nodes on {} (control {})", state.name, started.elapsed().as_millis(), state.nodes.len(), state.net.subnet, state.net.control_ip);
+    println!(
+        "cluster {} up in {} ms: {} nodes on {} (control {})",
+        state.name,
+        started.elapsed().as_millis(),
+        state.nodes.len(),
+        state.net.subnet,
+        state.net.control_ip
+    );
     for n in &state.nodes {
         println!("  {} {} pid {} netns {}", n.name, n.url, n.pid.unwrap_or(0), n.netns);
     }
@@ -188,7 +215,14 @@ async fn up(args: UpArgs) -> Result<(), Failure> {
 /// `dir` (its own directory, holding the state file) and waits until it is
 /// healthy; tears down what was created on failure. `config` holds
 /// `key=value` broker settings as for `--config`.
-pub(crate) async fn start(name: &str, dir: &Path, nodes: u32, config: &[String], subnet: Option<&str>, timeout: Duration) -> anyhow::Result<ClusterState> {
+pub(crate) async fn start(
+    name: &str,
+    dir: &Path,
+    nodes: u32,
+    config: &[String],
+    subnet: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<ClusterState> {
     network::validate_name(name).map_err(|e| anyhow!(e))?;
     anyhow::ensure!((1..=NODES_MAX).contains(&nodes), "--nodes {nodes}: must be 1 to {NODES_MAX}");
     let settings = parse_config(config).map_err(|f| match f {
@@ -262,7 +296,15 @@ fn plan_state(dir: &Path, net: ClusterNet) -> ClusterState {
         format!("-A {} -o {} -j ACCEPT", net.chain, net.bridge),
         format!("-A FORWARD -j {}", net.chain),
     ];
-    ClusterState { version: STATE_VERSION, name: net.name.clone(), phase: Phase::Creating, dir: dir.to_path_buf(), net, iptables_rules, nodes }
+    ClusterState {
+        version: STATE_VERSION,
+        name: net.name.clone(),
+        phase: Phase::Creating,
+        dir: dir.to_path_buf(),
+        net,
+        iptables_rules,
+        nodes,
+    }
 }
 
 pub(crate) fn hosts(state: &ClusterState) -> Vec<NetnsHost> {
@@ -270,7 +312,11 @@ pub(crate) fn hosts(state: &ClusterState) -> Vec<NetnsHost> {
 }
 
 /// Everything `up` does after recording the plan.
-async fn build(state: &mut ClusterState, settings: &[(String, String)], health_timeout: Duration) -> anyhow::Result<()> {
+async fn build(
+    state: &mut ClusterState,
+    settings: &[(String, String)],
+    health_timeout: Duration,
+) -> anyhow::Result<()> {
     state.net.create_bridge().await?;
     state.net.create_chain().await?;
     for node in &state.net.nodes {
@@ -281,7 +327,8 @@ async fn build(state: &mut ClusterState, settings: &[(String, String)], health_t
     let hosts = hosts(state);
     for (node, host) in state.nodes.iter_mut().zip(&hosts) {
         std::fs::create_dir_all(&node.data_dir).with_context(|| format!("creating {}", node.data_dir.display()))?;
-        std::fs::write(&node.config_file, server_properties(node, &state.net, settings)).with_context(|| format!("writing {}", node.config_file.display()))?;
+        std::fs::write(&node.config_file, server_properties(node, &state.net, settings))
+            .with_context(|| format!("writing {}", node.config_file.display()))?;
         node.pid = Some(host.start_daemon(&node_daemon(node, &node_bin)).await?);
     }
     state.save()?;
@@ -325,7 +372,9 @@ async fn check_connectivity(net: &ClusterNet) -> anyhow::Result<()> {
             Ok(Ok(_)) => bail!("{addr} in fresh namespace {} already accepts connections", node.netns),
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
             Ok(Err(e)) => bail!("control side cannot reach namespace {} at {}: {e}", node.netns, node.ip),
-            Err(_) => bail!("control side cannot reach namespace {} at {} within {PROBE_TIMEOUT:?}", node.netns, node.ip),
+            Err(_) => {
+                bail!("control side cannot reach namespace {} at {} within {PROBE_TIMEOUT:?}", node.netns, node.ip)
+            }
         }
     }
     Ok(())
@@ -335,13 +384,22 @@ async fn check_connectivity(net: &ClusterNet) -> anyhow::Result<()> {
 /// controller; fails early when a node exits, with its log tail.
 async fn wait_healthy(state: &ClusterState, hosts: &[NetnsHost], timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
-    let clients: Vec<_> = state.nodes.iter().map(|n| faultline_client::Client::with_timeout(n.url.clone(), HEALTH_REQUEST_TIMEOUT)).collect();
+    let clients: Vec<_> = state
+        .nodes
+        .iter()
+        .map(|n| faultline_client::Client::with_timeout(n.url.clone(), HEALTH_REQUEST_TIMEOUT))
+        .collect();
     let mut pending: BTreeSet<usize> = (0..state.nodes.len()).collect();
     while !pending.is_empty() {
         for i in pending.clone() {
             let node = &state.nodes[i];
             if hosts[i].process(node.pid.expect("started")).await?.is_none() {
-                bail!("node {} exited during start-up; log {}:\n{}", node.name, node.log_file.display(), log_tail(&hosts[i], node).await);
+                bail!(
+                    "node {} exited during start-up; log {}:\n{}",
+                    node.name,
+                    node.log_file.display(),
+                    log_tail(&hosts[i], node).await
+                );
             }
             let healthy = clients[i].health().await.is_ok();
             if healthy && clients[i].cluster().await.is_ok_and(|c| c.controller.is_some()) {
@@ -352,7 +410,13 @@ async fn wait_healthy(state: &ClusterState, hosts: &[NetnsHost], timeout: Durati
             let mut msg = format!("nodes not healthy with a controller within {} ms:", timeout.as_millis());
             for &i in &pending {
                 let node = &state.nodes[i];
-                msg.push_str(&format!("\n--- {} ({}), log {}:\n{}", node.name, node.url, node.log_file.display(), log_tail(&hosts[i], node).await));
+                msg.push_str(&format!(
+                    "\n--- {} ({}), log {}:\n{}",
+                    node.name,
+                    node.url,
+                    node.log_file.display(),
+                    log_tail(&hosts[i], node).await
+                ));
             }
             bail!(msg);
         }

@@ -65,7 +65,12 @@ impl ClusterState {
     pub fn load(path: &Path) -> anyhow::Result<ClusterState> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let state: ClusterState = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        anyhow::ensure!(state.version == STATE_VERSION, "{}: state version {} is not {STATE_VERSION}", path.display(), state.version);
+        anyhow::ensure!(
+            state.version == STATE_VERSION,
+            "{}: state version {} is not {STATE_VERSION}",
+            path.display(),
+            state.version
+        );
         Ok(state)
     }
 

@@ -46,11 +46,7 @@ pub async fn run(host: &str, argv: &[String], timeout: Duration) -> Result<Comma
 /// Runs `argv` and turns a non-zero exit into [`HostError::CommandFailed`].
 pub async fn run_ok(host: &str, argv: &[String]) -> Result<CommandOutput, HostError> {
     let out = run(host, argv, TOOL_TIMEOUT).await?;
-    if out.success() {
-        Ok(out)
-    } else {
-        Err(failed(host, argv, &out))
-    }
+    if out.success() { Ok(out) } else { Err(failed(host, argv, &out)) }
 }
 
 pub fn failed(host: &str, argv: &[String], out: &CommandOutput) -> HostError {
@@ -70,9 +66,9 @@ pub fn argv(parts: &[&str]) -> Vec<String> {
 /// Finds `program` in `PATH`, as a shell would.
 pub fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
-    })
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0))
 }
 
 /// Checks, in this order, that we run as root and that `ip` and `iptables`

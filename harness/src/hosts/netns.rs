@@ -71,7 +71,11 @@ impl Host for NetnsHost {
         // A std child is not kill-on-drop, which a daemon must not be; a
         // thread reaps it if it exits while the harness still runs, so it
         // never lingers as a zombie of ours.
-        let mut child = cmd.spawn().map_err(|source| HostError::Spawn { host: self.name.clone(), command: argv.join(" "), source })?;
+        let mut child = cmd.spawn().map_err(|source| HostError::Spawn {
+            host: self.name.clone(),
+            command: argv.join(" "),
+            source,
+        })?;
         let pid = child.id();
         std::thread::spawn(move || {
             let _ = child.wait();
@@ -143,7 +147,8 @@ pub fn read_proc(pid: u32) -> Option<ProcessInfo> {
         _ => ProcState::Running,
     };
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let argv = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let argv =
+        cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
     Some(ProcessInfo { pid, state, argv })
 }
 

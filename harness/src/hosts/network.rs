@@ -161,7 +161,9 @@ impl ClusterNet {
             found.push(format!("bridge {}", self.bridge));
         }
         let namespaces = list_netns().await.map_err(|e| e.to_string())?;
-        found.extend(self.nodes.iter().filter(|n| namespaces.contains(&n.netns)).map(|n| format!("namespace {}", n.netns)));
+        found.extend(
+            self.nodes.iter().filter(|n| namespaces.contains(&n.netns)).map(|n| format!("namespace {}", n.netns)),
+        );
         if chain_exists(&self.chain).await.map_err(|e| e.to_string())? {
             found.push(format!("iptables chain {}", self.chain));
         }
@@ -201,8 +203,14 @@ impl ClusterNet {
     /// before any traffic, so that nothing is ever sent to a private address
     /// without one of our namespaces behind it (it would leave the machine).
     pub async fn can_reach(&self, node: &NodeNet) -> Result<bool, HostError> {
-        let out = exec::run(CONTROL_HOST, &argv(&["ip", "-4", "-o", "addr", "show", "dev", &self.bridge]), exec::TOOL_TIMEOUT).await?;
-        let bridge_ok = out.success() && String::from_utf8_lossy(&out.stdout).contains(&format!(" {}/24 ", self.control_ip));
+        let out = exec::run(
+            CONTROL_HOST,
+            &argv(&["ip", "-4", "-o", "addr", "show", "dev", &self.bridge]),
+            exec::TOOL_TIMEOUT,
+        )
+        .await?;
+        let bridge_ok =
+            out.success() && String::from_utf8_lossy(&out.stdout).contains(&format!(" {}/24 ", self.control_ip));
         Ok(bridge_ok && list_netns().await?.contains(&node.netns))
     }
 
@@ -233,7 +241,9 @@ impl ClusterNet {
 pub async fn check_subnet_free(subnet: Subnet) -> Result<(), String> {
     let taken = taken_prefixes().await.map_err(|e| e.to_string())?;
     match taken.iter().find(|(net, len, _)| subnet.overlaps(*net, *len)) {
-        Some((_, _, line)) => Err(format!("subnet {subnet} collides with this machine's `{line}`; pick another with --subnet")),
+        Some((_, _, line)) => {
+            Err(format!("subnet {subnet} collides with this machine's `{line}`; pick another with --subnet"))
+        }
         None => Ok(()),
     }
 }
@@ -241,7 +251,18 @@ pub async fn check_subnet_free(subnet: Subnet) -> Result<(), String> {
 /// Every IPv4 prefix this machine routes or owns, with the line it came
 /// from. Default routes are skipped: everything overlaps them.
 async fn taken_prefixes() -> Result<Vec<(Ipv4Addr, u8, String)>, HostError> {
-    const ROUTE_TYPES: &[&str] = &["unicast", "local", "broadcast", "multicast", "throw", "unreachable", "prohibit", "blackhole", "nat", "anycast"];
+    const ROUTE_TYPES: &[&str] = &[
+        "unicast",
+        "local",
+        "broadcast",
+        "multicast",
+        "throw",
+        "unreachable",
+        "prohibit",
+        "blackhole",
+        "nat",
+        "anycast",
+    ];
     let mut taken = Vec::new();
     let routes = exec::run_ok(CONTROL_HOST, &argv(&["ip", "-4", "route", "show", "table", "all"])).await?;
     for line in String::from_utf8_lossy(&routes.stdout).lines() {
@@ -286,7 +307,11 @@ fn iptables_argv(args: &[&str]) -> Vec<String> {
 pub async fn list_netns() -> Result<Vec<String>, HostError> {
     let out = exec::run_ok(CONTROL_HOST, &argv(&["ip", "netns", "list"])).await?;
     // Lines are `name` or `name (id: 3)`.
-    Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect())
 }
 
 async fn link_exists(name: &str) -> Result<bool, HostError> {

@@ -86,9 +86,21 @@ impl TestCluster {
         let prefix = format!("fl-{}-", self.name);
         let chain = format!("FAULTLINE-FWD-{}", self.name);
         let mut left = Vec::new();
-        left.extend(lines(&["ip", "netns", "list"]).into_iter().filter(|l| l.starts_with(&prefix)).map(|l| format!("netns {l}")));
-        left.extend(lines(&["ip", "-br", "link"]).into_iter().filter(|l| l.starts_with(&prefix)).map(|l| format!("link {l}")));
-        left.extend(lines(&["iptables", "-w", "-S"]).into_iter().filter(|l| l.contains(&chain)).map(|l| format!("iptables {l}")));
+        left.extend(
+            lines(&["ip", "netns", "list"])
+                .into_iter()
+                .filter(|l| l.starts_with(&prefix))
+                .map(|l| format!("netns {l}")),
+        );
+        left.extend(
+            lines(&["ip", "-br", "link"]).into_iter().filter(|l| l.starts_with(&prefix)).map(|l| format!("link {l}")),
+        );
+        left.extend(
+            lines(&["iptables", "-w", "-S"])
+                .into_iter()
+                .filter(|l| l.contains(&chain))
+                .map(|l| format!("iptables {l}")),
+        );
         left.extend(live_processes_mentioning(&self.dir).into_iter().map(|p| format!("process {p}")));
         left
     }
@@ -120,7 +132,10 @@ pub fn live_processes_mentioning(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let path = entry.path();
-        let (Ok(cmdline), Ok(stat)) = (std::fs::read(path.join("cmdline")), std::fs::read_to_string(path.join("stat"))) else { continue };
+        let (Ok(cmdline), Ok(stat)) = (std::fs::read(path.join("cmdline")), std::fs::read_to_string(path.join("stat")))
+        else {
+            continue;
+        };
         let zombie = stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if !zombie && cmdline.contains(&needle) {
@@ -131,7 +146,13 @@ pub fn live_processes_mentioning(dir: &Path) -> Vec<String> {
 }
 
 pub fn assert_ok(o: &Output, what: &str) {
-    assert_eq!(o.status.code(), Some(0), "{what} failed:\nstdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{what} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {

@@ -59,7 +59,13 @@ pub fn assert_well_formed(ops: &[Op]) {
 pub fn assert_no_leftovers(cluster: &TestCluster, subnet: &str) {
     assert_eq!(cluster.leftovers(), Vec::<String>::new(), "leftovers");
     let prefix = subnet.trim_end_matches("0/24");
-    let clients: Vec<String> = lines(&["ps", "-eo", "pid,stat,args"]).into_iter().filter(|l| l.contains(prefix) && !l.split_whitespace().nth(1).is_some_and(|s| s.starts_with('Z'))).collect();
+    let clients: Vec<String> = lines(&["ps", "-eo", "pid,stat,args"])
+        .into_iter()
+        .filter(|l| l.contains(prefix) && !l.split_whitespace().nth(1).is_some_and(|s| s.starts_with('Z')))
+        .collect();
     assert_eq!(clients, Vec::<String>::new(), "client processes left");
-    assert!(!cluster.dir.join("store/clusters").join(&cluster.name).exists(), "the cluster directory is removed after teardown");
+    assert!(
+        !cluster.dir.join("store/clusters").join(&cluster.name).exists(),
+        "the cluster directory is removed after teardown"
+    );
 }

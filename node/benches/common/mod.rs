@@ -86,7 +86,8 @@ pub fn wait_healthy(url: &str) {
 }
 
 pub fn start_bare(bare_env: &str) -> Server {
-    let mut child = Command::new(std::env::current_exe().unwrap()).env(bare_env, "1").stdout(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        Command::new(std::env::current_exe().unwrap()).env(bare_env, "1").stdout(Stdio::piped()).spawn().unwrap();
     let url = read_url(&mut child);
     Server { child, url, _dir: None }
 }
@@ -126,7 +127,8 @@ pub async fn produce_load(targets: &[String], batch: usize, acks: Acks, o: &Opti
                 let (mut ok, mut errors) = (0u64, 0u64);
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    let resp = http.post(&url).header("content-type", "application/json").body(body.clone()).send().await;
+                    let resp =
+                        http.post(&url).header("content-type", "application/json").body(body.clone()).send().await;
                     match resp {
                         Ok(r) if r.status().is_success() => {
                             let _ = r.bytes().await;
@@ -142,7 +144,14 @@ pub async fn produce_load(targets: &[String], batch: usize, acks: Acks, o: &Opti
         .collect();
     tokio::time::sleep(Duration::from_secs_f64(o.seconds)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut result = LoadResult { requests: 0, records: 0, bytes: 0, elapsed: Duration::ZERO, latency: hdrhistogram::Histogram::new(3).unwrap(), errors: 0 };
+    let mut result = LoadResult {
+        requests: 0,
+        records: 0,
+        bytes: 0,
+        elapsed: Duration::ZERO,
+        latency: hdrhistogram::Histogram::new(3).unwrap(),
+        errors: 0,
+    };
     for t in tasks {
         let (ok, errors, hist) = t.await.unwrap();
         result.requests += ok;
@@ -154,4 +163,3 @@ pub async fn produce_load(targets: &[String], batch: usize, acks: Acks, o: &Opti
     result.bytes = result.records * VALUE_BYTES as u64;
     result
 }
-

@@ -113,7 +113,9 @@ impl Broker {
             match std::fs::read(&meta_path) {
                 Ok(bytes) => match serde_json::from_slice::<PartitionMeta>(&bytes) {
                     Ok(m) => metas.push(m),
-                    Err(e) => tracing::warn!(path = %meta_path.display(), error = %e, "ignoring a replica directory with a damaged partition.json"),
+                    Err(e) => {
+                        tracing::warn!(path = %meta_path.display(), error = %e, "ignoring a replica directory with a damaged partition.json")
+                    }
                 },
                 Err(_) => continue,
             }
@@ -148,7 +150,10 @@ impl Broker {
     fn open_replica(&self, meta: &PartitionMeta) -> Result<Arc<Partition>, StartupError> {
         let key = format!("{}-{}", meta.topic, meta.partition);
         let topic_config = self.config.topic_config(&meta.configs);
-        let mode = OpenMode { clean_shutdown: self.clean_start, recovery_point: self.recovery_points.get(&key).copied().unwrap_or(0) };
+        let mode = OpenMode {
+            clean_shutdown: self.clean_start,
+            recovery_point: self.recovery_points.get(&key).copied().unwrap_or(0),
+        };
         let dir = self.config.log_dir.join(&key);
         let (log, report) = PartitionLog::open(&dir, topic_config.log.clone(), mode)
             .map_err(|source| StartupError::Log { topic: meta.topic.clone(), partition: meta.partition, source })?;
@@ -170,7 +175,12 @@ impl Broker {
 
     /// The local replica of `topic/index`, creating it (directory,
     /// `partition.json`, empty log) when the metadata first assigns it here.
-    pub fn ensure_replica(&self, topic: &str, index: u32, configs: &BTreeMap<String, String>) -> Result<Arc<Partition>, ApiError> {
+    pub fn ensure_replica(
+        &self,
+        topic: &str,
+        index: u32,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<Arc<Partition>, ApiError> {
         if let Some(p) = self.local(topic, index) {
             return Ok(p);
         }
@@ -179,7 +189,10 @@ impl Broker {
             return Ok(p);
         }
         if self.partitions.read().unwrap().len() >= PARTITIONS_PER_NODE_MAX {
-            return Err(ApiError::new(ErrorCode::InvalidPartitions, format!("this node already hosts {PARTITIONS_PER_NODE_MAX} partitions")));
+            return Err(ApiError::new(
+                ErrorCode::InvalidPartitions,
+                format!("this node already hosts {PARTITIONS_PER_NODE_MAX} partitions"),
+            ));
         }
         let meta = PartitionMeta { topic: topic.to_string(), partition: index, configs: configs.clone() };
         let dir = self.config.log_dir.join(format!("{topic}-{index}"));
@@ -214,7 +227,10 @@ impl Broker {
         match meta {
             None => Err(ApiError::unknown_partition(topic, index)),
             Some(p) => {
-                let mut e = ApiError::new(ErrorCode::NotLeaderOrFollower, format!("{topic}/{index} is not hosted on this node"));
+                let mut e = ApiError::new(
+                    ErrorCode::NotLeaderOrFollower,
+                    format!("{topic}/{index} is not hosted on this node"),
+                );
                 e.leader_id = p.leader;
                 e.leader_address = p.leader.and_then(|l| image.brokers.get(&l)).map(|b| b.address.clone());
                 Err(e)
@@ -227,7 +243,10 @@ impl Broker {
     pub async fn create_topic(&self, req: &CreateTopicRequest) -> Result<TopicDescription, ApiError> {
         validate_topic_name(&req.name)?;
         if req.name.starts_with("__") {
-            return Err(ApiError::new(ErrorCode::InvalidTopicException, format!("topic name `{}` is reserved for internal topics", req.name)));
+            return Err(ApiError::new(
+                ErrorCode::InvalidTopicException,
+                format!("topic name `{}` is reserved for internal topics", req.name),
+            ));
         }
         self.create_topic_unchecked(req).await
     }
@@ -243,15 +262,24 @@ impl Broker {
         }
         let rf = req.replication_factor.unwrap_or(self.config.default_replication_factor);
         if !(1..=i64::from(i16::MAX)).contains(&rf) {
-            return Err(ApiError::new(ErrorCode::InvalidReplicationFactor, format!("replication factor must be at least 1, got {rf}")));
+            return Err(ApiError::new(
+                ErrorCode::InvalidReplicationFactor,
+                format!("replication factor must be at least 1, got {rf}"),
+            ));
         }
         let configs = config_strings(&req.configs)?;
-        let configs = validate_topic_overrides(&configs).map_err(|e| ApiError::new(ErrorCode::InvalidConfig, e.to_string()))?;
+        let configs =
+            validate_topic_overrides(&configs).map_err(|e| ApiError::new(ErrorCode::InvalidConfig, e.to_string()))?;
         let image = self.image();
-        if let Some(other) = image.topics.keys().find(|n| *n != &req.name && n.replace('.', "_") == req.name.replace('.', "_")) {
+        if let Some(other) =
+            image.topics.keys().find(|n| *n != &req.name && n.replace('.', "_") == req.name.replace('.', "_"))
+        {
             return Err(ApiError::new(
                 ErrorCode::InvalidTopicException,
-                format!("topic `{}` collides with existing topic `{other}`: '.' and '_' are interchangeable in metric names", req.name),
+                format!(
+                    "topic `{}` collides with existing topic `{other}`: '.' and '_' are interchangeable in metric names",
+                    req.name
+                ),
             ));
         }
         let unclean = self.config.topic_config(&configs).unclean_leader_election;
@@ -265,7 +293,12 @@ impl Broker {
         match self.control().propose(cmd).await.map_err(controller_unavailable)? {
             CommandResult::TopicCreated => {}
             CommandResult::Rejected { reason, message } => return Err(ApiError::new(rejection_code(reason), message)),
-            other => return Err(ApiError::new(ErrorCode::UnknownServerError, format!("unexpected controller answer {other:?}"))),
+            other => {
+                return Err(ApiError::new(
+                    ErrorCode::UnknownServerError,
+                    format!("unexpected controller answer {other:?}"),
+                ));
+            }
         }
         tracing::info!(topic = %req.name, partitions, replication_factor = rf, "created topic");
         self.wait_for_local_leaders(&req.name).await;
@@ -282,7 +315,9 @@ impl Broker {
             let Some(t) = image.topics.get(topic) else { return };
             let ready = t.partitions.iter().enumerate().all(|(i, p)| {
                 p.leader != Some(self.config.node_id)
-                    || self.local(topic, i as u32).is_some_and(|l| l.view().is_leader && l.view().leader_epoch == p.leader_epoch)
+                    || self
+                        .local(topic, i as u32)
+                        .is_some_and(|l| l.view().is_leader && l.view().leader_epoch == p.leader_epoch)
             });
             if ready {
                 return;
@@ -299,7 +334,12 @@ impl Broker {
             let cmd = Command::AllocateProducerIds { broker: self.config.node_id };
             match self.control().propose(cmd).await.map_err(controller_unavailable)? {
                 CommandResult::ProducerIds { start, count } => *block = (start, start + count),
-                other => return Err(ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("no producer-id block: {other:?}"))),
+                other => {
+                    return Err(ApiError::new(
+                        ErrorCode::CoordinatorNotAvailable,
+                        format!("no producer-id block: {other:?}"),
+                    ));
+                }
             }
         }
         let id = block.0;
@@ -315,17 +355,18 @@ impl Broker {
     /// end offset are this node's replica's, or -1 where it hosts none.
     pub fn describe_topic(&self, name: &str) -> Result<TopicDescription, ApiError> {
         let image = self.image();
-        let topic = image
-            .topics
-            .get(name)
-            .ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("topic `{name}` does not exist")))?;
+        let topic = image.topics.get(name).ok_or_else(|| {
+            ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("topic `{name}` does not exist"))
+        })?;
         let partitions = topic
             .partitions
             .iter()
             .enumerate()
             .map(|(i, p)| {
                 let (hw, leo, start) = match self.local(name, i as u32) {
-                    Some(local) => local.with_state(|st| (st.high_watermark, st.log.log_end_offset(), st.log.log_start_offset())),
+                    Some(local) => {
+                        local.with_state(|st| (st.high_watermark, st.log.log_end_offset(), st.log.log_start_offset()))
+                    }
                     None => (-1, -1, -1),
                 };
                 PartitionDescription {
@@ -340,7 +381,12 @@ impl Broker {
                 }
             })
             .collect();
-        Ok(TopicDescription { name: name.to_string(), internal: name == OFFSETS_TOPIC, partitions, configs: topic.configs.clone() })
+        Ok(TopicDescription {
+            name: name.to_string(),
+            internal: name == OFFSETS_TOPIC,
+            partitions,
+            configs: topic.configs.clone(),
+        })
     }
 
     /// Writes the recovery-point and high-watermark checkpoints, fsyncing
@@ -395,7 +441,10 @@ fn config_strings(raw: &BTreeMap<String, serde_json::Value>) -> Result<BTreeMap<
                 serde_json::Value::Number(n) => n.to_string(),
                 serde_json::Value::Bool(b) => b.to_string(),
                 other => {
-                    return Err(ApiError::new(ErrorCode::InvalidConfig, format!("config `{k}` must be a string, number or boolean, got {other}")));
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidConfig,
+                        format!("config `{k}` must be a string, number or boolean, got {other}"),
+                    ));
                 }
             };
             Ok((k.clone(), s))

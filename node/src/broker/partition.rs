@@ -186,7 +186,14 @@ impl Partition {
     /// Wraps an opened log. The replica starts offline; the controller's
     /// metadata makes it a leader or a follower. `high_watermark` is the
     /// checkpointed value, capped by the log end offset.
-    pub fn new(topic: &str, index: u32, node_id: i32, config: TopicConfig, log: PartitionLog, high_watermark: i64) -> Partition {
+    pub fn new(
+        topic: &str,
+        index: u32,
+        node_id: i32,
+        config: TopicConfig,
+        log: PartitionLog,
+        high_watermark: i64,
+    ) -> Partition {
         let dir = log.dir().to_path_buf();
         let epoch_cache = EpochCache::load(&dir).unwrap_or_else(|| rebuild_epoch_cache(&log));
         let mut epoch_cache = epoch_cache;
@@ -258,7 +265,10 @@ impl Partition {
     }
 
     fn not_leader(&self, st: &ReplicaState) -> ApiError {
-        let mut e = ApiError::new(ErrorCode::NotLeaderOrFollower, format!("this node is not the leader of {}/{}", self.topic, self.index));
+        let mut e = ApiError::new(
+            ErrorCode::NotLeaderOrFollower,
+            format!("this node is not the leader of {}/{}", self.topic, self.index),
+        );
         if let Role::Follower { leader, leader_address, .. } = &st.role {
             e.leader_id = Some(*leader);
             e.leader_address = Some(leader_address.clone());
@@ -284,7 +294,8 @@ impl Partition {
                     ));
                 }
                 let epoch = st.leader_epoch;
-                let header = batch::parse_header(batch).map_err(|e| ApiError::invalid(format!("unparsable batch: {e}")))?;
+                let header =
+                    batch::parse_header(batch).map_err(|e| ApiError::invalid(format!("unparsable batch: {e}")))?;
                 let p = header.producer;
                 if p.producer_id >= 0 {
                     match st.producers.check(p.producer_id, p.producer_epoch, p.base_sequence, header.record_count) {
@@ -295,7 +306,8 @@ impl Partition {
                         SeqCheck::Refuse(code, message) => return Err(ApiError::new(code, message)),
                     }
                 }
-                let info = st.log.append_as_leader(batch, epoch).map_err(|e| storage_error(&self.topic, self.index, e))?;
+                let info =
+                    st.log.append_as_leader(batch, epoch).map_err(|e| storage_error(&self.topic, self.index, e))?;
                 let stamped = BatchHeader { base_offset: info.base_offset, leader_epoch: epoch, ..header };
                 st.producers.record(&stamped);
                 self.maybe_advance_high_watermark(st);
@@ -324,7 +336,8 @@ impl Partition {
         let mut hw = st.log.log_end_offset();
         // Under the bug the leader trusts its own ISR alone, not what it
         // proposed to the controller.
-        let members = if self.config.bugs.on(Bug::LeaderUnilateralIsrShrink) { st.isr.clone() } else { st.maximal_isr() };
+        let members =
+            if self.config.bugs.on(Bug::LeaderUnilateralIsrShrink) { st.isr.clone() } else { st.maximal_isr() };
         for r in members {
             if r == self.node_id {
                 continue;
@@ -347,15 +360,21 @@ impl Partition {
         let mut rx = self.view_tx.subscribe();
         // Copy the view out at once: the `Ref` that `wait_for` returns holds
         // the watch's read lock, and `with_state` below takes its write lock.
-        let waited = tokio::time::timeout(timeout, rx.wait_for(|v| v.high_watermark >= offset || !v.is_leader || v.leader_epoch != epoch))
-            .await
-            .map(|r| r.map(|v| *v));
+        let waited = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|v| v.high_watermark >= offset || !v.is_leader || v.leader_epoch != epoch),
+        )
+        .await
+        .map(|r| r.map(|v| *v));
         match waited {
             Err(_) | Ok(Err(_)) => Ok(false),
             Ok(Ok(v)) if v.high_watermark >= offset && v.is_leader && v.leader_epoch == epoch => Ok(true),
             Ok(Ok(_)) => Err(self.with_state(|st| {
                 let mut e = self.not_leader(st);
-                e.message = format!("leadership of {}/{} moved to epoch {} before the batch was committed; it may or may not survive", self.topic, self.index, st.leader_epoch);
+                e.message = format!(
+                    "leadership of {}/{} moved to epoch {} before the batch was committed; it may or may not survive",
+                    self.topic, self.index, st.leader_epoch
+                );
                 e
             })),
         }
@@ -382,8 +401,14 @@ impl Partition {
                 }
                 let hw = st.high_watermark;
                 let upto = if self.config.bugs.on(Bug::ServeConsumersToLeo) { st.log.log_end_offset() } else { hw };
-                let batches = st.log.read(offset, upto, max_bytes).map_err(|e| storage_error(&self.topic, self.index, e))?;
-                Ok(FetchResult { batches, high_watermark: hw, log_start_offset: st.log.log_start_offset(), visible_end: upto })
+                let batches =
+                    st.log.read(offset, upto, max_bytes).map_err(|e| storage_error(&self.topic, self.index, e))?;
+                Ok(FetchResult {
+                    batches,
+                    high_watermark: hw,
+                    log_start_offset: st.log.log_start_offset(),
+                    visible_end: upto,
+                })
             })?;
             let now = Instant::now();
             if !read.batches.is_empty() || now >= deadline {
@@ -409,7 +434,14 @@ impl Partition {
     /// R2.6, R2.13, KAFKA-10554): fences stale epochs, reports divergence,
     /// records the follower's position as an implicit ack, advances the
     /// high watermark, and returns records up to the log end offset.
-    pub fn serve_follower(&self, replica: i32, broker_epoch: i64, pos: FetchPosition, max_bytes: usize, now: Instant) -> ReplicaFetch {
+    pub fn serve_follower(
+        &self,
+        replica: i32,
+        broker_epoch: i64,
+        pos: FetchPosition,
+        max_bytes: usize,
+        now: Instant,
+    ) -> ReplicaFetch {
         self.with_state(|st| {
             let mut out = ReplicaFetch {
                 high_watermark: st.high_watermark,
@@ -456,7 +488,9 @@ impl Partition {
             let hw_before = st.high_watermark;
             let in_isr = st.isr.contains(&replica);
             let (epoch_start, expand) = {
-                let Role::Leader { followers, epoch_start_offset, pending_isr } = &mut st.role else { unreachable!("checked above") };
+                let Role::Leader { followers, epoch_start_offset, pending_isr } = &mut st.role else {
+                    unreachable!("checked above")
+                };
                 let f = followers.entry(replica).or_insert_with(|| FollowerState {
                     leo: None,
                     broker_epoch,
@@ -479,7 +513,8 @@ impl Partition {
             };
             self.maybe_advance_high_watermark(st);
             // R2.8: caught up to the HW and into this leader's epoch.
-            let past_epoch_start = pos.fetch_offset >= epoch_start || self.config.bugs.on(Bug::IsrJoinIgnoresEpochStart);
+            let past_epoch_start =
+                pos.fetch_offset >= epoch_start || self.config.bugs.on(Bug::IsrJoinIgnoresEpochStart);
             if !in_isr && expand && pos.fetch_offset >= st.high_watermark.max(hw_before) && past_epoch_start {
                 out.expand_candidate = Some(replica);
             }
@@ -589,7 +624,18 @@ impl Partition {
             let followers = replicas
                 .iter()
                 .filter(|r| **r != self.node_id)
-                .map(|r| (*r, FollowerState { leo: None, broker_epoch: -1, last_fetch: None, leader_leo_at_last_fetch: 0, last_caught_up: now }))
+                .map(|r| {
+                    (
+                        *r,
+                        FollowerState {
+                            leo: None,
+                            broker_epoch: -1,
+                            last_fetch: None,
+                            leader_leo_at_last_fetch: 0,
+                            last_caught_up: now,
+                        },
+                    )
+                })
                 .collect();
             st.role = Role::Leader { epoch_start_offset: leo, followers, pending_isr: None };
             if self.config.bugs.on(Bug::DropProducerStateOnFailover) {
@@ -606,7 +652,15 @@ impl Partition {
 
     /// Becomes a follower of `leader` in `epoch`; the fetcher truncates by
     /// epoch before it copies anything (R2.12).
-    pub fn become_follower(&self, leader: i32, leader_address: &str, epoch: i32, partition_epoch: i32, replicas: &[i32], isr: &[i32]) {
+    pub fn become_follower(
+        &self,
+        leader: i32,
+        leader_address: &str,
+        epoch: i32,
+        partition_epoch: i32,
+        replicas: &[i32],
+        isr: &[i32],
+    ) {
         self.with_state(|st| {
             // KAFKA-7164: the same leader after missed epochs looks like no change.
             let same_leader = matches!(st.role, Role::Follower { leader: l, .. } if l == leader) && epoch > st.leader_epoch + 1;

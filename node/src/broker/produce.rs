@@ -43,18 +43,28 @@ fn producer_fields(req: &ProduceRequest) -> Result<ProducerFields, ApiError> {
         (Some(id), Some(epoch), Some(seq)) if id >= 0 && epoch >= 0 && seq >= 0 => {
             Ok(ProducerFields { producer_id: id, producer_epoch: epoch, base_sequence: seq })
         }
-        (Some(_), Some(_), Some(_)) => Err(ApiError::invalid("producer_id, producer_epoch and base_sequence must be non-negative")),
-        _ => Err(ApiError::invalid("producer_id, producer_epoch and base_sequence come all three together or not at all")),
+        (Some(_), Some(_), Some(_)) => {
+            Err(ApiError::invalid("producer_id, producer_epoch and base_sequence must be non-negative"))
+        }
+        _ => Err(ApiError::invalid(
+            "producer_id, producer_epoch and base_sequence come all three together or not at all",
+        )),
     }
 }
 
 /// Validates a produce request and encodes its records as one batch.
 fn encode_request(partition: &Partition, req: &ProduceRequest) -> Result<(Acks, Vec<u8>), ApiError> {
     let acks = req.acks.validate().ok_or_else(|| {
-        ApiError::new(ErrorCode::InvalidRequiredAcks, format!("acks must be 0, 1, -1 or \"all\"; got {}", serde_json::to_string(&req.acks).unwrap_or_default()))
+        ApiError::new(
+            ErrorCode::InvalidRequiredAcks,
+            format!("acks must be 0, 1, -1 or \"all\"; got {}", serde_json::to_string(&req.acks).unwrap_or_default()),
+        )
     })?;
     if partition.topic == OFFSETS_TOPIC {
-        return Err(ApiError::new(ErrorCode::InvalidTopicException, format!("cannot produce to the internal topic {OFFSETS_TOPIC}")));
+        return Err(ApiError::new(
+            ErrorCode::InvalidTopicException,
+            format!("cannot produce to the internal topic {OFFSETS_TOPIC}"),
+        ));
     }
     if req.records.is_empty() {
         return Err(ApiError::invalid("records: a produce request needs at least one record"));
@@ -64,13 +74,20 @@ fn encode_request(partition: &Partition, req: &ProduceRequest) -> Result<(Acks, 
     let records: Vec<NewRecord<'_>> = req
         .records
         .iter()
-        .map(|r| NewRecord { key: r.key.as_deref().map(str::as_bytes), value: r.value.as_bytes(), timestamp_ms: r.timestamp.unwrap_or(now) })
+        .map(|r| NewRecord {
+            key: r.key.as_deref().map(str::as_bytes),
+            value: r.value.as_bytes(),
+            timestamp_ms: r.timestamp.unwrap_or(now),
+        })
         .collect();
     let size = batch::encoded_len(&records);
     if size > partition.config.max_message_bytes {
         return Err(ApiError::new(
             ErrorCode::MessageTooLarge,
-            format!("the batch is {size} bytes; max.message.bytes of {} is {}", partition.topic, partition.config.max_message_bytes),
+            format!(
+                "the batch is {size} bytes; max.message.bytes of {} is {}",
+                partition.topic, partition.config.max_message_bytes
+            ),
         ));
     }
     Ok((acks, batch::encode(&records, producer)))
@@ -79,12 +96,19 @@ fn encode_request(partition: &Partition, req: &ProduceRequest) -> Result<(Acks, 
 impl Broker {
     /// Handles one produce request. Returns the acks it was made with, so
     /// the HTTP layer can answer acks=0 with 202.
-    pub async fn produce(&self, topic: &str, index: i64, req: &ProduceRequest) -> Result<(Acks, ProduceResponse), ApiError> {
+    pub async fn produce(
+        &self,
+        topic: &str,
+        index: i64,
+        req: &ProduceRequest,
+    ) -> Result<(Acks, ProduceResponse), ApiError> {
         let partition = self.partition(topic, index)?;
         let (acks, mut batch) = encode_request(&partition, req)?;
         let timeout_ms = req.timeout_ms.unwrap_or(PRODUCE_TIMEOUT_MS_DEFAULT);
         if timeout_ms > PRODUCE_TIMEOUT_MS_MAX {
-            return Err(ApiError::invalid(format!("timeout_ms must be at most {PRODUCE_TIMEOUT_MS_MAX}, got {timeout_ms}")));
+            return Err(ApiError::invalid(format!(
+                "timeout_ms must be at most {PRODUCE_TIMEOUT_MS_MAX}, got {timeout_ms}"
+            )));
         }
         let timeout = Duration::from_millis(timeout_ms);
         match acks {
@@ -92,7 +116,9 @@ impl Broker {
                 let queued = Acks0Batch { partition, batch };
                 tokio::time::timeout(timeout, self.acks0_sender().send(queued))
                     .await
-                    .map_err(|_| ApiError::new(ErrorCode::RequestTimedOut, "the acks=0 queue stayed full for timeout_ms"))?
+                    .map_err(|_| {
+                        ApiError::new(ErrorCode::RequestTimedOut, "the acks=0 queue stayed full for timeout_ms")
+                    })?
                     .map_err(|_| ApiError::new(ErrorCode::RequestTimedOut, "the broker is shutting down"))?;
                 Ok((acks, ProduceResponse { base_offset: None, log_start_offset: None }))
             }
@@ -113,11 +139,17 @@ impl Broker {
                 if !committed {
                     return Err(ApiError::new(
                         ErrorCode::RequestTimedOut,
-                        format!("the high watermark did not reach {} within {timeout_ms} ms; the batch stays in the log", info.last_offset + 1),
+                        format!(
+                            "the high watermark did not reach {} within {timeout_ms} ms; the batch stays in the log",
+                            info.last_offset + 1
+                        ),
                     ));
                 }
                 if !partition.isr_satisfies_min() {
-                    return Err(ApiError::new(ErrorCode::NotEnoughReplicasAfterAppend, "the ISR shrank below min.insync.replicas after the append"));
+                    return Err(ApiError::new(
+                        ErrorCode::NotEnoughReplicasAfterAppend,
+                        "the ISR shrank below min.insync.replicas after the append",
+                    ));
                 }
                 let start = partition.with_state(|st| st.log.log_start_offset());
                 Ok((acks, ProduceResponse { base_offset: Some(info.base_offset), log_start_offset: Some(start) }))
@@ -130,7 +162,9 @@ impl Broker {
         let partition = self.partition(topic, index)?;
         let max_records = req.max_records.unwrap_or(FETCH_RECORDS_DEFAULT);
         if !(1..=FETCH_RECORDS_MAX).contains(&max_records) {
-            return Err(ApiError::invalid(format!("max_records must be in 1..={FETCH_RECORDS_MAX}, got {max_records}")));
+            return Err(ApiError::invalid(format!(
+                "max_records must be in 1..={FETCH_RECORDS_MAX}, got {max_records}"
+            )));
         }
         let max_bytes = req.max_bytes.unwrap_or(FETCH_BYTES_DEFAULT);
         if !(1..=FETCH_BYTES_MAX).contains(&max_bytes) {
@@ -138,18 +172,30 @@ impl Broker {
         }
         let max_wait_ms = req.max_wait_ms.unwrap_or(0);
         if max_wait_ms > FETCH_WAIT_MS_MAX {
-            return Err(ApiError::invalid(format!("max_wait_ms must be at most {FETCH_WAIT_MS_MAX}, got {max_wait_ms}")));
+            return Err(ApiError::invalid(format!(
+                "max_wait_ms must be at most {FETCH_WAIT_MS_MAX}, got {max_wait_ms}"
+            )));
         }
         let read = partition.fetch(req.offset, max_bytes as usize, Duration::from_millis(max_wait_ms)).await?;
         let records = decode_records(&read.batches, req.offset, read.visible_end, max_records as usize)
             .map_err(|e| ApiError::new(ErrorCode::KafkaStorageError, format!("{topic}/{index}: {e}")))?;
         let next_offset = records.last().map_or(req.offset, |r| r.offset + 1);
-        Ok(FetchResponse { records, high_watermark: read.high_watermark, log_start_offset: read.log_start_offset, next_offset })
+        Ok(FetchResponse {
+            records,
+            high_watermark: read.high_watermark,
+            log_start_offset: read.log_start_offset,
+            next_offset,
+        })
     }
 }
 
 /// Decodes batches into wire records with offsets in `[from, upto)`, at most `max`.
-pub fn decode_records(batches: &[Vec<u8>], from: i64, upto: i64, max: usize) -> Result<Vec<FetchedRecord>, batch::BatchError> {
+pub fn decode_records(
+    batches: &[Vec<u8>],
+    from: i64,
+    upto: i64,
+    max: usize,
+) -> Result<Vec<FetchedRecord>, batch::BatchError> {
     let mut out = Vec::new();
     for b in batches {
         let header = batch::parse_header(b)?;

@@ -42,7 +42,10 @@ pub struct ProducerEntry {
 pub enum SeqCheck {
     Append,
     /// An exact retry of a retained batch: answer with its offsets.
-    Duplicate { first_offset: i64, last_offset: i64 },
+    Duplicate {
+        first_offset: i64,
+        last_offset: i64,
+    },
     Refuse(ErrorCode, String),
 }
 
@@ -208,7 +211,10 @@ mod tests {
         assert_eq!(s.check(7, 0, 3, 2), SeqCheck::Duplicate { first_offset: 20, last_offset: 21 });
         assert_eq!(s.check(7, 0, 5, 1), SeqCheck::Append);
         assert!(matches!(s.check(7, 0, 6, 1), SeqCheck::Refuse(ErrorCode::OutOfOrderSequenceNumber, _)), "a gap");
-        assert!(matches!(s.check(7, 0, 1, 2), SeqCheck::Refuse(ErrorCode::OutOfOrderSequenceNumber, _)), "overlaps but is not a retained batch");
+        assert!(
+            matches!(s.check(7, 0, 1, 2), SeqCheck::Refuse(ErrorCode::OutOfOrderSequenceNumber, _)),
+            "overlaps but is not a retained batch"
+        );
     }
 
     #[test]
@@ -238,7 +244,9 @@ mod tests {
     #[test]
     fn state_is_rebuilt_from_a_snapshot_plus_the_log_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default(), OpenMode { clean_shutdown: false, recovery_point: 0 }).unwrap();
+        let (mut log, _) =
+            PartitionLog::open(dir.path(), LogConfig::default(), OpenMode { clean_shutdown: false, recovery_point: 0 })
+                .unwrap();
         let append = |log: &mut PartitionLog, seq: i32| {
             let mut b = batch::encode(
                 &[NewRecord { key: None, value: b"v", timestamp_ms: 0 }],
@@ -253,7 +261,15 @@ mod tests {
         append(&mut log, 2);
         let s = ProducerState::load(dir.path(), &log, BATCHES_TO_RETAIN);
         assert_eq!(s.applied_to(), 3);
-        assert_eq!(s.check(9, 0, 2, 1), SeqCheck::Duplicate { first_offset: 2, last_offset: 2 }, "the tail after the snapshot was replayed");
-        assert_eq!(s.check(9, 0, 0, 1), SeqCheck::Duplicate { first_offset: 0, last_offset: 0 }, "the snapshot was loaded");
+        assert_eq!(
+            s.check(9, 0, 2, 1),
+            SeqCheck::Duplicate { first_offset: 2, last_offset: 2 },
+            "the tail after the snapshot was replayed"
+        );
+        assert_eq!(
+            s.check(9, 0, 0, 1),
+            SeqCheck::Duplicate { first_offset: 0, last_offset: 0 },
+            "the snapshot was loaded"
+        );
     }
 }

@@ -10,7 +10,10 @@ use openraft::{BasicNode, ServerState};
 use super::metadata::{Command, CommandResult, MetadataImage};
 use super::raft::types::to_raft_id;
 use super::wire::{HEARTBEAT_PATH, HeartbeatReply, HeartbeatRequest, ProposeReply};
-use super::{Controller, ControllerError, PROPOSE_BACKOFF_MIN_MS, PROPOSE_TIMEOUT_MS, REGISTER_ATTEMPTS_MAX, REGISTER_BACKOFF_MAX_MS, ms};
+use super::{
+    Controller, ControllerError, PROPOSE_BACKOFF_MIN_MS, PROPOSE_TIMEOUT_MS, REGISTER_ATTEMPTS_MAX,
+    REGISTER_BACKOFF_MAX_MS, ms,
+};
 
 impl Controller {
     /// Registers this node's broker (retrying with backoff until the quorum
@@ -101,7 +104,8 @@ impl Controller {
         let base = self.config.voters.get(&leader)?;
         let url = format!("{}{HEARTBEAT_PATH}", base.trim_end_matches('/'));
         let timeout = ms(self.config.heartbeat_interval_ms.max(50));
-        let result = async { self.http.post(&url).timeout(timeout).json(&req).send().await?.error_for_status()?.json().await };
+        let result =
+            async { self.http.post(&url).timeout(timeout).json(&req).send().await?.error_for_status()?.json().await };
         match result.await {
             Ok(reply) => Some(reply),
             Err(e) => {
@@ -126,7 +130,12 @@ impl Controller {
         self.add_learners(&image).await;
         let expired = self.liveness.lock().unwrap().expired(&image, term, Instant::now());
         for (id, epoch) in expired {
-            tracing::warn!(broker = id, epoch, session_timeout_ms = self.config.session_timeout_ms, "controller: no heartbeat; fencing");
+            tracing::warn!(
+                broker = id,
+                epoch,
+                session_timeout_ms = self.config.session_timeout_ms,
+                "controller: no heartbeat; fencing"
+            );
             let reply = self.propose_here(Command::FenceBroker { id, epoch }, ms(self.config.session_timeout_ms)).await;
             if !matches!(reply, ProposeReply::Applied { .. }) {
                 tracing::warn!(broker = id, epoch, ?reply, "controller: fencing did not commit; will retry");
@@ -147,7 +156,10 @@ impl Controller {
             .map(|b| (b.id, b.address.clone()))
             .collect();
         for (id, address) in joining {
-            let added = tokio::time::timeout(ms(PROPOSE_TIMEOUT_MS), self.raft.add_learner(to_raft_id(id), BasicNode::new(&address), false));
+            let added = tokio::time::timeout(
+                ms(PROPOSE_TIMEOUT_MS),
+                self.raft.add_learner(to_raft_id(id), BasicNode::new(&address), false),
+            );
             match added.await {
                 Ok(Ok(_)) => tracing::info!(node = id, address, "controller: added a non-voter node as a raft learner"),
                 Ok(Err(e)) => tracing::warn!(node = id, error = %e, "controller: adding a learner failed; will retry"),

@@ -185,7 +185,13 @@ impl PartitionMetadata {
             self.history.remove(0);
             self.history_dropped += 1;
         }
-        self.history.push(ElectionRecord { offset, kind, leader: self.leader, leader_epoch: self.leader_epoch, isr: self.isr.clone() });
+        self.history.push(ElectionRecord {
+            offset,
+            kind,
+            leader: self.leader,
+            leader_epoch: self.leader_epoch,
+            isr: self.isr.clone(),
+        });
     }
 }
 
@@ -240,7 +246,10 @@ impl MetadataImage {
             self.fence(index, id);
         }
         let bugs = self.brokers.get(&id).map(|b| b.bugs.clone()).unwrap_or_default();
-        self.brokers.insert(id, BrokerRegistration { id, address: address.to_string(), epoch: index as i64, fenced: false, bugs });
+        self.brokers.insert(
+            id,
+            BrokerRegistration { id, address: address.to_string(), epoch: index as i64, fenced: false, bugs },
+        );
         self.elect_offline(index);
         CommandResult::BrokerRegistered { epoch: index as i64 }
     }
@@ -332,7 +341,12 @@ impl MetadataImage {
                 p
             })
             .collect();
-        let topic = TopicMetadata { name: name.to_string(), configs: configs.clone(), unclean_leader_election: unclean, partitions: parts };
+        let topic = TopicMetadata {
+            name: name.to_string(),
+            configs: configs.clone(),
+            unclean_leader_election: unclean,
+            partitions: parts,
+        };
         self.topics.insert(name.to_string(), topic);
         CommandResult::TopicCreated
     }
@@ -355,7 +369,10 @@ impl MetadataImage {
         if p.leader != Some(leader) || p.leader_epoch != leader_epoch {
             return reject(
                 Rejection::FencedLeaderEpoch,
-                format!("{topic}/{partition}: leader is {:?} at epoch {}, not {leader} at {leader_epoch}", p.leader, p.leader_epoch),
+                format!(
+                    "{topic}/{partition}: leader is {:?} at epoch {}, not {leader} at {leader_epoch}",
+                    p.leader, p.leader_epoch
+                ),
             );
         }
         if p.partition_epoch != partition_epoch {
@@ -366,7 +383,10 @@ impl MetadataImage {
         }
         let ids: Vec<i32> = new_isr.iter().map(|(id, _)| *id).collect();
         if !ids.contains(&leader) || ids.iter().any(|id| !p.replicas.contains(id)) {
-            return reject(Rejection::InvalidRequest, format!("ISR {ids:?} must hold the leader and only assigned replicas"));
+            return reject(
+                Rejection::InvalidRequest,
+                format!("ISR {ids:?} must hold the leader and only assigned replicas"),
+            );
         }
         for (id, epoch) in new_isr {
             let joining = !p.isr.contains(id);
@@ -398,7 +418,13 @@ impl MetadataImage {
 
 /// Elects a new leader for `p` (whose current leader is gone or absent):
 /// clean from the ISR, else unclean if allowed, else offline.
-fn elect(p: &mut PartitionMetadata, index: u64, unclean_allowed: bool, elect_any_bug: bool, live: impl Fn(i32) -> bool) {
+fn elect(
+    p: &mut PartitionMetadata,
+    index: u64,
+    unclean_allowed: bool,
+    elect_any_bug: bool,
+    live: impl Fn(i32) -> bool,
+) {
     let clean = p.replicas.iter().copied().find(|r| p.isr.contains(r) && live(*r));
     let (leader, kind) = match clean {
         Some(r) => (Some(r), ChangeKind::Clean),
@@ -441,7 +467,13 @@ mod tests {
             i += 1;
             m.apply(i, &Command::RegisterBroker { id: b, address: format!("http://127.0.0.{b}:9092") });
         }
-        let cmd = Command::CreateTopic { name: "t".into(), partitions: 1, replication_factor: rf, configs: BTreeMap::new(), unclean_leader_election: unclean };
+        let cmd = Command::CreateTopic {
+            name: "t".into(),
+            partitions: 1,
+            replication_factor: rf,
+            configs: BTreeMap::new(),
+            unclean_leader_election: unclean,
+        };
         assert_eq!(m.apply(i + 1, &cmd), CommandResult::TopicCreated);
         m
     }
@@ -515,7 +547,10 @@ mod tests {
         assert!(!part(&m).isr.contains(&follower));
         // Fencing the old incarnation is a no-op rejection.
         let next = m.offset + 1;
-        assert!(matches!(m.apply(next, &Command::FenceBroker { id: follower, epoch: old }), CommandResult::Rejected { reason: Rejection::StaleBrokerEpoch, .. }));
+        assert!(matches!(
+            m.apply(next, &Command::FenceBroker { id: follower, epoch: old }),
+            CommandResult::Rejected { reason: Rejection::StaleBrokerEpoch, .. }
+        ));
     }
 
     #[test]
@@ -525,33 +560,69 @@ mod tests {
         let (leader, f1, f2) = (p.replicas[0], p.replicas[1], p.replicas[2]);
         let e = |m: &MetadataImage, id: i32| m.brokers[&id].epoch;
         let shrink = Command::AlterPartition {
-            topic: "t".into(), partition: 0, leader, leader_epoch: 0, partition_epoch: 0,
+            topic: "t".into(),
+            partition: 0,
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
             new_isr: vec![(leader, e(&m, leader)), (f1, e(&m, f1))],
         };
         assert_eq!(m.apply(m.offset + 1, &shrink), CommandResult::PartitionAltered { partition_epoch: 1 });
         assert_eq!(part(&m).isr, vec![leader, f1]);
         // The same request again is stale.
-        assert!(matches!(m.apply(m.offset + 1, &shrink), CommandResult::Rejected { reason: Rejection::InvalidUpdateVersion, .. }));
+        assert!(matches!(
+            m.apply(m.offset + 1, &shrink),
+            CommandResult::Rejected { reason: Rejection::InvalidUpdateVersion, .. }
+        ));
         // A joining replica with a stale broker epoch is refused (KIP-903).
         let stale = Command::AlterPartition {
-            topic: "t".into(), partition: 0, leader, leader_epoch: 0, partition_epoch: 1,
+            topic: "t".into(),
+            partition: 0,
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 1,
             new_isr: vec![(leader, e(&m, leader)), (f1, e(&m, f1)), (f2, e(&m, f2) - 1)],
         };
-        assert!(matches!(m.apply(m.offset + 1, &stale), CommandResult::Rejected { reason: Rejection::IneligibleReplica, .. }));
+        assert!(matches!(
+            m.apply(m.offset + 1, &stale),
+            CommandResult::Rejected { reason: Rejection::IneligibleReplica, .. }
+        ));
         // A non-leader is fenced.
-        let wrong = Command::AlterPartition { topic: "t".into(), partition: 0, leader: f1, leader_epoch: 0, partition_epoch: 1, new_isr: vec![(f1, e(&m, f1))] };
-        assert!(matches!(m.apply(m.offset + 1, &wrong), CommandResult::Rejected { reason: Rejection::FencedLeaderEpoch, .. }));
+        let wrong = Command::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: f1,
+            leader_epoch: 0,
+            partition_epoch: 1,
+            new_isr: vec![(f1, e(&m, f1))],
+        };
+        assert!(matches!(
+            m.apply(m.offset + 1, &wrong),
+            CommandResult::Rejected { reason: Rejection::FencedLeaderEpoch, .. }
+        ));
     }
 
     #[test]
     fn topics_need_enough_live_brokers_and_spread_leaders() {
         let mut m = image_with(&[1, 2, 3], 1, false);
-        let cmd = |n: &str, rf| Command::CreateTopic { name: n.into(), partitions: 6, replication_factor: rf, configs: BTreeMap::new(), unclean_leader_election: false };
-        assert!(matches!(m.apply(m.offset + 1, &cmd("big", 4)), CommandResult::Rejected { reason: Rejection::InvalidReplicationFactor, .. }));
+        let cmd = |n: &str, rf| Command::CreateTopic {
+            name: n.into(),
+            partitions: 6,
+            replication_factor: rf,
+            configs: BTreeMap::new(),
+            unclean_leader_election: false,
+        };
+        assert!(matches!(
+            m.apply(m.offset + 1, &cmd("big", 4)),
+            CommandResult::Rejected { reason: Rejection::InvalidReplicationFactor, .. }
+        ));
         assert_eq!(m.apply(m.offset + 1, &cmd("spread", 3)), CommandResult::TopicCreated);
         let leaders: std::collections::BTreeSet<_> = m.topics["spread"].partitions.iter().map(|p| p.leader).collect();
         assert_eq!(leaders.len(), 3, "six partitions spread their leaders over three brokers");
-        assert!(matches!(m.apply(m.offset + 1, &cmd("spread", 3)), CommandResult::Rejected { reason: Rejection::TopicAlreadyExists, .. }));
+        assert!(matches!(
+            m.apply(m.offset + 1, &cmd("spread", 3)),
+            CommandResult::Rejected { reason: Rejection::TopicAlreadyExists, .. }
+        ));
     }
 
     #[test]

@@ -173,7 +173,8 @@ struct SnapshotTuning {
     keep_entries: u64,
 }
 
-const SNAPSHOT_TUNING: SnapshotTuning = SnapshotTuning { every_entries: SNAPSHOT_EVERY_ENTRIES, keep_entries: SNAPSHOT_KEEP_ENTRIES };
+const SNAPSHOT_TUNING: SnapshotTuning =
+    SnapshotTuning { every_entries: SNAPSHOT_EVERY_ENTRIES, keep_entries: SNAPSHOT_KEEP_ENTRIES };
 
 fn raft_config(c: &ControllerConfig, snapshots: SnapshotTuning) -> Result<openraft::Config, ControllerError> {
     let election = c.election_timeout_ms;
@@ -203,7 +204,10 @@ impl Controller {
         Controller::start_tuned(config, SNAPSHOT_TUNING).await
     }
 
-    async fn start_tuned(config: ControllerConfig, snapshots: SnapshotTuning) -> Result<Arc<Controller>, ControllerError> {
+    async fn start_tuned(
+        config: ControllerConfig,
+        snapshots: SnapshotTuning,
+    ) -> Result<Arc<Controller>, ControllerError> {
         validate(&config)?;
         let raft_config = raft_config(&config, snapshots)?;
         let election = ms(config.election_timeout_ms);

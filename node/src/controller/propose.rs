@@ -10,7 +10,10 @@ use openraft::error::{ClientWriteError, RaftError};
 use super::metadata::{Command, CommandResult};
 use super::raft::types::from_raft_id;
 use super::wire::{PROPOSE_PATH, ProposeReply};
-use super::{Controller, ControllerError, PROPOSE_ATTEMPTS_MAX, PROPOSE_BACKOFF_MAX_MS, PROPOSE_BACKOFF_MIN_MS, PROPOSE_TIMEOUT_MS, ms};
+use super::{
+    Controller, ControllerError, PROPOSE_ATTEMPTS_MAX, PROPOSE_BACKOFF_MAX_MS, PROPOSE_BACKOFF_MIN_MS,
+    PROPOSE_TIMEOUT_MS, ms,
+};
 
 impl Controller {
     /// Proposes `cmd` from any node: locally on the leader, else forwarded
@@ -31,7 +34,11 @@ impl Controller {
 
     /// Gets `cmd` committed and applied by the leader, by `deadline`;
     /// returns its log index and result. The retry rules of [`Self::propose`].
-    pub(super) async fn commit(&self, cmd: Command, deadline: Instant) -> Result<(u64, CommandResult), ControllerError> {
+    pub(super) async fn commit(
+        &self,
+        cmd: Command,
+        deadline: Instant,
+    ) -> Result<(u64, CommandResult), ControllerError> {
         let mut backoff = ms(PROPOSE_BACKOFF_MIN_MS);
         let mut hint: Option<i32> = None;
         let mut last = String::from("no attempt finished in time");
@@ -63,7 +70,9 @@ impl Controller {
                     last = format!("controller {target:?} is not the leader; it names {leader:?}");
                     continue;
                 }
-                Ok(ProposeReply::NotLeader { leader }) => last = format!("controller {target:?} is not the leader; leader {leader:?}"),
+                Ok(ProposeReply::NotLeader { leader }) => {
+                    last = format!("controller {target:?} is not the leader; leader {leader:?}")
+                }
                 Err(why) => last = why,
             }
             tokio::time::sleep(backoff.min(remaining)).await;
@@ -105,7 +114,10 @@ impl Controller {
             Ok(resp) => resp,
             Err(e) if e.is_connect() => return Err(Forwarded::NotSent(format!("{url}: {e}"))),
             Err(e) if e.is_timeout() => {
-                return Err(Forwarded::Unknown(ControllerError::Timeout(format!("no answer from {url} within {} ms", timeout.as_millis()))));
+                return Err(Forwarded::Unknown(ControllerError::Timeout(format!(
+                    "no answer from {url} within {} ms",
+                    timeout.as_millis()
+                ))));
             }
             Err(e) => return Err(unknown(format!("{url}: {e}"))),
         };

@@ -72,8 +72,15 @@ impl Cluster {
         }
         let voters = urls.iter().filter(|(id, _)| voter_ids.contains(id)).map(|(id, u)| (*id, u.clone())).collect();
         let dirs = urls.keys().map(|id| (*id, root.path().join(format!("node-{id}")))).collect();
-        let mut cluster =
-            Cluster { _root: root, dirs, urls, voters, session_timeout_ms, snapshots: SNAPSHOT_TUNING, nodes: BTreeMap::new() };
+        let mut cluster = Cluster {
+            _root: root,
+            dirs,
+            urls,
+            voters,
+            session_timeout_ms,
+            snapshots: SNAPSHOT_TUNING,
+            nodes: BTreeMap::new(),
+        };
         for (id, l) in listeners {
             cluster.start_node(id, l).await;
         }
@@ -325,7 +332,10 @@ async fn silent_brokers_are_fenced_and_live_ones_survive_a_controller_failover()
         cluster.get(leader).image().brokers[&9].fenced.then(|| silent_at.elapsed())
     })
     .await;
-    assert!(fenced_after >= Duration::from_millis(SESSION_TIMEOUT_SHORT_MS), "fenced after {fenced_after:?}: too early");
+    assert!(
+        fenced_after >= Duration::from_millis(SESSION_TIMEOUT_SHORT_MS),
+        "fenced after {fenced_after:?}: too early"
+    );
     assert_eq!(cluster.get(leader).image().brokers[&9].epoch, silent_epoch);
     let live = |c: &Controller| [1, 2, 3].iter().all(|id| !c.image().brokers[id].fenced);
     assert!(live(cluster.get(leader)), "heartbeating brokers stay unfenced");
@@ -355,7 +365,8 @@ async fn a_fenced_live_broker_re_registers_with_a_new_epoch() {
     let leader = cluster.leader().await;
     let node = cluster.follower_of(leader);
     let c = cluster.get(node).clone();
-    let first = tokio::time::timeout(Duration::from_secs(10), c.register_broker("http://me".into())).await.unwrap().unwrap();
+    let first =
+        tokio::time::timeout(Duration::from_secs(10), c.register_broker("http://me".into())).await.unwrap().unwrap();
     let fence = Command::FenceBroker { id: node, epoch: first };
     assert_eq!(c.propose(fence).await.unwrap(), CommandResult::BrokerFenced);
     let mut epochs = c.broker_epoch();
@@ -380,7 +391,8 @@ async fn a_single_voter_works_and_restarts() {
     let mut cluster = Cluster::start(&[1], SESSION_TIMEOUT_SHORT_MS).await;
     assert_eq!(cluster.leader().await, 1);
     let c = cluster.get(1).clone();
-    let epoch = tokio::time::timeout(Duration::from_secs(5), c.register_broker("http://me".into())).await.unwrap().unwrap();
+    let epoch =
+        tokio::time::timeout(Duration::from_secs(5), c.register_broker("http://me".into())).await.unwrap().unwrap();
     assert_eq!(*c.broker_epoch().borrow(), Some(epoch));
     let other = registered(&c, 2).await;
     cluster.stop(1).await;

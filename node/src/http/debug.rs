@@ -29,10 +29,13 @@ pub async fn replica_log(State(state): State<AppState>, path: PartitionPath) -> 
         let mut from = start;
         // Bounded: each round advances `from`, and the record bound ends it.
         while from < end && records.len() < DUMP_RECORDS_MAX {
-            let batches = p.with_state(|st| st.log.read(from, end, 4 << 20)).map_err(|e| ApiError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+            let batches = p
+                .with_state(|st| st.log.read(from, end, 4 << 20))
+                .map_err(|e| ApiError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
             let mut epochs = Vec::with_capacity(batches.len());
             for b in &batches {
-                let h = crate::log::batch::parse_header(b).map_err(|e| ApiError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+                let h = crate::log::batch::parse_header(b)
+                    .map_err(|e| ApiError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
                 epochs.push((h.base_offset, h.last_offset(), h.leader_epoch));
             }
             let decoded = decode_records(&batches, from, end, DUMP_RECORDS_MAX - records.len())
@@ -79,5 +82,10 @@ pub async fn history(State(state): State<AppState>, path: PartitionPath) -> Resu
             isr: h.isr.clone(),
         })
         .collect();
-    Ok(Json(PartitionHistory { topic: path.topic, partition: path.partition as u32, dropped: p.history_dropped, entries }))
+    Ok(Json(PartitionHistory {
+        topic: path.topic,
+        partition: path.partition as u32,
+        dropped: p.history_dropped,
+        entries,
+    }))
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use crate::broker::Broker;
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
-const LATENCY_BUCKETS_S: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS_S: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 #[derive(Default)]
 struct RouteStats {
@@ -61,9 +62,16 @@ impl Metrics {
             let mut cumulative = 0;
             for (i, bound) in LATENCY_BUCKETS_S.iter().enumerate() {
                 cumulative += stats.buckets[i];
-                let _ = writeln!(out, "faultline_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "faultline_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+                );
             }
-            let _ = writeln!(out, "faultline_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", stats.count);
+            let _ = writeln!(
+                out,
+                "faultline_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                stats.count
+            );
             let _ = writeln!(out, "faultline_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", stats.sum_s);
             let _ = writeln!(out, "faultline_http_request_duration_seconds_count{{route=\"{route}\"}} {}", stats.count);
         }

@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use faultline_client::api::{
-    Acks, BrokerInfo, ClusterInfo, CreateTopicRequest, FetcherControl, FetchRequest, Health, InitProducerIdResponse, OffsetCommitRequest, ProduceRequest,
-    TopicList, paths,
+    Acks, BrokerInfo, ClusterInfo, CreateTopicRequest, FetchRequest, FetcherControl, Health, InitProducerIdResponse,
+    OffsetCommitRequest, ProduceRequest, TopicList, paths,
 };
 
 use crate::broker::Broker;
@@ -92,7 +92,11 @@ async fn method_not_allowed(req: Request) -> Response {
 async fn health(State(state): State<AppState>) -> Response {
     let node_id = state.broker.config.node_id;
     let image = state.broker.image();
-    let registered = state.broker.control().broker_epoch().is_some_and(|e| image.brokers.get(&node_id).is_some_and(|b| b.epoch == e && !b.fenced));
+    let registered = state
+        .broker
+        .control()
+        .broker_epoch()
+        .is_some_and(|e| image.brokers.get(&node_id).is_some_and(|b| b.epoch == e && !b.fenced));
     if registered {
         Json(Health { status: "ok".into(), node_id }).into_response()
     } else {
@@ -112,7 +116,11 @@ async fn cluster(State(state): State<AppState>) -> Json<ClusterInfo> {
     let image = state.broker.image();
     Json(ClusterInfo {
         node_id: state.broker.config.node_id,
-        brokers: image.brokers.values().map(|b| BrokerInfo { id: b.id, address: b.address.clone(), fenced: b.fenced }).collect(),
+        brokers: image
+            .brokers
+            .values()
+            .map(|b| BrokerInfo { id: b.id, address: b.address.clone(), fenced: b.fenced })
+            .collect(),
         controller: state.broker.control().active_controller(),
         metadata_offset: image.offset as i64,
         bugs: state.broker.config.bugs.active().iter().map(|b| b.name().to_string()).collect(),
@@ -127,7 +135,10 @@ async fn replica_fetch(State(state): State<AppState>, JsonBody(req): JsonBody<Re
     ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response()
 }
 
-async fn create_topic(State(state): State<AppState>, JsonBody(req): JsonBody<CreateTopicRequest>) -> Result<Response, ApiError> {
+async fn create_topic(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<CreateTopicRequest>,
+) -> Result<Response, ApiError> {
     let desc = state.broker.create_topic(&req).await?;
     Ok((StatusCode::CREATED, Json(desc)).into_response())
 }
@@ -138,7 +149,10 @@ async fn init_producer_id(State(state): State<AppState>) -> Result<Json<InitProd
 }
 
 /// Admin hook: pause or resume this node's follower fetchers.
-async fn admin_fetchers(State(state): State<AppState>, JsonBody(req): JsonBody<FetcherControl>) -> Result<Json<FetcherControl>, ApiError> {
+async fn admin_fetchers(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<FetcherControl>,
+) -> Result<Json<FetcherControl>, ApiError> {
     if !state.broker.config.admin_hooks {
         return Err(ApiError::invalid("admin hooks are disabled; start the node with faultline.admin.hooks=true"));
     }
@@ -155,17 +169,29 @@ async fn describe_topic(State(state): State<AppState>, Segment(topic): Segment) 
     Ok(Json(state.broker.describe_topic(&topic)?).into_response())
 }
 
-async fn produce(State(state): State<AppState>, path: PartitionPath, JsonBody(req): JsonBody<ProduceRequest>) -> Result<Response, ApiError> {
+async fn produce(
+    State(state): State<AppState>,
+    path: PartitionPath,
+    JsonBody(req): JsonBody<ProduceRequest>,
+) -> Result<Response, ApiError> {
     let (acks, resp) = state.broker.produce(&path.topic, path.partition, &req).await?;
     let status = if acks == Acks::None { StatusCode::ACCEPTED } else { StatusCode::OK };
     Ok((status, Json(resp)).into_response())
 }
 
-async fn fetch(State(state): State<AppState>, path: PartitionPath, JsonBody(req): JsonBody<FetchRequest>) -> Result<Response, ApiError> {
+async fn fetch(
+    State(state): State<AppState>,
+    path: PartitionPath,
+    JsonBody(req): JsonBody<FetchRequest>,
+) -> Result<Response, ApiError> {
     Ok(Json(state.broker.fetch(&path.topic, path.partition, &req).await?).into_response())
 }
 
-async fn commit_offsets(State(state): State<AppState>, Segment(group): Segment, JsonBody(req): JsonBody<OffsetCommitRequest>) -> Result<Response, ApiError> {
+async fn commit_offsets(
+    State(state): State<AppState>,
+    Segment(group): Segment,
+    JsonBody(req): JsonBody<OffsetCommitRequest>,
+) -> Result<Response, ApiError> {
     Ok(Json(state.groups.commit(&state.broker, &group, &req).await?).into_response())
 }
 

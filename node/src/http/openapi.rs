@@ -17,7 +17,10 @@ fn schema(name: &str) -> Value {
 /// schema, and the error names it can return.
 fn op(id: &str, summary: &str, request: Option<&str>, ok: (u16, &str), errors: &[ErrorCode]) -> Value {
     let mut responses = serde_json::Map::new();
-    responses.insert(ok.0.to_string(), json!({ "description": "success", "content": { "application/json": { "schema": schema(ok.1) } } }));
+    responses.insert(
+        ok.0.to_string(),
+        json!({ "description": "success", "content": { "application/json": { "schema": schema(ok.1) } } }),
+    );
     let mut by_status: std::collections::BTreeMap<u16, Vec<&str>> = Default::default();
     for &e in errors {
         by_status.entry(status_of(e).as_u16()).or_default().push(e.name());
@@ -53,18 +56,53 @@ fn path_params(names: &[&str]) -> Value {
 pub fn document() -> Value {
     use ErrorCode::*;
     let produce_errors = [
-        UnknownTopicOrPartition, InvalidTopicException, InvalidRequiredAcks, InvalidRequest, MessageTooLarge,
-        NotEnoughReplicas, NotEnoughReplicasAfterAppend, NotLeaderOrFollower, RequestTimedOut, KafkaStorageError,
-        InvalidProducerEpoch, OutOfOrderSequenceNumber,
+        UnknownTopicOrPartition,
+        InvalidTopicException,
+        InvalidRequiredAcks,
+        InvalidRequest,
+        MessageTooLarge,
+        NotEnoughReplicas,
+        NotEnoughReplicasAfterAppend,
+        NotLeaderOrFollower,
+        RequestTimedOut,
+        KafkaStorageError,
+        InvalidProducerEpoch,
+        OutOfOrderSequenceNumber,
     ];
-    let fetch_errors = [UnknownTopicOrPartition, InvalidRequest, MessageTooLarge, OffsetOutOfRange, NotLeaderOrFollower, KafkaStorageError];
+    let fetch_errors = [
+        UnknownTopicOrPartition,
+        InvalidRequest,
+        MessageTooLarge,
+        OffsetOutOfRange,
+        NotLeaderOrFollower,
+        KafkaStorageError,
+    ];
     let create_errors = [
-        TopicAlreadyExists, InvalidTopicException, InvalidPartitions, InvalidReplicationFactor, InvalidConfig,
-        InvalidRequest, MessageTooLarge, KafkaStorageError,
+        TopicAlreadyExists,
+        InvalidTopicException,
+        InvalidPartitions,
+        InvalidReplicationFactor,
+        InvalidConfig,
+        InvalidRequest,
+        MessageTooLarge,
+        KafkaStorageError,
     ];
-    let commit_errors = [InvalidGroupId, UnknownTopicOrPartition, InvalidRequest, MessageTooLarge, RequestTimedOut, CoordinatorNotAvailable, NotCoordinator, NotEnoughReplicas, KafkaStorageError];
+    let commit_errors = [
+        InvalidGroupId,
+        UnknownTopicOrPartition,
+        InvalidRequest,
+        MessageTooLarge,
+        RequestTimedOut,
+        CoordinatorNotAvailable,
+        NotCoordinator,
+        NotEnoughReplicas,
+        KafkaStorageError,
+    ];
     let mut p = serde_json::Map::new();
-    p.insert(paths::HEALTH.into(), json!({ "get": op("health", "Liveness: the node is up and serving.", None, (200, "Health"), &[]) }));
+    p.insert(
+        paths::HEALTH.into(),
+        json!({ "get": op("health", "Liveness: the node is up and serving.", None, (200, "Health"), &[]) }),
+    );
     p.insert(paths::METRICS.into(), json!({ "get": {
         "operationId": "metrics", "summary": "Prometheus text-format metrics.",
         "responses": { "200": { "description": "metrics", "content": { "text/plain": { "schema": { "type": "string" } } } } } } }));
@@ -80,7 +118,13 @@ pub fn document() -> Value {
         "parameters": path_params(&["topic"]),
         "get": op("describeTopic", "Per partition: leader, epoch, replicas, ISR, high watermark, log end offset.", None, (200, "TopicDescription"), &[UnknownTopicOrPartition]),
     }));
-    let mut produce = op("produce", "Append one batch. acks=0 is answered 202 with no offset once queued.", Some("ProduceRequest"), (200, "ProduceResponse"), &produce_errors);
+    let mut produce = op(
+        "produce",
+        "Append one batch. acks=0 is answered 202 with no offset once queued.",
+        Some("ProduceRequest"),
+        (200, "ProduceResponse"),
+        &produce_errors,
+    );
     produce["responses"]["202"] = json!({ "description": "acks=0: queued, never acknowledged", "content": { "application/json": { "schema": schema("ProduceResponse") } } });
     p.insert(paths::PRODUCE.into(), json!({ "parameters": path_params(&["topic", "partition"]), "post": produce }));
     p.insert(paths::FETCH.into(), json!({
@@ -193,7 +237,21 @@ mod tests {
     #[test]
     fn every_path_and_every_error_name_is_documented() {
         let doc = document();
-        for path in [paths::HEALTH, paths::METRICS, paths::OPENAPI, paths::CLUSTER, paths::TOPICS, paths::TOPIC, paths::PRODUCE, paths::FETCH, paths::GROUP_OFFSETS, paths::INIT_PRODUCER_ID, paths::ADMIN_FETCHERS, paths::DEBUG_REPLICA_LOG, paths::DEBUG_HISTORY] {
+        for path in [
+            paths::HEALTH,
+            paths::METRICS,
+            paths::OPENAPI,
+            paths::CLUSTER,
+            paths::TOPICS,
+            paths::TOPIC,
+            paths::PRODUCE,
+            paths::FETCH,
+            paths::GROUP_OFFSETS,
+            paths::INIT_PRODUCER_ID,
+            paths::ADMIN_FETCHERS,
+            paths::DEBUG_REPLICA_LOG,
+            paths::DEBUG_HISTORY,
+        ] {
             assert!(doc["paths"][path].is_object(), "{path} is undocumented");
         }
         let names = doc["components"]["schemas"]["ErrorBody"]["properties"]["error"]["enum"].as_array().unwrap();

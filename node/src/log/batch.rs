@@ -77,10 +77,16 @@ pub struct Record {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BatchError {
     /// Fewer bytes remain than the header or the declared length needs: a torn write.
-    Truncated { needed: usize, available: usize },
+    Truncated {
+        needed: usize,
+        available: usize,
+    },
     BadMagic(u8),
     BadLength(u32),
-    CrcMismatch { stored: u32, computed: u32 },
+    CrcMismatch {
+        stored: u32,
+        computed: u32,
+    },
     /// The records inside do not parse or disagree with the header.
     Malformed(&'static str),
 }
@@ -320,7 +326,12 @@ pub fn decode(batch: &[u8]) -> Result<(BatchHeader, Vec<Record>), BatchError> {
     let header = parse_header(batch)?;
     let mut out = Vec::with_capacity(header.record_count as usize);
     for_each_record(batch, &header, |r| {
-        out.push(Record { offset: r.offset, timestamp_ms: r.timestamp_ms, key: r.key.map(<[u8]>::to_vec), value: r.value.to_vec() })
+        out.push(Record {
+            offset: r.offset,
+            timestamp_ms: r.timestamp_ms,
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.to_vec(),
+        })
     })?;
     Ok((header, out))
 }

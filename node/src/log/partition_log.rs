@@ -127,12 +127,15 @@ impl PartitionLog {
             oldest_unflushed: None,
         };
         if bases.is_empty() {
-            log.segments.push(Segment::create(dir, 0, log.config.index_interval_bytes).map_err(io_err("create segment in", dir))?);
+            log.segments.push(
+                Segment::create(dir, 0, log.config.index_interval_bytes).map_err(io_err("create segment in", dir))?,
+            );
             fsync_dir(dir).map_err(io_err("fsync", dir))?;
             return Ok((log, RecoveryReport::default()));
         }
         for &base in &bases {
-            let seg = Segment::open(dir, base, log.config.index_interval_bytes).map_err(io_err("open segment in", dir))?;
+            let seg =
+                Segment::open(dir, base, log.config.index_interval_bytes).map_err(io_err("open segment in", dir))?;
             log.segments.push(seg);
         }
         let report = log.recover(mode)?;
@@ -285,7 +288,8 @@ impl PartitionLog {
     fn roll(&mut self) -> Result<(), LogError> {
         self.flush();
         let base = self.log_end_offset();
-        let seg = Segment::create(&self.dir, base, self.config.index_interval_bytes).map_err(io_err("create segment in", &self.dir))?;
+        let seg = Segment::create(&self.dir, base, self.config.index_interval_bytes)
+            .map_err(io_err("create segment in", &self.dir))?;
         self.segments.push(seg);
         fsync_dir(&self.dir).map_err(io_err("fsync", &self.dir))?;
         Ok(())

@@ -28,7 +28,10 @@ pub struct IndexEntry {
 pub enum ScanStop {
     Corrupt(BatchError),
     /// A batch whose base offset is not the one expected: a stale or foreign tail.
-    WrongOffset { expected: i64, found: i64 },
+    WrongOffset {
+        expected: i64,
+        found: i64,
+    },
     Io(io::Error),
 }
 
@@ -204,13 +207,14 @@ impl Segment {
         let (mut pos, mut next, mut batches) = (0u64, expected_base, 0u64);
         let mut stop = None;
         while pos < file_len {
-            let header = match self.read_batch_at(pos, file_len).and_then(|b| batch::validate(&b).map_err(ScanStop::Corrupt)) {
-                Ok(h) => h,
-                Err(e) => {
-                    stop = Some(e);
-                    break;
-                }
-            };
+            let header =
+                match self.read_batch_at(pos, file_len).and_then(|b| batch::validate(&b).map_err(ScanStop::Corrupt)) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        stop = Some(e);
+                        break;
+                    }
+                };
             if header.base_offset != next {
                 stop = Some(ScanStop::WrongOffset { expected: next, found: header.base_offset });
                 break;

@@ -69,7 +69,11 @@ fn append_then_read_round_trips_with_dense_offsets() {
     assert_eq!(log.log_end_offset(), 114);
     assert_eq!(read_all(&log), expected(114));
     let (header, _) = batch::decode(&log.read(50, 114, 1).unwrap()[0]).unwrap();
-    assert_eq!((header.base_offset, header.leader_epoch), (11, 3), "the batch holding offset 50, stamped with its epoch");
+    assert_eq!(
+        (header.base_offset, header.leader_epoch),
+        (11, 3),
+        "the batch holding offset 50, stamped with its epoch"
+    );
 }
 
 #[test]
@@ -124,7 +128,8 @@ fn the_sparse_index_points_at_batch_starts_and_serves_every_offset() {
     }
     drop(log);
     // The index file is reloaded, not rebuilt, on a clean start.
-    let (log, _) = PartitionLog::open(dir.path(), config, OpenMode { clean_shutdown: true, recovery_point: 300 }).unwrap();
+    let (log, _) =
+        PartitionLog::open(dir.path(), config, OpenMode { clean_shutdown: true, recovery_point: 300 }).unwrap();
     assert_eq!(log.segments()[0].index_entries(), &entries[..]);
 }
 
@@ -137,7 +142,8 @@ fn a_garbage_index_file_is_not_trusted() {
     log.flush();
     drop(log);
     std::fs::write(dir.path().join("00000000000000000000.index"), [0xFFu8; 77]).unwrap();
-    let (log, _) = PartitionLog::open(dir.path(), config, OpenMode { clean_shutdown: true, recovery_point: 150 }).unwrap();
+    let (log, _) =
+        PartitionLog::open(dir.path(), config, OpenMode { clean_shutdown: true, recovery_point: 150 }).unwrap();
     assert_eq!(read_all(&log), expected(150));
 }
 

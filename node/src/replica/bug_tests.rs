@@ -76,7 +76,10 @@ fn leader_unilateral_isr_shrink_acks_alone_and_the_record_is_lost() {
         let acked = a.high_watermark() > x;
         assert_eq!(acked, on, "acks=all of `zombie` completes only with the switch");
         if on {
-            assert!(write_as(&a, "below-min-isr", ProducerFields::NONE).is_ok(), "the switch also ignores min.insync.replicas");
+            assert!(
+                write_as(&a, "below-min-isr", ProducerFields::NONE).is_ok(),
+                "the switch also ignores min.insync.replicas"
+            );
         }
         // The controller elects B, which never had `zombie`.
         b.become_leader(2, 1, &[1, 2, 3], &[2, 3], now);
@@ -107,7 +110,8 @@ fn skip_truncate_same_leader_leaves_replicas_diverged() {
         let dir = tempfile::tempdir().unwrap();
         let now = Instant::now();
         let bg = bugs(on, Bug::SkipTruncateSameLeader);
-        let (a, b, c) = (replica(dir.path(), 1, 0, bg, 1), replica(dir.path(), 2, 0, bg, 1), replica(dir.path(), 3, 0, bg, 1));
+        let (a, b, c) =
+            (replica(dir.path(), 1, 0, bg, 1), replica(dir.path(), 2, 0, bg, 1), replica(dir.path(), 3, 0, bg, 1));
         a.become_leader(1, 0, &[1, 2, 3], &[1, 2, 3], now);
         b.become_follower(1, "a", 1, 0, &[1, 2, 3], &[1, 2, 3]);
         c.become_follower(1, "a", 1, 0, &[1, 2, 3], &[1, 2, 3]);

@@ -63,7 +63,9 @@ impl EpochCache {
         }
         self.entries.retain(|e| e.start_offset < start_offset);
         self.entries.push(EpochEntry { epoch, start_offset });
-        debug_assert!(self.entries.windows(2).all(|w| w[0].epoch < w[1].epoch && w[0].start_offset < w[1].start_offset));
+        debug_assert!(
+            self.entries.windows(2).all(|w| w[0].epoch < w[1].epoch && w[0].start_offset < w[1].start_offset)
+        );
     }
 
     /// The largest epoch ≤ `epoch` and its end offset on a log ending at
@@ -133,7 +135,13 @@ pub fn truncation_point(follower: &EpochCache, follower_leo: i64, leader_end: Ep
             Truncation { offset: own.end_offset.min(follower_leo), complete: false }
         }
         // We know no epoch that old: nothing can be shared past the leader's end.
-        None => Truncation { offset: leader_end.end_offset.min(follower_leo).min(follower.entries.first().map_or(follower_leo, |e| e.start_offset)), complete: true },
+        None => Truncation {
+            offset: leader_end
+                .end_offset
+                .min(follower_leo)
+                .min(follower.entries.first().map_or(follower_leo, |e| e.start_offset)),
+            complete: true,
+        },
     }
 }
 
@@ -143,7 +151,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn cache(pairs: &[(i32, i64)]) -> EpochCache {
-        EpochCache::from_entries(pairs.iter().map(|&(epoch, start_offset)| EpochEntry { epoch, start_offset }).collect())
+        EpochCache::from_entries(
+            pairs.iter().map(|&(epoch, start_offset)| EpochEntry { epoch, start_offset }).collect(),
+        )
     }
 
     #[test]
@@ -162,7 +172,11 @@ mod tests {
         c.assign(2, 15);
         assert_eq!(c.entries().len(), 2, "a repeat of the latest epoch is ignored");
         c.assign(3, 8);
-        assert_eq!(c.entries(), &[EpochEntry { epoch: 0, start_offset: 0 }, EpochEntry { epoch: 3, start_offset: 8 }], "conflicting later entries go");
+        assert_eq!(
+            c.entries(),
+            &[EpochEntry { epoch: 0, start_offset: 0 }, EpochEntry { epoch: 3, start_offset: 8 }],
+            "conflicting later entries go"
+        );
         c.truncate_from_end(8);
         assert_eq!(c.latest_epoch(), Some(0));
     }
@@ -220,7 +234,12 @@ mod tests {
     /// epochs are non-decreasing along each log, and an epoch present in
     /// both suffixes would have had one leader, so suffixes use disjoint epochs.
     fn diverged_logs() -> impl Strategy<Value = (Vec<i32>, Vec<i32>)> {
-        (proptest::collection::vec(0..3i32, 0..12), proptest::collection::vec(1..4i32, 0..12), proptest::collection::vec(1..4i32, 0..12), any::<bool>())
+        (
+            proptest::collection::vec(0..3i32, 0..12),
+            proptest::collection::vec(1..4i32, 0..12),
+            proptest::collection::vec(1..4i32, 0..12),
+            any::<bool>(),
+        )
             .prop_map(|(prefix_steps, a_steps, b_steps, a_odd)| {
                 let mut prefix = Vec::new();
                 let mut e = 0;

@@ -71,7 +71,9 @@ pub async fn run(mgr: Arc<ReplicaManager>, leader: i32) {
                 None
             }
         };
-        let Some((header, batches)) = body.and_then(|b| decode_response(&b).map_err(|e| tracing::warn!(leader, error = %e, "bad fetch response")).ok()) else {
+        let Some((header, batches)) = body.and_then(|b| {
+            decode_response(&b).map_err(|e| tracing::warn!(leader, error = %e, "bad fetch response")).ok()
+        }) else {
             tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
             backoff_ms = (backoff_ms * 2).min(BACKOFF_MAX_MS);
             continue;
@@ -81,7 +83,9 @@ pub async fn run(mgr: Arc<ReplicaManager>, leader: i32) {
             debug_assert_eq!((&result.topic, result.partition), (&part.topic, part.index));
             match result.error {
                 None => {}
-                Some(ErrorCode::UnknownLeaderEpoch | ErrorCode::FencedLeaderEpoch | ErrorCode::NotLeaderOrFollower) => continue,
+                Some(ErrorCode::UnknownLeaderEpoch | ErrorCode::FencedLeaderEpoch | ErrorCode::NotLeaderOrFollower) => {
+                    continue;
+                }
                 Some(other) => {
                     tracing::warn!(partition = %part.name(), error = %other, "follower fetch error");
                     continue;

@@ -82,7 +82,9 @@ impl ReplicaManager {
                 });
                 let fresh = epoch != p.leader_epoch || role_leader != p.leader;
                 match p.leader {
-                    Some(l) if l == me && fresh => local.become_leader(p.leader_epoch, p.partition_epoch, &p.replicas, &p.isr, now),
+                    Some(l) if l == me && fresh => {
+                        local.become_leader(p.leader_epoch, p.partition_epoch, &p.replicas, &p.isr, now)
+                    }
                     Some(l) if fresh => {
                         let address = image.brokers.get(&l).map(|b| b.address.clone()).unwrap_or_default();
                         local.become_follower(l, &address, p.leader_epoch, p.partition_epoch, &p.replicas, &p.isr);

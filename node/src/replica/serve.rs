@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use faultline_client::api::ErrorCode;
 
 use super::manager::ReplicaManager;
-use super::protocol::{FETCH_PARTITION_BYTES_MAX, FETCH_RESPONSE_BYTES_MAX, FetchRequest, FetchResponseHeader, PartitionResult, encode_response};
+use super::protocol::{
+    FETCH_PARTITION_BYTES_MAX, FETCH_RESPONSE_BYTES_MAX, FetchRequest, FetchResponseHeader, PartitionResult,
+    encode_response,
+};
 use crate::broker::{FetchPosition, ReplicaFetch};
 
 /// Longest a follower fetch may wait, whatever it asks.
@@ -27,10 +30,20 @@ pub async fn serve_fetch(mgr: &Arc<ReplicaManager>, req: FetchRequest) -> Vec<u8
         let mut budget = FETCH_RESPONSE_BYTES_MAX;
         let mut results = Vec::with_capacity(req.partitions.len());
         for pf in &req.partitions {
-            let pos = FetchPosition { fetch_offset: pf.fetch_offset, last_fetched_epoch: pf.last_fetched_epoch, current_leader_epoch: pf.current_leader_epoch };
+            let pos = FetchPosition {
+                fetch_offset: pf.fetch_offset,
+                last_fetched_epoch: pf.last_fetched_epoch,
+                current_leader_epoch: pf.current_leader_epoch,
+            };
             let fetched = match broker.partition(&pf.topic, i64::from(pf.partition)) {
                 Ok(p) => {
-                    let f = p.serve_follower(req.replica_id, req.broker_epoch, pos, budget.min(FETCH_PARTITION_BYTES_MAX).min(pf.max_bytes), now);
+                    let f = p.serve_follower(
+                        req.replica_id,
+                        req.broker_epoch,
+                        pos,
+                        budget.min(FETCH_PARTITION_BYTES_MAX).min(pf.max_bytes),
+                        now,
+                    );
                     if let Some(candidate) = f.expand_candidate {
                         let mut isr = p.with_state(|st| st.isr.clone());
                         isr.push(candidate);

@@ -12,22 +12,36 @@ use crate::log::{OpenMode, PartitionLog};
 
 /// Opens (or reopens, after a "crash") node `id`'s replica in `root/id`.
 pub fn replica(root: &Path, id: i32, hw: i64, bugs: Bugs, min_isr: i64) -> Partition {
-    let settings = Settings::broker([("node.id".to_string(), id.to_string()), ("min.insync.replicas".to_string(), min_isr.to_string())]).unwrap();
+    let settings = Settings::broker([
+        ("node.id".to_string(), id.to_string()),
+        ("min.insync.replicas".to_string(), min_isr.to_string()),
+    ])
+    .unwrap();
     let mut config = BrokerConfig::from_settings(settings).unwrap().topic_config(&Default::default());
     config.bugs = bugs;
-    let (log, _) = PartitionLog::open(&root.join(id.to_string()), config.log.clone(), OpenMode { clean_shutdown: false, recovery_point: 0 }).unwrap();
+    let (log, _) = PartitionLog::open(
+        &root.join(id.to_string()),
+        config.log.clone(),
+        OpenMode { clean_shutdown: false, recovery_point: 0 },
+    )
+    .unwrap();
     Partition::new("t", 0, id, config, log, hw)
 }
 
 /// Appends one record as leader with acks=all's pre-append min-ISR check.
-pub fn write_as(leader: &Partition, value: &str, producer: ProducerFields) -> Result<i64, faultline_client::api::ErrorCode> {
+pub fn write_as(
+    leader: &Partition,
+    value: &str,
+    producer: ProducerFields,
+) -> Result<i64, faultline_client::api::ErrorCode> {
     let mut b = batch::encode(&[NewRecord { key: None, value: value.as_bytes(), timestamp_ms: 0 }], producer);
     leader.append(&mut b, true).map(|(i, _)| i.base_offset).map_err(|e| e.code)
 }
 
 /// Appends one record as leader with acks=1 (no min-ISR check).
 pub fn write(leader: &Partition, value: &str) -> i64 {
-    let mut b = batch::encode(&[NewRecord { key: None, value: value.as_bytes(), timestamp_ms: 0 }], ProducerFields::NONE);
+    let mut b =
+        batch::encode(&[NewRecord { key: None, value: value.as_bytes(), timestamp_ms: 0 }], ProducerFields::NONE);
     leader.append(&mut b, false).unwrap().0.base_offset
 }
 

@@ -46,7 +46,11 @@ fn kip101_scenario1_a_restarted_follower_keeps_a_committed_record_above_its_stal
     let a = replica(dir.path(), 1, stale_hw);
     // B fails; A is elected (it is in the ISR) for epoch 2.
     a.become_leader(2, 1, &[2, 1], &[1], now);
-    assert_eq!(values(&a).iter().map(|v| v.2.as_str()).collect::<Vec<_>>(), vec!["m1", "m2"], "with epochs, A never truncates to its HW: m2 survives");
+    assert_eq!(
+        values(&a).iter().map(|v| v.2.as_str()).collect::<Vec<_>>(),
+        vec!["m1", "m2"],
+        "with epochs, A never truncates to its HW: m2 survives"
+    );
 }
 
 #[test]
@@ -129,9 +133,18 @@ fn stale_or_future_epochs_are_refused_and_the_hw_needs_every_isr_member() {
 fn the_hw_does_not_move_while_the_isr_is_below_min_isr() {
     let dir = tempfile::tempdir().unwrap();
     let now = Instant::now();
-    let settings = Settings::broker([("node.id".to_string(), "1".to_string()), ("min.insync.replicas".to_string(), "2".to_string())]).unwrap();
+    let settings = Settings::broker([
+        ("node.id".to_string(), "1".to_string()),
+        ("min.insync.replicas".to_string(), "2".to_string()),
+    ])
+    .unwrap();
     let config = BrokerConfig::from_settings(settings).unwrap().topic_config(&Default::default());
-    let (log, _) = PartitionLog::open(&dir.path().join("1"), config.log.clone(), OpenMode { clean_shutdown: false, recovery_point: 0 }).unwrap();
+    let (log, _) = PartitionLog::open(
+        &dir.path().join("1"),
+        config.log.clone(),
+        OpenMode { clean_shutdown: false, recovery_point: 0 },
+    )
+    .unwrap();
     let a = Partition::new("t", 0, 1, config, log, 0);
     a.become_leader(1, 0, &[1, 2, 3], &[1], now);
     write(&a, "acks=1 while alone");

@@ -51,7 +51,14 @@ async fn create(client: &Client, name: &str, partitions: i64) -> TopicDescriptio
 }
 
 async fn fetch_all(client: &Client, topic: &str, partition: u32) -> Vec<(i64, String)> {
-    let resp = client.fetch(topic, partition, &FetchRequest { offset: 0, max_records: Some(100_000), max_bytes: None, max_wait_ms: None }).await.unwrap();
+    let resp = client
+        .fetch(
+            topic,
+            partition,
+            &FetchRequest { offset: 0, max_records: Some(100_000), max_bytes: None, max_wait_ms: None },
+        )
+        .await
+        .unwrap();
     resp.records.into_iter().map(|r| (r.offset, r.value)).collect()
 }
 
@@ -67,7 +74,17 @@ async fn health_cluster_openapi_and_metrics_answer() {
 
     let (status, doc) = raw(&node, "GET", "/openapi.json", "").await;
     assert_eq!(status, 200);
-    for path in [paths::HEALTH, paths::METRICS, paths::OPENAPI, paths::CLUSTER, paths::TOPICS, paths::TOPIC, paths::PRODUCE, paths::FETCH, paths::GROUP_OFFSETS] {
+    for path in [
+        paths::HEALTH,
+        paths::METRICS,
+        paths::OPENAPI,
+        paths::CLUSTER,
+        paths::TOPICS,
+        paths::TOPIC,
+        paths::PRODUCE,
+        paths::FETCH,
+        paths::GROUP_OFFSETS,
+    ] {
         assert!(doc["paths"][path].is_object(), "openapi.json lacks {path}");
     }
 
@@ -99,7 +116,10 @@ async fn topics_are_created_listed_and_described() {
     assert_eq!(desc.partitions.len(), 3, "num.partitions is the default");
     assert_eq!(desc.configs.get("flush.messages").map(String::as_str), Some("1"));
     let p = &desc.partitions[2];
-    assert_eq!((p.partition, p.leader, p.leader_epoch, p.replicas.clone(), p.isr.clone()), (2, Some(1), 0, vec![1], vec![1]));
+    assert_eq!(
+        (p.partition, p.leader, p.leader_epoch, p.replicas.clone(), p.isr.clone()),
+        (2, Some(1), 0, vec![1], vec![1])
+    );
     assert_eq!((p.high_watermark, p.log_end_offset, p.log_start_offset), (0, 0, 0));
     client.produce("orders", 1, &produce_req(Acks::All, &["a", "b", "c"])).await.unwrap();
     let desc = client.describe_topic("orders").await.unwrap();
@@ -123,14 +143,34 @@ async fn topic_creation_mistakes_get_kafka_errors() {
     let msg = expect_error(&node, "POST", p, r#"{"name":"a_b"}"#, 400, "INVALID_TOPIC_EXCEPTION").await;
     assert!(msg.contains("collides"), "{msg}");
     for n in ["0", "-1", "1001", "9223372036854775807"] {
-        expect_error(&node, "POST", p, &format!(r#"{{"name":"t{}","partitions":{n}}}"#, n.len()), 400, "INVALID_PARTITIONS").await;
+        expect_error(
+            &node,
+            "POST",
+            p,
+            &format!(r#"{{"name":"t{}","partitions":{n}}}"#, n.len()),
+            400,
+            "INVALID_PARTITIONS",
+        )
+        .await;
     }
     for rf in ["0", "2", "-3"] {
-        expect_error(&node, "POST", p, &format!(r#"{{"name":"r","replication_factor":{rf}}}"#), 400, "INVALID_REPLICATION_FACTOR").await;
+        expect_error(
+            &node,
+            "POST",
+            p,
+            &format!(r#"{{"name":"r","replication_factor":{rf}}}"#),
+            400,
+            "INVALID_REPLICATION_FACTOR",
+        )
+        .await;
     }
-    let msg = expect_error(&node, "POST", p, r#"{"name":"c","configs":{"retention.bogus":"1"}}"#, 400, "INVALID_CONFIG").await;
+    let msg =
+        expect_error(&node, "POST", p, r#"{"name":"c","configs":{"retention.bogus":"1"}}"#, 400, "INVALID_CONFIG")
+            .await;
     assert!(msg.contains("retention.bogus"), "{msg}");
-    let msg = expect_error(&node, "POST", p, r#"{"name":"c","configs":{"segment.bytes":"tiny"}}"#, 400, "INVALID_CONFIG").await;
+    let msg =
+        expect_error(&node, "POST", p, r#"{"name":"c","configs":{"segment.bytes":"tiny"}}"#, 400, "INVALID_CONFIG")
+            .await;
     assert!(msg.contains("segment.bytes") && msg.contains("128..="), "{msg}");
     expect_error(&node, "POST", p, r#"{"name":"c","configs":{"flush.ms":[1]}}"#, 400, "INVALID_CONFIG").await;
     let msg = expect_error(&node, "POST", p, r#"{"name":"c","partitions":"three"}"#, 400, "INVALID_REQUEST").await;
@@ -140,7 +180,11 @@ async fn topic_creation_mistakes_get_kafka_errors() {
     expect_error(&node, "GET", "/v1/topics/nope", "", 404, "UNKNOWN_TOPIC_OR_PARTITION").await;
     expect_error(&node, "DELETE", p, "", 405, "INVALID_REQUEST").await;
     expect_error(&node, "GET", "/v2/anything", "", 404, "INVALID_REQUEST").await;
-    assert_eq!(node.client().list_topics().await.unwrap().topics, vec!["a.b".to_string(), "taken".to_string()], "no bad create left a topic behind");
+    assert_eq!(
+        node.client().list_topics().await.unwrap().topics,
+        vec!["a.b".to_string(), "taken".to_string()],
+        "no bad create left a topic behind"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +211,8 @@ async fn produce_with_each_acks_then_fetch_returns_records_at_their_offsets() {
         assert!(Instant::now() < deadline, "the acks=0 record never arrived");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let want: Vec<(i64, String)> = ["a", "b", "c", "d"].iter().enumerate().map(|(i, v)| (i as i64, v.to_string())).collect();
+    let want: Vec<(i64, String)> =
+        ["a", "b", "c", "d"].iter().enumerate().map(|(i, v)| (i as i64, v.to_string())).collect();
     assert_eq!(fetch_all(&client, "events", 0).await, want);
 
     // Keys, timestamps and epochs come back; partition 1 is independent.
@@ -176,15 +221,27 @@ async fn produce_with_each_acks_then_fetch_returns_records_at_their_offsets() {
         ..produce_req(Acks::Leader, &[])
     };
     assert_eq!(client.produce("events", 1, &keyed).await.unwrap().base_offset, Some(0));
-    let got = client.fetch("events", 1, &FetchRequest { offset: 0, max_records: None, max_bytes: None, max_wait_ms: None }).await.unwrap();
-    assert_eq!(got.records, vec![FetchedRecord { offset: 0, leader_epoch: 0, timestamp: 42, key: Some("k".into()), value: "v".into() }]);
+    let got = client
+        .fetch("events", 1, &FetchRequest { offset: 0, max_records: None, max_bytes: None, max_wait_ms: None })
+        .await
+        .unwrap();
+    assert_eq!(
+        got.records,
+        vec![FetchedRecord { offset: 0, leader_epoch: 0, timestamp: 42, key: Some("k".into()), value: "v".into() }]
+    );
     assert_eq!((got.high_watermark, got.log_start_offset, got.next_offset), (1, 0, 1));
 
     // max_records and a mid-batch start offset.
-    let got = client.fetch("events", 0, &FetchRequest { offset: 1, max_records: Some(2), max_bytes: None, max_wait_ms: None }).await.unwrap();
+    let got = client
+        .fetch("events", 0, &FetchRequest { offset: 1, max_records: Some(2), max_bytes: None, max_wait_ms: None })
+        .await
+        .unwrap();
     assert_eq!(got.records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(got.next_offset, 3);
-    let at_end = client.fetch("events", 0, &FetchRequest { offset: 4, max_records: None, max_bytes: None, max_wait_ms: None }).await.unwrap();
+    let at_end = client
+        .fetch("events", 0, &FetchRequest { offset: 4, max_records: None, max_bytes: None, max_wait_ms: None })
+        .await
+        .unwrap();
     assert!(at_end.records.is_empty());
 }
 
@@ -198,7 +255,14 @@ async fn a_long_poll_fetch_wakes_on_a_new_record_and_times_out_empty() {
         let client = client.clone();
         tokio::spawn(async move {
             let start = Instant::now();
-            let r = client.fetch("lp", 0, &FetchRequest { offset: 0, max_records: None, max_bytes: None, max_wait_ms: Some(10_000) }).await.unwrap();
+            let r = client
+                .fetch(
+                    "lp",
+                    0,
+                    &FetchRequest { offset: 0, max_records: None, max_bytes: None, max_wait_ms: Some(10_000) },
+                )
+                .await
+                .unwrap();
             (r, start.elapsed())
         })
     };
@@ -208,7 +272,10 @@ async fn a_long_poll_fetch_wakes_on_a_new_record_and_times_out_empty() {
     assert_eq!(resp.records.len(), 1);
     assert!(waited < Duration::from_secs(9), "the poll returned when the record came, not at max_wait: {waited:?}");
     let start = Instant::now();
-    let empty = client.fetch("lp", 0, &FetchRequest { offset: 1, max_records: None, max_bytes: None, max_wait_ms: Some(300) }).await.unwrap();
+    let empty = client
+        .fetch("lp", 0, &FetchRequest { offset: 1, max_records: None, max_bytes: None, max_wait_ms: Some(300) })
+        .await
+        .unwrap();
     assert!(empty.records.is_empty());
     assert!(start.elapsed() >= Duration::from_millis(300), "the poll waited its max_wait_ms");
 }
@@ -235,8 +302,17 @@ async fn produce_and_fetch_mistakes_get_kafka_errors_and_lose_nothing() {
     let msg = expect_error(&node, "POST", pp, r#"{"acks":1}"#, 400, "INVALID_REQUEST").await;
     assert!(msg.contains("missing field `records`"), "{msg}");
     expect_error(&node, "POST", pp, r#"{"acks":1,"records":[{"value":"x","extra":1}]}"#, 400, "INVALID_REQUEST").await;
-    expect_error(&node, "POST", pp, r#"{"acks":1,"producer_id":5,"records":[{"value":"x"}]}"#, 400, "INVALID_REQUEST").await;
-    expect_error(&node, "POST", pp, r#"{"acks":1,"timeout_ms":999999999,"records":[{"value":"x"}]}"#, 400, "INVALID_REQUEST").await;
+    expect_error(&node, "POST", pp, r#"{"acks":1,"producer_id":5,"records":[{"value":"x"}]}"#, 400, "INVALID_REQUEST")
+        .await;
+    expect_error(
+        &node,
+        "POST",
+        pp,
+        r#"{"acks":1,"timeout_ms":999999999,"records":[{"value":"x"}]}"#,
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
     expect_error(&node, "POST", pp, "[1,2", 400, "INVALID_REQUEST").await;
     expect_error(&node, "POST", pp, "", 400, "INVALID_REQUEST").await;
     let big = json!({ "acks": 1, "records": [{ "value": "z".repeat(3000) }] }).to_string();
@@ -245,11 +321,32 @@ async fn produce_and_fetch_mistakes_get_kafka_errors_and_lose_nothing() {
     let huge = json!({ "acks": 1, "records": [{ "value": "z".repeat(200_000) }] }).to_string();
     let msg = expect_error(&node, "POST", pp, &huge, 413, "MESSAGE_TOO_LARGE").await;
     assert!(msg.contains("socket.request.max.bytes"), "{msg}");
-    for path in ["/v1/topics/t/partitions/2/produce", "/v1/topics/t/partitions/-1/produce", "/v1/topics/nope/partitions/0/produce"] {
-        expect_error(&node, "POST", path, r#"{"acks":1,"records":[{"value":"x"}]}"#, 404, "UNKNOWN_TOPIC_OR_PARTITION").await;
+    for path in [
+        "/v1/topics/t/partitions/2/produce",
+        "/v1/topics/t/partitions/-1/produce",
+        "/v1/topics/nope/partitions/0/produce",
+    ] {
+        expect_error(&node, "POST", path, r#"{"acks":1,"records":[{"value":"x"}]}"#, 404, "UNKNOWN_TOPIC_OR_PARTITION")
+            .await;
     }
-    expect_error(&node, "POST", "/v1/topics/t/partitions/abc/produce", r#"{"acks":1,"records":[{"value":"x"}]}"#, 400, "INVALID_REQUEST").await;
-    expect_error(&node, "POST", "/v1/topics/t/partitions/99999999999999999999999/produce", r#"{"acks":1,"records":[{"value":"x"}]}"#, 400, "INVALID_REQUEST").await;
+    expect_error(
+        &node,
+        "POST",
+        "/v1/topics/t/partitions/abc/produce",
+        r#"{"acks":1,"records":[{"value":"x"}]}"#,
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    expect_error(
+        &node,
+        "POST",
+        "/v1/topics/t/partitions/99999999999999999999999/produce",
+        r#"{"acks":1,"records":[{"value":"x"}]}"#,
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
 
     let fp = "/v1/topics/t/partitions/0/fetch";
     for offset in ["-1", "3", "9223372036854775807"] {
@@ -261,11 +358,35 @@ async fn produce_and_fetch_mistakes_get_kafka_errors_and_lose_nothing() {
     expect_error(&node, "POST", fp, r#"{"offset":0,"max_records":0}"#, 400, "INVALID_REQUEST").await;
     expect_error(&node, "POST", fp, r#"{"offset":0,"max_bytes":0}"#, 400, "INVALID_REQUEST").await;
     expect_error(&node, "POST", fp, r#"{"offset":0,"max_wait_ms":3600000}"#, 400, "INVALID_REQUEST").await;
-    expect_error(&node, "POST", "/v1/topics/t/partitions/7/fetch", r#"{"offset":0}"#, 404, "UNKNOWN_TOPIC_OR_PARTITION").await;
+    expect_error(
+        &node,
+        "POST",
+        "/v1/topics/t/partitions/7/fetch",
+        r#"{"offset":0}"#,
+        404,
+        "UNKNOWN_TOPIC_OR_PARTITION",
+    )
+    .await;
 
     // Internal topics are readable but not writable.
-    client.commit_offsets("g", &OffsetCommitRequest { offsets: vec![OffsetCommit { topic: "t".into(), partition: 0, offset: 1, metadata: None }] }).await.unwrap();
-    expect_error(&node, "POST", "/v1/topics/__consumer_offsets/partitions/0/produce", r#"{"acks":1,"records":[{"value":"x"}]}"#, 400, "INVALID_TOPIC_EXCEPTION").await;
+    client
+        .commit_offsets(
+            "g",
+            &OffsetCommitRequest {
+                offsets: vec![OffsetCommit { topic: "t".into(), partition: 0, offset: 1, metadata: None }],
+            },
+        )
+        .await
+        .unwrap();
+    expect_error(
+        &node,
+        "POST",
+        "/v1/topics/__consumer_offsets/partitions/0/produce",
+        r#"{"acks":1,"records":[{"value":"x"}]}"#,
+        400,
+        "INVALID_TOPIC_EXCEPTION",
+    )
+    .await;
 
     // Nothing above crashed the node or touched the acknowledged records.
     assert_eq!(client.health().await.unwrap().status, "ok");
@@ -292,14 +413,35 @@ async fn group_offsets_are_committed_read_back_and_validated() {
     assert_eq!(desc.partitions.iter().map(|p| p.log_end_offset).sum::<i64>(), 4, "one record per committed partition");
 
     let gp = "/v1/groups/g1/offsets";
-    expect_error(&node, "POST", gp, r#"{"offsets":[{"topic":"nope","partition":0,"offset":1}]}"#, 404, "UNKNOWN_TOPIC_OR_PARTITION").await;
-    expect_error(&node, "POST", gp, r#"{"offsets":[{"topic":"t","partition":0,"offset":-4}]}"#, 400, "INVALID_REQUEST").await;
+    expect_error(
+        &node,
+        "POST",
+        gp,
+        r#"{"offsets":[{"topic":"nope","partition":0,"offset":1}]}"#,
+        404,
+        "UNKNOWN_TOPIC_OR_PARTITION",
+    )
+    .await;
+    expect_error(&node, "POST", gp, r#"{"offsets":[{"topic":"t","partition":0,"offset":-4}]}"#, 400, "INVALID_REQUEST")
+        .await;
     expect_error(&node, "POST", gp, r#"{"offsets":[]}"#, 400, "INVALID_REQUEST").await;
     expect_error(&node, "POST", gp, r#"{"offsets":{}}"#, 400, "INVALID_REQUEST").await;
     let long = format!("/v1/groups/{}/offsets", "g".repeat(300));
-    expect_error(&node, "POST", &long, r#"{"offsets":[{"topic":"t","partition":0,"offset":1}]}"#, 400, "INVALID_GROUP_ID").await;
+    expect_error(
+        &node,
+        "POST",
+        &long,
+        r#"{"offsets":[{"topic":"t","partition":0,"offset":1}]}"#,
+        400,
+        "INVALID_GROUP_ID",
+    )
+    .await;
     expect_error(&node, "GET", &long, "", 400, "INVALID_GROUP_ID").await;
-    assert_eq!(client.committed_offsets("g1").await.unwrap().offsets, vec![commit(0, 9), commit(1, 2)], "failed commits changed nothing");
+    assert_eq!(
+        client.committed_offsets("g1").await.unwrap().offsets,
+        vec![commit(0, 9), commit(1, 2)],
+        "failed commits changed nothing"
+    );
     let err = client.commit_offsets("g1", &OffsetCommitRequest { offsets: vec![commit(5, 1)] }).await.unwrap_err();
     assert!(matches!(err, ClientError::Api { status: 404, .. }), "{err}");
 }

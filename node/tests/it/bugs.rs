@@ -34,7 +34,9 @@ async fn ack_all_then_kill_leader(bug: bool) -> (Result<i64, ErrorCode>, bool) {
     }
     let mut cluster = Cluster::start(dir.path(), 3, &opts);
     cluster.client(1).create_topic(&create_req("b7", 3, &[("min.insync.replicas", "2")])).await.unwrap();
-    let p = cluster.wait_for("b7", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3).await;
+    let p = cluster
+        .wait_for("b7", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3)
+        .await;
     let leader = p.leader.unwrap();
     // The followers stay alive and in the ISR but stop copying (admin hook).
     for f in p.replicas.iter().filter(|r| **r != leader) {
@@ -52,9 +54,16 @@ async fn ack_all_then_kill_leader(bug: bool) -> (Result<i64, ErrorCode>, bool) {
         base_sequence: None,
         records: vec![ProduceRecord { key: None, value: "acked?".into(), timestamp: None }],
     };
-    let outcome = cluster.client(leader).produce("b7", 0, &req).await.map(|r| r.base_offset.unwrap()).map_err(|e| e.code().unwrap_or(ErrorCode::RequestTimedOut));
+    let outcome = cluster
+        .client(leader)
+        .produce("b7", 0, &req)
+        .await
+        .map(|r| r.base_offset.unwrap())
+        .map_err(|e| e.code().unwrap_or(ErrorCode::RequestTimedOut));
     cluster.kill(leader);
-    let p = cluster.wait_for("b7", &[leader], "a new leader", Duration::from_secs(15), |p| p.leader.is_some_and(|l| l != leader)).await;
+    let p = cluster
+        .wait_for("b7", &[leader], "a new leader", Duration::from_secs(15), |p| p.leader.is_some_and(|l| l != leader))
+        .await;
     let dump = cluster.dump(p.leader.unwrap(), "b7").await;
     (outcome, dump.records.iter().any(|r| r.2 == "acked?"))
 }
@@ -62,7 +71,11 @@ async fn ack_all_then_kill_leader(bug: bool) -> (Result<i64, ErrorCode>, bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_all_on_local_append_acknowledges_a_record_that_failover_loses() {
     let (off, _) = ack_all_then_kill_leader(false).await;
-    assert_eq!(off, Err(ErrorCode::RequestTimedOut), "switch off: acks=all waits for the followers and times out, so nothing acknowledged can be lost");
+    assert_eq!(
+        off,
+        Err(ErrorCode::RequestTimedOut),
+        "switch off: acks=all waits for the followers and times out, so nothing acknowledged can be lost"
+    );
     let (on, on_survived) = ack_all_then_kill_leader(true).await;
     assert!(on.is_ok(), "switch on: acknowledged at once");
     assert!(!on_survived, "and the acknowledged record is gone after failover: a lost write");
@@ -83,14 +96,32 @@ async fn consumer_sees_above_hw(bug: bool) -> bool {
     }
     let cluster = Cluster::start(dir.path(), 3, &opts);
     cluster.client(1).create_topic(&create_req("b8", 3, &[])).await.unwrap();
-    let p = cluster.wait_for("b8", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3).await;
+    let p = cluster
+        .wait_for("b8", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3)
+        .await;
     let leader = p.leader.unwrap();
     for f in p.replicas.iter().filter(|r| **r != leader) {
         let url = format!("{}/v1/admin/fetchers", cluster.node(*f).url);
-        assert!(reqwest::Client::new().post(url).json(&FetcherControl { paused: true }).send().await.unwrap().status().is_success());
+        assert!(
+            reqwest::Client::new()
+                .post(url)
+                .json(&FetcherControl { paused: true })
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .is_success()
+        );
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let req = ProduceRequest { acks: Acks::Leader.into(), timeout_ms: None, producer_id: None, producer_epoch: None, base_sequence: None, records: vec![ProduceRecord { key: None, value: "above".into(), timestamp: None }] };
+    let req = ProduceRequest {
+        acks: Acks::Leader.into(),
+        timeout_ms: None,
+        producer_id: None,
+        producer_epoch: None,
+        base_sequence: None,
+        records: vec![ProduceRecord { key: None, value: "above".into(), timestamp: None }],
+    };
     let base = cluster.client(leader).produce("b8", 0, &req).await.unwrap().base_offset.unwrap();
     let fetch = FetchRequest { offset: base, max_records: Some(10), max_bytes: None, max_wait_ms: Some(0) };
     let got = cluster.client(leader).fetch("b8", 0, &fetch).await.unwrap();

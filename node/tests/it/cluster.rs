@@ -48,7 +48,10 @@ impl Cluster {
             })
             .collect();
         let nodes: Vec<Node> = (0..n)
-            .map(|i| Node::spawn(&root.join(format!("n{}", i + 1)), &overrides[i]).unwrap_or_else(|e| panic!("node {}: {e}", i + 1)))
+            .map(|i| {
+                Node::spawn(&root.join(format!("n{}", i + 1)), &overrides[i])
+                    .unwrap_or_else(|e| panic!("node {}: {e}", i + 1))
+            })
             .collect();
         for (i, node) in nodes.iter().enumerate() {
             node.wait_healthy().unwrap_or_else(|e| panic!("node {}: {e}\n{}", i + 1, node.log()));
@@ -78,7 +81,9 @@ impl Cluster {
 
     /// A client of some running node other than `except`.
     pub fn other_client(&self, except: &[i32]) -> Client {
-        let id = (1..=self.nodes.len() as i32).find(|id| !except.contains(id) && self.node(*id).is_running()).expect("a running node");
+        let id = (1..=self.nodes.len() as i32)
+            .find(|id| !except.contains(id) && self.node(*id).is_running())
+            .expect("a running node");
         self.client(id)
     }
 
@@ -89,7 +94,14 @@ impl Cluster {
 
     /// Waits until `cond` holds for partition 0 of `topic` as seen by a
     /// node outside `except`, and returns that description.
-    pub async fn wait_for(&self, topic: &str, except: &[i32], what: &str, timeout: Duration, cond: impl Fn(&PartitionDescription) -> bool) -> PartitionDescription {
+    pub async fn wait_for(
+        &self,
+        topic: &str,
+        except: &[i32],
+        what: &str,
+        timeout: Duration,
+        cond: impl Fn(&PartitionDescription) -> bool,
+    ) -> PartitionDescription {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(d) = self.other_client(except).describe_topic(topic).await
@@ -108,7 +120,13 @@ impl Cluster {
     /// Produces `values` to `topic/0` at its current leader, following the
     /// leader through failovers, until acknowledged or `timeout`. Returns
     /// the base offset, or the last error.
-    pub async fn produce(&self, topic: &str, acks: Acks, values: &[String], timeout: Duration) -> Result<i64, ErrorCode> {
+    pub async fn produce(
+        &self,
+        topic: &str,
+        acks: Acks,
+        values: &[String],
+        timeout: Duration,
+    ) -> Result<i64, ErrorCode> {
         let deadline = Instant::now() + timeout;
         let req = ProduceRequest {
             acks: acks.into(),

@@ -21,7 +21,13 @@ const SEGMENT_BYTES: &str = "log.segment.bytes=32768";
 /// (partition, offset) → value of every acknowledged record.
 type Acked = Arc<Mutex<BTreeMap<(u32, i64), String>>>;
 
-async fn producer(client: faultline_client::Client, id: usize, round: usize, acked: Acked, stop: tokio::sync::watch::Receiver<bool>) {
+async fn producer(
+    client: faultline_client::Client,
+    id: usize,
+    round: usize,
+    acked: Acked,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut seq = 0u64;
     // Bounded by `stop`, which the test sets before the kill.
     while !*stop.borrow() {
@@ -42,7 +48,10 @@ async fn producer(client: faultline_client::Client, id: usize, round: usize, ack
                 let base = resp.base_offset.expect("acks=1 returns an offset");
                 let mut acked = acked.lock().unwrap();
                 for (i, v) in values.into_iter().enumerate() {
-                    assert!(acked.insert((partition, base + i as i64), v).is_none(), "offset {base}+{i} acknowledged twice");
+                    assert!(
+                        acked.insert((partition, base + i as i64), v).is_none(),
+                        "offset {base}+{i} acknowledged twice"
+                    );
                 }
             }
             // The node died mid-request: the outcome is unknown, not acknowledged.
@@ -59,7 +68,11 @@ async fn acknowledged_records_survive_repeated_sigkill() {
     for round in 0..KILLS {
         let mut node = Node::start(dir.path(), &[SEGMENT_BYTES]);
         if round == 0 {
-            let req = CreateTopicRequest { name: "crash".into(), partitions: Some(i64::from(PARTITIONS)), ..Default::default() };
+            let req = CreateTopicRequest {
+                name: "crash".into(),
+                partitions: Some(i64::from(PARTITIONS)),
+                ..Default::default()
+            };
             node.client().create_topic(&req).await.unwrap();
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -104,5 +117,8 @@ async fn acknowledged_records_survive_repeated_sigkill() {
         }
     }
     let truncations = node.log().matches("recovery truncated").count();
-    eprintln!("crash test: {} acknowledged records over {KILLS} kills, {truncations} torn tails truncated", acked.len());
+    eprintln!(
+        "crash test: {} acknowledged records over {KILLS} kills, {truncations} torn tails truncated",
+        acked.len()
+    );
 }

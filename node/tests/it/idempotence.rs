@@ -46,10 +46,20 @@ async fn retries_are_deduplicated_and_sequence_errors_are_refused() {
     assert_eq!(client.produce("idem", 0, &batch(pid, 0, 0, &["a", "b"])).await.unwrap().base_offset, first.base_offset);
     assert_eq!(client.produce("idem", 0, &batch(pid, 0, 2, &["c"])).await.unwrap().base_offset, second.base_offset);
     assert_eq!(log_values(&client, "idem").await, vec!["a", "b", "c"], "no second append");
-    assert_eq!(code(client.produce("idem", 0, &batch(pid, 0, 5, &["gap"])).await), Some(ErrorCode::OutOfOrderSequenceNumber));
-    assert_eq!(code(client.produce("idem", 0, &batch(pid, 1, 3, &["x"])).await), Some(ErrorCode::OutOfOrderSequenceNumber), "a new epoch starts at 0");
+    assert_eq!(
+        code(client.produce("idem", 0, &batch(pid, 0, 5, &["gap"])).await),
+        Some(ErrorCode::OutOfOrderSequenceNumber)
+    );
+    assert_eq!(
+        code(client.produce("idem", 0, &batch(pid, 1, 3, &["x"])).await),
+        Some(ErrorCode::OutOfOrderSequenceNumber),
+        "a new epoch starts at 0"
+    );
     client.produce("idem", 0, &batch(pid, 1, 0, &["d"])).await.unwrap();
-    assert_eq!(code(client.produce("idem", 0, &batch(pid, 0, 3, &["stale"])).await), Some(ErrorCode::InvalidProducerEpoch));
+    assert_eq!(
+        code(client.produce("idem", 0, &batch(pid, 0, 3, &["stale"])).await),
+        Some(ErrorCode::InvalidProducerEpoch)
+    );
     assert_eq!(log_values(&client, "idem").await, vec!["a", "b", "c", "d"]);
 }
 
@@ -76,14 +86,22 @@ async fn deduplication_survives_a_leader_failover() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path(), 3, FAST);
     cluster.client(1).create_topic(&create_req("idem", 3, &[("min.insync.replicas", "2")])).await.unwrap();
-    let p = cluster.wait_for("idem", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3).await;
+    let p = cluster
+        .wait_for("idem", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3)
+        .await;
     let old = p.leader.unwrap();
     let pid = cluster.client(old).init_producer_id().await.unwrap().producer_id;
     let r = cluster.client(old).produce("idem", 0, &batch(pid, 0, 0, &["a", "b"])).await.unwrap();
     cluster.kill(old);
-    let p = cluster.wait_for("idem", &[old], "a new leader", Duration::from_secs(15), |p| p.leader.is_some_and(|l| l != old)).await;
+    let p = cluster
+        .wait_for("idem", &[old], "a new leader", Duration::from_secs(15), |p| p.leader.is_some_and(|l| l != old))
+        .await;
     let new = cluster.client(p.leader.unwrap());
-    assert_eq!(new.produce("idem", 0, &batch(pid, 0, 0, &["a", "b"])).await.unwrap().base_offset, r.base_offset, "the new leader knows the batch");
+    assert_eq!(
+        new.produce("idem", 0, &batch(pid, 0, 0, &["a", "b"])).await.unwrap().base_offset,
+        r.base_offset,
+        "the new leader knows the batch"
+    );
     new.produce("idem", 0, &batch(pid, 0, 2, &["c"])).await.unwrap();
     assert_eq!(log_values(&new, "idem").await, vec!["a", "b", "c"]);
 }

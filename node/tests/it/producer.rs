@@ -36,7 +36,9 @@ async fn retry_through_a_timeout(idempotence: bool) -> usize {
     opts.push("faultline.admin.hooks=true");
     let cluster = Cluster::start(dir.path(), 3, &opts);
     cluster.client(1).create_topic(&create_req("retry", 3, &[("min.insync.replicas", "2")])).await.unwrap();
-    let p = cluster.wait_for("retry", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3).await;
+    let p = cluster
+        .wait_for("retry", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3)
+        .await;
     let leader = p.leader.unwrap();
     let followers: Vec<i32> = p.replicas.iter().copied().filter(|r| *r != leader).collect();
     let hook = |id: i32, paused: bool| {
@@ -54,7 +56,8 @@ async fn retry_through_a_timeout(idempotence: bool) -> usize {
         enable_idempotence: Some(idempotence),
         ..ProducerConfig::default()
     };
-    let producer = Producer::new(Arc::new(ClusterClient::new(bootstrap(&cluster, 3), Duration::from_secs(5))), config).unwrap();
+    let producer =
+        Producer::new(Arc::new(ClusterClient::new(bootstrap(&cluster, 3), Duration::from_secs(5))), config).unwrap();
     let send = producer.send("retry", 0, record("once"));
     let resume = async {
         tokio::time::sleep(Duration::from_millis(1_800)).await;
@@ -78,10 +81,14 @@ async fn idempotent_sends_survive_a_leader_failover_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path(), 3, FAST);
     cluster.client(1).create_topic(&create_req("fo", 3, &[("min.insync.replicas", "2")])).await.unwrap();
-    let p = cluster.wait_for("fo", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3).await;
+    let p = cluster
+        .wait_for("fo", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3)
+        .await;
     let old = p.leader.unwrap();
     let config = ProducerConfig { request_timeout_ms: 1_000, delivery_timeout_ms: 30_000, ..ProducerConfig::default() };
-    let producer = Arc::new(Producer::new(Arc::new(ClusterClient::new(bootstrap(&cluster, 3), Duration::from_secs(3))), config).unwrap());
+    let producer = Arc::new(
+        Producer::new(Arc::new(ClusterClient::new(bootstrap(&cluster, 3), Duration::from_secs(3))), config).unwrap(),
+    );
     assert!(producer.is_idempotent());
     let mut tasks = Vec::new();
     for i in 0..60 {
@@ -101,7 +108,9 @@ async fn idempotent_sends_survive_a_leader_failover_without_duplicates() {
             acked.push(v);
         }
     }
-    let p = cluster.wait_for("fo", &[old], "a new leader", Duration::from_secs(15), |p| p.leader.is_some_and(|l| l != old)).await;
+    let p = cluster
+        .wait_for("fo", &[old], "a new leader", Duration::from_secs(15), |p| p.leader.is_some_and(|l| l != old))
+        .await;
     let counts = counts(&cluster, p.leader.unwrap(), "fo").await;
     assert!(acked.len() > 30, "most sends were acknowledged: {}", acked.len());
     for v in &acked {
@@ -117,8 +126,15 @@ async fn idempotent_sends_survive_a_node_restart_without_duplicates() {
     let listener = format!("listeners=http://{addr}");
     let mut node = Node::start(dir.path(), &[&listener]);
     node.client().create_topic(&create_req("rs", 1, &[])).await.unwrap();
-    let config = ProducerConfig { request_timeout_ms: 1_000, delivery_timeout_ms: 30_000, retry_backoff_max_ms: 300, ..ProducerConfig::default() };
-    let producer = Arc::new(Producer::new(Arc::new(ClusterClient::new(vec![node.url.clone()], Duration::from_secs(2))), config).unwrap());
+    let config = ProducerConfig {
+        request_timeout_ms: 1_000,
+        delivery_timeout_ms: 30_000,
+        retry_backoff_max_ms: 300,
+        ..ProducerConfig::default()
+    };
+    let producer = Arc::new(
+        Producer::new(Arc::new(ClusterClient::new(vec![node.url.clone()], Duration::from_secs(2))), config).unwrap(),
+    );
     let mut tasks = Vec::new();
     for i in 0..40 {
         let producer = producer.clone();

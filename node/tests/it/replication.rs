@@ -22,7 +22,9 @@ async fn killing_the_leader_elects_an_isr_replica_and_loses_no_acknowledged_reco
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), 3, FAST);
     cluster.client(1).create_topic(&create_req("fo", 3, &[("min.insync.replicas", "2")])).await.unwrap();
-    let before = cluster.wait_for("fo", &[], "a leader", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3).await;
+    let before = cluster
+        .wait_for("fo", &[], "a leader", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3)
+        .await;
     let old = before.leader.unwrap();
 
     let acked: Arc<Mutex<BTreeMap<i64, String>>> = Arc::default();
@@ -78,7 +80,9 @@ async fn paused_followers_leave_the_isr_then_acks_all_fails_and_acks_1_stays_inv
     opts.push("broker.session.timeout.ms=60000");
     let cluster = Cluster::start(dir.path(), 5, &opts);
     cluster.client(1).create_topic(&create_req("isr", 3, &[("min.insync.replicas", "2")])).await.unwrap();
-    let p = cluster.wait_for("isr", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3).await;
+    let p = cluster
+        .wait_for("isr", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3)
+        .await;
     let leader = p.leader.unwrap();
     let followers: Vec<i32> = p.replicas.iter().copied().filter(|r| *r != leader).collect();
     cluster.produce("isr", Acks::All, &vals("warm", 2), Duration::from_secs(5)).await.unwrap();
@@ -87,18 +91,36 @@ async fn paused_followers_leave_the_isr_then_acks_all_fails_and_acks_1_stays_inv
     // A follower that stopped while fully caught up stays in sync until the
     // leader has something it lacks (Kafka's isCaughtUp), so write.
     cluster.produce("isr", Acks::Leader, &vals("nudge-1", 1), Duration::from_secs(5)).await.unwrap();
-    cluster.wait_for("isr", &followers[..1], "the first follower to leave the ISR", Duration::from_secs(10), |p| !p.isr.contains(&followers[0])).await;
-    cluster.produce("isr", Acks::All, &vals("two-in-sync", 1), Duration::from_secs(5)).await.expect("ISR of 2 meets min.insync.replicas=2");
+    cluster
+        .wait_for("isr", &followers[..1], "the first follower to leave the ISR", Duration::from_secs(10), |p| {
+            !p.isr.contains(&followers[0])
+        })
+        .await;
+    cluster
+        .produce("isr", Acks::All, &vals("two-in-sync", 1), Duration::from_secs(5))
+        .await
+        .expect("ISR of 2 meets min.insync.replicas=2");
 
     cluster.node(followers[1]).pause();
     cluster.produce("isr", Acks::Leader, &vals("nudge-2", 1), Duration::from_secs(5)).await.unwrap();
-    cluster.wait_for("isr", &followers, "the ISR to shrink to the leader", Duration::from_secs(10), |p| p.isr == vec![leader]).await;
+    cluster
+        .wait_for("isr", &followers, "the ISR to shrink to the leader", Duration::from_secs(10), |p| {
+            p.isr == vec![leader]
+        })
+        .await;
     let err = cluster.produce("isr", Acks::All, &vals("refused", 1), Duration::from_secs(5)).await.unwrap_err();
     assert_eq!(err, ErrorCode::NotEnoughReplicas);
-    let hidden = cluster.produce("isr", Acks::Leader, &vals("hidden", 1), Duration::from_secs(5)).await.expect("acks=1 is still accepted");
+    let hidden = cluster
+        .produce("isr", Acks::Leader, &vals("hidden", 1), Duration::from_secs(5))
+        .await
+        .expect("acks=1 is still accepted");
     let d = cluster.client(leader).describe_topic("isr").await.unwrap().partitions[0].clone();
     assert!(d.high_watermark <= hidden && d.log_end_offset == hidden + 1, "the acks=1 record is above the HW: {d:?}");
-    let fetched = cluster.client(leader).fetch("isr", 0, &FetchRequest { offset: 0, max_records: None, max_bytes: None, max_wait_ms: None }).await.unwrap();
+    let fetched = cluster
+        .client(leader)
+        .fetch("isr", 0, &FetchRequest { offset: 0, max_records: None, max_bytes: None, max_wait_ms: None })
+        .await
+        .unwrap();
     assert!(fetched.records.iter().all(|r| r.value != "hidden-0"), "consumers never see it while the ISR is below min");
 
     cluster.node(followers[0]).resume();
@@ -106,7 +128,15 @@ async fn paused_followers_leave_the_isr_then_acks_all_fails_and_acks_1_stays_inv
     cluster.wait_for("isr", &[], "both followers to rejoin", Duration::from_secs(15), |p| p.isr.len() == 3).await;
     let mut visible = false;
     for _ in 0..100 {
-        let f = cluster.client(leader).fetch("isr", 0, &FetchRequest { offset: hidden, max_records: None, max_bytes: None, max_wait_ms: Some(100) }).await.unwrap();
+        let f = cluster
+            .client(leader)
+            .fetch(
+                "isr",
+                0,
+                &FetchRequest { offset: hidden, max_records: None, max_bytes: None, max_wait_ms: Some(100) },
+            )
+            .await
+            .unwrap();
         if f.records.first().is_some_and(|r| r.value == "hidden-0") {
             visible = true;
             break;
@@ -118,23 +148,37 @@ async fn paused_followers_leave_the_isr_then_acks_all_fails_and_acks_1_stays_inv
 /// Isolates the leader's data: both followers are paused until fenced, the
 /// leader alone acknowledges `lost-*` records, then the leader is killed
 /// and the followers come back.
-async fn only_an_out_of_sync_replica_survives(cluster: &mut Cluster, topic: &str) -> (i32, Vec<i32>, BTreeMap<i64, String>) {
-    let p = cluster.wait_for(topic, &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3).await;
+async fn only_an_out_of_sync_replica_survives(
+    cluster: &mut Cluster,
+    topic: &str,
+) -> (i32, Vec<i32>, BTreeMap<i64, String>) {
+    let p = cluster
+        .wait_for(topic, &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3)
+        .await;
     let leader = p.leader.unwrap();
     let followers: Vec<i32> = p.replicas.iter().copied().filter(|r| *r != leader).collect();
     let base = cluster.produce(topic, Acks::All, &vals("safe", 3), Duration::from_secs(5)).await.unwrap();
     assert_eq!(base, 0);
-    cluster.wait_for(topic, &[], "the followers to copy the safe records", Duration::from_secs(10), |p| p.isr.len() == 3).await;
+    cluster
+        .wait_for(topic, &[], "the followers to copy the safe records", Duration::from_secs(10), |p| p.isr.len() == 3)
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     for f in &followers {
         cluster.node(*f).pause();
     }
     cluster.produce(topic, Acks::Leader, &vals("nudge", 1), Duration::from_secs(5)).await.unwrap();
-    cluster.wait_for(topic, &followers, "the ISR to shrink to the leader", Duration::from_secs(10), |p| p.isr == vec![leader]).await;
+    cluster
+        .wait_for(topic, &followers, "the ISR to shrink to the leader", Duration::from_secs(10), |p| {
+            p.isr == vec![leader]
+        })
+        .await;
     let mut acked = BTreeMap::new();
     for i in 0..5 {
         let v = vec![format!("lost-{i}")];
-        let o = cluster.produce(topic, Acks::All, &v, Duration::from_secs(5)).await.expect("min.insync.replicas=1 lets the leader ack alone");
+        let o = cluster
+            .produce(topic, Acks::All, &v, Duration::from_secs(5))
+            .await
+            .expect("min.insync.replicas=1 lets the leader ack alone");
         acked.insert(o, v[0].clone());
     }
     cluster.kill(leader);
@@ -151,7 +195,11 @@ async fn unclean_election_elects_an_out_of_sync_replica_and_loses_acknowledged_r
     let configs = [("min.insync.replicas", "1"), ("unclean.leader.election.enable", "true")];
     cluster.client(1).create_topic(&create_req("unclean", 3, &configs)).await.unwrap();
     let (old, followers, acked) = only_an_out_of_sync_replica_survives(&mut cluster, "unclean").await;
-    let p = cluster.wait_for("unclean", &[old], "an unclean leader", Duration::from_secs(15), |p| p.leader.is_some_and(|l| followers.contains(&l))).await;
+    let p = cluster
+        .wait_for("unclean", &[old], "an unclean leader", Duration::from_secs(15), |p| {
+            p.leader.is_some_and(|l| followers.contains(&l))
+        })
+        .await;
     let new = p.leader.unwrap();
     let history = cluster.history("unclean", &[old]).await;
     assert!(
@@ -160,7 +208,11 @@ async fn unclean_election_elects_an_out_of_sync_replica_and_loses_acknowledged_r
     );
     let log = offsets_of(&cluster.dump(new, "unclean").await);
     for (offset, value) in &acked {
-        assert_ne!(log.get(offset), Some(value), "{value} was acknowledged only by the old leader; unclean election loses it");
+        assert_ne!(
+            log.get(offset),
+            Some(value),
+            "{value} was acknowledged only by the old leader; unclean election loses it"
+        );
     }
     assert_eq!(log.values().filter(|v| v.starts_with("safe")).count(), 3, "records the followers had are kept");
     // The old leader comes back as a follower and truncates to the new lineage.
@@ -184,12 +236,16 @@ async fn without_unclean_election_the_partition_stays_offline_and_nothing_is_los
     let configs = [("min.insync.replicas", "1"), ("unclean.leader.election.enable", "false")];
     cluster.client(1).create_topic(&create_req("clean", 3, &configs)).await.unwrap();
     let (old, _followers, acked) = only_an_out_of_sync_replica_survives(&mut cluster, "clean").await;
-    let p = cluster.wait_for("clean", &[old], "the partition to go offline", Duration::from_secs(15), |p| p.leader.is_none()).await;
+    let p = cluster
+        .wait_for("clean", &[old], "the partition to go offline", Duration::from_secs(15), |p| p.leader.is_none())
+        .await;
     assert_eq!(p.isr, vec![old], "R2.9: the ISR keeps its last member");
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(cluster.describe("clean", &[old]).await.partitions[0].leader, None, "no out-of-sync replica is elected");
     cluster.restart(old);
-    let p = cluster.wait_for("clean", &[], "the last ISR member to lead again", Duration::from_secs(15), |p| p.leader == Some(old)).await;
+    let p = cluster
+        .wait_for("clean", &[], "the last ISR member to lead again", Duration::from_secs(15), |p| p.leader == Some(old))
+        .await;
     assert_eq!(p.leader, Some(old));
     let log = offsets_of(&cluster.dump(old, "clean").await);
     for (offset, value) in &acked {
@@ -202,7 +258,9 @@ async fn a_deposed_leader_never_acknowledges_acks_all_after_a_new_epoch_exists()
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), 3, FAST);
     cluster.client(1).create_topic(&create_req("fence", 3, &[("min.insync.replicas", "2")])).await.unwrap();
-    let p = cluster.wait_for("fence", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3).await;
+    let p = cluster
+        .wait_for("fence", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 3)
+        .await;
     let old = p.leader.unwrap();
     cluster.produce("fence", Acks::All, &vals("before", 2), Duration::from_secs(5)).await.unwrap();
     cluster.node(old).pause();
@@ -221,7 +279,9 @@ async fn a_deposed_leader_never_acknowledges_acks_all_after_a_new_epoch_exists()
             client.produce("fence", 0, &req).await
         })
     };
-    let p = cluster.wait_for("fence", &[old], "a new leader", Duration::from_secs(15), |p| p.leader.is_some_and(|l| l != old)).await;
+    let p = cluster
+        .wait_for("fence", &[old], "a new leader", Duration::from_secs(15), |p| p.leader.is_some_and(|l| l != old))
+        .await;
     cluster.node(old).resume();
     let outcome = zombie.await.unwrap();
     assert!(outcome.is_err(), "the deposed leader acknowledged acks=all: {outcome:?}");
@@ -242,11 +302,24 @@ async fn a_follower_fetch_gets_about_replica_fetch_max_bytes_and_still_catches_u
     opts.extend(["replica.lag.time.max.ms=60000", "faultline.admin.hooks=true", "replica.fetch.max.bytes=0"]);
     let cluster = Cluster::start(dir.path(), 2, &opts);
     cluster.client(1).create_topic(&create_req("fmb", 2, &[])).await.unwrap();
-    let p = cluster.wait_for("fmb", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 2).await;
+    let p = cluster
+        .wait_for("fmb", &[], "a full ISR", Duration::from_secs(10), |p| p.leader.is_some() && p.isr.len() == 2)
+        .await;
     let (leader, follower) = (p.leader.unwrap(), *p.replicas.iter().find(|r| Some(**r) != p.leader).unwrap());
     let pause = |paused: bool| {
         let url = format!("{}/v1/admin/fetchers", cluster.node(follower).url);
-        async move { assert!(reqwest::Client::new().post(url).json(&FetcherControl { paused }).send().await.unwrap().status().is_success()) }
+        async move {
+            assert!(
+                reqwest::Client::new()
+                    .post(url)
+                    .json(&FetcherControl { paused })
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .is_success()
+            )
+        }
     };
     pause(true).await;
     // Let a long poll already in flight finish.
@@ -262,7 +335,14 @@ async fn a_follower_fetch_gets_about_replica_fetch_max_bytes_and_still_catches_u
             replica_id: follower,
             broker_epoch: -1,
             max_wait_ms: 0,
-            partitions: vec![PartitionFetch { topic: "fmb".into(), partition: 0, fetch_offset: start, last_fetched_epoch: None, current_leader_epoch: p.leader_epoch, max_bytes }],
+            partitions: vec![PartitionFetch {
+                topic: "fmb".into(),
+                partition: 0,
+                fetch_offset: start,
+                last_fetched_epoch: None,
+                current_leader_epoch: p.leader_epoch,
+                max_bytes,
+            }],
         };
         let url = format!("{}{FETCH_PATH}", cluster.node(leader).url);
         async move {

@@ -29,7 +29,10 @@ impl Node {
     pub fn start(dir: &Path, overrides: &[&str]) -> Node {
         match Node::try_start(dir, overrides) {
             Ok(n) => n,
-            Err(why) => panic!("node did not start: {why}\n--- node.log ---\n{}", std::fs::read_to_string(dir.join("node.log")).unwrap_or_default()),
+            Err(why) => panic!(
+                "node did not start: {why}\n--- node.log ---\n{}",
+                std::fs::read_to_string(dir.join("node.log")).unwrap_or_default()
+            ),
         }
     }
 
@@ -51,7 +54,8 @@ impl Node {
             cmd.arg("--override").arg(o);
         }
         cmd.env("RUST_LOG", "info,faultline_node::controller=info");
-        let mut child = cmd.stdout(Stdio::piped()).stderr(log).stdin(Stdio::null()).spawn().map_err(|e| e.to_string())?;
+        let mut child =
+            cmd.stdout(Stdio::piped()).stderr(log).stdin(Stdio::null()).spawn().map_err(|e| e.to_string())?;
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -157,16 +161,19 @@ pub fn run_node_to_exit(args: &[&str]) -> (Option<i32>, String) {
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-
 /// Waits (bounded) until `topic/partition` is served by this node: right
 /// after a restart a node is healthy (registered) a moment before the
 /// controller re-elects it and it takes leadership.
 pub async fn wait_serving(client: &faultline_client::Client, topic: &str, partition: u32) {
-    let req = faultline_client::api::FetchRequest { offset: 0, max_records: Some(1), max_bytes: None, max_wait_ms: None };
+    let req =
+        faultline_client::api::FetchRequest { offset: 0, max_records: Some(1), max_bytes: None, max_wait_ms: None };
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match client.fetch(topic, partition, &req).await {
-            Err(e) if e.code() == Some(faultline_client::api::ErrorCode::NotLeaderOrFollower) && Instant::now() < deadline => {
+            Err(e)
+                if e.code() == Some(faultline_client::api::ErrorCode::NotLeaderOrFollower)
+                    && Instant::now() < deadline =>
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             _ => return,

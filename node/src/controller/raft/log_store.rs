@@ -144,7 +144,10 @@ impl LogStore {
     }
 
     /// Runs file work on the blocking pool: fsync must not stall the runtime.
-    async fn with_file<R: Send + 'static>(&self, f: impl FnOnce(&mut LogFile) -> io::Result<R> + Send + 'static) -> io::Result<R> {
+    async fn with_file<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut LogFile) -> io::Result<R> + Send + 'static,
+    ) -> io::Result<R> {
         let file = self.file.clone();
         match tokio::task::spawn_blocking(move || f(&mut file.lock().unwrap())).await {
             Ok(r) => r,
@@ -282,7 +285,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         for pair in entries.windows(2) {
             if pair[1].log_id.index != pair[0].log_id.index + 1 {
-                let err = io_err(format!("entries {} and {} are not consecutive", pair[0].log_id.index, pair[1].log_id.index));
+                let err = io_err(format!(
+                    "entries {} and {} are not consecutive",
+                    pair[0].log_id.index, pair[1].log_id.index
+                ));
                 return Err(StorageIOError::write_logs(AnyError::new(&err)).into());
             }
         }

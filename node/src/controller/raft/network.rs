@@ -9,12 +9,13 @@
 
 use std::time::Duration;
 
+use openraft::BasicNode;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
 };
-use openraft::BasicNode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -68,14 +69,19 @@ impl HttpNetwork {
         let timeout = option.hard_ttl().min(self.factory.rpc_timeout);
         let url = format!("{}{path}", self.base_url);
         let resp = self.factory.http.post(&url).timeout(timeout).json(req).send().await.map_err(|e| {
-            if e.is_connect() { RPCError::Unreachable(Unreachable::new(&e)) } else { RPCError::Network(NetworkError::new(&e)) }
+            if e.is_connect() {
+                RPCError::Unreachable(Unreachable::new(&e))
+            } else {
+                RPCError::Network(NetworkError::new(&e))
+            }
         })?;
         let status = resp.status();
         if !status.is_success() {
             let err = std::io::Error::other(format!("{url}: HTTP {status}"));
             return Err(RPCError::Network(NetworkError::new(&err)));
         }
-        let body: Result<Resp, RaftError<NodeId, E>> = resp.json().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let body: Result<Resp, RaftError<NodeId, E>> =
+            resp.json().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         body.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -97,7 +103,11 @@ impl RaftNetwork<TypeConfig> for HttpNetwork {
         self.post(SNAPSHOT_PATH, &rpc, &option).await
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>, openraft::error::Infallible> {
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, openraft::error::Infallible> {
         self.post(VOTE_PATH, &rpc, &option).await
     }
 

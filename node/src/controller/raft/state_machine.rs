@@ -86,7 +86,8 @@ impl StateMachine {
             Err(e) => return Err(e),
         };
         let mut slot = SnapshotSlot { dir: dir.to_path_buf(), current: None };
-        let (mut image, mut last_applied, mut membership) = (MetadataImage::default(), None, StoredMembership::default());
+        let (mut image, mut last_applied, mut membership) =
+            (MetadataImage::default(), None, StoredMembership::default());
         if let Some(s) = stored {
             last_applied = s.meta.last_log_id;
             membership = s.meta.last_membership.clone();
@@ -147,7 +148,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             Some(l) => format!("{}-{}-{}-{seq}", l.leader_id.term, l.leader_id.node_id, l.index),
             None => format!("none-{seq}"),
         };
-        let meta = SnapshotMeta { last_log_id: self.last_applied, last_membership: self.membership.clone(), snapshot_id };
+        let meta =
+            SnapshotMeta { last_log_id: self.last_applied, last_membership: self.membership.clone(), snapshot_id };
         let (slot, image, m) = (self.slot.clone(), self.image.clone(), meta.clone());
         blocking(move || slot.lock().unwrap().store(m, &image, false))
             .await
@@ -188,7 +190,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let image: MetadataImage = serde_json::from_slice(snapshot.get_ref())
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
         let image = Arc::new(image);
