@@ -23,10 +23,11 @@
 //! as `send` ops.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
 use crate::api::ProduceRecord;
@@ -199,7 +200,7 @@ impl AsyncProducer {
         let (tx, rx) = oneshot::channel();
         let queue = self.queue(topic, partition);
         {
-            let mut batches = queue.batches.lock().unwrap();
+            let mut batches = queue.batches.lock();
             let fits = batches.back().is_some_and(|b| b.bytes + size <= inner.config.batch_size);
             if !fits {
                 batches.push_back(Batch {
@@ -240,7 +241,7 @@ impl AsyncProducer {
     /// passed first (Kafka's `flush()`, bounded).
     pub async fn flush(&self, bound: Duration) -> bool {
         self.inner.flushing.store(true, Ordering::SeqCst);
-        for q in self.inner.queues.lock().unwrap().values() {
+        for q in self.inner.queues.lock().values() {
             q.wake.notify_one();
         }
         let mut rx = self.inner.outstanding.subscribe();
@@ -250,7 +251,7 @@ impl AsyncProducer {
     }
 
     fn queue(&self, topic: &str, partition: u32) -> Arc<Queue> {
-        let mut queues = self.inner.queues.lock().unwrap();
+        let mut queues = self.inner.queues.lock();
         if let Some(q) = queues.get(&(topic.to_string(), partition)) {
             return q.clone();
         }
@@ -280,7 +281,7 @@ async fn sender(inner: Arc<Inner>, queue: Arc<Queue>, topic: String, partition: 
     // Bounded by the process: it ends with the runtime.
     loop {
         let batch = {
-            let at = ready_at(&inner, &queue.batches.lock().unwrap());
+            let at = ready_at(&inner, &queue.batches.lock());
             match at {
                 None => {
                     queue.wake.notified().await;
@@ -293,7 +294,7 @@ async fn sender(inner: Arc<Inner>, queue: Arc<Queue>, topic: String, partition: 
                     }
                     continue;
                 }
-                Some(_) => queue.batches.lock().unwrap().pop_front().expect("a front batch"),
+                Some(_) => queue.batches.lock().pop_front().expect("a front batch"),
             }
         };
         let deadline = batch.created + inner.delivery_timeout;

@@ -6,8 +6,9 @@
 //! partition until an error says it is stale.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use crate::api::*;
 use crate::client::{Client, ClientError};
@@ -40,7 +41,7 @@ impl ClusterClient {
 
     /// The client for one node address.
     pub fn node(&self, address: &str) -> Client {
-        let mut clients = self.clients.lock().unwrap();
+        let mut clients = self.clients.lock();
         clients
             .entry(address.to_string())
             .or_insert_with(|| Client::with_timeout(address, self.request_timeout))
@@ -66,7 +67,7 @@ impl ClusterClient {
                     continue;
                 }
             };
-            let mut leaders = self.leaders.lock().unwrap();
+            let mut leaders = self.leaders.lock();
             for p in &desc.partitions {
                 let key = (topic.to_string(), p.partition);
                 match p.leader.and_then(|l| brokers.iter().find(|b| b.id == l)) {
@@ -85,11 +86,11 @@ impl ClusterClient {
 
     /// The leader of `topic/partition`, from the cache or fresh metadata.
     pub async fn leader(&self, topic: &str, partition: u32) -> Result<LeaderInfo, ClientError> {
-        if let Some(l) = self.leaders.lock().unwrap().get(&(topic.to_string(), partition)) {
+        if let Some(l) = self.leaders.lock().get(&(topic.to_string(), partition)) {
             return Ok(l.clone());
         }
         self.refresh(topic).await?;
-        self.leaders.lock().unwrap().get(&(topic.to_string(), partition)).cloned().ok_or_else(|| ClientError::Api {
+        self.leaders.lock().get(&(topic.to_string(), partition)).cloned().ok_or_else(|| ClientError::Api {
             status: 503,
             body: ErrorBody {
                 error: ErrorCode::NotLeaderOrFollower,
@@ -104,7 +105,7 @@ impl ClusterClient {
     /// any other error that may mean stale metadata drops it.
     pub fn learn(&self, topic: &str, partition: u32, err: &ClientError) {
         let key = (topic.to_string(), partition);
-        let mut leaders = self.leaders.lock().unwrap();
+        let mut leaders = self.leaders.lock();
         match err {
             ClientError::Api { body, .. } if body.leader_id.is_some() && body.leader_address.is_some() => {
                 let hint = LeaderInfo { id: body.leader_id.unwrap(), address: body.leader_address.clone().unwrap() };

@@ -5,6 +5,12 @@
 //! client over those types. [`ClusterClient`] follows leaders; [`Producer`]
 //! adds Kafka's retries and idempotence, one batch per send, and
 //! [`AsyncProducer`] its accumulator (linger, batch size, buffer memory).
+//!
+//! Locks are `parking_lot`'s (tokio's async mutexes aside): never poisoned,
+//! so `.lock()` returns the guard. A panic while a lock is held is a bug
+//! that already fails its caller (a test, or the harness worker's task);
+//! poisoning would only make every other task sharing the client or the
+//! producer panic too, burying the first panic under copies of it.
 
 pub mod accumulator;
 pub mod api;

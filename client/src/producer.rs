@@ -16,9 +16,10 @@
 //!   cannot make the whole send a definite failure (R1.10).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use crate::api::*;
@@ -181,7 +182,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         // Before the permit (a field) is released, so a freed permit always has a slot.
-        self.state.free_slots.lock().unwrap().push(self.slot);
+        self.state.free_slots.lock().push(self.slot);
     }
 }
 
@@ -200,7 +201,7 @@ pub struct Producer {
 /// after an expired batch, KIP-360). Without this every later batch would be
 /// refused with `OUT_OF_ORDER_SEQUENCE_NUMBER` until its delivery timeout.
 fn after_unacknowledged(state: &PartitionState, req: &ProduceRequest, count: i32, maybe_appended: bool) {
-    let mut s = state.seq.lock().unwrap();
+    let mut s = state.seq.lock();
     let (Some(seq), Some(epoch)) = (req.base_sequence, req.producer_epoch) else { return };
     if epoch != s.epoch {
         return;
@@ -259,7 +260,7 @@ impl Producer {
     }
 
     fn partition(&self, topic: &str, partition: u32) -> Arc<PartitionState> {
-        let mut map = self.partitions.lock().unwrap();
+        let mut map = self.partitions.lock();
         map.entry((topic.to_string(), partition))
             .or_insert_with(|| {
                 Arc::new(PartitionState {
@@ -332,7 +333,7 @@ impl Producer {
                 attempts: 0,
             });
         };
-        let slot = state.free_slots.lock().unwrap().pop().expect("one free slot per permit");
+        let slot = state.free_slots.lock().pop().expect("one free slot per permit");
         let count = records.len() as i32;
         let mut req = ProduceRequest {
             acks: self.config.acks.into(),
@@ -355,7 +356,7 @@ impl Producer {
         if self.idempotent {
             match self.producer_id_until(deadline).await {
                 Ok(pid) => {
-                    let mut s = state.seq.lock().unwrap();
+                    let mut s = state.seq.lock();
                     if s.bump_before_next {
                         s.epoch = s.epoch.wrapping_add(1) & i16::MAX;
                         s.next_seq = 0;
@@ -389,7 +390,7 @@ impl Producer {
         // batch was acknowledged, or it would be taken as the start.
         while let (Some(seq), Some(epoch)) = (req.base_sequence, req.producer_epoch) {
             let first_pending = {
-                let s = state.seq.lock().unwrap();
+                let s = state.seq.lock();
                 seq != 0 && s.epoch == epoch && s.last_acked_seq < 0
             };
             if !first_pending || Instant::now() >= deadline {
@@ -406,7 +407,7 @@ impl Producer {
             let err = match result {
                 Ok(Ok(resp)) => {
                     if let (Some(seq), Some(epoch)) = (req.base_sequence, req.producer_epoch) {
-                        let mut s = state.seq.lock().unwrap();
+                        let mut s = state.seq.lock();
                         if s.epoch == epoch {
                             s.last_acked_seq = s.last_acked_seq.max(seq + count - 1);
                         }
@@ -431,7 +432,7 @@ impl Producer {
             // been appended: a new identity could then duplicate it
             // (KAFKA-14034).
             if self.idempotent && code == Some(ErrorCode::InvalidProducerEpoch) && !maybe && Instant::now() < deadline {
-                let mut s = state.seq.lock().unwrap();
+                let mut s = state.seq.lock();
                 if req.producer_epoch.is_some_and(|e| e != s.epoch) {
                     req.producer_epoch = Some(s.epoch);
                     req.base_sequence = Some(s.next_seq);
@@ -456,7 +457,7 @@ impl Producer {
             // as an earlier batch is acknowledged, not after a backoff:
             // otherwise every reordering stalls the partition.
             let overtook = self.idempotent && code == Some(ErrorCode::OutOfOrderSequenceNumber) && {
-                let s = state.seq.lock().unwrap();
+                let s = state.seq.lock();
                 req.producer_epoch == Some(s.epoch)
                     && req.base_sequence.is_some_and(|seq| seq > s.last_acked_seq.wrapping_add(1))
             };
@@ -474,7 +475,7 @@ impl Producer {
     /// renumber this batch. A batch that is not next is left as it is; an
     /// earlier one is still in flight.
     fn maybe_bump_epoch(&self, state: &PartitionState, req: &mut ProduceRequest, count: i32, code: Option<ErrorCode>) {
-        let mut s = state.seq.lock().unwrap();
+        let mut s = state.seq.lock();
         let (Some(seq), Some(epoch)) = (req.base_sequence, req.producer_epoch) else { return };
         let next_in_sequence = epoch == s.epoch && seq == s.last_acked_seq.wrapping_add(1);
         if code == Some(ErrorCode::UnknownProducerId) || next_in_sequence {
@@ -514,7 +515,7 @@ mod tests {
         let p = Producer::new(cluster, ProducerConfig::default()).unwrap();
         let state = p.partition("t", 0);
         {
-            let mut s = state.seq.lock().unwrap();
+            let mut s = state.seq.lock();
             s.next_seq = 10;
             s.last_acked_seq = 4;
         }
@@ -539,7 +540,7 @@ mod tests {
             (Some(1), Some(0)),
             "the next batch refused: a real gap bumps the epoch"
         );
-        assert_eq!(state.seq.lock().unwrap().next_seq, 2);
+        assert_eq!(state.seq.lock().next_seq, 2);
     }
 
     /// A batch that ended unacknowledged leaves no hole the next batch would
@@ -550,7 +551,7 @@ mod tests {
         let cluster = Arc::new(ClusterClient::new(vec!["http://127.0.0.1:1".into()], Duration::from_millis(10)));
         let p = Producer::new(cluster, ProducerConfig::default()).unwrap();
         let state = p.partition("t", 0);
-        state.seq.lock().unwrap().next_seq = 12;
+        state.seq.lock().next_seq = 12;
         let req = |seq| ProduceRequest {
             acks: Acks::All.into(),
             timeout_ms: None,
@@ -560,10 +561,10 @@ mod tests {
             records: vec![],
         };
         after_unacknowledged(&state, &req(10), 2, false);
-        assert_eq!(state.seq.lock().unwrap().next_seq, 10, "definitely not appended: sequences reused");
-        assert!(!state.seq.lock().unwrap().bump_before_next);
+        assert_eq!(state.seq.lock().next_seq, 10, "definitely not appended: sequences reused");
+        assert!(!state.seq.lock().bump_before_next);
         after_unacknowledged(&state, &req(8), 2, true);
-        assert!(state.seq.lock().unwrap().bump_before_next, "maybe appended: the next batch bumps the epoch");
+        assert!(state.seq.lock().bump_before_next, "maybe appended: the next batch bumps the epoch");
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             *p.producer_id.lock().await = Some(1);

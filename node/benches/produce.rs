@@ -25,14 +25,14 @@ fn run_bare_server() {
     use axum::routing::post;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let store: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let store: Arc<parking_lot::Mutex<Vec<String>>> = Arc::default();
         let app = axum::Router::new()
             .route(
                 "/v1/topics/{topic}/partitions/{partition}/produce",
                 post(
-                    |State(store): State<Arc<std::sync::Mutex<Vec<String>>>>,
+                    |State(store): State<Arc<parking_lot::Mutex<Vec<String>>>>,
                      axum::Json(req): axum::Json<ProduceRequest>| async move {
-                        let mut s = store.lock().unwrap();
+                        let mut s = store.lock();
                         let base = s.len();
                         s.extend(req.records.into_iter().map(|r| r.value));
                         axum::Json(serde_json::json!({ "base_offset": base }))

@@ -8,12 +8,12 @@
 //! partitions are replicated, failover.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use faultline_client::api::{
     CreateTopicRequest, ErrorCode, OffsetCommit, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchResponse,
 };
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::{Broker, OFFSETS_TOPIC, Partition, Role, decode_records};
@@ -80,13 +80,13 @@ fn validate_group(group: &str) -> Result<(), ApiError> {
 /// Replays one offsets partition's log into a fresh cache.
 fn load(p: &Partition) -> Result<HashMap<String, GroupOffsets>, ApiError> {
     let mut groups: HashMap<String, GroupOffsets> = HashMap::new();
-    let (mut from, end) = p.with_state(|st| (st.log.log_start_offset(), st.log.log_end_offset()));
+    let (mut from, end) = p.read_state(|st| (st.log().log_start_offset(), st.log().log_end_offset()));
     let storage = |e: String| {
         ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("loading {OFFSETS_TOPIC}/{}: {e}", p.index))
     };
     // Bounded: every round advances `from` by at least one record.
     while from < end {
-        let batches = p.with_state(|st| st.log.read(from, end, 1 << 20)).map_err(|e| storage(e.to_string()))?;
+        let batches = p.read_state(|st| st.log().read(from, end, 1 << 20)).map_err(|e| storage(e.to_string()))?;
         let records = decode_records(&batches, from, end, usize::MAX).map_err(|e| storage(e.to_string()))?;
         let Some(last) = records.last() else { break };
         from = last.offset + 1;
@@ -151,7 +151,7 @@ impl Groups {
             .collect();
         let mut encoded = batch::encode(&records, ProducerFields::NONE);
         let (info, epoch) = {
-            let mut caches = self.caches.lock().unwrap();
+            let mut caches = self.caches.lock();
             let cache = Self::loaded(&mut caches, &partition)?;
             let (info, epoch) = partition.append(&mut encoded, true).map_err(as_coordinator_error)?;
             let entry = cache.groups.entry(group.to_string()).or_default();
@@ -180,7 +180,7 @@ impl Groups {
             return Ok(OffsetFetchResponse { group: group.to_string(), offsets: Vec::new() });
         }
         let partition = self.coordinator(broker, group).await?;
-        let mut caches = self.caches.lock().unwrap();
+        let mut caches = self.caches.lock();
         let cache = Self::loaded(&mut caches, &partition)?;
         let offsets = cache.groups.get(group).map(|g| g.values().cloned().collect()).unwrap_or_default();
         Ok(OffsetFetchResponse { group: group.to_string(), offsets })
@@ -234,8 +234,8 @@ impl Groups {
                 Err(e) if e.leader_id.is_some_and(|l| l != broker.config.node_id) => {
                     return Err(as_coordinator_error(e));
                 }
-                Ok((false, p)) if p.with_state(|st| matches!(st.role, Role::Follower { .. })) => {
-                    return Err(as_coordinator_error(p.with_state(|st| match &st.role {
+                Ok((false, p)) if p.read_state(|st| matches!(st.role(), Role::Follower { .. })) => {
+                    return Err(as_coordinator_error(p.read_state(|st| match st.role() {
                         Role::Follower { leader, leader_address, .. } => {
                             let mut e = ApiError::new(ErrorCode::NotCoordinator, "");
                             e.leader_id = Some(*leader);

@@ -16,9 +16,10 @@ mod topic_name;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use faultline_client::api::{CreateTopicRequest, ErrorCode, PartitionDescription, TopicDescription};
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc};
 
@@ -30,7 +31,9 @@ use crate::log::checkpoint;
 use crate::log::{OpenMode, PartitionLog};
 use control::ControlPlane;
 
-pub use partition::{FetchPosition, FetchResult, Partition, ReplicaFetch, ReplicaState, Role, View};
+pub use partition::{
+    FetchPosition, FetchResult, FollowerState, Partition, PendingIsr, ReplicaFetch, ReplicaState, Role, View,
+};
 pub use produce::{Acks0Batch, decode_records};
 pub use topic_name::validate_topic_name;
 
@@ -169,7 +172,7 @@ impl Broker {
         }
         let hw = self.high_watermarks.get(&key).copied().unwrap_or(0);
         let p = Arc::new(Partition::new(&meta.topic, meta.partition, self.config.node_id, topic_config, log, hw));
-        self.partitions.write().unwrap().insert((meta.topic.clone(), meta.partition), p.clone());
+        self.partitions.write().insert((meta.topic.clone(), meta.partition), p.clone());
         Ok(p)
     }
 
@@ -184,11 +187,11 @@ impl Broker {
         if let Some(p) = self.local(topic, index) {
             return Ok(p);
         }
-        let _guard = self.create_lock.lock().unwrap();
+        let _guard = self.create_lock.lock();
         if let Some(p) = self.local(topic, index) {
             return Ok(p);
         }
-        if self.partitions.read().unwrap().len() >= PARTITIONS_PER_NODE_MAX {
+        if self.partitions.read().len() >= PARTITIONS_PER_NODE_MAX {
             return Err(ApiError::new(
                 ErrorCode::InvalidPartitions,
                 format!("this node already hosts {PARTITIONS_PER_NODE_MAX} partitions"),
@@ -207,11 +210,11 @@ impl Broker {
     }
 
     fn local(&self, topic: &str, index: u32) -> Option<Arc<Partition>> {
-        self.partitions.read().unwrap().get(&(topic.to_string(), index)).cloned()
+        self.partitions.read().get(&(topic.to_string(), index)).cloned()
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        self.partitions.read().unwrap().values().cloned().collect()
+        self.partitions.read().values().cloned().collect()
     }
 
     /// The local replica of `topic/index` for a client request. A partition
@@ -364,9 +367,8 @@ impl Broker {
             .enumerate()
             .map(|(i, p)| {
                 let (hw, leo, start) = match self.local(name, i as u32) {
-                    Some(local) => {
-                        local.with_state(|st| (st.high_watermark, st.log.log_end_offset(), st.log.log_start_offset()))
-                    }
+                    Some(local) => local
+                        .read_state(|st| (st.high_watermark(), st.log().log_end_offset(), st.log().log_start_offset())),
                     None => (-1, -1, -1),
                 };
                 PartitionDescription {
@@ -399,7 +401,7 @@ impl Broker {
                 p.flush();
             }
             p.snapshot_producers();
-            let (rp, hw) = p.with_state(|st| (st.log.recovery_point(), st.high_watermark));
+            let (rp, hw) = p.read_state(|st| (st.log().recovery_point(), st.high_watermark()));
             points.insert(p.dir_name(), rp);
             hws.insert(p.dir_name(), hw);
         }
@@ -413,7 +415,7 @@ impl Broker {
 
     /// Hands the acks=0 queue's receiving end to the task that drains it (once).
     pub fn take_acks0_receiver(&self) -> Option<mpsc::Receiver<Acks0Batch>> {
-        self.acks0_rx.lock().unwrap().take()
+        self.acks0_rx.lock().take()
     }
 }
 

@@ -125,7 +125,7 @@ impl Broker {
             Acks::Leader => {
                 let (info, _) = partition.append(&mut batch, false)?;
                 self.data_arrived.notify_waiters();
-                let start = partition.with_state(|st| st.log.log_start_offset());
+                let start = partition.read_state(|st| st.log().log_start_offset());
                 Ok((acks, ProduceResponse { base_offset: Some(info.base_offset), log_start_offset: Some(start) }))
             }
             Acks::All => {
@@ -151,7 +151,7 @@ impl Broker {
                         "the ISR shrank below min.insync.replicas after the append",
                     ));
                 }
-                let start = partition.with_state(|st| st.log.log_start_offset());
+                let start = partition.read_state(|st| st.log().log_start_offset());
                 Ok((acks, ProduceResponse { base_offset: Some(info.base_offset), log_start_offset: Some(start) }))
             }
         }

@@ -35,7 +35,7 @@ impl Controller {
                     }
                     self.broker_epoch_tx.send_replace(Some(epoch));
                     let task = tokio::spawn(heartbeat_loop(Arc::downgrade(self), address));
-                    if let Some(old) = self.heartbeat_task.lock().unwrap().replace(task) {
+                    if let Some(old) = self.heartbeat_task.lock().replace(task) {
                         old.abort();
                     }
                     tracing::info!(node = self.config.node_id, epoch, "controller: broker registered");
@@ -61,7 +61,7 @@ impl Controller {
             return HeartbeatReply::NotLeader { leader: self.leader() };
         }
         let image = self.image();
-        let registered = self.liveness.lock().unwrap().record(&image, req.broker_id, req.broker_epoch, Instant::now());
+        let registered = self.liveness.lock().record(&image, req.broker_id, req.broker_epoch, Instant::now());
         HeartbeatReply::Ok { registered }
     }
 
@@ -123,12 +123,12 @@ impl Controller {
             (m.state == ServerState::Leader, m.current_term)
         };
         if !leading {
-            self.liveness.lock().unwrap().step_down();
+            self.liveness.lock().step_down();
             return;
         }
         let image = self.image();
         self.add_learners(&image).await;
-        let expired = self.liveness.lock().unwrap().expired(&image, term, Instant::now());
+        let expired = self.liveness.lock().expired(&image, term, Instant::now());
         for (id, epoch) in expired {
             tracing::warn!(
                 broker = id,

@@ -34,12 +34,13 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, RaftMetrics, ServerState, SnapshotPolicy};
+use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -256,7 +257,7 @@ impl Controller {
         });
         let period = (session / 4).max(ms(5));
         let task = tokio::spawn(lifecycle::liveness_loop(Arc::downgrade(&controller), period));
-        *controller.liveness_task.lock().unwrap() = Some(task);
+        *controller.liveness_task.lock() = Some(task);
         Ok(controller)
     }
 
@@ -302,7 +303,7 @@ impl Controller {
             return;
         }
         for slot in [&self.liveness_task, &self.heartbeat_task] {
-            if let Some(task) = slot.lock().unwrap().take() {
+            if let Some(task) = slot.lock().take() {
                 task.abort();
             }
         }

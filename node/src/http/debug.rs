@@ -7,7 +7,7 @@ use faultline_client::api::{ErrorCode, HistoryEntry, PartitionHistory, ReplicaLo
 
 use super::AppState;
 use super::extract::PartitionPath;
-use crate::broker::{Role, decode_records};
+use crate::broker::decode_records;
 use crate::error::ApiError;
 
 /// Bound on records in one dump, so a debug call cannot exhaust memory.
@@ -17,20 +17,16 @@ pub async fn replica_log(State(state): State<AppState>, path: PartitionPath) -> 
     let p = state.broker.partition(&path.topic, path.partition)?;
     let broker = state.broker.clone();
     tokio::task::spawn_blocking(move || {
-        let (start, end, hw, epoch, role) = p.with_state(|st| {
-            let role = match st.role {
-                Role::Leader { .. } => "leader",
-                Role::Follower { .. } => "follower",
-                Role::Offline => "offline",
-            };
-            (st.log.log_start_offset(), st.log.log_end_offset(), st.high_watermark, st.leader_epoch, role)
+        let (start, end, hw, epoch, role) = p.read_state(|st| {
+            let log = st.log();
+            (log.log_start_offset(), log.log_end_offset(), st.high_watermark(), st.leader_epoch(), st.role().name())
         });
         let mut records = Vec::new();
         let mut from = start;
         // Bounded: each round advances `from`, and the record bound ends it.
         while from < end && records.len() < DUMP_RECORDS_MAX {
             let batches = p
-                .with_state(|st| st.log.read(from, end, 4 << 20))
+                .read_state(|st| st.log().read(from, end, 4 << 20))
                 .map_err(|e| ApiError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
             let mut epochs = Vec::with_capacity(batches.len());
             for b in &batches {

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use crate::broker::Broker;
 
@@ -33,7 +34,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn observe(&self, route: &str, status: u16, elapsed: Duration) {
-        let mut routes = self.routes.lock().unwrap();
+        let mut routes = self.routes.lock();
         let stats = match routes.get_mut(route) {
             Some(s) => s,
             None => routes.entry(route.to_string()).or_default(),
@@ -48,7 +49,7 @@ impl Metrics {
 
     pub fn render(&self, broker: &Broker) -> String {
         let mut out = String::new();
-        let routes = self.routes.lock().unwrap();
+        let routes = self.routes.lock();
         out.push_str("# HELP faultline_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE faultline_http_requests_total counter\n");
         for (route, stats) in routes.iter() {
@@ -87,7 +88,7 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for p in &partitions {
                 let v = match i {
-                    0 => p.with_state(|st| st.log.log_end_offset()) as u64,
+                    0 => p.read_state(|st| st.log().log_end_offset()) as u64,
                     1 => p.high_watermark() as u64,
                     2 => p.bytes_appended.load(Ordering::Relaxed),
                     _ => p.records_appended.load(Ordering::Relaxed),

@@ -152,7 +152,10 @@ fn isr_join_ignores_epoch_start_lets_a_replica_missing_committed_data_into_the_i
         sync(&a, &b, 2);
         write(&a, "x1");
         a.become_follower(9, "gone", 2, 1, &[1, 2, 3], &[1, 3]);
-        a.with_state(|st| st.high_watermark = 0);
+        // A restarts without an HW checkpoint, so its HW is back at 0. (The
+        // HW never goes down in a running replica, so a restart it is.)
+        drop(a);
+        let a = replica(dir.path(), 1, 0, bg, 1);
         // A leads again with ISR {A, C}; C has not fetched yet, so A's HW stays at 0.
         a.become_leader(3, 2, &[1, 2, 3], &[1, 3], now);
         // B has only x0 (offset 1 < epoch start 2) but is at or above A's lagging HW.

@@ -29,10 +29,7 @@ pub async fn run(mgr: Arc<ReplicaManager>, leader: i32) {
         if parts.is_empty() {
             return;
         }
-        let address = parts[0].with_state(|st| match &st.role {
-            crate::broker::Role::Follower { leader_address, .. } => leader_address.clone(),
-            _ => String::new(),
-        });
+        let address = parts[0].read_state(|st| st.leader_address().unwrap_or_default().to_string());
         let epochs: Vec<i32> = parts.iter().map(|p| p.fetch_position().current_leader_epoch).collect();
         let req = FetchRequest {
             replica_id: mgr.broker.config.node_id,

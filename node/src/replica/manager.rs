@@ -7,9 +7,10 @@
 //! learns of, even when the leader id is unchanged (KAFKA-7164).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -72,14 +73,7 @@ impl ReplicaManager {
                         continue;
                     }
                 };
-                let (epoch, role_leader) = local.with_state(|st| {
-                    let role_leader = match &st.role {
-                        Role::Leader { .. } => Some(me),
-                        Role::Follower { leader, .. } => Some(*leader),
-                        Role::Offline => None,
-                    };
-                    (st.leader_epoch, role_leader)
-                });
+                let (epoch, role_leader) = local.read_state(|st| (st.leader_epoch(), st.leader()));
                 let fresh = epoch != p.leader_epoch || role_leader != p.leader;
                 match p.leader {
                     Some(l) if l == me && fresh => {
@@ -103,7 +97,7 @@ impl ReplicaManager {
     fn ensure_fetchers(self: &Arc<Self>) {
         let mut leaders: Vec<i32> = Vec::new();
         for p in self.broker.all_partitions() {
-            if let Some(l) = p.with_state(|st| match &st.role {
+            if let Some(l) = p.read_state(|st| match st.role() {
                 Role::Follower { leader, .. } => Some(*leader),
                 _ => None,
             }) && !leaders.contains(&l)
@@ -111,7 +105,7 @@ impl ReplicaManager {
                 leaders.push(l);
             }
         }
-        let mut fetchers = self.fetchers.lock().unwrap();
+        let mut fetchers = self.fetchers.lock();
         fetchers.retain(|_, h| !h.is_finished());
         for l in leaders {
             fetchers.entry(l).or_insert_with(|| tokio::spawn(fetcher::run(self.clone(), l)));
@@ -123,7 +117,7 @@ impl ReplicaManager {
         self.broker
             .all_partitions()
             .into_iter()
-            .filter(|p| p.with_state(|st| matches!(&st.role, Role::Follower { leader: l, .. } if *l == leader)))
+            .filter(|p| p.read_state(|st| matches!(st.role(), Role::Follower { leader: l, .. } if *l == leader)))
             .collect()
     }
 
@@ -181,7 +175,7 @@ impl ReplicaManager {
                 if out.is_empty() {
                     continue;
                 }
-                let isr: Vec<i32> = p.with_state(|st| st.isr.iter().copied().filter(|r| !out.contains(r)).collect());
+                let isr: Vec<i32> = p.read_state(|st| st.isr().iter().copied().filter(|r| !out.contains(r)).collect());
                 tracing::info!(partition = %p.name(), out_of_sync = ?out, "shrinking ISR");
                 self.propose_isr(p, isr);
             }

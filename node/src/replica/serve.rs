@@ -45,7 +45,7 @@ pub async fn serve_fetch(mgr: &Arc<ReplicaManager>, req: FetchRequest) -> Vec<u8
                         now,
                     );
                     if let Some(candidate) = f.expand_candidate {
-                        let mut isr = p.with_state(|st| st.isr.clone());
+                        let mut isr = p.read_state(|st| st.isr().to_vec());
                         isr.push(candidate);
                         mgr.propose_isr(p.clone(), isr);
                     }

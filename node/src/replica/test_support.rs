@@ -75,8 +75,8 @@ pub fn sync(leader: &Partition, follower: &Partition, fid: i32) {
 
 /// Every record of a replica as (offset, leader epoch, value).
 pub fn records(p: &Partition) -> Vec<(i64, i32, String)> {
-    p.with_state(|st| {
-        let batches = st.log.read(0, st.log.log_end_offset(), usize::MAX).unwrap();
+    p.read_state(|st| {
+        let batches = st.log().read(0, st.log().log_end_offset(), usize::MAX).unwrap();
         batches
             .iter()
             .flat_map(|b| {

@@ -195,5 +195,5 @@ fn a_commit_waiter_deposed_mid_wait_answers_and_does_not_deadlock() {
     let outcome = rt.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await });
     let err = outcome.expect("the waiter answered instead of hanging").unwrap().unwrap_err();
     assert_eq!(err.code, ErrorCode::NotLeaderOrFollower);
-    assert_eq!(a.with_state(|st| st.leader_epoch), 2, "the replica's lock is free again");
+    assert_eq!(a.read_state(|st| st.leader_epoch()), 2, "the replica's lock is free again");
 }

@@ -3,10 +3,11 @@
 //! at its acknowledged offset, with offsets dense and never reused.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use faultline_client::api::*;
+use parking_lot::Mutex;
 use rand::{RngExt, SeedableRng};
 
 use crate::util::Node;
@@ -46,7 +47,7 @@ async fn producer(
         match client.produce("crash", partition, &req).await {
             Ok(resp) => {
                 let base = resp.base_offset.expect("acks=1 returns an offset");
-                let mut acked = acked.lock().unwrap();
+                let mut acked = acked.lock();
                 for (i, v) in values.into_iter().enumerate() {
                     assert!(
                         acked.insert((partition, base + i as i64), v).is_none(),
@@ -90,7 +91,7 @@ async fn acknowledged_records_survive_repeated_sigkill() {
     }
     let node = Node::start(dir.path(), &[SEGMENT_BYTES]);
     let client = node.client();
-    let acked = acked.lock().unwrap().clone();
+    let acked = acked.lock().clone();
     assert!(acked.len() > 1_000, "the load was real: {} acknowledged records", acked.len());
     for p in 0..PARTITIONS {
         crate::util::wait_serving(&client, "crash", p).await;

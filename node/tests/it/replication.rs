@@ -2,10 +2,11 @@
 //! rejoin, clean versus unclean election, and fencing of a deposed leader.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use faultline_client::api::*;
+use parking_lot::Mutex;
 
 use crate::cluster::{Cluster, FAST, create_req};
 
@@ -40,7 +41,7 @@ async fn killing_the_leader_elects_an_isr_replica_and_loses_no_acknowledged_reco
                 i += 1;
                 let c = cluster.read().await;
                 if let Ok(base) = c.produce("fo", Acks::All, &batch, Duration::from_secs(1)).await {
-                    let mut a = acked.lock().unwrap();
+                    let mut a = acked.lock();
                     for (k, v) in batch.into_iter().enumerate() {
                         a.insert(base + k as i64, v);
                     }
@@ -49,7 +50,7 @@ async fn killing_the_leader_elects_an_isr_replica_and_loses_no_acknowledged_reco
         })
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let acked_before_kill = acked.lock().unwrap().len();
+    let acked_before_kill = acked.lock().len();
     cluster.write().await.kill(old);
     let after = {
         let c = cluster.read().await;
@@ -61,7 +62,7 @@ async fn killing_the_leader_elects_an_isr_replica_and_loses_no_acknowledged_reco
     let new = after.leader.unwrap();
     assert!(before.isr.contains(&new), "the new leader {new} came from the ISR {:?}", before.isr);
     assert_eq!(after.leader_epoch, before.leader_epoch + 1, "a leader change bumps the epoch");
-    let acked = acked.lock().unwrap().clone();
+    let acked = acked.lock().clone();
     assert!(acked_before_kill > 0 && acked.len() > acked_before_kill, "writes succeeded before and after the failover");
     let c = cluster.read().await;
     let log = offsets_of(&c.dump(new, "fo").await);

@@ -24,10 +24,11 @@ use std::io;
 use std::ops::RangeBounds;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, RaftLogReader, StorageIOError};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::codec;
@@ -139,7 +140,7 @@ impl LogStore {
 
     /// Whether nothing was ever stored here: no vote and no log.
     pub fn is_pristine(&self) -> bool {
-        let mem = self.mem.lock().unwrap();
+        let mem = self.mem.lock();
         mem.vote.is_none() && mem.entries.is_empty() && mem.last_purged.is_none()
     }
 
@@ -149,7 +150,7 @@ impl LogStore {
         f: impl FnOnce(&mut LogFile) -> io::Result<R> + Send + 'static,
     ) -> io::Result<R> {
         let file = self.file.clone();
-        match tokio::task::spawn_blocking(move || f(&mut file.lock().unwrap())).await {
+        match tokio::task::spawn_blocking(move || f(&mut file.lock())).await {
             Ok(r) => r,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(io_err(e)),
@@ -226,7 +227,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let mem = self.mem.lock().unwrap();
+        let mem = self.mem.lock();
         Ok(mem.entries.range(range).map(|(_, e)| e.clone()).collect())
     }
 }
@@ -235,7 +236,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let mem = self.mem.lock().unwrap();
+        let mem = self.mem.lock();
         Ok(LogState { last_purged_log_id: mem.last_purged, last_log_id: Self::last_log_id(&mem) })
     }
 
@@ -248,29 +249,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.with_file(move |f| fsutil::write_atomic(&f.dir.join(VOTE_FILE), &bytes))
             .await
             .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?;
-        self.mem.lock().unwrap().vote = Some(*vote);
+        self.mem.lock().vote = Some(*vote);
         Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        Ok(self.mem.lock().unwrap().vote)
+        Ok(self.mem.lock().vote)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let Some(id) = committed else { return Ok(()) };
-        if self.mem.lock().unwrap().committed == Some(id) {
+        if self.mem.lock().committed == Some(id) {
             return Ok(());
         }
         let bytes = codec::encode(&id);
         self.with_file(move |f| fsutil::write_atomic(&f.dir.join(COMMITTED_FILE), &bytes))
             .await
             .map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
-        self.mem.lock().unwrap().committed = Some(id);
+        self.mem.lock().committed = Some(id);
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.mem.lock().unwrap().committed)
+        Ok(self.mem.lock().committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
@@ -295,7 +296,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // openraft truncates conflicts before appending; an append over
         // existing entries (openraft's storage suite does it) overwrites
         // them, so the file never holds an index twice.
-        let last = Self::last_log_id(&self.mem.lock().unwrap()).map(|l| l.index);
+        let last = Self::last_log_id(&self.mem.lock()).map(|l| l.index);
         if last.is_some_and(|l| l >= first.index) {
             self.truncate(first).await?;
         }
@@ -303,7 +304,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             entries.iter().map(|e| (e.log_id.index, codec::encode(&LogRecordRef::Entry(e)))).collect();
         match self.with_file(move |f| f.append(frames)).await {
             Ok(()) => {
-                let mut mem = self.mem.lock().unwrap();
+                let mut mem = self.mem.lock();
                 mem.entries.extend(entries.into_iter().map(|e| (e.log_id.index, e)));
                 drop(mem);
                 callback.log_io_completed(Ok(()));
@@ -320,13 +321,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let index = log_id.index;
         self.with_file(move |f| f.truncate(index)).await.map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
-        self.mem.lock().unwrap().entries.split_off(&index);
+        self.mem.lock().entries.split_off(&index);
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let kept: Vec<Entry> = {
-            let mem = self.mem.lock().unwrap();
+            let mem = self.mem.lock();
             if mem.last_purged.is_some_and(|p| p.index >= log_id.index) {
                 return Ok(());
             }
@@ -335,7 +336,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.with_file(move |f| f.rewrite(&log_id, &kept))
             .await
             .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
-        let mut mem = self.mem.lock().unwrap();
+        let mut mem = self.mem.lock();
         mem.entries = mem.entries.split_off(&(log_id.index + 1));
         mem.last_purged = Some(log_id);
         Ok(())
@@ -356,7 +357,7 @@ mod tests {
     }
 
     fn indices(store: &LogStore) -> Vec<u64> {
-        store.mem.lock().unwrap().entries.keys().copied().collect()
+        store.mem.lock().entries.keys().copied().collect()
     }
 
     /// A half-written frame at the end of the log (a crash mid-append) is

@@ -15,11 +15,12 @@
 
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -151,7 +152,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let meta =
             SnapshotMeta { last_log_id: self.last_applied, last_membership: self.membership.clone(), snapshot_id };
         let (slot, image, m) = (self.slot.clone(), self.image.clone(), meta.clone());
-        blocking(move || slot.lock().unwrap().store(m, &image, false))
+        blocking(move || slot.lock().store(m, &image, false))
             .await
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
         let bytes = serde_json::to_vec(&*self.image).expect("the image serializes");
@@ -199,7 +200,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
         let image = Arc::new(image);
         let (slot, img, m) = (self.slot.clone(), image.clone(), meta.clone());
-        blocking(move || slot.lock().unwrap().store(m, &img, true))
+        blocking(move || slot.lock().store(m, &img, true))
             .await
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
         self.image = image;
@@ -210,7 +211,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let slot = self.slot.lock().unwrap();
+        let slot = self.slot.lock();
         Ok(slot
             .current
             .as_ref()
