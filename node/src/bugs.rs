@@ -1,5 +1,5 @@
 //! Seeded bug switches: each one brings back a historical Kafka data-loss or
-//! duplication bug (`kafka-semantics.md` §7), so the harness can prove it
+//! duplication bug (`docs/semantics.md` §7), so the harness can prove it
 //! catches it. All are off by default; an active switch is logged at WARN at
 //! start-up and listed by `GET /v1/cluster`, so none is ever silently on.
 //!

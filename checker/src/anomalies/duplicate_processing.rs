@@ -3,7 +3,7 @@
 //!
 //! At-least-once consumers (auto-commit, or commit after processing)
 //! redeliver records processed but not yet committed after a crash or
-//! rebalance (`kafka-semantics.md` R5.4, R5.5, R5.7), and duplicates already
+//! rebalance (`docs/semantics.md` R5.4, R5.5, R5.7), and duplicates already
 //! in the log reach the sink too. A plain sink keeps every delivery; an
 //! idempotent one must absorb them. So the type is permitted only with a
 //! plain sink under at-least-once commits, or when the log itself may hold

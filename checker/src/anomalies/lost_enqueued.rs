@@ -3,7 +3,7 @@
 //! in-memory buffer), yet no ok send acknowledged it and no ok poll, final
 //! drain included, ever returned it.
 //!
-//! This is the producer-buffer loss of `kafka-semantics.md` R4.10: a
+//! This is the producer-buffer loss of `docs/semantics.md` R4.10: a
 //! fire-and-forget application treats `send()` returning as success, and a
 //! producer crash loses everything still buffered or in flight. Kafka never
 //! promised those records, so the type is permitted under

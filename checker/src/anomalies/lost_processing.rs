@@ -1,6 +1,6 @@
 //! `lost-processing`: a record in the log that the consumer group committed
 //! past but never processed into its sink. The consumer-side loss of
-//! `kafka-semantics.md` §5 and §8.3.
+//! `docs/semantics.md` §5 and §8.3.
 //!
 //! Per partition, let C be the highest offset of any ok `commit` outside the
 //! final drain: the group committed past every offset below C. A record

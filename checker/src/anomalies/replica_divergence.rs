@@ -2,7 +2,7 @@
 //! hold different records (value or leader epoch) at an offset below both
 //! their log end offsets. Kafka's epoch-based truncation (KIP-101/279) makes
 //! this impossible in a correct broker, so it is always a violation
-//! (`kafka-semantics.md` §9 rule 3). Reads `replicas.json`, not the history.
+//! (`docs/semantics.md` §9 rule 3). Reads `replicas.json`, not the history.
 
 use serde_json::json;
 

@@ -4,7 +4,7 @@
 //! [`MetadataImage::apply`] is the only way metadata changes. It is a pure
 //! function of the image and one [`Command`], so every voter that applies
 //! the same log reaches the same image. Kafka's election and ISR rules live
-//! here (`kafka-semantics.md` §2.2, §3):
+//! here (`docs/semantics.md` §2.2, §3):
 //!
 //! - a fenced broker leaves every ISR, except where it is the last member;
 //!   then the ISR keeps it and the partition has no leader (R2.9);

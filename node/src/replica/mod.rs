@@ -1,5 +1,5 @@
 //! Partition replication: leader epochs, follower fetching and epoch-based
-//! truncation, the high watermark and ISR maintenance (`kafka-semantics.md` §2).
+//! truncation, the high watermark and ISR maintenance (`docs/semantics.md` §2).
 //!
 //! - [`epoch_cache`]: the leader-epoch cache and the truncation-point function;
 //! - [`manager`]: metadata → local roles, fetcher tasks, ISR proposals;
