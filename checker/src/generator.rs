@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use crate::anomaly::AnomalyKind;
 use crate::error::{Error, Result};
 use crate::op::{
-    AssignValue, CommitValue, DrainComplete, DrainTargets, Op, OpType, OpValue, PartMap, PollValue, Process,
+    AssignValue, CommitValue, DrainComplete, DrainTargets, F, Op, OpType, OpValue, PartMap, PollValue, Process,
     RecordValue, Seek, SendRecord, SendValue,
 };
 use crate::replicas::{ReplicaLog, Replicas};
@@ -228,7 +228,7 @@ impl<'a> Sim<'a> {
                     self.actors[a].process,
                     Some(inv),
                     OpType::Ok,
-                    "assign",
+                    F::Assign,
                     OpValue::Other(serde_json::Value::Null),
                     None,
                     false,
@@ -283,7 +283,7 @@ impl<'a> Sim<'a> {
         process: u64,
         invoke_index: Option<u64>,
         op_type: OpType,
-        f: &str,
+        f: F,
         value: OpValue,
         error: Option<&str>,
         is_final: bool,
@@ -297,9 +297,10 @@ impl<'a> Sim<'a> {
             process: Process::Client(process),
             invoke_index,
             op_type,
-            f: f.to_owned(),
+            f,
             value,
             error: error.map(str::to_owned),
+            error_code: None,
             node: None,
             is_final,
         };
@@ -316,9 +317,10 @@ impl<'a> Sim<'a> {
             process: Process::Nemesis,
             invoke_index: None,
             op_type: OpType::Info,
-            f: f.to_owned(),
+            f: F::Fault(f.to_owned()),
             value: OpValue::Other(serde_json::json!({"targets": [target]})),
             error: None,
+            error_code: None,
             node: None,
             is_final: false,
         };
@@ -342,7 +344,7 @@ impl<'a> Sim<'a> {
     fn send_invoke(&mut self, process: u64, p: usize, values: &[i64]) -> Result<u64> {
         let recs: Vec<_> = values.iter().map(|&v| (None, v)).collect();
         let value = self.send_value(p, &recs);
-        self.emit(process, None, OpType::Invoke, "send", value, None, false)
+        self.emit(process, None, OpType::Invoke, F::Send, value, None, false)
     }
 
     fn send_complete(
@@ -355,7 +357,7 @@ impl<'a> Sim<'a> {
         err: Option<&str>,
     ) -> Result<u64> {
         let value = self.send_value(p, recs);
-        self.emit(process, Some(inv), t, "send", value, err, false)
+        self.emit(process, Some(inv), t, F::Send, value, err, false)
     }
 
     fn append(&mut self, p: usize, v: i64) -> u64 {
@@ -376,9 +378,9 @@ impl<'a> Sim<'a> {
     fn enqueue(&mut self, process: u64, p: usize, values: &[i64], t: OpType) -> Result<()> {
         let recs: Vec<_> = values.iter().map(|&v| (None, v)).collect();
         let OpValue::Send(v) = self.send_value(p, &recs) else { unreachable!("send_value makes a send value") };
-        let inv = self.emit(process, None, OpType::Invoke, "enqueue", OpValue::Enqueue(v.clone()), None, false)?;
+        let inv = self.emit(process, None, OpType::Invoke, F::Enqueue, OpValue::Enqueue(v.clone()), None, false)?;
         let err = (t != OpType::Ok).then_some("max.block.ms exceeded");
-        self.emit(process, Some(inv), t, "enqueue", OpValue::Enqueue(v), err, false)?;
+        self.emit(process, Some(inv), t, F::Enqueue, OpValue::Enqueue(v), err, false)?;
         Ok(())
     }
 
@@ -401,13 +403,13 @@ impl<'a> Sim<'a> {
             }
         }
         let value = PollValue { records: PartMap(parts) };
-        let inv = self.emit(process, None, OpType::Invoke, "process", OpValue::Process(value.clone()), None, false)?;
+        let inv = self.emit(process, None, OpType::Invoke, F::Process, OpValue::Process(value.clone()), None, false)?;
         let err = match t {
             OpType::Fail => Some("database is locked"),
             OpType::Info => Some("killed mid-transaction"),
             _ => None,
         };
-        self.emit(process, Some(inv), t, "process", OpValue::Process(value), err, false)?;
+        self.emit(process, Some(inv), t, F::Process, OpValue::Process(value), err, false)?;
         if t == OpType::Ok {
             for &(p, o) in records {
                 let v = self.logs[p][o as usize].0;
@@ -438,7 +440,7 @@ impl<'a> Sim<'a> {
     }
 
     fn poll_invoke(&mut self, process: u64, is_final: bool) -> Result<u64> {
-        self.emit(process, None, OpType::Invoke, "poll", OpValue::Other(serde_json::json!({})), None, is_final)
+        self.emit(process, None, OpType::Invoke, F::Poll, OpValue::Other(serde_json::json!({})), None, is_final)
     }
 
     fn poll_ok(&mut self, process: u64, inv: u64, reads: Vec<(usize, Vec<u64>)>, is_final: bool) -> Result<u64> {
@@ -454,7 +456,7 @@ impl<'a> Sim<'a> {
             process,
             Some(inv),
             OpType::Ok,
-            "poll",
+            F::Poll,
             OpValue::Poll(PollValue { records: PartMap(records) }),
             None,
             is_final,
@@ -466,7 +468,7 @@ impl<'a> Sim<'a> {
             partitions: partitions.iter().map(|&p| self.names[p].clone()).collect(),
             seek,
         });
-        self.emit(process, None, OpType::Invoke, "assign", value, None, is_final)
+        self.emit(process, None, OpType::Invoke, F::Assign, value, None, is_final)
     }
 
     /// One move of actor `a`: invoke something, or complete what it started.
@@ -499,7 +501,7 @@ impl<'a> Sim<'a> {
                         process,
                         inv,
                         OpType::Fail,
-                        "poll",
+                        F::Poll,
                         OpValue::Other(serde_json::Value::Null),
                         Some("network"),
                         false,
@@ -520,14 +522,14 @@ impl<'a> Sim<'a> {
                 self.process_polled(a, &reads)?;
             }
             Doing::Assign { partitions, seek } => {
-                self.emit(process, inv, OpType::Ok, "assign", OpValue::Other(serde_json::Value::Null), None, false)?;
+                self.emit(process, inv, OpType::Ok, F::Assign, OpValue::Other(serde_json::Value::Null), None, false)?;
                 self.actors[a].assigned = partitions
                     .into_iter()
                     .map(|p| (p, if seek == Seek::Beginning { 0 } else { self.committed[p] }))
                     .collect();
             }
             Doing::Commit => {
-                self.emit(process, inv, OpType::Ok, "commit", OpValue::Other(serde_json::Value::Null), None, false)?;
+                self.emit(process, inv, OpType::Ok, F::Commit, OpValue::Other(serde_json::Value::Null), None, false)?;
                 for &(p, pos) in &self.actors[a].assigned {
                     self.committed[p] = pos;
                 }
@@ -562,7 +564,7 @@ impl<'a> Sim<'a> {
             } else if roll < 7 && !self.actors[a].assigned.is_empty() {
                 let offsets = self.actors[a].assigned.iter().map(|&(p, pos)| (self.names[p].clone(), pos)).collect();
                 let value = OpValue::Commit(CommitValue { group: "g".into(), offsets: PartMap(offsets) });
-                (self.emit(process, None, OpType::Invoke, "commit", value, None, false)?, Doing::Commit)
+                (self.emit(process, None, OpType::Invoke, F::Commit, value, None, false)?, Doing::Commit)
             } else {
                 (self.poll_invoke(process, false)?, Doing::Poll)
             }
@@ -613,7 +615,7 @@ impl<'a> Sim<'a> {
                 let p = self.partition_with(4)?;
                 let c = self.fresh_process();
                 let inv = self.assign_invoke(c, &[p], Seek::Beginning, false)?;
-                self.emit(c, Some(inv), OpType::Ok, "assign", OpValue::Other(serde_json::Value::Null), None, false)?;
+                self.emit(c, Some(inv), OpType::Ok, F::Assign, OpValue::Other(serde_json::Value::Null), None, false)?;
                 let inv = self.poll_invoke(c, false)?;
                 self.poll_ok(c, inv, vec![(p, vec![0, 1])], false)?;
                 let inv = self.poll_invoke(c, false)?;
@@ -647,7 +649,7 @@ impl<'a> Sim<'a> {
                 let inv_u = self.send_invoke(s1, p, &[u])?;
                 let x = self.append(p, u);
                 let inv = self.assign_invoke(c, &[p], Seek::Committed, false)?;
-                self.emit(c, Some(inv), OpType::Ok, "assign", OpValue::Other(serde_json::Value::Null), None, false)?;
+                self.emit(c, Some(inv), OpType::Ok, F::Assign, OpValue::Other(serde_json::Value::Null), None, false)?;
                 let inv = self.poll_invoke(c, false)?;
                 self.poll_ok(c, inv, vec![(p, vec![x])], false)?;
                 self.logs[p].pop(); // an unclean election truncates u
@@ -687,7 +689,7 @@ impl<'a> Sim<'a> {
                         c,
                         Some(inv),
                         OpType::Ok,
-                        "assign",
+                        F::Assign,
                         OpValue::Other(serde_json::Value::Null),
                         None,
                         false,
@@ -719,7 +721,7 @@ impl<'a> Sim<'a> {
         self.unprocessable.insert((p, v));
         let c = self.fresh_process();
         let inv = self.assign_invoke(c, &[p], Seek::Committed, false)?;
-        self.emit(c, Some(inv), OpType::Ok, "assign", OpValue::Other(serde_json::Value::Null), None, false)?;
+        self.emit(c, Some(inv), OpType::Ok, F::Assign, OpValue::Other(serde_json::Value::Null), None, false)?;
         let from = self.committed[p];
         let inv = self.poll_invoke(c, false)?;
         self.poll_ok(c, inv, vec![(p, (from..=x).collect())], false)?;
@@ -746,8 +748,8 @@ impl<'a> Sim<'a> {
     fn commit_ok(&mut self, process: u64, p: usize, offset: u64) -> Result<()> {
         let offsets = PartMap(vec![(self.names[p].clone(), offset)]);
         let value = OpValue::Commit(CommitValue { group: "g".into(), offsets });
-        let inv = self.emit(process, None, OpType::Invoke, "commit", value, None, false)?;
-        self.emit(process, Some(inv), OpType::Ok, "commit", OpValue::Other(serde_json::Value::Null), None, false)?;
+        let inv = self.emit(process, None, OpType::Invoke, F::Commit, value, None, false)?;
+        self.emit(process, Some(inv), OpType::Ok, F::Commit, OpValue::Other(serde_json::Value::Null), None, false)?;
         self.committed[p] = offset;
         Ok(())
     }
@@ -804,14 +806,14 @@ impl<'a> Sim<'a> {
             drainer,
             None,
             OpType::Invoke,
-            "drain",
+            F::Drain,
             OpValue::DrainTargets(DrainTargets { targets: PartMap(targets) }),
             None,
             true,
         )?;
         let all: Vec<usize> = (0..n).collect();
         let inv = self.assign_invoke(reader, &all, Seek::Beginning, true)?;
-        self.emit(reader, Some(inv), OpType::Ok, "assign", OpValue::Other(serde_json::Value::Null), None, true)?;
+        self.emit(reader, Some(inv), OpType::Ok, F::Assign, OpValue::Other(serde_json::Value::Null), None, true)?;
         let mut pos = vec![0u64; n];
         // Bounded: every round advances some partition by at least one record.
         while (0..n).any(|p| pos[p] < goal[p]) {
@@ -829,7 +831,7 @@ impl<'a> Sim<'a> {
             drainer,
             Some(drain_inv),
             OpType::Ok,
-            "drain",
+            F::Drain,
             OpValue::DrainComplete(DrainComplete { complete: PartMap(complete) }),
             None,
             true,

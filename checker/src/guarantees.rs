@@ -3,7 +3,7 @@
 //! An anomaly is not always a broken promise: acks=1 permits losing
 //! acknowledged writes on failover, idempotence off permits duplicates. Like
 //! Jepsen's allowed error types per test option, [`Guarantees::permits`]
-//! turns the rules of `kafka-semantics.md` §9 into a per-type "permitted,
+//! turns the rules of `docs/semantics.md` §9 into a per-type "permitted,
 //! because ..." or "violation". A history with no guarantees promises
 //! everything.
 
@@ -14,88 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::anomaly::AnomalyKind;
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Acks {
-    #[serde(rename = "0")]
-    Zero,
-    #[serde(rename = "1")]
-    One,
-    #[serde(rename = "all")]
-    All,
-}
-
-/// When the consumer commits offsets relative to processing
-/// (`kafka-semantics.md` §5, §8.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CommitMode {
-    /// Kafka's auto-commit: at the start of each poll, the positions returned
-    /// by previous polls.
-    Auto,
-    /// Manual commit after processing: at-least-once.
-    AfterProcess,
-    /// Manual commit before processing: at-most-once.
-    BeforeProcess,
-    None,
-}
-
-/// How processed records reach the downstream sink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SinkMode {
-    /// No sink: nothing is processed.
-    None,
-    /// Every processed record is inserted: redeliveries become duplicates.
-    Plain,
-    /// A unique key absorbs redelivered records.
-    Idempotent,
-}
-
-/// When the producer application counts a record as sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProducerMode {
-    /// Awaits each send's outcome.
-    Sync,
-    /// Enqueues, and learns the outcome when the callback fires.
-    Callback,
-    /// Counts a record as sent once it is enqueued (`enqueue` ops); records
-    /// still buffered when the producer dies are gone (R4.10).
-    FireAndForget,
-}
-
-/// How a consumer hands polled records to processing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Processing {
-    /// Every record of a poll is processed before the next poll.
-    Inline,
-    /// Records go to an in-memory queue drained by a worker: an auto-commit
-    /// can commit records not yet processed (R5.4).
-    Queue,
-}
-
-/// What a consumer does when the sink refuses a write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnSinkError {
-    /// Drops the records and goes on: their offsets get committed anyway.
-    Skip,
-    /// Retries until the write succeeds.
-    Retry,
-}
-
-/// Where a consumer starts in a partition its group has no committed
-/// offset for (`auto.offset.reset`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OffsetReset {
-    /// From the log start: nothing is skipped.
-    Earliest,
-    /// From the end: records written before are never processed by the
-    /// group (apparent loss, kafka-semantics §8.3 C5).
-    Latest,
-}
+use crate::modes::none_or;
+pub use crate::modes::{Acks, CommitStrategy, OffsetReset, OnSinkError, Processing, ProducerMode, SinkMode};
 
 /// The run's configuration, as far as verdicts depend on it.
 ///
@@ -108,8 +28,12 @@ pub struct Guarantees {
     pub idempotence: bool,
     pub max_in_flight: u32,
     pub unclean_leader_election: bool,
-    pub commit: CommitMode,
-    pub sink_mode: SinkMode,
+    /// `None` ("none"): the run had no consumers.
+    #[serde(with = "none_or")]
+    pub commit: Option<CommitStrategy>,
+    /// `None` ("none"): the run had no sink.
+    #[serde(with = "none_or")]
+    pub sink_mode: Option<SinkMode>,
     pub producer_mode: ProducerMode,
     pub processing: Processing,
     pub on_sink_error: OnSinkError,
@@ -126,8 +50,8 @@ impl Default for Guarantees {
             idempotence: true,
             max_in_flight: 5,
             unclean_leader_election: false,
-            commit: CommitMode::AfterProcess,
-            sink_mode: SinkMode::Idempotent,
+            commit: Some(CommitStrategy::AfterProcess),
+            sink_mode: Some(SinkMode::Idempotent),
             producer_mode: ProducerMode::Sync,
             processing: Processing::Inline,
             on_sink_error: OnSinkError::Retry,
@@ -149,11 +73,6 @@ pub const KEYS: [&str; 10] = [
     "auto_offset_reset",
 ];
 
-/// Parses a kebab-case enum value as its serde name.
-fn named<T: serde::de::DeserializeOwned>(value: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(value.into())).ok()
-}
-
 impl Guarantees {
     /// Sets one key from its textual value, as in `--guarantees acks=1`.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
@@ -163,33 +82,21 @@ impl Guarantees {
             "false" | "off" => Ok(false),
             _ => Err(bad("expected true or false")),
         };
+        let named = |e: crate::modes::UnknownName| bad(&e.to_string());
         match key {
-            "acks" => {
-                self.acks = match value {
-                    "0" => Acks::Zero,
-                    "1" => Acks::One,
-                    "all" | "-1" => Acks::All,
-                    _ => return Err(bad("expected 0, 1 or all")),
-                }
-            }
+            "acks" => self.acks = value.parse().map_err(named)?,
             "idempotence" => self.idempotence = boolean()?,
             "max_in_flight" => {
                 self.max_in_flight =
                     value.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected a positive integer"))?
             }
             "unclean_leader_election" => self.unclean_leader_election = boolean()?,
-            "commit" => {
-                self.commit = named(value).ok_or_else(|| bad("expected auto, after-process, before-process or none"))?
-            }
-            "sink_mode" => self.sink_mode = named(value).ok_or_else(|| bad("expected none, plain or idempotent"))?,
-            "producer_mode" => {
-                self.producer_mode = named(value).ok_or_else(|| bad("expected sync, callback or fire-and-forget"))?
-            }
-            "processing" => self.processing = named(value).ok_or_else(|| bad("expected inline or queue"))?,
-            "on_sink_error" => self.on_sink_error = named(value).ok_or_else(|| bad("expected skip or retry"))?,
-            "auto_offset_reset" => {
-                self.auto_offset_reset = named(value).ok_or_else(|| bad("expected earliest or latest"))?
-            }
+            "commit" => self.commit = none_or::parse(value).map_err(named)?,
+            "sink_mode" => self.sink_mode = none_or::parse(value).map_err(named)?,
+            "producer_mode" => self.producer_mode = value.parse().map_err(named)?,
+            "processing" => self.processing = value.parse().map_err(named)?,
+            "on_sink_error" => self.on_sink_error = value.parse().map_err(named)?,
+            "auto_offset_reset" => self.auto_offset_reset = value.parse().map_err(named)?,
             _ => return Err(bad(&format!("unknown key; known keys: {}", KEYS.join(", ")))),
         }
         Ok(())
@@ -248,7 +155,7 @@ impl Guarantees {
             AnomalyKind::ReplicaDivergence | AnomalyKind::AbortedRead | AnomalyKind::PhantomRead => None,
             AnomalyKind::LostEnqueued => (self.producer_mode == ProducerMode::FireAndForget).then(|| {
                 "producer_mode=fire-and-forget: Kafka never promises records still in the producer's buffer; \
-                 a producer crash loses them (kafka-semantics R4.10)"
+                 a producer crash loses them (docs/semantics.md R4.10)"
                     .to_owned()
             }),
             AnomalyKind::LostProcessing => self.processing_loss_reason(),
@@ -273,23 +180,23 @@ impl Guarantees {
     }
 
     /// Why the group may commit past a record it never processed
-    /// (kafka-semantics §8.3 and §9 rule 9: C2 and C4 allow it, C1 and C3
+    /// (docs/semantics.md §8.3 and §9 rule 9: C2 and C4 allow it, C1 and C3
     /// do not).
     fn processing_loss_reason(&self) -> Option<String> {
-        if self.commit == CommitMode::Auto && self.processing == Processing::Queue {
+        if self.commit == Some(CommitStrategy::Auto) && self.processing == Processing::Queue {
             Some(
                 "commit=auto with processing=queue: an auto-commit commits records still queued for processing \
-                 (kafka-semantics §8.3 C2)"
+                 (docs/semantics.md §8.3 C2)"
                     .to_owned(),
             )
-        } else if self.commit == CommitMode::BeforeProcess {
-            Some("commit=before-process: offsets are committed before processing, at most once (§8.3 C4)".to_owned())
+        } else if self.commit == Some(CommitStrategy::BeforeProcess) {
+            Some("commit=before-process: offsets are committed before processing, at most once (docs/semantics.md §8.3 C4)".to_owned())
         } else if self.on_sink_error == OnSinkError::Skip {
             Some("on_sink_error=skip: records the sink refused are dropped and committed past".to_owned())
         } else if self.unclean_leader_election {
             Some("unclean_leader_election=true: truncation reuses offsets the group already committed past".to_owned())
         } else if self.auto_offset_reset == OffsetReset::Latest {
-            Some("auto_offset_reset=latest: a consumer without a committed offset skips what was written before it (§8.3 C5)".to_owned())
+            Some("auto_offset_reset=latest: a consumer without a committed offset skips what was written before it (docs/semantics.md §8.3 C5)".to_owned())
         } else {
             None
         }
@@ -299,14 +206,14 @@ impl Guarantees {
     /// redeliver records processed but not yet committed, and duplicates in
     /// the log reach the sink, unless an idempotent sink absorbs them.
     fn processing_duplicate_reason(&self) -> Option<String> {
-        if self.sink_mode != SinkMode::Plain {
+        if self.sink_mode != Some(SinkMode::Plain) {
             return None;
         }
         match self.commit {
-            CommitMode::Auto | CommitMode::AfterProcess => Some(format!(
+            Some(c @ (CommitStrategy::Auto | CommitStrategy::AfterProcess)) => Some(format!(
                 "sink_mode=plain with commit={}: at-least-once redelivers records processed but not yet committed \
-                 (kafka-semantics §8.3 C1/C3)",
-                if self.commit == CommitMode::Auto { "auto" } else { "after-process" }
+                 (docs/semantics.md §8.3 C1/C3)",
+                c
             )),
             _ => self
                 .log_duplicate_reason()
@@ -389,7 +296,7 @@ mod tests {
         }
     }
 
-    /// The processing anomalies' permission rules (kafka-semantics §8.3).
+    /// The processing anomalies' permission rules (docs/semantics.md §8.3).
     #[test]
     fn processing_rules() {
         let with = |list: &str| {

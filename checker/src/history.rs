@@ -14,7 +14,7 @@ use std::io::BufRead;
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
-use crate::op::{Op, OpType, OpValue, Process, RawOp, RecordValue, Seek};
+use crate::op::{F, Op, OpType, OpValue, Process, RawOp, RecordValue, Seek};
 use crate::util::FxHashMap;
 
 /// "No op" / "no key" in the `u32` link fields.
@@ -367,24 +367,24 @@ impl History {
                 .push(|| format!("op {idx} of process {who} has time {now} ns, before its previous op's {prev} ns"));
         }
         *last = (*last).max(op.time_ns);
-        let kind = match (op.process, op.f.as_str()) {
-            (Process::Nemesis, _) => Kind::Nemesis,
-            (_, "send") => Kind::Send,
-            (_, "enqueue") => Kind::Enqueue,
-            (_, "poll") => Kind::Poll,
-            (_, "process") => Kind::Process,
-            (_, "assign") => Kind::Assign,
-            (_, "commit") => Kind::Commit,
-            (_, "drain") => Kind::Drain,
-            _ => Kind::Unknown,
+        let kind = match (op.process, &op.f) {
+            (Process::Nemesis, _) | (_, F::Fault(_)) => Kind::Nemesis,
+            (_, F::Send) => Kind::Send,
+            (_, F::Enqueue) => Kind::Enqueue,
+            (_, F::Poll) => Kind::Poll,
+            (_, F::Process) => Kind::Process,
+            (_, F::Assign) => Kind::Assign,
+            (_, F::Commit) => Kind::Commit,
+            (_, F::Drain) => Kind::Drain,
+            (_, F::Other(_)) => Kind::Unknown,
         };
-        let counts = match self.op_counts.get_mut(op.f.as_str()) {
+        let counts = match self.op_counts.get_mut(op.f.name()) {
             Some(c) => c,
-            None => self.op_counts.entry(op.f.clone()).or_default(),
+            None => self.op_counts.entry(op.f.name().to_owned()).or_default(),
         };
         counts[op.op_type as usize] += 1;
         if kind == Kind::Unknown {
-            bump_bounded(&mut self.ignored_f, &op.f);
+            bump_bounded(&mut self.ignored_f, op.f.name());
         }
         if op.op_type == OpType::Info
             && kind != Kind::Nemesis

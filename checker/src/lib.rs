@@ -21,6 +21,7 @@ pub mod error;
 pub mod generator;
 pub mod guarantees;
 pub mod history;
+pub mod modes;
 pub mod op;
 pub mod replicas;
 pub mod sink;

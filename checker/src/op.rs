@@ -19,6 +19,14 @@ pub enum RecordValue {
     Str(String),
 }
 
+impl RecordValue {
+    /// A record value as the history knows it, from the text a broker
+    /// stored: integers stay integers, anything else is a string.
+    pub fn from_text(text: &str) -> RecordValue {
+        text.parse().map(RecordValue::Int).unwrap_or_else(|_| RecordValue::Str(text.to_owned()))
+    }
+}
+
 impl fmt::Display for RecordValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -132,6 +140,79 @@ impl<'de> Deserialize<'de> for Process {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// What an op does: its `f`. Client ops have a variant each; ops of the
+/// nemesis process are [`F::Fault`] under the nemesis's own fault names;
+/// any other `f` is kept as [`F::Other`], so that a history from a newer
+/// recorder still reads. Serialized as the plain string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum F {
+    Send,
+    Poll,
+    Commit,
+    Assign,
+    Enqueue,
+    Process,
+    Drain,
+    /// A nemesis op: `start-<fault>` when it fires, `<fault>` when it took effect.
+    Fault(String),
+    Other(String),
+}
+
+impl F {
+    /// The client ops, each with its name.
+    const CLIENT: [(F, &'static str); 7] = [
+        (F::Send, "send"),
+        (F::Poll, "poll"),
+        (F::Commit, "commit"),
+        (F::Assign, "assign"),
+        (F::Enqueue, "enqueue"),
+        (F::Process, "process"),
+        (F::Drain, "drain"),
+    ];
+
+    /// The `f` string of the history format.
+    pub fn name(&self) -> &str {
+        match self {
+            F::Send => "send",
+            F::Poll => "poll",
+            F::Commit => "commit",
+            F::Assign => "assign",
+            F::Enqueue => "enqueue",
+            F::Process => "process",
+            F::Drain => "drain",
+            F::Fault(name) | F::Other(name) => name,
+        }
+    }
+
+    /// Reads an `f` written by `process`: the nemesis's ops are faults.
+    pub fn parse(name: &str, process: Process) -> F {
+        if process == Process::Nemesis {
+            return F::Fault(name.to_owned());
+        }
+        match Self::CLIENT.iter().find(|(_, n)| *n == name) {
+            Some((f, _)) => f.clone(),
+            None => F::Other(name.to_owned()),
+        }
+    }
+
+    /// A client op's `f` by name, `None` for names no client op has.
+    pub fn client(name: &str) -> Option<F> {
+        Self::CLIENT.iter().find(|(_, n)| *n == name).map(|(f, _)| f.clone())
+    }
+}
+
+impl fmt::Display for F {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for F {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 
@@ -330,9 +411,14 @@ pub struct Op {
     /// On completions: the `index` of the invoke they complete.
     pub invoke_index: Option<u64>,
     pub op_type: OpType,
-    pub f: String,
+    pub f: F,
     pub value: OpValue,
+    /// Free text for people.
     pub error: Option<String>,
+    /// The error's machine-readable name next to [`Op::error`]: Kafka's
+    /// error name (`NOT_ENOUGH_REPLICAS`), or `timeout`, `disconnected`, ….
+    /// Campaigns match on it, never on the text.
+    pub error_code: Option<String>,
     pub node: Option<String>,
     /// True on ops of the final drain phase.
     pub is_final: bool,
@@ -355,6 +441,9 @@ impl Serialize for Op {
         if let Some(e) = &self.error {
             m.serialize_entry("error", e)?;
         }
+        if let Some(c) = &self.error_code {
+            m.serialize_entry("error_code", c)?;
+        }
         if let Some(n) = &self.node {
             m.serialize_entry("node", n)?;
         }
@@ -362,6 +451,62 @@ impl Serialize for Op {
             m.serialize_entry("final", &true)?;
         }
         m.end()
+    }
+}
+
+impl Op {
+    /// An op as a recorder makes it: index and time are the history
+    /// writer's to set, and it is not part of the final phase.
+    pub fn new(op_type: OpType, process: Process, f: F, value: OpValue) -> Op {
+        Op {
+            index: 0,
+            time_ns: 0,
+            process,
+            invoke_index: None,
+            op_type,
+            f,
+            value,
+            error: None,
+            error_code: None,
+            node: None,
+            is_final: false,
+        }
+    }
+
+    /// A client's invoke.
+    pub fn invoke(process: u64, f: F, value: OpValue) -> Op {
+        Op::new(OpType::Invoke, Process::Client(process), f, value)
+    }
+
+    /// A client's completion of type `op_type`.
+    pub fn complete(op_type: OpType, process: u64, f: F, value: OpValue) -> Op {
+        Op::new(op_type, Process::Client(process), f, value)
+    }
+
+    /// The same op with an error: `code` is its machine-readable name.
+    pub fn with_error(mut self, code: Option<&str>, text: impl Into<String>) -> Op {
+        self.error = Some(text.into());
+        self.error_code = code.map(str::to_owned);
+        self
+    }
+
+    /// The same op, stamped at `time_ns`.
+    pub fn at(mut self, time_ns: u64) -> Op {
+        self.time_ns = time_ns;
+        self
+    }
+
+    /// The same op, marked as part of the final drain phase.
+    pub fn in_final_phase(mut self) -> Op {
+        self.is_final = true;
+        self
+    }
+}
+
+impl OpValue {
+    /// No value: the `value` key is left out.
+    pub fn none() -> OpValue {
+        OpValue::Other(serde_json::Value::Null)
     }
 }
 
@@ -382,6 +527,8 @@ pub(crate) struct RawOp<'a, V> {
     pub value: Option<V>,
     #[serde(default)]
     pub error: Option<String>,
+    #[serde(default)]
+    pub error_code: Option<String>,
     #[serde(default)]
     pub node: Option<String>,
     #[serde(rename = "final", default)]
@@ -452,9 +599,10 @@ impl<V: ValueSource> RawOp<'_, V> {
             process: self.process,
             invoke_index: self.invoke_index,
             op_type: self.op_type,
-            f: self.f.into_owned(),
+            f: F::parse(&self.f, self.process),
             value,
             error: self.error,
+            error_code: self.error_code,
             node: self.node,
             is_final: self.is_final,
         })

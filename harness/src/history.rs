@@ -17,7 +17,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use faultline_checker::op::{Op, OpType, OpValue, Process};
+use faultline_checker::op::{F, Op, OpType, OpValue, Process};
 
 /// `CLOCK_MONOTONIC` now, in nanoseconds: comparable across the processes
 /// of this host, which is what the history's `time` requires.
@@ -30,7 +30,7 @@ pub fn monotonic_ns() -> u64 {
 /// An invoke still waiting for its completion.
 struct OpenInvoke {
     index: u64,
-    f: String,
+    f: F,
     /// Repeated on an `info` send, so the unknown records stay visible in
     /// the completion too (the checker reads them from the invoke anyway).
     value: OpValue,
@@ -92,19 +92,8 @@ impl HistoryWriter {
     /// stamped now. Faults are recorded when they start and when they took
     /// effect; neither pairs with an invoke.
     pub fn nemesis(&mut self, f: &str, value: serde_json::Value) -> anyhow::Result<()> {
-        let op = Op {
-            index: 0,
-            time_ns: monotonic_ns().saturating_sub(self.start_ns),
-            process: Process::Nemesis,
-            invoke_index: None,
-            op_type: OpType::Info,
-            f: f.to_string(),
-            value: OpValue::Other(value),
-            error: None,
-            node: None,
-            is_final: false,
-        };
-        self.write(op)
+        let op = Op::new(OpType::Info, Process::Nemesis, F::Fault(f.to_string()), OpValue::Other(value));
+        self.write(op.at(monotonic_ns().saturating_sub(self.start_ns)))
     }
 
     /// The process died (or was given up on): its open invoke, if any,
@@ -112,23 +101,15 @@ impl HistoryWriter {
     pub fn crash(&mut self, process: Process, error: &str) -> anyhow::Result<bool> {
         let Some(open) = self.open.remove(&process) else { return Ok(false) };
         // Ops whose records matter keep them: the checker judges what may have happened.
-        let value = if matches!(open.f.as_str(), "send" | "enqueue" | "process") {
+        let value = if matches!(open.f, F::Send | F::Enqueue | F::Process) {
             open.value
         } else {
             OpValue::Other(serde_json::Value::Null)
         };
-        let op = Op {
-            index: 0,
-            time_ns: monotonic_ns().saturating_sub(self.start_ns),
-            process,
-            invoke_index: Some(open.index),
-            op_type: OpType::Info,
-            f: open.f,
-            value,
-            error: Some(error.to_string()),
-            node: None,
-            is_final: false,
-        };
+        let mut op = Op::new(OpType::Info, process, open.f, value)
+            .with_error(Some("crashed"), error)
+            .at(monotonic_ns().saturating_sub(self.start_ns));
+        op.invoke_index = Some(open.index);
         self.write(op)?;
         Ok(true)
     }
@@ -136,7 +117,7 @@ impl HistoryWriter {
     fn write(&mut self, mut op: Op) -> anyhow::Result<()> {
         op.index = self.next_index;
         self.next_index += 1;
-        *self.counts.entry((op.f.clone(), op.op_type)).or_default() += 1;
+        *self.counts.entry((op.f.name().to_owned(), op.op_type)).or_default() += 1;
         serde_json::to_writer(&mut self.out, &op).context("serializing an op")?;
         self.out.write_all(b"\n").context("writing history.jsonl")?;
         self.out.flush().context("writing history.jsonl")
@@ -161,19 +142,8 @@ impl HistoryWriter {
 mod tests {
     use super::*;
 
-    fn op(process: u64, op_type: OpType, f: &str, time_ns: u64) -> Op {
-        Op {
-            index: 99,
-            time_ns,
-            process: Process::Client(process),
-            invoke_index: None,
-            op_type,
-            f: f.into(),
-            value: OpValue::Other(serde_json::Value::Null),
-            error: None,
-            node: None,
-            is_final: false,
-        }
+    fn op(process: u64, op_type: OpType, f: F, time_ns: u64) -> Op {
+        Op::complete(op_type, process, f, OpValue::none()).at(time_ns)
     }
 
     #[test]
@@ -181,11 +151,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.jsonl");
         let mut w = HistoryWriter::create(&path, 1_000).unwrap();
-        w.record(op(1, OpType::Invoke, "poll", 1_500)).unwrap();
-        w.record(op(2, OpType::Invoke, "poll", 1_600)).unwrap();
-        w.record(op(1, OpType::Ok, "poll", 1_700)).unwrap();
-        assert!(w.record(op(1, OpType::Ok, "poll", 1_800)).is_err(), "no open invoke");
-        assert!(w.record(op(2, OpType::Invoke, "poll", 1_800)).is_err(), "two open invokes");
+        w.record(op(1, OpType::Invoke, F::Poll, 1_500)).unwrap();
+        w.record(op(2, OpType::Invoke, F::Poll, 1_600)).unwrap();
+        w.record(op(1, OpType::Ok, F::Poll, 1_700)).unwrap();
+        assert!(w.record(op(1, OpType::Ok, F::Poll, 1_800)).is_err(), "no open invoke");
+        assert!(w.record(op(2, OpType::Invoke, F::Poll, 1_800)).is_err(), "two open invokes");
         assert!(w.crash(Process::Client(2), "process crashed").unwrap());
         assert!(!w.crash(Process::Client(2), "process crashed").unwrap());
         w.finish().unwrap();
@@ -198,6 +168,8 @@ mod tests {
             (ops[3].op_type, ops[3].invoke_index, ops[3].error.as_deref()),
             (OpType::Info, Some(1), Some("process crashed"))
         );
+        assert_eq!(ops[3].error_code.as_deref(), Some("crashed"), "a crash has a machine-readable code");
+        assert_eq!(ops.iter().map(|o| &o.f).collect::<Vec<_>>(), [&F::Poll; 4], "typed ops read back as written");
         faultline_checker::History::parse(text.as_bytes()).expect("the checker reads it");
     }
 }

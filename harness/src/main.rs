@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod app;
 mod bench_history;
 mod campaign;
 mod check;
-mod client_app;
 mod cluster;
 mod demo;
 mod exit;
@@ -54,7 +54,7 @@ enum Command {
     Campaign(campaign::CampaignArgs),
     /// A client application process of a run (started by `faultline run`).
     #[command(hide = true)]
-    Client(client_app::ClientArgs),
+    Client(app::ClientArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,7 +75,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cluster::main(args),
         Command::Run(args) => run::main(args),
         Command::Campaign(args) => campaign::main(args),
-        Command::Client(args) => client_app::main(args),
+        Command::Client(args) => app::main(args),
         Command::Nemesis(args) => nemesis_cmd::main(args),
         Command::BenchHistory(args) => bench_history::main(args),
     }

@@ -1,7 +1,7 @@
 //! `faultline run`: one test run, as Jepsen's core runs a test. Brings a
 //! cluster up in network namespaces (through [`crate::cluster`]'s Rust API),
 //! creates the topic, runs producer and consumer client processes
-//! (`faultline client ...`, see [`crate::client_app`]) for the time limit,
+//! (`faultline client SPEC`, see [`crate::app`]) for the time limit,
 //! then the final phase (stop producers, wait until every partition is
 //! settled, stop consumers, a fresh reader drains every partition, dump
 //! every replica's log), checks the history with the checker library, and
@@ -26,15 +26,18 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
-use faultline_checker::guarantees::{self as G, Acks as GAcks};
+use faultline_checker::modes::{
+    Acks as GAcks, CommitStrategy, OffsetReset, OnSinkError, Processing, ProducerMode, SinkMode,
+};
 use faultline_checker::op::{Op, OpType, Process};
 use faultline_checker::{Guarantees, Replicas, Validity};
-use faultline_client::api::{Acks, CreateTopicRequest, ErrorCode};
+use faultline_client::api::{CreateTopicRequest, ErrorCode};
 use faultline_client::{Client, ProducerConfig};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::app::spec::{ClientSpec, ConsumerSpec, DrainSpec, ProducerSpec, RoleSpec};
 use crate::cluster::{self, ClusterState};
 use crate::exit::{EXIT_BAD_ARGS, EXIT_HARNESS};
 use crate::history::{HistoryWriter, monotonic_ns};
@@ -172,8 +175,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 2)]
     min_insync_replicas: u32,
     /// The producers' acks: 0, 1 or all.
-    #[arg(long, default_value = "all")]
-    acks: String,
+    #[arg(long, value_enum, default_value_t = GAcks::All)]
+    acks: GAcks,
     #[arg(long)]
     unclean_leader_election: bool,
     /// Idempotent producers; default as Kafka: on with acks=all.
@@ -225,32 +228,6 @@ pub struct RunArgs {
     kill_client: Vec<String>,
 }
 
-/// The producer application's send mode.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProducerMode {
-    Sync,
-    Callback,
-    FireAndForget,
-}
-
-/// When the consumer application commits offsets.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CommitStrategy {
-    Auto,
-    AfterProcess,
-    BeforeProcess,
-}
-
-/// How the consumer application hands records to processing.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Processing {
-    Inline,
-    Queue,
-}
-
 /// The downstream database consumers write into.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -259,35 +236,10 @@ pub enum SinkKind {
     None,
 }
 
-/// How the sink inserts.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SinkMode {
-    Plain,
-    Idempotent,
-}
-
-/// `auto.offset.reset`.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OffsetReset {
-    Earliest,
-    Latest,
-}
-
-/// A consumer's reaction to a failed sink write.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnSinkError {
-    Skip,
-    Retry,
-}
-
 /// The options after validation.
 #[derive(Debug, Clone)]
 struct Plan {
     args: RunArgs,
-    acks: Acks,
     idempotence: bool,
     time_limit: Duration,
     kills: Vec<(Role, Duration)>,
@@ -317,7 +269,7 @@ fn in_flight(a: &RunArgs) -> usize {
 }
 
 fn validate(args: RunArgs) -> Result<Plan, String> {
-    let acks = Acks::parse(&args.acks).ok_or_else(|| format!("--acks {}: expected 0, 1 or all", args.acks))?;
+    let acks = crate::app::producer::wire_acks(args.acks);
     let config = ProducerConfig {
         acks,
         retries: args.retries,
@@ -451,7 +403,7 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
         kills.push((role, Duration::from_secs_f64(f.at_s)));
     }
     let time_limit = Duration::from_secs_f64(args.time_limit);
-    Ok(Plan { args, acks, idempotence, time_limit, kills, faults })
+    Ok(Plan { args, idempotence, time_limit, kills, faults })
 }
 
 /// The checks `faultline run` makes before it starts anything, for a caller
@@ -613,43 +565,18 @@ struct Outcome {
 }
 
 fn guarantees(plan: &Plan) -> Guarantees {
+    let a = &plan.args;
     Guarantees {
-        acks: match plan.acks {
-            Acks::None => GAcks::Zero,
-            Acks::Leader => GAcks::One,
-            Acks::All => GAcks::All,
-        },
+        acks: a.acks,
         idempotence: plan.idempotence,
-        max_in_flight: in_flight(&plan.args) as u32,
-        unclean_leader_election: plan.args.unclean_leader_election,
-        commit: match (plan.args.consumers, plan.args.commit) {
-            (0, _) => G::CommitMode::None,
-            (_, CommitStrategy::Auto) => G::CommitMode::Auto,
-            (_, CommitStrategy::AfterProcess) => G::CommitMode::AfterProcess,
-            (_, CommitStrategy::BeforeProcess) => G::CommitMode::BeforeProcess,
-        },
-        sink_mode: match (plan.args.sink, plan.args.sink_mode) {
-            (SinkKind::None, _) => G::SinkMode::None,
-            (SinkKind::Sqlite, SinkMode::Plain) => G::SinkMode::Plain,
-            (SinkKind::Sqlite, SinkMode::Idempotent) => G::SinkMode::Idempotent,
-        },
-        producer_mode: match plan.args.producer_mode {
-            ProducerMode::Sync => G::ProducerMode::Sync,
-            ProducerMode::Callback => G::ProducerMode::Callback,
-            ProducerMode::FireAndForget => G::ProducerMode::FireAndForget,
-        },
-        processing: match plan.args.processing {
-            Processing::Inline => G::Processing::Inline,
-            Processing::Queue => G::Processing::Queue,
-        },
-        on_sink_error: match plan.args.on_sink_error {
-            OnSinkError::Skip => G::OnSinkError::Skip,
-            OnSinkError::Retry => G::OnSinkError::Retry,
-        },
-        auto_offset_reset: match plan.args.auto_offset_reset {
-            OffsetReset::Earliest => G::OffsetReset::Earliest,
-            OffsetReset::Latest => G::OffsetReset::Latest,
-        },
+        max_in_flight: in_flight(a) as u32,
+        unclean_leader_election: a.unclean_leader_election,
+        commit: (a.consumers > 0).then_some(a.commit),
+        sink_mode: (a.sink == SinkKind::Sqlite).then_some(a.sink_mode),
+        producer_mode: a.producer_mode,
+        processing: a.processing,
+        on_sink_error: a.on_sink_error,
+        auto_offset_reset: a.auto_offset_reset,
     }
 }
 
@@ -772,50 +699,33 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let a = &plan.args;
     let kill_at = |role: Role| plan.kills.iter().filter(|(r, _)| *r == role).map(|(_, t)| *t).collect::<Vec<_>>();
     for i in 0..a.producers {
-        let argv = vec![
-            "producer".into(),
-            "--topic".into(),
-            TOPIC.into(),
-            "--partitions".into(),
-            a.topic_partitions.to_string(),
-            "--rate".into(),
-            (a.rate / f64::from(a.producers)).to_string(),
-            "--records-per-send".into(),
-            a.records_per_send.to_string(),
-            "--acks".into(),
-            plan.acks.as_str().into(),
-            format!("--idempotence={}", plan.idempotence),
-            "--delivery-timeout-ms".into(),
-            DELIVERY_TIMEOUT_MS.to_string(),
-            "--seed".into(),
-            a.seed.to_string(),
-            "--mode".into(),
-            value_name(a.producer_mode),
-            "--linger-ms".into(),
-            a.linger_ms.to_string(),
-            "--batch-size".into(),
-            a.batch_size.to_string(),
-            "--buffer-memory".into(),
-            a.buffer_memory.to_string(),
-            "--max-block-ms".into(),
-            a.max_block_ms.to_string(),
-            "--retries".into(),
-            a.retries.to_string(),
-            "--max-in-flight".into(),
-            in_flight(a).to_string(),
-        ];
+        let role = RoleSpec::Producer(ProducerSpec {
+            partitions: a.topic_partitions,
+            rate: a.rate / f64::from(a.producers),
+            records_per_send: a.records_per_send,
+            acks: a.acks,
+            idempotence: plan.idempotence,
+            delivery_timeout_ms: DELIVERY_TIMEOUT_MS,
+            seed: a.seed,
+            mode: a.producer_mode,
+            linger_ms: a.linger_ms,
+            batch_size: a.batch_size as usize,
+            buffer_memory: a.buffer_memory as usize,
+            max_block_ms: a.max_block_ms,
+            retries: a.retries,
+            max_in_flight: in_flight(a),
+        });
         let slot = Slot {
             role: Role::Producer,
             index: i,
             first_process: u64::from(i),
-            argv,
+            spec: role,
             kills: if i == 0 { kill_at(Role::Producer) } else { vec![] },
         };
         producers.spawn(supervise(shared.clone(), slot, producers_stopped.clone()));
     }
     for j in 0..a.consumers {
-        let owned: Vec<String> =
-            (0..a.topic_partitions).filter(|p| p % a.consumers == j).map(|p| p.to_string()).collect();
+        let owned: Vec<u32> = (0..a.topic_partitions).filter(|p| p % a.consumers == j).collect();
         if owned.is_empty() {
             ctx.log.line(format!(
                 "consumer {j} owns no partition ({} partitions for {} consumers); not started",
@@ -823,35 +733,22 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
             ));
             continue;
         }
-        let mut argv = vec![
-            "consumer".into(),
-            "--topic".into(),
-            TOPIC.into(),
-            "--owned".into(),
-            owned.join(","),
-            "--group".into(),
-            GROUP.into(),
-            "--commit".into(),
-            value_name(a.commit),
-            "--auto-commit-interval-ms".into(),
-            a.auto_commit_interval_ms.to_string(),
-            "--processing".into(),
-            value_name(a.processing),
-            "--on-sink-error".into(),
-            value_name(a.on_sink_error),
-            "--process-time-ms".into(),
-            a.process_time_ms.to_string(),
-            "--auto-offset-reset".into(),
-            value_name(a.auto_offset_reset),
-        ];
-        if let Some((_, path)) = sinks.iter().find(|(slot, _)| *slot == j) {
-            argv.extend(["--sink-path".into(), path.display().to_string()]);
-        }
+        let role = RoleSpec::Consumer(ConsumerSpec {
+            owned,
+            group: GROUP.into(),
+            commit: a.commit,
+            auto_commit_interval_ms: a.auto_commit_interval_ms,
+            processing: a.processing,
+            sink_path: sinks.iter().find(|(slot, _)| *slot == j).map(|(_, path)| path.clone()),
+            on_sink_error: a.on_sink_error,
+            auto_offset_reset: a.auto_offset_reset,
+            process_time_ms: a.process_time_ms,
+        });
         let slot = Slot {
             role: Role::Consumer,
             index: j,
             first_process: u64::from(a.producers + j),
-            argv,
+            spec: role,
             kills: if j == 0 { kill_at(Role::Consumer) } else { vec![] },
         };
         consumers.spawn(supervise(shared.clone(), slot, consumers_stopped.clone()));
@@ -940,11 +837,6 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
     Ok(Outcome { valid: results.valid, results, counts })
 }
 
-/// A clap value's name as its command line spells it.
-fn value_name(v: impl clap::ValueEnum) -> String {
-    v.to_possible_value().expect("no skipped values").get_name().to_string()
-}
-
 /// Each consumer slot's sink database (`--sink sqlite`), created before the
 /// workload so replacements reopen it and the nemesis can lock it.
 fn create_sinks(ctx: &Ctx) -> anyhow::Result<Vec<(u32, PathBuf)>> {
@@ -954,10 +846,7 @@ fn create_sinks(ctx: &Ctx) -> anyhow::Result<Vec<(u32, PathBuf)>> {
     }
     let dir = ctx.dir.join("sink");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mode = match a.sink_mode {
-        SinkMode::Plain => crate::sink::Mode::Plain,
-        SinkMode::Idempotent => crate::sink::Mode::Idempotent,
-    };
+    let mode = a.sink_mode;
     let mut out = Vec::new();
     for j in 0..a.consumers.min(a.topic_partitions) {
         let path = std::path::absolute(dir.join(format!("slot-{j}.sqlite"))).context("the sink path")?;
@@ -1137,7 +1026,9 @@ async fn dump_replicas(ctx: &Ctx, state: &ClusterState) -> anyhow::Result<Replic
                     let records = dump
                         .records
                         .iter()
-                        .map(|(o, e, v)| ((*o).max(0) as u64, (*e).max(0) as u64, crate::client_app::record_value(v)))
+                        .map(|(o, e, v)| {
+                            ((*o).max(0) as u64, (*e).max(0) as u64, faultline_checker::op::RecordValue::from_text(v))
+                        })
                         .collect();
                     let log = faultline_checker::replicas::ReplicaLog {
                         log_end_offset: dump.log_end_offset.max(0) as u64,
@@ -1239,8 +1130,8 @@ struct Slot {
     role: Role,
     index: u32,
     first_process: u64,
-    /// `faultline client` arguments without `--process` and `--bootstrap`.
-    argv: Vec<String>,
+    /// What the slot's processes do.
+    spec: RoleSpec,
     /// Test hook: SIGKILL the slot's process at these times into the workload.
     kills: Vec<Duration>,
 }
@@ -1253,24 +1144,24 @@ struct ClientProc {
     lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
 }
 
-fn spawn_client(shared: &Shared, argv: &[String], process: u64, stride: u64) -> anyhow::Result<ClientProc> {
+fn spawn_client(shared: &Shared, role: &RoleSpec, process: u64, stride: u64) -> anyhow::Result<ClientProc> {
     let exe = std::env::current_exe().context("locating the faultline binary")?;
     let stderr = std::fs::File::options()
         .create(true)
         .append(true)
         .open(&shared.clients_log)
         .with_context(|| format!("opening {}", shared.clients_log.display()))?;
+    let spec = ClientSpec {
+        process,
+        process_stride: stride,
+        bootstrap: shared.urls.clone(),
+        topic: TOPIC.into(),
+        request_timeout_ms: REQUEST_TIMEOUT_MS,
+        role: role.clone(),
+    };
     let mut child = tokio::process::Command::new(exe)
         .arg("client")
-        .args(argv)
-        .args([
-            "--process",
-            &process.to_string(),
-            "--process-stride",
-            &stride.to_string(),
-            "--bootstrap",
-            &shared.urls.join(","),
-        ])
+        .arg(spec.to_arg())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(stderr))
@@ -1311,7 +1202,7 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
         let first = process;
         let mut seen = std::collections::BTreeSet::new();
         let mut open = std::collections::BTreeSet::new();
-        let mut proc = spawn_client(&shared, &slot.argv, process, stride)?;
+        let mut proc = spawn_client(&shared, &slot.spec, process, stride)?;
         let pid = proc.child.id().unwrap_or(0);
         shared.log.line(format!("{} {}: process {process} started (pid {pid})", slot.role.name(), slot.index));
         let mut stop_deadline: Option<Instant> = None;
@@ -1425,17 +1316,8 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
 /// and its polls).
 async fn run_drain(shared: &Arc<Shared>, targets: &[(u32, i64)]) -> anyhow::Result<()> {
     let process = shared.stride - DRAIN_PROCESSES;
-    let list: Vec<String> = targets.iter().map(|(p, o)| format!("{p}={o}")).collect();
-    let argv: Vec<String> = vec![
-        "drain".into(),
-        "--topic".into(),
-        TOPIC.into(),
-        "--targets".into(),
-        list.join(","),
-        "--deadline-ms".into(),
-        DRAIN_DEADLINE_MS.to_string(),
-    ];
-    let mut proc = spawn_client(shared, &argv, process, 0)?;
+    let role = RoleSpec::Drain(DrainSpec { targets: targets.to_vec(), deadline_ms: DRAIN_DEADLINE_MS });
+    let mut proc = spawn_client(shared, &role, process, 0)?;
     proc.stdin = None;
     let bound = Duration::from_millis(DRAIN_DEADLINE_MS) + CLIENT_STOP_GRACE;
     let read = async {

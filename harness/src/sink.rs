@@ -34,21 +34,8 @@ pub const BUSY_TIMEOUT_MS: u64 = 100;
 /// in progress before it holds the lock.
 const OUTAGE_LOCK_WAIT_MS: u64 = 5_000;
 
-/// How a sink inserts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Plain,
-    Idempotent,
-}
-
-impl Mode {
-    fn as_str(self) -> &'static str {
-        match self {
-            Mode::Plain => "plain",
-            Mode::Idempotent => "idempotent",
-        }
-    }
-}
+/// How a sink inserts: the run's own mode, stored by name in the file.
+pub use faultline_checker::modes::SinkMode as Mode;
 
 fn connect(path: &Path, busy_timeout_ms: u64) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
@@ -72,7 +59,7 @@ pub fn create(path: &Path, mode: Mode) -> anyhow::Result<()> {
          );",
     )
     .with_context(|| format!("creating the schema of {}", path.display()))?;
-    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mode', ?1)", params![mode.as_str()])?;
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mode', ?1)", params![mode.name()])?;
     if mode == Mode::Idempotent {
         conn.execute_batch("CREATE UNIQUE INDEX IF NOT EXISTS records_unique ON records (partition, value);")?;
     }
@@ -115,10 +102,8 @@ impl Sink {
             .query_row("SELECT value FROM meta WHERE key = 'mode'", [], |r| r.get(0))
             .optional()
             .with_context(|| format!("reading the mode of {}", path.display()))?;
-        let mode = match mode.as_deref() {
-            Some("plain") => Mode::Plain,
-            Some("idempotent") => Mode::Idempotent,
-            other => bail!("sink {}: bad or missing mode {other:?} in its meta table", path.display()),
+        let Some(mode) = mode.as_deref().and_then(|m| m.parse::<Mode>().ok()) else {
+            bail!("sink {}: bad or missing mode {mode:?} in its meta table", path.display())
         };
         Ok(Sink { conn, mode })
     }
@@ -199,7 +184,7 @@ pub fn export(slots: &[(u32, PathBuf)], out: &Path) -> anyhow::Result<u64> {
         // Bounded by the table's rows.
         while let Some(row) = it.next()? {
             let (partition, offset, value): (String, i64, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
-            let value = crate::client_app::record_value(&value);
+            let value = faultline_checker::op::RecordValue::from_text(&value);
             let line = serde_json::json!({ "slot": slot, "partition": partition, "offset": offset, "value": value });
             serde_json::to_writer(&mut w, &line)?;
             w.write_all(b"\n")?;

@@ -8,7 +8,7 @@ mod support;
 
 use std::path::Path;
 
-use faultline_checker::op::{Op, OpType, OpValue, RecordValue};
+use faultline_checker::op::{F, Op, OpType, OpValue, RecordValue};
 use support::runs::*;
 use support::*;
 
@@ -131,7 +131,7 @@ fn fire_and_forget_loses_enqueued_records_to_a_producer_kill() {
     let args = with(PRODUCER_STORY, &["--producer-mode", "fire-and-forget"]);
     let (_c, dir, ops) = run_story("ff", 3, &args, None, 0);
     assert!(killed(&dir, "producer"));
-    let enqueued = ops.iter().filter(|o| o.f == "enqueue" && o.op_type == OpType::Ok).count();
+    let enqueued = ops.iter().filter(|o| o.f == F::Enqueue && o.op_type == OpType::Ok).count();
     assert!(enqueued > 1000, "{enqueued} enqueued");
     assert!(anomaly_count(&dir, "lost-enqueued") > 0, "records lingering in the killed producer's buffer are lost");
     assert_eq!(anomaly_count(&dir, "lost-write"), 0, "no acknowledged record is lost");
@@ -142,7 +142,7 @@ fn callback_mode_loses_no_acknowledged_record_to_the_same_kill() {
     let args = with(PRODUCER_STORY, &["--producer-mode", "callback"]);
     let (_c, dir, ops) = run_story("cb", 4, &args, None, 0);
     assert!(killed(&dir, "producer"));
-    let acked = ops.iter().filter(|o| o.f == "send" && o.op_type == OpType::Ok).count();
+    let acked = ops.iter().filter(|o| o.f == F::Send && o.op_type == OpType::Ok).count();
     assert!(acked > 0);
     assert_eq!(anomaly_count(&dir, "lost-write"), 0);
     assert_eq!(anomaly_count(&dir, "lost-enqueued"), 0, "callback applications count only acknowledged records");
@@ -158,7 +158,7 @@ fn recipe(name: &str) -> String {
 fn sink_refused(ops: &[Op]) -> usize {
     ops.iter()
         .filter(|o| {
-            o.f == "process"
+            o.f == F::Process
                 && o.op_type == OpType::Fail
                 && o.error.as_deref().is_some_and(|e| e.contains("SQLITE_BUSY"))
         })
@@ -213,17 +213,17 @@ fn a_full_buffer_under_a_stalled_cluster_fails_enqueues_and_drops_nothing_silent
         "100",
     ];
     let (_c, _dir, ops) = run_story("mb", 7, &args, Some(&recipe("stall-cluster.toml")), 0);
-    let failed: Vec<&Op> = ops.iter().filter(|o| o.f == "enqueue" && o.op_type == OpType::Fail).collect();
+    let failed: Vec<&Op> = ops.iter().filter(|o| o.f == F::Enqueue && o.op_type == OpType::Fail).collect();
     assert!(!failed.is_empty(), "max.block.ms passed while the stalled cluster held the buffer");
     assert!(failed.iter().all(|o| o.error.as_deref().is_some_and(|e| e.contains("max.block.ms"))), "{:?}", failed[0]);
     // Every enqueue was answered, and a refused record went nowhere.
-    let invokes = ops.iter().filter(|o| o.f == "enqueue" && o.op_type == OpType::Invoke).count();
-    let completions = ops.iter().filter(|o| o.f == "enqueue" && o.op_type != OpType::Invoke).count();
+    let invokes = ops.iter().filter(|o| o.f == F::Enqueue && o.op_type == OpType::Invoke).count();
+    let completions = ops.iter().filter(|o| o.f == F::Enqueue && o.op_type != OpType::Invoke).count();
     assert_eq!(invokes, completions, "no enqueue left unanswered");
     let refused: std::collections::HashSet<RecordValue> = failed.iter().flat_map(|o| values(&o.value)).collect();
     let elsewhere = ops
         .iter()
-        .filter(|o| o.f == "send" || (o.f == "poll" && o.op_type == OpType::Ok))
+        .filter(|o| o.f == F::Send || (o.f == F::Poll && o.op_type == OpType::Ok))
         .flat_map(|o| values(&o.value))
         .find(|v| refused.contains(v));
     assert_eq!(elsewhere, None, "a record refused at enqueue was never sent nor read");
@@ -251,7 +251,7 @@ fn a_fault_free_run_processes_every_record_once_even_through_a_queue() {
     let (_c, dir, ops) = run_story("ok", 8, &args, None, 0);
     let drained: std::collections::HashSet<RecordValue> = ops
         .iter()
-        .filter(|o| o.f == "poll" && o.is_final && o.op_type == OpType::Ok)
+        .filter(|o| o.f == F::Poll && o.is_final && o.op_type == OpType::Ok)
         .flat_map(|o| values(&o.value))
         .collect();
     let rows = std::fs::read_to_string(dir.join("sink.jsonl")).unwrap();

@@ -12,7 +12,7 @@ mod support;
 
 use std::process::Command;
 
-use faultline_checker::op::{Op, OpType, Process};
+use faultline_checker::op::{F, Op, OpType, Process};
 use support::runs::*;
 use support::*;
 
@@ -125,21 +125,21 @@ fn killed_clients_leave_info_ops_and_are_replaced_under_new_process_ids() {
         })
         .collect();
     assert!(
-        crashed.iter().any(|o| o.f == "send" && o.process == Process::Client(0)),
+        crashed.iter().any(|o| o.f == F::Send && o.process == Process::Client(0)),
         "the killed producer's send is info: {crashed:?}"
     );
     assert!(
-        crashed.iter().any(|o| o.process == Process::Client(2) && matches!(o.f.as_str(), "poll" | "commit" | "assign")),
+        crashed.iter().any(|o| o.process == Process::Client(2) && matches!(o.f, F::Poll | F::Commit | F::Assign)),
         "the killed consumer's op is info: {crashed:?}"
     );
     // Producers 0-1 and consumers 2-3 are the first processes; replacements
     // and the drain reader come after, each id new.
     let late = |p: &Process| matches!(p, Process::Client(id) if *id >= 4);
     assert!(
-        ops.iter().any(|o| late(&o.process) && o.f == "send" && o.op_type == OpType::Ok),
+        ops.iter().any(|o| late(&o.process) && o.f == F::Send && o.op_type == OpType::Ok),
         "a replacement producer under a new id sends"
     );
-    assert!(ops.iter().any(|o| late(&o.process) && o.f == "assign"), "a replacement consumer under a new id assigns");
+    assert!(ops.iter().any(|o| late(&o.process) && o.f == F::Assign), "a replacement consumer under a new id assigns");
     let killed_producer = crashed.iter().find(|o| o.process == Process::Client(0)).expect("found above");
     assert!(
         !ops.iter().any(|o| o.process == Process::Client(0) && o.index > killed_producer.index),
@@ -232,7 +232,7 @@ fn sigterm_mid_run_tears_everything_down_and_exits_255() {
 
 /// The nemesis's ops in a history: `f` of every `process: "nemesis"` op.
 fn nemesis_fs(ops: &[Op]) -> Vec<String> {
-    ops.iter().filter(|o| o.process == Process::Nemesis).map(|o| o.f.clone()).collect()
+    ops.iter().filter(|o| o.process == Process::Nemesis).map(|o| o.f.to_string()).collect()
 }
 
 #[test]
@@ -280,7 +280,7 @@ fn acks_all_with_kill_and_partition_faults_is_valid() {
     if faults.iter().any(|f| f == "kill-producer") {
         assert!(
             ops.iter().any(|o| o.op_type == OpType::Info
-                && o.f == "send"
+                && o.f == F::Send
                 && o.error.as_deref().is_some_and(|e| e.contains("exited"))),
             "a killed producer's send became info"
         );
@@ -348,7 +348,7 @@ fn a_scripted_timeline_fires_its_faults_by_role_at_their_times() {
     );
     let ops = history(&run_dir(&cluster));
     let nemesis: Vec<&Op> = ops.iter().filter(|o| o.process == Process::Nemesis).collect();
-    let fs: Vec<&str> = nemesis.iter().map(|o| o.f.as_str()).collect();
+    let fs: Vec<&str> = nemesis.iter().map(|o| o.f.name()).collect();
     for f in [
         "start-pause",
         "pause",
@@ -361,7 +361,7 @@ fn a_scripted_timeline_fires_its_faults_by_role_at_their_times() {
     ] {
         assert!(fs.contains(&f), "{f} recorded: {fs:?}");
     }
-    let pause = nemesis.iter().find(|o| o.f == "pause").unwrap();
+    let pause = nemesis.iter().find(|o| o.f.name() == "pause").unwrap();
     assert!((2.0..4.0).contains(&(pause.time_ns as f64 / 1e9)), "the pause fired at t = 2 s: {pause:?}");
     let v = serde_json::to_value(&pause.value).unwrap();
     assert_eq!(v["outcome"], "installed", "{v}");

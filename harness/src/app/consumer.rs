@@ -1,0 +1,396 @@
+//! The consumer application: assigns its partitions from the group's
+//! committed offsets, polls them from the leaders, processes each batch
+//! into its sink (inline, or through a bounded queue and a worker that is
+//! its own logical process), and commits automatically (at the start of a
+//! poll, Kafka's rule) or manually after or before processing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use faultline_checker::modes::{CommitStrategy, OffsetReset, OnSinkError, Processing};
+use faultline_checker::op::{AssignValue, CommitValue, F, Op, OpType, OpValue, PartMap, PollValue, Seek};
+use faultline_client::ClusterClient;
+use faultline_client::api::{FetchRequest, OffsetCommit, OffsetCommitRequest};
+use parking_lot::Mutex;
+
+use super::coordinator::{Coordinator, fetched_pairs};
+use super::record::{Ids, emit, part_name, with_client_error};
+use super::spec::{ClientSpec, ConsumerSpec};
+use crate::sink::Sink;
+
+/// Records one poll asks a partition for.
+const POLL_RECORDS_MAX: u32 = 1_000;
+/// Long-poll wait of one consumer fetch: short, so a stop is seen quickly.
+const POLL_WAIT_MS: u64 = 100;
+/// Pause after a failed assign, poll or sink write.
+pub const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Attempts of one sink write with `on_sink_error = retry` (about a
+/// minute at [`RETRY_PAUSE`] plus the busy timeout): longer than any outage.
+const SINK_ATTEMPTS_MAX: u32 = 300;
+/// Poll batches the in-memory queue holds before the poll loop waits.
+/// Small, as applications bound their hand-off queues: it bounds how far
+/// polling runs ahead of processing, and the drain at a graceful stop.
+const QUEUE_BATCHES_MAX: usize = 32;
+/// How long a stopping consumer's worker may take to drain its queue:
+/// within the harness's stop grace (15 s), which SIGKILLs after it.
+const WORKER_DRAIN_BOUND: Duration = Duration::from_secs(10);
+
+type Records = Vec<(u64, faultline_checker::op::RecordValue)>;
+
+/// One consumer's downstream processing: writes records into its sink, one
+/// transaction per batch, recorded as `process` ops.
+struct Processor {
+    sink: Option<Arc<Mutex<Sink>>>,
+    on_error: OnSinkError,
+    work: Duration,
+}
+
+impl Processor {
+    /// Processes one partition's records under process `pid`: ok once the
+    /// sink's transaction committed. On a sink error, `skip` gives the
+    /// records up and `retry` tries again (bounded).
+    async fn process(&self, pid: u64, name: &str, records: Records) -> anyhow::Result<()> {
+        let Some(sink) = &self.sink else { return Ok(()) };
+        if records.is_empty() {
+            return Ok(());
+        }
+        let value = || OpValue::Process(PollValue { records: PartMap(vec![(name.to_string(), records.clone())]) });
+        tokio::time::sleep(self.work).await;
+        for attempt in 1..=SINK_ATTEMPTS_MAX {
+            emit(Op::invoke(pid, F::Process, value()));
+            let (sink, part, recs) = (sink.clone(), name.to_string(), records.clone());
+            let result = tokio::task::spawn_blocking(move || sink.lock().write(&part, &recs))
+                .await
+                .context("the sink task panicked")?;
+            match result {
+                Ok(_) => {
+                    emit(Op::complete(OpType::Ok, pid, F::Process, value()));
+                    return Ok(());
+                }
+                Err(e) => {
+                    let op = Op::complete(OpType::Fail, pid, F::Process, value());
+                    emit(op.with_error(Some("sink-error"), e.to_string()));
+                    if self.on_error == OnSinkError::Skip {
+                        return Ok(());
+                    }
+                    if attempt < SINK_ATTEMPTS_MAX {
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
+                }
+            }
+        }
+        bail!("the sink refused {name}'s records {SINK_ATTEMPTS_MAX} times; giving up")
+    }
+
+    /// Processes and moves the partition's processed offset past the records.
+    async fn process_and_mark(
+        &self,
+        pid: u64,
+        name: &str,
+        index: usize,
+        records: Records,
+        processed: &Mutex<Vec<i64>>,
+    ) -> anyhow::Result<()> {
+        let next = records.last().map(|(o, _)| *o as i64 + 1);
+        self.process(pid, name, records).await?;
+        if let Some(next) = next {
+            let mut p = processed.lock();
+            p[index] = p[index].max(next);
+        }
+        Ok(())
+    }
+}
+
+/// Records of one partition handed from the poll loop to the queue worker.
+struct Handoff {
+    index: usize,
+    records: Records,
+}
+
+/// A consumer process's state between polls.
+struct Consumer<'a> {
+    spec: &'a ConsumerSpec,
+    topic: String,
+    names: Vec<String>,
+    ids: Ids,
+    stride: u64,
+    process: u64,
+    cluster: ClusterClient,
+    coordinator: Coordinator,
+    processor: Arc<Processor>,
+    /// Per owned partition, the offset after the last processed record.
+    processed: Arc<Mutex<Vec<i64>>>,
+    queue: Option<tokio::sync::mpsc::Sender<Handoff>>,
+    positions: Vec<i64>,
+    committed: Vec<i64>,
+}
+
+pub async fn consume(c: &ClientSpec, a: &ConsumerSpec, stop: &AtomicBool) -> anyhow::Result<()> {
+    let mut consumer = Consumer::new(c, a)?;
+    let worker = consumer.start_worker()?;
+    // Assign, then poll, process and commit until stopped; an `info` commit
+    // ends the logical process, and the next one assigns afresh. Bounded by
+    // the harness's stop, as the producer's loop.
+    'assign: while !stop.load(Ordering::SeqCst) {
+        let Some(positions) = consumer.assign(stop).await else { break };
+        consumer.positions = positions.clone();
+        consumer.committed = positions.clone();
+        *consumer.processed.lock() = positions;
+        let mut last_auto_commit = Instant::now();
+        while !stop.load(Ordering::SeqCst) {
+            let auto_interval = Duration::from_millis(a.auto_commit_interval_ms);
+            // Kafka's poll() auto-commits first: the positions returned by
+            // earlier polls, whether or not they were processed (R5.3).
+            if a.commit == CommitStrategy::Auto
+                && last_auto_commit.elapsed() >= auto_interval
+                && consumer.positions != consumer.committed
+            {
+                last_auto_commit = Instant::now();
+                if !consumer.commit_if_moved(consumer.positions.clone()).await {
+                    continue 'assign;
+                }
+            }
+            if !consumer.poll_once().await? {
+                continue 'assign;
+            }
+        }
+    }
+    consumer.close(worker).await
+}
+
+impl<'a> Consumer<'a> {
+    fn new(c: &ClientSpec, a: &'a ConsumerSpec) -> anyhow::Result<Consumer<'a>> {
+        let ids = Ids::new(c.process, c.process_stride);
+        let process = ids.take();
+        let timeout = Duration::from_millis(c.request_timeout_ms);
+        let sink = match &a.sink_path {
+            Some(path) => Some(Arc::new(Mutex::new(Sink::open(path)?))),
+            None => None,
+        };
+        let work = Duration::from_millis(a.process_time_ms);
+        Ok(Consumer {
+            spec: a,
+            topic: c.topic.clone(),
+            names: a.owned.iter().map(|&p| part_name(&c.topic, p)).collect(),
+            ids,
+            stride: c.process_stride,
+            process,
+            cluster: ClusterClient::new(c.bootstrap.clone(), timeout),
+            coordinator: Coordinator::new(ClusterClient::new(c.bootstrap.clone(), timeout), a.group.clone()),
+            processor: Arc::new(Processor { sink, on_error: a.on_sink_error, work }),
+            processed: Arc::new(Mutex::new(vec![0; a.owned.len()])),
+            queue: None,
+            positions: Vec::new(),
+            committed: Vec::new(),
+        })
+    }
+
+    /// With `processing = queue`, the worker draining the bounded queue
+    /// under its own process id.
+    fn start_worker(&mut self) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<()>>>> {
+        if self.spec.processing != Processing::Queue {
+            return Ok(None);
+        }
+        anyhow::ensure!(self.stride > 0, "processing = queue needs a process stride > 0 (the worker has its own id)");
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Handoff>(QUEUE_BATCHES_MAX);
+        self.queue = Some(tx);
+        let (processor, processed, names, worker_id) =
+            (self.processor.clone(), self.processed.clone(), self.names.clone(), self.ids.take());
+        Ok(Some(tokio::spawn(async move {
+            // Bounded by the channel: it ends when the poll loop drops its sender.
+            while let Some(h) = rx.recv().await {
+                processor.process_and_mark(worker_id, &names[h.index], h.index, h.records, &processed).await?;
+            }
+            anyhow::Ok(())
+        })))
+    }
+
+    /// Assigns until it succeeds: positions from the group's committed
+    /// offsets. `None` when stopped first.
+    async fn assign(&mut self, stop: &AtomicBool) -> Option<Vec<i64>> {
+        // Bounded by the harness's stop.
+        while !stop.load(Ordering::SeqCst) {
+            let value = OpValue::Assign(AssignValue { partitions: self.names.clone(), seek: Seek::Committed });
+            emit(Op::invoke(self.process, F::Assign, value));
+            let fail = |op: Op| {
+                emit(op);
+                tokio::time::sleep(RETRY_PAUSE)
+            };
+            let failed = Op::complete(OpType::Fail, self.process, F::Assign, OpValue::none());
+            let offsets = match self.coordinator.committed().await {
+                Ok(o) => o,
+                Err(e) => {
+                    let text = format!("reading committed offsets: {e}");
+                    fail(failed.with_error(Some(&super::record::error_code(&e)), text)).await;
+                    continue;
+                }
+            };
+            match self.reset_offsets(&offsets).await {
+                Ok(ends) => {
+                    emit(Op::complete(OpType::Ok, self.process, F::Assign, OpValue::none()));
+                    return Some(self.starting_positions(&offsets, &ends));
+                }
+                Err(e) => {
+                    let code = super::record::error_code(&e);
+                    fail(failed.with_error(Some(&code), format!("reading end offsets: {e}"))).await
+                }
+            }
+        }
+        None
+    }
+
+    /// `auto.offset.reset=latest`: the end offsets of partitions without a
+    /// committed offset; nothing to read otherwise.
+    async fn reset_offsets(&self, offsets: &[OffsetCommit]) -> Result<Vec<(u32, i64)>, faultline_client::ClientError> {
+        let uncommitted =
+            self.spec.owned.iter().any(|&p| !offsets.iter().any(|o| o.topic == self.topic && o.partition == p));
+        if self.spec.auto_offset_reset != OffsetReset::Latest || !uncommitted {
+            return Ok(Vec::new());
+        }
+        let d = self.cluster.refresh(&self.topic).await?;
+        Ok(d.partitions.iter().map(|x| (x.partition, x.high_watermark)).collect())
+    }
+
+    fn starting_positions(&self, offsets: &[OffsetCommit], ends: &[(u32, i64)]) -> Vec<i64> {
+        let reset = |p: u32| ends.iter().find(|(x, _)| *x == p).map_or(0, |(_, end)| *end);
+        let at = |p: u32| {
+            offsets.iter().find(|o| o.topic == self.topic && o.partition == p).map_or_else(|| reset(p), |o| o.offset)
+        };
+        self.spec.owned.iter().map(|&p| at(p)).collect()
+    }
+
+    /// One poll of every owned partition, its processing and the commit the
+    /// strategy asks for. `false` when a commit's outcome is unknown: the
+    /// logical process then ends and the next one assigns afresh.
+    async fn poll_once(&mut self) -> anyhow::Result<bool> {
+        emit(Op::invoke(self.process, F::Poll, OpValue::none()));
+        let Some(got) = self.fetch_all().await else { return Ok(true) };
+        let read = PartMap(got.iter().map(|(i, r)| (self.names[*i].clone(), r.clone())).collect());
+        emit(Op::complete(OpType::Ok, self.process, F::Poll, OpValue::Poll(PollValue { records: read })));
+        if self.spec.commit == CommitStrategy::BeforeProcess && !self.commit_if_moved(self.positions.clone()).await {
+            return Ok(false);
+        }
+        for (i, records) in got {
+            match &self.queue {
+                Some(tx) => {
+                    tx.send(Handoff { index: i, records }).await.map_err(|_| anyhow!("the queue worker stopped"))?
+                }
+                None => {
+                    let (p, name) = (self.process, self.names[i].clone());
+                    self.processor.process_and_mark(p, &name, i, records, &self.processed).await?;
+                }
+            }
+        }
+        if self.spec.commit == CommitStrategy::AfterProcess {
+            let at = self.processed.lock().clone();
+            return Ok(self.commit_if_moved(at).await);
+        }
+        Ok(true)
+    }
+
+    /// Fetches every owned partition from its position. `None` (and a
+    /// `fail` poll) when nothing could be read, so no position moved.
+    async fn fetch_all(&mut self) -> Option<Vec<(usize, Records)>> {
+        let (mut got, mut errors, mut codes) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, &p) in self.spec.owned.iter().enumerate() {
+            let req = FetchRequest {
+                offset: self.positions[i],
+                max_records: Some(POLL_RECORDS_MAX),
+                max_bytes: None,
+                max_wait_ms: Some(POLL_WAIT_MS),
+            };
+            match self.cluster.fetch(&self.topic, p, &req).await {
+                Ok(resp) => {
+                    if let Some(last) = resp.records.last() {
+                        self.positions[i] = last.offset + 1;
+                        got.push((i, fetched_pairs(&resp.records)));
+                    }
+                }
+                Err(e) => {
+                    codes.push(super::record::error_code(&e));
+                    errors.push(format!("{}: {e}", self.names[i]));
+                }
+            }
+        }
+        if errors.len() < self.spec.owned.len() {
+            return Some(got);
+        }
+        let failed = Op::complete(OpType::Fail, self.process, F::Poll, OpValue::none());
+        codes.dedup();
+        let code = (codes.len() == 1).then(|| codes[0].as_str());
+        emit(failed.with_error(code, errors.join("; ")));
+        tokio::time::sleep(RETRY_PAUSE).await;
+        None
+    }
+
+    /// Commits `at` unless it is what was committed last.
+    async fn commit_if_moved(&mut self, at: Vec<i64>) -> bool {
+        if at == self.committed { true } else { self.commit(at).await }
+    }
+
+    /// Commits `at` for the owned partitions as a `commit` op. Returns
+    /// `false` when the outcome is unknown: the logical process then ends.
+    async fn commit(&mut self, at: Vec<i64>) -> bool {
+        let offsets: Vec<(String, u64)> = self.names.iter().cloned().zip(at.iter().map(|&o| o.max(0) as u64)).collect();
+        let value = CommitValue { group: self.spec.group.clone(), offsets: PartMap(offsets) };
+        emit(Op::invoke(self.process, F::Commit, OpValue::Commit(value)));
+        let req = OffsetCommitRequest {
+            offsets: self
+                .spec
+                .owned
+                .iter()
+                .zip(&at)
+                .map(|(&partition, &offset)| OffsetCommit {
+                    topic: self.topic.clone(),
+                    partition,
+                    offset,
+                    metadata: None,
+                })
+                .collect(),
+        };
+        let done = |t| Op::complete(t, self.process, F::Commit, OpValue::none());
+        match self.coordinator.commit(&req).await {
+            Ok(()) => {
+                self.committed = at;
+                emit(done(OpType::Ok));
+                true
+            }
+            Err((e, false)) => {
+                emit(with_client_error(done(OpType::Fail), &e));
+                true
+            }
+            Err((e, true)) => {
+                emit(with_client_error(done(OpType::Info), &e));
+                if self.stride == 0 {
+                    return true;
+                }
+                self.process = self.ids.take();
+                false
+            }
+        }
+    }
+
+    /// A graceful close: the worker finishes what the queue holds, then the
+    /// consumer commits (Kafka's close() commits with auto-commit; manual
+    /// committers commit what they processed).
+    async fn close(mut self, worker: Option<tokio::task::JoinHandle<anyhow::Result<()>>>) -> anyhow::Result<()> {
+        drop(self.queue.take());
+        if let Some(w) = worker {
+            match tokio::time::timeout(WORKER_DRAIN_BOUND, w).await {
+                Ok(r) => r.context("the queue worker panicked")??,
+                Err(_) => bail!("the queue worker did not drain within {WORKER_DRAIN_BOUND:?}"),
+            }
+        }
+        if self.positions.is_empty() {
+            return Ok(());
+        }
+        let at = match self.spec.commit {
+            CommitStrategy::Auto | CommitStrategy::BeforeProcess => self.positions.clone(),
+            CommitStrategy::AfterProcess => self.processed.lock().clone(),
+        };
+        self.commit_if_moved(at).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,86 @@
+//! The consumer group's coordinator as a client follows it: asks the known
+//! coordinator or a bootstrap node, and moves to the node a
+//! `NOT_COORDINATOR` names.
+
+use std::time::Duration;
+
+use faultline_checker::op::RecordValue;
+use faultline_client::api::{ErrorCode, FetchedRecord, OffsetCommit, OffsetCommitRequest};
+use faultline_client::{Client, ClientError, ClusterClient};
+
+/// Attempts of one group request while following coordinator hints.
+const COORDINATOR_ATTEMPTS_MAX: u32 = 5;
+/// Pause after a failed coordinator attempt.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// Whether an error may hide a request that took effect.
+fn indefinite(e: &ClientError) -> bool {
+    e.code().is_none()
+}
+
+pub struct Coordinator {
+    cluster: ClusterClient,
+    address: Option<String>,
+    group: String,
+}
+
+impl Coordinator {
+    pub fn new(cluster: ClusterClient, group: String) -> Coordinator {
+        Coordinator { cluster, address: None, group }
+    }
+
+    fn pick(&self, attempt: u32) -> Client {
+        let boot = self.cluster.bootstrap();
+        let address = self.address.clone().unwrap_or_else(|| boot[attempt as usize % boot.len()].clone());
+        self.cluster.node(&address)
+    }
+
+    fn learn(&mut self, e: &ClientError) {
+        match e {
+            ClientError::Api { body, .. }
+                if body.error == ErrorCode::NotCoordinator && body.leader_address.is_some() =>
+            {
+                self.address = body.leader_address.clone();
+            }
+            _ => self.address = None,
+        }
+    }
+
+    /// The group's committed offsets (a read: retried freely).
+    pub async fn committed(&mut self) -> Result<Vec<OffsetCommit>, ClientError> {
+        let mut last = None;
+        for attempt in 0..COORDINATOR_ATTEMPTS_MAX {
+            match self.pick(attempt).committed_offsets(&self.group).await {
+                Ok(r) => return Ok(r.offsets),
+                Err(e) => {
+                    self.learn(&e);
+                    last = Some(e);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    /// Commits; `Err((error, maybe_applied))` when no attempt succeeded.
+    pub async fn commit(&mut self, req: &OffsetCommitRequest) -> Result<(), (ClientError, bool)> {
+        let (mut last, mut maybe) = (None, false);
+        for attempt in 0..COORDINATOR_ATTEMPTS_MAX {
+            match self.pick(attempt).commit_offsets(&self.group, req).await {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    maybe |= indefinite(&e);
+                    self.learn(&e);
+                    last = Some(e);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+        Err((last.expect("at least one attempt"), maybe))
+    }
+}
+
+/// Fetched records as `[offset, value]` pairs of the history.
+pub fn fetched_pairs(records: &[FetchedRecord]) -> Vec<(u64, RecordValue)> {
+    records.iter().map(|r| (r.offset.max(0) as u64, RecordValue::from_text(&r.value))).collect()
+}
