@@ -61,39 +61,6 @@ enum Outcome {
     Skipped(String),
 }
 
-fn action_name(a: &Action) -> String {
-    match a {
-        Action::Kill => "kill".into(),
-        Action::Start => "start".into(),
-        Action::Pause => "pause".into(),
-        Action::Resume => "resume".into(),
-        Action::Partition(shape) => format!("partition-{shape}"),
-        Action::Grudge(_) => "partition-explicit".into(),
-        Action::Heal => "heal".into(),
-        Action::KillProducer => "kill-producer".into(),
-        Action::KillConsumer => "kill-consumer".into(),
-        Action::PauseFetchers => "pause-fetchers".into(),
-        Action::ResumeFetchers => "resume-fetchers".into(),
-        Action::SinkOutage => "sink-outage".into(),
-        Action::SinkRecover => "sink-recover".into(),
-    }
-}
-
-fn target_name(t: &Target) -> String {
-    match t {
-        Target::Node(n) => n.clone(),
-        Target::LeaderOf(p) => format!("leader-of:{p}"),
-        Target::FollowerOf(p) => format!("follower-of:{p}"),
-        Target::FollowersOf(p) => format!("followers-of:{p}"),
-        Target::Controller => "controller".into(),
-        Target::All => "all".into(),
-        Target::Minority => "minority".into(),
-        Target::Majority => "majority".into(),
-        Target::Killed => "killed".into(),
-        Target::Random => "random".into(),
-    }
-}
-
 impl Nemesis {
     pub fn new(
         state: &ClusterState,
@@ -159,18 +126,16 @@ impl Nemesis {
                 _ = tokio::time::sleep_until(started + Duration::from_secs_f64(op.at_s)) => {}
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             }
-            self.fire(&op)
-                .await
-                .with_context(|| format!("nemesis {} {}", action_name(&op.action), target_name(&op.target)))?;
+            self.fire(&op).await.with_context(|| format!("nemesis {} {}", op.action, op.target))?;
         }
         Ok(())
     }
 
     async fn fire(&self, op: &ScheduledFault) -> anyhow::Result<()> {
-        let f = action_name(&op.action);
-        self.record(&format!("start-{f}"), json!({ "target": target_name(&op.target) }))?;
+        let f = op.action.to_string();
+        self.record(&format!("start-{f}"), json!({ "target": op.target.to_string() }))?;
         let outcome = match &op.action {
-            Action::KillProducer | Action::KillConsumer => Outcome::Installed(vec![target_name(&op.target)]),
+            Action::KillProducer | Action::KillConsumer => Outcome::Installed(vec![op.target.to_string()]),
             Action::SinkOutage => self.sink_outage()?,
             Action::SinkRecover => self.sink_recover()?,
             Action::Heal => {
@@ -208,7 +173,7 @@ impl Nemesis {
             Outcome::Installed(targets) => json!({ "outcome": "installed", "targets": targets }),
             Outcome::Skipped(why) => json!({ "outcome": "skipped", "reason": why }),
         };
-        self.log.line(format!("nemesis: {f} {} -> {value}", target_name(&op.target)));
+        self.log.line(format!("nemesis: {f} {} -> {value}", op.target));
         self.record(&f, value)?;
         self.publish();
         Ok(())

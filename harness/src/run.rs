@@ -636,7 +636,7 @@ fn write_test_json(ctx: &Ctx) -> anyhow::Result<()> {
         "options": a,
         "effective": { "idempotence": ctx.plan.idempotence, "max_in_flight": in_flight(a), "topic": TOPIC, "group": GROUP },
         "fault_schedule": ctx.plan.faults.iter().map(|f| serde_json::json!({
-            "t_s": f.at_s, "action": format!("{:?}", f.action), "target": format!("{:?}", f.target),
+            "t_s": f.at_s, "action": f.action.to_string(), "target": f.target.to_string(),
         })).collect::<Vec<_>>(),
         "node_config": node_config(&ctx.plan),
         "timeouts": {

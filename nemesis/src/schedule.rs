@@ -13,6 +13,7 @@
 //! fault fires, from the cluster's metadata at that moment.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use rand::{RngExt, SeedableRng};
 use serde::Deserialize;
@@ -248,11 +249,52 @@ pub fn random_mix(
     Ok(ops)
 }
 
+impl fmt::Display for Action {
+    /// The fault's name in histories, logs and `test.json`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name: String = match self {
+            Action::Kill => "kill".into(),
+            Action::Start => "start".into(),
+            Action::Pause => "pause".into(),
+            Action::Resume => "resume".into(),
+            Action::Partition(shape) => format!("partition-{shape}"),
+            Action::Grudge(_) => "partition-explicit".into(),
+            Action::Heal => "heal".into(),
+            Action::KillProducer => "kill-producer".into(),
+            Action::KillConsumer => "kill-consumer".into(),
+            Action::PauseFetchers => "pause-fetchers".into(),
+            Action::ResumeFetchers => "resume-fetchers".into(),
+            Action::SinkOutage => "sink-outage".into(),
+            Action::SinkRecover => "sink-recover".into(),
+        };
+        f.write_str(&name)
+    }
+}
+
+impl fmt::Display for Target {
+    /// The target as timelines write it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name: String = match self {
+            Target::Node(n) => n.clone(),
+            Target::LeaderOf(p) => format!("leader-of:{p}"),
+            Target::FollowerOf(p) => format!("follower-of:{p}"),
+            Target::FollowersOf(p) => format!("followers-of:{p}"),
+            Target::Controller => "controller".into(),
+            Target::All => "all".into(),
+            Target::Minority => "minority".into(),
+            Target::Majority => "majority".into(),
+            Target::Killed => "killed".into(),
+            Target::Random => "random".into(),
+        };
+        f.write_str(&name)
+    }
+}
+
 /// Counts per action, for summaries.
 pub fn summary(ops: &[ScheduledFault]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for op in ops {
-        *m.entry(format!("{:?}", op.action)).or_default() += 1;
+        *m.entry(op.action.to_string()).or_default() += 1;
     }
     m
 }
@@ -260,6 +302,22 @@ pub fn summary(ops: &[ScheduledFault]) -> BTreeMap<String, usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Faults and targets print under the names histories and timelines
+    /// use, never as Rust's `Debug` (`KillConsumer`).
+    #[test]
+    fn actions_and_targets_display_their_names() {
+        assert_eq!(Action::KillConsumer.to_string(), "kill-consumer");
+        assert_eq!(Action::Partition("halves".into()).to_string(), "partition-halves");
+        assert_eq!(Target::LeaderOf("events/0".into()).to_string(), "leader-of:events/0");
+        let tl =
+            parse_timeline("[[timeline]]\nt = 1.0\nfault = \"pause-fetchers\"\ntarget = \"followers-of:events/0\"\n")
+                .unwrap();
+        assert_eq!(
+            (tl[0].action.to_string(), tl[0].target.to_string()),
+            ("pause-fetchers".into(), "followers-of:events/0".into())
+        );
+    }
 
     #[test]
     fn the_same_seed_gives_the_same_schedule_and_another_seed_another() {
