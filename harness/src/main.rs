@@ -2,6 +2,11 @@
 //!
 //! This file only parses the command line and dispatches to one module per
 //! subcommand; each subcommand owns its options and its exit code.
+//!
+//! Locks are `parking_lot`'s, which do not poison: a panic while one is
+//! held already fails the run (a supervisor or the nemesis task returns
+//! its panic as a harness failure), and poisoning would only turn every
+//! later use of that lock into a second panic that hides the first.
 
 use std::process::ExitCode;
 

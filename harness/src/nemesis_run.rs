@@ -9,7 +9,9 @@
 //! an outcome of the system.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -89,16 +91,16 @@ impl Nemesis {
     }
 
     fn record(&self, f: &str, value: serde_json::Value) -> anyhow::Result<()> {
-        self.writer.lock().unwrap().nemesis(f, value)
+        self.writer.lock().nemesis(f, value)
     }
 
     fn publish(&self) {
-        let a = self.active.lock().unwrap();
+        let a = self.active.lock();
         let mut parts = Vec::new();
         if let Some(p) = &a.partition {
             parts.push(format!("partition {p}"));
         }
-        if self.outage.lock().unwrap().is_some() {
+        if self.outage.lock().is_some() {
             parts.push("sink outage".into());
         }
         let name = |i: &usize| self.hosts[*i].name().to_string();
@@ -140,13 +142,13 @@ impl Nemesis {
             Action::SinkRecover => self.sink_recover()?,
             Action::Heal => {
                 partition::heal(&self.hosts).await?;
-                self.active.lock().unwrap().partition = None;
+                self.active.lock().partition = None;
                 Outcome::Installed(vec!["all".into()])
             }
             Action::Partition(shape) => self.partition(shape, &op.target).await?,
             Action::Grudge(g) => {
                 partition::apply(&self.hosts, g, &self.addresses).await?;
-                self.active.lock().unwrap().partition = Some("explicit".into());
+                self.active.lock().partition = Some("explicit".into());
                 Outcome::Installed(
                     g.iter()
                         .map(|(k, v)| format!("{k} drops {}", v.iter().cloned().collect::<Vec<_>>().join(",")))
@@ -181,7 +183,7 @@ impl Nemesis {
 
     async fn partition(&self, shape: &str, target: &Target) -> anyhow::Result<Outcome> {
         let shape = if shape == "random" {
-            STANDARD_SHAPES[self.rng.lock().unwrap().random_range(0..STANDARD_SHAPES.len())].to_string()
+            STANDARD_SHAPES[self.rng.lock().random_range(0..STANDARD_SHAPES.len())].to_string()
         } else {
             shape.to_string()
         };
@@ -194,7 +196,7 @@ impl Nemesis {
             "one" => {
                 let i = match target {
                     Target::Node(n) => names.iter().position(|x| x == n),
-                    _ => Some(self.rng.lock().unwrap().random_range(0..names.len())),
+                    _ => Some(self.rng.lock().random_range(0..names.len())),
                 };
                 i.map(|i| Shape::One(names[i].clone()))
             }
@@ -209,10 +211,10 @@ impl Nemesis {
         let Some(resolved) = resolved else {
             return Ok(Outcome::Skipped(format!("{shape}: no leader of {} or controller right now", leader(target))));
         };
-        let seed = self.rng.lock().unwrap().random_range(0..u64::MAX);
+        let seed = self.rng.lock().random_range(0..u64::MAX);
         let grudge = partition::grudge(&resolved, &names, seed);
         partition::apply(&self.hosts, &grudge, &self.addresses).await?;
-        self.active.lock().unwrap().partition = Some(shape.clone());
+        self.active.lock().partition = Some(shape.clone());
         Ok(Outcome::Installed(
             grudge
                 .iter()
@@ -245,7 +247,7 @@ impl Nemesis {
     }
 
     fn urls(&self) -> Vec<String> {
-        self.state.lock().unwrap().nodes.iter().map(|n| n.url.clone()).collect()
+        self.state.lock().nodes.iter().map(|n| n.url.clone()).collect()
     }
 
     async fn replicas_of(&self, partition: &str) -> Option<(Vec<usize>, Option<usize>)> {
@@ -267,12 +269,12 @@ impl Nemesis {
     async fn resolve(&self, target: &Target, action: &Action) -> Result<Vec<usize>, String> {
         let n = self.hosts.len();
         let live: Vec<usize> = {
-            let a = self.active.lock().unwrap();
+            let a = self.active.lock();
             (0..n).filter(|i| !a.killed.contains(i)).collect()
         };
         let pick = |k: usize, from: &[usize]| -> Vec<usize> {
             let mut v = from.to_vec();
-            let mut rng = self.rng.lock().unwrap();
+            let mut rng = self.rng.lock();
             let mut out = Vec::new();
             while out.len() < k && !v.is_empty() {
                 out.push(v.swap_remove(rng.random_range(0..v.len())));
@@ -285,12 +287,12 @@ impl Nemesis {
                 vec![self.hosts.iter().position(|h| h.name() == name).ok_or(format!("no node {name}"))?]
             }
             Target::All => match action {
-                Action::Resume => self.active.lock().unwrap().paused.iter().copied().collect(),
-                Action::Start => self.active.lock().unwrap().killed.iter().copied().collect(),
+                Action::Resume => self.active.lock().paused.iter().copied().collect(),
+                Action::Start => self.active.lock().killed.iter().copied().collect(),
                 // A killed node has no process to signal or fetchers to pause.
                 _ => live.clone(),
             },
-            Target::Killed => self.active.lock().unwrap().killed.iter().copied().collect(),
+            Target::Killed => self.active.lock().killed.iter().copied().collect(),
             Target::Random => pick(1, &live),
             Target::Minority => pick((n - 1) / 2, &live),
             Target::Majority => pick(n / 2 + 1, &live),
@@ -307,7 +309,7 @@ impl Nemesis {
     /// Applies a process fault to host `i` and proves it took effect.
     async fn act(&self, i: usize, action: &Action) -> anyhow::Result<()> {
         let host = &self.hosts[i];
-        let pid = self.state.lock().unwrap().nodes[i].pid;
+        let pid = self.state.lock().nodes[i].pid;
         match action {
             Action::Kill => {
                 if let Some(pid) = pid {
@@ -315,29 +317,29 @@ impl Nemesis {
                     host.signal(pid, Signal::Kill).await?;
                     wait_until(|| async { host.process(pid).await.map(|p| p.is_none()).unwrap_or(false) }).await;
                 }
-                let mut a = self.active.lock().unwrap();
+                let mut a = self.active.lock();
                 a.killed.insert(i);
                 a.paused.remove(&i);
             }
             Action::Start => {
                 let spec = {
-                    let state = self.state.lock().unwrap();
+                    let state = self.state.lock();
                     crate::cluster::node_daemon(&state.nodes[i], &crate::node_process::node_binary()?)
                 };
                 let pid = host.start_daemon(&spec).await?;
-                let mut state = self.state.lock().unwrap();
+                let mut state = self.state.lock();
                 state.nodes[i].pid = Some(pid);
                 // Teardown finds the new pid in the state file.
                 state.save()?;
                 drop(state);
-                self.active.lock().unwrap().killed.remove(&i);
+                self.active.lock().killed.remove(&i);
             }
             Action::Pause | Action::Resume => {
                 let signal = if *action == Action::Pause { Signal::Stop } else { Signal::Cont };
                 if let Some(pid) = pid {
                     host.signal(pid, signal).await?;
                 }
-                let mut a = self.active.lock().unwrap();
+                let mut a = self.active.lock();
                 if *action == Action::Pause {
                     a.paused.insert(i)
                 } else {
@@ -345,7 +347,7 @@ impl Nemesis {
                 };
             }
             Action::PauseFetchers | Action::ResumeFetchers => {
-                let url = self.state.lock().unwrap().nodes[i].url.clone();
+                let url = self.state.lock().nodes[i].url.clone();
                 let paused = *action == Action::PauseFetchers;
                 Client::with_timeout(&url, METADATA_TIMEOUT)
                     .set_fetchers_paused(paused)
@@ -365,7 +367,7 @@ impl Nemesis {
         if self.sink_paths.is_empty() {
             return Ok(Outcome::Skipped("the run has no sink (--sink none)".into()));
         }
-        let mut outage = self.outage.lock().unwrap();
+        let mut outage = self.outage.lock();
         if outage.is_some() {
             return Ok(Outcome::Skipped("a sink outage is already in progress".into()));
         }
@@ -377,7 +379,7 @@ impl Nemesis {
     }
 
     fn sink_recover(&self) -> anyhow::Result<Outcome> {
-        match self.outage.lock().unwrap().take() {
+        match self.outage.lock().take() {
             Some(o) => {
                 o.end()?;
                 Ok(Outcome::Installed(vec!["sink".into()]))
@@ -388,13 +390,13 @@ impl Nemesis {
 
     pub async fn final_heal(&self) -> anyhow::Result<()> {
         self.record("start-final-heal", json!({}))?;
-        let outage = self.outage.lock().unwrap().take();
+        let outage = self.outage.lock().take();
         if let Some(o) = outage {
             o.end()?;
         }
         partition::heal(&self.hosts).await?;
         let (paused, killed): (Vec<usize>, Vec<usize>) = {
-            let a = self.active.lock().unwrap();
+            let a = self.active.lock();
             (a.paused.iter().copied().collect(), a.killed.iter().copied().collect())
         };
         for i in &paused {
@@ -404,11 +406,11 @@ impl Nemesis {
             self.act(*i, &Action::Start).await?;
         }
         for i in 0..self.hosts.len() {
-            let url = self.state.lock().unwrap().nodes[i].url.clone();
+            let url = self.state.lock().nodes[i].url.clone();
             // Fetchers paused by an admin hook resume too (a refusal means the hooks are off).
             let _ = Client::with_timeout(&url, METADATA_TIMEOUT).set_fetchers_paused(false).await;
         }
-        self.active.lock().unwrap().partition = None;
+        self.active.lock().partition = None;
         let names = |v: &[usize]| v.iter().map(|i| self.hosts[*i].name().to_string()).collect::<Vec<_>>();
         self.record(
             "final-heal",

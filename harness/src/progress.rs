@@ -3,7 +3,9 @@
 //! active now; otherwise a plain log line every few seconds.
 
 use std::io::IsTerminal;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use faultline_checker::op::OpType;
@@ -21,7 +23,7 @@ const LOG_TICK: Duration = Duration::from_secs(5);
 /// `ok N fail N info N | faults: ...` from the writer's counts.
 fn status(writer: &Mutex<HistoryWriter>, faults: &str) -> String {
     let (mut ok, mut fail, mut info) = (0u64, 0u64, 0u64);
-    for ((_, t), n) in writer.lock().unwrap().counts() {
+    for ((_, t), n) in writer.lock().counts() {
         match t {
             OpType::Ok => ok += n,
             OpType::Fail => fail += n,

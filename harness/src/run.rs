@@ -21,7 +21,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -816,12 +818,12 @@ async fn run_test(ctx: &Ctx) -> anyhow::Result<Outcome> {
     store::write_json(&ctx.dir.join(faultline_checker::REPLICAS_FILE), &replicas)?;
 
     let (ops, counts) = {
-        let w = writer.lock().unwrap();
+        let w = writer.lock();
         (w.len(), w.counts().clone())
     };
     drop(shared);
     drop(nemesis);
-    let writer = Arc::try_unwrap(writer).map_err(|_| anyhow!("history writer still shared"))?.into_inner().unwrap();
+    let writer = Arc::try_unwrap(writer).map_err(|_| anyhow!("history writer still shared"))?.into_inner();
     writer.finish()?;
     ctx.log.line(format!("checking {ops} ops"));
     let files = faultline_checker::RunFiles::locate(&ctx.dir);
@@ -1181,7 +1183,7 @@ fn record_line(shared: &Shared, line: &str, allowed: impl Fn(u64) -> bool) -> an
     let Process::Client(p) = op.process else { bail!("client event for the nemesis: {line:?}") };
     anyhow::ensure!(allowed(p), "client event for process {p}, which is not this client's");
     let op_type = op.op_type;
-    shared.writer.lock().unwrap().record(op)?;
+    shared.writer.lock().record(op)?;
     Ok((op_type, p))
 }
 
@@ -1289,7 +1291,6 @@ async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bo
             crashed |= shared
                 .writer
                 .lock()
-                .unwrap()
                 .crash(Process::Client(*p), &format!("client process exited ({status}) with the op in flight"))?;
         }
         shared.log.line(format!(
@@ -1330,7 +1331,7 @@ async fn run_drain(shared: &Arc<Shared>, targets: &[(u32, i64)]) -> anyhow::Resu
     let _ = proc.child.start_kill();
     let _ = proc.child.wait().await;
     for p in [process, process + 1] {
-        shared.writer.lock().unwrap().crash(Process::Client(p), "drain reader exited with the op in flight")?;
+        shared.writer.lock().crash(Process::Client(p), "drain reader exited with the op in flight")?;
     }
     match r {
         Ok(r) => r,

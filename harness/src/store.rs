@@ -9,10 +9,10 @@
 //! invalid). [`RunLog`] is the harness's plain progress log, written to
 //! stderr and to `faultline.log`.
 
+use parking_lot::Mutex;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -105,14 +105,14 @@ impl RunLog {
             .append(true)
             .open(path)
             .with_context(|| format!("opening {}", path.display()))?;
-        *self.file.lock().unwrap() = Some(file);
+        *self.file.lock() = Some(file);
         Ok(())
     }
 
     pub fn line(&self, msg: impl AsRef<str>) {
         let line = format!("[{:8.3} s] {}\n", self.started.elapsed().as_secs_f64(), msg.as_ref());
         eprint!("{line}");
-        if let Some(f) = self.file.lock().unwrap().as_mut() {
+        if let Some(f) = self.file.lock().as_mut() {
             let _ = f.write_all(line.as_bytes());
         }
     }
