@@ -47,6 +47,8 @@ use crate::nemesis_run::Nemesis;
 use crate::store::{self, RunLog};
 use faultline_nemesis::schedule::{self, Action, ScheduledFault};
 
+/// The seed of a run that names none: the one place it is written.
+pub const DEFAULT_SEED: u64 = 42;
 /// The workload's topic.
 const TOPIC: &str = "events";
 /// The consumers' group.
@@ -187,7 +189,7 @@ pub struct RunArgs {
     /// A bug switch to turn on in every node (repeatable).
     #[arg(long = "bug", value_name = "NAME")]
     bugs: Vec<String>,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = DEFAULT_SEED)]
     seed: u64,
     /// Where runs are stored.
     #[arg(long, default_value = "store")]
@@ -408,6 +410,14 @@ fn validate(args: RunArgs) -> Result<Plan, String> {
     Ok(Plan { args, idempotence, time_limit, kills, faults })
 }
 
+#[cfg(test)]
+impl RunArgs {
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+}
+
 /// The checks `faultline run` makes before it starts anything, for a caller
 /// (a campaign) that wants to refuse a bad run before running others.
 pub fn check_args(args: RunArgs) -> Result<(), String> {
@@ -470,7 +480,7 @@ pub fn execute(args: RunArgs, reproduce: String) -> RunReport {
 /// A shell command line from `argv`, with the seed made explicit.
 pub fn reproduce_command(mut args: Vec<String>) -> String {
     if !args.iter().any(|a| a == "--seed" || a.starts_with("--seed=")) {
-        args.extend(["--seed".into(), "42".into()]);
+        args.extend(["--seed".into(), DEFAULT_SEED.to_string()]);
     }
     args.iter()
         .map(|a| {

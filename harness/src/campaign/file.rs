@@ -30,9 +30,8 @@ const AXIS_VALUES_MAX: usize = 32;
 /// Most seeds per cell.
 pub const SEEDS_MAX: u32 = 100;
 
-/// `faultline run`'s default seed, a cell's first seed unless it sets one
-/// (a unit test compares it with `run`'s parser).
-pub const RUN_DEFAULT_SEED: u64 = 42;
+/// `faultline run`'s default seed, a cell's first seed unless it sets one.
+pub use crate::run::DEFAULT_SEED as RUN_DEFAULT_SEED;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -705,11 +704,10 @@ run = { acks = 1, nemesis = ["kill", "partition"], nemesis-interval = 3, unclean
         assert_eq!(timeline_path(Path::new("/s"), "tl/k.toml"), Path::new("/s/timelines/k.toml"));
     }
 
-    /// The seed a cell runs with by default is `faultline run`'s.
+    /// The seed a cell runs with by default is what `faultline run`'s parser gives.
     #[test]
     fn the_default_seed_is_the_run_default() {
-        let debug = format!("{:?}", parse_run_flags(&[]).unwrap());
-        assert!(debug.contains(&format!("seed: {RUN_DEFAULT_SEED},")), "{debug}");
+        assert_eq!(parse_run_flags(&[]).unwrap().seed(), RUN_DEFAULT_SEED);
     }
 
     /// Every run option is a setting, owned by the campaign, or a hidden
