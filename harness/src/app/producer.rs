@@ -126,17 +126,18 @@ pub async fn produce(c: &ClientSpec, a: &ProducerSpec, stop: &AtomicBool) -> any
         // Fixed schedule without catch-up bursts after a slow send.
         next = (next + interval).max(tokio::time::Instant::now());
         let partition = (next_random(&mut rng) % u64::from(run.partitions)) as u32;
-        let per_send = if run.accumulator.is_some() { 1 } else { a.records_per_send };
-        let values: Vec<i64> = (0..per_send)
+        if run.accumulator.is_some() {
+            counter += 1;
+            run.enqueue(partition, value_base + counter).await;
+            continue;
+        }
+        let values: Vec<i64> = (0..a.records_per_send)
             .map(|_| {
                 counter += 1;
                 value_base + counter
             })
             .collect();
-        match run.accumulator.is_some() {
-            true => run.enqueue(partition, values[0]).await,
-            false => run.send(partition, values).await,
-        }
+        run.send(partition, values).await;
     }
     if let Some(acc) = &run.accumulator {
         // A graceful close sends what is buffered (Kafka's close()), bounded.
