@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use faultline_client::Client;
+use faultline_nemesis::fault::PartitionShape;
 use faultline_nemesis::partition::{self, CONTROL, Shape};
-use faultline_nemesis::schedule::{Action, STANDARD_SHAPES, ScheduledFault, Target};
+use faultline_nemesis::schedule::{Action, ScheduledFault, Target};
 use faultline_nemesis::{Host, Signal};
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
@@ -183,7 +184,7 @@ impl Nemesis {
 
     async fn partition(&self, shape: &str, target: &Target) -> anyhow::Result<Outcome> {
         let shape = if shape == "random" {
-            STANDARD_SHAPES[self.rng.lock().random_range(0..STANDARD_SHAPES.len())].to_string()
+            PartitionShape::STANDARD[self.rng.lock().random_range(0..PartitionShape::STANDARD.len())].name().to_string()
         } else {
             shape.to_string()
         };

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //!
+//! - [`fault`]: the fault registry, the one place a fault's name is written.
 //! - [`host`]: the [`Host`] trait, through which the harness and the nemesis
 //!   start, signal and inspect processes and move files on one machine, be it
 //!   a local network namespace or (later) an SSH host. It lives here rather
@@ -11,6 +12,7 @@
 //! - [`schedule`]: seeded random fault mixes and scripted TOML timelines,
 //!   with targets given as roles resolved when a fault fires.
 
+pub mod fault;
 pub mod host;
 pub mod partition;
 pub mod schedule;

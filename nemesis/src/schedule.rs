@@ -18,6 +18,8 @@ use std::fmt;
 use rand::{RngExt, SeedableRng};
 use serde::Deserialize;
 
+use crate::fault::{Fault, FaultList, PartitionShape};
+
 /// Bound on the operations one schedule may hold.
 pub const SCHEDULE_OPS_MAX: usize = 10_000;
 
@@ -70,21 +72,12 @@ pub struct ScheduledFault {
     pub target: Target,
 }
 
-/// The partition shapes a plain `partition` picks from.
-pub const STANDARD_SHAPES: &[&str] =
-    &["one", "halves", "majorities-ring", "bridge", "isolate-leader", "isolate-controller", "leader-from-followers"];
-
-/// Fault families of the random mix.
-pub const FAMILIES: &[&str] = &["kill", "pause", "partition", "kill-producer", "kill-consumer", "sink-outage"];
-
 /// Shortest sink outage of the random mix, seconds: several times the
 /// consumers' SQLite `busy_timeout`, so writes really fail.
 pub const SINK_OUTAGE_MIN_S: f64 = 2.0;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ScheduleError {
-    #[error("--nemesis: unknown fault `{0}`; known: kill, pause, partition, a partition shape ({shapes}), kill-producer, kill-consumer, sink-outage", shapes = STANDARD_SHAPES.join(", "))]
-    UnknownFault(String),
     #[error("timeline entry {index}: {message}")]
     Entry { index: usize, message: String },
     #[error("timeline: {0}")]
@@ -117,22 +110,39 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
     })
 }
 
+/// A timeline entry's action: its `fault` from the registry, and for
+/// `partition` its `shape` (a named shape, `random`, or a shape of
+/// [`crate::partition::parse_shape`] such as `isolate:n1`).
 fn parse_action(fault: &str, shape: Option<&str>) -> Result<Action, String> {
+    let fault: Fault = fault.parse().map_err(|e: crate::fault::FaultError| e.to_string())?;
+    if shape.is_some() && fault != Fault::Partition {
+        return Err(format!("`{fault}` takes no shape; use fault = \"partition\" with a shape"));
+    }
     Ok(match fault {
-        "kill" => Action::Kill,
-        "start" => Action::Start,
-        "pause" => Action::Pause,
-        "resume" => Action::Resume,
-        "heal" => Action::Heal,
-        "kill-producer" => Action::KillProducer,
-        "kill-consumer" => Action::KillConsumer,
-        "pause-fetchers" => Action::PauseFetchers,
-        "sink-outage" => Action::SinkOutage,
-        "sink-recover" => Action::SinkRecover,
-        "resume-fetchers" => Action::ResumeFetchers,
-        "partition" => Action::Partition(shape.unwrap_or("random").to_string()),
-        s if STANDARD_SHAPES.contains(&s) => Action::Partition(s.to_string()),
-        other => return Err(format!("unknown fault `{other}`")),
+        Fault::Kill => Action::Kill,
+        Fault::Start => Action::Start,
+        Fault::Pause => Action::Pause,
+        Fault::Resume => Action::Resume,
+        Fault::Heal => Action::Heal,
+        Fault::KillProducer => Action::KillProducer,
+        Fault::KillConsumer => Action::KillConsumer,
+        Fault::PauseFetchers => Action::PauseFetchers,
+        Fault::SinkOutage => Action::SinkOutage,
+        Fault::SinkRecover => Action::SinkRecover,
+        Fault::ResumeFetchers => Action::ResumeFetchers,
+        Fault::Shape(s) => Action::Partition(s.name().to_string()),
+        Fault::Partition => match shape {
+            None | Some("random") => Action::Partition("random".into()),
+            Some(s) => match s.parse::<Fault>() {
+                Ok(Fault::Shape(named)) => Action::Partition(named.name().to_string()),
+                _ => {
+                    crate::partition::parse_shape(s).map_err(|e| {
+                        format!("shape: {e}; or a named shape: {}", Fault::names(|f| matches!(f, Fault::Shape(_))))
+                    })?;
+                    Action::Partition(s.to_string())
+                }
+            },
+        },
     })
 }
 
@@ -198,7 +208,7 @@ pub fn parse_timeline(toml_text: &str) -> Result<Vec<ScheduledFault>, ScheduleEr
 /// that must outlast the session timeout last at least twice it. Every
 /// started fault is stopped by `time_limit_s` (the final heal also runs).
 pub fn random_mix(
-    families: &[String],
+    families: &FaultList,
     interval_s: f64,
     time_limit_s: f64,
     session_timeout_s: f64,
@@ -206,27 +216,26 @@ pub fn random_mix(
 ) -> Result<Vec<ScheduledFault>, ScheduleError> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut ops = Vec::new();
-    for family in families {
-        if !FAMILIES.contains(&family.as_str()) && !STANDARD_SHAPES.contains(&family.as_str()) {
-            return Err(ScheduleError::UnknownFault(family.clone()));
-        }
+    for family in families.faults() {
         let mut t = rng.random_range(0.0..(2.0 * interval_s).max(0.001));
         // Bounded: t grows by at least the minimum duration per round.
         while t < time_limit_s {
-            let (start, stop, min_s) = match family.as_str() {
-                "kill" => (Action::Kill, Some(Action::Start), 0.0),
-                "pause" => (Action::Pause, Some(Action::Resume), 2.0 * session_timeout_s),
-                "kill-producer" => (Action::KillProducer, None, 0.0),
-                "kill-consumer" => (Action::KillConsumer, None, 0.0),
-                "sink-outage" => (Action::SinkOutage, Some(Action::SinkRecover), SINK_OUTAGE_MIN_S),
-                shape => {
-                    let shape = if shape == "partition" {
-                        STANDARD_SHAPES[rng.random_range(0..STANDARD_SHAPES.len())]
-                    } else {
-                        shape
+            let (start, stop, min_s) = match family {
+                Fault::Kill => (Action::Kill, Some(Action::Start), 0.0),
+                Fault::Pause => (Action::Pause, Some(Action::Resume), 2.0 * session_timeout_s),
+                Fault::KillProducer => (Action::KillProducer, None, 0.0),
+                Fault::KillConsumer => (Action::KillConsumer, None, 0.0),
+                Fault::SinkOutage => (Action::SinkOutage, Some(Action::SinkRecover), SINK_OUTAGE_MIN_S),
+                Fault::Partition | Fault::Shape(_) => {
+                    let shape = match family {
+                        Fault::Shape(s) => *s,
+                        _ => PartitionShape::STANDARD[rng.random_range(0..PartitionShape::STANDARD.len())],
                     };
-                    (Action::Partition(shape.to_string()), Some(Action::Heal), 2.0 * session_timeout_s)
+                    (Action::Partition(shape.name().to_string()), Some(Action::Heal), 2.0 * session_timeout_s)
                 }
+                // FaultList holds only faults the mix can stop.
+                Fault::Start | Fault::Resume | Fault::Heal | Fault::SinkRecover => unreachable!("not in a mix"),
+                Fault::PauseFetchers | Fault::ResumeFetchers => unreachable!("not in a mix"),
             };
             let target = match start {
                 Action::Kill | Action::Pause => Target::Random,
@@ -321,7 +330,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_schedule_and_another_seed_another() {
-        let fams: Vec<String> = ["kill", "pause", "partition", "kill-producer"].iter().map(|s| s.to_string()).collect();
+        let fams: FaultList = "kill,pause,partition,kill-producer".parse().unwrap();
         let a = random_mix(&fams, 5.0, 60.0, 3.0, 42).unwrap();
         let b = random_mix(&fams, 5.0, 60.0, 3.0, 42).unwrap();
         let c = random_mix(&fams, 5.0, 60.0, 3.0, 43).unwrap();
@@ -333,7 +342,7 @@ mod tests {
 
     #[test]
     fn every_fault_started_is_stopped_and_long_faults_outlast_the_session_timeout() {
-        let fams: Vec<String> = ["pause", "partition", "kill"].iter().map(|s| s.to_string()).collect();
+        let fams: FaultList = "pause,partition,kill".parse().unwrap();
         let ops = random_mix(&fams, 2.0, 40.0, 3.0, 7).unwrap();
         let count = |a: &dyn Fn(&Action) -> bool| ops.iter().filter(|o| a(&o.action)).count();
         assert_eq!(count(&|a| *a == Action::Pause), count(&|a| *a == Action::Resume));
@@ -347,7 +356,6 @@ mod tests {
                 assert!(end.at_s - op.at_s >= 6.0 - 1e-9, "a pause lasts ≥ 2× the session timeout");
             }
         }
-        assert_eq!(random_mix(&["nap".to_string()], 1.0, 5.0, 1.0, 0), Err(ScheduleError::UnknownFault("nap".into())));
     }
 
     #[test]
@@ -367,6 +375,19 @@ mod tests {
         let err = parse_timeline("[[timeline]]\nt = 1\nfault = \"explode\"\ntarget = \"n1\"\n").unwrap_err();
         assert!(err.to_string().contains("entry 0: fault: unknown fault `explode`"), "{err}");
         assert!(parse_timeline("[[timeline]]\nt = 1\nfault = \"kill\"\ntarget = \"n1\"\nbogus = 2\n").is_err());
+        let err = parse_timeline("[[timeline]]\nt = 1\nfault = \"partition\"\nshape = \"zigzag\"\n").unwrap_err();
+        assert!(err.to_string().contains("zigzag") && err.to_string().contains("mute-leader"), "{err}");
+    }
+
+    /// Every fault the registry names is accepted by a timeline, under
+    /// that name (mute-leader was once refused here).
+    #[test]
+    fn every_registered_fault_is_a_timeline_fault() {
+        for f in Fault::all() {
+            let text = format!("[[timeline]]\nt = 1\nfault = \"{f}\"\ntarget = \"leader-of:events/0\"\n");
+            let ops = parse_timeline(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert_eq!(ops.len(), 1);
+        }
     }
 
     #[test]
