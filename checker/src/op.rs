@@ -444,6 +444,20 @@ impl Serialize for Op {
     }
 }
 
+/// The `error_code`s a recorder uses besides Kafka's error names, with
+/// what each means (`docs/history-format.md` lists the same).
+pub const ERROR_CODES: &[(&str, &str)] = &[
+    ("timeout", "no answer within the request or delivery timeout"),
+    ("disconnected", "the connection failed or broke"),
+    ("undecodable-response", "the broker answered something that is not the documented body"),
+    ("crashed", "the process died with the op open"),
+    ("sink-error", "the downstream sink refused a `process`"),
+    ("max.block.ms", "the producer's buffer stayed full for max.block.ms"),
+    ("buffer.memory", "the batch is larger than the producer's buffer.memory"),
+    ("no-ack", "acks=0: the send is never acknowledged"),
+    ("no-base-offset", "acknowledged without a base offset"),
+];
+
 impl Op {
     /// An op as a recorder makes it: index and time are the history
     /// writer's to set, and it is not part of the final phase.

@@ -37,6 +37,19 @@ impl ClientError {
         }
     }
 
+    /// A machine-readable name for the error, as histories record it in
+    /// `error_code`: Kafka's error name when the node gave one, else what
+    /// went wrong on the way (`timeout`, `disconnected`,
+    /// `undecodable-response`).
+    pub fn code_name(&self) -> String {
+        match self {
+            ClientError::Api { body, .. } => body.error.to_string(),
+            ClientError::Timeout(_) => "timeout".into(),
+            ClientError::Transport(_) => "disconnected".into(),
+            ClientError::Decode { .. } => "undecodable-response".into(),
+        }
+    }
+
     fn from_reqwest(err: reqwest::Error) -> ClientError {
         if err.is_timeout() { ClientError::Timeout(err.to_string()) } else { ClientError::Transport(err.to_string()) }
     }

@@ -124,11 +124,15 @@ pub enum SendOutcome {
     /// Definitely not appended.
     Failed {
         error: String,
+        /// The last error's [`ClientError::code_name`].
+        code: String,
         attempts: u32,
     },
     /// May or may not have been appended.
     Unknown {
         error: String,
+        /// The last error's [`ClientError::code_name`].
+        code: String,
         attempts: u32,
     },
 }
@@ -330,6 +334,7 @@ impl Producer {
         else {
             return Err(SendOutcome::Failed {
                 error: "delivery.timeout.ms passed waiting for an in-flight slot".into(),
+                code: "timeout".into(),
                 attempts: 0,
             });
         };
@@ -370,7 +375,8 @@ impl Producer {
                 }
                 Err(e) => {
                     drop(r(req));
-                    return Err(SendOutcome::Failed { error: format!("no producer id: {e}"), attempts: 0 });
+                    let (error, code) = (format!("no producer id: {e}"), e.code_name());
+                    return Err(SendOutcome::Failed { error, code, attempts: 0 });
                 }
             }
         }
@@ -442,14 +448,14 @@ impl Producer {
             }
             let out_of_time = Instant::now() + Duration::from_millis(backoff_ms) >= deadline;
             if !retriable(code) || attempts > self.config.retries || out_of_time {
-                let error = format!("{err} (after {attempts} attempts)");
+                let (error, code) = (format!("{err} (after {attempts} attempts)"), err.code_name());
                 if self.idempotent {
                     after_unacknowledged(&state, req, count, maybe);
                 }
                 return if maybe {
-                    SendOutcome::Unknown { error, attempts }
+                    SendOutcome::Unknown { error, code, attempts }
                 } else {
-                    SendOutcome::Failed { error, attempts }
+                    SendOutcome::Failed { error, code, attempts }
                 };
             }
             // A batch that overtook an earlier one in flight (requests on

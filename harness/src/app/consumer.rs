@@ -223,7 +223,7 @@ impl<'a> Consumer<'a> {
                 Ok(o) => o,
                 Err(e) => {
                     let text = format!("reading committed offsets: {e}");
-                    fail(failed.with_error(Some(&super::record::error_code(&e)), text)).await;
+                    fail(failed.with_error(Some(&e.code_name()), text)).await;
                     continue;
                 }
             };
@@ -233,7 +233,7 @@ impl<'a> Consumer<'a> {
                     return Some(self.starting_positions(&offsets, &ends));
                 }
                 Err(e) => {
-                    let code = super::record::error_code(&e);
+                    let code = e.code_name();
                     fail(failed.with_error(Some(&code), format!("reading end offsets: {e}"))).await
                 }
             }
@@ -309,7 +309,7 @@ impl<'a> Consumer<'a> {
                     }
                 }
                 Err(e) => {
-                    codes.push(super::record::error_code(&e));
+                    codes.push(e.code_name());
                     errors.push(format!("{}: {e}", self.names[i]));
                 }
             }

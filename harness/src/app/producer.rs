@@ -17,7 +17,7 @@ use faultline_client::{
 };
 use parking_lot::Mutex;
 
-use super::record::{Ids, bare, emit, part_name, send_completion};
+use super::record::{Ids, SendError, bare, emit, part_name, send_completion};
 use super::spec::{ClientSpec, ProducerSpec};
 
 /// Values of process `p` are `p * VALUE_SPACE + counter`: unique across
@@ -82,18 +82,10 @@ impl BatchObserver for SendRecorder {
         let lane = *lanes.get(&(b.partition, b.slot)).expect("sending came first");
         let name = part_name(&self.topic, b.partition);
         let (op_type, value, error) = send_completion(self.acks, &name, &Self::values(b), outcome);
-        emit(with_text(Op::complete(op_type, lane, F::Send, OpValue::Send(value)), error));
+        emit(SendError::on(Op::complete(op_type, lane, F::Send, OpValue::Send(value)), error));
         if op_type == OpType::Info {
             lanes.insert((b.partition, b.slot), self.ids.take());
         }
-    }
-}
-
-/// The op with an error text when there is one.
-fn with_text(op: Op, error: Option<String>) -> Op {
-    match error {
-        Some(e) => op.with_error(None, e),
-        None => op,
     }
 }
 
@@ -218,7 +210,7 @@ impl Running {
             values.iter().map(|v| ProduceRecord { key: None, value: v.to_string(), timestamp: None }).collect();
         let outcome = self.producer.send(&self.topic, partition, records).await;
         let (op_type, value, error) = send_completion(self.acks, &name, &values, &outcome);
-        emit(with_text(Op::complete(op_type, self.process, F::Send, OpValue::Send(value)), error));
+        emit(SendError::on(Op::complete(op_type, self.process, F::Send, OpValue::Send(value)), error));
         if op_type == OpType::Info {
             self.process = self.ids.take();
         }

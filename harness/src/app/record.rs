@@ -23,20 +23,9 @@ pub fn emit(op: Op) {
     }
 }
 
-/// An error's machine-readable name for the history's `error_code`: Kafka's
-/// error name when a node gave one, else what went wrong on the way.
-pub fn error_code(e: &ClientError) -> String {
-    match e {
-        ClientError::Api { body, .. } => body.error.to_string(),
-        ClientError::Timeout(_) => "timeout".into(),
-        ClientError::Transport(_) => "disconnected".into(),
-        ClientError::Decode { .. } => "undecodable-response".into(),
-    }
-}
-
 /// The same op with a client error, its code and its text.
 pub fn with_client_error(op: Op, e: &ClientError) -> Op {
-    op.with_error(Some(&error_code(e)), e.to_string())
+    op.with_error(Some(&e.code_name()), e.to_string())
 }
 
 pub fn part_name(topic: &str, p: u32) -> String {
@@ -82,10 +71,11 @@ pub fn send_completion(
     name: &str,
     values: &[i64],
     outcome: &SendOutcome,
-) -> (OpType, SendValue, Option<String>) {
+) -> (OpType, SendValue, Option<SendError>) {
+    let error = |code: &str, text: &str| Some(SendError { code: code.to_string(), text: text.to_string() });
     match outcome {
         SendOutcome::Acked { .. } if acks == WireAcks::None => {
-            (OpType::Info, bare(name, values), Some("acks=0: never acknowledged".to_string()))
+            (OpType::Info, bare(name, values), error("no-ack", "acks=0: never acknowledged"))
         }
         SendOutcome::Acked { base_offset: Some(base), .. } if *base >= 0 => {
             let recs = values
@@ -96,9 +86,25 @@ pub fn send_completion(
             (OpType::Ok, SendValue { records: PartMap(vec![(name.to_string(), recs)]), atomic: None }, None)
         }
         SendOutcome::Acked { .. } => {
-            (OpType::Info, bare(name, values), Some("acknowledged without a base offset".to_string()))
+            (OpType::Info, bare(name, values), error("no-base-offset", "acknowledged without a base offset"))
         }
-        SendOutcome::Failed { error, .. } => (OpType::Fail, bare(name, values), Some(error.clone())),
-        SendOutcome::Unknown { error, .. } => (OpType::Info, bare(name, values), Some(error.clone())),
+        SendOutcome::Failed { error: text, code, .. } => (OpType::Fail, bare(name, values), error(code, text)),
+        SendOutcome::Unknown { error: text, code, .. } => (OpType::Info, bare(name, values), error(code, text)),
+    }
+}
+
+/// Why a send did not end `ok`: the history's `error_code` and `error`.
+pub struct SendError {
+    pub code: String,
+    pub text: String,
+}
+
+impl SendError {
+    /// The op with this error, if there is one.
+    pub fn on(op: Op, error: Option<SendError>) -> Op {
+        match error {
+            Some(e) => op.with_error(Some(&e.code), e.text),
+            None => op,
+        }
     }
 }

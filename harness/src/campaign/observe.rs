@@ -1,5 +1,5 @@
 //! What a finished run showed, for expectations: the checker's verdict and
-//! anomaly counts (from its [`Results`]), the Kafka error names on `fail`
+//! anomaly counts (from its [`Results`]), the error codes (`error_code`) on `fail`
 //! and `info` ops (a scan of `history.jsonl`), and when the first anomalous
 //! op happened, for time to detection.
 //!
@@ -17,7 +17,7 @@ use std::path::Path;
 use faultline_checker::Results;
 use serde::Deserialize;
 
-use super::expect::{Expectation, Observation, mentions};
+use super::expect::{Expectation, Observation};
 
 /// Longest history line the scan reads; longer lines are skipped (a send
 /// of many records), they cannot be error-bearing fail ops of interest.
@@ -99,7 +99,7 @@ struct Line<'a> {
     #[serde(default)]
     process: serde_json::Value,
     #[serde(default, borrow)]
-    error: Option<std::borrow::Cow<'a, str>>,
+    error_code: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// One pass over `history.jsonl`; unreadable lines are skipped (the
@@ -121,12 +121,10 @@ fn scan_history(path: &Path, names: &[String], indices: &BTreeSet<u64>) -> Scan 
         if !client || !(op.op_type == "fail" || op.op_type == "info") {
             continue;
         }
-        let Some(error) = op.error else { continue };
-        for n in names {
-            if mentions(&error, n) {
-                *scan.errors.entry(n.clone()).or_default() += 1;
-                scan.first_error_ns.entry(n.clone()).or_insert(op.time);
-            }
+        let Some(code) = op.error_code else { continue };
+        if let Some(n) = names.iter().find(|n| **n == code) {
+            *scan.errors.entry(n.clone()).or_default() += 1;
+            scan.first_error_ns.entry(n.clone()).or_insert(op.time);
         }
     }
     scan
@@ -159,16 +157,17 @@ mod tests {
             &path,
             concat!(
                 r#"{"index":0,"time":100,"process":0,"type":"invoke","f":"send","value":{"records":{"events/0":[1]}}}"#, "\n",
-                r#"{"index":1,"time":2000000000,"process":0,"invoke_index":0,"type":"fail","f":"send","value":{"records":{"events/0":[1]}},"error":"503: NOT_ENOUGH_REPLICAS: isr \"1\" (after 3 attempts)"}"#, "\n",
-                r#"{"index":2,"time":3000000000,"process":1,"type":"info","f":"send","error":"NOT_ENOUGH_REPLICAS_AFTER_APPEND"}"#, "\n",
-                r#"{"index":3,"time":4000000000,"process":"nemesis","type":"info","f":"kill","error":"NOT_ENOUGH_REPLICAS"}"#, "\n",
+                r#"{"index":1,"time":2000000000,"process":0,"invoke_index":0,"type":"fail","f":"send","value":{"records":{"events/0":[1]}},"error":"503: NOT_ENOUGH_REPLICAS: isr \"1\" (after 3 attempts)","error_code":"NOT_ENOUGH_REPLICAS"}"#, "\n",
+                r#"{"index":2,"time":3000000000,"process":1,"type":"info","f":"send","error":"x","error_code":"NOT_ENOUGH_REPLICAS_AFTER_APPEND"}"#, "\n",
+                r#"{"index":3,"time":4000000000,"process":"nemesis","type":"info","f":"kill","error":"x","error_code":"NOT_ENOUGH_REPLICAS"}"#, "\n",
+                r#"{"index":4,"time":5000000000,"process":0,"type":"fail","f":"poll","error":"NOT_ENOUGH_REPLICAS in the text only"}"#, "\n",
                 "not json\n",
             ),
         )
         .unwrap();
         let names = vec!["NOT_ENOUGH_REPLICAS".to_string(), "NOT_ENOUGH_REPLICAS_AFTER_APPEND".to_string()];
         let scan = scan_history(&path, &names, &BTreeSet::from([2]));
-        assert_eq!(scan.errors["NOT_ENOUGH_REPLICAS"], 1, "the nemesis line does not count");
+        assert_eq!(scan.errors["NOT_ENOUGH_REPLICAS"], 1, "the nemesis line and words in a text do not count");
         assert_eq!(scan.errors["NOT_ENOUGH_REPLICAS_AFTER_APPEND"], 1);
         assert_eq!(scan.first_error_ns["NOT_ENOUGH_REPLICAS"], 2_000_000_000);
         assert_eq!(scan.index_times[&2], 3_000_000_000);
