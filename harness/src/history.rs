@@ -128,6 +128,10 @@ impl HistoryWriter {
         self.next_index
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.next_index == 0
+    }
+
     pub fn counts(&self) -> &BTreeMap<(String, OpType), u64> {
         &self.counts
     }

@@ -1,34 +1,14 @@
 //! `faultline`: the command-line front end of the harness.
 //!
-//! This file only parses the command line and dispatches to one module per
-//! subcommand; each subcommand owns its options and its exit code.
-//!
-//! Locks are `parking_lot`'s, which do not poison: a panic while one is
-//! held already fails the run (a supervisor or the nemesis task returns
-//! its panic as a harness failure), and poisoning would only turn every
-//! later use of that lock into a second panic that hides the first.
+//! This file only parses the command line and dispatches to one module of
+//! the `faultline_harness` library per subcommand; each subcommand owns
+//! its options and its exit code.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod app;
-mod bench_history;
-mod campaign;
-mod check;
-mod cluster;
-mod demo;
-mod exit;
-mod gen_history;
-mod history;
-mod hosts;
-mod nemesis_cmd;
-mod nemesis_run;
-mod node_process;
-mod progress;
-mod run;
-mod sink;
-mod store;
+use faultline_harness::{app, bench_history, campaign, check, cluster, demo, gen_history, nemesis_cmd, run};
 
 /// Jepsen-style fault injection for a Kafka-like replicated log.
 #[derive(Parser, Debug)]
@@ -54,7 +34,7 @@ enum Command {
     #[command(hide = true)]
     BenchHistory(bench_history::BenchHistoryArgs),
     /// Run a test: cluster, workload, final drain, check, store.
-    Run(run::RunArgs),
+    Run(run::RunCli),
     /// Run a campaign: many runs with expectations, one table (see docs/campaigns.md).
     Campaign(campaign::CampaignArgs),
     /// A client application process of a run (started by `faultline run`).

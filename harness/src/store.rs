@@ -2,7 +2,7 @@
 //! Jepsen's `store/`, with `store/latest` and `store/<name>/latest`
 //! pointing at the newest run.
 //!
-//! A run directory holds `test.json` (options, seed, version, node config,
+//! A run directory holds `test.json` (settings, seed, version, node config,
 //! timeouts and the checker's `"guarantees"`), `history.jsonl`,
 //! `results.json`, `replicas.json`, `faultline.log`, `clients.log` and
 //! `nodes/<node>/node.log` (plus `nodes/<node>/data` when the run was
@@ -91,6 +91,12 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 pub struct RunLog {
     file: Mutex<Option<File>>,
     started: Instant,
+}
+
+impl Default for RunLog {
+    fn default() -> RunLog {
+        RunLog::new()
+    }
 }
 
 impl RunLog {

@@ -146,7 +146,7 @@ fn killed_clients_leave_info_ops_and_are_replaced_under_new_process_ids() {
         "the killed producer's process id is never used again"
     );
     let log = std::fs::read_to_string(dir.join("faultline.log")).unwrap();
-    assert!(log.contains("test hook: SIGKILL process 0") && log.contains("test hook: SIGKILL process 2"), "{log}");
+    assert!(log.contains("SIGKILL process 0 (") && log.contains("SIGKILL process 2 ("), "{log}");
 
     let results = json(&dir.join("results.json"));
     assert_eq!(results["valid"], serde_json::json!(true), "killing clients breaks no guarantee: {results:#}");

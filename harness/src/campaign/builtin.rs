@@ -85,7 +85,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(embedded.cells.len(), from_disk.cells.len());
             for (a, d) in embedded.cells.iter().zip(&from_disk.cells) {
-                assert_eq!(a.flags, d.flags, "{}", a.name);
+                assert_eq!(a.run, d.run, "{}", a.name);
                 assert_eq!(a.timeline.as_ref().map(|t| &t.text), d.timeline.as_ref().map(|t| &t.text), "{}", a.name);
             }
         }

@@ -40,6 +40,7 @@ use self::expect::Met;
 use self::file::{Campaign, Cell, Overrides, Source};
 use self::outcome::{CellResult, SeedRun, Verdict};
 use crate::exit::{EXIT_BAD_ARGS, EXIT_HARNESS};
+use crate::run::{HarnessArgs, RunSettings};
 use crate::store;
 
 #[derive(Args, Debug)]
@@ -151,28 +152,25 @@ fn prepare(args: &CampaignArgs) -> Result<Campaign, String> {
     Ok(campaign)
 }
 
-/// `faultline run` arguments of one seed of a cell.
-fn run_argv(campaign: &Campaign, cell: &Cell, seed: u64, args: &CampaignArgs, timeline: Option<&Path>) -> Vec<String> {
-    let mut argv: Vec<String> = vec!["faultline".into(), "run".into()];
-    argv.extend(cell.flags.iter().cloned());
-    if let Some(t) = timeline {
-        argv.extend(["--nemesis-timeline".into(), t.display().to_string()]);
-    }
-    argv.extend([
-        "--seed".into(),
-        seed.to_string(),
-        "--store".into(),
-        args.store.display().to_string(),
-        "--name".into(),
-        format!("{}-{}", campaign.name, cell.name),
-    ]);
-    if let Some(c) = &args.cluster_name {
-        argv.extend(["--cluster-name".into(), c.clone()]);
-    }
-    if let Some(s) = &args.subnet {
-        argv.extend(["--subnet".into(), s.clone()]);
-    }
-    argv
+/// What `faultline run` gets for one seed of a cell: its settings, with
+/// the seed and the timeline's path, and the campaign's harness arguments.
+fn cell_run(
+    campaign: &Campaign,
+    cell: &Cell,
+    seed: u64,
+    args: &CampaignArgs,
+    timeline: Option<&Path>,
+) -> (RunSettings, HarnessArgs) {
+    let settings = RunSettings { seed, nemesis_timeline: timeline.map(Path::to_path_buf), ..cell.run.clone() };
+    let defaults = HarnessArgs::default();
+    let harness = HarnessArgs {
+        store: args.store.clone(),
+        name: format!("{}-{}", campaign.name, cell.name),
+        cluster_name: args.cluster_name.clone().unwrap_or(defaults.cluster_name.clone()),
+        subnet: args.subnet.clone(),
+        ..defaults
+    };
+    (settings, harness)
 }
 
 fn print_plan(campaign: &Campaign, args: &CampaignArgs) {
@@ -185,10 +183,11 @@ fn print_plan(campaign: &Campaign, args: &CampaignArgs) {
             .timeline
             .as_ref()
             .map(|t| PathBuf::from(format!("<campaign dir>/timelines/{}", file::timeline_file_name(&t.label))));
+        let first = cell.run.seed;
         let seeds = if cell.seeds == 1 {
-            format!("seed {}", cell.seed)
+            format!("seed {first}")
         } else {
-            format!("seeds {}..{}", cell.seed, cell.seed + u64::from(cell.seeds) - 1)
+            format!("seeds {first}..{}", first + u64::from(cell.seeds) - 1)
         };
         println!(
             "\n{}{} ({seeds}): expect {}",
@@ -199,7 +198,8 @@ fn print_plan(campaign: &Campaign, args: &CampaignArgs) {
         if let Some(a) = &cell.about {
             println!("  {a}");
         }
-        println!("  {}", crate::run::reproduce_command(run_argv(campaign, cell, cell.seed, args, timeline.as_deref())));
+        let (settings, harness) = cell_run(campaign, cell, cell.run.seed, args, timeline.as_deref());
+        println!("  {}", crate::run::reproduce_command(&settings, &harness));
     }
 }
 
@@ -301,8 +301,8 @@ fn run_cell(
             r.reasons.push("interrupted (SIGINT/SIGTERM)".into());
             return (r, true);
         }
-        let seed = cell.seed + u64::from(k);
-        let argv = run_argv(campaign, cell, seed, args, timeline.as_deref());
+        let seed = cell.run.seed + u64::from(k);
+        let (settings, harness) = cell_run(campaign, cell, seed, args, timeline.as_deref());
         println!(
             "\n=== campaign {} [{}/{}] {}, seed {seed} ({} of {}): expect {} ===",
             campaign.name,
@@ -313,7 +313,7 @@ fn run_cell(
             cell.seeds,
             cell.expect.describe()
         );
-        let run = run_seed(cell, seed, argv);
+        let run = run_seed(cell, settings, harness);
         let was_interrupted = run.1;
         runs.push(run.0);
         if was_interrupted {
@@ -330,27 +330,11 @@ fn run_cell(
 }
 
 /// One `faultline run`, observed against the cell's expectation.
-fn run_seed(cell: &Cell, seed: u64, argv: Vec<String>) -> (SeedRun, bool) {
+fn run_seed(cell: &Cell, settings: RunSettings, harness: HarnessArgs) -> (SeedRun, bool) {
     let started = Instant::now();
-    let reproduce = crate::run::reproduce_command(argv.clone());
-    let run_args = match file::parse_run_flags(&argv[2..]) {
-        Ok(a) => a,
-        Err(e) => {
-            let run = SeedRun {
-                seed,
-                code: EXIT_BAD_ARGS,
-                dir: None,
-                reproduce,
-                error: Some(e),
-                observation: None,
-                met: None,
-                first_anomalous_s: None,
-                elapsed: started.elapsed(),
-            };
-            return (run, false);
-        }
-    };
-    let report = crate::run::execute(run_args, reproduce);
+    let seed = settings.seed;
+    let report = crate::run::execute(settings, harness);
+    report.print();
     let (observation, met, first) = match (&report.results, report.code) {
         (Some(results), 0..=2) => {
             let history = report.dir.as_ref().map(|d| d.join(faultline_checker::HISTORY_FILE));

@@ -172,9 +172,8 @@ pub mod tests {
             headline: false,
             settings: Default::default(),
             from_defaults: Default::default(),
-            flags: vec![],
+            run: crate::run::RunSettings { seed: 1, ..Default::default() },
             timeline: None,
-            seed: 1,
             seeds,
             expect,
         }

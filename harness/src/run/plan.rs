@@ -1,0 +1,382 @@
+//! The plan: everything a run decides before it starts anything, from its
+//! settings and seed. [`Plan::new`] checks the settings (every error names
+//! its option), fixes the fault schedule and the client kills, and derives
+//! what the checker may expect ([`Plan::guarantees`]) and what every node
+//! is configured with ([`Plan::node_config`]).
+
+use std::time::Duration;
+
+use faultline_checker::Guarantees;
+use faultline_client::ProducerConfig;
+use faultline_nemesis::schedule::{self, Action, ScheduledFault};
+
+use super::settings::{HarnessArgs, RunSettings, SinkKind};
+
+/// The workload's topic.
+pub const TOPIC: &str = "events";
+/// The consumers' group.
+pub const GROUP: &str = "faultline";
+/// The nodes' `broker.session.timeout.ms`: short, so failovers happen
+/// within a short run; faults that must outlast it last twice as long.
+pub const SESSION_TIMEOUT_MS: u64 = 3_000;
+/// How long the cluster may take to become healthy.
+pub const CLUSTER_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a new topic may take to have a leader for every partition.
+pub const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the final phase waits for leaders, full ISRs and HW = LEO.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the final phase lets consumers catch up with the end offsets
+/// (beyond one auto-commit interval).
+pub const CONSUMER_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between two metadata checks while waiting.
+pub const METADATA_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Per-request timeout of client processes and of the harness's own requests.
+pub const REQUEST_TIMEOUT_MS: u64 = 3_000;
+/// A send's bound, retries included (the producer's `delivery.timeout.ms`).
+pub const DELIVERY_TIMEOUT_MS: u64 = 10_000;
+/// How long a stopped client may take to settle its op and exit before
+/// SIGKILL: a send may take its whole delivery timeout.
+pub const CLIENT_STOP_GRACE: Duration = Duration::from_millis(DELIVERY_TIMEOUT_MS + 5_000);
+/// Process ids of the final reader: its drain op and its polls.
+pub const DRAIN_PROCESSES: u64 = 2;
+/// Bound on the final drain reader.
+pub const DRAIN_DEADLINE_MS: u64 = 20_000;
+/// Highest accepted total send rate, sends per second.
+const RATE_MAX_PER_S: f64 = 50_000.0;
+/// Longest accepted `--process-time-ms`: a stopping consumer must drain a
+/// full queue (32 batches) within its 10 s drain bound, inside the client
+/// stop grace.
+const PROCESS_TIME_MAX_MS: u64 = 300;
+/// Highest accepted `--max-in-flight`: each slot is a logical process.
+const MAX_IN_FLIGHT_MAX: usize = 64;
+/// Longest accepted `--time-limit`, seconds.
+const TIME_LIMIT_MAX_S: f64 = 86_400.0;
+
+/// A client application's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Producer,
+    Consumer,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        }
+    }
+}
+
+/// A scripted timeline: where it came from (for errors) and its text.
+pub struct TimelineText<'a> {
+    pub label: &'a str,
+    pub text: &'a str,
+}
+
+/// The settings after their checks, and what they came to.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub settings: RunSettings,
+    pub harness: HarnessArgs,
+    /// Whether the producers are idempotent (Kafka's default rule applied).
+    pub idempotence: bool,
+    pub time_limit: Duration,
+    /// SIGKILLs of client processes: the test hook's and the schedule's.
+    pub kills: Vec<(Role, Duration)>,
+    /// The nemesis's schedule, fixed by the seed before the run starts.
+    pub faults: Vec<ScheduledFault>,
+}
+
+impl Plan {
+    /// Checks everything and fixes the schedule; reads the timeline file
+    /// the settings name.
+    pub fn new(settings: RunSettings, harness: HarnessArgs) -> Result<Plan, String> {
+        let text = match &settings.nemesis_timeline {
+            Some(path) => {
+                Some(std::fs::read_to_string(path).map_err(|e| format!("--nemesis-timeline {}: {e}", path.display()))?)
+            }
+            None => None,
+        };
+        let label = settings.nemesis_timeline.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let timeline = text.as_deref().map(|text| TimelineText { label: &label, text });
+        Plan::with_timeline(settings, harness, timeline)
+    }
+
+    /// As [`Plan::new`], with the timeline's text given (a campaign checks
+    /// its cells before it writes their timelines anywhere).
+    pub fn with_timeline(
+        settings: RunSettings,
+        harness: HarnessArgs,
+        timeline: Option<TimelineText>,
+    ) -> Result<Plan, String> {
+        let idempotence = check_settings(&settings)?;
+        check_harness(&harness)?;
+        let mut kills = client_kills(&harness, settings.time_limit)?;
+        let faults = fault_schedule(&settings, timeline)?;
+        // Client kills of the schedule go to the supervisors, round robin over slots of a role.
+        for f in &faults {
+            let role = match f.action {
+                Action::KillProducer => Role::Producer,
+                Action::KillConsumer => Role::Consumer,
+                _ => continue,
+            };
+            kills.push((role, Duration::from_secs_f64(f.at_s)));
+        }
+        let time_limit = Duration::from_secs_f64(settings.time_limit);
+        Ok(Plan { settings, harness, idempotence, time_limit, kills, faults })
+    }
+
+    /// What the checker may expect of a run with these settings.
+    pub fn guarantees(&self) -> Guarantees {
+        let a = &self.settings;
+        Guarantees {
+            acks: a.acks,
+            idempotence: self.idempotence,
+            max_in_flight: a.in_flight() as u32,
+            unclean_leader_election: a.unclean_leader_election,
+            commit: (a.consumers > 0).then_some(a.commit),
+            sink_mode: (a.sink == SinkKind::Sqlite).then_some(a.sink_mode),
+            producer_mode: a.producer_mode,
+            processing: a.processing,
+            on_sink_error: a.on_sink_error,
+            auto_offset_reset: a.auto_offset_reset,
+        }
+    }
+
+    /// Broker settings for every node, as `key=value`.
+    pub fn node_config(&self) -> Vec<String> {
+        let a = &self.settings;
+        let mut c = vec![
+            format!("broker.session.timeout.ms={SESSION_TIMEOUT_MS}"),
+            format!("faultline.admin.hooks={}", a.admin_hooks),
+            format!("min.insync.replicas={}", a.min_insync_replicas),
+            format!("unclean.leader.election.enable={}", a.unclean_leader_election),
+            format!("default.replication.factor={}", a.replication_factor),
+        ];
+        if !a.bugs.is_empty() {
+            c.push(format!("faultline.bugs={}", a.bugs.join(",")));
+        }
+        // Later settings win (the node's rule), so the user's come last.
+        c.extend(a.broker_config.iter().cloned());
+        c
+    }
+
+    /// The kill times of one role.
+    pub fn kills_of(&self, role: Role) -> Vec<Duration> {
+        self.kills.iter().filter(|(r, _)| *r == role).map(|(_, t)| *t).collect()
+    }
+}
+
+/// The nodes' `broker.session.timeout.ms`: the run's, or the user's
+/// `--broker-config` (the last one wins).
+pub fn session_timeout_ms(a: &RunSettings) -> u64 {
+    a.broker_config
+        .iter()
+        .rev()
+        .find_map(|kv| kv.strip_prefix("broker.session.timeout.ms="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(SESSION_TIMEOUT_MS)
+}
+
+/// The producer settings' own rules (Kafka's), then the numbers' ranges;
+/// returns whether the producers are idempotent.
+fn check_settings(a: &RunSettings) -> Result<bool, String> {
+    let config = ProducerConfig {
+        acks: crate::app::producer::wire_acks(a.acks),
+        retries: a.retries,
+        enable_idempotence: a.idempotence,
+        max_in_flight: a.in_flight(),
+        request_timeout_ms: REQUEST_TIMEOUT_MS,
+        delivery_timeout_ms: DELIVERY_TIMEOUT_MS,
+        ..ProducerConfig::default()
+    };
+    let idempotence = config.idempotence().map_err(|e| format!("--idempotence: {e}"))?;
+    check_workload(a)?;
+    check_topic(a)?;
+    check_node_settings(a)?;
+    Ok(idempotence)
+}
+
+fn check_workload(a: &RunSettings) -> Result<(), String> {
+    if a.max_in_flight == 0 || a.max_in_flight > MAX_IN_FLIGHT_MAX {
+        return Err(format!("--max-in-flight {}: must be 1 to {MAX_IN_FLIGHT_MAX}", a.max_in_flight));
+    }
+    if !(a.time_limit > 0.0 && a.time_limit <= TIME_LIMIT_MAX_S) {
+        return Err(format!("--time-limit {}: must be in (0, {TIME_LIMIT_MAX_S}]", a.time_limit));
+    }
+    if !(a.rate > 0.0 && a.rate <= RATE_MAX_PER_S) {
+        return Err(format!("--rate {}: must be in (0, {RATE_MAX_PER_S}]", a.rate));
+    }
+    if a.topic_partitions == 0 || a.records_per_send == 0 || a.batch_size == 0 || a.buffer_memory == 0 {
+        return Err(
+            "--topic-partitions, --records-per-send, --batch-size and --buffer-memory must be at least 1".into()
+        );
+    }
+    if a.batch_size > a.buffer_memory {
+        return Err(format!("--batch-size {}: must not exceed --buffer-memory {}", a.batch_size, a.buffer_memory));
+    }
+    if a.linger_ms + REQUEST_TIMEOUT_MS > DELIVERY_TIMEOUT_MS {
+        return Err(format!(
+            "--linger-ms {}: linger.ms + request.timeout.ms ({REQUEST_TIMEOUT_MS}) must not exceed \
+             delivery.timeout.ms ({DELIVERY_TIMEOUT_MS})",
+            a.linger_ms
+        ));
+    }
+    if a.process_time_ms > PROCESS_TIME_MAX_MS {
+        return Err(format!("--process-time-ms {}: at most {PROCESS_TIME_MAX_MS}", a.process_time_ms));
+    }
+    if a.auto_commit_interval_ms == 0 {
+        return Err("--auto-commit-interval-ms: must be at least 1".into());
+    }
+    Ok(())
+}
+
+fn check_topic(a: &RunSettings) -> Result<(), String> {
+    if a.replication_factor == 0 || a.replication_factor > a.nodes {
+        return Err(format!("--replication-factor {}: must be 1 to --nodes ({})", a.replication_factor, a.nodes));
+    }
+    if a.min_insync_replicas == 0 || a.min_insync_replicas > a.replication_factor {
+        return Err(format!(
+            "--min-insync-replicas {}: must be 1 to --replication-factor ({})",
+            a.min_insync_replicas, a.replication_factor
+        ));
+    }
+    Ok(())
+}
+
+fn check_node_settings(a: &RunSettings) -> Result<(), String> {
+    if let Some(b) = a.bugs.iter().find(|b| b.is_empty() || b.contains(',') || b.contains('\n')) {
+        return Err(format!("--bug {b:?}: one switch name per --bug"));
+    }
+    if let Some(e) = a.bugs.iter().find_map(|b| b.parse::<faultline_node::bugs::Bug>().err()) {
+        return Err(format!("--bug: {e}"));
+    }
+    for kv in &a.broker_config {
+        let pairs = faultline_node::config::parse_properties("--broker-config", kv)
+            .map_err(|e| format!("--broker-config {kv:?}: {e}"))?;
+        if pairs.len() != 1 {
+            return Err(format!("--broker-config {kv:?}: expected one key=value"));
+        }
+        faultline_node::config::Settings::broker(pairs).map_err(|e| format!("--broker-config {kv:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn check_harness(h: &HarnessArgs) -> Result<(), String> {
+    if h.name.is_empty() || h.name.contains('/') || h.name == "latest" || h.name.starts_with('.') {
+        return Err(format!("--name {:?}: must be a plain directory name other than \"latest\"", h.name));
+    }
+    crate::hosts::network::validate_name(&h.cluster_name).map_err(|e| format!("--cluster-name: {e}"))
+}
+
+/// The `--kill-client` test hook's kills.
+fn client_kills(h: &HarnessArgs, time_limit_s: f64) -> Result<Vec<(Role, Duration)>, String> {
+    let mut kills = Vec::new();
+    for k in &h.kill_client {
+        let (role, at) = k
+            .split_once(':')
+            .ok_or_else(|| format!("--kill-client {k:?}: expected producer:SECONDS or consumer:SECONDS"))?;
+        let role = match role {
+            "producer" => Role::Producer,
+            "consumer" => Role::Consumer,
+            _ => return Err(format!("--kill-client {k:?}: role must be producer or consumer")),
+        };
+        let at: f64 = at.parse().map_err(|_| format!("--kill-client {k:?}: bad seconds"))?;
+        if !(at >= 0.0 && at < time_limit_s) {
+            return Err(format!("--kill-client {k:?}: must be within --time-limit"));
+        }
+        kills.push((role, Duration::from_secs_f64(at)));
+    }
+    Ok(kills)
+}
+
+/// The seeded random mix, the scripted timeline, or no faults.
+fn fault_schedule(a: &RunSettings, timeline: Option<TimelineText>) -> Result<Vec<ScheduledFault>, String> {
+    match (&a.nemesis, timeline) {
+        (Some(_), Some(_)) => Err("--nemesis and --nemesis-timeline: give one or the other".into()),
+        (Some(list), None) => {
+            if !(a.nemesis_interval > 0.0 && a.nemesis_interval.is_finite()) {
+                return Err(format!("--nemesis-interval {}: must be a positive number of seconds", a.nemesis_interval));
+            }
+            let session_s = session_timeout_ms(a) as f64 / 1000.0;
+            schedule::random_mix(list, a.nemesis_interval, a.time_limit, session_s, a.seed)
+                .map_err(|e| format!("--nemesis: {e}"))
+        }
+        (None, Some(t)) => timeline_schedule(a, t),
+        (None, None) => Ok(Vec::new()),
+    }
+}
+
+fn timeline_schedule(a: &RunSettings, t: TimelineText) -> Result<Vec<ScheduledFault>, String> {
+    let ops = schedule::parse_timeline(t.text).map_err(|e| format!("--nemesis-timeline {}: {e}", t.label))?;
+    if let Some(late) = ops.iter().find(|o| o.at_s >= a.time_limit) {
+        return Err(format!(
+            "--nemesis-timeline: a fault at t = {} s is past --time-limit {}",
+            late.at_s, a.time_limit
+        ));
+    }
+    if !a.admin_hooks && ops.iter().any(|o| matches!(o.action, Action::PauseFetchers | Action::ResumeFetchers)) {
+        return Err(format!("--nemesis-timeline {}: pauses fetchers, which needs --admin-hooks", t.label));
+    }
+    Ok(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::settings::DEFAULTS;
+
+    fn plan(s: RunSettings) -> Result<Plan, String> {
+        Plan::with_timeline(s, HarnessArgs::default(), None)
+    }
+
+    #[test]
+    fn the_defaults_make_a_plan_with_kafkas_idempotence_rule() {
+        let p = plan(DEFAULTS).unwrap();
+        assert!(p.idempotence, "acks=all turns idempotence on, as in Kafka");
+        assert!(p.faults.is_empty() && p.kills.is_empty());
+        let g = p.guarantees();
+        assert_eq!((g.max_in_flight, g.sink_mode), (1, None));
+        let p = plan(RunSettings { acks: faultline_checker::modes::Acks::One, ..DEFAULTS }).unwrap();
+        assert!(!p.idempotence);
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        let bad = |s: RunSettings, needle: &str| {
+            let e = plan(s).unwrap_err();
+            assert!(e.contains(needle), "{e:?} should name {needle}");
+        };
+        bad(RunSettings { nodes: 1, ..DEFAULTS }, "--replication-factor");
+        bad(RunSettings { rate: 0.0, ..DEFAULTS }, "--rate");
+        bad(RunSettings { batch_size: 1 << 30, ..DEFAULTS }, "--batch-size");
+        bad(RunSettings { bugs: vec!["nope".into()], ..DEFAULTS }, "--bug");
+        bad(RunSettings { broker_config: vec!["x".into()], ..DEFAULTS }, "--broker-config");
+        bad(RunSettings { nemesis_interval: 0.0, nemesis: Some("kill".parse().unwrap()), ..DEFAULTS }, "interval");
+        let h = HarnessArgs { name: "latest".into(), ..HarnessArgs::default() };
+        assert!(Plan::with_timeline(DEFAULTS, h, None).unwrap_err().contains("--name"));
+    }
+
+    /// The schedule is decided by the seed, and client kills of the
+    /// schedule reach the plan's kills.
+    #[test]
+    fn the_seed_fixes_the_schedule() {
+        let s = RunSettings { nemesis: Some("kill,kill-producer".parse().unwrap()), nemesis_interval: 2.0, ..DEFAULTS };
+        let a = plan(s.clone()).unwrap();
+        assert_eq!(a.faults, plan(s.clone()).unwrap().faults);
+        assert_ne!(a.faults, plan(RunSettings { seed: 43, ..s }).unwrap().faults);
+        let producer_kills = a.faults.iter().filter(|f| f.action == Action::KillProducer).count();
+        assert_eq!(a.kills_of(Role::Producer).len(), producer_kills);
+    }
+
+    #[test]
+    fn a_timeline_is_checked_against_the_settings() {
+        let t = "[[timeline]]\nt = 20.0\nfault = \"kill\"\ntarget = \"n1\"\n";
+        let e = Plan::with_timeline(DEFAULTS, HarnessArgs::default(), Some(TimelineText { label: "x", text: t }));
+        assert!(e.unwrap_err().contains("past --time-limit"));
+        let user = RunSettings { broker_config: vec!["broker.session.timeout.ms=9000".into()], ..DEFAULTS };
+        assert_eq!(session_timeout_ms(&user), 9000);
+        assert!(plan(user).unwrap().node_config().last().unwrap().ends_with("=9000"), "the user's setting wins");
+    }
+}
