@@ -190,13 +190,21 @@ impl Guarantees {
                     .to_owned(),
             )
         } else if self.commit == Some(CommitStrategy::BeforeProcess) {
-            Some("commit=before-process: offsets are committed before processing, at most once (docs/semantics.md §8.3 C4)".to_owned())
+            Some(
+                "commit=before-process: offsets are committed before processing, at most once \
+                 (docs/semantics.md §8.3 C4)"
+                    .to_owned(),
+            )
         } else if self.on_sink_error == OnSinkError::Skip {
             Some("on_sink_error=skip: records the sink refused are dropped and committed past".to_owned())
         } else if self.unclean_leader_election {
             Some("unclean_leader_election=true: truncation reuses offsets the group already committed past".to_owned())
         } else if self.auto_offset_reset == OffsetReset::Latest {
-            Some("auto_offset_reset=latest: a consumer without a committed offset skips what was written before it (docs/semantics.md §8.3 C5)".to_owned())
+            Some(
+                "auto_offset_reset=latest: a consumer without a committed offset skips what was written before it \
+                 (docs/semantics.md §8.3 C5)"
+                    .to_owned(),
+            )
         } else {
             None
         }

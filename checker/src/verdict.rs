@@ -139,7 +139,8 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -
                 invalid = true;
             } else {
                 unknown_reasons.push(format!(
-                    "{} acknowledged values were never read and no complete final drain covers their partitions: loss cannot be told from delay",
+                    "{} acknowledged values were never read and no complete final drain covers their partitions: \
+                     loss cannot be told from delay",
                     k.count
                 ));
             }

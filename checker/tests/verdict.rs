@@ -134,10 +134,12 @@ fn huge_sparse_offsets() {
     for i in 0..200u64 {
         let off = i << 55;
         s.push_str(&format!(
-            "{{\"index\":{idx},\"time\":{i},\"process\":0,\"type\":\"invoke\",\"f\":\"send\",\"value\":{{\"records\":{{\"t/0\":[{i}]}}}}}}\n"
+            "{{\"index\":{idx},\"time\":{i},\"process\":0,\"type\":\"invoke\",\"f\":\"send\",\
+             \"value\":{{\"records\":{{\"t/0\":[{i}]}}}}}}\n"
         ));
         s.push_str(&format!(
-            "{{\"index\":{},\"time\":{i},\"process\":0,\"type\":\"ok\",\"f\":\"send\",\"value\":{{\"records\":{{\"t/0\":[[{off},{i}]]}}}}}}\n",
+            "{{\"index\":{},\"time\":{i},\"process\":0,\"type\":\"ok\",\"f\":\"send\",\
+             \"value\":{{\"records\":{{\"t/0\":[[{off},{i}]]}}}}}}\n",
             idx + 1
         ));
         s.push_str(&format!(
@@ -145,7 +147,8 @@ fn huge_sparse_offsets() {
             idx + 2
         ));
         s.push_str(&format!(
-            "{{\"index\":{},\"time\":{i},\"process\":1,\"type\":\"ok\",\"f\":\"poll\",\"value\":{{\"records\":{{\"t/0\":[[{off},{i}]]}}}}}}\n",
+            "{{\"index\":{},\"time\":{i},\"process\":1,\"type\":\"ok\",\"f\":\"poll\",\
+             \"value\":{{\"records\":{{\"t/0\":[[{off},{i}]]}}}}}}\n",
             idx + 3
         ));
         idx += 4;

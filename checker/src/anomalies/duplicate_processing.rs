@@ -84,7 +84,11 @@ fn witness(h: &History, sink: &Sink, group: &[u32]) -> Anomaly {
         witness: json!({
             "value": value,
             "row_count": rows.len(),
-            "rows": rows.iter().take(ROWS_PER_WITNESS_MAX).map(|r| json!({"slot": r.slot, "offset": r.offset})).collect::<Vec<_>>(),
+            "rows": rows
+                .iter()
+                .take(ROWS_PER_WITNESS_MAX)
+                .map(|r| json!({"slot": r.slot, "offset": r.offset}))
+                .collect::<Vec<_>>(),
             "distinct_offsets": offsets.len(),
             "process_ops": writers.iter().map(|&w| h.op_json(w)).collect::<Vec<_>>(),
         }),

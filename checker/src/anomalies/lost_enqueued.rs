@@ -32,7 +32,8 @@ pub fn precondition(h: &History, g: &Guarantees) -> Result<(), String> {
     };
     if let Some(mode) = mode {
         return Err(format!(
-            "lost-enqueued: producer_mode={mode}: the application learns every send's outcome, so an enqueued record was never counted as sent"
+            "lost-enqueued: producer_mode={mode}: the application learns every send's outcome, \
+             so an enqueued record was never counted as sent"
         ));
     }
     if !h.entries.iter().any(|e| e.kind == Kind::Enqueue) {
@@ -85,7 +86,8 @@ fn witness(h: &History, k: u32) -> Anomaly {
         kind: AnomalyKind::LostEnqueued,
         partition: Some(pname.clone()),
         explanation: format!(
-            "value {} for {pname} was accepted into the producer's buffer by {}, but no ok send acknowledged it and {unread}; {fate}",
+            "value {} for {pname} was accepted into the producer's buffer by {}, \
+             but no ok send acknowledged it and {unread}; {fate}",
             key.value,
             h.op_text(enqueued)
         ),
@@ -118,7 +120,8 @@ mod tests {
         assert!(!f.not_checked.iter().any(|n| n.starts_with("lost-enqueued")), "{:?}", f.not_checked);
     }
 
-    const HISTORY: &str = r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"enqueue","value":{"records":{"t/0":[1]}}}
+    const HISTORY: &str = concat!(
+        r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"enqueue","value":{"records":{"t/0":[1]}}}
 {"index":1,"time":2,"process":0,"type":"ok","f":"enqueue","value":{"records":{"t/0":[1]}}}
 {"index":2,"time":3,"process":0,"type":"invoke","f":"enqueue","value":{"records":{"t/0":[2]}}}
 {"index":3,"time":4,"process":0,"type":"ok","f":"enqueue","value":{"records":{"t/0":[2]}}}
@@ -126,13 +129,15 @@ mod tests {
 {"index":5,"time":6,"process":0,"type":"fail","f":"enqueue","value":{"records":{"t/0":[3]}},"error":"max.block.ms"}
 {"index":6,"time":7,"process":0,"type":"invoke","f":"enqueue","value":{"records":{"t/0":[4]}}}
 {"index":7,"time":8,"process":0,"type":"ok","f":"enqueue","value":{"records":{"t/0":[4]}}}
-{"index":8,"time":9,"process":0,"type":"invoke","f":"send","value":{"records":{"t/0":[1]}}}
+"#,
+        r#"{"index":8,"time":9,"process":0,"type":"invoke","f":"send","value":{"records":{"t/0":[1]}}}
 {"index":9,"time":10,"process":0,"type":"ok","f":"send","value":{"records":{"t/0":[[0,1]]}}}
 {"index":10,"time":11,"process":0,"type":"invoke","f":"send","value":{"records":{"t/0":[2]}}}
 {"index":11,"time":12,"process":0,"type":"info","f":"send","error":"producer killed"}
 {"index":12,"time":13,"process":1,"type":"invoke","f":"poll","value":{}}
 {"index":13,"time":14,"process":1,"type":"ok","f":"poll","value":{"records":{"t/0":[[0,1]]}}}
-"#;
+"#
+    );
 
     /// Enqueued and acked (1): fine. Enqueued, send info, never read (2):
     /// lost. Enqueue failed (3): never promised. Enqueued, never sent (4):

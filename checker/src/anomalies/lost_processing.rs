@@ -180,21 +180,24 @@ mod tests {
     /// Values 1..=3 at offsets 0..=2. The group processed 1, failed to
     /// process 2 (the sink refused), and committed offset 2; 3 was never
     /// committed. Only 2 is lost.
-    const HISTORY: &str = r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"send","value":{"records":{"t/0":[1,2,3]}}}
+    const HISTORY: &str = concat!(
+        r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"send","value":{"records":{"t/0":[1,2,3]}}}
 {"index":1,"time":2,"process":0,"type":"ok","f":"send","value":{"records":{"t/0":[[0,1],[1,2],[2,3]]}}}
 {"index":2,"time":3,"process":1,"type":"invoke","f":"poll","value":{}}
 {"index":3,"time":4,"process":1,"type":"ok","f":"poll","value":{"records":{"t/0":[[0,1],[1,2]]}}}
 {"index":4,"time":5,"process":1,"type":"invoke","f":"process","value":{"records":{"t/0":[[0,1]]}}}
 {"index":5,"time":6,"process":1,"type":"ok","f":"process","value":{"records":{"t/0":[[0,1]]}}}
 {"index":6,"time":7,"process":1,"type":"invoke","f":"process","value":{"records":{"t/0":[[1,2]]}}}
-{"index":7,"time":8,"process":1,"type":"fail","f":"process","value":{"records":{"t/0":[[1,2]]}},"error":"database is locked"}
+{"index":7,"time":8,"process":1,"type":"fail","f":"process","value":{"records":{"t/0":[[1,2]]}},"#,
+        r#""error":"database is locked"}
 {"index":8,"time":9,"process":1,"type":"invoke","f":"commit","value":{"group":"g","offsets":{"t/0":2}}}
 {"index":9,"time":10,"process":1,"type":"ok","f":"commit"}
 {"index":10,"time":11,"process":2,"type":"invoke","f":"drain","value":{"targets":{"t/0":3}},"final":true}
 {"index":11,"time":12,"process":3,"type":"invoke","f":"poll","value":{},"final":true}
 {"index":12,"time":13,"process":3,"type":"ok","f":"poll","value":{"records":{"t/0":[[0,1],[1,2],[2,3]]}},"final":true}
 {"index":13,"time":14,"process":2,"type":"ok","f":"drain","value":{"complete":{"t/0":true}},"final":true}
-"#;
+"#
+    );
     const SINK: &str = r#"{"slot":0,"partition":"t/0","offset":0,"value":1}"#;
 
     #[test]

@@ -58,10 +58,13 @@ mod tests {
         let acked: Vec<String> = (0..N).map(|v| format!("[{v},{v}]")).collect();
         let reversed: Vec<String> = (0..N).rev().map(|v| format!("[{v},{v}]")).collect();
         let h = format!(
-            "{{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"send\",\"value\":{{\"records\":{{\"t/0\":[{}]}}}}}}\n\
-             {{\"index\":1,\"time\":2,\"process\":0,\"type\":\"ok\",\"f\":\"send\",\"value\":{{\"records\":{{\"t/0\":[{}]}}}}}}\n\
+            "{{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"send\",\
+             \"value\":{{\"records\":{{\"t/0\":[{}]}}}}}}\n\
+             {{\"index\":1,\"time\":2,\"process\":0,\"type\":\"ok\",\"f\":\"send\",\
+             \"value\":{{\"records\":{{\"t/0\":[{}]}}}}}}\n\
              {{\"index\":2,\"time\":3,\"process\":1,\"type\":\"invoke\",\"f\":\"poll\",\"value\":{{}}}}\n\
-             {{\"index\":3,\"time\":4,\"process\":1,\"type\":\"ok\",\"f\":\"poll\",\"value\":{{\"records\":{{\"t/0\":[{}]}}}}}}\n",
+             {{\"index\":3,\"time\":4,\"process\":1,\"type\":\"ok\",\"f\":\"poll\",\
+             \"value\":{{\"records\":{{\"t/0\":[{}]}}}}}}\n",
             values.join(","),
             acked.join(","),
             reversed.join(",")

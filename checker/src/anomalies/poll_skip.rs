@@ -33,7 +33,8 @@ fn witness(h: &History, m: Move) -> Anomaly {
         kind: AnomalyKind::PollSkip,
         partition: Some(pname.clone()),
         explanation: format!(
-            "process {} jumped from {pname} offset {} (op {}) to offset {} (op {}), skipping offset {} (value {}, seen by op {})",
+            "process {} jumped from {pname} offset {} (op {}) to offset {} (op {}), \
+             skipping offset {} (value {}, seen by op {})",
             h.processes[m.process as usize],
             m.from.0,
             m.from.1,
