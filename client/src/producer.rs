@@ -217,6 +217,58 @@ fn after_unacknowledged(state: &PartitionState, req: &ProduceRequest, count: i32
     }
 }
 
+/// A broker accepts any sequence from a producer it has no state for
+/// (R4.7 step 5), and HTTP requests on separate connections may arrive in
+/// any order, unlike Kafka's one ordered connection. So a later batch must
+/// not reach the broker before the epoch's first batch was acknowledged, or
+/// it would be taken as the start. Stops waiting at `deadline`.
+async fn wait_for_first_batch_of_epoch(state: &PartitionState, req: &ProduceRequest, deadline: Instant) {
+    while let (Some(seq), Some(epoch)) = (req.base_sequence, req.producer_epoch) {
+        let first_pending = {
+            let s = state.seq.lock();
+            seq != 0 && s.epoch == epoch && s.last_acked_seq < 0
+        };
+        if !first_pending || Instant::now() >= deadline {
+            break;
+        }
+        let _ = tokio::time::timeout(FIRST_BATCH_POLL, state.acked.notified()).await;
+    }
+}
+
+/// Notes an idempotent batch's acknowledgement and wakes the batches that
+/// wait for it (the epoch's later batches, and any that overtook it).
+fn record_ack(state: &PartitionState, req: &ProduceRequest, count: i32) {
+    if let (Some(seq), Some(epoch)) = (req.base_sequence, req.producer_epoch) {
+        let mut s = state.seq.lock();
+        if s.epoch == epoch {
+            s.last_acked_seq = s.last_acked_seq.max(seq + count - 1);
+        }
+        state.acked.notify_waiters();
+    }
+}
+
+/// Renumbers the batch into the partition's current epoch if that moved on
+/// since it was numbered; returns whether it did (and the batch should be
+/// sent again at once).
+fn renumber_if_epoch_moved(state: &PartitionState, req: &mut ProduceRequest, count: i32) -> bool {
+    let mut s = state.seq.lock();
+    if req.producer_epoch.is_some_and(|e| e != s.epoch) {
+        req.producer_epoch = Some(s.epoch);
+        req.base_sequence = Some(s.next_seq);
+        s.next_seq = s.next_seq.wrapping_add(count) & i32::MAX;
+        return true;
+    }
+    false
+}
+
+/// Whether the batch is of the current epoch but not next in sequence: an
+/// earlier batch is still in flight and its acknowledgement is what lets
+/// this one through.
+fn overtook_an_earlier_batch(state: &PartitionState, req: &ProduceRequest) -> bool {
+    let s = state.seq.lock();
+    req.producer_epoch == Some(s.epoch) && req.base_sequence.is_some_and(|seq| seq > s.last_acked_seq.wrapping_add(1))
+}
+
 /// Whether an error means the request may have been appended.
 fn maybe_appended(err: &ClientError, acks: Acks) -> bool {
     match err.code() {
@@ -389,21 +441,7 @@ impl Producer {
         let (topic, partition, count, deadline) = (r.topic.clone(), r.partition, r.count, r.deadline);
         let state = r.state.clone();
         let req = &mut r.req;
-        // A broker accepts any sequence from a producer it has no state for
-        // (R4.7 step 5), and HTTP requests on separate connections may
-        // arrive in any order, unlike Kafka's one ordered connection. So a
-        // later batch must not reach the broker before the epoch's first
-        // batch was acknowledged, or it would be taken as the start.
-        while let (Some(seq), Some(epoch)) = (req.base_sequence, req.producer_epoch) {
-            let first_pending = {
-                let s = state.seq.lock();
-                seq != 0 && s.epoch == epoch && s.last_acked_seq < 0
-            };
-            if !first_pending || Instant::now() >= deadline {
-                break;
-            }
-            let _ = tokio::time::timeout(FIRST_BATCH_POLL, state.acked.notified()).await;
-        }
+        wait_for_first_batch_of_epoch(&state, req, deadline).await;
         let mut attempts = 0u32;
         let mut maybe = false;
         let mut backoff_ms = self.config.retry_backoff_ms;
@@ -412,13 +450,7 @@ impl Producer {
             let result = tokio::time::timeout_at(deadline.into(), self.cluster.produce(&topic, partition, req)).await;
             let err = match result {
                 Ok(Ok(resp)) => {
-                    if let (Some(seq), Some(epoch)) = (req.base_sequence, req.producer_epoch) {
-                        let mut s = state.seq.lock();
-                        if s.epoch == epoch {
-                            s.last_acked_seq = s.last_acked_seq.max(seq + count - 1);
-                        }
-                        state.acked.notify_waiters();
-                    }
+                    record_ack(&state, req, count);
                     return SendOutcome::Acked { base_offset: resp.base_offset, attempts };
                 }
                 Ok(Err(e)) => e,
@@ -437,42 +469,54 @@ impl Producer {
             // batches after a bump. Not when an earlier attempt may have
             // been appended: a new identity could then duplicate it
             // (KAFKA-14034).
-            if self.idempotent && code == Some(ErrorCode::InvalidProducerEpoch) && !maybe && Instant::now() < deadline {
-                let mut s = state.seq.lock();
-                if req.producer_epoch.is_some_and(|e| e != s.epoch) {
-                    req.producer_epoch = Some(s.epoch);
-                    req.base_sequence = Some(s.next_seq);
-                    s.next_seq = s.next_seq.wrapping_add(count) & i32::MAX;
-                    continue;
-                }
+            if self.idempotent
+                && code == Some(ErrorCode::InvalidProducerEpoch)
+                && !maybe
+                && Instant::now() < deadline
+                && renumber_if_epoch_moved(&state, req, count)
+            {
+                continue;
             }
             let out_of_time = Instant::now() + Duration::from_millis(backoff_ms) >= deadline;
             if !retriable(code) || attempts > self.config.retries || out_of_time {
-                let (error, code) = (format!("{err} (after {attempts} attempts)"), err.code_name());
-                if self.idempotent {
-                    after_unacknowledged(&state, req, count, maybe);
-                }
-                return if maybe {
-                    SendOutcome::Unknown { error, code, attempts }
-                } else {
-                    SendOutcome::Failed { error, code, attempts }
-                };
+                return self.give_up(&state, req, count, &err, attempts, maybe);
             }
             // A batch that overtook an earlier one in flight (requests on
             // separate connections arrive in any order) is retried as soon
             // as an earlier batch is acknowledged, not after a backoff:
             // otherwise every reordering stalls the partition.
-            let overtook = self.idempotent && code == Some(ErrorCode::OutOfOrderSequenceNumber) && {
-                let s = state.seq.lock();
-                req.producer_epoch == Some(s.epoch)
-                    && req.base_sequence.is_some_and(|seq| seq > s.last_acked_seq.wrapping_add(1))
-            };
-            if overtook {
+            if self.idempotent
+                && code == Some(ErrorCode::OutOfOrderSequenceNumber)
+                && overtook_an_earlier_batch(&state, req)
+            {
                 let _ = tokio::time::timeout(Duration::from_millis(backoff_ms), state.acked.notified()).await;
                 continue;
             }
             tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
             backoff_ms = (backoff_ms * 2).min(self.config.retry_backoff_max_ms);
+        }
+    }
+
+    /// The final outcome of a batch that will not be retried. The sequence
+    /// state is repaired first, so the next batch is not refused because of
+    /// this one (see [`after_unacknowledged`]).
+    fn give_up(
+        &self,
+        state: &PartitionState,
+        req: &ProduceRequest,
+        count: i32,
+        err: &ClientError,
+        attempts: u32,
+        maybe: bool,
+    ) -> SendOutcome {
+        let (error, code) = (format!("{err} (after {attempts} attempts)"), err.code_name());
+        if self.idempotent {
+            after_unacknowledged(state, req, count, maybe);
+        }
+        if maybe {
+            SendOutcome::Unknown { error, code, attempts }
+        } else {
+            SendOutcome::Failed { error, code, attempts }
         }
     }
 

@@ -32,14 +32,24 @@ fn line(process: u64, seq: u64, ok: bool, batch: u64) -> String {
         let recs: Vec<String> =
             values.iter().enumerate().map(|(i, v)| format!("[{},{v}]", seq * batch + i as u64)).collect();
         format!(
-            r#"{{"index":0,"time":{time},"process":{process},"type":"ok","f":"send","value":{{"records":{{"events/0":[{}]}}}}}}"#,
-            recs.join(",")
+            concat!(
+                r#"{{"index":0,"time":{time},"process":{process},"type":"ok","f":"send","#,
+                r#""value":{{"records":{{"events/0":[{}]}}}}}}"#,
+            ),
+            recs.join(","),
+            time = time,
+            process = process,
         )
     } else {
         let vals: Vec<String> = values.iter().map(u64::to_string).collect();
         format!(
-            r#"{{"index":0,"time":{time},"process":{process},"type":"invoke","f":"send","value":{{"records":{{"events/0":[{}]}}}}}}"#,
-            vals.join(",")
+            concat!(
+                r#"{{"index":0,"time":{time},"process":{process},"type":"invoke","f":"send","#,
+                r#""value":{{"records":{{"events/0":[{}]}}}}}}"#,
+            ),
+            vals.join(","),
+            time = time,
+            process = process,
         )
     }
 }
@@ -95,7 +105,8 @@ pub fn main(args: BenchHistoryArgs) -> ExitCode {
     }
     let secs = elapsed.as_secs_f64();
     println!(
-        "history writer: {written} events ({} values per send, {} processes) in {:.3} s = {:.0} events/s, {:.1} MB/s of client lines",
+        "history writer: {written} events ({} values per send, {} processes) in {:.3} s = {:.0} events/s, \
+         {:.1} MB/s of client lines",
         args.batch,
         args.processes,
         secs,

@@ -106,8 +106,13 @@ fn the_builtins_check_list_and_print() {
     assert!(out.contains("[headline]") && !out.contains("c9-idempotence"), "{out}");
 }
 
+/// One end-to-end story on a real cluster: run a two-cell campaign, then
+/// read what it printed and stored (the table, the campaign directory, each
+/// cell's run, the JUnit file). It is long because every check reads the
+/// output of that one campaign run, and each extra run would cost a cluster.
 #[test]
 fn a_two_cell_campaign_meets_a_valid_and_an_invalid_expectation() {
+    let switch = "ack-all-on-local-append";
     let cluster = TestCluster::new("cg");
     let subnet = test_subnet(7);
     let store = cluster.dir.join("store");
@@ -135,9 +140,9 @@ name = "ack-all-bug"
 about = "ack-all-on-local-append with its recipe"
 expect = "invalid"
 expect-anomalies = ["lost-write"]
-run = {{ time-limit = 25, topic-partitions = 1, bugs = ["ack-all-on-local-append"], admin-hooks = true, nemesis-timeline = "{}" }}
+run = {{ time-limit = 25, topic-partitions = 1, bugs = ["{switch}"], admin-hooks = true, nemesis-timeline = "{}" }}
 "#,
-            recipe("ack-all-on-local-append").display()
+            recipe(switch).display()
         ),
     )
     .unwrap();

@@ -97,7 +97,8 @@ fn malformed_line_exits_254_naming_line_and_column() {
     let dir = tempdir();
     std::fs::write(
         dir.path().join("h.jsonl"),
-        "{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"poll\",\"value\":{}}\n{\"index\":1 \"time\":2}\n",
+        "{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"poll\",\"value\":{}}\n\
+         {\"index\":1 \"time\":2}\n",
     )
     .unwrap();
     let o = faultline(&["check", "h.jsonl"], dir.path());

@@ -47,6 +47,67 @@ fn proc_state(pid: u64) -> Option<String> {
     Some(stat.rsplit(')').next()?.split_whitespace().next()?.to_string())
 }
 
+/// Creates `events` (one partition, RF 3) and waits until it has a leader
+/// and a full ISR; returns the leader's node id.
+fn create_events_and_wait_for_its_leader(url: &str) -> i32 {
+    runtime().block_on(async {
+        let client = faultline_client::Client::new(url);
+        let req = faultline_client::api::CreateTopicRequest {
+            name: "events".into(),
+            partitions: Some(1),
+            replication_factor: Some(3),
+            ..Default::default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        // Right after a heal the controller may still be re-electing: retry, bounded.
+        loop {
+            match client.create_topic(&req).await {
+                Ok(_) => break,
+                Err(e) if e.code() == Some(faultline_client::api::ErrorCode::TopicAlreadyExists) => break,
+                Err(e) => assert!(Instant::now() < deadline, "creating events: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        loop {
+            let d = client.describe_topic("events").await.expect("describes events");
+            if let Some(l) = d.partitions[0].leader.filter(|_| d.partitions[0].isr.len() == 3) {
+                break l;
+            }
+            assert!(Instant::now() < deadline, "events/0 never got a full ISR");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+}
+
+/// Waits (up to 20 s) until `url` answers `GET /health` with 200. A raw
+/// HTTP/1.1 request, so the check depends on nothing but a TCP connection.
+fn wait_until_healthy(url: &str, never: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let addr = url.trim_start_matches("http://").to_string();
+        let ok = std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1)).ok().and_then(
+            |mut s| {
+                use std::io::{Read, Write};
+                write!(s, "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+                let mut head = [0u8; 12];
+                s.read_exact(&mut head).ok()?;
+                Some(&head[9..12] == b"200")
+            },
+        );
+        if ok == Some(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{never}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One end-to-end story on one real cluster: each fault in turn (partition
+/// shapes, pause, kill) is checked to take effect and then to heal. It is
+/// long because the steps depend on each other: each starts from the
+/// healed cluster the previous one left, the by-role partition needs the
+/// topic whose leader it isolates, and bringing up a cluster per fault
+/// would multiply the test's run time.
 #[test]
 fn partition_pause_and_kill_take_effect_and_heal() {
     let cluster = TestCluster::new("nm");
@@ -91,34 +152,7 @@ fn partition_pause_and_kill_take_effect_and_heal() {
     assert!(control_reaches(&url(1)), "after heal, n2 answers again");
 
     // By role: isolate the leader of events/0; it was the leader when the fault fired.
-    let rt = runtime();
-    let leader = rt.block_on(async {
-        let client = faultline_client::Client::new(url(0));
-        let req = faultline_client::api::CreateTopicRequest {
-            name: "events".into(),
-            partitions: Some(1),
-            replication_factor: Some(3),
-            ..Default::default()
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        // Right after a heal the controller may still be re-electing: retry, bounded.
-        loop {
-            match client.create_topic(&req).await {
-                Ok(_) => break,
-                Err(e) if e.code() == Some(faultline_client::api::ErrorCode::TopicAlreadyExists) => break,
-                Err(e) => assert!(Instant::now() < deadline, "creating events: {e}"),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        loop {
-            let d = client.describe_topic("events").await.expect("describes events");
-            if let Some(l) = d.partitions[0].leader.filter(|_| d.partitions[0].isr.len() == 3) {
-                break l;
-            }
-            assert!(Instant::now() < deadline, "events/0 never got a full ISR");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    });
+    let leader = create_events_and_wait_for_its_leader(&url(0));
     let done = nemesis(&cluster, &["partition", "--shape", "isolate-leader", "--partition", "events/0"]);
     assert_eq!(
         done["isolated"],
@@ -148,24 +182,7 @@ fn partition_pause_and_kill_take_effect_and_heal() {
     assert!(proc_state(pid).is_none_or(|s| s == "Z"), "pid {pid} is gone");
     let started = nemesis(&cluster, &["start", "--node", "n3"]);
     assert_ne!(started["pid"].as_u64().unwrap(), pid);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let addr = url(2).trim_start_matches("http://").to_string();
-        let ok = std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1)).ok().and_then(
-            |mut s| {
-                use std::io::{Read, Write};
-                write!(s, "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
-                let mut head = [0u8; 12];
-                s.read_exact(&mut head).ok()?;
-                Some(&head[9..12] == b"200")
-            },
-        );
-        if ok == Some(true) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the restarted n3 never became healthy");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_healthy(&url(2), "the restarted n3 never became healthy");
     let down = cluster.down();
     assert_eq!(down.status.code(), Some(0));
     assert!(cluster.leftovers().is_empty(), "{:?}", cluster.leftovers());

@@ -333,7 +333,25 @@ fn a_scripted_timeline_fires_its_faults_by_role_at_their_times() {
     let cluster = TestCluster::new("rs");
     let subnet = test_subnet(6);
     let timeline = cluster.dir.join("timeline.toml");
-    std::fs::write(&timeline, "[[timeline]]\nt = 2.0\nfault = \"pause\"\ntarget = \"follower-of:events/0\"\n\n[[timeline]]\nt = 6.0\nfault = \"resume\"\ntarget = \"all\"\n\n[[timeline]]\nt = 7.0\nfault = \"isolate-controller\"\ntarget = \"controller\"\n\n[[timeline]]\nt = 11.0\nfault = \"heal\"\n").unwrap();
+    std::fs::write(
+        &timeline,
+        "[[timeline]]\n\
+         t = 2.0\n\
+         fault = \"pause\"\n\
+         target = \"follower-of:events/0\"\n\n\
+         [[timeline]]\n\
+         t = 6.0\n\
+         fault = \"resume\"\n\
+         target = \"all\"\n\n\
+         [[timeline]]\n\
+         t = 7.0\n\
+         fault = \"isolate-controller\"\n\
+         target = \"controller\"\n\n\
+         [[timeline]]\n\
+         t = 11.0\n\
+         fault = \"heal\"\n",
+    )
+    .unwrap();
     let o = run(
         &cluster,
         &subnet,

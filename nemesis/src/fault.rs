@@ -109,7 +109,10 @@ pub enum Fault {
 pub enum FaultError {
     #[error("unknown fault `{0}`; known: {known}", known = Fault::names(|_| true))]
     Unknown(String),
-    #[error("`{0}` stops a fault, so only a timeline can use it; --nemesis takes {mix}", mix = Fault::names(Fault::in_mix))]
+    #[error(
+        "`{0}` stops a fault, so only a timeline can use it; --nemesis takes {mix}",
+        mix = Fault::names(Fault::in_mix)
+    )]
     NotInMix(String),
     #[error("expected at least one fault name")]
     Empty,

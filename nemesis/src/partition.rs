@@ -126,7 +126,8 @@ pub fn parse_shape(text: &str) -> Result<Shape, String> {
         None if text == "majorities-ring" => Ok(Shape::MajoritiesRing),
         None if text == "bridge" => Ok(Shape::Bridge),
         _ => Err(format!(
-            "unknown partition shape `{text}`; known: one:<node>, isolate:<node>, mute:<node>, halves, majorities-ring, bridge"
+            "unknown partition shape `{text}`; \
+             known: one:<node>, isolate:<node>, mute:<node>, halves, majorities-ring, bridge"
         )),
     }
 }

@@ -360,7 +360,17 @@ mod tests {
 
     #[test]
     fn timelines_parse_roles_and_name_the_bad_entry() {
-        let ops = parse_timeline("[[timeline]]\nt = 5.0\nfault = \"partition\"\nshape = \"leader-from-followers\"\ntarget = \"leader-of:events/0\"\n\n[[timeline]]\nt = 9\nfault = \"heal\"\n").unwrap();
+        let ops = parse_timeline(
+            "[[timeline]]\n\
+             t = 5.0\n\
+             fault = \"partition\"\n\
+             shape = \"leader-from-followers\"\n\
+             target = \"leader-of:events/0\"\n\n\
+             [[timeline]]\n\
+             t = 9\n\
+             fault = \"heal\"\n",
+        )
+        .unwrap();
         assert_eq!(
             ops[0],
             ScheduledFault {
@@ -370,7 +380,17 @@ mod tests {
             }
         );
         assert_eq!(ops[1].target, Target::All);
-        let err = parse_timeline("[[timeline]]\nt = 5\nfault = \"kill\"\ntarget = \"leader-of:x\"\n[[timeline]]\nt = 1\nfault = \"start\"\ntarget = \"killed\"\n").unwrap_err();
+        let err = parse_timeline(
+            "[[timeline]]\n\
+             t = 5\n\
+             fault = \"kill\"\n\
+             target = \"leader-of:x\"\n\
+             [[timeline]]\n\
+             t = 1\n\
+             fault = \"start\"\n\
+             target = \"killed\"\n",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("entry 1") && err.to_string().contains("before"), "{err}");
         let err = parse_timeline("[[timeline]]\nt = 1\nfault = \"explode\"\ntarget = \"n1\"\n").unwrap_err();
         assert!(err.to_string().contains("entry 0: fault: unknown fault `explode`"), "{err}");

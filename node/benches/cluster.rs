@@ -115,11 +115,18 @@ fn main() {
         let targets: Vec<String> = leaders
             .iter()
             .enumerate()
-            .map(|(p, l)| format!("{}/v1/topics/bench/partitions/{p}/produce", cluster.urls[(l.expect("a leader") - 1) as usize]))
+            .map(|(p, l)| {
+                let url = &cluster.urls[(l.expect("a leader") - 1) as usize];
+                format!("{url}/v1/topics/bench/partitions/{p}/produce")
+            })
             .collect();
         let r = produce_load(&targets, 100, Acks::All, &o).await;
         let secs = r.elapsed.as_secs_f64();
-        println!("3-node cluster, acks=all, RF=3, min.insync.replicas=2, {PARTITIONS} partitions, 100-record batches of {VALUE_BYTES} B, {} concurrent requests, {} s", o.concurrency, o.seconds);
+        println!(
+            "3-node cluster, acks=all, RF=3, min.insync.replicas=2, {PARTITIONS} partitions, \
+             100-record batches of {VALUE_BYTES} B, {} concurrent requests, {} s",
+            o.concurrency, o.seconds
+        );
         println!(
             "produce: {:.0} records/s, {:.1} MB/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
             r.records as f64 / secs,
@@ -158,7 +165,8 @@ fn main() {
         times.sort();
         let median = times[times.len() / 2];
         println!(
-            "failover (SIGKILL leader -> first acks=all success on the new leader), {KILLS} kills: median {:.0} ms, min {:.0} ms, max {:.0} ms (broker.session.timeout.ms=2000)",
+            "failover (SIGKILL leader -> first acks=all success on the new leader), {KILLS} kills: \
+             median {:.0} ms, min {:.0} ms, max {:.0} ms (broker.session.timeout.ms=2000)",
             median.as_secs_f64() * 1e3,
             times[0].as_secs_f64() * 1e3,
             times[times.len() - 1].as_secs_f64() * 1e3

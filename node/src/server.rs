@@ -163,7 +163,12 @@ async fn drain_acks0(mut rx: mpsc::Receiver<Acks0Batch>, mut stop: watch::Receiv
 fn append_acks0(mut b: Acks0Batch) {
     if let Err(e) = b.partition.append(&mut b.batch, false) {
         // acks=0 has no one to tell; Kafka would close the connection.
-        tracing::warn!(topic = %b.partition.topic, partition = b.partition.index, error = %e.message, "acks=0 append failed");
+        tracing::warn!(
+            topic = %b.partition.topic,
+            partition = b.partition.index,
+            error = %e.message,
+            "acks=0 append failed"
+        );
     }
 }
 

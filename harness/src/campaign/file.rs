@@ -412,6 +412,9 @@ run = { acks = 1, nemesis = ["kill", "partition"], nemesis-interval = 3, unclean
         }
     }
 
+    /// A table of bad campaign files, one row each with what its error must
+    /// name. It is long because the table is: each row is independent, and
+    /// splitting it would only scatter one list over several tests.
     #[test]
     fn errors_name_the_bad_key_and_the_cell() {
         bad("name = \"x\"\nbogus = 1\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n", &["bogus"]);
@@ -461,11 +464,13 @@ run = { acks = 1, nemesis = ["kill", "partition"], nemesis-interval = 3, unclean
             &["cell `a`", "run.nemesis-timeline", "missing.toml"],
         );
         bad(
-            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"t.toml\", time-limit = 2 }\n",
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n\
+             run = { nemesis-timeline = \"t.toml\", time-limit = 2 }\n",
             &["cell `a`", "past --time-limit"],
         );
         bad(
-            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\nrun = { nemesis-timeline = \"t.toml\", nemesis = \"kill\" }\n",
+            "name = \"x\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n\
+             run = { nemesis-timeline = \"t.toml\", nemesis = \"kill\" }\n",
             &["cell `a`", "one or the other"],
         );
         bad("name = \"x\"\n[[cell]]\nname = \"a\"\n", &["cell `a`", "expect"]);
@@ -511,7 +516,8 @@ run = { acks = 1, nemesis = ["kill", "partition"], nemesis-interval = 3, unclean
 
     #[test]
     fn a_matrix_expands_into_named_cells() {
-        let text = "name = \"x\"\n[[cell]]\nname = \"m\"\nexpect = \"valid\"\nmatrix = { acks = [1, \"all\"], idempotence = [false] }\n";
+        let text = "name = \"x\"\n[[cell]]\nname = \"m\"\nexpect = \"valid\"\n\
+                    matrix = { acks = [1, \"all\"], idempotence = [false] }\n";
         let c = load_str(text).unwrap();
         let names: Vec<&str> = c.cells.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["m-acks-1-idempotence-false", "m-acks-all-idempotence-false"]);

@@ -41,11 +41,13 @@ pub fn render(campaign: &str, timestamp: &str, results: &[CellResult]) -> String
     let n = results.len();
     let _ = writeln!(
         x,
-        "<testsuites name=\"faultline campaign\" tests=\"{n}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{time:.3}\">"
+        "<testsuites name=\"faultline campaign\" tests=\"{n}\" failures=\"{failures}\" errors=\"{errors}\" \
+         skipped=\"{skipped}\" time=\"{time:.3}\">"
     );
     let _ = writeln!(
         x,
-        "  <testsuite name=\"{}\" tests=\"{n}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{time:.3}\" timestamp=\"{}\">",
+        "  <testsuite name=\"{}\" tests=\"{n}\" failures=\"{failures}\" errors=\"{errors}\" \
+         skipped=\"{skipped}\" time=\"{time:.3}\" timestamp=\"{}\">",
         esc(campaign),
         esc(timestamp)
     );

@@ -361,43 +361,59 @@ fn run_seed(cell: &Cell, settings: RunSettings, harness: HarnessArgs) -> (SeedRu
 }
 
 fn summary_json(campaign: &Campaign, results: &[CellResult], code: u8) -> serde_json::Value {
-    let cells: Vec<serde_json::Value> = results
-        .iter()
-        .map(|r| {
-            let runs: Vec<serde_json::Value> = r
-                .runs
-                .iter()
-                .map(|run| {
-                    let o = run.observation.as_ref();
-                    serde_json::json!({
-                        "seed": run.seed,
-                        "exit_code": run.code,
-                        "store": run.dir.as_ref().map(|d| d.display().to_string()),
-                        "reproduce": run.reproduce,
-                        "error": run.error,
-                        "valid": o.map(|o| serde_json::to_value(o.validity).unwrap_or_default()),
-                        "anomalies": o.map(|o| o.anomalies.iter().map(|(k, (n, s))| (k.clone(), serde_json::json!({"count": n, "status": s}))).collect::<serde_json::Map<_, _>>()),
-                        "errors": o.map(|o| &o.errors),
-                        "met": match &run.met { Some(Met::Yes) => serde_json::json!(true), Some(Met::No(_)) => serde_json::json!(false), Some(Met::Unknown(_)) => serde_json::json!("unknown"), None => serde_json::Value::Null },
-                        "first_anomalous_s": run.first_anomalous_s,
-                        "elapsed_s": run.elapsed.as_secs_f64(),
-                    })
-                })
-                .collect();
-            serde_json::json!({
-                "name": r.cell.name,
-                "about": r.cell.about,
-                "headline": r.cell.headline,
-                "settings": table::settings_text(&r.cell.settings, &Default::default()),
-                "faults": table::faults_text(r),
-                "expected": r.cell.expect.describe(),
-                "verdict": r.verdict.label(),
-                "reasons": r.reasons,
-                "detection": r.detection.map(|d| serde_json::json!({"seed_number": d.seed_number, "seeds": d.seeds, "time_s": d.time_s})),
-                "elapsed_s": r.elapsed.as_secs_f64(),
-                "runs": runs,
-            })
-        })
-        .collect();
-    serde_json::json!({"campaign": campaign.name, "description": campaign.description, "exit_code": code, "cells": cells})
+    let cells: Vec<serde_json::Value> = results.iter().map(cell_json).collect();
+    serde_json::json!({
+        "campaign": campaign.name,
+        "description": campaign.description,
+        "exit_code": code,
+        "cells": cells,
+    })
+}
+
+fn cell_json(r: &CellResult) -> serde_json::Value {
+    let runs: Vec<serde_json::Value> = r.runs.iter().map(seed_run_json).collect();
+    let detection =
+        r.detection.map(|d| serde_json::json!({"seed_number": d.seed_number, "seeds": d.seeds, "time_s": d.time_s}));
+    serde_json::json!({
+        "name": r.cell.name,
+        "about": r.cell.about,
+        "headline": r.cell.headline,
+        "settings": table::settings_text(&r.cell.settings, &Default::default()),
+        "faults": table::faults_text(r),
+        "expected": r.cell.expect.describe(),
+        "verdict": r.verdict.label(),
+        "reasons": r.reasons,
+        "detection": detection,
+        "elapsed_s": r.elapsed.as_secs_f64(),
+        "runs": runs,
+    })
+}
+
+fn seed_run_json(run: &SeedRun) -> serde_json::Value {
+    let o = run.observation.as_ref();
+    let anomalies = o.map(|o| {
+        o.anomalies
+            .iter()
+            .map(|(k, (n, s))| (k.clone(), serde_json::json!({"count": n, "status": s})))
+            .collect::<serde_json::Map<_, _>>()
+    });
+    let met = match &run.met {
+        Some(Met::Yes) => serde_json::json!(true),
+        Some(Met::No(_)) => serde_json::json!(false),
+        Some(Met::Unknown(_)) => serde_json::json!("unknown"),
+        None => serde_json::Value::Null,
+    };
+    serde_json::json!({
+        "seed": run.seed,
+        "exit_code": run.code,
+        "store": run.dir.as_ref().map(|d| d.display().to_string()),
+        "reproduce": run.reproduce,
+        "error": run.error,
+        "valid": o.map(|o| serde_json::to_value(o.validity).unwrap_or_default()),
+        "anomalies": anomalies,
+        "errors": o.map(|o| &o.errors),
+        "met": met,
+        "first_anomalous_s": run.first_anomalous_s,
+        "elapsed_s": run.elapsed.as_secs_f64(),
+    })
 }

@@ -170,7 +170,8 @@ pub fn render(campaign: &str, defaults: &BTreeMap<String, toml::Value>, results:
     let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
     let total: f64 = results.iter().map(|r| r.elapsed.as_secs_f64()).sum();
     out.push_str(&format!(
-        "{} ok, {} mismatch, {} unknown, {} error, {} not run; {:.0} s in all. (* = a violation under the run's settings; other anomalies are permitted by them)\n",
+        "{} ok, {} mismatch, {} unknown, {} error, {} not run; {:.0} s in all. \
+         (* = a violation under the run's settings; other anomalies are permitted by them)\n",
         count(Verdict::Met),
         count(Verdict::Mismatch),
         count(Verdict::Unknown),

@@ -348,7 +348,11 @@ pub(crate) fn node_daemon(node: &NodeState, node_bin: &Path) -> DaemonSpec {
 fn server_properties(node: &NodeState, net: &ClusterNet, settings: &[(String, String)]) -> String {
     let voters: Vec<String> = net.nodes.iter().map(|n| format!("{}@{}:{NODE_PORT}", n.id, n.ip)).collect();
     let mut text = format!(
-        "# Written by `faultline cluster up` for cluster {}.\nnode.id={}\nlisteners={}\nlog.dirs={}\ncontroller.quorum.voters={}\n",
+        "# Written by `faultline cluster up` for cluster {}.\n\
+         node.id={}\n\
+         listeners={}\n\
+         log.dirs={}\n\
+         controller.quorum.voters={}\n",
         net.name,
         node.id,
         node.url,

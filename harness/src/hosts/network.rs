@@ -125,7 +125,8 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     let ok_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if name.is_empty() || name.len() > NAME_LEN_MAX || !ok_chars {
         return Err(format!(
-            "cluster name {name:?}: use 1 to {NAME_LEN_MAX} characters of a-z and 0-9 (interface names are limited to 15)"
+            "cluster name {name:?}: use 1 to {NAME_LEN_MAX} characters of a-z and 0-9 \
+             (interface names are limited to 15)"
         ));
     }
     Ok(())

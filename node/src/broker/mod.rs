@@ -117,13 +117,22 @@ impl Broker {
                 Ok(bytes) => match serde_json::from_slice::<PartitionMeta>(&bytes) {
                     Ok(m) => metas.push(m),
                     Err(e) => {
-                        tracing::warn!(path = %meta_path.display(), error = %e, "ignoring a replica directory with a damaged partition.json")
+                        tracing::warn!(
+                            path = %meta_path.display(),
+                            error = %e,
+                            "ignoring a replica directory with a damaged partition.json"
+                        )
                     }
                 },
                 Err(_) => continue,
             }
         }
-        tracing::info!(dir = %dir.display(), clean_shutdown = clean_start, replicas = metas.len(), "opening data directory");
+        tracing::info!(
+            dir = %dir.display(),
+            clean_shutdown = clean_start,
+            replicas = metas.len(),
+            "opening data directory"
+        );
         for m in metas {
             broker.open_replica(&m)?;
         }
@@ -280,7 +289,8 @@ impl Broker {
             return Err(ApiError::new(
                 ErrorCode::InvalidTopicException,
                 format!(
-                    "topic `{}` collides with existing topic `{other}`: '.' and '_' are interchangeable in metric names",
+                    "topic `{}` collides with existing topic `{other}`: \
+                     '.' and '_' are interchangeable in metric names",
                     req.name
                 ),
             ));

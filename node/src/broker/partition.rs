@@ -113,7 +113,12 @@ impl Partition {
             match log.truncate_to(hw) {
                 Ok(end) => {
                     epoch_cache.truncate_from_end(end);
-                    tracing::warn!(partition = %format!("{topic}/{index}"), from = before, to = end, "bug truncate-to-local-hw: truncated to the local HW on restart");
+                    tracing::warn!(
+                        partition = %format!("{topic}/{index}"),
+                        from = before,
+                        to = end,
+                        "bug truncate-to-local-hw: truncated to the local HW on restart"
+                    );
                 }
                 Err(e) => tracing::error!(error = %e, "bug truncate-to-local-hw: truncation failed"),
             }
@@ -338,15 +343,19 @@ impl Partition {
     ) {
         self.update_state(|st| {
             // KAFKA-7164: the same leader after missed epochs looks like no change.
-            let same_leader = matches!(st.role(), Role::Follower { leader: l, .. } if *l == leader)
-                && epoch > st.leader_epoch() + 1;
+            let same_leader =
+                matches!(st.role(), Role::Follower { leader: l, .. } if *l == leader) && epoch > st.leader_epoch() + 1;
             let skip_epoch_check = same_leader && self.config.bugs.on(Bug::SkipTruncateSameLeader);
             let assignment = Assignment { leader_epoch: epoch, partition_epoch, replicas, isr };
             st.become_follower(leader, leader_address, skip_epoch_check, assignment);
             if self.config.bugs.on(Bug::TruncateToLocalHw) {
                 let hw = st.high_watermark();
                 if let Err(e) = self.truncate_locked(st, hw) {
-                    tracing::error!(partition = %self.name(), error = %e, "bug truncate-to-local-hw: truncation failed");
+                    tracing::error!(
+                        partition = %self.name(),
+                        error = %e,
+                        "bug truncate-to-local-hw: truncation failed"
+                    );
                 }
             }
             tracing::info!(partition = %self.name(), leader, epoch, skip_epoch_check, "became follower");
@@ -411,7 +420,11 @@ impl Partition {
             if !out.is_empty() && bug {
                 st.shrink_isr_unilaterally(&out);
                 st.advance_leader_hw();
-                tracing::warn!(partition = %self.name(), isr = ?st.isr(), "bug leader-unilateral-isr-shrink: shrank the ISR without the controller");
+                tracing::warn!(
+                    partition = %self.name(),
+                    isr = ?st.isr(),
+                    "bug leader-unilateral-isr-shrink: shrank the ISR without the controller"
+                );
                 if pending {
                     // Shrunk locally; the proposal in flight stays the only one.
                     return Vec::new();

@@ -31,7 +31,12 @@ impl Controller {
                     // (a learner applies only once the leader has added it).
                     let apply_wait = Instant::now() + ms(self.config.session_timeout_ms.max(PROPOSE_TIMEOUT_MS));
                     if let Err(e) = self.wait_applied(index, apply_wait).await {
-                        tracing::warn!(node = self.config.node_id, epoch, error = %e, "controller: registration not yet applied here");
+                        tracing::warn!(
+                            node = self.config.node_id,
+                            epoch,
+                            error = %e,
+                            "controller: registration not yet applied here"
+                        );
                     }
                     self.broker_epoch_tx.send_replace(Some(epoch));
                     let task = tokio::spawn(heartbeat_loop(Arc::downgrade(self), address));
@@ -44,7 +49,12 @@ impl Controller {
                 Ok((_, other)) => return Err(ControllerError::Unexpected(format!("{other:?}"))),
                 Err(ControllerError::Shutdown) => return Err(ControllerError::Shutdown),
                 Err(e) => {
-                    tracing::warn!(node = self.config.node_id, attempt, error = %e, "controller: broker registration failed; retrying");
+                    tracing::warn!(
+                        node = self.config.node_id,
+                        attempt,
+                        error = %e,
+                        "controller: broker registration failed; retrying"
+                    );
                     last = Some(e);
                 }
             }

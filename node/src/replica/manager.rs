@@ -69,7 +69,12 @@ impl ReplicaManager {
                 let local = match self.broker.ensure_replica(name, i as u32, &topic.configs) {
                     Ok(l) => l,
                     Err(e) => {
-                        tracing::error!(topic = %name, partition = i, error = %e.message, "cannot create local replica");
+                        tracing::error!(
+                            topic = %name,
+                            partition = i,
+                            error = %e.message,
+                            "cannot create local replica"
+                        );
                         continue;
                     }
                 };
@@ -147,7 +152,12 @@ impl ReplicaManager {
                     tracing::info!(partition = %partition.name(), isr = ?new_isr, "ISR change committed");
                 }
                 Ok(other) => {
-                    tracing::info!(partition = %partition.name(), isr = ?new_isr, answer = ?other, "ISR change refused");
+                    tracing::info!(
+                        partition = %partition.name(),
+                        isr = ?new_isr,
+                        answer = ?other,
+                        "ISR change refused"
+                    );
                     partition.abandon_isr_change();
                 }
                 Err(e) => {

@@ -280,6 +280,13 @@ async fn a_long_poll_fetch_wakes_on_a_new_record_and_times_out_empty() {
     assert!(start.elapsed() >= Duration::from_millis(300), "the poll waited its max_wait_ms");
 }
 
+/// One end-to-end story against one node: acknowledge two records, send
+/// every kind of mistaken produce and fetch (bad acks, bad JSON, oversized
+/// bodies, unknown or unparsable partitions and offsets, a write to an
+/// internal topic) and check each gets its Kafka error, then check the node
+/// is healthy and the two records intact. It is long because that last
+/// check is the point, and it holds only if every mistake before it went to
+/// the same node and log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_and_fetch_mistakes_get_kafka_errors_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
