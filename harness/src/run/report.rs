@@ -81,9 +81,11 @@ pub fn summary(dir: &Path, o: &Outcome) -> String {
         fs.entry(f.as_str()).or_default().insert(t.as_str(), *n);
     }
     let mut text = String::from("Ops by f (invoke/ok/fail/info):\n");
+    // Fault ops have long names (`start-partition-leader-from-followers`).
+    let w = fs.keys().map(|f| f.len()).max().unwrap_or(0).max(8);
     for (f, m) in &fs {
         let g = |k: &str| m.get(k).copied().unwrap_or(0);
-        text.push_str(&format!("  {f:<8} {:>8} {:>8} {:>8} {:>8}\n", g("invoke"), g("ok"), g("fail"), g("info")));
+        text.push_str(&format!("  {f:<w$} {:>8} {:>8} {:>8} {:>8}\n", g("invoke"), g("ok"), g("fail"), g("info")));
     }
     text.push_str(&faultline_checker::verdict::summary(&o.results));
     text.push_str(&format!("Store: {}\n", dir.display()));
