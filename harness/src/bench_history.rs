@@ -28,30 +28,22 @@ pub struct BenchHistoryArgs {
 fn line(process: u64, seq: u64, ok: bool, batch: u64) -> String {
     let values: Vec<u64> = (0..batch).map(|i| process * 1_000_000_000 + seq * batch + i).collect();
     let time = 1_000_000 + seq * 10;
-    if ok {
-        let recs: Vec<String> =
-            values.iter().enumerate().map(|(i, v)| format!("[{},{v}]", seq * batch + i as u64)).collect();
-        format!(
-            concat!(
-                r#"{{"index":0,"time":{time},"process":{process},"type":"ok","f":"send","#,
-                r#""value":{{"records":{{"events/0":[{}]}}}}}}"#,
-            ),
-            recs.join(","),
-            time = time,
-            process = process,
-        )
+    // An ack carries (offset, value) pairs, an invoke the bare values.
+    let (op_type, records): (&str, Vec<String>) = if ok {
+        ("ok", values.iter().enumerate().map(|(i, v)| format!("[{},{v}]", seq * batch + i as u64)).collect())
     } else {
-        let vals: Vec<String> = values.iter().map(u64::to_string).collect();
-        format!(
-            concat!(
-                r#"{{"index":0,"time":{time},"process":{process},"type":"invoke","f":"send","#,
-                r#""value":{{"records":{{"events/0":[{}]}}}}}}"#,
-            ),
-            vals.join(","),
-            time = time,
-            process = process,
-        )
-    }
+        ("invoke", values.iter().map(u64::to_string).collect())
+    };
+    format!(
+        concat!(
+            r#"{{"index":0,"time":{time},"process":{process},"type":"{op_type}","f":"send","#,
+            r#""value":{{"records":{{"events/0":[{records}]}}}}}}"#,
+        ),
+        time = time,
+        process = process,
+        op_type = op_type,
+        records = records.join(","),
+    )
 }
 
 pub fn main(args: BenchHistoryArgs) -> ExitCode {
