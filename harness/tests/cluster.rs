@@ -92,8 +92,8 @@ fn three_nodes_up_serve_a_record_and_down_leaves_nothing() {
 fn down_after_sigkilled_up_leaves_nothing() {
     let c = TestCluster::new("kl");
     let mut up = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(["cluster", "up", "--nodes", "3", "--name", &c.name, "--dir"])
-        .arg(&c.dir)
+        .args(["cluster", "up", "--nodes", "3", "--name", &c.name, "--store"])
+        .arg(c.store())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -148,8 +148,8 @@ fn missing_iptables_and_bad_arguments_are_named() {
     let ip = lines(&["sh", "-c", "command -v ip"]).pop().expect("ip is installed");
     std::os::unix::fs::symlink(&ip, bin.join("ip")).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(["cluster", "up", "--name", &c.name, "--dir"])
-        .arg(&c.dir)
+        .args(["cluster", "up", "--name", &c.name, "--store"])
+        .arg(c.store())
         .env("PATH", &bin)
         .output()
         .unwrap();
@@ -174,4 +174,69 @@ fn tempfile_dir(base: &Path, name: &str) -> PathBuf {
     let dir = base.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A `faultline run` SIGKILLed with its cluster up leaves a stale cluster:
+/// `cluster list` says so, the next run in that store refuses to start and
+/// names the command, and `cluster down --all` removes everything, with no
+/// process of the cluster left when it returns.
+#[test]
+fn a_killed_run_leaves_a_stale_cluster_that_list_names_and_down_all_removes() {
+    let c = TestCluster::new("st");
+    let faultline = env!("CARGO_BIN_EXE_faultline");
+    let subnet = test_subnet(3);
+    let mut run = Command::new(faultline)
+        .args(["run", "--time-limit", "120", "--rate", "20", "--cluster-name", &c.name, "--store"])
+        .arg(c.store())
+        .args(["--subnet", &subnet])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts faultline run");
+    let state = c.store().join("clusters").join(&c.name).join("state.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&state).is_ok_and(|s| s.contains("\"phase\": \"up\"")) {
+        assert!(Instant::now() < deadline, "the run's cluster never came up");
+        assert!(run.try_wait().unwrap().is_none(), "the run exited before its cluster was up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Clients are started once the cluster is up; wait for one.
+    // Their spec names the nodes' URLs; nothing else's command line does.
+    let urls = format!("http://{}", subnet.trim_end_matches("0/24"));
+    let clients = Path::new(&urls);
+    while live_processes_mentioning(clients).is_empty() {
+        assert!(Instant::now() < deadline, "the run never started a client");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert!(!live_processes_mentioning(&c.dir).is_empty(), "the nodes outlive the killed run");
+    // Clients do not outlive their harness (PR_SET_PDEATHSIG, and their
+    // next event meets a closed pipe).
+    let gone = Instant::now() + Duration::from_secs(5);
+    while !live_processes_mentioning(clients).is_empty() {
+        assert!(Instant::now() < gone, "clients outlive their harness: {:?}", live_processes_mentioning(clients));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let list = Command::new(faultline).args(["cluster", "list", "--store"]).arg(c.store()).output().unwrap();
+    assert_ok(&list, "cluster list");
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.contains(&c.name) && listed.contains("STALE"), "{listed}");
+
+    let next = Command::new(faultline)
+        .args(["run", "--time-limit", "1", "--cluster-name", "other", "--store"])
+        .arg(c.store())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&next.stderr);
+    assert_eq!(next.status.code(), Some(254), "{err}");
+    assert!(err.contains(&c.name) && err.contains("faultline cluster down --all --store"), "{err}");
+
+    let down = Command::new(faultline).args(["cluster", "down", "--all", "--store"]).arg(c.store()).output().unwrap();
+    assert_ok(&down, "cluster down --all");
+    assert!(String::from_utf8_lossy(&down.stdout).contains(&c.name));
+    assert_eq!(c.leftovers(), Vec::<String>::new(), "nothing is left when down returns");
+    let list = Command::new(faultline).args(["cluster", "list", "--store"]).arg(c.store()).output().unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains(&format!("{} down", c.name)));
 }

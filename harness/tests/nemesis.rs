@@ -30,11 +30,11 @@ fn control_reaches(url: &str) -> bool {
 }
 
 fn nemesis(cluster: &TestCluster, args: &[&str]) -> serde_json::Value {
-    // `--name/--dir` belong to `nemesis`, before the fault's subcommand.
+    // `--name/--store` belong to `nemesis`, before the fault's subcommand.
     let o = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .arg("nemesis")
-        .args(["--name", &cluster.name, "--dir"])
-        .arg(&cluster.dir)
+        .args(["--name", &cluster.name, "--store"])
+        .arg(cluster.store())
         .args(args)
         .output()
         .expect("runs faultline");

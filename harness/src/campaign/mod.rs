@@ -76,6 +76,10 @@ pub struct CampaignArgs {
     /// Print the built-in campaign's TOML (to copy and edit); run nothing.
     #[arg(long, requires = "builtin", conflicts_with = "list")]
     print: bool,
+    /// Tear down the store's stale clusters before the first run (as
+    /// `faultline run --cleanup-stale`).
+    #[arg(long)]
+    cleanup_stale: bool,
     /// The runs' cluster name (as `faultline run --cluster-name`).
     #[arg(long, hide = true)]
     cluster_name: Option<String>,
@@ -168,6 +172,7 @@ fn cell_run(
         name: format!("{}-{}", campaign.name, cell.name),
         cluster_name: args.cluster_name.clone().unwrap_or(defaults.cluster_name.clone()),
         subnet: args.subnet.clone(),
+        cleanup_stale: args.cleanup_stale,
         ..defaults
     };
     (settings, harness)

@@ -9,11 +9,16 @@
 //! elected controller. Any failure, Ctrl-C or SIGTERM on the way tears down
 //! what was created. `down` removes processes, namespaces, links and our
 //! iptables chain using the state file; it is idempotent and works after a
-//! crashed `up`. Exit codes: 0 ok, 254 bad arguments, 255 harness failure.
+//! crashed `up`. `list` shows every cluster of a store and whether the
+//! harness that owns it is still alive ([`owner`]); `down --all` removes
+//! the stale ones. Clusters live where `faultline run` puts its own:
+//! `<store>/clusters/<name>/`. Exit codes: 0 ok, 254 bad arguments, 255
+//! harness failure.
 
+pub(crate) mod owner;
 pub(crate) mod state;
 
-pub(crate) use state::{ClusterState, Phase};
+pub(crate) use state::{ClusterState, Liveness, Phase};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -71,19 +76,39 @@ enum ClusterCommand {
     Up(UpArgs),
     /// Show the nodes: pids, liveness, health.
     Status(Where),
+    /// Every cluster of a store, and whether the harness that owns it is alive.
+    List(StoreArg),
     /// Stop every node and remove every namespace, link and iptables rule.
-    Down(Where),
+    Down(DownArgs),
 }
 
-/// Which cluster: `<dir>/store/clusters/<name>/state.json`.
+/// Which cluster: `<store>/clusters/<name>/state.json`, where `faultline
+/// run --store` puts its own.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct Where {
-    /// Cluster name: 1 to 8 of a-z, 0-9; names every resource.
+    /// Cluster name: 1 to 8 of a-z, 0-9; names every resource (a run's is
+    /// its `--cluster-name`, `run` by default).
     #[arg(long, default_value = "main")]
     pub(crate) name: String,
-    /// Base directory; the cluster lives in `<dir>/store/clusters/<name>`.
-    #[arg(long, default_value = ".")]
-    pub(crate) dir: PathBuf,
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct StoreArg {
+    /// The store, as `faultline run --store`: clusters live in `<store>/clusters/<name>`.
+    #[arg(long, default_value = "store")]
+    pub(crate) store: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct DownArgs {
+    #[command(flatten)]
+    at: Where,
+    /// Every stale cluster of the store instead of one: those whose harness
+    /// is gone (a killed `faultline run`, a crashed `cluster up`).
+    #[arg(long, conflicts_with = "name")]
+    all: bool,
 }
 
 #[derive(Args, Debug)]
@@ -114,7 +139,9 @@ pub fn main(args: ClusterArgs) -> ExitCode {
         match args.command {
             ClusterCommand::Up(a) => up(a).await,
             ClusterCommand::Status(w) => status(w).await,
-            ClusterCommand::Down(w) => down(w).await,
+            ClusterCommand::List(s) => list(&s.store),
+            ClusterCommand::Down(d) if d.all => down_all(&d.at.store.store).await,
+            ClusterCommand::Down(d) => down(d.at).await,
         }
     });
     report("cluster", result, |()| {})
@@ -124,11 +151,16 @@ fn cluster_dir(at: &Where) -> Result<PathBuf, Failure> {
     cluster_dir_of(at).map_err(Failure::BadArgs)
 }
 
-/// `<dir>/store/clusters/<name>`, or why the name or directory is bad.
+/// `<store>/clusters/<name>`, or why the name or store is bad.
 pub(crate) fn cluster_dir_of(at: &Where) -> Result<PathBuf, String> {
     network::validate_name(&at.name)?;
-    let base = std::path::absolute(&at.dir).map_err(|e| format!("--dir {}: {e}", at.dir.display()))?;
-    Ok(base.join("store").join("clusters").join(&at.name))
+    Ok(clusters_dir(&at.store.store)?.join(&at.name))
+}
+
+/// `<store>/clusters`, absolute.
+pub(crate) fn clusters_dir(store: &Path) -> Result<PathBuf, String> {
+    let store = std::path::absolute(store).map_err(|e| format!("--store {}: {e}", store.display()))?;
+    Ok(store.join("clusters"))
 }
 
 /// Parses `--config key=value` flags, refusing keys the harness sets.
@@ -179,7 +211,7 @@ async fn up(args: UpArgs) -> Result<(), Failure> {
         .into());
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut state = plan_state(&dir, net);
+    let mut state = plan_state(&dir, net, Some(owner::Owner::current("faultline cluster up")));
     state.save()?;
     let started = Instant::now();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -195,6 +227,8 @@ async fn up(args: UpArgs) -> Result<(), Failure> {
         return Err(e.into());
     }
     state.phase = Phase::Up;
+    // The user keeps this cluster: no harness will tear it down.
+    state.owner = None;
     state.save()?;
     println!(
         "cluster {} up in {} ms: {} nodes on {} (control {})",
@@ -241,7 +275,7 @@ pub(crate) async fn start(
         bail!("leftovers of cluster {name:?} exist ({found})");
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut state = plan_state(dir, net);
+    let mut state = plan_state(dir, net, Some(owner::Owner::current("faultline run")));
     state.save()?;
     if let Err(e) = build(&mut state, &settings, timeout).await {
         let _ = tear_down(&mut state).await;
@@ -271,7 +305,7 @@ async fn choose_subnet(name: &str, requested: Option<Subnet>) -> anyhow::Result<
     bail!("no free /24 under 10.213/16 for cluster {name:?}; pass --subnet")
 }
 
-fn plan_state(dir: &Path, net: ClusterNet) -> ClusterState {
+fn plan_state(dir: &Path, net: ClusterNet, owner: Option<owner::Owner>) -> ClusterState {
     let nodes = net
         .nodes
         .iter()
@@ -304,6 +338,7 @@ fn plan_state(dir: &Path, net: ClusterNet) -> ClusterState {
         net,
         iptables_rules,
         nodes,
+        owner,
     }
 }
 
@@ -439,7 +474,13 @@ async fn log_tail(host: &NetnsHost, node: &NodeState) -> String {
 
 async fn status(at: Where) -> Result<(), Failure> {
     let state = ClusterState::load(&state_path(&cluster_dir(&at)?))?;
-    println!("cluster {} ({:?}) on {} (control {})", state.name, state.phase, state.net.subnet, state.net.control_ip);
+    println!(
+        "cluster {} ({}) on {} (control {})",
+        state.name,
+        state.liveness(),
+        state.net.subnet,
+        state.net.control_ip
+    );
     let hosts = hosts(&state);
     for ((node, host), net_node) in state.nodes.iter().zip(&hosts).zip(&state.net.nodes) {
         let proc_state = match node.pid.and_then(|pid| our_process(node, pid)) {
@@ -482,6 +523,85 @@ async fn down(at: Where) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Every cluster directory of a store with its state (or why it is unreadable).
+pub(crate) fn clusters_in(store: &Path) -> Result<Vec<(PathBuf, anyhow::Result<ClusterState>)>, String> {
+    let dir = clusters_dir(store)?;
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
+    let mut out: Vec<(PathBuf, anyhow::Result<ClusterState>)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| state_path(p).exists())
+        .map(|p| {
+            let state = ClusterState::load(&state_path(&p));
+            (p, state)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// The stale clusters of a store: nobody will tear them down.
+pub(crate) fn stale_in(store: &Path) -> Result<Vec<ClusterState>, String> {
+    Ok(clusters_in(store)?
+        .into_iter()
+        .filter_map(|(_, s)| s.ok())
+        .filter(|s| s.liveness() == Liveness::Stale)
+        .collect())
+}
+
+/// Tears every stale cluster of a store down; returns their names.
+pub(crate) async fn down_stale(store: &Path) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for mut state in stale_in(store).map_err(|e| anyhow!(e))? {
+        tear_down(&mut state).await?;
+        names.push(state.name.clone());
+    }
+    Ok(names)
+}
+
+/// Marks a running cluster as kept on purpose: its owner is about to exit.
+pub(crate) fn keep(state: &mut ClusterState) -> anyhow::Result<()> {
+    state.owner = None;
+    state.save()
+}
+
+fn list(store: &Path) -> Result<(), Failure> {
+    let clusters = clusters_in(store).map_err(Failure::BadArgs)?;
+    if clusters.is_empty() {
+        println!("no clusters in {}", clusters_dir(store).map_err(Failure::BadArgs)?.display());
+    }
+    for (dir, state) in clusters {
+        match state {
+            Ok(s) => {
+                let owner = s.owner.as_ref().map(|o| format!(", owner {} pid {}", o.command, o.pid));
+                let running = s.nodes.iter().filter(|n| n.pid.and_then(|p| our_process(n, p)).is_some()).count();
+                println!(
+                    "{} {}: {} nodes, {running} running, on {}{}; {}",
+                    s.name,
+                    s.liveness(),
+                    s.nodes.len(),
+                    s.net.subnet,
+                    owner.unwrap_or_default(),
+                    dir.display()
+                );
+            }
+            Err(e) => println!("{}: unreadable state: {e:#}", dir.display()),
+        }
+    }
+    Ok(())
+}
+
+async fn down_all(store: &Path) -> Result<(), Failure> {
+    exec::check_preconditions().map_err(|e| anyhow!(e))?;
+    let names = down_stale(store).await?;
+    if names.is_empty() {
+        println!("no stale clusters in {}", clusters_dir(store).map_err(Failure::BadArgs)?.display());
+    } else {
+        println!("stale clusters down: {}", names.join(", "));
+    }
+    Ok(())
+}
+
 /// Stops every process of the cluster and removes its network; marks the
 /// state `down` when nothing failed.
 async fn tear_down(state: &mut ClusterState) -> anyhow::Result<()> {
@@ -492,6 +612,7 @@ async fn tear_down(state: &mut ClusterState) -> anyhow::Result<()> {
         bail!("teardown of cluster {} incomplete:\n  {}", state.name, failures.join("\n  "));
     }
     state.phase = Phase::Down;
+    state.owner = None;
     state.save()
 }
 
@@ -509,7 +630,18 @@ async fn cluster_pids(state: &ClusterState) -> anyhow::Result<BTreeSet<u32>> {
         let out = exec::run_ok(CONTROL_HOST, &exec::argv(&["ip", "netns", "pids", &node.netns])).await?;
         pids.extend(String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
     }
+    // A node whose pid was never recorded and whose namespace is already
+    // gone is still found by its command line.
+    pids.extend(node_processes(state));
     Ok(pids)
+}
+
+/// Every live process on this machine that runs one of the cluster's node
+/// configs.
+fn node_processes(state: &ClusterState) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let pids = entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+    pids.filter(|&pid| state.nodes.iter().any(|n| our_process(n, pid).is_some())).collect()
 }
 
 /// SIGTERM, then SIGKILL after [`TERM_GRACE`]; a stopped process gets

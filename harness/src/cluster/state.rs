@@ -40,6 +40,10 @@ pub struct ClusterState {
     /// The rules we add, for the record (`iptables -S` syntax).
     pub iptables_rules: Vec<String>,
     pub nodes: Vec<NodeState>,
+    /// The harness process responsible for tearing the cluster down, while
+    /// there is one (see [`super::owner`]); absent in older state files.
+    #[serde(default)]
+    pub owner: Option<super::owner::Owner>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,7 +65,43 @@ pub fn state_path(cluster_dir: &Path) -> PathBuf {
     cluster_dir.join("state.json")
 }
 
+/// What became of a cluster, as `cluster list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    /// Torn down; only its directory is left.
+    Down,
+    /// Its owner runs and will tear it down.
+    Owned,
+    /// Nobody will tear it down: its owner is gone.
+    Stale,
+    /// Kept on purpose (`cluster up`, `--leave-running`).
+    Kept,
+}
+
+impl std::fmt::Display for Liveness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Liveness::Down => "down",
+            Liveness::Owned => "running (its harness is alive)",
+            Liveness::Stale => "STALE (its harness is gone)",
+            Liveness::Kept => "up (kept)",
+        })
+    }
+}
+
 impl ClusterState {
+    pub fn liveness(&self) -> Liveness {
+        match (self.phase, &self.owner) {
+            (Phase::Down, _) => Liveness::Down,
+            (_, Some(o)) if o.alive() => Liveness::Owned,
+            (_, Some(_)) => Liveness::Stale,
+            // `up` records its owner before it creates anything, so a
+            // cluster still creating without one is from an older harness.
+            (Phase::Creating, None) => Liveness::Stale,
+            (Phase::Up, None) => Liveness::Kept,
+        }
+    }
+
     pub fn load(path: &Path) -> anyhow::Result<ClusterState> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let state: ClusterState = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;

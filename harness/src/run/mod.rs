@@ -87,6 +87,11 @@ pub struct RunDirs {
 
 async fn run(plan: Plan, reproduce: String) -> RunReport {
     let fail = |dir: Option<PathBuf>, e: String| RunReport::failed(dir, e, reproduce.clone());
+    match teardown::handle_stale(&plan).await {
+        Ok(()) => {}
+        Err(teardown::StaleError::Refused(msg)) => return RunReport::bad_args(msg, reproduce),
+        Err(teardown::StaleError::Failed(e)) => return fail(None, format!("{e:#}")),
+    }
     let dir = match store::create_run_dir(&plan.harness.store, &plan.harness.name) {
         Ok(d) => d,
         Err(e) => return fail(None, format!("{e:#}")),
@@ -316,7 +321,12 @@ fn write_test_json(plan: &Plan, dirs: &RunDirs, reproduce: &str) -> anyhow::Resu
         // Every setting, under the names `faultline run` and campaigns use.
         "settings": a,
         "harness": plan.harness,
-        "effective": { "idempotence": plan.idempotence, "max_in_flight": a.in_flight(), "topic": TOPIC, "group": GROUP },
+        "effective": {
+            "idempotence": plan.idempotence,
+            "max_in_flight": a.in_flight(),
+            "topic": TOPIC,
+            "group": GROUP,
+        },
         "fault_schedule": faults,
         "node_config": plan.node_config(),
         "timeouts": timeouts,

@@ -289,6 +289,10 @@ pub struct HarnessArgs {
     /// Do not tear the cluster down at the end.
     #[arg(long)]
     pub leave_running: bool,
+    /// Tear down the store's stale clusters (left by a harness that was
+    /// killed) before starting, instead of refusing to run.
+    #[arg(long)]
+    pub cleanup_stale: bool,
     /// The cluster's name (1 to 8 of a-z, 0-9).
     #[arg(long, default_value = "run", hide = true)]
     pub cluster_name: String,
@@ -326,6 +330,9 @@ impl HarnessArgs {
         }
         if self.leave_running {
             out.push("--leave-running".into());
+        }
+        if self.cleanup_stale {
+            out.push("--cleanup-stale".into());
         }
         if self.cluster_name != d.cluster_name {
             out.extend(["--cluster-name".into(), self.cluster_name.clone()]);

@@ -17,14 +17,10 @@ pub async fn finish_cluster(plan: &Plan, dirs: &RunDirs, log: &RunLog, valid: Op
         return Ok(());
     }
     if plan.harness.leave_running {
-        let store = std::path::absolute(&plan.harness.store).unwrap_or_default();
-        let how = match (store.file_name().and_then(|n| n.to_str()), store.parent()) {
-            (Some("store"), Some(base)) => {
-                format!("`faultline cluster down --name {} --dir {}`", state.name, base.display())
-            }
-            _ => format!("`faultline cluster down` with the state file {}", path.display()),
-        };
-        log.line(format!("leaving cluster {} running (--leave-running); remove it with {how}", state.name));
+        // The run exits now: the cluster is the user's, not stale.
+        cluster::keep(&mut state)?;
+        let how = down_command(plan, &state.name);
+        log.line(format!("leaving cluster {} running (--leave-running); remove it with `{how}`", state.name));
         return Ok(());
     }
     // A cluster whose `up` failed was torn down by it; its logs still count.
@@ -69,11 +65,52 @@ pub fn clear_old_cluster(plan: &Plan, dirs: &RunDirs) -> anyhow::Result<()> {
     }
     match ClusterState::load(&dirs.cluster.join("state.json")) {
         Ok(s) if s.phase != cluster::Phase::Down => anyhow::bail!(
-            "cluster {} from an earlier run is still up ({}); run `faultline cluster down` on it",
+            "cluster {} is {} ({}); remove it with `{}`",
             plan.harness.cluster_name,
-            dirs.cluster.display()
+            s.liveness(),
+            dirs.cluster.display(),
+            down_command(plan, &plan.harness.cluster_name)
         ),
         _ => std::fs::remove_dir_all(&dirs.cluster)
             .with_context(|| format!("removing the old {}", dirs.cluster.display())),
     }
+}
+
+/// The command that removes cluster `name` of this run's store.
+fn down_command(plan: &Plan, name: &str) -> String {
+    let store = std::path::absolute(&plan.harness.store).unwrap_or_else(|_| plan.harness.store.clone());
+    format!("faultline cluster down --name {name} --store {}", store.display())
+}
+
+/// Why a run does not start because of stale clusters.
+pub enum StaleError {
+    /// Stale clusters exist and `--cleanup-stale` was not given: a user's
+    /// decision, exit 254.
+    Refused(String),
+    /// Tearing them down failed.
+    Failed(anyhow::Error),
+}
+
+/// Stale clusters of the run's store (their harness was killed) would hold
+/// addresses, namespaces and data nobody removes: the run tears them down
+/// with `--cleanup-stale`, and otherwise refuses, naming the command.
+pub async fn handle_stale(plan: &Plan) -> Result<(), StaleError> {
+    let store = &plan.harness.store;
+    let stale = cluster::stale_in(store).map_err(|e| StaleError::Failed(anyhow::anyhow!(e)))?;
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = stale.iter().map(|s| s.name.clone()).collect();
+    if plan.harness.cleanup_stale {
+        cluster::down_stale(store).await.map_err(StaleError::Failed)?;
+        return Ok(());
+    }
+    let abs = std::path::absolute(store).unwrap_or_else(|_| store.clone());
+    Err(StaleError::Refused(format!(
+        "stale clusters in {}: {} (left by a harness that is gone); remove them with \
+         `faultline cluster down --all --store {}`, or pass --cleanup-stale",
+        abs.join("clusters").display(),
+        names.join(", "),
+        abs.display()
+    )))
 }

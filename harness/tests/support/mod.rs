@@ -55,10 +55,15 @@ impl TestCluster {
         TestCluster { name, dir }
     }
 
+    /// The test's store: `<dir>/store`, as `faultline run --store` takes it.
+    pub fn store(&self) -> PathBuf {
+        self.dir.join("store")
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--name", &self.name, "--dir"]);
-        Command::new(env!("CARGO_BIN_EXE_faultline")).args(&all).arg(&self.dir).output().expect("runs faultline")
+        all.extend(["--name", &self.name, "--store"]);
+        Command::new(env!("CARGO_BIN_EXE_faultline")).args(&all).arg(self.store()).output().expect("runs faultline")
     }
 
     pub fn up(&self, extra: &[&str]) -> Output {
