@@ -52,6 +52,9 @@ pub const REPLICAS_FILE: &str = "replicas.json";
 pub const SINK_FILE: &str = "sink.jsonl";
 /// Where results are written, next to the history.
 pub const RESULTS_FILE: &str = "results.json";
+/// A run directory's record that the harness lost control of the cluster
+/// (`{"lost_control": "<reason>"}`); absent when it kept control.
+pub const CONTROL_FILE: &str = "control.json";
 
 /// What a check reads besides the history and the guarantees. Each input is
 /// optional; the analyses that need a missing one are listed under
@@ -62,11 +65,15 @@ pub struct Inputs<'a> {
     pub replicas: Option<&'a Replicas>,
     /// `sink.jsonl`, for `lost-processing` and `duplicate-processing`.
     pub sink: Option<&'a Sink>,
+    /// Why the harness lost control of the system under test, when it did
+    /// (a node's data directory replaced, the cluster removed from outside):
+    /// the verdict is then unknown, never a claim about the system.
+    pub lost_control: Option<&'a str>,
 }
 
 /// Checks a parsed history with replica dumps but no sink.
 pub fn check(h: &History, g: &Guarantees, replicas: Option<&Replicas>) -> Results {
-    check_with(h, g, &Inputs { replicas, sink: None })
+    check_with(h, g, &Inputs { replicas, sink: None, lost_control: None })
 }
 
 /// Checks a parsed history with every input the run left.
@@ -115,6 +122,23 @@ impl RunFiles {
 
     /// `sink.jsonl` next to the history, or `None` when there is none. A bad
     /// line is a [`Error::BadFile`] naming the file, line and column.
+    /// The reason in `control.json`, if the harness lost control of the run.
+    pub fn lost_control(&self) -> Result<Option<String>> {
+        #[derive(serde::Deserialize)]
+        struct Control {
+            lost_control: Option<String>,
+        }
+        let path = self.dir.join(CONTROL_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(Error::Io { path, source }),
+        };
+        let c: Control =
+            serde_json::from_str(&text).map_err(|e| Error::BadFile { path: path.clone(), message: e.to_string() })?;
+        Ok(c.lost_control)
+    }
+
     pub fn read_sink(&self) -> Result<Option<Sink>> {
         let path = self.dir.join(SINK_FILE);
         let file = match std::fs::File::open(&path) {

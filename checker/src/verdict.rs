@@ -152,7 +152,15 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -
     if !completed {
         unknown_reasons.push("the history has no completed client operation: nothing was tested".to_owned());
     }
-    let valid = if invalid {
+    if let Some(reason) = inputs.lost_control {
+        unknown_reasons.push(format!(
+            "the harness lost control of the cluster ({reason}): what the run read at the end does not \
+             describe the system, so no anomaly found is a claim about it"
+        ));
+    }
+    let valid = if inputs.lost_control.is_some() {
+        Validity::Unknown
+    } else if invalid {
         Validity::Invalid
     } else if unknown_reasons.is_empty() {
         Validity::Valid

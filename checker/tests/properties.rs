@@ -19,7 +19,12 @@ fn findings(cfg: &GenConfig) -> (History, Findings, Generated) {
     let g = generator::generate_vec(cfg).expect("generates");
     let h = History::from_ops(g.ops.clone()).expect("well-formed");
     let mut f = Findings::with_example_limit(usize::MAX);
-    run_all(&h, &guarantees(), &Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink) }, &mut f);
+    run_all(
+        &h,
+        &guarantees(),
+        &Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink), lost_control: None },
+        &mut f,
+    );
     (h, f, g)
 }
 
@@ -47,7 +52,7 @@ proptest! {
     fn clean_histories_are_valid(seed in any::<u64>(), partitions in 1u32..6, ops in 0u64..4000) {
         let (h, f, g) = findings(&GenConfig { ops, partitions, seed, inject: vec![] });
         prop_assert!(f.kinds.is_empty(), "{:?}", f.kinds.keys().collect::<Vec<_>>());
-        let inputs = Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink) };
+        let inputs = Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink), lost_control: None };
         let r = faultline_checker::check_with(&h, &guarantees(), &inputs);
         prop_assert_eq!(r.valid, Validity::Valid);
         // The strictest guarantees, where lost-enqueued is not checked.

@@ -28,7 +28,7 @@ fn generated_with_sink(inject: &str, guarantees: &str) -> faultline_checker::Res
     let h = History::from_ops(g.ops).unwrap();
     let mut gs = Guarantees::default();
     gs.apply_list(guarantees).unwrap();
-    check_with(&h, &gs, &Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink) })
+    check_with(&h, &gs, &Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink), lost_control: None })
 }
 
 #[test]
@@ -224,4 +224,26 @@ fn processing_without_a_sink_is_not_checked() {
     let json = serde_json::to_value(&r).unwrap();
     assert!(json["stats"].get("sink").is_none());
     assert_eq!(json["guarantees"]["producer_mode"], "sync");
+}
+
+/// When the harness lost control of the cluster, the verdict is unknown
+/// with the reason, whatever the final reads showed; the same history
+/// without that record keeps its verdict.
+#[test]
+fn lost_control_makes_any_history_unknown() {
+    let cfg =
+        GenConfig { ops: 5000, partitions: 3, seed: 11, inject: generator::parse_inject("lost-write:2").unwrap() };
+    let g = generator::generate_vec(&cfg).unwrap();
+    let h = History::from_ops(g.ops).unwrap();
+    let gs = Guarantees::default();
+    let inputs = |lost| Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink), lost_control: lost };
+    assert_eq!(check_with(&h, &gs, &inputs(None)).valid, Validity::Invalid);
+    let r = check_with(&h, &gs, &inputs(Some("node n1's data directory was replaced")));
+    assert_eq!(r.valid, Validity::Unknown);
+    assert!(
+        r.unknown_reasons.iter().any(|x| x.contains("lost control") && x.contains("n1")),
+        "{:?}",
+        r.unknown_reasons
+    );
+    assert_eq!(r.anomalies[&AnomalyKind::LostWrite].count, 2, "what was found is still shown");
 }

@@ -386,3 +386,48 @@ fn a_scripted_timeline_fires_its_faults_by_role_at_their_times() {
     assert_eq!(v["targets"].as_array().unwrap().len(), 1, "one follower of events/0: {v}");
     assert_no_leftovers(&cluster, &subnet);
 }
+
+/// A cluster torn down from outside in the middle of a run: the harness
+/// lost control, so the verdict is unknown (exit 2) with that reason, never
+/// the lost writes the empty final reads would suggest; `faultline check`
+/// of the stored run agrees. The same run left alone is valid.
+#[test]
+fn a_cluster_removed_mid_run_makes_the_verdict_unknown() {
+    let cluster = TestCluster::new("lc");
+    let subnet = test_subnet(7);
+    let store = cluster.dir.join("store");
+    let faultline = env!("CARGO_BIN_EXE_faultline");
+    let args = ["--time-limit", "8", "--rate", "200", "--cluster-name", &cluster.name, "--subnet", &subnet];
+    let child = Command::new(faultline)
+        .args(["run", "--name", "t", "--store"])
+        .arg(&store)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + MID_UP_WAIT;
+    let history = store.join("t/latest/history.jsonl");
+    while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 10_000 {
+        assert!(std::time::Instant::now() < deadline, "no workload within {MID_UP_WAIT:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let down = cluster.run(&["cluster", "down"]);
+    assert_ok(&down, "cluster down from outside");
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let dir = run_dir(&cluster);
+    let results = json(&dir.join("results.json"));
+    assert_eq!(results["valid"], "unknown", "{results:#}");
+    let reasons = results["unknown_reasons"].to_string();
+    assert!(reasons.contains("lost control") && reasons.contains("torn down"), "{reasons}");
+    let check = Command::new(faultline).args(["check", "--json"]).arg(&dir).output().unwrap();
+    assert_eq!(check.status.code(), Some(2), "faultline check reads control.json too");
+    assert_no_leftovers(&cluster, &subnet);
+
+    let control = run(&cluster, &subnet, &args[..4]);
+    assert_eq!(control.status.code(), Some(0), "{}", String::from_utf8_lossy(&control.stdout));
+    assert!(!run_dir(&cluster).join("control.json").exists());
+    assert_no_leftovers(&cluster, &subnet);
+}

@@ -27,6 +27,7 @@
 //! Exit codes: 0 valid, 1 invalid, 2 unknown, 254 bad arguments, 255
 //! harness failure.
 
+pub mod control;
 pub mod final_phase;
 pub mod plan;
 pub mod report;
@@ -163,6 +164,7 @@ async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &st
         CLUSTER_UP_TIMEOUT,
     )
     .await?;
+    let marks = control::Marks::mark(&state, &format!("{} {}", dirs.run.display(), std::process::id()))?;
     let urls: Vec<String> = state.nodes.iter().map(|n| n.url.clone()).collect();
     log.line(format!("cluster up: {}", urls.join(" ")));
     workload::create_topic(plan, log, &urls).await?;
@@ -178,26 +180,51 @@ async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &st
         urls: urls.clone(),
         started: Instant::now(),
     });
-    let (ops, counts, replicas) = run_workload_and_final_phase(plan, dirs, &shared, &state, &sinks).await?;
+    let run = run_workload_and_final_phase(plan, dirs, &shared, &state, &sinks, &marks).await?;
     drop(shared);
     let writer = Arc::try_unwrap(writer).map_err(|_| anyhow!("history writer still shared"))?.into_inner();
     writer.finish()?;
-    log.line(format!("checking {ops} ops"));
-    let results = check(&dirs.run, &replicas)?;
+    if let Some(reason) = &run.lost_control {
+        log.line(format!("the harness lost control of the cluster: {reason}; the verdict is unknown"));
+        control::record(&dirs.run, reason)?;
+    }
+    log.line(format!("checking {} ops", run.ops));
+    let results = check(&dirs.run, &run.replicas, run.lost_control.as_deref())?;
+    let counts = run.counts;
     Ok(Outcome { valid: results.valid, results, counts })
 }
 
 type OpCounts = std::collections::BTreeMap<(String, faultline_checker::op::OpType), u64>;
 
-/// The workload for the time limit with the nemesis, then the final phase;
-/// returns the number of ops, their counts and every replica's log.
+/// What the workload and the final phase came to.
+struct Finished {
+    ops: u64,
+    counts: OpCounts,
+    replicas: Replicas,
+    /// Why the harness lost control of the cluster, if it did.
+    lost_control: Option<String>,
+}
+
+/// An error of the harness, unless the harness lost control of the
+/// cluster, which explains it: then the reason.
+async fn lost_or(marks: &control::Marks, e: anyhow::Error) -> anyhow::Result<String> {
+    match marks.verify().await {
+        Some(reason) => Ok(reason),
+        None => Err(e),
+    }
+}
+
+/// The workload for the time limit with the nemesis, then the final phase.
+/// When the harness has lost control of the cluster, the final phase is
+/// skipped: its reads would describe nothing.
 async fn run_workload_and_final_phase(
     plan: &Plan,
     dirs: &RunDirs,
     shared: &Arc<Shared>,
     state: &ClusterState,
     sinks: &[(u32, PathBuf)],
-) -> anyhow::Result<(u64, OpCounts, Replicas)> {
+    marks: &control::Marks,
+) -> anyhow::Result<Finished> {
     let log = &shared.log;
     let a = &plan.settings;
     let mut producers = workload::start_producers(plan, shared);
@@ -227,16 +254,29 @@ async fn run_workload_and_final_phase(
         }
     }
     let _ = nemesis_stop.send(true);
-    nemesis_task.await.context("nemesis task panicked")??;
+    let mut lost = match nemesis_task.await.context("nemesis task panicked")? {
+        Ok(()) => marks.verify().await,
+        Err(e) => Some(lost_or(marks, e).await?),
+    };
     log.line("final phase: stopping producers");
     producers.stop(Role::Producer).await?;
-    log.line("final phase: healing every fault");
-    nemesis.final_heal().await.context("the final heal")?;
     let _ = progress_stop.send(true);
     let _ = progress.await;
-    let replicas = final_reads(plan, dirs, shared, state, sinks, &mut consumers).await?;
+    let mut replicas = Replicas::new();
+    if lost.is_none() {
+        let finals = async {
+            log.line("final phase: healing every fault");
+            nemesis.final_heal().await.context("the final heal")?;
+            final_reads(plan, dirs, shared, state, sinks, &mut consumers).await
+        };
+        match finals.await {
+            Ok(r) => (replicas, lost) = (r, marks.verify().await),
+            Err(e) => lost = Some(lost_or(marks, e).await?),
+        }
+    }
+    consumers.stop(Role::Consumer).await?;
     let w = shared.writer.lock();
-    Ok((w.len(), w.counts().clone(), replicas))
+    Ok(Finished { ops: w.len(), counts: w.counts().clone(), replicas, lost_control: lost })
 }
 
 /// The final phase after the heal: settle, let consumers catch up and stop
@@ -269,12 +309,16 @@ async fn final_reads(
 }
 
 /// Checks the stored run as `faultline check` would, from its files.
-fn check(dir: &std::path::Path, replicas: &Replicas) -> anyhow::Result<faultline_checker::Results> {
+fn check(
+    dir: &std::path::Path,
+    replicas: &Replicas,
+    lost_control: Option<&str>,
+) -> anyhow::Result<faultline_checker::Results> {
     let files = faultline_checker::RunFiles::locate(dir);
     let history = files.read_history().context("reading back history.jsonl")?;
     let g = files.guarantees().context("reading test.json's guarantees")?;
     let sink = files.read_sink().context("reading back sink.jsonl")?;
-    let inputs = faultline_checker::Inputs { replicas: Some(replicas), sink: sink.as_ref() };
+    let inputs = faultline_checker::Inputs { replicas: Some(replicas), sink: sink.as_ref(), lost_control };
     let results = faultline_checker::check_with(&history, &g, &inputs);
     store::write_json(&dir.join(faultline_checker::RESULTS_FILE), &results)?;
     Ok(results)
