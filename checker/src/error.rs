@@ -12,7 +12,9 @@ pub enum Error {
     Malformed { line: u64, column: u64, message: String },
 
     /// The history, `test.json` or `replicas.json` could not be read.
-    #[error("cannot read {path}: {source}")]
+    // The source is not in the message: a caller printing the error chain
+    // would say it twice.
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         #[source]

@@ -120,8 +120,6 @@ impl RunFiles {
         if p.exists() { replicas::load(&p).map(Some) } else { Ok(None) }
     }
 
-    /// `sink.jsonl` next to the history, or `None` when there is none. A bad
-    /// line is a [`Error::BadFile`] naming the file, line and column.
     /// The reason in `control.json`, if the harness lost control of the run.
     pub fn lost_control(&self) -> Result<Option<String>> {
         #[derive(serde::Deserialize)]
@@ -139,6 +137,8 @@ impl RunFiles {
         Ok(c.lost_control)
     }
 
+    /// `sink.jsonl` next to the history, or `None` when there is none. A bad
+    /// line is a [`Error::BadFile`] naming the file, line and column.
     pub fn read_sink(&self) -> Result<Option<Sink>> {
         let path = self.dir.join(SINK_FILE);
         let file = match std::fs::File::open(&path) {

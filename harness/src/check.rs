@@ -3,13 +3,15 @@
 //! PATH is a history file or a run's store directory (then
 //! `history.jsonl` inside it). Guarantees come from `test.json` next to the
 //! history, overridden key by key by `--guarantees`; `replicas.json` and
-//! `sink.jsonl` next to it are read when present. Writes `results.json`
-//! next to the history and prints a short summary, or the JSON with
-//! `--json`. Exit codes follow Jepsen: 0 valid, 1 invalid, 2 unknown,
+//! `sink.jsonl` next to it are read when present; `-` reads a history from
+//! standard input (guarantees from `--guarantees` only). Prints a short
+//! summary, or the JSON with `--json`; writes `results.json` next to the
+//! history only with `--write`, so checking never changes a stored run
+//! unless asked. Exit codes follow Jepsen: 0 valid, 1 invalid, 2 unknown,
 //! 254 bad arguments or unreadable input, 255 internal error.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -22,8 +24,12 @@ pub const EXIT_INTERNAL: u8 = 255;
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// A history file (JSON Lines) or a run's store directory.
+    /// A history file (JSON Lines), a run's store directory, or `-` for
+    /// standard input.
     path: PathBuf,
+    /// Write results.json next to the history (replacing the run's own).
+    #[arg(long)]
+    write: bool,
     /// Print results.json to stdout instead of the human summary.
     #[arg(long)]
     json: bool,
@@ -61,6 +67,16 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
 }
 
 fn run(args: &CheckArgs) -> anyhow::Result<Validity> {
+    if args.path.as_os_str() == "-" {
+        return check_stdin(args);
+    }
+    if args.path.is_dir() && !args.path.join(faultline_checker::HISTORY_FILE).exists() {
+        return Err(CheckError::BadFile {
+            path: args.path.clone(),
+            message: format!("not a run directory: it has no {}", faultline_checker::HISTORY_FILE),
+        }
+        .into());
+    }
     let files = RunFiles::locate(&args.path);
     let mut guarantees = files.guarantees()?;
     if let Some(list) = &args.guarantees {
@@ -77,16 +93,42 @@ fn run(args: &CheckArgs) -> anyhow::Result<Validity> {
     };
     let results = faultline_checker::check_with(&history, &guarantees, &inputs);
     let json = serde_json::to_string_pretty(&results).context("serializing results")?;
-    let out = files.dir.join(RESULTS_FILE);
-    if let Err(e) = std::fs::write(&out, format!("{json}\n")) {
-        eprintln!("faultline check: cannot write {}: {e}", out.display());
+    let written = if args.write {
+        let out = files.dir.join(RESULTS_FILE);
+        std::fs::write(&out, format!("{json}\n")).with_context(|| format!("writing {}", out.display()))?;
+        Some(out)
+    } else {
+        None
+    };
+    print_results(args, &results, &json, written.as_deref());
+    Ok(results.valid)
+}
+
+/// `faultline check -`: a history on standard input, nothing next to it.
+fn check_stdin(args: &CheckArgs) -> anyhow::Result<Validity> {
+    if args.write {
+        let message = "--write needs a history file or a run directory to write next to".into();
+        return Err(CheckError::BadFile { path: args.path.clone(), message }.into());
     }
+    let mut guarantees = faultline_checker::Guarantees::default();
+    if let Some(list) = &args.guarantees {
+        guarantees.apply_list(list)?;
+    }
+    let history =
+        faultline_checker::history::History::parse(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))?;
+    let inputs = faultline_checker::Inputs { replicas: None, sink: None, lost_control: None };
+    let results = faultline_checker::check_with(&history, &guarantees, &inputs);
+    let json = serde_json::to_string_pretty(&results).context("serializing results")?;
+    print_results(args, &results, &json, None);
+    Ok(results.valid)
+}
+
+fn print_results(args: &CheckArgs, results: &faultline_checker::Results, json: &str, written: Option<&Path>) {
     let mut stdout = std::io::stdout().lock();
-    let text = if args.json { format!("{json}\n") } else { faultline_checker::verdict::summary(&results) };
+    let text = if args.json { format!("{json}\n") } else { faultline_checker::verdict::summary(results) };
     // A closed pipe (`| head`) is not an error of the check.
     let _ = stdout.write_all(text.as_bytes());
-    if !args.json && std::fs::metadata(&out).is_ok() {
+    if let (false, Some(out)) = (args.json, written) {
         let _ = writeln!(stdout, "Results: {}", out.display());
     }
-    Ok(results.valid)
 }

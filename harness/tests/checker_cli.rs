@@ -46,17 +46,53 @@ fn gen_to(dir: &Path, extra: &[&str]) {
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// `check` writes nothing unless asked; with `--write`, results.json.
 #[test]
-fn clean_history_is_valid_and_writes_results() {
+fn clean_history_is_valid_and_writes_results_only_with_write() {
     let dir = tempdir();
     gen_to(dir.path(), &[]);
     let o = faultline(&["check", "history.jsonl"], dir.path());
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(code(&o), 0, "{out}");
     assert!(out.contains("Verdict: valid"), "{out}");
+    assert!(!dir.path().join("results.json").exists(), "check wrote without --write");
+    let o = faultline(&["check", "--write", "history.jsonl"], dir.path());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Results: "));
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
     assert_eq!(results["valid"], true);
+}
+
+/// `-` reads the history from standard input and writes nothing anywhere.
+#[test]
+fn a_history_on_standard_input_is_checked() {
+    let dir = tempdir();
+    gen_to(dir.path(), &["--inject", "lost-write:1"]);
+    let history = std::fs::File::open(dir.path().join("history.jsonl")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["check", "-", "--guarantees", "acks=1"])
+        .current_dir(dir.path())
+        .stdin(history)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "acks=1 permits the loss: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("lost-write: 1 (permitted"));
+    assert!(!dir.path().join("results.json").exists());
+    assert_eq!(code(&faultline(&["check", "--write", "-"], dir.path())), 254);
+}
+
+/// A missing file says why once; a directory without a history says it is
+/// not a run directory; both are the user's to fix (254).
+#[test]
+fn input_errors_say_their_reason_once() {
+    let dir = tempdir();
+    let o = faultline(&["check", "nope.jsonl"], dir.path());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 254);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    let o = faultline(&["check", "."], dir.path());
+    assert_eq!(code(&o), 254);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a run directory"));
 }
 
 #[test]
