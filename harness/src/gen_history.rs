@@ -66,6 +66,10 @@ fn run(args: &GenHistoryArgs) -> anyhow::Result<()> {
     }
     let cfg = GenConfig { ops: args.ops, partitions: args.partitions, seed: args.seed, inject };
     let sink: Box<dyn Write> = match &args.out {
+        // The user's to fix (254), unlike a failing disk.
+        Some(p) if p.is_dir() => {
+            return Err(CheckError::Generate(format!("-o {}: a directory; give a file path", p.display())).into());
+        }
         Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
         None => Box::new(std::io::stdout().lock()),
     };

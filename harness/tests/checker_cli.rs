@@ -151,6 +151,10 @@ fn missing_file_and_bad_flags_exit_254() {
     std::fs::write(dir.path().join("h.jsonl"), "").unwrap();
     assert_eq!(code(&faultline(&["check", "h.jsonl", "--guarantees", "acks=7"], dir.path())), 254);
     assert_eq!(code(&faultline(&["gen-history", "--inject", "nonsense:1"], dir.path())), 254);
+    let o = faultline(&["gen-history", "--inject", "lost-write"], dir.path());
+    assert_eq!(code(&o), 254, "an injection without a count is refused, not taken as 1");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("lost-write:1"));
+    assert_eq!(code(&faultline(&["gen-history", "-o", "."], dir.path())), 254, "-o DIR is the user's mistake");
 }
 
 #[test]

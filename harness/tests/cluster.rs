@@ -168,6 +168,11 @@ fn missing_iptables_and_bad_arguments_are_named() {
         Command::new(env!("CARGO_BIN_EXE_faultline")).args(["cluster", "up", "--name", "Bad_Name"]).output().unwrap();
     assert_eq!(o.status.code(), Some(254));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cluster name"));
+    for sub in ["status", "down"] {
+        let o = c.run(&["cluster", sub]);
+        assert_eq!(o.status.code(), Some(254), "{sub} of a cluster that is not there is the user's mistake");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
+    }
 }
 
 fn tempfile_dir(base: &Path, name: &str) -> PathBuf {

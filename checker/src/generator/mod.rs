@@ -98,7 +98,9 @@ pub fn implied_by(kind: AnomalyKind) -> &'static [AnomalyKind] {
 pub fn parse_inject(s: &str) -> Result<Vec<(AnomalyKind, usize)>> {
     let mut out = Vec::new();
     for item in s.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (name, n) = item.split_once(':').unwrap_or((item, "1"));
+        // A count is required: `lost-write` alone could mean one or "some".
+        let (name, n) =
+            item.split_once(':').ok_or_else(|| Error::Generate(format!("{item:?}: give a count, as in {item}:1")))?;
         let kind = AnomalyKind::from_name(name.trim())
             .ok_or_else(|| Error::Generate(format!("unknown anomaly type {name:?}")))?;
         let n: usize = n.trim().parse().map_err(|_| Error::Generate(format!("bad count in {item:?}")))?;

@@ -473,7 +473,12 @@ async fn log_tail(host: &NetnsHost, node: &NodeState) -> String {
 }
 
 async fn status(at: Where) -> Result<(), Failure> {
-    let state = ClusterState::load(&state_path(&cluster_dir(&at)?))?;
+    let path = state_path(&cluster_dir(&at)?);
+    if !path.exists() {
+        // Naming a cluster that is not there is the user's mistake (254).
+        return Err(Failure::BadArgs(format!("no cluster {:?}: {} does not exist", at.name, path.display())));
+    }
+    let state = ClusterState::load(&path)?;
     println!(
         "cluster {} ({}) on {} (control {})",
         state.name,
@@ -514,7 +519,7 @@ async fn down(at: Where) -> Result<(), Failure> {
     exec::check_preconditions().map_err(|e| anyhow!(e))?;
     let path = state_path(&dir);
     if !path.exists() {
-        return Err(anyhow!("no cluster {:?}: {} does not exist", at.name, path.display()).into());
+        return Err(Failure::BadArgs(format!("no cluster {:?}: {} does not exist", at.name, path.display())));
     }
     let mut state = ClusterState::load(&path)?;
     let started = Instant::now();
