@@ -69,6 +69,13 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<
     std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Writes `value` as compact JSON to `path`: for data files (a replica
+/// dump holds a line's worth of JSON per record when pretty-printed).
+pub fn write_json_compact(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string(value).context("serializing")?;
+    std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Copies a directory tree (node data dirs of an invalid run). Bounded by
 /// the tree; symlinks are skipped.
 pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -267,6 +267,24 @@ fn bfs_path(
     None
 }
 
+/// Edges an explanation shows at each end of a long cycle: a cycle can run
+/// through thousands of values, and one line of them helps nobody.
+const CYCLE_EDGES_SHOWN: usize = 3;
+
+/// The cycle's edges, or its first and last few and where the rest is.
+fn shown(edges: &[String]) -> String {
+    if edges.len() <= 2 * CYCLE_EDGES_SHOWN + 1 {
+        return edges.join(", ");
+    }
+    let (first, last) = (&edges[..CYCLE_EDGES_SHOWN], &edges[edges.len() - CYCLE_EDGES_SHOWN..]);
+    let hidden = edges.len() - 2 * CYCLE_EDGES_SHOWN;
+    format!(
+        "{}, … {hidden} more edges (all of them in results.json, the witness's `cycle`) …, {}",
+        first.join(", "),
+        last.join(", ")
+    )
+}
+
 fn render(
     h: &History,
     p: u32,
@@ -302,8 +320,27 @@ fn render(
     let anomaly = Anomaly {
         kind,
         partition: Some(pname.clone()),
-        explanation: format!("values of {pname} precede each other in a cycle: {}", text.join(", ")),
+        explanation: format!(
+            "values of {pname} precede each other in a cycle of {} edges: {}",
+            text.len(),
+            shown(&text)
+        ),
         witness: json!({"cycle": steps, "component_values": scc_values}),
     };
     Cycle { kind, partition: p, anomaly }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_cycle_is_shown_by_its_ends() {
+        let edges: Vec<String> = (0..1000).map(|i| format!("{i}@{i} -> {}@{} (lower offset)", i + 1, i + 1)).collect();
+        let text = shown(&edges);
+        assert!(text.len() < 400, "{}", text.len());
+        assert!(text.starts_with("0@0 -> 1@1"), "{text}");
+        assert!(text.ends_with("1000@1000 (lower offset)") && text.contains("994 more"), "{text}");
+        assert_eq!(shown(&edges[..5]), edges[..5].join(", "), "a short cycle is shown whole");
+    }
 }

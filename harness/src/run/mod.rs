@@ -304,7 +304,7 @@ async fn final_reads(
     supervisor::run_drain(shared, &targets).await?;
     log.line("final phase: dumping every replica's log");
     let replicas = final_phase::dump_replicas(plan, log, state).await;
-    store::write_json(&dirs.run.join(faultline_checker::REPLICAS_FILE), &replicas)?;
+    store::write_json_compact(&dirs.run.join(faultline_checker::REPLICAS_FILE), &replicas)?;
     Ok(replicas)
 }
 
