@@ -34,6 +34,9 @@ enum Fault {
     /// bridge, or by role: isolate-leader (clients cut too), leader-from-followers, isolate-controller,
     /// mute-leader (its packets to the clients dropped: requests handled, answers lost).
     Partition {
+        /// The shape: one:<node>, isolate:<node>, halves, majorities-ring,
+        /// bridge, isolate-leader, leader-from-followers, isolate-controller
+        /// or mute-leader.
         #[arg(long)]
         shape: String,
         /// The partition whose leader the role shapes aim at.
@@ -47,21 +50,25 @@ enum Fault {
     Heal,
     /// SIGKILL a node's process.
     Kill {
+        /// The node, by name (n1, n2, …).
         #[arg(long)]
         node: String,
     },
     /// Start a killed node again with its data and configuration.
     Start {
+        /// The node, by name (n1, n2, …).
         #[arg(long)]
         node: String,
     },
     /// SIGSTOP a node's process.
     Pause {
+        /// The node, by name (n1, n2, …).
         #[arg(long)]
         node: String,
     },
     /// SIGCONT a paused node's process.
     Resume {
+        /// The node, by name (n1, n2, …).
         #[arg(long)]
         node: String,
     },

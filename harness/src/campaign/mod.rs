@@ -179,7 +179,7 @@ fn cell_run(
 }
 
 fn print_plan(campaign: &Campaign, args: &CampaignArgs) {
-    println!("Campaign {}: {} cells", campaign.name, campaign.cells.len());
+    println!("Campaign {}: {}", campaign.name, table::count(campaign.cells.len(), "cell"));
     if let Some(d) = &campaign.description {
         println!("{d}");
     }
@@ -252,7 +252,12 @@ fn execute(campaign: &Campaign, args: &CampaignArgs) -> anyhow::Result<u8> {
             std::fs::write(&path, &t.text).with_context(|| format!("writing {}", path.display()))?;
         }
     }
-    println!("Campaign {}: {} cells; reports in {}", campaign.name, campaign.cells.len(), dir.display());
+    println!(
+        "Campaign {}: {}; reports in {}",
+        campaign.name,
+        table::count(campaign.cells.len(), "cell"),
+        dir.display()
+    );
     let mut results: Vec<CellResult> = Vec::new();
     let mut stopped = false;
     for (i, cell) in campaign.cells.iter().enumerate() {

@@ -150,7 +150,7 @@ pub fn render(campaign: &str, defaults: &BTreeMap<String, toml::Value>, results:
         }
         s.trim_end().to_string() + "\n"
     };
-    let mut out = format!("Campaign {campaign}: {} cell{}\n", results.len(), if results.len() == 1 { "" } else { "s" });
+    let mut out = format!("Campaign {campaign}: {}\n", count(results.len(), "cell"));
     let faultless: BTreeMap<String, toml::Value> = defaults
         .iter()
         .filter(|(k, _)| !FAULT_KEYS.contains(&k.as_str()))
@@ -195,6 +195,11 @@ pub fn render(campaign: &str, defaults: &BTreeMap<String, toml::Value>, results:
         }
     }
     out
+}
+
+/// `1 cell`, `2 cells`.
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]
