@@ -1,9 +1,11 @@
 # Convenience targets; each is a script under scripts/.
-.PHONY: demo test bench campaigns lint-workflows
+.PHONY: demo test install bench campaigns lint-workflows
 demo:
 	bash scripts/demo.sh
 test:
 	bash scripts/test.sh
+install:
+	bash scripts/install.sh
 bench:
 	cargo bench -p faultline-node --bench produce
 	cargo bench -p faultline-node --bench cluster

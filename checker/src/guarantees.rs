@@ -21,22 +21,31 @@ pub use crate::modes::{Acks, CommitStrategy, OffsetReset, OnSinkError, Processin
 ///
 /// Keys missing from a serialized form take their defaults, so results and
 /// headers written before a key existed still read back.
+///
+/// Keys are kebab-case, as everywhere users see them (`faultline run`'s
+/// options, campaign files); the snake_case of older `test.json` files is
+/// still read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Guarantees {
     pub acks: Acks,
     pub idempotence: bool,
+    #[serde(alias = "max_in_flight")]
     pub max_in_flight: u32,
+    #[serde(alias = "unclean_leader_election")]
     pub unclean_leader_election: bool,
     /// `None` ("none"): the run had no consumers.
     #[serde(with = "none_or")]
     pub commit: Option<CommitStrategy>,
     /// `None` ("none"): the run had no sink.
-    #[serde(with = "none_or")]
+    #[serde(with = "none_or", alias = "sink_mode")]
     pub sink_mode: Option<SinkMode>,
+    #[serde(alias = "producer_mode")]
     pub producer_mode: ProducerMode,
     pub processing: Processing,
+    #[serde(alias = "on_sink_error")]
     pub on_sink_error: OnSinkError,
+    #[serde(alias = "auto_offset_reset")]
     pub auto_offset_reset: OffsetReset,
 }
 
@@ -63,14 +72,14 @@ impl Default for Guarantees {
 pub const KEYS: [&str; 10] = [
     "acks",
     "idempotence",
-    "max_in_flight",
-    "unclean_leader_election",
+    "max-in-flight",
+    "unclean-leader-election",
     "commit",
-    "sink_mode",
-    "producer_mode",
+    "sink-mode",
+    "producer-mode",
     "processing",
-    "on_sink_error",
-    "auto_offset_reset",
+    "on-sink-error",
+    "auto-offset-reset",
 ];
 
 impl Guarantees {
@@ -78,25 +87,26 @@ impl Guarantees {
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let bad = |message: &str| Error::BadGuarantee { item: format!("{key}={value}"), message: message.to_owned() };
         let boolean = || match value {
-            "true" | "on" => Ok(true),
-            "false" | "off" => Ok(false),
+            "true" => Ok(true),
+            "false" => Ok(false),
             _ => Err(bad("expected true or false")),
         };
         let named = |e: crate::modes::UnknownName| bad(&e.to_string());
-        match key {
+        // snake_case is how older `test.json` files and habits spell keys.
+        match key.replace('_', "-").as_str() {
             "acks" => self.acks = value.parse().map_err(named)?,
             "idempotence" => self.idempotence = boolean()?,
-            "max_in_flight" => {
+            "max-in-flight" => {
                 self.max_in_flight =
                     value.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected a positive integer"))?
             }
-            "unclean_leader_election" => self.unclean_leader_election = boolean()?,
+            "unclean-leader-election" => self.unclean_leader_election = boolean()?,
             "commit" => self.commit = none_or::parse(value).map_err(named)?,
-            "sink_mode" => self.sink_mode = none_or::parse(value).map_err(named)?,
-            "producer_mode" => self.producer_mode = value.parse().map_err(named)?,
+            "sink-mode" => self.sink_mode = none_or::parse(value).map_err(named)?,
+            "producer-mode" => self.producer_mode = value.parse().map_err(named)?,
             "processing" => self.processing = value.parse().map_err(named)?,
-            "on_sink_error" => self.on_sink_error = value.parse().map_err(named)?,
-            "auto_offset_reset" => self.auto_offset_reset = value.parse().map_err(named)?,
+            "on-sink-error" => self.on_sink_error = value.parse().map_err(named)?,
+            "auto-offset-reset" => self.auto_offset_reset = value.parse().map_err(named)?,
             _ => return Err(bad(&format!("unknown key; known keys: {}", KEYS.join(", ")))),
         }
         Ok(())
@@ -144,17 +154,17 @@ impl Guarantees {
             AnomalyKind::InconsistentOffsets | AnomalyKind::RealtimeCycle => reuse,
             AnomalyKind::NonmonotonicSend => {
                 if !self.idempotence && self.max_in_flight > 1 {
-                    Some("idempotence=false with max_in_flight>1: retries may reorder sends".to_owned())
+                    Some("idempotence=false with max-in-flight>1: retries may reorder sends".to_owned())
                 } else {
                     reuse
                 }
             }
             AnomalyKind::PollSkip | AnomalyKind::NonmonotonicPoll | AnomalyKind::OrderCycle => self
                 .unclean_leader_election
-                .then(|| "unclean_leader_election=true: the high watermark can move back".to_owned()),
+                .then(|| "unclean-leader-election=true: the high watermark can move back".to_owned()),
             AnomalyKind::ReplicaDivergence | AnomalyKind::AbortedRead | AnomalyKind::PhantomRead => None,
             AnomalyKind::LostEnqueued => (self.producer_mode == ProducerMode::FireAndForget).then(|| {
-                "producer_mode=fire-and-forget: Kafka never promises records still in the producer's buffer; \
+                "producer-mode=fire-and-forget: Kafka never promises records still in the producer's buffer; \
                  a producer crash loses them (docs/semantics.md R4.10)"
                     .to_owned()
             }),
@@ -171,7 +181,7 @@ impl Guarantees {
             Some("acks=0/1: Kafka's idempotence needs acks=all, so a retried send may be appended twice".to_owned())
         } else if self.unclean_leader_election {
             Some(
-                "unclean_leader_election=true: an unclean leader lacks the producer state that deduplicates retries"
+                "unclean-leader-election=true: an unclean leader lacks the producer state that deduplicates retries"
                     .to_owned(),
             )
         } else {
@@ -196,12 +206,12 @@ impl Guarantees {
                     .to_owned(),
             )
         } else if self.on_sink_error == OnSinkError::Skip {
-            Some("on_sink_error=skip: records the sink refused are dropped and committed past".to_owned())
+            Some("on-sink-error=skip: records the sink refused are dropped and committed past".to_owned())
         } else if self.unclean_leader_election {
-            Some("unclean_leader_election=true: truncation reuses offsets the group already committed past".to_owned())
+            Some("unclean-leader-election=true: truncation reuses offsets the group already committed past".to_owned())
         } else if self.auto_offset_reset == OffsetReset::Latest {
             Some(
-                "auto_offset_reset=latest: a consumer without a committed offset skips what was written before it \
+                "auto-offset-reset=latest: a consumer without a committed offset skips what was written before it \
                  (docs/semantics.md §8.3 C5)"
                     .to_owned(),
             )
@@ -219,13 +229,13 @@ impl Guarantees {
         }
         match self.commit {
             Some(c @ (CommitStrategy::Auto | CommitStrategy::AfterProcess)) => Some(format!(
-                "sink_mode=plain with commit={}: at-least-once redelivers records processed but not yet committed \
+                "sink-mode=plain with commit={}: at-least-once redelivers records processed but not yet committed \
                  (docs/semantics.md §8.3 C1/C3)",
                 c
             )),
             _ => self
                 .log_duplicate_reason()
-                .map(|why| format!("sink_mode=plain and {why}; log duplicates reach the sink")),
+                .map(|why| format!("sink-mode=plain and {why}; log duplicates reach the sink")),
         }
     }
 
@@ -233,7 +243,7 @@ impl Guarantees {
         match (self.acks, self.unclean_leader_election) {
             (Acks::Zero, _) => Some("acks=0: sends are never truly acknowledged".to_owned()),
             (Acks::One, _) => Some("acks=1 allows loss of acknowledged writes on failover".to_owned()),
-            (_, true) => Some("unclean_leader_election=true allows loss of acknowledged writes".to_owned()),
+            (_, true) => Some("unclean-leader-election=true allows loss of acknowledged writes".to_owned()),
             _ => None,
         }
     }
@@ -241,7 +251,7 @@ impl Guarantees {
     /// Truncating acknowledged records makes their offsets available again.
     fn offset_reuse_reason(&self) -> Option<String> {
         match (self.acks, self.unclean_leader_election) {
-            (_, true) => Some("unclean_leader_election=true: truncation reuses offsets".to_owned()),
+            (_, true) => Some("unclean-leader-election=true: truncation reuses offsets".to_owned()),
             (Acks::Zero | Acks::One, _) => {
                 Some("acks=0/1: failover truncates acknowledged records and reuses their offsets".to_owned())
             }
@@ -257,7 +267,7 @@ mod tests {
     #[test]
     fn list_sets_keys_and_rejects_unknown_ones() {
         let mut g = Guarantees::default();
-        g.apply_list("acks=1, idempotence=false,max_in_flight=5").unwrap();
+        g.apply_list("acks=1, idempotence=false,max-in-flight=5").unwrap();
         assert_eq!((g.acks, g.idempotence, g.max_in_flight), (Acks::One, false, 5));
         assert!(g.permits(AnomalyKind::LostWrite).is_some());
         assert!(g.permits(AnomalyKind::Duplicate).is_some());
@@ -271,15 +281,15 @@ mod tests {
     #[test]
     fn application_keys_round_trip() {
         let mut g = Guarantees::default();
-        g.apply_list("producer_mode=fire-and-forget,processing=queue,on_sink_error=skip,commit=auto,sink_mode=plain")
+        g.apply_list("producer-mode=fire-and-forget,processing=queue,on-sink-error=skip,commit=auto,sink-mode=plain")
             .unwrap();
         assert_eq!(
             (g.producer_mode, g.processing, g.on_sink_error),
             (ProducerMode::FireAndForget, Processing::Queue, OnSinkError::Skip)
         );
         let json = serde_json::to_value(&g).unwrap();
-        assert_eq!(json["producer_mode"], "fire-and-forget");
-        assert_eq!(json["on_sink_error"], "skip");
+        assert_eq!(json["producer-mode"], "fire-and-forget");
+        assert_eq!(json["on-sink-error"], "skip");
         let dir = std::env::temp_dir().join(format!("faultline-guarantees-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("test.json");
@@ -290,7 +300,14 @@ mod tests {
         // Serialized guarantees without the new keys read back with defaults.
         let old: Guarantees = serde_json::from_str(r#"{"acks":"1","commit":"auto"}"#).unwrap();
         assert_eq!((old.acks, old.producer_mode), (Acks::One, ProducerMode::Sync));
-        for bad in ["producer_mode=async", "processing=batch", "on_sink_error=ignore"] {
+        // Older test.json files spell keys in snake_case; both still read.
+        let snake: Guarantees = serde_json::from_str(r#"{"producer_mode":"callback","max_in_flight":1}"#).unwrap();
+        assert_eq!((snake.producer_mode, snake.max_in_flight), (ProducerMode::Callback, 1));
+        let mut s = Guarantees::default();
+        s.apply_list("max_in_flight=2,on_sink_error=skip").unwrap();
+        assert_eq!((s.max_in_flight, s.on_sink_error), (2, OnSinkError::Skip));
+        assert!(s.apply_list("idempotence=on").is_err(), "booleans are true or false, as everywhere");
+        for bad in ["producer-mode=async", "processing=batch", "on-sink-error=ignore"] {
             match g.apply_list(bad) {
                 Err(Error::BadGuarantee { item, .. }) => assert_eq!(item, bad),
                 other => panic!("{bad}: {other:?}"),
@@ -318,22 +335,22 @@ mod tests {
         assert!(!loss("commit=auto,processing=inline"));
         assert!(!loss("commit=after-process,processing=queue"));
         assert!(loss("commit=before-process"));
-        assert!(loss("on_sink_error=skip"));
-        assert!(loss("unclean_leader_election=true"));
-        assert!(loss("auto_offset_reset=latest"));
-        assert!(!loss("auto_offset_reset=earliest"));
-        assert!(dup("sink_mode=plain,commit=auto"));
-        assert!(dup("sink_mode=plain,commit=after-process"));
-        assert!(!dup("sink_mode=plain,commit=before-process"));
-        assert!(dup("sink_mode=plain,commit=before-process,idempotence=false"));
-        assert!(dup("sink_mode=plain,commit=before-process,acks=1"));
-        assert!(!dup("sink_mode=idempotent,commit=auto,idempotence=false"));
+        assert!(loss("on-sink-error=skip"));
+        assert!(loss("unclean-leader-election=true"));
+        assert!(loss("auto-offset-reset=latest"));
+        assert!(!loss("auto-offset-reset=earliest"));
+        assert!(dup("sink-mode=plain,commit=auto"));
+        assert!(dup("sink-mode=plain,commit=after-process"));
+        assert!(!dup("sink-mode=plain,commit=before-process"));
+        assert!(dup("sink-mode=plain,commit=before-process,idempotence=false"));
+        assert!(dup("sink-mode=plain,commit=before-process,acks=1"));
+        assert!(!dup("sink-mode=idempotent,commit=auto,idempotence=false"));
         let lost_enqueued = |list: &str| with(list).permits(AnomalyKind::LostEnqueued);
-        assert!(lost_enqueued("producer_mode=fire-and-forget").unwrap().contains("R4.10"));
-        assert_eq!(lost_enqueued("producer_mode=callback"), None);
+        assert!(lost_enqueued("producer-mode=fire-and-forget").unwrap().contains("R4.10"));
+        assert_eq!(lost_enqueued("producer-mode=callback"), None);
         // Log duplicates: idempotence off, or anything that defeats it.
         assert!(with("acks=1").permits(AnomalyKind::Duplicate).is_some());
-        assert!(with("unclean_leader_election=true").permits(AnomalyKind::Duplicate).is_some());
+        assert!(with("unclean-leader-election=true").permits(AnomalyKind::Duplicate).is_some());
     }
 
     #[test]

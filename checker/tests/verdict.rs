@@ -223,7 +223,7 @@ fn processing_without_a_sink_is_not_checked() {
     }
     let json = serde_json::to_value(&r).unwrap();
     assert!(json["stats"].get("sink").is_none());
-    assert_eq!(json["guarantees"]["producer_mode"], "sync");
+    assert_eq!(json["guarantees"]["producer-mode"], "sync");
 }
 
 /// When the harness lost control of the cluster, the verdict is unknown

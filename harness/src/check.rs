@@ -34,9 +34,10 @@ pub struct CheckArgs {
     #[arg(long)]
     json: bool,
     /// The run's guarantees as key=value,... (acks, idempotence,
-    /// max_in_flight, unclean_leader_election, commit, sink_mode,
-    /// producer_mode, processing, on_sink_error); they override test.json.
-    /// Without either, everything is promised.
+    /// max-in-flight, unclean-leader-election, commit, sink-mode,
+    /// producer-mode, processing, on-sink-error, auto-offset-reset; booleans
+    /// are true or false); they override test.json. Without either,
+    /// everything is promised.
     #[arg(long)]
     guarantees: Option<String>,
 }

@@ -158,9 +158,12 @@ fn missing_iptables_and_bad_arguments_are_named() {
     assert!(stderr.contains("`iptables` not found") && stderr.contains("install the `iptables` package"), "{stderr}");
     assert_eq!(c.leftovers(), Vec::<String>::new());
 
-    for bad in
-        [&["--nodes", "0"][..], &["--config", "node.id=7"], &["--config", "novalue"], &["--subnet", "10.1.0.0/16"]]
-    {
+    for bad in [
+        &["--nodes", "0"][..],
+        &["--broker-config", "node.id=7"],
+        &["--broker-config", "novalue"],
+        &["--subnet", "10.1.0.0/16"],
+    ] {
         let o = c.up(bad);
         assert_eq!(o.status.code(), Some(254), "{bad:?}: {}", String::from_utf8_lossy(&o.stderr));
     }

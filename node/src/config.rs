@@ -471,6 +471,14 @@ pub fn validate_topic_overrides(raw: &BTreeMap<String, String>) -> Result<BTreeM
 mod tests {
     use super::*;
 
+    /// The README's example file is a valid configuration.
+    #[test]
+    fn the_example_server_properties_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/server.properties");
+        let c = BrokerConfig::load(Some(&path), &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(c.settings.get("node.id"), Some("1"));
+    }
+
     fn load(text: &str) -> Result<BrokerConfig, ConfigError> {
         BrokerConfig::from_settings(Settings::broker(parse_properties("server.properties", text)?)?)
     }

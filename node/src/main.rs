@@ -8,7 +8,12 @@ use faultline_node::config::BrokerConfig;
 
 /// A Kafka-like broker with an HTTP/JSON API, the system faultline tests.
 #[derive(Parser, Debug)]
-#[command(name = "faultline-node", version)]
+#[command(
+    name = "faultline-node",
+    version,
+    after_help = "Exit codes: 0 after a clean shutdown (SIGTERM or SIGINT), 1 on a fatal error while \
+                  running (the log says which), 2 for bad arguments or configuration, before anything starts."
+)]
 struct Args {
     /// A Kafka-style server.properties file.
     #[arg(long)]
@@ -30,8 +35,17 @@ enum LogFormat {
     Json,
 }
 
+/// Exit code of bad arguments or configuration (clap's own for usage errors).
+const EXIT_CONFIG: u8 = 2;
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    // A bug switch is named before anything else is checked: a mistyped
+    // switch must not hide behind a missing file.
+    if let Some(e) = args.bugs.iter().find_map(|b| b.parse::<faultline_node::bugs::Bug>().err()) {
+        eprintln!("faultline-node: --bug: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -55,7 +69,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("faultline-node: configuration error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
     for bug in config.bugs.active() {

@@ -157,10 +157,10 @@ mod tests {
             let mut want: BTreeMap<&str, toml::Value> = BTreeMap::new();
             want.insert("nodes", get("cluster.nodes").unwrap());
             want.insert("topic-partitions", get("topic.partitions").unwrap());
-            want.insert("replication-factor", get("topic.replication_factor").unwrap());
-            want.insert("min-insync-replicas", get("topic.min_insync_replicas").unwrap());
+            want.insert("replication-factor", get("topic.replication-factor").unwrap());
+            want.insert("min-insync-replicas", get("topic.min-insync-replicas").unwrap());
             want.insert("rate", get("workload.rate").unwrap());
-            want.insert("time-limit", get("workload.time_limit_s").unwrap());
+            want.insert("time-limit", get("workload.time-limit-s").unwrap());
             let acks = get("workload.acks").unwrap();
             for cell in [on, off] {
                 for (k, v) in &want {
@@ -172,13 +172,13 @@ mod tests {
                 let flag = |k: &str| cell.settings.get(k).and_then(toml::Value::as_bool).unwrap_or(false);
                 assert_eq!(
                     flag("unclean-leader-election"),
-                    get("topic.unclean_leader_election").and_then(|v| v.as_bool()).unwrap_or(false),
+                    get("topic.unclean-leader-election").and_then(|v| v.as_bool()).unwrap_or(false),
                     "{}",
                     cell.name
                 );
                 assert_eq!(
                     flag("admin-hooks"),
-                    get("cluster.admin_hooks").and_then(|v| v.as_bool()).unwrap_or(false),
+                    get("cluster.admin-hooks").and_then(|v| v.as_bool()).unwrap_or(false),
                     "{}",
                     cell.name
                 );
@@ -197,7 +197,7 @@ mod tests {
                 );
                 assert_eq!(
                     cell.settings.get("max-in-flight"),
-                    get("workload.max_in_flight").as_ref(),
+                    get("workload.max-in-flight").as_ref(),
                     "{}: max-in-flight",
                     cell.name
                 );

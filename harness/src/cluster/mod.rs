@@ -38,7 +38,7 @@ use state::{NodeState, STATE_VERSION, state_path};
 
 /// The port every node listens on, on its namespace's address.
 const NODE_PORT: u16 = 9092;
-/// Settings for short test runs, unless `--config` overrides them: failures
+/// Settings for short test runs, unless `--broker-config` overrides them: failures
 /// are detected within seconds instead of Kafka's tens of seconds.
 const SHORT_RUN_DEFAULTS: &[(&str, &str)] = &[
     ("broker.session.timeout.ms", "3000"),
@@ -46,7 +46,7 @@ const SHORT_RUN_DEFAULTS: &[(&str, &str)] = &[
     ("controller.quorum.election.timeout.ms", "500"),
     ("replica.lag.time.max.ms", "3000"),
 ];
-/// Keys the harness derives from the plan; `--config` may not change them.
+/// Keys the harness derives from the plan; `--broker-config` may not change them.
 const HARNESS_KEYS: &[&str] = &["node.id", "listeners", "log.dirs", "controller.quorum.voters"];
 /// How long a connect to a fresh namespace may take before it counts as
 /// unreachable (the first packet waits for ARP).
@@ -118,8 +118,9 @@ struct UpArgs {
     /// Number of nodes, each a controller voter and a broker.
     #[arg(long, default_value_t = 3)]
     nodes: u32,
-    /// A broker setting `key=value` for every node; repeatable.
-    #[arg(long = "config", value_name = "KEY=VALUE")]
+    /// A broker setting `key=value` for every node, with Kafka's key names;
+    /// repeatable (as `faultline run --broker-config`).
+    #[arg(long = "broker-config", value_name = "KEY=VALUE")]
     config: Vec<String>,
     /// The cluster's /24; by default a free one under 10.213/16 derived from the name.
     #[arg(long)]
@@ -163,17 +164,18 @@ pub(crate) fn clusters_dir(store: &Path) -> Result<PathBuf, String> {
     Ok(store.join("clusters"))
 }
 
-/// Parses `--config key=value` flags, refusing keys the harness sets.
+/// Parses `--broker-config key=value` flags, refusing keys the harness sets.
 fn parse_config(flags: &[String]) -> Result<Vec<(String, String)>, Failure> {
     let mut settings: Vec<(String, String)> =
         SHORT_RUN_DEFAULTS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     for flag in flags {
-        let (k, v) =
-            flag.split_once('=').ok_or_else(|| Failure::BadArgs(format!("--config {flag:?}: expected key=value")))?;
+        let (k, v) = flag
+            .split_once('=')
+            .ok_or_else(|| Failure::BadArgs(format!("--broker-config {flag:?}: expected key=value")))?;
         let (k, v) = (k.trim(), v.trim());
         if k.is_empty() || HARNESS_KEYS.contains(&k) {
             return Err(Failure::BadArgs(format!(
-                "--config {flag:?}: {k:?} is set by the harness from the cluster plan"
+                "--broker-config {flag:?}: {k:?} is set by the harness from the cluster plan"
             )));
         }
         settings.retain(|(key, _)| key != k);
@@ -248,7 +250,7 @@ async fn up(args: UpArgs) -> Result<(), Failure> {
 /// The Rust API of `up` for `faultline run`: builds a cluster in
 /// `dir` (its own directory, holding the state file) and waits until it is
 /// healthy; tears down what was created on failure. `config` holds
-/// `key=value` broker settings as for `--config`.
+/// `key=value` broker settings as for `--broker-config`.
 pub(crate) async fn start(
     name: &str,
     dir: &Path,
