@@ -34,7 +34,7 @@ enum Command {
     #[command(hide = true)]
     BenchHistory(bench_history::BenchHistoryArgs),
     /// Run a test: cluster, workload, final drain, check, store.
-    Run(run::RunCli),
+    Run(Box<run::RunCli>),
     /// Run a campaign: many runs with expectations, one table (see docs/campaigns.md).
     Campaign(campaign::CampaignArgs),
     /// A client application process of a run (started by `faultline run`).
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::main(args),
         Command::GenHistory(args) => gen_history::main(args),
         Command::Cluster(args) => cluster::main(args),
-        Command::Run(args) => run::main(args),
+        Command::Run(args) => run::main(*args),
         Command::Campaign(args) => campaign::main(args),
         Command::Client(args) => app::main(args),
         Command::Nemesis(args) => nemesis_cmd::main(args),

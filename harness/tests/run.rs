@@ -20,7 +20,14 @@ use support::*;
 fn fault_free_run_is_valid_and_reads_every_acknowledged_send() {
     let cluster = TestCluster::new("rv");
     let subnet = test_subnet(0);
-    let o = run(&cluster, &subnet, &["--time-limit", "15", "--producers", "6", "--rate", "1000"]);
+    // Kafka's client settings reach the clients: consumers' polls return
+    // at most max.poll.records per partition.
+    let settings = ["--consumer-config", "max.poll.records=7", "--producer-config", "delivery.timeout.ms=20000"];
+    let o = run(
+        &cluster,
+        &subnet,
+        &[&["--time-limit", "15", "--producers", "6", "--rate", "1000"][..], &settings].concat(),
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
         o.status.code(),
@@ -69,6 +76,7 @@ fn fault_free_run_is_valid_and_reads_every_acknowledged_send() {
     assert!(replicas.values().all(|nodes| nodes.as_object().map(|n| n.len()) == Some(3)), "every replica dumped: RF 3");
     let test = json(&dir.join("test.json"));
     assert_eq!(test["guarantees"]["acks"], "all", "{test:#}");
+    assert_client_settings_took_effect(&test, &ops);
     assert_eq!(test["seed"], 42);
     for n in ["n1", "n2", "n3"] {
         assert!(dir.join("nodes").join(n).join("node.log").is_file(), "node log of {n} stored");
@@ -84,6 +92,21 @@ fn fault_free_run_is_valid_and_reads_every_acknowledged_send() {
         .unwrap();
     assert_ok(&check, "faultline check store/latest");
     assert_no_leftovers(&cluster, &subnet);
+}
+
+/// The fault-free run's `--producer-config`/`--consumer-config`: recorded
+/// in test.json, and in effect (polls return at most max.poll.records per
+/// partition; the stop grace follows delivery.timeout.ms).
+fn assert_client_settings_took_effect(test: &serde_json::Value, ops: &[Op]) {
+    assert_eq!(test["producer"]["delivery.timeout.ms"], 20_000, "{test:#}");
+    assert_eq!(test["consumer"]["max.poll.records"], 7);
+    assert_eq!(test["timeouts"]["client_stop_grace_ms"], 25_000, "the stop grace follows delivery.timeout.ms");
+    let polls = ops.iter().filter_map(|op| match (&op.value, op.op_type, op.is_final) {
+        (faultline_checker::op::OpValue::Poll(v), OpType::Ok, false) => Some(v),
+        _ => None,
+    });
+    let largest = polls.flat_map(|v| v.records.0.iter().map(|(_, rs)| rs.len())).max().unwrap_or(0);
+    assert!((1..=7).contains(&largest), "consumer polls return at most max.poll.records per partition: {largest}");
 }
 
 #[test]

@@ -20,10 +20,6 @@ use super::record::{Ids, emit, part_name, with_client_error};
 use super::spec::{ClientSpec, ConsumerSpec};
 use crate::sink::Sink;
 
-/// Records one poll asks a partition for.
-const POLL_RECORDS_MAX: u32 = 1_000;
-/// Long-poll wait of one consumer fetch: short, so a stop is seen quickly.
-const POLL_WAIT_MS: u64 = 100;
 /// Pause after a failed assign, poll or sink write.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Attempts of one sink write with `on_sink_error = retry` (about a
@@ -297,9 +293,9 @@ impl<'a> Consumer<'a> {
         for (i, &p) in self.spec.owned.iter().enumerate() {
             let req = FetchRequest {
                 offset: self.positions[i],
-                max_records: Some(POLL_RECORDS_MAX),
+                max_records: Some(self.spec.max_poll_records),
                 max_bytes: None,
-                max_wait_ms: Some(POLL_WAIT_MS),
+                max_wait_ms: Some(self.spec.fetch_max_wait_ms),
             };
             match self.cluster.fetch(&self.topic, p, &req).await {
                 Ok(resp) => {

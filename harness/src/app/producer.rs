@@ -154,6 +154,7 @@ fn start(c: &ClientSpec, a: &ProducerSpec) -> anyhow::Result<Running> {
         retries: a.retries,
         request_timeout_ms: c.request_timeout_ms,
         delivery_timeout_ms: a.delivery_timeout_ms,
+        retry_backoff_ms: a.retry_backoff_ms,
         enable_idempotence: Some(a.idempotence),
         // One logical process per (partition, in-flight slot).
         max_in_flight: a.max_in_flight,

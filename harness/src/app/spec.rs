@@ -51,6 +51,8 @@ pub struct ProducerSpec {
     pub acks: Acks,
     pub idempotence: bool,
     pub delivery_timeout_ms: u64,
+    /// `retry.backoff.ms`.
+    pub retry_backoff_ms: u64,
     pub seed: u64,
     /// `sync` awaits each send; `callback` and `fire-and-forget` enqueue
     /// into the accumulator (recorded as `enqueue` ops) and record each
@@ -82,6 +84,10 @@ pub struct ConsumerSpec {
     pub auto_offset_reset: OffsetReset,
     /// The application's own work per batch, before the sink write.
     pub process_time_ms: u64,
+    /// `max.poll.records`: records one poll returns at most.
+    pub max_poll_records: u32,
+    /// `fetch.max.wait.ms`: how long a poll may wait for data.
+    pub fetch_max_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -85,7 +85,7 @@ pub async fn wait_consumers_caught_up(plan: &Plan, log: &RunLog, urls: &[String]
     // out in vain: such consumers commit when they close.
     let deadline = Instant::now()
         + CONSUMER_CATCH_UP_TIMEOUT
-        + Duration::from_millis(a.auto_commit_interval_ms).min(CONSUMER_CATCH_UP_TIMEOUT);
+        + Duration::from_millis(plan.consumer.auto_commit_interval_ms).min(CONSUMER_CATCH_UP_TIMEOUT);
     let clients: Vec<Client> = urls.iter().map(|u| client(u)).collect();
     let mut last = String::new();
     // Bounded by the deadline.

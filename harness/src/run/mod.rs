@@ -27,6 +27,7 @@
 //! Exit codes: 0 valid, 1 invalid, 2 unknown, 254 bad arguments, 255
 //! harness failure.
 
+pub mod client_config;
 pub mod control;
 pub mod final_phase;
 pub mod plan;
@@ -179,6 +180,7 @@ async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &st
         clients_log: dirs.run.join("clients.log"),
         urls: urls.clone(),
         started: Instant::now(),
+        stop_grace: plan.client_stop_grace(),
     });
     let run = run_workload_and_final_phase(plan, dirs, &shared, &state, &sinks, &marks).await?;
     drop(shared);
@@ -347,9 +349,10 @@ fn write_test_json(plan: &Plan, dirs: &RunDirs, reproduce: &str) -> anyhow::Resu
         .map(|f| serde_json::json!({"t_s": f.at_s, "action": f.action.to_string(), "target": f.target.to_string()}))
         .collect();
     let timeouts = serde_json::json!({
-        "request_timeout_ms": REQUEST_TIMEOUT_MS,
-        "delivery_timeout_ms": DELIVERY_TIMEOUT_MS,
-        "client_stop_grace_ms": CLIENT_STOP_GRACE.as_millis() as u64,
+        "harness_request_timeout_ms": REQUEST_TIMEOUT_MS,
+        "request_timeout_ms": plan.producer.request_timeout_ms,
+        "delivery_timeout_ms": plan.producer.delivery_timeout_ms,
+        "client_stop_grace_ms": plan.client_stop_grace().as_millis() as u64,
         "settle_timeout_ms": SETTLE_TIMEOUT.as_millis() as u64,
         "drain_deadline_ms": DRAIN_DEADLINE_MS,
         "cluster_up_timeout_ms": CLUSTER_UP_TIMEOUT.as_millis() as u64,
@@ -367,10 +370,13 @@ fn write_test_json(plan: &Plan, dirs: &RunDirs, reproduce: &str) -> anyhow::Resu
         "harness": plan.harness,
         "effective": {
             "idempotence": plan.idempotence,
-            "max_in_flight": a.in_flight(),
+            "max_in_flight": plan.in_flight(),
             "topic": TOPIC,
             "group": GROUP,
         },
+        // Every client setting in effect, under Kafka's names.
+        "producer": plan.producer,
+        "consumer": plan.consumer,
         "fault_schedule": faults,
         "node_config": plan.node_config(),
         "timeouts": timeouts,

@@ -10,7 +10,9 @@ use faultline_checker::Guarantees;
 use faultline_client::ProducerConfig;
 use faultline_nemesis::schedule::{self, Action, ScheduledFault};
 
+use super::client_config::{ConsumerSettings, ProducerSettings};
 use super::settings::{HarnessArgs, RunSettings, SinkKind};
+use faultline_checker::modes::ProducerMode;
 
 /// The workload's topic.
 pub const TOPIC: &str = "events";
@@ -30,13 +32,12 @@ pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const CONSUMER_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between two metadata checks while waiting.
 pub const METADATA_POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// Per-request timeout of client processes and of the harness's own requests.
+/// Per-request timeout of the harness's own requests (clients have theirs,
+/// see [`super::client_config`]).
 pub const REQUEST_TIMEOUT_MS: u64 = 3_000;
-/// A send's bound, retries included (the producer's `delivery.timeout.ms`).
-pub const DELIVERY_TIMEOUT_MS: u64 = 10_000;
-/// How long a stopped client may take to settle its op and exit before
-/// SIGKILL: a send may take its whole delivery timeout.
-pub const CLIENT_STOP_GRACE: Duration = Duration::from_millis(DELIVERY_TIMEOUT_MS + 5_000);
+/// What a stopped client may take beyond its longest op (a send's whole
+/// delivery timeout) to settle and exit before SIGKILL.
+const CLIENT_STOP_SLACK: Duration = Duration::from_millis(5_000);
 /// Process ids of the final reader: its drain op and its polls.
 pub const DRAIN_PROCESSES: u64 = 2;
 /// Bound on the final drain reader.
@@ -79,6 +80,9 @@ pub struct TimelineText<'a> {
 pub struct Plan {
     pub settings: RunSettings,
     pub harness: HarnessArgs,
+    /// Every producer and consumer setting, as Kafka names them.
+    pub producer: ProducerSettings,
+    pub consumer: ConsumerSettings,
     /// Whether the producers are idempotent (Kafka's default rule applied).
     pub idempotence: bool,
     pub time_limit: Duration,
@@ -110,7 +114,9 @@ impl Plan {
         harness: HarnessArgs,
         timeline: Option<TimelineText>,
     ) -> Result<Plan, String> {
-        let idempotence = check_settings(&settings)?;
+        let producer = ProducerSettings::resolve(&settings)?;
+        let consumer = ConsumerSettings::resolve(&settings)?;
+        let idempotence = check_settings(&settings, &producer)?;
         check_harness(&harness)?;
         let mut kills = client_kills(&harness, settings.time_limit)?;
         let faults = fault_schedule(&settings, timeline)?;
@@ -124,23 +130,35 @@ impl Plan {
             kills.push((role, Duration::from_secs_f64(f.at_s)));
         }
         let time_limit = Duration::from_secs_f64(settings.time_limit);
-        Ok(Plan { settings, harness, idempotence, time_limit, kills, faults })
+        Ok(Plan { settings, harness, producer, consumer, idempotence, time_limit, kills, faults })
+    }
+
+    /// Sends in flight per partition of one producer process: one for a
+    /// sync application, `max.in.flight.requests.per.connection` through
+    /// the accumulator.
+    pub fn in_flight(&self) -> usize {
+        in_flight(&self.settings, &self.producer)
+    }
+
+    /// How long a stopped client may take to settle its op and exit.
+    pub fn client_stop_grace(&self) -> Duration {
+        Duration::from_millis(self.producer.delivery_timeout_ms) + CLIENT_STOP_SLACK
     }
 
     /// What the checker may expect of a run with these settings.
     pub fn guarantees(&self) -> Guarantees {
         let a = &self.settings;
         Guarantees {
-            acks: a.acks,
+            acks: self.producer.acks,
             idempotence: self.idempotence,
-            max_in_flight: a.in_flight() as u32,
+            max_in_flight: self.in_flight() as u32,
             unclean_leader_election: a.unclean_leader_election,
-            commit: (a.consumers > 0).then_some(a.commit),
+            commit: (a.consumers > 0).then_some(self.consumer.commit),
             sink_mode: (a.sink == SinkKind::Sqlite).then_some(a.sink_mode),
             producer_mode: a.producer_mode,
             processing: a.processing,
             on_sink_error: a.on_sink_error,
-            auto_offset_reset: a.auto_offset_reset,
+            auto_offset_reset: self.consumer.auto_offset_reset,
         }
     }
 
@@ -179,49 +197,59 @@ pub fn session_timeout_ms(a: &RunSettings) -> u64 {
         .unwrap_or(SESSION_TIMEOUT_MS)
 }
 
+fn in_flight(a: &RunSettings, p: &ProducerSettings) -> usize {
+    if a.producer_mode == ProducerMode::Sync { 1 } else { p.max_in_flight }
+}
+
 /// The producer settings' own rules (Kafka's), then the numbers' ranges;
 /// returns whether the producers are idempotent.
-fn check_settings(a: &RunSettings) -> Result<bool, String> {
+fn check_settings(a: &RunSettings, p: &ProducerSettings) -> Result<bool, String> {
     let config = ProducerConfig {
-        acks: crate::app::producer::wire_acks(a.acks),
-        retries: a.retries,
-        enable_idempotence: a.idempotence,
-        max_in_flight: a.in_flight(),
-        request_timeout_ms: REQUEST_TIMEOUT_MS,
-        delivery_timeout_ms: DELIVERY_TIMEOUT_MS,
+        acks: crate::app::producer::wire_acks(p.acks),
+        retries: p.retries,
+        enable_idempotence: p.enable_idempotence,
+        max_in_flight: in_flight(a, p),
+        request_timeout_ms: p.request_timeout_ms,
+        delivery_timeout_ms: p.delivery_timeout_ms,
         ..ProducerConfig::default()
     };
     let idempotence = config.idempotence().map_err(|e| format!("--idempotence: {e}"))?;
+    check_producer(p)?;
     check_workload(a)?;
     check_topic(a)?;
     check_node_settings(a)?;
     Ok(idempotence)
 }
 
-fn check_workload(a: &RunSettings) -> Result<(), String> {
-    if a.max_in_flight == 0 || a.max_in_flight > MAX_IN_FLIGHT_MAX {
-        return Err(format!("--max-in-flight {}: must be 1 to {MAX_IN_FLIGHT_MAX}", a.max_in_flight));
+/// Kafka's rules between producer settings.
+fn check_producer(p: &ProducerSettings) -> Result<(), String> {
+    if p.max_in_flight == 0 || p.max_in_flight > MAX_IN_FLIGHT_MAX {
+        return Err(format!("--max-in-flight {}: must be 1 to {MAX_IN_FLIGHT_MAX}", p.max_in_flight));
     }
+    if p.batch_size == 0 || p.buffer_memory == 0 {
+        return Err("--batch-size and --buffer-memory must be at least 1".into());
+    }
+    if p.batch_size > p.buffer_memory {
+        return Err(format!("--batch-size {}: must not exceed --buffer-memory {}", p.batch_size, p.buffer_memory));
+    }
+    if p.linger_ms + p.request_timeout_ms > p.delivery_timeout_ms {
+        return Err(format!(
+            "--linger-ms {}: linger.ms + request.timeout.ms ({}) must not exceed delivery.timeout.ms ({})",
+            p.linger_ms, p.request_timeout_ms, p.delivery_timeout_ms
+        ));
+    }
+    Ok(())
+}
+
+fn check_workload(a: &RunSettings) -> Result<(), String> {
     if !(a.time_limit > 0.0 && a.time_limit <= TIME_LIMIT_MAX_S) {
         return Err(format!("--time-limit {}: must be in (0, {TIME_LIMIT_MAX_S}]", a.time_limit));
     }
     if !(a.rate > 0.0 && a.rate <= RATE_MAX_PER_S) {
         return Err(format!("--rate {}: must be in (0, {RATE_MAX_PER_S}]", a.rate));
     }
-    if a.topic_partitions == 0 || a.records_per_send == 0 || a.batch_size == 0 || a.buffer_memory == 0 {
-        return Err(
-            "--topic-partitions, --records-per-send, --batch-size and --buffer-memory must be at least 1".into()
-        );
-    }
-    if a.batch_size > a.buffer_memory {
-        return Err(format!("--batch-size {}: must not exceed --buffer-memory {}", a.batch_size, a.buffer_memory));
-    }
-    if a.linger_ms + REQUEST_TIMEOUT_MS > DELIVERY_TIMEOUT_MS {
-        return Err(format!(
-            "--linger-ms {}: linger.ms + request.timeout.ms ({REQUEST_TIMEOUT_MS}) must not exceed \
-             delivery.timeout.ms ({DELIVERY_TIMEOUT_MS})",
-            a.linger_ms
-        ));
+    if a.topic_partitions == 0 || a.records_per_send == 0 {
+        return Err("--topic-partitions and --records-per-send must be at least 1".into());
     }
     if a.process_time_ms > PROCESS_TIME_MAX_MS {
         return Err(format!("--process-time-ms {}: at most {PROCESS_TIME_MAX_MS}", a.process_time_ms));

@@ -62,6 +62,8 @@ pub const DEFAULTS: RunSettings = RunSettings {
     nemesis_interval: 10.0,
     nemesis_timeline: None,
     broker_config: Vec::new(),
+    producer_config: Vec::new(),
+    consumer_config: Vec::new(),
     admin_hooks: false,
 };
 
@@ -182,6 +184,20 @@ pub struct RunSettings {
     /// `--broker-config replica.lag.time.max.ms=60000`.
     #[arg(long = "broker-config", value_name = "KEY=VALUE")]
     pub broker_config: Vec<String>,
+    /// A producer setting, `key=value` with Kafka's key names (repeatable):
+    /// acks, retries, delivery.timeout.ms (10000 here, Kafka 120000),
+    /// request.timeout.ms (3000 here, Kafka 30000), retry.backoff.ms,
+    /// linger.ms, batch.size, buffer.memory, max.block.ms,
+    /// max.in.flight.requests.per.connection, enable.idempotence; it wins
+    /// over the dedicated option of the same setting.
+    #[arg(long = "producer-config", value_name = "KEY=VALUE")]
+    pub producer_config: Vec<String>,
+    /// A consumer setting, `key=value` with Kafka's key names (repeatable):
+    /// enable.auto.commit, auto.commit.interval.ms, auto.offset.reset,
+    /// max.poll.records (1000 here), fetch.max.wait.ms (100 here),
+    /// request.timeout.ms (3000 here); it wins over the dedicated option.
+    #[arg(long = "consumer-config", value_name = "KEY=VALUE")]
+    pub consumer_config: Vec<String>,
     /// Enable the nodes' admin hooks (needed by timelines that pause fetchers).
     #[arg(long)]
     pub admin_hooks: bool,
@@ -218,12 +234,6 @@ fn timeline_long_help() -> String {
 }
 
 impl RunSettings {
-    /// Sends in flight per partition of one producer process: one for a
-    /// sync application, `max_in_flight` through the accumulator.
-    pub fn in_flight(&self) -> usize {
-        if self.producer_mode == ProducerMode::Sync { 1 } else { self.max_in_flight }
-    }
-
     /// Every key a settings table may hold.
     pub fn keys() -> Vec<String> {
         match serde_json::to_value(DEFAULTS) {
@@ -406,6 +416,7 @@ mod tests {
             nemesis: Some("kill,mute-leader".parse().unwrap()),
             nemesis_timeline: Some("t l.toml".into()),
             broker_config: vec!["replica.lag.time.max.ms=60000".into()],
+            producer_config: vec!["delivery.timeout.ms=120000".into()],
             sink: SinkKind::Sqlite,
             ..DEFAULTS
         };

@@ -17,7 +17,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::plan::{CLIENT_STOP_GRACE, DRAIN_DEADLINE_MS, DRAIN_PROCESSES, REQUEST_TIMEOUT_MS, Role, TOPIC};
+use super::plan::{DRAIN_DEADLINE_MS, DRAIN_PROCESSES, REQUEST_TIMEOUT_MS, Role, TOPIC};
 use crate::app::spec::{ClientSpec, DrainSpec, RoleSpec};
 use crate::exit::EXIT_BAD_ARGS;
 use crate::history::HistoryWriter;
@@ -43,6 +43,8 @@ pub struct Shared {
     pub urls: Vec<String>,
     /// The workload's start, for kill times.
     pub started: Instant,
+    /// How long a stopped client may take to settle its op and exit.
+    pub stop_grace: Duration,
 }
 
 /// One client slot: a role and its arguments; the process behind it is
@@ -55,6 +57,8 @@ pub struct Slot {
     pub spec: RoleSpec,
     /// SIGKILL the slot's process at these times into the workload.
     pub kills: Vec<Duration>,
+    /// The client's `request.timeout.ms`.
+    pub request_timeout_ms: u64,
 }
 
 impl Slot {
@@ -71,7 +75,13 @@ struct ClientProc {
     lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
 }
 
-fn spawn_client(shared: &Shared, role: &RoleSpec, process: u64, stride: u64) -> anyhow::Result<ClientProc> {
+fn spawn_client(
+    shared: &Shared,
+    role: &RoleSpec,
+    process: u64,
+    stride: u64,
+    request_timeout_ms: u64,
+) -> anyhow::Result<ClientProc> {
     let exe = std::env::current_exe().context("locating the faultline binary")?;
     let stderr = std::fs::File::options()
         .create(true)
@@ -83,7 +93,7 @@ fn spawn_client(shared: &Shared, role: &RoleSpec, process: u64, stride: u64) -> 
         process_stride: stride,
         bootstrap: shared.urls.clone(),
         topic: TOPIC.into(),
-        request_timeout_ms: REQUEST_TIMEOUT_MS,
+        request_timeout_ms,
         role: role.clone(),
     };
     let mut child = tokio::process::Command::new(exe)
@@ -158,7 +168,7 @@ struct ProcessRun<'a> {
 
 impl<'a> ProcessRun<'a> {
     fn start(shared: &'a Shared, slot: &'a Slot, process: u64) -> anyhow::Result<ProcessRun<'a>> {
-        let proc = spawn_client(shared, &slot.spec, process, shared.stride)?;
+        let proc = spawn_client(shared, &slot.spec, process, shared.stride, slot.request_timeout_ms)?;
         let pid = proc.child.id().unwrap_or(0);
         shared.log.line(format!("{}: process {process} started (pid {pid})", slot.label()));
         Ok(ProcessRun {
@@ -197,12 +207,13 @@ impl<'a> ProcessRun<'a> {
                 }
                 _ = tokio::time::sleep_until(stopping.unwrap_or_else(Instant::now)), if stopping.is_some() => {
                     self.shared.log.line(format!(
-                        "{}: process {} did not stop within {CLIENT_STOP_GRACE:?}; SIGKILL",
+                        "{}: process {} did not stop within {:?}; SIGKILL",
                         self.slot.label(),
-                        self.process
+                        self.process,
+                        self.shared.stop_grace
                     ));
                     let _ = self.proc.child.start_kill();
-                    self.stop_deadline = Some(Instant::now() + CLIENT_STOP_GRACE);
+                    self.stop_deadline = Some(Instant::now() + self.shared.stop_grace);
                 }
                 _ = tokio::time::sleep_until(next_kill.unwrap_or_else(Instant::now)),
                     if next_kill.is_some() && stopping.is_none() => {
@@ -216,7 +227,7 @@ impl<'a> ProcessRun<'a> {
     /// EOF on stdin: the client finishes its current op and exits.
     fn begin_stop(&mut self) {
         self.proc.stdin = None;
-        self.stop_deadline = Some(Instant::now() + CLIENT_STOP_GRACE);
+        self.stop_deadline = Some(Instant::now() + self.shared.stop_grace);
     }
 
     fn on_line(&mut self, line: &str) {
@@ -259,7 +270,7 @@ impl<'a> ProcessRun<'a> {
     /// Waits for the exit, turns the open ops `info`, and fails the slot
     /// when the client broke the protocol or refused its arguments.
     async fn finish(mut self) -> anyhow::Result<()> {
-        let (status, bad_args) = match tokio::time::timeout(CLIENT_STOP_GRACE, self.proc.child.wait()).await {
+        let (status, bad_args) = match tokio::time::timeout(self.shared.stop_grace, self.proc.child.wait()).await {
             Ok(Ok(s)) => (s.to_string(), s.code() == Some(i32::from(EXIT_BAD_ARGS))),
             _ => {
                 let _ = self.proc.child.start_kill();
@@ -292,9 +303,9 @@ impl<'a> ProcessRun<'a> {
 pub async fn run_drain(shared: &Arc<Shared>, targets: &[(u32, i64)]) -> anyhow::Result<()> {
     let process = shared.stride - DRAIN_PROCESSES;
     let role = RoleSpec::Drain(DrainSpec { targets: targets.to_vec(), deadline_ms: DRAIN_DEADLINE_MS });
-    let mut proc = spawn_client(shared, &role, process, 0)?;
+    let mut proc = spawn_client(shared, &role, process, 0, REQUEST_TIMEOUT_MS)?;
     proc.stdin = None;
-    let bound = Duration::from_millis(DRAIN_DEADLINE_MS) + CLIENT_STOP_GRACE;
+    let bound = Duration::from_millis(DRAIN_DEADLINE_MS) + shared.stop_grace;
     let read = async {
         while let Some(l) = proc.lines.next_line().await.context("reading the drain reader")? {
             record_line(shared, &l, |p| p == process || p == process + 1)?;

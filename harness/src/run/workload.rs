@@ -14,9 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::plan::{
-    DELIVERY_TIMEOUT_MS, GROUP, METADATA_POLL_INTERVAL, Plan, REQUEST_TIMEOUT_MS, Role, TOPIC, TOPIC_READY_TIMEOUT,
-};
+use super::plan::{GROUP, METADATA_POLL_INTERVAL, Plan, REQUEST_TIMEOUT_MS, Role, TOPIC, TOPIC_READY_TIMEOUT};
 use super::settings::SinkKind;
 use super::supervisor::{Shared, Slot, supervise};
 use crate::app::spec::{ConsumerSpec, ProducerSpec, RoleSpec};
@@ -53,20 +51,23 @@ pub fn start_producers(plan: &Plan, shared: &Arc<Shared>) -> Clients {
             partitions: a.topic_partitions,
             rate: a.rate / f64::from(a.producers),
             records_per_send: a.records_per_send,
-            acks: a.acks,
+            acks: plan.producer.acks,
             idempotence: plan.idempotence,
-            delivery_timeout_ms: DELIVERY_TIMEOUT_MS,
+            delivery_timeout_ms: plan.producer.delivery_timeout_ms,
+            retry_backoff_ms: plan.producer.retry_backoff_ms,
             seed: a.seed,
             mode: a.producer_mode,
-            linger_ms: a.linger_ms,
-            batch_size: a.batch_size as usize,
-            buffer_memory: a.buffer_memory as usize,
-            max_block_ms: a.max_block_ms,
-            retries: a.retries,
-            max_in_flight: a.in_flight(),
+            linger_ms: plan.producer.linger_ms,
+            batch_size: plan.producer.batch_size as usize,
+            buffer_memory: plan.producer.buffer_memory as usize,
+            max_block_ms: plan.producer.max_block_ms,
+            retries: plan.producer.retries,
+            max_in_flight: plan.in_flight(),
         });
         let kills = if i == 0 { plan.kills_of(Role::Producer) } else { vec![] };
-        let slot = Slot { role: Role::Producer, index: i, first_process: u64::from(i), spec, kills };
+        let request_timeout_ms = plan.producer.request_timeout_ms;
+        let slot =
+            Slot { role: Role::Producer, index: i, first_process: u64::from(i), spec, kills, request_timeout_ms };
         clients.tasks.spawn(supervise(shared.clone(), slot, stopped.clone()));
     }
     clients
@@ -88,16 +89,20 @@ pub fn start_consumers(plan: &Plan, shared: &Arc<Shared>, sinks: &[(u32, PathBuf
         let spec = RoleSpec::Consumer(ConsumerSpec {
             owned,
             group: GROUP.into(),
-            commit: a.commit,
-            auto_commit_interval_ms: a.auto_commit_interval_ms,
+            commit: plan.consumer.commit,
+            auto_commit_interval_ms: plan.consumer.auto_commit_interval_ms,
             processing: a.processing,
             sink_path: sinks.iter().find(|(slot, _)| *slot == j).map(|(_, path)| path.clone()),
             on_sink_error: a.on_sink_error,
-            auto_offset_reset: a.auto_offset_reset,
+            auto_offset_reset: plan.consumer.auto_offset_reset,
             process_time_ms: a.process_time_ms,
+            max_poll_records: plan.consumer.max_poll_records,
+            fetch_max_wait_ms: plan.consumer.fetch_max_wait_ms,
         });
         let kills = if j == 0 { plan.kills_of(Role::Consumer) } else { vec![] };
-        let slot = Slot { role: Role::Consumer, index: j, first_process: u64::from(a.producers + j), spec, kills };
+        let request_timeout_ms = plan.consumer.request_timeout_ms;
+        let first_process = u64::from(a.producers + j);
+        let slot = Slot { role: Role::Consumer, index: j, first_process, spec, kills, request_timeout_ms };
         clients.tasks.spawn(supervise(shared.clone(), slot, stopped.clone()));
     }
     clients
