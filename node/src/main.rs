@@ -35,6 +35,9 @@ enum LogFormat {
     Json,
 }
 
+/// The log filter without `RUST_LOG`.
+const DEFAULT_LOG_FILTER: &str = "info,openraft=warn";
+
 /// Exit code of bad arguments or configuration (clap's own for usage errors).
 const EXIT_CONFIG: u8 = 2;
 
@@ -46,7 +49,10 @@ fn main() -> ExitCode {
         eprintln!("faultline-node: --bug: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // openraft's own info lines are debug dumps (up to thousands of
+    // characters); a node's log is for people unless RUST_LOG asks for more.
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -126,3 +126,22 @@ async fn a_data_directory_of_another_node_is_refused() {
     let log = std::fs::read_to_string(dir.path().join("node.log")).unwrap();
     assert!(log.contains("belongs to node.id 1, but this node is node.id 7"), "{log}");
 }
+
+/// A node's log is for people: by default openraft's info-level dumps stay
+/// out (they were half of a node's lines, up to 2,000 characters each),
+/// while the node's own info lines and RUST_LOG's choices stay in.
+#[test]
+fn a_node_log_has_no_openraft_dumps_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["node.id=1".to_string(), "listeners=http://127.0.0.1:0".to_string()];
+    let node = Node::spawn_logging(dir.path(), &args, None).unwrap();
+    node.wait_healthy().unwrap();
+    let log = node.log();
+    assert!(log.contains("faultline_node"), "the node's own lines: {log}");
+    assert!(!log.contains(" INFO openraft"), "openraft's info dumps by default: {log}");
+    drop(node);
+    let verbose = tempfile::tempdir().unwrap();
+    let node = Node::spawn_logging(verbose.path(), &args, Some("info")).unwrap();
+    node.wait_healthy().unwrap();
+    assert!(node.log().contains(" INFO openraft"), "RUST_LOG=info asks for them");
+}

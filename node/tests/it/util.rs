@@ -46,6 +46,11 @@ impl Node {
 
     /// Starts a node with exactly these overrides (plus `log.dirs`).
     pub fn spawn(dir: &Path, overrides: &[String]) -> Result<Node, String> {
+        Node::spawn_logging(dir, overrides, Some("info,faultline_node::controller=info"))
+    }
+
+    /// As [`Node::spawn`], with this `RUST_LOG` (`None`: the node's default).
+    pub fn spawn_logging(dir: &Path, overrides: &[String], rust_log: Option<&str>) -> Result<Node, String> {
         std::fs::create_dir_all(dir).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("node.log")).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline-node"));
@@ -53,7 +58,10 @@ impl Node {
         for o in overrides {
             cmd.arg("--override").arg(o);
         }
-        cmd.env("RUST_LOG", "info,faultline_node::controller=info");
+        match rust_log {
+            Some(filter) => cmd.env("RUST_LOG", filter),
+            None => cmd.env_remove("RUST_LOG"),
+        };
         let mut child =
             cmd.stdout(Stdio::piped()).stderr(log).stdin(Stdio::null()).spawn().map_err(|e| e.to_string())?;
         let stdout = child.stdout.take().unwrap();
