@@ -51,8 +51,7 @@ fn main() -> ExitCode {
     }
     // openraft's own info lines are debug dumps (up to thousands of
     // characters); a node's log is for people unless RUST_LOG asks for more.
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
