@@ -73,11 +73,29 @@ fn three_nodes_up_serve_a_record_and_down_leaves_nothing() {
     let status = c.run(&["cluster", "status"]);
     assert_ok(&status, "cluster status");
     assert_eq!(
-        String::from_utf8_lossy(&status.stdout).matches("Running, health ok").count(),
+        String::from_utf8_lossy(&status.stdout).matches("running, health ok").count(),
         3,
         "{}",
         String::from_utf8_lossy(&status.stdout)
     );
+    let status = c.run(&["cluster", "status", "--json"]);
+    assert_ok(&status, "cluster status --json");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status is JSON");
+    assert_eq!(status["state"], "up (kept)", "{status:#}");
+    assert!(
+        status["nodes"].as_array().unwrap().iter().all(|n| n["process"] == "running" && n["health"] == "health ok")
+    );
+    // Kafka's view: the topic `produce_and_fetch` made, led, with a full ISR
+    // and the record below the high watermark.
+    let describe = c.run(&["cluster", "describe", "--json"]);
+    assert_ok(&describe, "cluster describe --json");
+    let rows: serde_json::Value = serde_json::from_slice(&describe.stdout).expect("describe is JSON");
+    let t = rows.as_array().unwrap().iter().find(|r| r["topic"] == "t").expect("topic t described");
+    assert!(t["leader"].is_i64() && t["isr"].as_array().unwrap().len() == 3, "{t}");
+    assert!(t["high_watermark"].as_i64().unwrap() >= 1 && t["high_watermark"] == t["log_end_offset"], "{t}");
+    let under = c.run(&["cluster", "describe", "--under-replicated-partitions", "--json"]);
+    let under: serde_json::Value = serde_json::from_slice(&under.stdout).unwrap();
+    assert!(!under.as_array().unwrap().iter().any(|r| r["topic"] == "t"), "a healthy topic is not under-replicated");
     assert!(!c.leftovers().is_empty(), "the cluster's resources are visible while it is up");
 
     assert_ok(&c.down(), "cluster down");

@@ -15,6 +15,7 @@
 //! `<store>/clusters/<name>/`. Exit codes: 0 ok, 254 bad arguments, 255
 //! harness failure.
 
+pub(crate) mod describe;
 pub(crate) mod owner;
 pub(crate) mod state;
 
@@ -75,7 +76,9 @@ enum ClusterCommand {
     /// Build the network, start the nodes, wait until they are healthy.
     Up(UpArgs),
     /// Show the nodes: pids, liveness, health.
-    Status(Where),
+    Status(StatusArgs),
+    /// Every partition's leader, epoch, replicas, ISR, HW and LEO, as `kafka-topics --describe`.
+    Describe(describe::DescribeArgs),
     /// Every cluster of a store, and whether the harness that owns it is alive.
     List(StoreArg),
     /// Stop every node and remove every namespace, link and iptables rule.
@@ -99,6 +102,15 @@ pub(crate) struct StoreArg {
     /// The store, as `faultline run --store`: clusters live in `<store>/clusters/<name>`.
     #[arg(long, default_value = "store")]
     pub(crate) store: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    #[command(flatten)]
+    at: Where,
+    /// Print the status as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -139,7 +151,8 @@ pub fn main(args: ClusterArgs) -> ExitCode {
     let result = runtime.block_on(async {
         match args.command {
             ClusterCommand::Up(a) => up(a).await,
-            ClusterCommand::Status(w) => status(w).await,
+            ClusterCommand::Status(s) => status(s).await,
+            ClusterCommand::Describe(d) => describe::describe(d).await,
             ClusterCommand::List(s) => list(&s.store),
             ClusterCommand::Down(d) if d.all => down_all(&d.at.store.store).await,
             ClusterCommand::Down(d) => down(d.at).await,
@@ -474,26 +487,17 @@ async fn log_tail(host: &NetnsHost, node: &NodeState) -> String {
     }
 }
 
-async fn status(at: Where) -> Result<(), Failure> {
+async fn status(args: StatusArgs) -> Result<(), Failure> {
+    let at = args.at;
     let path = state_path(&cluster_dir(&at)?);
     if !path.exists() {
         // Naming a cluster that is not there is the user's mistake (254).
         return Err(Failure::BadArgs(format!("no cluster {:?}: {} does not exist", at.name, path.display())));
     }
     let state = ClusterState::load(&path)?;
-    println!(
-        "cluster {} ({}) on {} (control {})",
-        state.name,
-        state.liveness(),
-        state.net.subnet,
-        state.net.control_ip
-    );
-    let hosts = hosts(&state);
-    for ((node, host), net_node) in state.nodes.iter().zip(&hosts).zip(&state.net.nodes) {
-        let proc_state = match node.pid.and_then(|pid| our_process(node, pid)) {
-            Some(p) => format!("pid {} {:?}", p.pid, p.state),
-            None => "not running".into(),
-        };
+    let mut nodes = Vec::new();
+    for (node, net_node) in state.nodes.iter().zip(&state.net.nodes) {
+        let process = node.pid.and_then(|pid| our_process(node, pid));
         // Only talk to an address whose namespace and bridge are ours and up.
         let health = if state.phase != Phase::Down && state.net.can_reach(net_node).await.map_err(|e| anyhow!(e))? {
             let client = faultline_client::Client::with_timeout(node.url.clone(), HEALTH_REQUEST_TIMEOUT);
@@ -504,7 +508,40 @@ async fn status(at: Where) -> Result<(), Failure> {
         } else {
             "network down".into()
         };
-        println!("  {} {} {} {proc_state}, {health}", host.name(), node.url, node.netns);
+        let running = process
+            .as_ref()
+            .map(|p| if p.state == faultline_nemesis::ProcState::Stopped { "paused" } else { "running" });
+        nodes.push(serde_json::json!({
+            "name": node.name, "url": node.url, "netns": node.netns,
+            "pid": process.as_ref().map(|p| p.pid), "process": running.unwrap_or("not running"), "health": health,
+        }));
+    }
+    if args.json {
+        let doc = serde_json::json!({
+            "name": state.name, "state": state.liveness().to_string(), "subnet": state.net.subnet.to_string(),
+            "control_ip": state.net.control_ip.to_string(), "nodes": nodes,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| anyhow!(e))?);
+        return Ok(());
+    }
+    println!(
+        "cluster {} ({}) on {} (control {})",
+        state.name,
+        state.liveness(),
+        state.net.subnet,
+        state.net.control_ip
+    );
+    for n in &nodes {
+        let pid = n["pid"].as_u64().map(|p| format!("pid {p} ")).unwrap_or_default();
+        let (name, url, netns) = (&n["name"], &n["url"], &n["netns"]);
+        println!(
+            "  {} {} {} {pid}{}, {}",
+            name.as_str().unwrap_or(""),
+            url.as_str().unwrap_or(""),
+            netns.as_str().unwrap_or(""),
+            n["process"].as_str().unwrap_or(""),
+            n["health"].as_str().unwrap_or("")
+        );
     }
     Ok(())
 }
