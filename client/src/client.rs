@@ -96,6 +96,19 @@ impl Client {
         self.get(paths::HEALTH.to_string()).await
     }
 
+    /// `/metrics`: Prometheus text, as it is.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let send = self.http.get(format!("{}{}", self.base_url, paths::METRICS)).timeout(self.request_timeout).send();
+        let resp = send.await.map_err(ClientError::from_reqwest)?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.map_err(ClientError::from_reqwest)?;
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(ClientError::Decode { status, detail: format!("/metrics answered {status}") })
+        }
+    }
+
     pub async fn cluster(&self) -> Result<ClusterInfo, ClientError> {
         self.get(paths::CLUSTER.to_string()).await
     }

@@ -80,6 +80,8 @@ fn fault_free_run_is_valid_and_reads_every_acknowledged_send() {
     assert_eq!(test["seed"], 42);
     for n in ["n1", "n2", "n3"] {
         assert!(dir.join("nodes").join(n).join("node.log").is_file(), "node log of {n} stored");
+        let metrics = std::fs::read_to_string(dir.join("nodes").join(n).join("metrics.txt")).expect("metrics saved");
+        assert!(metrics.contains("# TYPE"), "Prometheus text of {n}");
         assert!(!dir.join("nodes").join(n).join("data").exists(), "data dirs are kept only for invalid runs");
     }
     assert!(cluster.dir.join("store/t/latest/faultline.log").is_file());

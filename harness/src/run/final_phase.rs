@@ -145,3 +145,20 @@ pub async fn dump_replicas(plan: &Plan, log: &RunLog, state: &ClusterState) -> R
     }
     out
 }
+
+/// Each node's `/metrics` at the end of the run, into
+/// `nodes/<node>/metrics.txt`: the counters an operator would have looked
+/// at (a node that does not answer is logged, not an error).
+pub async fn save_metrics(log: &RunLog, state: &ClusterState, run_dir: &std::path::Path) -> anyhow::Result<()> {
+    for node in &state.nodes {
+        match client(&node.url).metrics().await {
+            Ok(text) => {
+                let dir = run_dir.join("nodes").join(&node.name);
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(dir.join("metrics.txt"), text)?;
+            }
+            Err(e) => log.line(format!("metrics of {} not saved: {e}", node.name)),
+        }
+    }
+    Ok(())
+}

@@ -304,8 +304,9 @@ async fn final_reads(
     }
     log.line(format!("final phase: draining {} partitions to {:?}", targets.len(), targets));
     supervisor::run_drain(shared, &targets).await?;
-    log.line("final phase: dumping every replica's log");
+    log.line("final phase: dumping every replica's log and saving every node's metrics");
     let replicas = final_phase::dump_replicas(plan, log, state).await;
+    final_phase::save_metrics(log, state, &dirs.run).await?;
     store::write_json_compact(&dirs.run.join(faultline_checker::REPLICAS_FILE), &replicas)?;
     Ok(replicas)
 }
