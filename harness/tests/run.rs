@@ -229,13 +229,7 @@ fn sigterm_mid_run_tears_everything_down_and_exits_255() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Wait (bounded) until the workload has recorded ops.
-    let deadline = std::time::Instant::now() + MID_UP_WAIT;
-    let history = store.join("t/latest/history.jsonl");
-    while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 10_000 {
-        assert!(std::time::Instant::now() < deadline, "no workload within {MID_UP_WAIT:?}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_workload(&store);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let deadline = std::time::Instant::now() + MID_UP_WAIT;
     let status = loop {
@@ -431,12 +425,7 @@ fn a_cluster_removed_mid_run_makes_the_verdict_unknown() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + MID_UP_WAIT;
-    let history = store.join("t/latest/history.jsonl");
-    while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 10_000 {
-        assert!(std::time::Instant::now() < deadline, "no workload within {MID_UP_WAIT:?}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_workload(&store);
     let down = cluster.run(&["cluster", "down"]);
     assert_ok(&down, "cluster down from outside");
     let out = child.wait_with_output().unwrap();

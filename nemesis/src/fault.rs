@@ -177,11 +177,6 @@ impl Fault {
         )
     }
 
-    /// Whether the nodes must run with their admin hooks on.
-    pub fn needs_admin_hooks(self) -> bool {
-        matches!(self, Fault::PauseFetchers | Fault::ResumeFetchers)
-    }
-
     /// The names of the faults `keep` keeps, comma-separated.
     pub fn names(keep: impl Fn(Fault) -> bool) -> String {
         Fault::all().filter(|f| keep(*f)).map(Fault::name).collect::<Vec<_>>().join(", ")

@@ -14,8 +14,8 @@ use faultline_client::Client;
 use faultline_client::api::TopicDescription;
 use serde::Serialize;
 
-use super::state::{ClusterState, state_path};
-use super::{Where, cluster_dir_of};
+use super::Where;
+use super::state::ClusterState;
 use crate::exit::Failure;
 
 /// Timeout of one describe request.
@@ -54,11 +54,7 @@ impl Row {
 }
 
 pub async fn describe(args: DescribeArgs) -> Result<(), Failure> {
-    let path = state_path(&cluster_dir_of(&args.at).map_err(Failure::BadArgs)?);
-    if !path.exists() {
-        return Err(Failure::BadArgs(format!("no cluster {:?}: {} does not exist", args.at.name, path.display())));
-    }
-    let state = ClusterState::load(&path)?;
+    let state = super::load_named(&args.at)?;
     let views = node_views(&state).await?;
     if views.is_empty() {
         return Err(anyhow!("no node of cluster {} answers", state.name).into());

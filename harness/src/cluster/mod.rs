@@ -171,6 +171,16 @@ pub(crate) fn cluster_dir_of(at: &Where) -> Result<PathBuf, String> {
     Ok(clusters_dir(&at.store.store)?.join(&at.name))
 }
 
+/// The state of the cluster `at` names; naming one that is not there is
+/// the user's mistake (254).
+pub(crate) fn load_named(at: &Where) -> Result<ClusterState, Failure> {
+    let path = state_path(&cluster_dir(at)?);
+    if !path.exists() {
+        return Err(Failure::BadArgs(format!("no cluster {:?}: {} does not exist", at.name, path.display())));
+    }
+    Ok(ClusterState::load(&path)?)
+}
+
 /// `<store>/clusters`, absolute.
 pub(crate) fn clusters_dir(store: &Path) -> Result<PathBuf, String> {
     let store = std::path::absolute(store).map_err(|e| format!("--store {}: {e}", store.display()))?;
@@ -487,14 +497,20 @@ async fn log_tail(host: &NetnsHost, node: &NodeState) -> String {
     }
 }
 
+/// One node as `status` shows it.
+#[derive(serde::Serialize)]
+struct NodeStatus {
+    name: String,
+    url: String,
+    netns: String,
+    pid: Option<u32>,
+    /// `running`, `paused` or `not running`.
+    process: &'static str,
+    health: String,
+}
+
 async fn status(args: StatusArgs) -> Result<(), Failure> {
-    let at = args.at;
-    let path = state_path(&cluster_dir(&at)?);
-    if !path.exists() {
-        // Naming a cluster that is not there is the user's mistake (254).
-        return Err(Failure::BadArgs(format!("no cluster {:?}: {} does not exist", at.name, path.display())));
-    }
-    let state = ClusterState::load(&path)?;
+    let state = load_named(&args.at)?;
     let mut nodes = Vec::new();
     for (node, net_node) in state.nodes.iter().zip(&state.net.nodes) {
         let process = node.pid.and_then(|pid| our_process(node, pid));
@@ -508,40 +524,27 @@ async fn status(args: StatusArgs) -> Result<(), Failure> {
         } else {
             "network down".into()
         };
-        let running = process
-            .as_ref()
-            .map(|p| if p.state == faultline_nemesis::ProcState::Stopped { "paused" } else { "running" });
-        nodes.push(serde_json::json!({
-            "name": node.name, "url": node.url, "netns": node.netns,
-            "pid": process.as_ref().map(|p| p.pid), "process": running.unwrap_or("not running"), "health": health,
-        }));
+        let word = match &process {
+            Some(p) if p.state == faultline_nemesis::ProcState::Stopped => "paused",
+            Some(_) => "running",
+            None => "not running",
+        };
+        let (name, url, netns) = (node.name.clone(), node.url.clone(), node.netns.clone());
+        nodes.push(NodeStatus { name, url, netns, pid: process.map(|p| p.pid), process: word, health });
     }
+    let (liveness, subnet, control) = (state.liveness(), state.net.subnet, state.net.control_ip);
     if args.json {
         let doc = serde_json::json!({
-            "name": state.name, "state": state.liveness().to_string(), "subnet": state.net.subnet.to_string(),
-            "control_ip": state.net.control_ip.to_string(), "nodes": nodes,
+            "name": state.name, "state": liveness.to_string(), "subnet": subnet.to_string(),
+            "control_ip": control.to_string(), "nodes": nodes,
         });
         println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| anyhow!(e))?);
         return Ok(());
     }
-    println!(
-        "cluster {} ({}) on {} (control {})",
-        state.name,
-        state.liveness(),
-        state.net.subnet,
-        state.net.control_ip
-    );
+    println!("cluster {} ({liveness}) on {subnet} (control {control})", state.name);
     for n in &nodes {
-        let pid = n["pid"].as_u64().map(|p| format!("pid {p} ")).unwrap_or_default();
-        let (name, url, netns) = (&n["name"], &n["url"], &n["netns"]);
-        println!(
-            "  {} {} {} {pid}{}, {}",
-            name.as_str().unwrap_or(""),
-            url.as_str().unwrap_or(""),
-            netns.as_str().unwrap_or(""),
-            n["process"].as_str().unwrap_or(""),
-            n["health"].as_str().unwrap_or("")
-        );
+        let pid = n.pid.map(|p| format!("pid {p} ")).unwrap_or_default();
+        println!("  {} {} {} {pid}{}, {}", n.name, n.url, n.netns, n.process, n.health);
     }
     Ok(())
 }
@@ -554,13 +557,8 @@ fn our_process(node: &NodeState, pid: u32) -> Option<faultline_nemesis::ProcessI
 }
 
 async fn down(at: Where) -> Result<(), Failure> {
-    let dir = cluster_dir(&at)?;
+    let mut state = load_named(&at)?;
     exec::check_preconditions().map_err(|e| anyhow!(e))?;
-    let path = state_path(&dir);
-    if !path.exists() {
-        return Err(Failure::BadArgs(format!("no cluster {:?}: {} does not exist", at.name, path.display())));
-    }
-    let mut state = ClusterState::load(&path)?;
     let started = Instant::now();
     tear_down(&mut state).await?;
     println!("cluster {} down in {} ms", state.name, started.elapsed().as_millis());
@@ -593,14 +591,12 @@ pub(crate) fn stale_in(store: &Path) -> Result<Vec<ClusterState>, String> {
         .collect())
 }
 
-/// Tears every stale cluster of a store down; returns their names.
-pub(crate) async fn down_stale(store: &Path) -> anyhow::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for mut state in stale_in(store).map_err(|e| anyhow!(e))? {
+/// Tears these (stale) clusters down.
+pub(crate) async fn down_all_of(clusters: Vec<ClusterState>) -> anyhow::Result<()> {
+    for mut state in clusters {
         tear_down(&mut state).await?;
-        names.push(state.name.clone());
     }
-    Ok(names)
+    Ok(())
 }
 
 /// Marks a running cluster as kept on purpose: its owner is about to exit.
@@ -637,7 +633,9 @@ fn list(store: &Path) -> Result<(), Failure> {
 
 async fn down_all(store: &Path) -> Result<(), Failure> {
     exec::check_preconditions().map_err(|e| anyhow!(e))?;
-    let names = down_stale(store).await?;
+    let stale = stale_in(store).map_err(Failure::BadArgs)?;
+    let names: Vec<String> = stale.iter().map(|s| s.name.clone()).collect();
+    down_all_of(stale).await?;
     if names.is_empty() {
         println!("no stale clusters in {}", clusters_dir(store).map_err(Failure::BadArgs)?.display());
     } else {

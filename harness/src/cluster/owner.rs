@@ -32,19 +32,15 @@ impl Owner {
     }
 }
 
-/// A live process's start time, or `None` when there is no such process
-/// (or only its zombie).
+/// A live process's start time (field 22 of proc(5)), or `None` when there
+/// is no such process (or only its zombie).
 fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) S ppid ...`: comm may hold spaces and parentheses, so
-    // fields are counted after the last `)`; the state is field 3 and the
-    // start time field 22.
-    let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
-    let state = rest.next()?;
-    if matches!(state, "Z" | "X" | "x") {
+    let fields = crate::hosts::netns::stat_fields(pid)?;
+    if matches!(fields.first()?.as_str(), "Z" | "X" | "x") {
         return None;
     }
-    rest.nth(18)?.parse().ok()
+    // Counted from the state, field 3.
+    fields.get(22 - 3)?.parse().ok()
 }
 
 #[cfg(test)]

@@ -136,12 +136,17 @@ impl Host for NetnsHost {
 }
 
 /// A process from `/proc`: `None` when it is gone or a zombie.
-pub fn read_proc(pid: u32) -> Option<ProcessInfo> {
+/// The fields of `/proc/PID/stat` after the command name, the state first
+/// (field 3 of proc(5)): `pid (comm) S ...`, where comm may hold spaces and
+/// parentheses, so fields are counted after the last `)`.
+pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) S ...`: comm may hold spaces and parentheses, so the state
-    // is the first field after the last `)`.
-    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
-    let state = match state {
+    Some(stat.rsplit_once(')')?.1.split_whitespace().map(str::to_string).collect())
+}
+
+pub fn read_proc(pid: u32) -> Option<ProcessInfo> {
+    let fields = stat_fields(pid)?;
+    let state = match fields.first()?.as_str() {
         "Z" | "X" | "x" => return None,
         "T" | "t" => ProcState::Stopped,
         _ => ProcState::Running,

@@ -99,11 +99,18 @@ pub const CONSUMER_KEYS: &[(&str, &str)] = &[
     ("request.timeout.ms", "100 to 600000"),
 ];
 
-/// `key=value` split, or an error naming the flag and the entry.
-fn pair<'a>(flag: &str, kv: &'a str) -> Result<(&'a str, &'a str), String> {
-    kv.split_once('=')
+/// A `key=value` entry of a known key, with the key's range for errors.
+fn entry<'a>(
+    flag: &str,
+    kv: &'a str,
+    keys: &[(&str, &'static str)],
+) -> Result<(&'a str, &'a str, &'static str), String> {
+    let (k, v) = kv
+        .split_once('=')
         .map(|(k, v)| (k.trim(), v.trim()))
-        .ok_or_else(|| format!("{flag} {kv:?}: expected key=value with Kafka's key names"))
+        .ok_or_else(|| format!("{flag} {kv:?}: expected key=value with Kafka's key names"))?;
+    let range = keys.iter().find(|(key, _)| *key == k).map(|(_, r)| *r).ok_or_else(|| unknown(flag, k, keys))?;
+    Ok((k, v, range))
 }
 
 /// A value parsed and kept within `lo..=hi`, or an error naming key and range.
@@ -155,12 +162,7 @@ impl ProducerSettings {
 
     fn set(&mut self, kv: &str) -> Result<(), String> {
         const F: &str = "--producer-config";
-        let (k, v) = pair(F, kv)?;
-        let range = PRODUCER_KEYS
-            .iter()
-            .find(|(key, _)| *key == k)
-            .map(|(_, r)| *r)
-            .ok_or_else(|| unknown(F, k, PRODUCER_KEYS))?;
+        let (k, v, range) = entry(F, kv, PRODUCER_KEYS)?;
         match k {
             "acks" => self.acks = v.parse().map_err(|_| format!("{F} {k}={v}: expected {range}"))?,
             "retries" => self.retries = ranged(F, k, v, 0, i32::MAX as u32, range)?,
@@ -198,12 +200,7 @@ impl ConsumerSettings {
 
     fn set(&mut self, kv: &str) -> Result<(), String> {
         const F: &str = "--consumer-config";
-        let (k, v) = pair(F, kv)?;
-        let range = CONSUMER_KEYS
-            .iter()
-            .find(|(key, _)| *key == k)
-            .map(|(_, r)| *r)
-            .ok_or_else(|| unknown(F, k, CONSUMER_KEYS))?;
+        let (k, v, range) = entry(F, kv, CONSUMER_KEYS)?;
         match k {
             // Manual commits keep the run's strategy (after or before
             // processing); turning auto-commit off from auto commits after.

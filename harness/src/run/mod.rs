@@ -48,6 +48,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cluster::{self, ClusterState};
+use crate::exit::Failure;
 use crate::history::{HistoryWriter, monotonic_ns};
 use crate::nemesis_run::Nemesis;
 use crate::store::{self, RunLog};
@@ -91,8 +92,8 @@ async fn run(plan: Plan, reproduce: String) -> RunReport {
     let fail = |dir: Option<PathBuf>, e: String| RunReport::failed(dir, e, reproduce.clone());
     match teardown::handle_stale(&plan).await {
         Ok(()) => {}
-        Err(teardown::StaleError::Refused(msg)) => return RunReport::bad_args(msg, reproduce),
-        Err(teardown::StaleError::Failed(e)) => return fail(None, format!("{e:#}")),
+        Err(Failure::BadArgs(msg)) => return RunReport::bad_args(msg, reproduce),
+        Err(Failure::Harness(e)) => return fail(None, format!("{e:#}")),
     }
     let dir = match store::create_run_dir(&plan.harness.store, &plan.harness.name) {
         Ok(d) => d,
@@ -123,16 +124,16 @@ async fn run(plan: Plan, reproduce: String) -> RunReport {
     let mut report = match (outcome, teardown) {
         (Ok(o), Ok(())) => RunReport {
             code: o.valid.exit_code(),
-            results: Some(o.results.clone()),
             error: None,
             summary: Some(report::summary(&dir, &o)),
+            results: Some(o.results),
             ..fail(Some(dir.clone()), String::new())
         },
         (Ok(o), Err(e)) => {
             log.line(format!("harness failure: {e:#}"));
             RunReport {
-                results: Some(o.results.clone()),
                 summary: Some(report::summary(&dir, &o)),
+                results: Some(o.results),
                 ..fail(Some(dir.clone()), format!("teardown: {e:#}"))
             }
         }
@@ -276,7 +277,11 @@ async fn run_workload_and_final_phase(
             Err(e) => lost = Some(lost_or(marks, e).await?),
         }
     }
-    consumers.stop(Role::Consumer).await?;
+    if lost.is_some() {
+        // The final reads, which stop consumers in order, did not run (or
+        // not to the end).
+        consumers.stop(Role::Consumer).await?;
+    }
     let w = shared.writer.lock();
     Ok(Finished { ops: w.len(), counts: w.counts().clone(), replicas, lost_control: lost })
 }

@@ -246,36 +246,44 @@ impl RunSettings {
     /// differs from its default, and the seed always (a reproduce command
     /// must not depend on a default that may change).
     pub fn to_flags(&self) -> Vec<String> {
-        let mine = serde_json::to_value(self).expect("settings serialise");
-        let defaults = serde_json::to_value(DEFAULTS).expect("settings serialise");
-        let cmd = <RunSettings as Args>::augment_args(clap::Command::new("run"));
-        let mut out = Vec::new();
-        for arg in cmd.get_arguments() {
-            let (Some(long), key) = (arg.get_long(), arg.get_id().as_str().replace('_', "-")) else { continue };
-            let value = &mine[&key];
-            if key != "seed" && *value == defaults[&key] {
-                continue;
-            }
-            let flag = format!("--{long}");
-            match (arg.get_action(), value) {
-                (_, serde_json::Value::Null) => {}
-                (clap::ArgAction::SetTrue, v) => {
-                    if *v == serde_json::Value::Bool(true) {
-                        out.push(flag)
-                    }
-                }
-                (clap::ArgAction::Append, serde_json::Value::Array(items)) => {
-                    out.extend(items.iter().flat_map(|x| [flag.clone(), flag_value(x)]))
-                }
-                // `--flag=value` only where the value could pass for a flag.
-                (_, v) => match flag_value(v) {
-                    v if v.starts_with('-') => out.push(format!("{flag}={v}")),
-                    v => out.extend([flag, v]),
-                },
-            }
-        }
-        out
+        changed_flags(self, &DEFAULTS, &["seed"])
     }
+}
+
+/// The flags that give `value` to clap, for every option that differs from
+/// `defaults` or is listed in `always`. Driven by clap's own description of
+/// the options and serde's of the values, so a new option needs no code
+/// here; the round-trip test checks the two agree.
+fn changed_flags<T: Args + Serialize>(value: &T, defaults: &T, always: &[&str]) -> Vec<String> {
+    let mine = serde_json::to_value(value).expect("settings serialise");
+    let defaults = serde_json::to_value(defaults).expect("settings serialise");
+    let cmd = T::augment_args(clap::Command::new("run"));
+    let mut out = Vec::new();
+    for arg in cmd.get_arguments() {
+        let (Some(long), key) = (arg.get_long(), arg.get_id().as_str().replace('_', "-")) else { continue };
+        let value = &mine[&key];
+        if !always.contains(&key.as_str()) && *value == defaults[&key] {
+            continue;
+        }
+        let flag = format!("--{long}");
+        match (arg.get_action(), value) {
+            (_, serde_json::Value::Null) => {}
+            (clap::ArgAction::SetTrue, v) => {
+                if *v == serde_json::Value::Bool(true) {
+                    out.push(flag)
+                }
+            }
+            (clap::ArgAction::Append, serde_json::Value::Array(items)) => {
+                out.extend(items.iter().flat_map(|x| [flag.clone(), flag_value(x)]))
+            }
+            // `--flag=value` only where the value could pass for a flag.
+            (_, v) => match flag_value(v) {
+                v if v.starts_with('-') => out.push(format!("{flag}={v}")),
+                v => out.extend([flag, v]),
+            },
+        }
+    }
+    out
 }
 
 fn flag_value(v: &serde_json::Value) -> String {
@@ -289,6 +297,7 @@ fn flag_value(v: &serde_json::Value) -> String {
 /// the cluster's name and subnet, and test hooks. Not part of a campaign
 /// cell (the campaign sets these) nor of what `test.json` calls settings.
 #[derive(Args, Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct HarnessArgs {
     /// Where runs are stored.
     #[arg(long, default_value = "store")]
@@ -328,29 +337,9 @@ impl Default for HarnessArgs {
 }
 
 impl HarnessArgs {
-    /// The flags that differ from the defaults (hidden test hooks left out).
+    /// The flags that differ from the defaults.
     pub fn to_flags(&self) -> Vec<String> {
-        let d = HarnessArgs::default();
-        let mut out = Vec::new();
-        if self.store != d.store {
-            out.extend(["--store".into(), self.store.display().to_string()]);
-        }
-        if self.name != d.name {
-            out.extend(["--name".into(), self.name.clone()]);
-        }
-        if self.leave_running {
-            out.push("--leave-running".into());
-        }
-        if self.cleanup_stale {
-            out.push("--cleanup-stale".into());
-        }
-        if self.cluster_name != d.cluster_name {
-            out.extend(["--cluster-name".into(), self.cluster_name.clone()]);
-        }
-        if let Some(s) = &self.subnet {
-            out.extend(["--subnet".into(), s.clone()]);
-        }
-        out
+        changed_flags(self, &HarnessArgs::default(), &[])
     }
 }
 
@@ -424,6 +413,8 @@ mod tests {
             store: "s".into(),
             name: "n".into(),
             subnet: Some("10.1.2.0/24".into()),
+            cleanup_stale: true,
+            kill_client: vec!["producer:3".into()],
             ..Default::default()
         };
         let back = parse(&[s.to_flags(), h.to_flags()].concat());

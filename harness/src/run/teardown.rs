@@ -8,6 +8,7 @@ use faultline_checker::Validity;
 use super::RunDirs;
 use super::plan::Plan;
 use crate::cluster::{self, ClusterState};
+use crate::exit::Failure;
 use crate::store::{self, RunLog};
 
 pub async fn finish_cluster(plan: &Plan, dirs: &RunDirs, log: &RunLog, valid: Option<Validity>) -> anyhow::Result<()> {
@@ -82,31 +83,22 @@ fn down_command(plan: &Plan, name: &str) -> String {
     format!("faultline cluster down --name {name} --store {}", store.display())
 }
 
-/// Why a run does not start because of stale clusters.
-pub enum StaleError {
-    /// Stale clusters exist and `--cleanup-stale` was not given: a user's
-    /// decision, exit 254.
-    Refused(String),
-    /// Tearing them down failed.
-    Failed(anyhow::Error),
-}
-
 /// Stale clusters of the run's store (their harness was killed) would hold
 /// addresses, namespaces and data nobody removes: the run tears them down
-/// with `--cleanup-stale`, and otherwise refuses, naming the command.
-pub async fn handle_stale(plan: &Plan) -> Result<(), StaleError> {
+/// with `--cleanup-stale`, and otherwise refuses (the user's decision, exit
+/// 254), naming the command.
+pub async fn handle_stale(plan: &Plan) -> Result<(), Failure> {
     let store = &plan.harness.store;
-    let stale = cluster::stale_in(store).map_err(|e| StaleError::Failed(anyhow::anyhow!(e)))?;
+    let stale = cluster::stale_in(store).map_err(Failure::BadArgs)?;
     if stale.is_empty() {
         return Ok(());
     }
     let names: Vec<String> = stale.iter().map(|s| s.name.clone()).collect();
     if plan.harness.cleanup_stale {
-        cluster::down_stale(store).await.map_err(StaleError::Failed)?;
-        return Ok(());
+        return Ok(cluster::down_all_of(stale).await?);
     }
     let abs = std::path::absolute(store).unwrap_or_else(|_| store.clone());
-    Err(StaleError::Refused(format!(
+    Err(Failure::BadArgs(format!(
         "stale clusters in {}: {} (left by a harness that is gone); remove them with \
          `faultline cluster down --all --store {}`, or pass --cleanup-stale",
         abs.join("clusters").display(),

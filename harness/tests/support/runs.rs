@@ -69,3 +69,14 @@ pub fn assert_no_leftovers(cluster: &TestCluster, subnet: &str) {
         "the cluster directory is removed after teardown"
     );
 }
+
+/// Waits (bounded by `MID_UP_WAIT`) until the run named `t` in `store` has
+/// recorded a workload's worth of history.
+pub fn wait_for_workload(store: &Path) {
+    let deadline = std::time::Instant::now() + super::MID_UP_WAIT;
+    let history = store.join("t/latest/history.jsonl");
+    while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 10_000 {
+        assert!(std::time::Instant::now() < deadline, "no workload within {:?}", super::MID_UP_WAIT);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
