@@ -7,12 +7,12 @@
 //! fire-and-forget application treats `send()` returning as success, and a
 //! producer crash loses everything still buffered or in flight. Kafka never
 //! promised those records, so the type is permitted under
-//! `producer_mode=fire-and-forget`; it is reported with counts so users see
+//! `producer-mode=fire-and-forget`; it is reported with counts so users see
 //! what that mode costs. It is never a `lost-write`, which stays reserved for
 //! acknowledged records.
 //!
 //! The analysis runs only when the guarantees say
-//! `producer_mode=fire-and-forget` and the history has enqueue ops
+//! `producer-mode=fire-and-forget` and the history has enqueue ops
 //! ([`precondition`]): in `sync` and `callback` modes the application learns
 //! each outcome, so an enqueue is not a promise.
 
@@ -32,7 +32,7 @@ pub fn precondition(h: &History, g: &Guarantees) -> Result<(), String> {
     };
     if let Some(mode) = mode {
         return Err(format!(
-            "lost-enqueued: producer_mode={mode}: the application learns every send's outcome, \
+            "lost-enqueued: producer-mode={mode}: the application learns every send's outcome, \
              so an enqueued record was never counted as sent"
         ));
     }
@@ -144,7 +144,7 @@ mod tests {
     /// lost. Neither is a lost-write.
     #[test]
     fn enqueued_never_acked_nor_read_is_lost() {
-        let f = findings_with(HISTORY, "producer_mode=fire-and-forget", None);
+        let f = findings_with(HISTORY, "producer-mode=fire-and-forget", None);
         assert_eq!(f.count(AnomalyKind::LostEnqueued), 2);
         assert_eq!(f.count(AnomalyKind::LostWrite), 0);
         let ex = f.examples(AnomalyKind::LostEnqueued);
@@ -158,10 +158,10 @@ mod tests {
     /// Outside fire-and-forget mode the analysis does not run, and says why.
     #[test]
     fn other_modes_are_not_checked() {
-        let f = findings_with(HISTORY, "producer_mode=callback", None);
+        let f = findings_with(HISTORY, "producer-mode=callback", None);
         assert_eq!(f.count(AnomalyKind::LostEnqueued), 0);
         assert!(
-            f.not_checked.iter().any(|n| n.starts_with("lost-enqueued: producer_mode=callback")),
+            f.not_checked.iter().any(|n| n.starts_with("lost-enqueued: producer-mode=callback")),
             "{:?}",
             f.not_checked
         );

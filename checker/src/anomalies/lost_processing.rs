@@ -216,14 +216,14 @@ mod tests {
         assert_eq!(findings_with(HISTORY, "", Some(&sink)).count(AnomalyKind::LostProcessing), 0);
     }
 
-    /// Without a sink, or with sink_mode=none, the analysis says why it did
+    /// Without a sink, or with sink-mode=none, the analysis says why it did
     /// not run.
     #[test]
     fn needs_a_sink() {
         let f = findings_with(HISTORY, "", None);
         assert!(f.not_checked.iter().any(|n| n.starts_with("lost-processing: no sink.jsonl")), "{:?}", f.not_checked);
-        let f = findings_with(HISTORY, "sink_mode=none", Some(SINK));
+        let f = findings_with(HISTORY, "sink-mode=none", Some(SINK));
         assert_eq!(f.count(AnomalyKind::LostProcessing), 0);
-        assert!(f.not_checked.iter().any(|n| n.starts_with("lost-processing: sink_mode=none")), "{:?}", f.not_checked);
+        assert!(f.not_checked.iter().any(|n| n.starts_with("lost-processing: sink-mode=none")), "{:?}", f.not_checked);
     }
 }

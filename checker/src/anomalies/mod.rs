@@ -76,7 +76,7 @@ fn application(h: &History, g: &Guarantees, sink: Option<&Sink>, f: &mut Finding
         Err(why) => f.not_checked(why),
     }
     let sink = match (g.sink_mode, sink) {
-        (None, _) => Err("sink_mode=none: the run had no sink"),
+        (None, _) => Err("sink-mode=none: the run had no sink"),
         (_, None) => Err("no sink.jsonl next to the history"),
         (_, Some(s)) => Ok(s),
     };

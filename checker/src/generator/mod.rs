@@ -8,7 +8,7 @@
 //! occasional nemesis ops, `info` and `fail` outcomes, and a final drain that
 //! reads every partition from the beginning. The clean history it writes has
 //! no anomaly under the strictest guarantees, with the sink rows it returns
-//! and `producer_mode=fire-and-forget`.
+//! and `producer-mode=fire-and-forget`.
 //!
 //! Each injection is a short scripted episode that produces exactly one
 //! instance of its anomaly type (one `replica-divergence` per offset, one
