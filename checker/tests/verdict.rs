@@ -195,7 +195,7 @@ fn duplicate_processing_depends_on_sink_mode() {
 /// permitted; other modes do not check them, and say so.
 #[test]
 fn lost_enqueued_is_permitted_and_counted() {
-    let r = generated_with_sink("lost-enqueued:3", "producer_mode=fire-and-forget");
+    let r = generated_with_sink("lost-enqueued:3", "producer-mode=fire-and-forget");
     assert_eq!(r.valid, Validity::Valid);
     let t = &r.anomalies[&AnomalyKind::LostEnqueued];
     assert_eq!((t.count, t.status), (3, Status::Permitted));
@@ -205,7 +205,7 @@ fn lost_enqueued_is_permitted_and_counted() {
     assert!(!r.anomalies.contains_key(&AnomalyKind::LostWrite));
     let r = generated_with_sink("lost-enqueued:3", "");
     assert!(r.anomaly_types.is_empty(), "{:?}", r.anomaly_types);
-    assert!(r.not_checked.iter().any(|n| n.starts_with("lost-enqueued: producer_mode=sync")), "{:?}", r.not_checked);
+    assert!(r.not_checked.iter().any(|n| n.starts_with("lost-enqueued: producer-mode=sync")), "{:?}", r.not_checked);
 }
 
 /// Without sink.jsonl the processing analyses are listed as not checked,
