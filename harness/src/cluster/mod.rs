@@ -16,10 +16,12 @@
 //! harness failure.
 
 pub(crate) mod describe;
+pub(crate) mod inventory;
 pub(crate) mod owner;
 pub(crate) mod state;
+mod status;
 
-pub(crate) use state::{ClusterState, Liveness, Phase};
+pub(crate) use state::{ClusterState, Phase};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -53,7 +55,7 @@ const HARNESS_KEYS: &[&str] = &["node.id", "listeners", "log.dirs", "controller.
 /// unreachable (the first packet waits for ARP).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Timeout of one health or cluster request while waiting for the nodes.
-const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
+pub(crate) const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
 /// Pause between two rounds of health checks.
 const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How long a SIGTERM'd node may take to shut down before SIGKILL.
@@ -76,7 +78,7 @@ enum ClusterCommand {
     /// Build the network, start the nodes, wait until they are healthy.
     Up(UpArgs),
     /// Show the nodes: pids, liveness, health.
-    Status(StatusArgs),
+    Status(status::StatusArgs),
     /// Every partition's leader, epoch, replicas, ISR, HW and LEO, as `kafka-topics --describe`.
     Describe(describe::DescribeArgs),
     /// Every cluster of a store, and whether the harness that owns it is alive.
@@ -102,15 +104,6 @@ pub(crate) struct StoreArg {
     /// The store, as `faultline run --store`: clusters live in `<store>/clusters/<name>`.
     #[arg(long, default_value = "store")]
     pub(crate) store: PathBuf,
-}
-
-#[derive(Args, Debug)]
-struct StatusArgs {
-    #[command(flatten)]
-    at: Where,
-    /// Print the status as JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -151,10 +144,10 @@ pub fn main(args: ClusterArgs) -> ExitCode {
     let result = runtime.block_on(async {
         match args.command {
             ClusterCommand::Up(a) => up(a).await,
-            ClusterCommand::Status(s) => status(s).await,
+            ClusterCommand::Status(s) => status::status(s).await,
             ClusterCommand::Describe(d) => describe::describe(d).await,
-            ClusterCommand::List(s) => list(&s.store),
-            ClusterCommand::Down(d) if d.all => down_all(&d.at.store.store).await,
+            ClusterCommand::List(s) => inventory::list(&s.store),
+            ClusterCommand::Down(d) if d.all => inventory::down_all(&d.at.store.store).await,
             ClusterCommand::Down(d) => down(d.at).await,
         }
     });
@@ -497,61 +490,9 @@ async fn log_tail(host: &NetnsHost, node: &NodeState) -> String {
     }
 }
 
-/// One node as `status` shows it.
-#[derive(serde::Serialize)]
-struct NodeStatus {
-    name: String,
-    url: String,
-    netns: String,
-    pid: Option<u32>,
-    /// `running`, `paused` or `not running`.
-    process: &'static str,
-    health: String,
-}
-
-async fn status(args: StatusArgs) -> Result<(), Failure> {
-    let state = load_named(&args.at)?;
-    let mut nodes = Vec::new();
-    for (node, net_node) in state.nodes.iter().zip(&state.net.nodes) {
-        let process = node.pid.and_then(|pid| our_process(node, pid));
-        // Only talk to an address whose namespace and bridge are ours and up.
-        let health = if state.phase != Phase::Down && state.net.can_reach(net_node).await.map_err(|e| anyhow!(e))? {
-            let client = faultline_client::Client::with_timeout(node.url.clone(), HEALTH_REQUEST_TIMEOUT);
-            match client.health().await {
-                Ok(h) => format!("health {}", h.status),
-                Err(e) => format!("unhealthy ({e})"),
-            }
-        } else {
-            "network down".into()
-        };
-        let word = match &process {
-            Some(p) if p.state == faultline_nemesis::ProcState::Stopped => "paused",
-            Some(_) => "running",
-            None => "not running",
-        };
-        let (name, url, netns) = (node.name.clone(), node.url.clone(), node.netns.clone());
-        nodes.push(NodeStatus { name, url, netns, pid: process.map(|p| p.pid), process: word, health });
-    }
-    let (liveness, subnet, control) = (state.liveness(), state.net.subnet, state.net.control_ip);
-    if args.json {
-        let doc = serde_json::json!({
-            "name": state.name, "state": liveness.to_string(), "subnet": subnet.to_string(),
-            "control_ip": control.to_string(), "nodes": nodes,
-        });
-        println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| anyhow!(e))?);
-        return Ok(());
-    }
-    println!("cluster {} ({liveness}) on {subnet} (control {control})", state.name);
-    for n in &nodes {
-        let pid = n.pid.map(|p| format!("pid {p} ")).unwrap_or_default();
-        println!("  {} {} {} {pid}{}, {}", n.name, n.url, n.netns, n.process, n.health);
-    }
-    Ok(())
-}
-
 /// The process `pid` if it is still this node's (pids are reused): its
 /// command line names the node's config file.
-fn our_process(node: &NodeState, pid: u32) -> Option<faultline_nemesis::ProcessInfo> {
+pub(crate) fn our_process(node: &NodeState, pid: u32) -> Option<faultline_nemesis::ProcessInfo> {
     let config = node.config_file.display().to_string();
     read_proc(pid).filter(|p| p.argv.contains(&config))
 }
@@ -565,88 +506,9 @@ async fn down(at: Where) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Every cluster directory of a store with its state (or why it is unreadable).
-pub(crate) fn clusters_in(store: &Path) -> Result<Vec<(PathBuf, anyhow::Result<ClusterState>)>, String> {
-    let dir = clusters_dir(store)?;
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
-    let mut out: Vec<(PathBuf, anyhow::Result<ClusterState>)> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| state_path(p).exists())
-        .map(|p| {
-            let state = ClusterState::load(&state_path(&p));
-            (p, state)
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
-}
-
-/// The stale clusters of a store: nobody will tear them down.
-pub(crate) fn stale_in(store: &Path) -> Result<Vec<ClusterState>, String> {
-    Ok(clusters_in(store)?
-        .into_iter()
-        .filter_map(|(_, s)| s.ok())
-        .filter(|s| s.liveness() == Liveness::Stale)
-        .collect())
-}
-
-/// Tears these (stale) clusters down.
-pub(crate) async fn down_all_of(clusters: Vec<ClusterState>) -> anyhow::Result<()> {
-    for mut state in clusters {
-        tear_down(&mut state).await?;
-    }
-    Ok(())
-}
-
-/// Marks a running cluster as kept on purpose: its owner is about to exit.
-pub(crate) fn keep(state: &mut ClusterState) -> anyhow::Result<()> {
-    state.owner = None;
-    state.save()
-}
-
-fn list(store: &Path) -> Result<(), Failure> {
-    let clusters = clusters_in(store).map_err(Failure::BadArgs)?;
-    if clusters.is_empty() {
-        println!("no clusters in {}", clusters_dir(store).map_err(Failure::BadArgs)?.display());
-    }
-    for (dir, state) in clusters {
-        match state {
-            Ok(s) => {
-                let owner = s.owner.as_ref().map(|o| format!(", owner {} pid {}", o.command, o.pid));
-                let running = s.nodes.iter().filter(|n| n.pid.and_then(|p| our_process(n, p)).is_some()).count();
-                println!(
-                    "{} {}: {} nodes, {running} running, on {}{}; {}",
-                    s.name,
-                    s.liveness(),
-                    s.nodes.len(),
-                    s.net.subnet,
-                    owner.unwrap_or_default(),
-                    dir.display()
-                );
-            }
-            Err(e) => println!("{}: unreadable state: {e:#}", dir.display()),
-        }
-    }
-    Ok(())
-}
-
-async fn down_all(store: &Path) -> Result<(), Failure> {
-    exec::check_preconditions().map_err(|e| anyhow!(e))?;
-    let stale = stale_in(store).map_err(Failure::BadArgs)?;
-    let names: Vec<String> = stale.iter().map(|s| s.name.clone()).collect();
-    down_all_of(stale).await?;
-    if names.is_empty() {
-        println!("no stale clusters in {}", clusters_dir(store).map_err(Failure::BadArgs)?.display());
-    } else {
-        println!("stale clusters down: {}", names.join(", "));
-    }
-    Ok(())
-}
-
 /// Stops every process of the cluster and removes its network; marks the
 /// state `down` when nothing failed.
-async fn tear_down(state: &mut ClusterState) -> anyhow::Result<()> {
+pub(crate) async fn tear_down(state: &mut ClusterState) -> anyhow::Result<()> {
     let pids = cluster_pids(state).await?;
     let mut failures: Vec<String> = stop_processes(&pids).await.into_iter().collect();
     failures.extend(state.net.destroy().await.into_iter().map(|e| e.to_string()));

@@ -19,7 +19,7 @@ pub async fn finish_cluster(plan: &Plan, dirs: &RunDirs, log: &RunLog, valid: Op
     }
     if plan.harness.leave_running {
         // The run exits now: the cluster is the user's, not stale.
-        cluster::keep(&mut state)?;
+        cluster::inventory::keep(&mut state)?;
         let how = down_command(plan, &state.name);
         log.line(format!("leaving cluster {} running (--leave-running); remove it with `{how}`", state.name));
         return Ok(());
@@ -89,13 +89,13 @@ fn down_command(plan: &Plan, name: &str) -> String {
 /// 254), naming the command.
 pub async fn handle_stale(plan: &Plan) -> Result<(), Failure> {
     let store = &plan.harness.store;
-    let stale = cluster::stale_in(store).map_err(Failure::BadArgs)?;
+    let stale = cluster::inventory::stale_in(store).map_err(Failure::BadArgs)?;
     if stale.is_empty() {
         return Ok(());
     }
     let names: Vec<String> = stale.iter().map(|s| s.name.clone()).collect();
     if plan.harness.cleanup_stale {
-        return Ok(cluster::down_all_of(stale).await?);
+        return Ok(cluster::inventory::down_all_of(stale).await?);
     }
     let abs = std::path::absolute(store).unwrap_or_else(|_| store.clone());
     Err(Failure::BadArgs(format!(

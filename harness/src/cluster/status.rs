@@ -1,0 +1,70 @@
+//! `faultline cluster status [--json]`: each node's process and health,
+//! and whether the cluster's harness is alive.
+
+use anyhow::anyhow;
+use clap::Args;
+
+use super::state::Phase;
+use super::{HEALTH_REQUEST_TIMEOUT, Where, load_named, our_process};
+use crate::exit::Failure;
+
+#[derive(Args, Debug)]
+pub(super) struct StatusArgs {
+    #[command(flatten)]
+    at: Where,
+    /// Print the status as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One node as `status` shows it.
+#[derive(serde::Serialize)]
+struct NodeStatus {
+    name: String,
+    url: String,
+    netns: String,
+    pid: Option<u32>,
+    /// `running`, `paused` or `not running`.
+    process: &'static str,
+    health: String,
+}
+
+pub(super) async fn status(args: StatusArgs) -> Result<(), Failure> {
+    let state = load_named(&args.at)?;
+    let mut nodes = Vec::new();
+    for (node, net_node) in state.nodes.iter().zip(&state.net.nodes) {
+        let process = node.pid.and_then(|pid| our_process(node, pid));
+        // Only talk to an address whose namespace and bridge are ours and up.
+        let health = if state.phase != Phase::Down && state.net.can_reach(net_node).await.map_err(|e| anyhow!(e))? {
+            let client = faultline_client::Client::with_timeout(node.url.clone(), HEALTH_REQUEST_TIMEOUT);
+            match client.health().await {
+                Ok(h) => format!("health {}", h.status),
+                Err(e) => format!("unhealthy ({e})"),
+            }
+        } else {
+            "network down".into()
+        };
+        let word = match &process {
+            Some(p) if p.state == faultline_nemesis::ProcState::Stopped => "paused",
+            Some(_) => "running",
+            None => "not running",
+        };
+        let (name, url, netns) = (node.name.clone(), node.url.clone(), node.netns.clone());
+        nodes.push(NodeStatus { name, url, netns, pid: process.map(|p| p.pid), process: word, health });
+    }
+    let (liveness, subnet, control) = (state.liveness(), state.net.subnet, state.net.control_ip);
+    if args.json {
+        let doc = serde_json::json!({
+            "name": state.name, "state": liveness.to_string(), "subnet": subnet.to_string(),
+            "control_ip": control.to_string(), "nodes": nodes,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| anyhow!(e))?);
+        return Ok(());
+    }
+    println!("cluster {} ({liveness}) on {subnet} (control {control})", state.name);
+    for n in &nodes {
+        let pid = n.pid.map(|p| format!("pid {p} ")).unwrap_or_default();
+        println!("  {} {} {} {pid}{}, {}", n.name, n.url, n.netns, n.process, n.health);
+    }
+    Ok(())
+}
