@@ -113,43 +113,19 @@ fn detection_text(r: &CellResult) -> String {
     }
 }
 
+/// The widest line the table prints, so that it reads in a 120-column
+/// terminal and in CI logs without wrapping.
+pub const WIDTH: usize = 120;
+
+/// Indentation of a cell's detail lines (settings, faults, expected, observed).
+const DETAIL_INDENT: usize = 4;
+
 /// The table and the notes under it; `defaults` (the campaign's
-/// `[defaults]`) are said once above the table, and a row shows only the
-/// settings that differ from them.
+/// `[defaults]`) are said once above the table, and a cell shows only the
+/// settings that differ from them. Each cell is one short row (name,
+/// verdict, detection, time and, when it fits, faults) followed by indented
+/// detail lines, so that no line is wider than [`WIDTH`].
 pub fn render(campaign: &str, defaults: &BTreeMap<String, toml::Value>, results: &[CellResult]) -> String {
-    let header = ["cell", "settings", "faults", "expected", "observed", "verdict", "detected", "time"];
-    let rows: Vec<[String; 8]> = results
-        .iter()
-        .map(|r| {
-            [
-                r.cell.name.clone(),
-                settings_text(&r.cell.settings, &r.cell.from_defaults),
-                faults_text(r),
-                r.cell.expect.describe(),
-                observed_text(r),
-                r.verdict.label().to_string(),
-                detection_text(r),
-                format!("{:.0} s", r.elapsed.as_secs_f64()),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: &[String]| -> String {
-        let mut s = String::new();
-        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(&format!("{c:>w$}"));
-            } else {
-                s.push_str(&format!("{c:<w$}  "));
-            }
-        }
-        s.trim_end().to_string() + "\n"
-    };
     let mut out = format!("Campaign {campaign}: {}\n", count(results.len(), "cell"));
     let faultless: BTreeMap<String, toml::Value> = defaults
         .iter()
@@ -157,21 +133,15 @@ pub fn render(campaign: &str, defaults: &BTreeMap<String, toml::Value>, results:
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if !faultless.is_empty() {
-        out.push_str(&format!(
-            "Settings of every cell unless its row says otherwise: {}\n",
-            settings_text(&faultless, &BTreeSet::new())
-        ));
+        let text = settings_text(&faultless, &BTreeSet::new());
+        out.push_str(&wrap("Settings of every cell unless it says otherwise: ", "  ", &text));
     }
-    out.push_str(&line(&header.map(String::from)));
-    out.push_str(&line(&widths.map(|w| "-".repeat(w))));
-    for row in &rows {
-        out.push_str(&line(row));
-    }
+    out.push_str(&rows(results));
     let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
     let total: f64 = results.iter().map(|r| r.elapsed.as_secs_f64()).sum();
     out.push_str(&format!(
-        "{} ok, {} mismatch, {} unknown, {} error, {} not run; {:.0} s in all. \
-         (* = a violation under the run's settings; other anomalies are permitted by them)\n",
+        "{} ok, {} mismatch, {} unknown, {} error, {} not run; {:.0} s in all.\n\
+         * = a violation under the run's settings; other anomalies are permitted by them.\n",
         count(Verdict::Met),
         count(Verdict::Mismatch),
         count(Verdict::Unknown),
@@ -185,16 +155,140 @@ pub fn render(campaign: &str, defaults: &BTreeMap<String, toml::Value>, results:
             out.push_str(&format!("  about: {about}\n"));
         }
         for reason in &r.reasons {
-            out.push_str(&format!("  {reason}\n"));
+            out.push_str(&wrap("  ", "    ", reason));
         }
         if let Some(run) = r.shown() {
             if let Some(dir) = &run.dir {
                 out.push_str(&format!("  store: {}\n", dir.display()));
             }
-            out.push_str(&format!("  reproduce: {}\n", run.reproduce));
+            out.push_str(&shell_wrap("  reproduce: ", &run.reproduce));
         }
     }
     out
+}
+
+/// The header, then per cell its row and its detail lines.
+fn rows(results: &[CellResult]) -> String {
+    let header = ["cell", "verdict", "detected", "time", "faults"];
+    let main: Vec<[String; 5]> = results
+        .iter()
+        .map(|r| {
+            let time = format!("{:.0} s", r.elapsed.as_secs_f64());
+            [r.cell.name.clone(), r.verdict.label().to_string(), detection_text(r), time, faults_text(r)]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &main {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    // Faults stay in the row only when every row still fits.
+    let faults_in_row = widths.iter().sum::<usize>() + 2 * (widths.len() - 1) <= WIDTH;
+    let columns = if faults_in_row { 5 } else { 4 };
+    let line = |cells: &[String]| -> String {
+        let parts: Vec<String> = cells[..columns].iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let text = parts.join("  ").trim_end().to_string();
+        // Only a name wider than a line needs wrapping; padding must survive.
+        if text.len() <= WIDTH { text + "\n" } else { wrap("", "  ", &text) }
+    };
+    let mut out = line(&header.map(String::from));
+    out.push_str(&line(&widths.map(|w| "-".repeat(w))));
+    for (r, row) in results.iter().zip(&main) {
+        out.push_str(&line(row));
+        let mut details = vec![("settings", settings_text(&r.cell.settings, &r.cell.from_defaults))];
+        if !faults_in_row {
+            details.push(("faults", row[4].clone()));
+        }
+        details.push(("expected", r.cell.expect.describe()));
+        details.push(("observed", observed_text(r)));
+        for (label, text) in details {
+            let first = format!("{:DETAIL_INDENT$}{label:<9} ", "");
+            out.push_str(&wrap(&first, &" ".repeat(first.len()), &text));
+        }
+    }
+    out
+}
+
+/// `text` after `first`, broken at spaces (and inside words longer than a
+/// line) into lines of at most [`WIDTH`] columns, continued after `rest`.
+pub fn wrap(first: &str, rest: &str, text: &str) -> String {
+    let mut out = String::new();
+    let mut line = first.to_string();
+    let mut empty = true;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        if !empty && line.len() + 1 + word.len() > WIDTH {
+            out.push_str(&line);
+            out.push('\n');
+            line = rest.to_string();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        let mut word = word;
+        while line.len() + word.len() > WIDTH && line.len() < WIDTH {
+            let (head, tail) = word.split_at(floor_char_boundary(word, WIDTH - line.len()));
+            if head.is_empty() {
+                break;
+            }
+            out.push_str(&line);
+            out.push_str(head);
+            out.push('\n');
+            line = rest.to_string();
+            word = tail;
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+    out
+}
+
+/// The largest index at most `i` that starts a character of `s`.
+fn floor_char_boundary(s: &str, i: usize) -> usize {
+    (0..=i.min(s.len())).rev().find(|&j| s.is_char_boundary(j)).unwrap_or(0)
+}
+
+/// A shell command after `first`, broken between its words into lines of at
+/// most [`WIDTH`] columns that end in ` \\`, so that it still pastes.
+fn shell_wrap(first: &str, command: &str) -> String {
+    let mut lines = vec![first.to_string()];
+    for (i, word) in shell_words(command).into_iter().enumerate() {
+        let last = lines.last_mut().expect("one line at least");
+        if i > 0 && last.len() + 1 + word.len() + 2 > WIDTH {
+            last.push_str(" \\");
+            lines.push(format!("{:DETAIL_INDENT$}{word}", ""));
+        } else {
+            if i > 0 {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+/// The words of a command quoted as `reproduce_command` quotes them: split
+/// at spaces outside single quotes, a backslash escaping the next character.
+fn shell_words(command: &str) -> Vec<&str> {
+    let (mut words, mut start, mut quoted, mut escaped) = (Vec::new(), 0, false, false);
+    for (i, c) in command.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if !quoted => escaped = true,
+            '\'' => quoted = !quoted,
+            ' ' if !quoted => {
+                words.push(&command[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    words.push(&command[start..]);
+    words.retain(|w| !w.is_empty());
+    words
 }
 
 /// `1 cell`, `2 cells`.
@@ -239,26 +333,55 @@ mod tests {
         let defaults = BTreeMap::from([("rate".to_string(), toml::Value::Integer(300))]);
         let text = render("demo", &defaults, &[ra, rb]);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[1], "Settings of every cell unless its row says otherwise: rate=300");
-        assert!(lines[2].starts_with("cell") && lines[2].contains("observed") && lines[2].ends_with("time"), "{text}");
-        let row_a = lines.iter().find(|l| l.starts_with("acks1-zombie")).unwrap();
-        for part in [
-            "acks=1 rf=3",
-            "leader-from-followers/4s",
-            "+lost-write",
-            "valid lost-write=12",
-            "ok",
-            "4.5 s, seed 1/3",
-            "33 s",
-        ] {
-            assert!(row_a.contains(part), "{part} in {row_a}");
+        assert_eq!(lines[1], "Settings of every cell unless it says otherwise: rate=300");
+        assert!(lines[2].starts_with("cell") && lines[2].contains("verdict") && lines[2].ends_with("faults"), "{text}");
+        let a = block(&text, "acks1-zombie");
+        for part in ["ok", "4.5 s, seed 1/3", "33 s", "leader-from-followers/4s"] {
+            assert!(a[0].contains(part), "{part} in {}", a[0]);
         }
-        let row_b = lines.iter().find(|l| l.starts_with("acks-all")).unwrap();
-        for part in ["defaults", "none", "valid", "INVALID lost-write=2*", "MISMATCH"] {
-            assert!(row_b.contains(part), "{part} in {row_b}");
-        }
+        assert_eq!(a[1..], ["    settings  acks=1 rf=3", "    expected  +lost-write", "    observed  valid lost-write=12"]);
+        let b = block(&text, "acks-all");
+        assert!(b[0].contains("MISMATCH") && b[0].ends_with("none"), "{}", b[0]);
+        assert_eq!(b[1..], ["    settings  defaults", "    expected  valid", "    observed  INVALID lost-write=2*"]);
         assert!(text.contains("1 ok, 1 mismatch, 0 unknown, 0 error, 0 not run"), "{text}");
         assert!(text.contains("MISMATCH acks-all:\n  seed 42: expected the run valid"), "{text}");
         assert!(text.contains("reproduce: faultline run --seed 42"), "{text}");
+    }
+
+    /// A cell's row and the detail lines under it.
+    fn block<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        let mut lines = text.lines().skip_while(|l| !l.starts_with(name));
+        let row = lines.next().unwrap_or_else(|| panic!("no row for {name} in {text}"));
+        std::iter::once(row).chain(lines.take_while(|l| l.starts_with("    "))).collect()
+    }
+
+    /// Long settings, fault lists, expectations and reproduce commands are
+    /// wrapped: no line is wider than `WIDTH`, and the reproduce command
+    /// still reads back as the same words.
+    #[test]
+    fn every_line_fits_in_120_columns() {
+        let expect = Expectation::from_parts(Some("valid"), &["lost-write".into(), "duplicate".into()], &[], &[], &[]);
+        let mut c = cell("a-cell-with-a-rather-long-name-for-a-campaign-cell", expect.unwrap(), 1);
+        for i in 0..30 {
+            c.settings.insert(format!("setting-number-{i}"), toml::Value::Integer(i));
+        }
+        let faults = ["kill", "partition", "pause", "clock-skew", "kill-producer", "kill-consumer", "mute-leader"];
+        let faults = faults.iter().map(|f| toml::Value::String(f.to_string())).collect();
+        c.settings.insert("nemesis".into(), toml::Value::Array(faults));
+        let mut miss = run(9, Some(Met::No(vec!["because ".repeat(40)])));
+        miss.reproduce = format!("faultline run --seed 9 {} --name 'a b' --store /tmp/x", "--rate 300 ".repeat(20));
+        miss.observation = Some(observed(&[("lost-write", 2, Status::Violation)], Validity::Invalid));
+        let r = conclude(c, vec![miss.clone()], Duration::from_secs(20));
+        let defaults = (0..40).map(|i| (format!("default-{i}"), toml::Value::Integer(i))).collect();
+        let text = render("wide", &defaults, &[r]);
+        for line in text.lines() {
+            assert!(line.len() <= WIDTH, "{} columns: {line}", line.len());
+        }
+        assert!(block(&text, "a-cell-with").iter().any(|l| l.starts_with("    faults    kill,partition")), "{text}");
+        let start = text.find("reproduce: ").unwrap() + "reproduce: ".len();
+        let pasted = text[start..].lines().map(|l| l.trim().trim_end_matches('\\').trim()).collect::<Vec<_>>();
+        let pasted = pasted.join(" ");
+        assert_eq!(shell_words(&pasted), shell_words(&miss.reproduce));
+        assert!(shell_words(&miss.reproduce).contains(&"'a b'"));
     }
 }
