@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use faultline_harness::{app, bench_history, campaign, check, cluster, demo, gen_history, nemesis_cmd, run};
+use faultline_harness::{app, bench_history, campaign, check, cluster, demo, gen_history, logging, nemesis_cmd, run};
 
 /// Jepsen-style fault injection for a Kafka-like replicated log.
 #[derive(Parser, Debug)]
@@ -16,6 +16,8 @@ use faultline_harness::{app, bench_history, campaign, check, cluster, demo, gen_
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    cli.log.init();
     match cli.command {
         Command::Demo(args) => demo::main(args),
         Command::Check(args) => check::main(args),

@@ -176,7 +176,7 @@ impl Nemesis {
             Outcome::Installed(targets) => json!({ "outcome": "installed", "targets": targets }),
             Outcome::Skipped(why) => json!({ "outcome": "skipped", "reason": why }),
         };
-        self.log.line(format!("nemesis: {f} {} -> {value}", op.target));
+        self.log.info(format!("nemesis: {f} {} -> {value}", op.target));
         self.record(&f, value)?;
         self.publish();
         Ok(())

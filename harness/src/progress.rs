@@ -44,7 +44,7 @@ pub async fn show(
     mut stop: watch::Receiver<bool>,
 ) {
     let started = Instant::now();
-    if std::io::stderr().is_terminal() {
+    if std::io::stderr().is_terminal() && crate::logging::interactive() {
         let bar = indicatif::ProgressBar::new(limit.as_secs().max(1));
         bar.set_style(
             indicatif::ProgressStyle::with_template("{elapsed:>4} / {len}s [{bar:30}] {msg}")
@@ -66,7 +66,7 @@ pub async fn show(
                 _ = tokio::time::sleep(LOG_TICK) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            log.line(format!(
+            log.info(format!(
                 "progress {:.0}/{} s: {}",
                 started.elapsed().as_secs_f64(),
                 limit.as_secs(),

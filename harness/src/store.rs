@@ -93,8 +93,10 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The run's progress log: plain lines with the time since the run began,
-/// on stderr and in `faultline.log`.
+/// The run's progress log: each line goes to the harness's log on stderr
+/// (through `tracing`, so `-q`, `-v` and `--log-format` apply) and, whatever
+/// the level, to `faultline.log` in the store with the time since the run
+/// began.
 pub struct RunLog {
     file: Mutex<Option<File>>,
     started: Instant,
@@ -107,8 +109,11 @@ impl Default for RunLog {
 }
 
 impl RunLog {
+    /// A log whose clock (and the text log's) starts now.
     pub fn new() -> RunLog {
-        RunLog { file: Mutex::new(None), started: Instant::now() }
+        let started = Instant::now();
+        crate::logging::restart_clock(started);
+        RunLog { file: Mutex::new(None), started }
     }
 
     /// From now on, lines also go to `path`.
@@ -122,10 +127,27 @@ impl RunLog {
         Ok(())
     }
 
-    pub fn line(&self, msg: impl AsRef<str>) {
-        let line = format!("[{:8.3} s] {}\n", self.started.elapsed().as_secs_f64(), msg.as_ref());
-        eprint!("{line}");
+    /// What the run is doing.
+    pub fn info(&self, msg: impl AsRef<str>) {
+        tracing::info!(target: "faultline::run", "{}", msg.as_ref());
+        self.to_file("", msg.as_ref());
+    }
+
+    /// Something went wrong that the run survives (its verdict may say so).
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        tracing::warn!(target: "faultline::run", "{}", msg.as_ref());
+        self.to_file("WARN ", msg.as_ref());
+    }
+
+    /// The harness itself failed; the run stops.
+    pub fn error(&self, msg: impl AsRef<str>) {
+        tracing::error!(target: "faultline::run", "{}", msg.as_ref());
+        self.to_file("ERROR ", msg.as_ref());
+    }
+
+    fn to_file(&self, level: &str, msg: &str) {
         if let Some(f) = self.file.lock().as_mut() {
+            let line = format!("[{:8.3} s] {level}{msg}\n", self.started.elapsed().as_secs_f64());
             let _ = f.write_all(line.as_bytes());
         }
     }

@@ -26,7 +26,8 @@ fn fault_free_run_is_valid_and_reads_every_acknowledged_send() {
     let o = run(
         &cluster,
         &subnet,
-        &[&["--time-limit", "15", "--producers", "6", "--rate", "1000"][..], &settings].concat(),
+        &[&["--time-limit", "15", "--producers", "6", "--rate", "1000", "--log-format", "json"][..], &settings]
+            .concat(),
     );
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
@@ -37,6 +38,7 @@ fn fault_free_run_is_valid_and_reads_every_acknowledged_send() {
     );
     let dir = run_dir(&cluster);
     assert!(stdout.contains("Verdict: valid") && stdout.contains(&dir.display().to_string()), "{stdout}");
+    assert_json_log(&String::from_utf8_lossy(&o.stderr));
 
     let results = json(&dir.join("results.json"));
     assert_eq!(results["valid"], serde_json::json!(true), "{results:#}");
@@ -99,6 +101,22 @@ fn fault_free_run_is_valid_and_reads_every_acknowledged_send() {
 /// The fault-free run's `--producer-config`/`--consumer-config`: recorded
 /// in test.json, and in effect (polls return at most max.poll.records per
 /// partition; the stop grace follows delivery.timeout.ms).
+/// `--log-format json`: every stderr line is one JSON object with a level
+/// and a message, and the run's steps are there.
+fn assert_json_log(stderr: &str) {
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect();
+    for e in &events {
+        assert!(e["level"].is_string() && e["message"].is_string(), "{e}");
+    }
+    let messages: Vec<&str> = events.iter().filter_map(|e| e["message"].as_str()).collect();
+    for step in ["cluster up:", "workload:", "final phase:", "verdict: valid"] {
+        assert!(messages.iter().any(|m| m.starts_with(step)), "{step} in {messages:?}");
+    }
+}
+
 fn assert_client_settings_took_effect(test: &serde_json::Value, ops: &[Op]) {
     assert_eq!(test["producer"]["delivery.timeout.ms"], 20_000, "{test:#}");
     assert_eq!(test["consumer"]["max.poll.records"], 7);
@@ -329,14 +347,16 @@ fn acks_1_with_a_zombie_leader_loses_acknowledged_writes() {
             "4",
             "--seed",
             "42",
+            "-q",
         ],
     );
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        matches!(o.status.code(), Some(0 | 1)),
-        "the run completes:\nstdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "the run completes:\nstdout: {stdout}\nstderr: {stderr}");
+    // -q keeps the run's steps off stderr; the store's log has them all.
+    assert!(!stderr.contains("cluster up:") && !stderr.contains("INFO"), "-q: {stderr}");
+    let log = std::fs::read_to_string(run_dir(&cluster).join("faultline.log")).unwrap();
+    assert!(log.contains("cluster up:") && log.contains("nemesis:"), "{log}");
     let results = json(&run_dir(&cluster).join("results.json"));
     let types: Vec<String> =
         results["anomaly_types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();

@@ -44,13 +44,13 @@ pub fn main(args: ClientArgs) -> ExitCode {
     // A client never outlives its harness: when a SIGKILLed run cannot stop
     // it, the kernel does. (The harness always starts clients as children.)
     if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
-        eprintln!("faultline client: prctl(PR_SET_PDEATHSIG): {e}");
+        tracing::error!("prctl(PR_SET_PDEATHSIG): {e}");
         return ExitCode::from(crate::exit::EXIT_HARNESS);
     }
     let spec = match ClientSpec::from_arg(&args.spec) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("faultline client: {e}");
+            tracing::error!("{e}");
             return ExitCode::from(EXIT_BAD_ARGS);
         }
     };
@@ -68,7 +68,7 @@ pub fn main(args: ClientArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("faultline client: {e:#}");
+            tracing::error!("{e:#}");
             ExitCode::from(255)
         }
     }

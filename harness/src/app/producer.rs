@@ -135,11 +135,7 @@ pub async fn produce(c: &ClientSpec, a: &ProducerSpec, stop: &AtomicBool) -> any
         // A graceful close sends what is buffered (Kafka's close()), bounded.
         let bound = Duration::from_millis(a.delivery_timeout_ms + a.linger_ms) + CLOSE_SLACK;
         if !acc.flush(bound).await {
-            eprintln!(
-                "faultline client: producer {}: {} records still outstanding after {bound:?}",
-                c.process,
-                acc.outstanding()
-            );
+            tracing::warn!("producer {}: {} records still outstanding after {bound:?}", c.process, acc.outstanding());
         }
     }
     Ok(())

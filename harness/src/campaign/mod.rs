@@ -227,7 +227,7 @@ fn watch_signals() -> Arc<AtomicBool> {
         });
     });
     if spawned.is_err() {
-        eprintln!("faultline campaign: could not watch for SIGINT/SIGTERM between runs");
+        tracing::warn!("could not watch for SIGINT/SIGTERM between runs");
     }
     flag
 }
@@ -285,7 +285,7 @@ fn execute(campaign: &Campaign, args: &CampaignArgs) -> anyhow::Result<u8> {
     }
     store::write_json(&dir.join("campaign.json"), &summary_json(campaign, &results, code))?;
     if stopped {
-        eprintln!("faultline campaign: interrupted; the table shows what ran");
+        tracing::warn!("interrupted; the table shows what ran");
     }
     Ok(code)
 }

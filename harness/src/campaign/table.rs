@@ -339,7 +339,10 @@ mod tests {
         for part in ["ok", "4.5 s, seed 1/3", "33 s", "leader-from-followers/4s"] {
             assert!(a[0].contains(part), "{part} in {}", a[0]);
         }
-        assert_eq!(a[1..], ["    settings  acks=1 rf=3", "    expected  +lost-write", "    observed  valid lost-write=12"]);
+        assert_eq!(
+            a[1..],
+            ["    settings  acks=1 rf=3", "    expected  +lost-write", "    observed  valid lost-write=12"]
+        );
         let b = block(&text, "acks-all");
         assert!(b[0].contains("MISMATCH") && b[0].ends_with("none"), "{}", b[0]);
         assert_eq!(b[1..], ["    settings  defaults", "    expected  valid", "    observed  INVALID lost-write=2*"]);

@@ -240,7 +240,7 @@ async fn up(args: UpArgs) -> Result<(), Failure> {
         _ = sigterm.recv() => Err(anyhow!("terminated (SIGTERM)")),
     };
     if let Err(e) = result {
-        eprintln!("faultline cluster: up failed: {e:#}\nfaultline cluster: tearing down what was created");
+        tracing::error!("up failed: {e:#}; tearing down what was created");
         let _ = tear_down(&mut state).await;
         return Err(e.into());
     }

@@ -41,11 +41,11 @@ pub async fn wait_settled(plan: &Plan, log: &RunLog, state: &ClusterState) -> Ve
         }
         let unsettled: Vec<String> = (0..partitions).filter_map(|p| unsettled(&views, p, &mut best)).collect();
         if unsettled.is_empty() {
-            log.line("final phase: every partition settled");
+            log.info("final phase: every partition settled");
             return best.into_iter().collect();
         }
         if Instant::now() > deadline {
-            log.line(format!("final phase: not settled within {SETTLE_TIMEOUT:?}: {}", unsettled.join("; ")));
+            log.warn(format!("final phase: not settled within {SETTLE_TIMEOUT:?}: {}", unsettled.join("; ")));
             return (0..partitions).map(|p| (p, best.get(&p).copied().unwrap_or(0))).collect();
         }
         tokio::time::sleep(METADATA_POLL_INTERVAL).await;
@@ -98,13 +98,13 @@ pub async fn wait_consumers_caught_up(plan: &Plan, log: &RunLog, urls: &[String]
                 .map(|(p, end)| format!("{TOPIC}/{p} at {} of {end}", at(*p)))
                 .collect();
             if behind.is_empty() {
-                log.line("final phase: the consumers committed up to every end offset");
+                log.info("final phase: the consumers committed up to every end offset");
                 return;
             }
             last = behind.join(", ");
         }
         if Instant::now() > deadline {
-            log.line(format!("final phase: the consumers did not catch up within the bound: {last}"));
+            log.warn(format!("final phase: the consumers did not catch up within the bound: {last}"));
             return;
         }
         tokio::time::sleep(METADATA_POLL_INTERVAL * 2).await;
@@ -120,7 +120,7 @@ pub async fn dump_replicas(plan: &Plan, log: &RunLog, state: &ClusterState) -> R
             match client.replica_log(TOPIC, p).await {
                 Ok(dump) => {
                     if dump.truncated {
-                        log.line(format!(
+                        log.warn(format!(
                             "replica dump of {TOPIC}/{p} on {} is truncated at its record bound",
                             node.name
                         ));
@@ -139,7 +139,7 @@ pub async fn dump_replicas(plan: &Plan, log: &RunLog, state: &ClusterState) -> R
                     out.entry(format!("{TOPIC}/{p}")).or_default().insert(node.name.clone(), replica);
                 }
                 Err(e) if e.code() == Some(ErrorCode::UnknownTopicOrPartition) => {}
-                Err(e) => log.line(format!("replica dump of {TOPIC}/{p} on {} failed: {e}", node.name)),
+                Err(e) => log.warn(format!("replica dump of {TOPIC}/{p} on {} failed: {e}", node.name)),
             }
         }
     }
@@ -157,7 +157,7 @@ pub async fn save_metrics(log: &RunLog, state: &ClusterState, run_dir: &std::pat
                 std::fs::create_dir_all(&dir)?;
                 std::fs::write(dir.join("metrics.txt"), text)?;
             }
-            Err(e) => log.line(format!("metrics of {} not saved: {e}", node.name)),
+            Err(e) => log.warn(format!("metrics of {} not saved: {e}", node.name)),
         }
     }
     Ok(())

@@ -105,11 +105,11 @@ async fn run(plan: Plan, reproduce: String) -> RunReport {
     }
     let cluster = plan.harness.store.join("clusters").join(&plan.harness.cluster_name);
     let dirs = RunDirs { run: dir.clone(), cluster: std::path::absolute(cluster).unwrap_or_default() };
-    log.line(format!("run {} in {}", plan.harness.name, dir.display()));
+    log.info(format!("run {} in {}", plan.harness.name, dir.display()));
     let mut sigterm = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
-            log.line(format!("installing a SIGTERM handler: {e}"));
+            log.warn(format!("installing a SIGTERM handler: {e}"));
             return fail(Some(dir), format!("installing a SIGTERM handler: {e}"));
         }
     };
@@ -130,7 +130,7 @@ async fn run(plan: Plan, reproduce: String) -> RunReport {
             ..fail(Some(dir.clone()), String::new())
         },
         (Ok(o), Err(e)) => {
-            log.line(format!("harness failure: {e:#}"));
+            log.error(format!("harness failure: {e:#}"));
             RunReport {
                 summary: Some(report::summary(&dir, &o)),
                 results: Some(o.results),
@@ -138,16 +138,16 @@ async fn run(plan: Plan, reproduce: String) -> RunReport {
             }
         }
         (Err(e), t) => {
-            log.line(format!("harness failure: {e:#}"));
+            log.error(format!("harness failure: {e:#}"));
             if let Err(t) = t {
-                log.line(format!("also: {t:#}"));
+                log.error(format!("also: {t:#}"));
             }
             fail(Some(dir.clone()), format!("{e:#}"))
         }
     };
     report.interrupted = interrupted;
     if let Some(r) = &report.results {
-        log.line(format!("verdict {:?}", r.valid));
+        log.info(format!("verdict: {}", r.valid));
     }
     report
 }
@@ -156,7 +156,7 @@ async fn run(plan: Plan, reproduce: String) -> RunReport {
 async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &str) -> anyhow::Result<Outcome> {
     write_test_json(plan, dirs, reproduce)?;
     teardown::clear_old_cluster(plan, dirs)?;
-    log.line(format!("cluster up: {} nodes ({})", plan.settings.nodes, dirs.cluster.display()));
+    log.info(format!("cluster up: {} nodes ({})", plan.settings.nodes, dirs.cluster.display()));
     let state = cluster::start(
         &plan.harness.cluster_name,
         &dirs.cluster,
@@ -168,7 +168,7 @@ async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &st
     .await?;
     let marks = control::Marks::mark(&state, &format!("{} {}", dirs.run.display(), std::process::id()))?;
     let urls: Vec<String> = state.nodes.iter().map(|n| n.url.clone()).collect();
-    log.line(format!("cluster up: {}", urls.join(" ")));
+    log.info(format!("cluster up: {}", urls.join(" ")));
     workload::create_topic(plan, log, &urls).await?;
     let sinks = workload::create_sinks(plan, &dirs.run)?;
     let history = dirs.run.join(faultline_checker::HISTORY_FILE);
@@ -188,10 +188,10 @@ async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &st
     let writer = Arc::try_unwrap(writer).map_err(|_| anyhow!("history writer still shared"))?.into_inner();
     writer.finish()?;
     if let Some(reason) = &run.lost_control {
-        log.line(format!("the harness lost control of the cluster: {reason}; the verdict is unknown"));
+        log.warn(format!("the harness lost control of the cluster: {reason}; the verdict is unknown"));
         control::record(&dirs.run, reason)?;
     }
-    log.line(format!("checking {} ops", run.ops));
+    log.info(format!("checking {} ops", run.ops));
     let results = check(&dirs.run, &run.replicas, run.lost_control.as_deref())?;
     let counts = run.counts;
     Ok(Outcome { valid: results.valid, results, counts })
@@ -232,7 +232,7 @@ async fn run_workload_and_final_phase(
     let a = &plan.settings;
     let mut producers = workload::start_producers(plan, shared);
     let mut consumers = workload::start_consumers(plan, shared, sinks);
-    log.line(format!(
+    log.info(format!(
         "workload: {} producers at {} sends/s in total, {} consumers, for {} s",
         a.producers, a.rate, a.consumers, a.time_limit
     ));
@@ -261,14 +261,14 @@ async fn run_workload_and_final_phase(
         Ok(()) => marks.verify().await,
         Err(e) => Some(lost_or(marks, e).await?),
     };
-    log.line("final phase: stopping producers");
+    log.info("final phase: stopping producers");
     producers.stop(Role::Producer).await?;
     let _ = progress_stop.send(true);
     let _ = progress.await;
     let mut replicas = Replicas::new();
     if lost.is_none() {
         let finals = async {
-            log.line("final phase: healing every fault");
+            log.info("final phase: healing every fault");
             nemesis.final_heal().await.context("the final heal")?;
             final_reads(plan, dirs, shared, state, sinks, &mut consumers).await
         };
@@ -297,19 +297,19 @@ async fn final_reads(
     consumers: &mut workload::Clients,
 ) -> anyhow::Result<Replicas> {
     let log = &shared.log;
-    log.line("final phase: waiting for leaders, full ISRs and HW = LEO");
+    log.info("final phase: waiting for leaders, full ISRs and HW = LEO");
     let targets = final_phase::wait_settled(plan, log, state).await;
     final_phase::wait_consumers_caught_up(plan, log, &shared.urls, &targets).await;
-    log.line("final phase: stopping consumers");
+    log.info("final phase: stopping consumers");
     consumers.stop(Role::Consumer).await?;
     if !sinks.is_empty() {
         let rows = crate::sink::export(sinks, &dirs.run.join(faultline_checker::SINK_FILE))?;
         let file = faultline_checker::SINK_FILE;
-        log.line(format!("final phase: {rows} sink rows from {} databases into {file}", sinks.len()));
+        log.info(format!("final phase: {rows} sink rows from {} databases into {file}", sinks.len()));
     }
-    log.line(format!("final phase: draining {} partitions to {:?}", targets.len(), targets));
+    log.info(format!("final phase: draining {} partitions to {:?}", targets.len(), targets));
     supervisor::run_drain(shared, &targets).await?;
-    log.line("final phase: dumping every replica's log and saving every node's metrics");
+    log.info("final phase: dumping every replica's log and saving every node's metrics");
     let replicas = final_phase::dump_replicas(plan, log, state).await;
     final_phase::save_metrics(log, state, &dirs.run).await?;
     store::write_json_compact(&dirs.run.join(faultline_checker::REPLICAS_FILE), &replicas)?;

@@ -170,7 +170,7 @@ impl<'a> ProcessRun<'a> {
     fn start(shared: &'a Shared, slot: &'a Slot, process: u64) -> anyhow::Result<ProcessRun<'a>> {
         let proc = spawn_client(shared, &slot.spec, process, shared.stride, slot.request_timeout_ms)?;
         let pid = proc.child.id().unwrap_or(0);
-        shared.log.line(format!("{}: process {process} started (pid {pid})", slot.label()));
+        shared.log.info(format!("{}: process {process} started (pid {pid})", slot.label()));
         Ok(ProcessRun {
             shared,
             slot,
@@ -206,7 +206,7 @@ impl<'a> ProcessRun<'a> {
                     }
                 }
                 _ = tokio::time::sleep_until(stopping.unwrap_or_else(Instant::now)), if stopping.is_some() => {
-                    self.shared.log.line(format!(
+                    self.shared.log.info(format!(
                         "{}: process {} did not stop within {:?}; SIGKILL",
                         self.slot.label(),
                         self.process,
@@ -248,7 +248,7 @@ impl<'a> ProcessRun<'a> {
                 }
             }
             Err(e) => {
-                self.shared.log.line(format!("{}: process {}: {e:#}; killing it", self.slot.label(), self.process));
+                self.shared.log.warn(format!("{}: process {}: {e:#}; killing it", self.slot.label(), self.process));
                 self.protocol_error = Some(e);
                 let _ = self.proc.child.start_kill();
             }
@@ -256,7 +256,7 @@ impl<'a> ProcessRun<'a> {
     }
 
     fn kill(&self) {
-        self.shared.log.line(format!(
+        self.shared.log.info(format!(
             "{}: SIGKILL process {} (pid {}) with an op in flight",
             self.slot.label(),
             self.process,
@@ -287,7 +287,7 @@ impl<'a> ProcessRun<'a> {
         }
         let label = self.slot.label();
         let open = if crashed { "; its open ops are info" } else { "" };
-        self.shared.log.line(format!("{label}: process {} exited ({status}){open}", self.process));
+        self.shared.log.info(format!("{label}: process {} exited ({status}){open}", self.process));
         if let Some(e) = self.protocol_error {
             return Err(e.context(format!("{label} broke the event protocol")));
         }

@@ -21,14 +21,14 @@ pub async fn finish_cluster(plan: &Plan, dirs: &RunDirs, log: &RunLog, valid: Op
         // The run exits now: the cluster is the user's, not stale.
         cluster::inventory::keep(&mut state)?;
         let how = down_command(plan, &state.name);
-        log.line(format!("leaving cluster {} running (--leave-running); remove it with `{how}`", state.name));
+        log.info(format!("leaving cluster {} running (--leave-running); remove it with `{how}`", state.name));
         return Ok(());
     }
     // A cluster whose `up` failed was torn down by it; its logs still count.
     let torn = if state.phase == cluster::Phase::Down {
         Ok(())
     } else {
-        log.line(format!("teardown of cluster {}", state.name));
+        log.info(format!("teardown of cluster {}", state.name));
         cluster::stop(&mut state).await
     };
     collect_node_files(&state, dirs, valid != Some(Validity::Valid))?;

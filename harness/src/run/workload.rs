@@ -80,7 +80,7 @@ pub fn start_consumers(plan: &Plan, shared: &Arc<Shared>, sinks: &[(u32, PathBuf
     for j in 0..a.consumers {
         let owned: Vec<u32> = (0..a.topic_partitions).filter(|p| p % a.consumers == j).collect();
         if owned.is_empty() {
-            shared.log.line(format!(
+            shared.log.info(format!(
                 "consumer {j} owns no partition ({} partitions for {} consumers); not started",
                 a.topic_partitions, a.consumers
             ));
@@ -154,7 +154,7 @@ pub async fn create_topic(plan: &Plan, log: &RunLog, urls: &[String]) -> anyhow:
             && d.partitions.len() == a.topic_partitions as usize
             && d.partitions.iter().all(|p| p.leader.is_some())
         {
-            log.line(format!(
+            log.info(format!(
                 "topic {TOPIC}: {} partitions, RF {}, every partition has a leader",
                 a.topic_partitions, a.replication_factor
             ));

@@ -20,6 +20,7 @@ pub fn run(cluster: &TestCluster, subnet: &str, extra: &[&str]) -> Output {
         .arg(&store)
         .args(["--cluster-name", &cluster.name, "--subnet", subnet])
         .args(extra)
+        .env_remove("RUST_LOG")
         .output()
         .expect("runs faultline run")
 }
