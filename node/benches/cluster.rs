@@ -58,8 +58,8 @@ impl Cluster {
         for i in 0..NODES {
             c.nodes.push(Some(c.spawn(i)));
         }
-        for u in &c.urls {
-            wait_healthy(u);
+        for n in c.nodes.iter().flatten() {
+            wait_node_healthy(n);
         }
         c
     }
@@ -157,8 +157,8 @@ fn main() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             times.push(t0.elapsed());
-            cluster.nodes[i] = Some(cluster.spawn(i));
-            wait_healthy(&cluster.urls[i]);
+            let node = cluster.spawn(i);
+            wait_node_healthy(cluster.nodes[i].insert(node));
             // Let the restarted node catch up and rejoin before the next kill.
             tokio::time::sleep(Duration::from_secs(3)).await;
         }

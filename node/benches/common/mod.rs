@@ -44,6 +44,8 @@ pub fn parse_options() -> Options {
 pub struct Server {
     pub child: Child,
     pub url: String,
+    /// The node's log (warnings and errors); `None` for a bare server.
+    pub log: Option<std::path::PathBuf>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -64,7 +66,7 @@ pub fn start_node(overrides: &[&str]) -> Server {
     let mut all = vec!["node.id=1".to_string(), "listeners=http://127.0.0.1:0".to_string()];
     all.extend(overrides.iter().map(|o| o.to_string()));
     let server = spawn_node(tempfile::tempdir().unwrap(), &all);
-    wait_healthy(&server.url);
+    wait_node_healthy(&server);
     server
 }
 
@@ -75,9 +77,14 @@ pub fn spawn_node(dir: tempfile::TempDir, overrides: &[String]) -> Server {
     for o in overrides {
         cmd.arg("--override").arg(o);
     }
-    let mut child = cmd.env("RUST_LOG", "error").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    // A node's log goes to a file, not into the benchmark's report: killed
+    // peers make openraft log every refused connection at ERROR, which is
+    // exactly what a failover benchmark causes on purpose.
+    let log = dir.path().join("node.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut child = cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(file).spawn().unwrap();
     let url = read_url(&mut child);
-    Server { child, url, _dir: Some(dir) }
+    Server { child, url, log: Some(log), _dir: Some(dir) }
 }
 
 /// Waits (bounded) until `/health` answers 200.
@@ -85,11 +92,25 @@ pub fn wait_healthy(url: &str) {
     assert!(faultline_client::wait_healthy_blocking(url, Duration::from_secs(30)), "{url} never became healthy");
 }
 
+/// Waits (bounded) until the node is healthy; if it never is, fails with
+/// the end of its log.
+pub fn wait_node_healthy(server: &Server) {
+    if !faultline_client::wait_healthy_blocking(&server.url, Duration::from_secs(30)) {
+        let log = server.log.as_ref().map(std::fs::read_to_string).and_then(Result::ok).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        panic!(
+            "{} never became healthy; its log ends:\n{}",
+            server.url,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
 pub fn start_bare(bare_env: &str) -> Server {
     let mut child =
         Command::new(std::env::current_exe().unwrap()).env(bare_env, "1").stdout(Stdio::piped()).spawn().unwrap();
     let url = read_url(&mut child);
-    Server { child, url, _dir: None }
+    Server { child, url, log: None, _dir: None }
 }
 
 pub struct LoadResult {

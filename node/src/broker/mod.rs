@@ -12,6 +12,7 @@ pub mod control;
 mod partition;
 mod produce;
 pub mod producer_state;
+pub mod stats;
 mod topic_name;
 
 use std::collections::BTreeMap;
@@ -80,6 +81,8 @@ pub struct Broker {
     pub data_arrived: Notify,
     /// The unused part of this node's producer-id block: `[next, end)`.
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    /// Counters `/metrics` shows.
+    pub stats: stats::BrokerStats,
 }
 
 fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StartupError + '_ {
@@ -108,6 +111,7 @@ impl Broker {
             control: OnceLock::new(),
             data_arrived: Notify::new(),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
+            stats: stats::BrokerStats::default(),
         };
         let mut metas = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {

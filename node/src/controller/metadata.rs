@@ -78,6 +78,18 @@ pub struct PartitionMetadata {
     pub history: Vec<ElectionRecord>,
     /// History entries dropped to respect the bound.
     pub history_dropped: u64,
+    /// Leader elections since the topic was created, never dropped.
+    #[serde(default)]
+    pub elections: Elections,
+}
+
+/// How many times a partition got a new leader, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Elections {
+    /// From the ISR.
+    pub clean: u64,
+    /// From outside the ISR (`unclean.leader.election.enable`).
+    pub unclean: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +193,11 @@ fn reject(reason: Rejection, message: impl Into<String>) -> CommandResult {
 
 impl PartitionMetadata {
     fn record(&mut self, offset: u64, kind: ChangeKind) {
+        match kind {
+            ChangeKind::Clean => self.elections.clean += 1,
+            ChangeKind::Unclean => self.elections.unclean += 1,
+            ChangeKind::Created | ChangeKind::Offline | ChangeKind::IsrChange => {}
+        }
         if self.history.len() == PARTITION_HISTORY_MAX {
             self.history.remove(0);
             self.history_dropped += 1;
@@ -336,6 +353,7 @@ impl MetadataImage {
                     partition_epoch: 0,
                     history: Vec::new(),
                     history_dropped: 0,
+                    elections: Elections::default(),
                 };
                 p.record(index, ChangeKind::Created);
                 p
@@ -520,6 +538,8 @@ mod tests {
         m.apply(next, &Command::RegisterBroker { id: order[0], address: "x".into() });
         assert_eq!(part(&m).leader, Some(order[0]));
         assert_eq!(part(&m).history.last().unwrap().kind, ChangeKind::Clean);
+        // Going offline is no election; coming back from it is a clean one.
+        assert_eq!(part(&m).elections, Elections { clean: 1, unclean: 0 });
     }
 
     #[test]
@@ -534,6 +554,7 @@ mod tests {
         let p = part(&m);
         assert_eq!((p.leader, p.isr.clone()), (Some(order[2]), vec![order[2]]));
         assert_eq!(p.history.last().unwrap().kind, ChangeKind::Unclean);
+        assert_eq!(p.elections, Elections { clean: 0, unclean: 1 });
     }
 
     #[test]

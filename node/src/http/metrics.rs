@@ -1,6 +1,9 @@
 //! Prometheus metrics: request counts and latencies per route and status,
-//! plus per-partition log end offsets, high watermarks and bytes appended,
-//! rendered in the text exposition format at `GET /metrics`.
+//! per-partition log end offsets, high watermarks and bytes appended, and
+//! what Kafka operators alert on (under-replicated and offline partitions,
+//! ISR shrinks and expands, leader elections, the active controller, fenced
+//! brokers, produce errors by code), rendered in the text exposition format
+//! at `GET /metrics`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -96,6 +99,59 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{topic=\"{}\",partition=\"{}\"}} {v}", p.topic, p.index);
             }
         }
+        render_health(&mut out, broker);
         out
     }
+}
+
+/// One metric's `# HELP`/`# TYPE` header.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// One unlabelled sample with its header.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// Kafka's alerting metrics. Broker-scoped ones count this broker's
+/// replicas and requests. Controller-scoped gauges are reported by the
+/// active controller and are 0 elsewhere (as in Kafka, so that a sum over
+/// the cluster is the cluster's figure); election counts come from the
+/// replicated metadata, so every node reports the same, monotonic totals.
+fn render_health(out: &mut String, broker: &Broker) {
+    let under = broker
+        .all_partitions()
+        .iter()
+        .filter(|p| p.read_state(|st| st.is_leader() && st.isr().len() < st.replicas().len()))
+        .count();
+    let help = "Partitions this broker leads whose ISR is smaller than their replica set.";
+    single(out, "faultline_under_replicated_partitions", "gauge", help, under as u64);
+    let help = "ISR shrinks of partitions this broker leads, committed by the controller.";
+    single(out, "faultline_isr_shrinks_total", "counter", help, broker.stats.isr_shrinks());
+    let help = "ISR expands of partitions this broker leads, committed by the controller.";
+    single(out, "faultline_isr_expands_total", "counter", help, broker.stats.isr_expands());
+    let name = "faultline_produce_errors_total";
+    header(out, name, "counter", "Produce requests this broker refused, by Kafka error name.");
+    for (error, n) in broker.stats.produce_errors() {
+        let _ = writeln!(out, "{name}{{error=\"{error}\"}} {n}");
+    }
+    let image = broker.image();
+    let active = broker.control().active_controller() == Some(broker.config.node_id);
+    let help = "1 on the active controller (the controller quorum's raft leader), 0 elsewhere.";
+    single(out, "faultline_active_controller", "gauge", help, u64::from(active));
+    let partitions = || image.topics.values().flat_map(|t| &t.partitions);
+    let offline = if active { partitions().filter(|p| p.leader.is_none()).count() } else { 0 };
+    let help = "Partitions without a leader; reported by the active controller, 0 elsewhere.";
+    single(out, "faultline_offline_partitions", "gauge", help, offline as u64);
+    let fenced = if active { image.brokers.values().filter(|b| b.fenced).count() } else { 0 };
+    let help = "Registered brokers the controller has fenced; reported by the active controller, 0 elsewhere.";
+    single(out, "faultline_fenced_brokers", "gauge", help, fenced as u64);
+    let (clean, unclean) = partitions().fold((0, 0), |(c, u), p| (c + p.elections.clean, u + p.elections.unclean));
+    let name = "faultline_leader_elections_total";
+    let help =
+        "Leader elections of every partition in the cluster, clean (from the ISR) or unclean, from the metadata.";
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name}{{kind=\"clean\"}} {clean}\n{name}{{kind=\"unclean\"}} {unclean}");
 }

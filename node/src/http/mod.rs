@@ -174,7 +174,9 @@ async fn produce(
     path: PartitionPath,
     JsonBody(req): JsonBody<ProduceRequest>,
 ) -> Result<Response, ApiError> {
-    let (acks, resp) = state.broker.produce(&path.topic, path.partition, &req).await?;
+    let (acks, resp) = state.broker.produce(&path.topic, path.partition, &req).await.inspect_err(|e| {
+        state.broker.stats.produce_error(e.code);
+    })?;
     let status = if acks == Acks::None { StatusCode::ACCEPTED } else { StatusCode::OK };
     Ok((status, Json(resp)).into_response())
 }

@@ -134,6 +134,7 @@ impl ReplicaManager {
     /// is already pending. The outcome reaches the replica through the
     /// metadata; a refusal just clears the pending change.
     pub fn propose_isr(self: &Arc<Self>, partition: Arc<Partition>, new_isr: Vec<i32>) {
+        let before = partition.read_state(|st| st.isr().len());
         let Some((leader_epoch, partition_epoch)) = partition.begin_isr_change(&new_isr) else { return };
         let own_epoch = self.broker.control().broker_epoch().unwrap_or(-1);
         let members = partition.member_epochs(&new_isr, own_epoch);
@@ -149,6 +150,7 @@ impl ReplicaManager {
         tokio::spawn(async move {
             match mgr.broker.control().propose(cmd).await {
                 Ok(CommandResult::PartitionAltered { .. }) => {
+                    mgr.broker.stats.isr_changed(before, new_isr.len());
                     tracing::info!(partition = %partition.name(), isr = ?new_isr, "ISR change committed");
                 }
                 Ok(other) => {

@@ -87,6 +87,31 @@ impl Cluster {
         self.client(id)
     }
 
+    /// `sample` (a metric name with its labels, as rendered) in node `id`'s
+    /// `/metrics`; 0 when the node does not render it (an error it never saw).
+    pub async fn metric(&self, id: i32, sample: &str) -> u64 {
+        let text = self.client(id).metrics().await.unwrap_or_else(|e| panic!("/metrics of node {id}: {e}"));
+        let value = text.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '));
+        value.map_or(0, |v| v.parse().unwrap_or_else(|e| panic!("{sample} of node {id}: {v}: {e}")))
+    }
+
+    /// Waits until the sum of `sample` over running nodes outside `except`
+    /// satisfies `cond`, and returns it.
+    pub async fn wait_metric_sum(&self, sample: &str, except: &[i32], cond: impl Fn(u64) -> bool) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut sum = 0;
+            for id in (1..=self.nodes.len() as i32).filter(|id| !except.contains(id) && self.node(*id).is_running()) {
+                sum += self.metric(id, sample).await;
+            }
+            if cond(sum) {
+                return sum;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting on {sample}; the last sum was {sum}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Describes `topic` from a running node that is not in `except`.
     pub async fn describe(&self, topic: &str, except: &[i32]) -> TopicDescription {
         self.other_client(except).describe_topic(topic).await.unwrap()

@@ -111,6 +111,11 @@ async fn paused_followers_leave_the_isr_then_acks_all_fails_and_acks_1_stays_inv
         .await;
     let err = cluster.produce("isr", Acks::All, &vals("refused", 1), Duration::from_secs(5)).await.unwrap_err();
     assert_eq!(err, ErrorCode::NotEnoughReplicas);
+    // What an operator's alerts see on the leader: one under-replicated
+    // partition, two shrinks, and the refusals by error name.
+    assert_eq!(cluster.metric(leader, "faultline_under_replicated_partitions").await, 1);
+    assert_eq!(cluster.metric(leader, "faultline_isr_shrinks_total").await, 2);
+    assert!(cluster.metric(leader, "faultline_produce_errors_total{error=\"NOT_ENOUGH_REPLICAS\"}").await >= 1);
     let hidden = cluster
         .produce("isr", Acks::Leader, &vals("hidden", 1), Duration::from_secs(5))
         .await
@@ -127,6 +132,8 @@ async fn paused_followers_leave_the_isr_then_acks_all_fails_and_acks_1_stays_inv
     cluster.node(followers[0]).resume();
     cluster.node(followers[1]).resume();
     cluster.wait_for("isr", &[], "both followers to rejoin", Duration::from_secs(15), |p| p.isr.len() == 3).await;
+    assert_eq!(cluster.metric(leader, "faultline_under_replicated_partitions").await, 0);
+    assert_eq!(cluster.metric(leader, "faultline_isr_expands_total").await, 2);
     let mut visible = false;
     for _ in 0..100 {
         let f = cluster
@@ -202,6 +209,11 @@ async fn unclean_election_elects_an_out_of_sync_replica_and_loses_acknowledged_r
         })
         .await;
     let new = p.leader.unwrap();
+    // Every node reports the cluster's elections from its metadata; the
+    // active controller alone reports the fenced old leader.
+    assert!(cluster.metric(new, "faultline_leader_elections_total{kind=\"unclean\"}").await >= 1);
+    cluster.wait_metric_sum("faultline_active_controller", &[old], |n| n == 1).await;
+    cluster.wait_metric_sum("faultline_fenced_brokers", &[old], |n| n >= 1).await;
     let history = cluster.history("unclean", &[old]).await;
     assert!(
         history.entries.iter().any(|e| e.kind == "unclean" && e.leader == Some(new) && e.isr == vec![new]),
@@ -241,6 +253,9 @@ async fn without_unclean_election_the_partition_stays_offline_and_nothing_is_los
         .wait_for("clean", &[old], "the partition to go offline", Duration::from_secs(15), |p| p.leader.is_none())
         .await;
     assert_eq!(p.isr, vec![old], "R2.9: the ISR keeps its last member");
+    cluster.wait_metric_sum("faultline_offline_partitions", &[old], |n| n == 1).await;
+    let live = if old == 1 { 2 } else { 1 };
+    assert_eq!(cluster.metric(live, "faultline_leader_elections_total{kind=\"unclean\"}").await, 0);
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(cluster.describe("clean", &[old]).await.partitions[0].leader, None, "no out-of-sync replica is elected");
     cluster.restart(old);
