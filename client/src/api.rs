@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+mod schema;
 
 /// The URL paths of the API, so that node routes, the client and the
 /// OpenAPI document cannot drift apart.
@@ -134,7 +137,7 @@ impl fmt::Display for ErrorCode {
 }
 
 /// The body of every error response.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorCode,
     /// Human-readable detail; names the offending field, key or value.
@@ -148,32 +151,36 @@ pub struct ErrorBody {
 }
 
 /// `GET /health`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct Health {
     pub status: String,
     pub node_id: i32,
 }
 
 /// `POST /v1/topics`.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopicRequest {
+    #[schema(pattern = r"^(?!\.\.?$)[a-zA-Z0-9._-]{1,249}$", min_length = 1, max_length = 249, example = "events")]
     pub name: String,
     /// Defaults to the broker's `num.partitions`.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000, example = 3)]
     pub partitions: Option<i64>,
     /// Defaults to the broker's `default.replication.factor`.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 32767, example = 1)]
     pub replication_factor: Option<i64>,
     /// Per-topic overrides with Kafka's topic-level names
     /// (`min.insync.replicas`, `flush.messages`, `segment.bytes`, ...).
     /// Values may be JSON strings, numbers or booleans.
     #[serde(default)]
+    #[schema(schema_with = schema::topic_configs)]
     pub configs: BTreeMap<String, serde_json::Value>,
 }
 
 /// One partition of a [`TopicDescription`].
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct PartitionDescription {
     pub partition: u32,
     /// `None` while the partition is offline.
@@ -188,7 +195,7 @@ pub struct PartitionDescription {
 }
 
 /// `GET /v1/topics/{topic}` and `POST /v1/topics`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct TopicDescription {
     pub name: String,
     /// True for `__consumer_offsets`.
@@ -199,7 +206,7 @@ pub struct TopicDescription {
 }
 
 /// `GET /v1/topics`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct TopicList {
     pub topics: Vec<String>,
 }
@@ -288,11 +295,12 @@ fn default_acks() -> RawAcks {
 }
 
 /// One record of a [`ProduceRequest`].
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProduceRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    #[schema(example = "v-1")]
     pub value: String,
     /// Milliseconds since the Unix epoch; the broker's clock when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -300,49 +308,59 @@ pub struct ProduceRecord {
 }
 
 /// `POST /v1/topics/{topic}/partitions/{partition}/produce`: one batch.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProduceRequest {
     /// `0`, `1`, `-1` or `"all"`; Kafka's producer default is `all`.
     #[serde(default = "default_acks")]
+    #[schema(schema_with = schema::acks)]
     pub acks: RawAcks,
     /// How long an `acks=all` request may wait for replication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 300000, example = 30000)]
     pub timeout_ms: Option<u64>,
     /// Idempotent producer fields; all three or none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
     pub producer_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 32767)]
     pub producer_epoch: Option<i16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2147483647)]
     pub base_sequence: Option<i32>,
+    #[schema(min_items = 1)]
     pub records: Vec<ProduceRecord>,
 }
 
 /// The answer to a produce. `base_offset` is `None` for `acks=0`, which is
 /// answered `202 Accepted` as soon as the batch is queued.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct ProduceResponse {
     pub base_offset: Option<i64>,
     pub log_start_offset: Option<i64>,
 }
 
 /// `POST /v1/topics/{topic}/partitions/{partition}/fetch`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FetchRequest {
+    #[schema(minimum = 0, maximum = 9223372036854775807_i64, example = 0)]
     pub offset: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 100000, example = 500)]
     pub max_records: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 67108864, example = 1048576)]
     pub max_bytes: Option<u32>,
     /// Long poll: wait up to this long for records at `offset`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 60000, example = 0)]
     pub max_wait_ms: Option<u64>,
 }
 
 /// One record returned by a fetch.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct FetchedRecord {
     pub offset: i64,
     /// The leader epoch of the batch that holds this record.
@@ -353,7 +371,7 @@ pub struct FetchedRecord {
     pub value: String,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct FetchResponse {
     pub records: Vec<FetchedRecord>,
     pub high_watermark: i64,
@@ -363,38 +381,43 @@ pub struct FetchResponse {
 }
 
 /// One entry of an [`OffsetCommitRequest`].
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OffsetCommit {
+    #[schema(pattern = r"^(?!\.\.?$)[a-zA-Z0-9._-]{1,249}$", min_length = 1, max_length = 249, example = "events")]
     pub topic: String,
+    #[schema(minimum = 0, maximum = 2147483647, example = 0)]
     pub partition: u32,
     /// The next offset the group will consume, as in Kafka.
+    #[schema(minimum = 0, maximum = 9223372036854775807_i64, example = 1)]
     pub offset: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 4096)]
     pub metadata: Option<String>,
 }
 
 /// `POST /v1/groups/{group}/offsets`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OffsetCommitRequest {
+    #[schema(min_items = 1, max_items = 10000)]
     pub offsets: Vec<OffsetCommit>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct OffsetCommitResponse {
     pub committed: usize,
 }
 
 /// `GET /v1/groups/{group}/offsets`: every committed offset of the group.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct OffsetFetchResponse {
     pub group: String,
     pub offsets: Vec<OffsetCommit>,
 }
 
 /// `GET /v1/cluster`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct ClusterInfo {
     pub node_id: i32,
     pub brokers: Vec<BrokerInfo>,
@@ -408,7 +431,7 @@ pub struct ClusterInfo {
     pub version: String,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct BrokerInfo {
     pub id: i32,
     pub address: String,
@@ -417,18 +440,20 @@ pub struct BrokerInfo {
 
 /// `GET /v1/debug/topics/{topic}/partitions/{partition}/log`: this node's
 /// replica of a partition, record by record, for divergence checks.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct ReplicaLogDump {
     pub topic: String,
     pub partition: u32,
     pub node_id: i32,
     /// `leader`, `follower` or `offline`.
+    #[schema(schema_with = schema::replica_role)]
     pub role: String,
     pub leader_epoch: i32,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
     pub high_watermark: i64,
     /// `[offset, leader_epoch, value]` for every record.
+    #[schema(schema_with = schema::record_triples)]
     pub records: Vec<(i64, i32, String)>,
     /// True when the dump stopped at its record bound before the log end.
     pub truncated: bool,
@@ -436,7 +461,7 @@ pub struct ReplicaLogDump {
 
 /// `GET /v1/debug/topics/{topic}/partitions/{partition}/history`: every
 /// leader and ISR change of a partition, from this node's metadata.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct PartitionHistory {
     pub topic: String,
     pub partition: u32,
@@ -445,11 +470,12 @@ pub struct PartitionHistory {
     pub entries: Vec<HistoryEntry>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct HistoryEntry {
     /// Metadata offset of the change.
     pub metadata_offset: u64,
     /// `created`, `clean`, `unclean`, `offline` or `isr-change`.
+    #[schema(schema_with = schema::change_kind)]
     pub kind: String,
     pub leader: Option<i32>,
     pub leader_epoch: i32,
@@ -458,7 +484,7 @@ pub struct HistoryEntry {
 
 /// `POST /v1/producers/init`: a cluster-unique producer id for an
 /// idempotent producer, at epoch 0.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, ToSchema)]
 pub struct InitProducerIdResponse {
     pub producer_id: i64,
     pub producer_epoch: i16,
@@ -466,7 +492,7 @@ pub struct InitProducerIdResponse {
 
 /// `POST /v1/admin/fetchers` (admin hooks only): stop or restart this
 /// node's follower fetchers, so a recipe can hold a follower just behind.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FetcherControl {
     pub paused: bool,

@@ -35,7 +35,9 @@ use control::ControlPlane;
 pub use partition::{
     FetchPosition, FetchResult, FollowerState, Partition, PendingIsr, ReplicaFetch, ReplicaState, Role, View,
 };
-pub use produce::{Acks0Batch, decode_records};
+pub use produce::{
+    Acks0Batch, FETCH_BYTES_MAX, FETCH_RECORDS_MAX, FETCH_WAIT_MS_MAX, PRODUCE_TIMEOUT_MS_MAX, decode_records,
+};
 pub use topic_name::validate_topic_name;
 
 /// The internal topic that stores consumer-group offsets, as in Kafka.

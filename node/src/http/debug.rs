@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use faultline_client::api::{ErrorCode, HistoryEntry, PartitionHistory, ReplicaLogDump};
+use faultline_client::api::{ErrorCode, HistoryEntry, PartitionHistory, ReplicaLogDump, paths};
 
 use super::AppState;
 use super::extract::PartitionPath;
@@ -13,6 +13,11 @@ use crate::error::ApiError;
 /// Bound on records in one dump, so a debug call cannot exhaust memory.
 pub const DUMP_RECORDS_MAX: usize = 5_000_000;
 
+/// This node's replica of a partition, record by record: [offset, leader_epoch, value].
+#[utoipa::path(get, path = paths::DEBUG_REPLICA_LOG, operation_id = "debugReplicaLog", tag = "debug",
+    params(PartitionPath),
+    responses((status = 200, description = "the replica's records", body = ReplicaLogDump)),
+)]
 pub async fn replica_log(State(state): State<AppState>, path: PartitionPath) -> Result<Json<ReplicaLogDump>, ApiError> {
     let p = state.broker.partition(&path.topic, path.partition)?;
     let broker = state.broker.clone();
@@ -60,6 +65,11 @@ pub async fn replica_log(State(state): State<AppState>, path: PartitionPath) -> 
     .map_err(|e| ApiError::new(ErrorCode::UnknownServerError, e.to_string()))?
 }
 
+/// Every leader and ISR change of a partition: epoch, leader, ISR, clean or unclean.
+#[utoipa::path(get, path = paths::DEBUG_HISTORY, operation_id = "debugHistory", tag = "debug",
+    params(PartitionPath),
+    responses((status = 200, description = "the partition's changes, oldest first", body = PartitionHistory)),
+)]
 pub async fn history(State(state): State<AppState>, path: PartitionPath) -> Result<Json<PartitionHistory>, ApiError> {
     let image = state.broker.image();
     let p = image

@@ -42,9 +42,40 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// Path segments `{topic}` and `{partition}`. The partition is parsed here
 /// so that a non-number is `INVALID_REQUEST` and a number that no partition
 /// has is `UNKNOWN_TOPIC_OR_PARTITION`, as Kafka answers a negative one.
+/// The documented bounds are Kafka's (an int32 partition), narrower than
+/// what is accepted.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct PartitionPath {
+    /// A topic name: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+    #[param(pattern = r"^(?!\.\.?$)[a-zA-Z0-9._-]{1,249}$", min_length = 1, max_length = 249, example = "events")]
     pub topic: String,
+    /// The partition's index.
+    #[param(minimum = 0, maximum = 2147483647, example = 0)]
     pub partition: i64,
+}
+
+/// The `{topic}` path segment.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TopicParam {
+    /// A topic name: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+    #[param(pattern = r"^(?!\.\.?$)[a-zA-Z0-9._-]{1,249}$", min_length = 1, max_length = 249, example = "events")]
+    pub topic: String,
+}
+
+/// The `{group}` path segment.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct GroupParam {
+    /// A consumer group id: 1 to 255 bytes, no control characters.
+    #[param(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,255}$",
+        min_length = 1,
+        max_length = 255,
+        example = "readers"
+    )]
+    pub group: String,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for PartitionPath {
@@ -62,16 +93,26 @@ impl<S: Send + Sync> FromRequestParts<S> for PartitionPath {
     }
 }
 
-/// A single `{name}` path segment.
-pub struct Segment(pub String);
+/// The one path segment of a route, e.g. `{topic}`.
+async fn segment<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<String, ApiError> {
+    let axum::extract::Path(name) = axum::extract::Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::invalid(format!("bad path: {e}")))?;
+    Ok(name)
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for Segment {
+impl<S: Send + Sync> FromRequestParts<S> for TopicParam {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Path(name) = axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::invalid(format!("bad path: {e}")))?;
-        Ok(Segment(name))
+        Ok(TopicParam { topic: segment(parts, state).await? })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for GroupParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Ok(GroupParam { group: segment(parts, state).await? })
     }
 }

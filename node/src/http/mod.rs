@@ -16,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use faultline_client::api::{
-    Acks, BrokerInfo, ClusterInfo, CreateTopicRequest, FetchRequest, FetcherControl, Health, InitProducerIdResponse,
-    OffsetCommitRequest, ProduceRequest, TopicList, paths,
+    Acks, BrokerInfo, ClusterInfo, CreateTopicRequest, FetchRequest, FetchResponse, FetcherControl, Health,
+    InitProducerIdResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchResponse, ProduceRequest,
+    ProduceResponse, TopicDescription, TopicList, paths,
 };
 
 use crate::broker::Broker;
@@ -25,7 +26,7 @@ use crate::error::ApiError;
 use crate::groups::Groups;
 use crate::replica::manager::ReplicaManager;
 use crate::replica::protocol::{FETCH_PATH, FetchRequest as ReplicaFetchRequest};
-use extract::{JsonBody, PartitionPath, Segment};
+use extract::{GroupParam, JsonBody, PartitionPath, TopicParam};
 pub use metrics::Metrics;
 
 /// What every handler shares.
@@ -89,6 +90,10 @@ async fn method_not_allowed(req: Request) -> Response {
 
 /// 200 once this broker is registered with the controller and serving;
 /// 503 `starting` before.
+#[utoipa::path(get, path = paths::HEALTH, operation_id = "health", tag = "node", responses(
+    (status = 200, description = "registered and serving", body = Health),
+    (status = 503, description = "starting: not registered with the controller yet", body = Health),
+))]
 async fn health(State(state): State<AppState>) -> Response {
     let node_id = state.broker.config.node_id;
     let image = state.broker.image();
@@ -104,14 +109,26 @@ async fn health(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus text-format metrics.
+#[utoipa::path(get, path = paths::METRICS, operation_id = "metrics", tag = "node", responses(
+    (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+))]
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&state.broker))
 }
 
-async fn openapi_json() -> Json<serde_json::Value> {
+/// This document.
+#[utoipa::path(get, path = paths::OPENAPI, operation_id = "openapi", tag = "node", responses(
+    (status = 200, description = "OpenAPI 3.1", body = Object),
+))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi::document())
 }
 
+/// Brokers, controller, metadata offset and active bug switches.
+#[utoipa::path(get, path = paths::CLUSTER, operation_id = "cluster", tag = "node", responses(
+    (status = 200, description = "this node's view of the cluster", body = ClusterInfo),
+))]
 async fn cluster(State(state): State<AppState>) -> Json<ClusterInfo> {
     let image = state.broker.image();
     Json(ClusterInfo {
@@ -135,6 +152,11 @@ async fn replica_fetch(State(state): State<AppState>, JsonBody(req): JsonBody<Re
     ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response()
 }
 
+/// Create a topic.
+#[utoipa::path(post, path = paths::TOPICS, operation_id = "createTopic", tag = "topics",
+    request_body = CreateTopicRequest,
+    responses((status = 201, description = "created", body = TopicDescription)),
+)]
 async fn create_topic(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<CreateTopicRequest>,
@@ -143,12 +165,20 @@ async fn create_topic(
     Ok((StatusCode::CREATED, Json(desc)).into_response())
 }
 
+/// Allocate a cluster-unique producer id (epoch 0) for an idempotent producer.
+#[utoipa::path(post, path = paths::INIT_PRODUCER_ID, operation_id = "initProducerId", tag = "records", responses(
+    (status = 200, description = "a fresh producer id", body = InitProducerIdResponse),
+))]
 async fn init_producer_id(State(state): State<AppState>) -> Result<Json<InitProducerIdResponse>, ApiError> {
     let producer_id = state.broker.init_producer_id().await?;
     Ok(Json(InitProducerIdResponse { producer_id, producer_epoch: 0 }))
 }
 
-/// Admin hook: pause or resume this node's follower fetchers.
+/// Admin hook (faultline.admin.hooks=true only): pause or resume this node's follower fetchers.
+#[utoipa::path(post, path = paths::ADMIN_FETCHERS, operation_id = "adminFetchers", tag = "admin",
+    request_body = FetcherControl,
+    responses((status = 200, description = "the fetchers' new state", body = FetcherControl)),
+)]
 async fn admin_fetchers(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<FetcherControl>,
@@ -161,14 +191,32 @@ async fn admin_fetchers(
     Ok(Json(req))
 }
 
+/// Names of all topics, internal ones included.
+#[utoipa::path(get, path = paths::TOPICS, operation_id = "listTopics", tag = "topics", responses(
+    (status = 200, description = "every topic", body = TopicList),
+))]
 async fn list_topics(State(state): State<AppState>) -> Json<TopicList> {
     Json(TopicList { topics: state.broker.topic_names() })
 }
 
-async fn describe_topic(State(state): State<AppState>, Segment(topic): Segment) -> Result<Response, ApiError> {
+/// Per partition: leader, epoch, replicas, ISR, high watermark, log end offset.
+#[utoipa::path(get, path = paths::TOPIC, operation_id = "describeTopic", tag = "topics",
+    params(TopicParam),
+    responses((status = 200, description = "the topic", body = TopicDescription)),
+)]
+async fn describe_topic(State(state): State<AppState>, TopicParam { topic }: TopicParam) -> Result<Response, ApiError> {
     Ok(Json(state.broker.describe_topic(&topic)?).into_response())
 }
 
+/// Append one batch. acks=0 is answered 202 with no offset once queued.
+#[utoipa::path(post, path = paths::PRODUCE, operation_id = "produce", tag = "records",
+    params(PartitionPath),
+    request_body = ProduceRequest,
+    responses(
+        (status = 200, description = "appended (acks=1) or committed (acks=all)", body = ProduceResponse),
+        (status = 202, description = "acks=0: queued, never acknowledged", body = ProduceResponse),
+    ),
+)]
 async fn produce(
     State(state): State<AppState>,
     path: PartitionPath,
@@ -181,6 +229,12 @@ async fn produce(
     Ok((status, Json(resp)).into_response())
 }
 
+/// Read records below the high watermark from an offset, with optional long poll.
+#[utoipa::path(post, path = paths::FETCH, operation_id = "fetch", tag = "records",
+    params(PartitionPath),
+    request_body = FetchRequest,
+    responses((status = 200, description = "records, possibly none", body = FetchResponse)),
+)]
 async fn fetch(
     State(state): State<AppState>,
     path: PartitionPath,
@@ -189,14 +243,28 @@ async fn fetch(
     Ok(Json(state.broker.fetch(&path.topic, path.partition, &req).await?).into_response())
 }
 
+/// Commit offsets durably to __consumer_offsets (acks=all).
+#[utoipa::path(post, path = paths::GROUP_OFFSETS, operation_id = "commitOffsets", tag = "groups",
+    params(GroupParam),
+    request_body = OffsetCommitRequest,
+    responses((status = 200, description = "committed", body = OffsetCommitResponse)),
+)]
 async fn commit_offsets(
     State(state): State<AppState>,
-    Segment(group): Segment,
+    GroupParam { group }: GroupParam,
     JsonBody(req): JsonBody<OffsetCommitRequest>,
 ) -> Result<Response, ApiError> {
     Ok(Json(state.groups.commit(&state.broker, &group, &req).await?).into_response())
 }
 
-async fn committed_offsets(State(state): State<AppState>, Segment(group): Segment) -> Result<Response, ApiError> {
+/// The group's committed offsets.
+#[utoipa::path(get, path = paths::GROUP_OFFSETS, operation_id = "committedOffsets", tag = "groups",
+    params(GroupParam),
+    responses((status = 200, description = "every committed offset of the group", body = OffsetFetchResponse)),
+)]
+async fn committed_offsets(
+    State(state): State<AppState>,
+    GroupParam { group }: GroupParam,
+) -> Result<Response, ApiError> {
     Ok(Json(state.groups.fetch(&state.broker, &group).await?).into_response())
 }

@@ -34,7 +34,7 @@ async fn expect_error(node: &Node, method: &str, path: &str, body: &str, status:
     value["message"].as_str().unwrap().to_string()
 }
 
-fn produce_req(acks: Acks, values: &[&str]) -> ProduceRequest {
+pub fn produce_req(acks: Acks, values: &[&str]) -> ProduceRequest {
     ProduceRequest {
         acks: acks.into(),
         timeout_ms: None,
@@ -45,7 +45,7 @@ fn produce_req(acks: Acks, values: &[&str]) -> ProduceRequest {
     }
 }
 
-async fn create(client: &Client, name: &str, partitions: i64) -> TopicDescription {
+pub async fn create(client: &Client, name: &str, partitions: i64) -> TopicDescription {
     let req = CreateTopicRequest { name: name.into(), partitions: Some(partitions), ..Default::default() };
     client.create_topic(&req).await.unwrap()
 }

@@ -7,6 +7,7 @@ mod cluster;
 mod crash;
 mod idempotence;
 mod lifecycle;
+mod openapi;
 mod producer;
 mod replication;
 mod util;
