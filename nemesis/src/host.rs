@@ -9,7 +9,7 @@
 //! a process that is gone.
 //!
 //! Backends: network namespaces on this machine (`faultline-harness`'s
-//! `hosts::netns`), and later SSH. Callers are generic over `H: Host`, so a
+//! `hosts::netns`), and machines over SSH (`hosts::ssh`). Callers are generic over `H: Host`, so a
 //! new backend plugs in without changing them. Paths are paths *on the host*;
 //! for a local namespace that is the local file system.
 
@@ -28,6 +28,9 @@ pub enum HostError {
     /// The backend needs privileges it does not have.
     #[error("{0}")]
     Privilege(String),
+    /// The host could not be reached or refused the login.
+    #[error("cannot connect to host {host} ({address}): {reason}")]
+    Connect { host: String, address: String, reason: String },
     /// A command could not be started at all (not: it exited non-zero).
     #[error("could not start `{command}` on {host}: {source}")]
     Spawn { host: String, command: String, source: std::io::Error },

@@ -7,13 +7,18 @@
 //!   chain: their names, their creation and their idempotent removal.
 //! - [`netns`]: [`NetnsHost`], the [`faultline_nemesis::Host`] backend that
 //!   runs processes inside one namespace with `ip netns exec`.
+//! - [`hosts_file`]: `hosts.toml`, the machines of a cluster reached over SSH.
+//! - [`ssh`]: [`SshHost`], the backend over one SSH master connection per host.
 //!
 //! **Invariant:** the harness process never calls `setns`; only the child
 //! processes it starts through `ip netns exec` enter a namespace.
 
 pub mod exec;
+pub mod hosts_file;
 pub mod netns;
 pub mod network;
+pub mod ssh;
 
 pub use netns::NetnsHost;
 pub use network::{ClusterNet, Subnet};
+pub use ssh::SshHost;

@@ -145,13 +145,19 @@ pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
 }
 
 pub fn read_proc(pid: u32) -> Option<ProcessInfo> {
-    let fields = stat_fields(pid)?;
-    let state = match fields.first()?.as_str() {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    parse_proc(pid, &stat, &cmdline)
+}
+
+/// A process from the text of `/proc/PID/stat` and the bytes of
+/// `/proc/PID/cmdline`, wherever they were read: `None` for a zombie.
+pub fn parse_proc(pid: u32, stat: &str, cmdline: &[u8]) -> Option<ProcessInfo> {
+    let state = match stat.rsplit_once(')')?.1.split_whitespace().next()? {
         "Z" | "X" | "x" => return None,
         "T" | "t" => ProcState::Stopped,
         _ => ProcState::Running,
     };
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let argv =
         cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
     Some(ProcessInfo { pid, state, argv })

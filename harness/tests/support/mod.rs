@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod runs;
+pub mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,144 @@
+//! The SSH host backend against real sshds, one per namespace of a test
+//! network: every `Host` operation goes over SSH to an address of a
+//! namespace this test created, and what it did is checked on the machine.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use faultline_harness::hosts::SshHost;
+use faultline_harness::hosts::netns::read_proc;
+use faultline_nemesis::{DaemonSpec, Host, HostError, ProcState, Signal};
+use support::sshd::SshNet;
+
+fn argv(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+/// Every live process on this machine whose command line is `argv`.
+fn processes_running(argv: &[String]) -> Vec<u32> {
+    let entries = std::fs::read_dir("/proc").unwrap();
+    let pids = entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+    pids.filter(|&p| read_proc(p).is_some_and(|i| i.argv == argv)).collect()
+}
+
+#[test]
+fn every_host_operation_works_over_ssh_inside_the_hosts_namespace() {
+    let net = SshNet::start("ss", 0, 2, 2);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let n1 = SshHost::connect(&net.target(1), &net.control_dir(), &net.known_hosts()).await.unwrap();
+        // Commands run inside n1's namespace: it has n1's address, not n2's.
+        let out = n1.run(&argv(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"]), Duration::from_secs(10)).await;
+        let addrs = String::from_utf8_lossy(&out.unwrap().stdout).into_owned();
+        assert!(addrs.contains(&format!("{}/24", net.net.nodes[0].ip)), "{addrs}");
+        assert!(!addrs.contains(&format!("{}/24", net.net.nodes[1].ip)), "{addrs}");
+        // A non-zero exit is an outcome, with its stderr.
+        let out = n1.run(&argv(&["sh", "-c", "echo oops >&2; exit 7"]), Duration::from_secs(10)).await.unwrap();
+        assert_eq!((out.code, String::from_utf8_lossy(&out.stderr).trim()), (Some(7), "oops"));
+
+        // Files: copied with their mode, read back by their tail.
+        let base = net.target(1).base_dir;
+        let local = net.dir.join("payload");
+        std::fs::write(&local, "0123456789".repeat(1000)).unwrap();
+        std::fs::set_permissions(&local, std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
+        let remote = base.join("bin/payload");
+        n1.copy_to(&local, &remote).await.unwrap();
+        assert_eq!(std::fs::read(&remote).unwrap(), std::fs::read(&local).unwrap());
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&remote).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o750);
+        assert_eq!(n1.read_file(&remote, 4).await.unwrap().as_deref(), Some(&b"6789"[..]));
+        assert_eq!(n1.read_file(&base.join("missing"), 4).await.unwrap(), None);
+
+        daemons(&n1, &base).await;
+        timeouts_and_concurrency(&n1).await;
+    });
+}
+
+/// A daemon started over SSH runs detached, is paused, resumed and killed by
+/// pid, and is gone afterwards.
+async fn daemons(n1: &SshHost, base: &std::path::Path) {
+    let spec = DaemonSpec {
+        argv: argv(&["sleep", "1000.25"]),
+        pid_file: base.join("run/sleep.pid"),
+        log_file: base.join("logs/sleep.log"),
+        cwd: Some(base.to_path_buf()),
+    };
+    let pid = n1.start_daemon(&spec).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&spec.pid_file).unwrap().trim(), pid.to_string());
+    let info = n1.process(pid).await.unwrap().expect("the daemon runs");
+    assert_eq!((info.state, info.argv.clone()), (ProcState::Running, spec.argv.clone()));
+    assert_eq!(read_proc(pid).map(|p| p.argv), Some(spec.argv.clone()), "the same process, seen locally");
+    assert!(n1.signal(pid, Signal::Stop).await.unwrap());
+    assert_eq!(n1.process(pid).await.unwrap().map(|p| p.state), Some(ProcState::Stopped));
+    assert!(n1.signal(pid, Signal::Cont).await.unwrap());
+    assert_eq!(n1.process(pid).await.unwrap().map(|p| p.state), Some(ProcState::Running));
+    assert!(n1.signal(pid, Signal::Kill).await.unwrap());
+    for _ in 0..100 {
+        if n1.process(pid).await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(n1.process(pid).await.unwrap(), None, "killed and reaped");
+    assert!(!n1.signal(pid, Signal::Term).await.unwrap(), "a gone process is not an error");
+}
+
+/// A command over its bound is killed on the host and reported with the
+/// host's name; more commands than sshd's MaxSessions at once all complete.
+async fn timeouts_and_concurrency(n1: &Arc<SshHost>) {
+    let slow = argv(&["sleep", "31.75"]);
+    match n1.run(&slow, Duration::from_secs(1)).await {
+        Err(HostError::Timeout { host, .. }) => assert_eq!(host, "n1"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    for _ in 0..100 {
+        if processes_running(&slow).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(processes_running(&slow).is_empty(), "the timed-out command is killed on the host");
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let host = n1.clone();
+            let cmd = argv(&["sh", "-c", &format!("sleep 0.2; echo {i}")]);
+            tokio::spawn(async move { host.run(&cmd, Duration::from_secs(30)).await })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let out = task.await.unwrap().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), i.to_string());
+    }
+}
+
+/// Connection failures name the host and what went wrong: no sshd at the
+/// address (an address of our own namespace), and a key the host refuses.
+#[test]
+fn unreachable_hosts_and_refused_keys_name_the_host() {
+    let net = SshNet::start("su", 1, 2, 1);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        match SshHost::connect(&net.target(2), &net.control_dir(), &net.known_hosts()).await {
+            Err(HostError::Connect { host, address, .. }) => {
+                assert_eq!(host, "n2");
+                assert!(address.contains(&net.net.nodes[1].ip.to_string()), "{address}");
+            }
+            other => panic!("no sshd on n2, got {other:?}"),
+        }
+        let other_key = net.dir.join("other_key");
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&other_key)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let mut target = net.target(1);
+        target.key = Some(other_key);
+        match SshHost::connect(&target, &net.control_dir(), &net.known_hosts()).await {
+            Err(e @ HostError::Connect { .. }) => assert!(e.to_string().contains("host n1"), "{e}"),
+            other => panic!("a refused key, got {other:?}"),
+        }
+    });
+}
