@@ -17,7 +17,7 @@ use faultline_nemesis::partition::{self, CONTROL};
 use faultline_nemesis::{Host, ProcState, Signal};
 
 use crate::cluster::state::{ClusterState, state_path};
-use crate::cluster::{Where, cluster_dir_of, hosts, node_daemon};
+use crate::cluster::{Where, cluster_dir_of, connect_hosts, node_daemon};
 use crate::exit::{Failure, report};
 
 #[derive(Args, Debug)]
@@ -81,12 +81,14 @@ pub fn main(args: NemesisArgs) -> ExitCode {
 }
 
 async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
-    crate::hosts::exec::check_preconditions().map_err(|e| Failure::Harness(e.into()))?;
     let dir = cluster_dir_of(&args.at).map_err(Failure::BadArgs)?;
     let path = state_path(&dir);
     let mut state =
         ClusterState::load(&path).with_context(|| format!("no cluster `{}` at {}", args.at.name, path.display()))?;
-    let hosts = hosts(&state);
+    if state.placement.net().is_some() {
+        crate::hosts::exec::check_preconditions().map_err(|e| Failure::Harness(e.into()))?;
+    }
+    let hosts = connect_hosts(&state).await?;
     let names: Vec<String> = hosts.iter().map(|h| h.name().to_string()).collect();
     let index_of = |node: &str| {
         names
@@ -123,7 +125,7 @@ async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
             let grudge = partition::grudge(&shape, &names, seed);
             let mut addresses: BTreeMap<String, std::net::Ipv4Addr> =
                 hosts.iter().map(|h| (h.name().to_string(), h.ip())).collect();
-            addresses.insert(CONTROL.to_string(), state.net.control_ip);
+            addresses.insert(CONTROL.to_string(), state.placement.control_ip());
             partition::apply(&hosts, &grudge, &addresses).await.map_err(|e| Failure::Harness(e.into()))?;
             let isolated = match &shape {
                 partition::Shape::One(n)
@@ -144,11 +146,8 @@ async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
             {
                 return Err(Failure::BadArgs(format!("{node} is running (pid {pid}); kill it first")));
             }
-            let bin = crate::node_process::node_binary()?;
-            let pid = hosts[i]
-                .start_daemon(&node_daemon(&state.nodes[i], &bin))
-                .await
-                .map_err(|e| Failure::Harness(e.into()))?;
+            let pid =
+                hosts[i].start_daemon(&node_daemon(&state.nodes[i])).await.map_err(|e| Failure::Harness(e.into()))?;
             state.nodes[i].pid = Some(pid);
             state.save()?;
             Ok(serde_json::json!({ "fault": "start", "node": node, "pid": pid }))
@@ -191,7 +190,7 @@ const SIGNAL_EFFECT_WAIT: std::time::Duration = std::time::Duration::from_secs(5
 /// effect: gone after a kill, stopped after a pause, running after a resume.
 async fn signal(
     state: &ClusterState,
-    hosts: &[crate::hosts::NetnsHost],
+    hosts: &[crate::hosts::AnyHost],
     name: &str,
     node: &str,
     i: usize,

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::cluster::ClusterState;
 use crate::history::HistoryWriter;
-use crate::hosts::NetnsHost;
+use crate::hosts::AnyHost;
 use crate::store::RunLog;
 
 /// The partition whose leader role targets name by default.
@@ -44,7 +44,7 @@ struct Active {
 }
 
 pub struct Nemesis {
-    hosts: Vec<NetnsHost>,
+    hosts: Vec<AnyHost>,
     state: Mutex<ClusterState>,
     addresses: BTreeMap<String, std::net::Ipv4Addr>,
     writer: Arc<Mutex<HistoryWriter>>,
@@ -67,16 +67,16 @@ enum Outcome {
 impl Nemesis {
     pub fn new(
         state: &ClusterState,
+        hosts: Vec<AnyHost>,
         writer: Arc<Mutex<HistoryWriter>>,
         log: Arc<RunLog>,
         faults: watch::Sender<String>,
         seed: u64,
         sink_paths: Vec<std::path::PathBuf>,
     ) -> Nemesis {
-        let hosts = crate::cluster::hosts(state);
         let mut addresses: BTreeMap<String, std::net::Ipv4Addr> =
             hosts.iter().map(|h| (h.name().to_string(), h.ip())).collect();
-        addresses.insert(CONTROL.to_string(), state.net.control_ip);
+        addresses.insert(CONTROL.to_string(), state.placement.control_ip());
         Nemesis {
             hosts,
             state: Mutex::new(state.clone()),
@@ -325,7 +325,7 @@ impl Nemesis {
             Action::Start => {
                 let spec = {
                     let state = self.state.lock();
-                    crate::cluster::node_daemon(&state.nodes[i], &crate::node_process::node_binary()?)
+                    crate::cluster::node_daemon(&state.nodes[i])
                 };
                 let pid = host.start_daemon(&spec).await?;
                 let mut state = self.state.lock();

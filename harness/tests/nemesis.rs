@@ -115,7 +115,7 @@ fn partition_pause_and_kill_take_effect_and_heal() {
     assert_eq!(up.status.code(), Some(0), "cluster up: {}", String::from_utf8_lossy(&up.stderr));
     let state = cluster.state();
     let nodes = state["nodes"].as_array().unwrap().clone();
-    let ns = |i: usize| nodes[i]["netns"].as_str().unwrap().to_string();
+    let ns = |i: usize| nodes[i]["host"].as_str().unwrap().to_string();
     let ip = |i: usize| {
         nodes[i]["url"].as_str().unwrap().trim_start_matches("http://").split(':').next().unwrap().to_string()
     };

@@ -142,3 +142,110 @@ fn unreachable_hosts_and_refused_keys_name_the_host() {
         }
     });
 }
+
+fn faultline(args: &[&str], store: &std::path::Path) -> (Option<i32>, String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(args)
+        .arg("--store")
+        .arg(store)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("runs faultline");
+    (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// Live processes on this machine whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let entries = std::fs::read_dir("/proc").unwrap();
+    let pids = entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+    pids.filter(|&p| read_proc(p).is_some_and(|i| i.argv.iter().any(|a| a.contains(needle)))).collect()
+}
+
+/// The network namespace process `pid` runs in, as `ip netns identify` names it.
+fn netns_of(pid: u32) -> String {
+    let out = std::process::Command::new("ip").args(["netns", "identify", &pid.to_string()]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `cluster up --hosts` deploys and starts every node over SSH (each runs
+/// the copied binary inside its host's namespace), `status` and the nemesis
+/// work through the same connections, and `down` leaves nothing on any
+/// host: no process, no chain, nothing under the base directories.
+#[test]
+fn a_cluster_over_ssh_comes_up_takes_faults_and_goes_down_without_a_trace() {
+    let net = SshNet::start("sc", 2, 3, 3);
+    let hosts = net.hosts_toml(3, None);
+    let store = net.dir.join("store");
+    let name = net.net.name.clone();
+    let at = ["--name", name.as_str()];
+    let (code, out, err) =
+        faultline(&[&["cluster", "up", "--hosts", hosts.to_str().unwrap()][..], &at].concat(), &store);
+    assert_eq!(code, Some(0), "cluster up --hosts:\n{out}\n{err}");
+    for (i, node) in net.net.nodes.iter().enumerate() {
+        let binary = net.target(i as u32 + 1).base_dir.join(&name).join("bin/faultline-node");
+        let pids = processes_mentioning(&binary.display().to_string());
+        assert_eq!(pids.len(), 1, "n{}: one node runs the copied binary {}", i + 1, binary.display());
+        assert_eq!(netns_of(pids[0]), node.netns, "started over SSH inside the host's namespace");
+    }
+    let (code, out, err) = faultline(&[&["cluster", "status"][..], &at].concat(), &store);
+    assert_eq!((code, out.matches("health ok").count()), (Some(0), 3), "status:\n{out}\n{err}");
+
+    // The nemesis goes over SSH too: a partition installs the chain in the
+    // host's own namespace; a kill stops the node, a start restarts it.
+    let store_arg = store.display().to_string();
+    let nemesis = |args: &[&str]| {
+        let all = [&["nemesis", "--name", name.as_str(), "--store", store_arg.as_str()][..], args].concat();
+        let o =
+            std::process::Command::new(env!("CARGO_BIN_EXE_faultline")).args(&all).output().expect("runs faultline");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = nemesis(&["partition", "--shape", "one:n1"]);
+    assert_eq!(code, Some(0), "partition: {out}{err}");
+    assert!(net.has_chain(1), "the partition's chain is in n1's namespace");
+    let n2_binary = net.target(2).base_dir.join(&name).join("bin/faultline-node").display().to_string();
+    let (code, out, err) = nemesis(&["kill", "--node", "n2"]);
+    assert_eq!((code, processes_mentioning(&n2_binary).len()), (Some(0), 0), "kill: {out}{err}");
+    let (code, out, err) = nemesis(&["start", "--node", "n2"]);
+    assert_eq!((code, processes_mentioning(&n2_binary).len()), (Some(0), 1), "start: {out}{err}");
+
+    let (code, out, err) = faultline(&[&["cluster", "down"][..], &at].concat(), &store);
+    assert_eq!(code, Some(0), "cluster down:\n{out}\n{err}");
+    assert!(processes_mentioning(&net.dir.join("hosts").display().to_string()).is_empty(), "no node is left");
+    assert!((1..=3).all(|id| !net.has_chain(id)), "no chain is left");
+    assert_eq!(net.left_on_hosts(), Vec::<std::path::PathBuf>::new(), "nothing is left under the base directories");
+}
+
+/// A host that cannot be reached, a key it refuses, or an `iptables` that
+/// is not there: `cluster up` exits 254 naming the host and the fix, and
+/// nothing was started or left on the other hosts.
+#[test]
+fn hosts_that_are_not_ready_exit_254_naming_the_host_and_leave_nothing() {
+    let net = SshNet::start("sn", 3, 3, 2);
+    let store = net.dir.join("store");
+    let name = net.net.name.clone();
+    let up = |hosts: &std::path::Path| {
+        faultline(&["cluster", "up", "--hosts", hosts.to_str().unwrap(), "--name", &name], &store)
+    };
+    // n3 has no sshd.
+    let (code, _, err) = up(&net.hosts_toml(3, None));
+    assert_eq!(code, Some(254), "{err}");
+    assert!(err.contains("host n3") && err.contains(&net.net.nodes[2].ip.to_string()), "{err}");
+    // n2 names an iptables that does not exist.
+    let (code, _, err) = up(&net.hosts_toml(2, Some((2, "iptables = \"/nonexistent/iptables\""))));
+    assert_eq!(code, Some(254), "{err}");
+    assert!(err.contains("host n2") && err.contains("/nonexistent/iptables") && !err.contains("host n1"), "{err}");
+    // n1 is given a key it does not authorise.
+    let other = net.dir.join("other_key");
+    let keygen =
+        std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&other).output();
+    assert!(keygen.unwrap().status.success());
+    let (code, _, err) = up(&net.hosts_toml(2, Some((1, &format!("key = \"{}\"", other.display())))));
+    assert_eq!(code, Some(254), "{err}");
+    assert!(err.contains("host n1"), "{err}");
+    assert!(processes_mentioning(&net.dir.join("hosts").display().to_string()).is_empty(), "nothing was started");
+    assert_eq!(net.left_on_hosts(), Vec::<std::path::PathBuf>::new(), "nothing is left under the base directories");
+}

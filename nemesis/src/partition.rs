@@ -205,6 +205,34 @@ pub async fn heal<H: Host>(hosts: &[H]) -> Result<(), HostError> {
     Ok(())
 }
 
+/// How many jumps to our chain are deleted from one hook; bounds the loop
+/// (we insert one, a crashed retry might leave a second).
+const JUMP_DELETES_MAX: u32 = 8;
+
+/// Removes our chain from every host: the jumps from INPUT and OUTPUT, its
+/// rules, the chain itself. For hosts whose network outlives the cluster
+/// (SSH machines); a namespace's chain goes with the namespace. A host
+/// without the chain has nothing to remove.
+pub async fn remove_chain<H: Host>(hosts: &[H]) -> Result<(), HostError> {
+    for host in hosts {
+        for hook in ["INPUT", "OUTPUT"] {
+            let delete = args(&["iptables", "-w", "-D", hook, "-j", CHAIN]);
+            for _ in 0..JUMP_DELETES_MAX {
+                if !host.run(&delete, IPTABLES_TIMEOUT).await?.success() {
+                    break;
+                }
+            }
+        }
+        host.run(&args(&["iptables", "-w", "-F", CHAIN]), IPTABLES_TIMEOUT).await?;
+        host.run(&args(&["iptables", "-w", "-X", CHAIN]), IPTABLES_TIMEOUT).await?;
+        let left = host.run(&args(&["iptables", "-w", "-S", CHAIN]), IPTABLES_TIMEOUT).await?;
+        if left.success() {
+            return Err(failed(host, "iptables -X FAULTLINE", &left));
+        }
+    }
+    Ok(())
+}
+
 /// The rules now in our chain on `host`, for the record and for tests.
 pub async fn rules<H: Host>(host: &H) -> Result<Vec<String>, HostError> {
     let out = host.run(&args(&["iptables", "-w", "-S", CHAIN]), IPTABLES_TIMEOUT).await?;

@@ -92,9 +92,9 @@ pub async fn describe(args: DescribeArgs) -> Result<(), Failure> {
 /// Every reachable node's description of every topic: node id → topic → description.
 async fn node_views(state: &ClusterState) -> anyhow::Result<BTreeMap<i32, BTreeMap<String, TopicDescription>>> {
     let mut views = BTreeMap::new();
-    for (node, net_node) in state.nodes.iter().zip(&state.net.nodes) {
+    for (i, node) in state.nodes.iter().enumerate() {
         // Only talk to an address whose namespace and bridge are ours and up.
-        if !state.net.can_reach(net_node).await.map_err(|e| anyhow!(e))? {
+        if !super::placement::can_reach(state, i).await? {
             continue;
         }
         let client = Client::with_timeout(node.url.clone(), REQUEST_TIMEOUT);

@@ -61,13 +61,20 @@ pub(crate) fn list(store: &Path) -> Result<(), Failure> {
         match state {
             Ok(s) => {
                 let owner = s.owner.as_ref().map(|o| format!(", owner {} pid {}", o.command, o.pid));
-                let running = s.nodes.iter().filter(|n| n.pid.and_then(|p| our_process(n, p)).is_some()).count();
+                // Processes on SSH hosts are not looked up here: `status` does.
+                let running = match s.placement.net() {
+                    Some(_) => {
+                        let n = s.nodes.iter().filter(|n| n.pid.and_then(|p| our_process(n, p)).is_some()).count();
+                        format!("{n} running")
+                    }
+                    None => "see `cluster status`".into(),
+                };
                 println!(
-                    "{} {}: {} nodes, {running} running, on {}{}; {}",
+                    "{} {}: {} nodes ({running}), {}{}; {}",
                     s.name,
                     s.liveness(),
                     s.nodes.len(),
-                    s.net.subnet,
+                    s.placement.describe(),
                     owner.unwrap_or_default(),
                     dir.display()
                 );

@@ -16,31 +16,32 @@
 //! harness failure.
 
 pub(crate) mod describe;
+mod health;
 pub(crate) mod inventory;
 pub(crate) mod owner;
+pub(crate) mod placement;
+pub(crate) mod processes;
 pub(crate) mod state;
 mod status;
 
-pub(crate) use state::{ClusterState, Phase};
+pub(crate) use processes::our_process;
+pub(crate) use state::{ClusterState, Phase, Placement};
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
-use faultline_nemesis::{DaemonSpec, Host, Signal};
+use faultline_nemesis::{DaemonSpec, Host};
 
 use crate::exit::{Failure, report};
-use crate::hosts::exec::{self, CONTROL_HOST};
-use crate::hosts::netns::read_proc;
+use crate::hosts::exec;
+use crate::hosts::hosts_file::HostsFile;
 use crate::hosts::network::{self, NODES_MAX};
-use crate::hosts::{ClusterNet, NetnsHost, Subnet};
+use crate::hosts::{AnyHost, ClusterNet, Subnet};
+use placement::NODE_PORT;
 use state::{NodeState, STATE_VERSION, state_path};
-
-/// The port every node listens on, on its namespace's address.
-const NODE_PORT: u16 = 9092;
 /// Settings for short test runs, unless `--broker-config` overrides them: failures
 /// are detected within seconds instead of Kafka's tens of seconds.
 const SHORT_RUN_DEFAULTS: &[(&str, &str)] = &[
@@ -54,18 +55,7 @@ const HARNESS_KEYS: &[&str] = &["node.id", "listeners", "log.dirs", "controller.
 /// How long a connect to a fresh namespace may take before it counts as
 /// unreachable (the first packet waits for ARP).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Timeout of one health or cluster request while waiting for the nodes.
-pub(crate) const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
-/// Pause between two rounds of health checks.
-const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(50);
-/// How long a SIGTERM'd node may take to shut down before SIGKILL.
-const TERM_GRACE: Duration = Duration::from_secs(3);
-/// How long a SIGKILL'd process may take to disappear.
-const KILL_WAIT: Duration = Duration::from_secs(5);
-/// Pause between two checks whether processes are gone.
-const EXIT_POLL_INTERVAL: Duration = Duration::from_millis(20);
-/// How much of a node's log is shown when it fails to come up.
-const LOG_TAIL_BYTES: u64 = 4096;
+pub(crate) use health::HEALTH_REQUEST_TIMEOUT;
 
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
@@ -121,8 +111,12 @@ struct UpArgs {
     #[command(flatten)]
     at: Where,
     /// Number of nodes, each a controller voter and a broker.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, conflicts_with = "hosts")]
     nodes: u32,
+    /// Run the nodes on the machines of this `hosts.toml`, over SSH, one
+    /// node per host, instead of in network namespaces on this machine.
+    #[arg(long, value_name = "FILE", conflicts_with = "subnet")]
+    hosts: Option<PathBuf>,
     /// A broker setting `key=value` for every node, with Kafka's key names;
     /// repeatable (as `faultline run --broker-config`).
     #[arg(long = "broker-config", value_name = "KEY=VALUE")]
@@ -202,34 +196,21 @@ fn parse_config(flags: &[String]) -> Result<Vec<(String, String)>, Failure> {
 
 async fn up(args: UpArgs) -> Result<(), Failure> {
     let dir = cluster_dir(&args.at)?;
-    if !(1..=NODES_MAX).contains(&args.nodes) {
-        return Err(Failure::BadArgs(format!("--nodes {}: must be 1 to {NODES_MAX}", args.nodes)));
-    }
     let settings = parse_config(&args.config)?;
-    let subnet = args.subnet.as_deref().map(Subnet::parse).transpose().map_err(Failure::BadArgs)?;
-    exec::check_preconditions().map_err(|e| anyhow!(e))?;
-    let path = state_path(&dir);
-    if path.exists() && ClusterState::load(&path).map(|s| s.phase != Phase::Down).unwrap_or(true) {
-        return Err(anyhow!(
-            "cluster {:?} already exists ({}); run `faultline cluster down --name {}` first",
-            args.at.name,
-            path.display(),
-            args.at.name
-        )
-        .into());
-    }
-    let subnet = choose_subnet(&args.at.name, subnet).await?;
-    let net = ClusterNet::plan(&args.at.name, subnet, args.nodes);
-    if let Err(found) = net.check_absent().await {
-        return Err(anyhow!(
-            "leftovers of cluster {:?} exist ({found}); run `faultline cluster down --name {}`",
-            args.at.name,
-            args.at.name
-        )
-        .into());
-    }
+    let placement = match &args.hosts {
+        Some(file) => placement::ssh_placement(&HostsFile::load(file).map_err(Failure::BadArgs)?),
+        None => {
+            if !(1..=NODES_MAX).contains(&args.nodes) {
+                return Err(Failure::BadArgs(format!("--nodes {}: must be 1 to {NODES_MAX}", args.nodes)));
+            }
+            let subnet = args.subnet.as_deref().map(Subnet::parse).transpose().map_err(Failure::BadArgs)?;
+            exec::check_preconditions().map_err(|e| anyhow!(e))?;
+            Placement::Netns(plan_network(&args.at.name, subnet, args.nodes).await?)
+        }
+    };
+    refuse_existing(&dir, &args.at.name)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut state = plan_state(&dir, net, Some(owner::Owner::current("faultline cluster up")));
+    let mut state = plan_state(&dir, &args.at.name, placement, Some(owner::Owner::current("faultline cluster up")))?;
     state.save()?;
     let started = Instant::now();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -240,27 +221,69 @@ async fn up(args: UpArgs) -> Result<(), Failure> {
         _ = sigterm.recv() => Err(anyhow!("terminated (SIGTERM)")),
     };
     if let Err(e) = result {
-        tracing::error!("up failed: {e:#}; tearing down what was created");
-        let _ = tear_down(&mut state).await;
-        return Err(e.into());
+        return Err(match e.downcast::<HostsNotReady>() {
+            // Found before anything was put on any host: nothing to undo.
+            Ok(not_ready) => {
+                state.phase = Phase::Down;
+                state.owner = None;
+                state.save()?;
+                Failure::BadArgs(not_ready.to_string())
+            }
+            Err(e) => {
+                tracing::error!("up failed: {e:#}; tearing down what was created");
+                if let Err(t) = tear_down(&mut state).await {
+                    tracing::error!("{t:#}");
+                }
+                e.into()
+            }
+        });
     }
     state.phase = Phase::Up;
     // The user keeps this cluster: no harness will tear it down.
     state.owner = None;
     state.save()?;
     println!(
-        "cluster {} up in {} ms: {} nodes on {} (control {})",
+        "cluster {} up in {} ms: {} nodes, {} (control {})",
         state.name,
         started.elapsed().as_millis(),
         state.nodes.len(),
-        state.net.subnet,
-        state.net.control_ip
+        state.placement.describe(),
+        state.placement.control_ip()
     );
     for n in &state.nodes {
-        println!("  {} {} pid {} netns {}", n.name, n.url, n.pid.unwrap_or(0), n.netns);
+        println!("  {} {} pid {} on {}", n.name, n.url, n.pid.unwrap_or(0), n.host);
     }
     println!("state: {}", state_path(&state.dir).display());
     Ok(())
+}
+
+/// The hosts are not ready for a cluster: unreachable, refusing the login,
+/// or lacking something. The user's to fix, so `up` exits 254.
+#[derive(Debug, thiserror::Error)]
+#[error("the hosts are not ready:\n  {}", .0.join("\n  "))]
+pub(crate) struct HostsNotReady(pub Vec<String>);
+
+/// Refuses to plan over a cluster of the same name that is not down.
+fn refuse_existing(dir: &Path, name: &str) -> Result<(), Failure> {
+    let path = state_path(dir);
+    if path.exists() && ClusterState::load(&path).map(|s| s.phase != Phase::Down).unwrap_or(true) {
+        return Err(anyhow!(
+            "cluster {name:?} already exists ({}); run `faultline cluster down --name {name}` first",
+            path.display()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// A network plan on a free subnet, refusing leftovers under our names.
+async fn plan_network(name: &str, subnet: Option<Subnet>, nodes: u32) -> anyhow::Result<ClusterNet> {
+    let subnet = choose_subnet(name, subnet).await?;
+    let net = ClusterNet::plan(name, subnet, nodes);
+    if let Err(found) = net.check_absent().await {
+        bail!("leftovers of cluster {name:?} exist ({found}); run `faultline cluster down --name {name}`");
+    }
+    Ok(net)
 }
 
 /// The Rust API of `up` for `faultline run`: builds a cluster in
@@ -287,13 +310,9 @@ pub(crate) async fn start(
     if path.exists() && ClusterState::load(&path).map(|s| s.phase != Phase::Down).unwrap_or(true) {
         bail!("cluster {name:?} already exists ({}); run `faultline cluster down` on it first", path.display());
     }
-    let subnet = choose_subnet(name, subnet).await?;
-    let net = ClusterNet::plan(name, subnet, nodes);
-    if let Err(found) = net.check_absent().await {
-        bail!("leftovers of cluster {name:?} exist ({found})");
-    }
+    let net = plan_network(name, subnet, nodes).await?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut state = plan_state(dir, net, Some(owner::Owner::current("faultline run")));
+    let mut state = plan_state(dir, name, Placement::Netns(net), Some(owner::Owner::current("faultline run")))?;
     state.save()?;
     if let Err(e) = build(&mut state, &settings, timeout).await {
         let _ = tear_down(&mut state).await;
@@ -323,8 +342,31 @@ async fn choose_subnet(name: &str, requested: Option<Subnet>) -> anyhow::Result<
     bail!("no free /24 under 10.213/16 for cluster {name:?}; pass --subnet")
 }
 
-fn plan_state(dir: &Path, net: ClusterNet, owner: Option<owner::Owner>) -> ClusterState {
-    let nodes = net
+fn plan_state(
+    dir: &Path,
+    name: &str,
+    placement: Placement,
+    owner: Option<owner::Owner>,
+) -> anyhow::Result<ClusterState> {
+    let (nodes, iptables_rules) = match &placement {
+        Placement::Netns(net) => (netns_nodes(dir, net)?, netns_rules(net)),
+        Placement::Ssh(ssh) => (placement::plan_ssh_nodes(name, &ssh.hosts), Vec::new()),
+    };
+    Ok(ClusterState {
+        version: STATE_VERSION,
+        name: name.to_string(),
+        phase: Phase::Creating,
+        dir: dir.to_path_buf(),
+        placement,
+        iptables_rules,
+        nodes,
+        owner,
+    })
+}
+
+fn netns_nodes(dir: &Path, net: &ClusterNet) -> anyhow::Result<Vec<NodeState>> {
+    let binary = crate::node_process::node_binary()?;
+    Ok(net
         .nodes
         .iter()
         .map(|n| {
@@ -332,8 +374,9 @@ fn plan_state(dir: &Path, net: ClusterNet, owner: Option<owner::Owner>) -> Clust
             NodeState {
                 id: n.id,
                 name: format!("n{}", n.id),
-                netns: n.netns.clone(),
+                host: n.netns.clone(),
                 url: format!("http://{}:{NODE_PORT}", n.ip),
+                binary: binary.clone(),
                 config_file: node_dir.join("server.properties"),
                 data_dir: node_dir.join("data"),
                 log_file: node_dir.join("node.log"),
@@ -341,27 +384,23 @@ fn plan_state(dir: &Path, net: ClusterNet, owner: Option<owner::Owner>) -> Clust
                 pid: None,
             }
         })
-        .collect();
-    let iptables_rules = vec![
+        .collect())
+}
+
+fn netns_rules(net: &ClusterNet) -> Vec<String> {
+    vec![
         format!("-N {}", net.chain),
         format!("-A {} -i {} -j ACCEPT", net.chain, net.bridge),
         format!("-A {} -o {} -j ACCEPT", net.chain, net.bridge),
         format!("-A FORWARD -j {}", net.chain),
-    ];
-    ClusterState {
-        version: STATE_VERSION,
-        name: net.name.clone(),
-        phase: Phase::Creating,
-        dir: dir.to_path_buf(),
-        net,
-        iptables_rules,
-        nodes,
-        owner,
-    }
+    ]
 }
 
-pub(crate) fn hosts(state: &ClusterState) -> Vec<NetnsHost> {
-    state.net.nodes.iter().map(|n| NetnsHost::new(format!("n{}", n.id), n.netns.clone(), n.ip)).collect()
+/// Every host of the cluster, reached (SSH) or named (namespaces).
+pub(crate) async fn connect_hosts(state: &ClusterState) -> anyhow::Result<Vec<AnyHost>> {
+    placement::connect(state)
+        .await
+        .map_err(|errors| anyhow!(HostsNotReady(errors.iter().map(|e| e.to_string()).collect())))
 }
 
 /// Everything `up` does after recording the plan.
@@ -370,48 +409,60 @@ async fn build(
     settings: &[(String, String)],
     health_timeout: Duration,
 ) -> anyhow::Result<()> {
-    state.net.create_bridge().await?;
-    state.net.create_chain().await?;
-    for node in &state.net.nodes {
-        state.net.create_node(node).await?;
+    if let Placement::Netns(net) = &state.placement {
+        net.create_bridge().await?;
+        net.create_chain().await?;
+        for node in &net.nodes {
+            net.create_node(node).await?;
+        }
+        check_connectivity(net).await?;
     }
-    check_connectivity(&state.net).await?;
-    let node_bin = crate::node_process::node_binary()?;
-    let hosts = hosts(state);
-    for (node, host) in state.nodes.iter_mut().zip(&hosts) {
-        std::fs::create_dir_all(&node.data_dir).with_context(|| format!("creating {}", node.data_dir.display()))?;
-        std::fs::write(&node.config_file, server_properties(node, &state.net, settings))
-            .with_context(|| format!("writing {}", node.config_file.display()))?;
-        node.pid = Some(host.start_daemon(&node_daemon(node, &node_bin)).await?);
-    }
+    let hosts = connect_hosts(state).await?;
+    placement::check_hosts(&hosts).await.map_err(HostsNotReady)?;
+    placement::deploy(state, &hosts, &crate::node_process::node_binary()?).await?;
     state.save()?;
-    wait_healthy(state, &hosts, health_timeout).await
+    for (i, host) in hosts.iter().enumerate() {
+        let text = server_properties(state, i, settings);
+        placement::write_config(state, &state.nodes[i], host, &text).await?;
+        let pid = host.start_daemon(&node_daemon(&state.nodes[i])).await?;
+        state.nodes[i].pid = Some(pid);
+        state.save()?;
+    }
+    health::wait_healthy(state, &hosts, health_timeout).await
 }
 
 /// How a node's daemon is started (and restarted by the nemesis).
-pub(crate) fn node_daemon(node: &NodeState, node_bin: &Path) -> DaemonSpec {
+pub(crate) fn node_daemon(node: &NodeState) -> DaemonSpec {
     DaemonSpec {
-        argv: vec![node_bin.display().to_string(), "--config".into(), node.config_file.display().to_string()],
+        argv: vec![node.binary.display().to_string(), "--config".into(), node.config_file.display().to_string()],
         pid_file: node.pid_file.clone(),
         log_file: node.log_file.clone(),
         cwd: node.config_file.parent().map(Path::to_path_buf),
     }
 }
 
-fn server_properties(node: &NodeState, net: &ClusterNet, settings: &[(String, String)]) -> String {
-    let voters: Vec<String> = net.nodes.iter().map(|n| format!("{}@{}:{NODE_PORT}", n.id, n.ip)).collect();
+/// Node `i`'s `server.properties`: its id, where it listens and where
+/// clients reach it, its data, the voters, and the settings.
+fn server_properties(state: &ClusterState, i: usize, settings: &[(String, String)]) -> String {
+    let node = &state.nodes[i];
+    let ips = state.placement.node_ips();
+    let voters: Vec<String> =
+        state.nodes.iter().zip(&ips).map(|(n, ip)| format!("{}@{ip}:{NODE_PORT}", n.id)).collect();
+    let listener = format!("http://{}:{NODE_PORT}", ips[i]);
     let mut text = format!(
         "# Written by `faultline cluster up` for cluster {}.\n\
          node.id={}\n\
-         listeners={}\n\
+         listeners={listener}\n\
          log.dirs={}\n\
          controller.quorum.voters={}\n",
-        net.name,
+        state.name,
         node.id,
-        node.url,
         node.data_dir.display(),
         voters.join(",")
     );
+    if node.url != listener {
+        text.push_str(&format!("advertised.listeners={}\n", node.url));
+    }
     for (k, v) in settings {
         text.push_str(&format!("{k}={v}\n"));
     }
@@ -437,143 +488,32 @@ async fn check_connectivity(net: &ClusterNet) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until every node answers `/health` with 200 and reports a
-/// controller; fails early when a node exits, with its log tail.
-async fn wait_healthy(state: &ClusterState, hosts: &[NetnsHost], timeout: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    let clients: Vec<_> = state
-        .nodes
-        .iter()
-        .map(|n| faultline_client::Client::with_timeout(n.url.clone(), HEALTH_REQUEST_TIMEOUT))
-        .collect();
-    let mut pending: BTreeSet<usize> = (0..state.nodes.len()).collect();
-    while !pending.is_empty() {
-        for i in pending.clone() {
-            let node = &state.nodes[i];
-            if hosts[i].process(node.pid.expect("started")).await?.is_none() {
-                bail!(
-                    "node {} exited during start-up; log {}:\n{}",
-                    node.name,
-                    node.log_file.display(),
-                    log_tail(&hosts[i], node).await
-                );
-            }
-            let healthy = clients[i].health().await.is_ok();
-            if healthy && clients[i].cluster().await.is_ok_and(|c| c.controller.is_some()) {
-                pending.remove(&i);
-            }
-        }
-        if !pending.is_empty() && Instant::now() > deadline {
-            let mut msg = format!("nodes not healthy with a controller within {} ms:", timeout.as_millis());
-            for &i in &pending {
-                let node = &state.nodes[i];
-                msg.push_str(&format!(
-                    "\n--- {} ({}), log {}:\n{}",
-                    node.name,
-                    node.url,
-                    node.log_file.display(),
-                    log_tail(&hosts[i], node).await
-                ));
-            }
-            bail!(msg);
-        }
-        tokio::time::sleep(HEALTH_POLL_INTERVAL).await;
-    }
-    Ok(())
-}
-
-async fn log_tail(host: &NetnsHost, node: &NodeState) -> String {
-    match host.read_file(&node.log_file, LOG_TAIL_BYTES).await {
-        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-        Ok(None) => "(no log)".into(),
-        Err(e) => format!("(unreadable: {e})"),
-    }
-}
-
-/// The process `pid` if it is still this node's (pids are reused): its
-/// command line names the node's config file.
-pub(crate) fn our_process(node: &NodeState, pid: u32) -> Option<faultline_nemesis::ProcessInfo> {
-    let config = node.config_file.display().to_string();
-    read_proc(pid).filter(|p| p.argv.contains(&config))
-}
-
 async fn down(at: Where) -> Result<(), Failure> {
     let mut state = load_named(&at)?;
-    exec::check_preconditions().map_err(|e| anyhow!(e))?;
+    if state.placement.net().is_some() {
+        exec::check_preconditions().map_err(|e| anyhow!(e))?;
+    }
     let started = Instant::now();
     tear_down(&mut state).await?;
     println!("cluster {} down in {} ms", state.name, started.elapsed().as_millis());
     Ok(())
 }
 
-/// Stops every process of the cluster and removes its network; marks the
-/// state `down` when nothing failed.
+/// Stops every process of the cluster and removes what `up` created (the
+/// network, or our chain and directory on each SSH host); marks the state
+/// `down` when nothing failed.
 pub(crate) async fn tear_down(state: &mut ClusterState) -> anyhow::Result<()> {
-    let pids = cluster_pids(state).await?;
-    let mut failures: Vec<String> = stop_processes(&pids).await.into_iter().collect();
-    failures.extend(state.net.destroy().await.into_iter().map(|e| e.to_string()));
+    let hosts = connect_hosts(state).await.context("tearing down")?;
+    let pids = processes::cluster_pids(state, &hosts).await?;
+    let mut failures: Vec<String> = processes::stop(&hosts, &pids).await.into_iter().collect();
+    if let Some(net) = state.placement.net() {
+        failures.extend(net.destroy().await.into_iter().map(|e| e.to_string()));
+    }
+    failures.extend(placement::clean_hosts(state, &hosts).await);
     if !failures.is_empty() {
         bail!("teardown of cluster {} incomplete:\n  {}", state.name, failures.join("\n  "));
     }
     state.phase = Phase::Down;
     state.owner = None;
     state.save()
-}
-
-/// Every process of the cluster: recorded pids and pid files that still
-/// name a node's config, and whatever runs in our namespaces (this also
-/// finds a node whose pid `up` had no time to record).
-async fn cluster_pids(state: &ClusterState) -> anyhow::Result<BTreeSet<u32>> {
-    let mut pids = BTreeSet::new();
-    for node in &state.nodes {
-        let from_file = std::fs::read_to_string(&node.pid_file).ok().and_then(|s| s.trim().parse().ok());
-        pids.extend(node.pid.into_iter().chain(from_file).filter(|&pid| our_process(node, pid).is_some()));
-    }
-    let namespaces = network::list_netns().await?;
-    for node in state.net.nodes.iter().filter(|n| namespaces.contains(&n.netns)) {
-        let out = exec::run_ok(CONTROL_HOST, &exec::argv(&["ip", "netns", "pids", &node.netns])).await?;
-        pids.extend(String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-    }
-    // A node whose pid was never recorded and whose namespace is already
-    // gone is still found by its command line.
-    pids.extend(node_processes(state));
-    Ok(pids)
-}
-
-/// Every live process on this machine that runs one of the cluster's node
-/// configs.
-fn node_processes(state: &ClusterState) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let pids = entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
-    pids.filter(|&pid| state.nodes.iter().any(|n| our_process(n, pid).is_some())).collect()
-}
-
-/// SIGTERM, then SIGKILL after [`TERM_GRACE`]; a stopped process gets
-/// SIGCONT so that it can act on the SIGTERM. Returns the failures.
-async fn stop_processes(pids: &BTreeSet<u32>) -> Option<String> {
-    let control = NetnsHost::new(CONTROL_HOST, "", std::net::Ipv4Addr::LOCALHOST);
-    for &pid in pids {
-        let _ = control.signal(pid, Signal::Term).await;
-        let _ = control.signal(pid, Signal::Cont).await;
-    }
-    if wait_gone(pids, TERM_GRACE).await.is_empty() {
-        return None;
-    }
-    for &pid in pids {
-        let _ = control.signal(pid, Signal::Kill).await;
-    }
-    let left = wait_gone(pids, KILL_WAIT).await;
-    (!left.is_empty()).then(|| format!("processes {left:?} survived SIGKILL for {KILL_WAIT:?}"))
-}
-
-/// Waits up to `timeout` for the processes to go; returns those left.
-async fn wait_gone(pids: &BTreeSet<u32>, timeout: Duration) -> Vec<u32> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left: Vec<u32> = pids.iter().copied().filter(|&p| read_proc(p).is_some()).collect();
-        if left.is_empty() || Instant::now() > deadline {
-            return left;
-        }
-        tokio::time::sleep(EXIT_POLL_INTERVAL).await;
-    }
 }

@@ -14,9 +14,68 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::hosts::ClusterNet;
+use crate::hosts::hosts_file::SshTarget;
 
-/// Bumped when the format changes incompatibly.
-pub const STATE_VERSION: u32 = 1;
+/// Bumped when the format changes incompatibly (2: `placement`, and each
+/// node's `host` and `binary`).
+pub const STATE_VERSION: u32 = 2;
+
+/// Where a cluster's nodes run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Placement {
+    /// One network namespace per node on this machine (the default).
+    Netns(ClusterNet),
+    /// One machine per node, reached over SSH (`--hosts hosts.toml`).
+    Ssh(SshPlacement),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SshPlacement {
+    /// The `hosts.toml` the cluster was built from, for messages.
+    pub hosts_file: PathBuf,
+    /// Its hosts, with every default applied, in node order.
+    pub hosts: Vec<SshTarget>,
+    /// The harness's address as the hosts see it (from `SSH_CONNECTION`):
+    /// what a partition that cuts clients drops.
+    pub control_ip: std::net::Ipv4Addr,
+    /// The iptables chain the nemesis adds its rules to on every host.
+    pub chain: String,
+}
+
+impl Placement {
+    /// The address the hosts see the harness (and its clients) at.
+    pub fn control_ip(&self) -> std::net::Ipv4Addr {
+        match self {
+            Placement::Netns(net) => net.control_ip,
+            Placement::Ssh(ssh) => ssh.control_ip,
+        }
+    }
+
+    /// The network, when the nodes are namespaces on this machine.
+    pub fn net(&self) -> Option<&ClusterNet> {
+        match self {
+            Placement::Netns(net) => Some(net),
+            Placement::Ssh(_) => None,
+        }
+    }
+
+    /// Each node's address, where it listens and its peers reach it.
+    pub fn node_ips(&self) -> Vec<std::net::Ipv4Addr> {
+        match self {
+            Placement::Netns(net) => net.nodes.iter().map(|n| n.ip).collect(),
+            Placement::Ssh(ssh) => ssh.hosts.iter().map(|h| h.address).collect(),
+        }
+    }
+
+    /// One line for `status` and `list`: the subnet, or the hosts file.
+    pub fn describe(&self) -> String {
+        match self {
+            Placement::Netns(net) => format!("namespaces on {}", net.subnet.network),
+            Placement::Ssh(ssh) => format!("{} SSH hosts from {}", ssh.hosts.len(), ssh.hosts_file.display()),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,7 +95,7 @@ pub struct ClusterState {
     pub phase: Phase,
     /// The cluster's directory: node configs, logs, data, this file.
     pub dir: PathBuf,
-    pub net: ClusterNet,
+    pub placement: Placement,
     /// The rules we add, for the record (`iptables -S` syntax).
     pub iptables_rules: Vec<String>,
     pub nodes: Vec<NodeState>,
@@ -49,10 +108,14 @@ pub struct ClusterState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeState {
     pub id: u32,
-    /// `n<id>`: the host's name.
+    /// `n<id>`, or the host's name in `hosts.toml`.
     pub name: String,
-    pub netns: String,
+    /// Where it runs: its namespace, or `user@address:port`.
+    pub host: String,
     pub url: String,
+    /// The `faultline-node` binary, a path on its host.
+    pub binary: PathBuf,
+    /// This and the paths below are paths on the node's host.
     pub config_file: PathBuf,
     pub data_dir: PathBuf,
     pub log_file: PathBuf,

@@ -5,7 +5,7 @@ use anyhow::anyhow;
 use clap::Args;
 
 use super::state::Phase;
-use super::{HEALTH_REQUEST_TIMEOUT, Where, load_named, our_process};
+use super::{HEALTH_REQUEST_TIMEOUT, Where, load_named};
 use crate::exit::Failure;
 
 #[derive(Args, Debug)]
@@ -22,7 +22,7 @@ pub(super) struct StatusArgs {
 struct NodeStatus {
     name: String,
     url: String,
-    netns: String,
+    host: String,
     pid: Option<u32>,
     /// `running`, `paused` or `not running`.
     process: &'static str,
@@ -31,11 +31,15 @@ struct NodeStatus {
 
 pub(super) async fn status(args: StatusArgs) -> Result<(), Failure> {
     let state = load_named(&args.at)?;
+    let hosts = super::connect_hosts(&state).await?;
     let mut nodes = Vec::new();
-    for (node, net_node) in state.nodes.iter().zip(&state.net.nodes) {
-        let process = node.pid.and_then(|pid| our_process(node, pid));
+    for (i, (node, host)) in state.nodes.iter().zip(&hosts).enumerate() {
+        let process = match node.pid {
+            Some(pid) => super::processes::node_process(node, host, pid).await.map_err(|e| anyhow!(e))?,
+            None => None,
+        };
         // Only talk to an address whose namespace and bridge are ours and up.
-        let health = if state.phase != Phase::Down && state.net.can_reach(net_node).await.map_err(|e| anyhow!(e))? {
+        let health = if state.phase != Phase::Down && super::placement::can_reach(&state, i).await? {
             let client = faultline_client::Client::with_timeout(node.url.clone(), HEALTH_REQUEST_TIMEOUT);
             match client.health().await {
                 Ok(h) => format!("health {}", h.status),
@@ -49,22 +53,23 @@ pub(super) async fn status(args: StatusArgs) -> Result<(), Failure> {
             Some(_) => "running",
             None => "not running",
         };
-        let (name, url, netns) = (node.name.clone(), node.url.clone(), node.netns.clone());
-        nodes.push(NodeStatus { name, url, netns, pid: process.map(|p| p.pid), process: word, health });
+        let (name, url, host) = (node.name.clone(), node.url.clone(), node.host.clone());
+        nodes.push(NodeStatus { name, url, host, pid: process.map(|p| p.pid), process: word, health });
     }
-    let (liveness, subnet, control) = (state.liveness(), state.net.subnet, state.net.control_ip);
+    let (liveness, placement, control) = (state.liveness(), state.placement.describe(), state.placement.control_ip());
     if args.json {
         let doc = serde_json::json!({
-            "name": state.name, "state": liveness.to_string(), "subnet": subnet.to_string(),
+            "name": state.name, "state": liveness.to_string(), "placement": placement,
+            "subnet": state.placement.net().map(|n| n.subnet.network.to_string() + "/24"),
             "control_ip": control.to_string(), "nodes": nodes,
         });
         println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| anyhow!(e))?);
         return Ok(());
     }
-    println!("cluster {} ({liveness}) on {subnet} (control {control})", state.name);
+    println!("cluster {} ({liveness}), {placement} (control {control})", state.name);
     for n in &nodes {
         let pid = n.pid.map(|p| format!("pid {p} ")).unwrap_or_default();
-        println!("  {} {} {} {pid}{}, {}", n.name, n.url, n.netns, n.process, n.health);
+        println!("  {} {} on {} {pid}{}, {}", n.name, n.url, n.host, n.process, n.health);
     }
     Ok(())
 }

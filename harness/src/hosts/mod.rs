@@ -9,16 +9,19 @@
 //!   runs processes inside one namespace with `ip netns exec`.
 //! - [`hosts_file`]: `hosts.toml`, the machines of a cluster reached over SSH.
 //! - [`ssh`]: [`SshHost`], the backend over one SSH master connection per host.
+//! - [`any`]: [`AnyHost`], either backend behind one type.
 //!
 //! **Invariant:** the harness process never calls `setns`; only the child
 //! processes it starts through `ip netns exec` enter a namespace.
 
+pub mod any;
 pub mod exec;
 pub mod hosts_file;
 pub mod netns;
 pub mod network;
 pub mod ssh;
 
+pub use any::AnyHost;
 pub use netns::NetnsHost;
 pub use network::{ClusterNet, Subnet};
 pub use ssh::SshHost;

@@ -91,6 +91,26 @@ impl SshHost {
         &self.target
     }
 
+    /// The harness's address as this host sees it: the first field of
+    /// `SSH_CONNECTION` (asked without `sudo`, which clears it).
+    pub async fn client_ip(&self) -> Result<Ipv4Addr, HostError> {
+        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        let shown = "echo $SSH_CONNECTION";
+        let mut cmd = self.session.command("sh");
+        cmd.args(["-c", shown]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let out = tokio::time::timeout(COMMAND_TIMEOUT, cmd.output())
+            .await
+            .map_err(|_| self.timeout(shown, COMMAND_TIMEOUT))?
+            .map_err(|e| self.spawn_error(shown, e))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace().next().and_then(|ip| ip.parse().ok()).ok_or_else(|| HostError::CommandFailed {
+            host: self.target.name.clone(),
+            command: shown.into(),
+            status: format!("{:?}", out.status.code()),
+            stderr: format!("expected SSH_CONNECTION with an IPv4 client address, got {:?}", text.trim()),
+        })
+    }
+
     /// Closes the master connection.
     pub async fn close(self) {
         let _ = self.session.close().await;
@@ -278,7 +298,14 @@ impl Host for SshHost {
 
     async fn run(&self, argv: &[String], timeout: Duration) -> Result<CommandOutput, HostError> {
         assert!(!argv.is_empty(), "a command needs a program");
-        self.sh(RUN, argv, timeout, None).await
+        // hosts.toml may name the host's iptables when the login PATH lacks it.
+        match &self.target.iptables {
+            Some(path) if argv[0] == "iptables" => {
+                let argv: Vec<String> = std::iter::once(path_arg(path)).chain(argv[1..].iter().cloned()).collect();
+                self.sh(RUN, &argv, timeout, None).await
+            }
+            _ => self.sh(RUN, argv, timeout, None).await,
+        }
     }
 
     async fn copy_to(&self, from: &Path, to: &Path) -> Result<(), HostError> {

@@ -38,7 +38,8 @@ impl Marks {
             write_synced(&node.data_dir, &token)?;
             nodes.push((node.name.clone(), node.data_dir.clone(), token));
         }
-        let namespaces = state.nodes.iter().map(|n| n.netns.clone()).collect();
+        let namespaces =
+            state.placement.net().map(|net| net.nodes.iter().map(|n| n.netns.clone()).collect()).unwrap_or_default();
         Ok(Marks { state_path: crate::cluster::state::state_path(&state.dir), nodes, namespaces })
     }
 

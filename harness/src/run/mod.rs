@@ -239,7 +239,8 @@ async fn run_workload_and_final_phase(
     let (faults_tx, faults_rx) = watch::channel("none".to_string());
     let sink_paths = sinks.iter().map(|(_, p)| p.clone()).collect();
     let writer = shared.writer.clone();
-    let nemesis = Arc::new(Nemesis::new(state, writer.clone(), log.clone(), faults_tx, a.seed, sink_paths));
+    let hosts = crate::cluster::connect_hosts(state).await?;
+    let nemesis = Arc::new(Nemesis::new(state, hosts, writer.clone(), log.clone(), faults_tx, a.seed, sink_paths));
     let (nemesis_stop, nemesis_stopped) = watch::channel(false);
     let nemesis_task = tokio::spawn(nemesis.clone().run(plan.faults.clone(), Instant::now(), nemesis_stopped));
     let (progress_stop, progress_stopped) = watch::channel(false);

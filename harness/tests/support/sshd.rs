@@ -123,6 +123,49 @@ impl SshNet {
         }
     }
 
+    /// A `hosts.toml` for nodes `1..=n`, each with its own base directory
+    /// (the namespace hosts share this machine's file system); `extra`
+    /// adds lines to one host's entry.
+    pub fn hosts_toml(&self, n: u32, extra: Option<(u32, &str)>) -> PathBuf {
+        let mut text = format!("[defaults]\nuser = \"root\"\nkey = \"{}\"\n", self.key.display());
+        for id in 1..=n {
+            let t = self.target(id);
+            text.push_str(&format!(
+                "\n[[host]]\nname = \"{}\"\naddress = \"{}\"\nbase-dir = \"{}\"\n",
+                t.name,
+                t.address,
+                t.base_dir.display()
+            ));
+            if let Some((_, line)) = extra.filter(|(which, _)| *which == id) {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        let path = self.dir.join("hosts.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Files and directories left under the hosts' base directories.
+    pub fn left_on_hosts(&self) -> Vec<PathBuf> {
+        let Ok(hosts) = std::fs::read_dir(self.dir.join("hosts")) else { return Vec::new() };
+        hosts
+            .flatten()
+            .flat_map(|h| std::fs::read_dir(h.path()).into_iter().flatten().flatten().map(|e| e.path()))
+            .collect()
+    }
+
+    /// Whether the namespace of node `id` has the nemesis's chain.
+    pub fn has_chain(&self, id: u32) -> bool {
+        let ns = &self.net.nodes[id as usize - 1].netns;
+        Command::new("ip")
+            .args(["netns", "exec", ns, "iptables", "-w", "-S", "FAULTLINE"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+
     /// A short directory for SSH control sockets (their paths are limited to
     /// 108 bytes).
     pub fn control_dir(&self) -> PathBuf {
@@ -138,6 +181,20 @@ impl SshNet {
 
 impl Drop for SshNet {
     fn drop(&mut self) {
+        // A failed test may leave a cluster up: take it down over SSH while
+        // the sshds still run, then kill whatever still runs from our
+        // directory (the hosts' base directories are in it).
+        let store = self.dir.join("store");
+        if store.join("clusters").join(&self.net.name).join("state.json").exists() {
+            let _ = Command::new(env!("CARGO_BIN_EXE_faultline"))
+                .args(["cluster", "down", "--name", &self.net.name, "--store"])
+                .arg(&store)
+                .output();
+        }
+        for line in super::live_processes_mentioning(&self.dir) {
+            let pid = line.split_whitespace().next().unwrap_or_default().to_string();
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+        }
         for child in &mut self.sshds {
             let _ = child.kill();
             let _ = child.wait();
