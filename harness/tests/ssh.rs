@@ -249,3 +249,125 @@ fn hosts_that_are_not_ready_exit_254_naming_the_host_and_leave_nothing() {
     assert!(processes_mentioning(&net.dir.join("hosts").display().to_string()).is_empty(), "nothing was started");
     assert_eq!(net.left_on_hosts(), Vec::<std::path::PathBuf>::new(), "nothing is left under the base directories");
 }
+
+/// `faultline run --hosts` with the test's store and cluster name.
+fn run_over_ssh(net: &SshNet, hosts: &std::path::Path, extra: &[&str]) -> (Option<i32>, String, String) {
+    let store = net.dir.join("store");
+    let mut args = vec!["run", "--hosts", hosts.to_str().unwrap(), "--cluster-name", net.net.name.as_str()];
+    args.extend_from_slice(extra);
+    faultline(&args, &store)
+}
+
+fn results(net: &SshNet) -> serde_json::Value {
+    let latest = std::fs::canonicalize(net.dir.join("store/latest")).expect("store/latest points at the run");
+    serde_json::from_str(&std::fs::read_to_string(latest.join("results.json")).unwrap()).unwrap()
+}
+
+/// Nothing of the cluster is left on any host: no node, no chain, nothing
+/// under the base directories.
+fn assert_hosts_clean(net: &SshNet, n: u32) {
+    assert!(processes_mentioning(&net.dir.join("hosts").display().to_string()).is_empty(), "no node is left");
+    assert!((1..=n).all(|id| !net.has_chain(id)), "no chain is left");
+    assert_eq!(net.left_on_hosts(), Vec::<std::path::PathBuf>::new(), "nothing is left under the base directories");
+}
+
+/// Runs over SSH: fault-free, and with kills and partitions at acks=all,
+/// each valid, with the nodes' logs fetched into the store and the hosts
+/// left clean.
+#[test]
+fn runs_over_ssh_are_valid_without_faults_and_with_kills_and_partitions_at_acks_all() {
+    let net = SshNet::start("sr", 4, 3, 3);
+    let hosts = net.hosts_toml(3, None);
+    let (code, out, err) = run_over_ssh(&net, &hosts, &["--time-limit", "8", "--rate", "300"]);
+    assert_eq!(code, Some(0), "a fault-free run over SSH is valid:\n{out}\n{err}");
+    assert_eq!(results(&net)["valid"], serde_json::json!(true));
+    let latest = std::fs::canonicalize(net.dir.join("store/latest")).unwrap();
+    for n in ["n1", "n2", "n3"] {
+        let log = std::fs::read_to_string(latest.join("nodes").join(n).join("node.log")).unwrap_or_default();
+        assert!(log.contains("listening"), "{n}'s log was fetched over SSH: {log:.300}");
+    }
+    assert_hosts_clean(&net, 3);
+
+    let faults = ["--time-limit", "15", "--rate", "300", "--nemesis", "kill,partition", "--nemesis-interval", "3"];
+    let (code, out, err) = run_over_ssh(&net, &hosts, &[&faults[..], &["--seed", "7"]].concat());
+    assert_eq!(code, Some(0), "acks=all under kills and partitions over SSH stays valid:\n{out}\n{err}");
+    let history = std::fs::read_to_string(latest_history(&net)).unwrap();
+    for fault in ["\"kill\"", "\"partition-"] {
+        assert!(history.contains(fault), "the nemesis injected {fault} over SSH");
+    }
+    assert_hosts_clean(&net, 3);
+}
+
+fn latest_history(net: &SshNet) -> std::path::PathBuf {
+    std::fs::canonicalize(net.dir.join("store/latest")).unwrap().join("history.jsonl")
+}
+
+/// acks=1 with the leader isolated (from its followers and the clients)
+/// over SSH loses acknowledged writes: the anomaly the settings permit.
+#[test]
+fn acks_1_under_isolate_leader_over_ssh_loses_writes() {
+    let net = SshNet::start("sl", 5, 3, 3);
+    let hosts = net.hosts_toml(3, None);
+    let args = ["--time-limit", "20", "--rate", "500", "--acks", "1", "--nemesis", "isolate-leader"];
+    let (code, out, err) =
+        run_over_ssh(&net, &hosts, &[&args[..], &["--nemesis-interval", "4", "--seed", "42"]].concat());
+    assert!(matches!(code, Some(0 | 1)), "the run completes:\n{out}\n{err}");
+    let r = results(&net);
+    let types: Vec<&str> = r["anomaly_types"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
+    assert!(types.contains(&"lost-write"), "acks=1 loses acknowledged writes: {types:?}\n{out}");
+    // The partition cut the clients but spared the harness's SSH: it kept
+    // control, so the verdict is about the system, not unknown.
+    assert!(r["valid"].is_boolean(), "the harness kept control over SSH: {}", r["valid"]);
+    let history = std::fs::read_to_string(latest_history(&net)).unwrap();
+    assert!(history.contains("partition-isolate-leader") && history.contains("installed"), "the fault took effect");
+    assert_hosts_clean(&net, 3);
+}
+
+/// A SIGKILLed `faultline run --hosts` leaves its nodes running on the
+/// hosts; `cluster down` then removes everything from every host.
+#[test]
+fn after_a_sigkilled_run_cluster_down_leaves_nothing_on_any_host() {
+    let net = SshNet::start("sk", 6, 3, 3);
+    let hosts = net.hosts_toml(3, None);
+    let store = net.dir.join("store");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["run", "--time-limit", "120", "--rate", "50", "--hosts", hosts.to_str().unwrap()])
+        .args(["--cluster-name", &net.net.name, "--store"])
+        .arg(&store)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = store.join("clusters").join(&net.net.name).join("state.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while !std::fs::read_to_string(&state).is_ok_and(|s| s.contains("\"phase\": \"up\"")) {
+        assert!(std::time::Instant::now() < deadline, "the run's cluster never came up");
+        assert!(run.try_wait().unwrap().is_none(), "the run exited before its cluster was up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let nodes = processes_mentioning(&net.dir.join("hosts").display().to_string());
+    assert_eq!(nodes.len(), 3, "the nodes outlive the killed run");
+    let (code, out, err) = faultline(&["cluster", "down", "--name", &net.net.name], &store);
+    assert_eq!(code, Some(0), "cluster down after a killed run:\n{out}\n{err}");
+    assert_hosts_clean(&net, 3);
+}
+
+/// A campaign whose largest cell needs more nodes than `hosts.toml` has is
+/// refused before anything runs, naming the cell.
+#[test]
+fn a_campaign_needing_more_hosts_than_the_file_has_exits_254() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key"), "not used").unwrap();
+    let hosts = dir.path().join("hosts.toml");
+    let key = dir.path().join("key");
+    let text = format!("[[host]]\nname = \"n1\"\naddress = \"10.214.0.11\"\nkey = \"{}\"\n", key.display());
+    std::fs::write(&hosts, text).unwrap();
+    let store = dir.path().join("store");
+    let (code, _, err) =
+        faultline(&["campaign", "--builtin", "seed-claims", "--hosts", hosts.to_str().unwrap()], &store);
+    assert_eq!(code, Some(254), "{err}");
+    assert!(err.contains("1 hosts") && err.contains("needs"), "{err}");
+    assert!(!store.exists(), "nothing ran");
+}

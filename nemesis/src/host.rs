@@ -118,6 +118,13 @@ pub trait Host: Send + Sync {
     /// The address the host's node listens on and peers reach it at.
     fn ip(&self) -> Ipv4Addr;
 
+    /// The TCP port the harness controls this host through (SSH), if any.
+    /// A partition that cuts the host from the control host spares it: the
+    /// clients lose the node, the harness keeps its hands on the machine.
+    fn management_port(&self) -> Option<u16> {
+        None
+    }
+
     /// Starts a daemon (see [`DaemonSpec`]), writes its pid file and returns
     /// its pid. The daemon is detached from the caller's process group, so a
     /// Ctrl-C of the caller does not reach it; it is stopped only by

@@ -186,10 +186,32 @@ pub async fn apply<H: Host>(
                 status: "no address".into(),
                 stderr: format!("the grudge names `{name}`, which is not a host of this cluster"),
             })?;
-            let rule = args(&["iptables", "-w", "-A", CHAIN, flag, &ip.to_string(), "-j", "DROP"]);
-            let out = host.run(&rule, IPTABLES_TIMEOUT).await?;
-            if !out.success() {
-                return Err(failed(host, &rule.join(" "), &out));
+            let ip = ip.to_string();
+            let mut rules = Vec::new();
+            if let Some(port) = host.management_port().filter(|_| name == CONTROL) {
+                // The harness's own connection (SSH) to the host survives.
+                let side = if flag == "-s" { "--dport" } else { "--sport" };
+                rules.push(args(&[
+                    "iptables",
+                    "-w",
+                    "-A",
+                    CHAIN,
+                    flag,
+                    &ip,
+                    "-p",
+                    "tcp",
+                    side,
+                    &port.to_string(),
+                    "-j",
+                    "ACCEPT",
+                ]));
+            }
+            rules.push(args(&["iptables", "-w", "-A", CHAIN, flag, &ip, "-j", "DROP"]));
+            for rule in rules {
+                let out = host.run(&rule, IPTABLES_TIMEOUT).await?;
+                if !out.success() {
+                    return Err(failed(host, &rule.join(" "), &out));
+                }
             }
         }
     }

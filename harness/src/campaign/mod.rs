@@ -86,6 +86,10 @@ pub struct CampaignArgs {
     /// The runs' /24 (as `faultline run --subnet`).
     #[arg(long, hide = true)]
     subnet: Option<String>,
+    /// Run every cell's nodes on the machines of this `hosts.toml` over SSH
+    /// (as `faultline run --hosts`); it needs as many hosts as the largest cell.
+    #[arg(long, value_name = "FILE", conflicts_with = "subnet")]
+    hosts: Option<PathBuf>,
 }
 
 pub fn main(args: CampaignArgs) -> ExitCode {
@@ -138,6 +142,18 @@ fn prepare(args: &CampaignArgs) -> Result<Campaign, String> {
     if let Some(name) = &args.cluster_name {
         crate::hosts::network::validate_name(name).map_err(|e| format!("--cluster-name: {e}"))?;
     }
+    if let Some(path) = &args.hosts {
+        let file = crate::hosts::hosts_file::HostsFile::load(path).map_err(|e| format!("--hosts {e}"))?;
+        if let Some(cell) = campaign.cells.iter().find(|c| c.run.nodes as usize > file.hosts.len()) {
+            return Err(format!(
+                "--hosts {}: {} hosts, but cell {} needs {} nodes; add hosts",
+                path.display(),
+                file.hosts.len(),
+                cell.name,
+                cell.run.nodes
+            ));
+        }
+    }
     if !args.only.is_empty() {
         for sel in &args.only {
             let known = sel == "headline" || campaign.cells.iter().any(|c| &c.name == sel || &c.base == sel);
@@ -172,6 +188,7 @@ fn cell_run(
         name: format!("{}-{}", campaign.name, cell.name),
         cluster_name: args.cluster_name.clone().unwrap_or(defaults.cluster_name.clone()),
         subnet: args.subnet.clone(),
+        hosts: args.hosts.clone(),
         cleanup_stale: args.cleanup_stale,
         ..defaults
     };

@@ -286,47 +286,61 @@ async fn plan_network(name: &str, subnet: Option<Subnet>, nodes: u32) -> anyhow:
     Ok(net)
 }
 
+/// Where `start` puts the nodes.
+pub(crate) enum Target<'a> {
+    /// Namespaces on this machine, on this /24 or a free one.
+    Netns { nodes: u32, subnet: Option<&'a str> },
+    /// These SSH hosts, one node each.
+    Ssh(&'a HostsFile),
+}
+
 /// The Rust API of `up` for `faultline run`: builds a cluster in
 /// `dir` (its own directory, holding the state file) and waits until it is
 /// healthy; tears down what was created on failure. `config` holds
-/// `key=value` broker settings as for `--broker-config`.
+/// `key=value` broker settings as for `--broker-config`. Hosts that are
+/// not ready fail with [`HostsNotReady`].
 pub(crate) async fn start(
     name: &str,
     dir: &Path,
-    nodes: u32,
+    target: Target<'_>,
     config: &[String],
-    subnet: Option<&str>,
     timeout: Duration,
 ) -> anyhow::Result<ClusterState> {
     network::validate_name(name).map_err(|e| anyhow!(e))?;
-    anyhow::ensure!((1..=NODES_MAX).contains(&nodes), "--nodes {nodes}: must be 1 to {NODES_MAX}");
     let settings = parse_config(config).map_err(|f| match f {
         Failure::BadArgs(m) => anyhow!(m),
         Failure::Harness(e) => e,
     })?;
-    let subnet = subnet.map(Subnet::parse).transpose().map_err(|e| anyhow!(e))?;
-    exec::check_preconditions().map_err(|e| anyhow!(e))?;
     let path = state_path(dir);
     if path.exists() && ClusterState::load(&path).map(|s| s.phase != Phase::Down).unwrap_or(true) {
         bail!("cluster {name:?} already exists ({}); run `faultline cluster down` on it first", path.display());
     }
-    let net = plan_network(name, subnet, nodes).await?;
+    let placement = match target {
+        Target::Netns { nodes, subnet } => {
+            anyhow::ensure!((1..=NODES_MAX).contains(&nodes), "--nodes {nodes}: must be 1 to {NODES_MAX}");
+            let subnet = subnet.map(Subnet::parse).transpose().map_err(|e| anyhow!(e))?;
+            exec::check_preconditions().map_err(|e| anyhow!(e))?;
+            Placement::Netns(plan_network(name, subnet, nodes).await?)
+        }
+        Target::Ssh(file) => placement::ssh_placement(file),
+    };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut state = plan_state(dir, name, Placement::Netns(net), Some(owner::Owner::current("faultline run")))?;
+    let mut state = plan_state(dir, name, placement, Some(owner::Owner::current("faultline run")))?;
     state.save()?;
     if let Err(e) = build(&mut state, &settings, timeout).await {
-        let _ = tear_down(&mut state).await;
+        if e.is::<HostsNotReady>() {
+            // Found before anything was put on any host: nothing to undo.
+            state.phase = Phase::Down;
+            state.owner = None;
+            state.save()?;
+        } else {
+            let _ = tear_down(&mut state).await;
+        }
         return Err(e);
     }
     state.phase = Phase::Up;
     state.save()?;
     Ok(state)
-}
-
-/// The Rust API of `down`: stops every process of the cluster and removes
-/// its network.
-pub(crate) async fn stop(state: &mut ClusterState) -> anyhow::Result<()> {
-    tear_down(state).await
 }
 
 async fn choose_subnet(name: &str, requested: Option<Subnet>) -> anyhow::Result<Subnet> {
@@ -503,9 +517,28 @@ async fn down(at: Where) -> Result<(), Failure> {
 /// network, or our chain and directory on each SSH host); marks the state
 /// `down` when nothing failed.
 pub(crate) async fn tear_down(state: &mut ClusterState) -> anyhow::Result<()> {
+    let stopped = stop_nodes(state).await?;
+    finish_tear_down(state, stopped).await
+}
+
+/// The first half of a teardown: every node process stopped. The nodes'
+/// files are still on their hosts until [`finish_tear_down`].
+pub(crate) struct Stopped {
+    pub(crate) hosts: Vec<AnyHost>,
+    failures: Vec<String>,
+}
+
+pub(crate) async fn stop_nodes(state: &ClusterState) -> anyhow::Result<Stopped> {
     let hosts = connect_hosts(state).await.context("tearing down")?;
     let pids = processes::cluster_pids(state, &hosts).await?;
-    let mut failures: Vec<String> = processes::stop(&hosts, &pids).await.into_iter().collect();
+    let failures: Vec<String> = processes::stop(&hosts, &pids).await.into_iter().collect();
+    Ok(Stopped { hosts, failures })
+}
+
+/// The second half: the network, or our chain and directory on each SSH
+/// host, removed; the state marked `down` when nothing failed.
+pub(crate) async fn finish_tear_down(state: &mut ClusterState, stopped: Stopped) -> anyhow::Result<()> {
+    let Stopped { hosts, mut failures } = stopped;
     if let Some(net) = state.placement.net() {
         failures.extend(net.destroy().await.into_iter().map(|e| e.to_string()));
     }

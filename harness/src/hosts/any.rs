@@ -31,6 +31,13 @@ impl Host for AnyHost {
         }
     }
 
+    fn management_port(&self) -> Option<u16> {
+        match self {
+            AnyHost::Netns(h) => h.management_port(),
+            AnyHost::Ssh(h) => h.management_port(),
+        }
+    }
+
     async fn start_daemon(&self, spec: &DaemonSpec) -> Result<u32, HostError> {
         match self {
             AnyHost::Netns(h) => h.start_daemon(spec).await,

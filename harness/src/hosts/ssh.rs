@@ -256,6 +256,10 @@ impl Host for SshHost {
         self.target.address
     }
 
+    fn management_port(&self) -> Option<u16> {
+        Some(self.target.port)
+    }
+
     async fn start_daemon(&self, spec: &DaemonSpec) -> Result<u32, HostError> {
         assert!(!spec.argv.is_empty(), "a daemon needs a program");
         let cwd = spec.cwd.as_deref().map(path_arg).unwrap_or_default();

@@ -15,8 +15,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use faultline_nemesis::Host;
+
 use crate::cluster::{ClusterState, Phase};
-use crate::hosts::network;
+use crate::hosts::{AnyHost, network};
 
 /// The identity file in each node's data directory.
 const ID_FILE: &str = "faultline.id";
@@ -24,19 +26,23 @@ const ID_FILE: &str = "faultline.id";
 /// What was marked at start.
 pub struct Marks {
     state_path: PathBuf,
-    /// Node name, its data directory and its token.
-    nodes: Vec<(String, PathBuf, String)>,
+    /// Each node's host, name, data directory and token.
+    nodes: Vec<(AnyHost, String, PathBuf, String)>,
     namespaces: Vec<String>,
 }
 
 impl Marks {
-    /// Writes a token of this run into every node's data directory.
-    pub fn mark(state: &ClusterState, run_token: &str) -> anyhow::Result<Marks> {
+    /// Writes a token of this run into every node's data directory, on
+    /// its host.
+    pub async fn mark(state: &ClusterState, hosts: &[AnyHost], run_token: &str) -> anyhow::Result<Marks> {
         let mut nodes = Vec::new();
-        for node in &state.nodes {
+        for (node, host) in state.nodes.iter().zip(hosts) {
             let token = format!("{run_token} {}", node.name);
-            write_synced(&node.data_dir, &token)?;
-            nodes.push((node.name.clone(), node.data_dir.clone(), token));
+            match host {
+                AnyHost::Netns(_) => write_synced(&node.data_dir, &token)?,
+                AnyHost::Ssh(_) => write_synced_on(host, &node.data_dir, &token).await?,
+            }
+            nodes.push((host.clone(), node.name.clone(), node.data_dir.clone(), token));
         }
         let namespaces =
             state.placement.net().map(|net| net.nodes.iter().map(|n| n.netns.clone()).collect()).unwrap_or_default();
@@ -50,12 +56,16 @@ impl Marks {
             Ok(_) => {}
             Err(e) => return Some(format!("the cluster's state file is gone or unreadable: {e:#}")),
         }
-        for (name, dir, token) in &self.nodes {
-            match std::fs::read_to_string(dir.join(ID_FILE)) {
-                Ok(t) if t.trim() == token => {}
-                Ok(_) => return Some(format!("node {name}'s data directory belongs to another run")),
-                Err(_) => return Some(format!("node {name}'s data directory {} was replaced", dir.display())),
+        for (host, name, dir, token) in &self.nodes {
+            match host.read_file(&dir.join(ID_FILE), TOKEN_BYTES_MAX).await {
+                Ok(Some(t)) if String::from_utf8_lossy(&t).trim() == token => {}
+                Ok(Some(_)) => return Some(format!("node {name}'s data directory belongs to another run")),
+                Ok(None) => return Some(format!("node {name}'s data directory {} was replaced", dir.display())),
+                Err(e) => return Some(format!("node {name}'s data directory cannot be read: {e}")),
             }
+        }
+        if self.namespaces.is_empty() {
+            return None;
         }
         let live = match network::list_netns().await {
             Ok(l) => l,
@@ -65,6 +75,11 @@ impl Marks {
     }
 }
 
+/// Longest token read back.
+const TOKEN_BYTES_MAX: u64 = 4096;
+/// Bound on writing a token on an SSH host.
+const TOKEN_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Writes `token` to `dir/faultline.id` and fsyncs the file and `dir`.
 fn write_synced(dir: &std::path::Path, token: &str) -> anyhow::Result<()> {
     let path = dir.join(ID_FILE);
@@ -73,6 +88,22 @@ fn write_synced(dir: &std::path::Path, token: &str) -> anyhow::Result<()> {
         .and_then(|()| f.sync_all())
         .with_context(|| format!("writing {}", path.display()))?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("fsyncing {}", dir.display()))
+}
+
+/// [`write_synced`] on a remote host: `sync FILE DIR` fsyncs both.
+async fn write_synced_on(host: &AnyHost, dir: &std::path::Path, token: &str) -> anyhow::Result<()> {
+    let script = r#"printf '%s\n' "$1" >"$2/faultline.id" && sync "$2/faultline.id" "$2""#;
+    let argv: Vec<String> =
+        ["sh", "-c", script, "faultline", token, &dir.display().to_string()].iter().map(|s| s.to_string()).collect();
+    let out = host.run(&argv, TOKEN_WRITE_TIMEOUT).await?;
+    anyhow::ensure!(
+        out.success(),
+        "host {}: writing {}/{ID_FILE}: {}",
+        host.name(),
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
 }
 
 /// Records a loss of control where `faultline check` finds it again.

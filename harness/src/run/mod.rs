@@ -137,6 +137,11 @@ async fn run(plan: Plan, reproduce: String) -> RunReport {
                 ..fail(Some(dir.clone()), format!("teardown: {e:#}"))
             }
         }
+        // Hosts that are not ready are the user's to fix (254), named.
+        (Err(e), _) if e.is::<cluster::HostsNotReady>() => {
+            log.error(format!("{e:#}"));
+            RunReport { dir: Some(dir.clone()), ..RunReport::bad_args(format!("{e:#}"), reproduce.clone()) }
+        }
         (Err(e), t) => {
             log.error(format!("harness failure: {e:#}"));
             if let Err(t) = t {
@@ -157,16 +162,16 @@ async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &st
     write_test_json(plan, dirs, reproduce)?;
     teardown::clear_old_cluster(plan, dirs)?;
     log.info(format!("cluster up: {} nodes ({})", plan.settings.nodes, dirs.cluster.display()));
-    let state = cluster::start(
-        &plan.harness.cluster_name,
-        &dirs.cluster,
-        plan.settings.nodes,
-        &plan.node_config(),
-        plan.harness.subnet.as_deref(),
-        CLUSTER_UP_TIMEOUT,
-    )
-    .await?;
-    let marks = control::Marks::mark(&state, &format!("{} {}", dirs.run.display(), std::process::id()))?;
+    let target = match &plan.hosts {
+        Some(file) => cluster::Target::Ssh(file),
+        None => cluster::Target::Netns { nodes: plan.settings.nodes, subnet: plan.harness.subnet.as_deref() },
+    };
+    let state =
+        cluster::start(&plan.harness.cluster_name, &dirs.cluster, target, &plan.node_config(), CLUSTER_UP_TIMEOUT)
+            .await?;
+    let hosts = cluster::connect_hosts(&state).await?;
+    let token = format!("{} {}", dirs.run.display(), std::process::id());
+    let marks = control::Marks::mark(&state, &hosts, &token).await?;
     let urls: Vec<String> = state.nodes.iter().map(|n| n.url.clone()).collect();
     log.info(format!("cluster up: {}", urls.join(" ")));
     workload::create_topic(plan, log, &urls).await?;
@@ -183,7 +188,7 @@ async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &st
         started: Instant::now(),
         stop_grace: plan.client_stop_grace(),
     });
-    let run = run_workload_and_final_phase(plan, dirs, &shared, &state, &sinks, &marks).await?;
+    let run = run_workload_and_final_phase(plan, dirs, &shared, &state, &sinks, &marks, hosts).await?;
     drop(shared);
     let writer = Arc::try_unwrap(writer).map_err(|_| anyhow!("history writer still shared"))?.into_inner();
     writer.finish()?;
@@ -227,6 +232,7 @@ async fn run_workload_and_final_phase(
     state: &ClusterState,
     sinks: &[(u32, PathBuf)],
     marks: &control::Marks,
+    hosts: Vec<crate::hosts::AnyHost>,
 ) -> anyhow::Result<Finished> {
     let log = &shared.log;
     let a = &plan.settings;
@@ -239,7 +245,6 @@ async fn run_workload_and_final_phase(
     let (faults_tx, faults_rx) = watch::channel("none".to_string());
     let sink_paths = sinks.iter().map(|(_, p)| p.clone()).collect();
     let writer = shared.writer.clone();
-    let hosts = crate::cluster::connect_hosts(state).await?;
     let nemesis = Arc::new(Nemesis::new(state, hosts, writer.clone(), log.clone(), faults_tx, a.seed, sink_paths));
     let (nemesis_stop, nemesis_stopped) = watch::channel(false);
     let nemesis_task = tokio::spawn(nemesis.clone().run(plan.faults.clone(), Instant::now(), nemesis_stopped));

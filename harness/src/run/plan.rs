@@ -12,6 +12,7 @@ use faultline_nemesis::schedule::{self, Action, ScheduledFault};
 
 use super::client_config::{ConsumerSettings, ProducerSettings};
 use super::settings::{HarnessArgs, RunSettings, SinkKind};
+use crate::hosts::hosts_file::HostsFile;
 use faultline_checker::modes::ProducerMode;
 
 /// The workload's topic.
@@ -90,6 +91,9 @@ pub struct Plan {
     pub kills: Vec<(Role, Duration)>,
     /// The nemesis's schedule, fixed by the seed before the run starts.
     pub faults: Vec<ScheduledFault>,
+    /// The SSH hosts the nodes run on (the first `nodes` of `--hosts`), or
+    /// `None` for namespaces on this machine.
+    pub hosts: Option<HostsFile>,
 }
 
 impl Plan {
@@ -118,6 +122,7 @@ impl Plan {
         let consumer = ConsumerSettings::resolve(&settings)?;
         let idempotence = check_settings(&settings, &producer)?;
         check_harness(&harness)?;
+        let hosts = ssh_hosts(&harness, settings.nodes)?;
         let mut kills = client_kills(&harness, settings.time_limit)?;
         let faults = fault_schedule(&settings, timeline)?;
         // Client kills of the schedule go to the supervisors, round robin over slots of a role.
@@ -130,7 +135,7 @@ impl Plan {
             kills.push((role, Duration::from_secs_f64(f.at_s)));
         }
         let time_limit = Duration::from_secs_f64(settings.time_limit);
-        Ok(Plan { settings, harness, producer, consumer, idempotence, time_limit, kills, faults })
+        Ok(Plan { settings, harness, producer, consumer, idempotence, time_limit, kills, faults, hosts })
     }
 
     /// Sends in flight per partition of one producer process: one for a
@@ -289,6 +294,21 @@ fn check_node_settings(a: &RunSettings) -> Result<(), String> {
         faultline_node::config::Settings::broker(pairs).map_err(|e| format!("--broker-config {kv:?}: {e}"))?;
     }
     Ok(())
+}
+
+/// `--hosts`, read and checked, cut to the first `nodes` hosts.
+fn ssh_hosts(h: &HarnessArgs, nodes: u32) -> Result<Option<HostsFile>, String> {
+    let Some(path) = &h.hosts else { return Ok(None) };
+    let mut file = HostsFile::load(path).map_err(|e| format!("--hosts {e}"))?;
+    if file.hosts.len() < nodes as usize {
+        return Err(format!(
+            "--hosts {}: {} hosts, but the run needs {nodes} (--nodes); add hosts or lower --nodes",
+            path.display(),
+            file.hosts.len()
+        ));
+    }
+    file.hosts.truncate(nodes as usize);
+    Ok(Some(file))
 }
 
 fn check_harness(h: &HarnessArgs) -> Result<(), String> {

@@ -318,6 +318,10 @@ pub struct HarnessArgs {
     /// The cluster's /24; by default a free one.
     #[arg(long, hide = true)]
     pub subnet: Option<String>,
+    /// Run the nodes on the machines of this `hosts.toml` over SSH (the
+    /// first `--nodes` of them) instead of in network namespaces here.
+    #[arg(long, value_name = "FILE", conflicts_with = "subnet")]
+    pub hosts: Option<PathBuf>,
     /// Test hook: `producer:SECONDS` or `consumer:SECONDS` SIGKILLs the
     /// first process of that role at that time into the workload.
     #[arg(long = "kill-client", hide = true)]

@@ -9,7 +9,9 @@ use super::RunDirs;
 use super::plan::Plan;
 use crate::cluster::{self, ClusterState};
 use crate::exit::Failure;
+use crate::hosts::AnyHost;
 use crate::store::{self, RunLog};
+use faultline_nemesis::Host;
 
 pub async fn finish_cluster(plan: &Plan, dirs: &RunDirs, log: &RunLog, valid: Option<Validity>) -> anyhow::Result<()> {
     let path = dirs.cluster.join("state.json");
@@ -24,15 +26,20 @@ pub async fn finish_cluster(plan: &Plan, dirs: &RunDirs, log: &RunLog, valid: Op
         log.info(format!("leaving cluster {} running (--leave-running); remove it with `{how}`", state.name));
         return Ok(());
     }
-    // A cluster whose `up` failed was torn down by it; its logs still count.
-    let torn = if state.phase == cluster::Phase::Down {
-        Ok(())
+    // A cluster whose `up` failed was torn down by it; its logs still count
+    // (on this machine: an SSH host's are gone with its cluster directory).
+    let keep_data = valid != Some(Validity::Valid);
+    if state.phase == cluster::Phase::Down {
+        collect_local_node_files(&state, dirs, keep_data)?;
     } else {
         log.info(format!("teardown of cluster {}", state.name));
-        cluster::stop(&mut state).await
-    };
-    collect_node_files(&state, dirs, valid != Some(Validity::Valid))?;
-    torn?;
+        // The nodes stop first, so their logs are complete, and their files
+        // are fetched before the hosts are cleaned.
+        let stopped = cluster::stop_nodes(&state).await?;
+        let collected = collect_node_files(&state, &stopped.hosts, dirs, keep_data).await;
+        cluster::finish_tear_down(&mut state, stopped).await?;
+        collected?;
+    }
     std::fs::remove_dir_all(&dirs.cluster).with_context(|| format!("removing {}", dirs.cluster.display()))?;
     // `store/clusters` goes too once no cluster is left in it.
     if let Some(parent) = dirs.cluster.parent() {
@@ -41,8 +48,42 @@ pub async fn finish_cluster(plan: &Plan, dirs: &RunDirs, log: &RunLog, valid: Op
     Ok(())
 }
 
-/// Each node's log into `nodes/<name>/`, and its data when `keep_data`.
-fn collect_node_files(state: &ClusterState, dirs: &RunDirs, keep_data: bool) -> anyhow::Result<()> {
+/// Each node's log into `nodes/<name>/`, and its data when `keep_data`:
+/// copied for a namespace node, listed (`data.txt`: size and path of
+/// each file) for an SSH host's.
+async fn collect_node_files(
+    state: &ClusterState,
+    hosts: &[AnyHost],
+    dirs: &RunDirs,
+    keep_data: bool,
+) -> anyhow::Result<()> {
+    if state.placement.net().is_some() {
+        return collect_local_node_files(state, dirs, keep_data);
+    }
+    for (node, host) in state.nodes.iter().zip(hosts) {
+        let dest = dirs.run.join("nodes").join(&node.name);
+        std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
+        if let Some(log) = host.read_file(&node.log_file, NODE_LOG_BYTES_MAX).await? {
+            std::fs::write(dest.join("node.log"), log).with_context(|| format!("writing {}", dest.display()))?;
+        }
+        if keep_data {
+            let find = ["find", &node.data_dir.display().to_string(), "-type", "f", "-printf", "%s %P\n"];
+            let out = host.run(&find.map(String::from), LISTING_TIMEOUT).await?;
+            std::fs::write(dest.join("data.txt"), out.stdout).with_context(|| format!("writing {}", dest.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// How much of an SSH host's node log is fetched (its end).
+const NODE_LOG_BYTES_MAX: u64 = 64 << 20;
+/// Bound on listing a node's data directory.
+const LISTING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn collect_local_node_files(state: &ClusterState, dirs: &RunDirs, keep_data: bool) -> anyhow::Result<()> {
+    if state.placement.net().is_none() {
+        return Ok(());
+    }
     for node in &state.nodes {
         let dest = dirs.run.join("nodes").join(&node.name);
         std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
