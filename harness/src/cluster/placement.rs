@@ -37,7 +37,7 @@ pub(crate) fn plan_ssh_nodes(name: &str, hosts: &[SshTarget]) -> Vec<NodeState> 
             NodeState {
                 id: i as u32 + 1,
                 name: h.name.clone(),
-                host: format!("{}@{}:{}", h.user, h.address, h.port),
+                host: format!("{}@{}:{}", h.user, h.ssh_address, h.port),
                 url: format!("http://{}:{NODE_PORT}", h.client_address),
                 binary: base.join("bin/faultline-node"),
                 config_file: dir.join("server.properties"),
@@ -55,8 +55,9 @@ pub(crate) fn ssh_placement(file: &HostsFile) -> Placement {
     Placement::Ssh(SshPlacement {
         hosts_file: file.path.clone(),
         hosts: file.hosts.clone(),
-        control_ip: Ipv4Addr::UNSPECIFIED,
+        control_ip: file.control_address.unwrap_or(Ipv4Addr::UNSPECIFIED),
         chain: faultline_nemesis::partition::CHAIN.to_string(),
+        control_address: file.control_address,
     })
 }
 
@@ -189,7 +190,7 @@ pub(crate) async fn deploy(state: &mut ClusterState, hosts: &[AnyHost], local_bi
     for (node, host) in state.nodes.iter().zip(hosts) {
         host.copy_to(local_bin, &node.binary).await?;
     }
-    if let Some(AnyHost::Ssh(first)) = hosts.first() {
+    if let (None, Some(AnyHost::Ssh(first))) = (ssh.control_address, hosts.first()) {
         ssh.control_ip = first.client_ip().await?;
     }
     Ok(())

@@ -41,6 +41,9 @@ pub struct SshPlacement {
     pub control_ip: std::net::Ipv4Addr,
     /// The iptables chain the nemesis adds its rules to on every host.
     pub chain: String,
+    /// `control-address` of the hosts file, which wins over SSH's view.
+    #[serde(default)]
+    pub control_address: Option<std::net::Ipv4Addr>,
 }
 
 impl Placement {

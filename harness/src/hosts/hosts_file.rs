@@ -16,9 +16,14 @@
 //! address = "192.168.56.12"
 //! port = 2222
 //! client-address = "10.0.0.12"   # where clients reach the node, if not `address`
+//! ssh-address = "127.0.0.1"      # where SSH reaches the host, if not `address` (NAT)
 //! sudo = true                   # the user is not root
 //! iptables = "/usr/sbin/iptables"
 //! ```
+//!
+//! `[defaults]` may also give `control-address`: the address the hosts see
+//! the harness and its clients at, when it is not the one SSH reports (a
+//! VM reached over a NAT port forward but talking on a private network).
 //!
 //! [`HostsFile::load`] checks everything that can be checked without a
 //! connection: unknown keys, duplicate names and addresses, a key file that
@@ -40,6 +45,15 @@ const BASE_DIR: &str = "/var/lib/faultline";
 /// Keys every `[[host]]` may set and `[defaults]` may give for all.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Defaults {
+    #[serde(flatten)]
+    common: Common,
+    /// Where the hosts see the harness and its clients.
+    control_address: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 struct Common {
     /// SSH user; root unless given.
     user: Option<String>,
@@ -63,6 +77,8 @@ struct Entry {
     address: Ipv4Addr,
     /// Where clients reach the node, when it is not `address` (NAT).
     client_address: Option<Ipv4Addr>,
+    /// Where SSH reaches the host, when it is not `address` (NAT).
+    ssh_address: Option<Ipv4Addr>,
     #[serde(flatten)]
     common: Common,
 }
@@ -71,7 +87,7 @@ struct Entry {
 #[serde(deny_unknown_fields)]
 struct Raw {
     #[serde(default)]
-    defaults: Common,
+    defaults: Defaults,
     #[serde(default)]
     host: Vec<Entry>,
 }
@@ -83,6 +99,8 @@ pub struct SshTarget {
     pub name: String,
     pub address: Ipv4Addr,
     pub client_address: Ipv4Addr,
+    /// Where SSH connects: `address` unless the file says otherwise.
+    pub ssh_address: Ipv4Addr,
     pub user: String,
     pub port: u16,
     pub key: Option<PathBuf>,
@@ -96,6 +114,8 @@ pub struct SshTarget {
 pub struct HostsFile {
     pub path: PathBuf,
     pub hosts: Vec<SshTarget>,
+    /// Where the hosts see the harness, when SSH's view is not it.
+    pub control_address: Option<Ipv4Addr>,
 }
 
 impl HostsFile {
@@ -119,10 +139,10 @@ impl HostsFile {
         let hosts = raw
             .host
             .iter()
-            .map(|e| resolve(e, &raw.defaults, home).map_err(|why| format!("{at}: host {:?}: {why}", e.name)))
+            .map(|e| resolve(e, &raw.defaults.common, home).map_err(|why| format!("{at}: host {:?}: {why}", e.name)))
             .collect::<Result<Vec<_>, _>>()?;
         check_unique(&hosts).map_err(|why| format!("{at}: {why}"))?;
-        Ok(HostsFile { path: path.to_path_buf(), hosts })
+        Ok(HostsFile { path: path.to_path_buf(), hosts, control_address: raw.defaults.control_address })
     }
 }
 
@@ -153,6 +173,7 @@ fn resolve(e: &Entry, d: &Common, home: &Path) -> Result<SshTarget, String> {
         name: e.name.clone(),
         address: e.address,
         client_address: e.client_address.unwrap_or(e.address),
+        ssh_address: e.ssh_address.unwrap_or(e.address),
         user: e.common.user.clone().or_else(|| d.user.clone()).unwrap_or_else(|| "root".into()),
         port: e.common.port.or(d.port).unwrap_or(SSH_PORT),
         key,
@@ -171,11 +192,12 @@ fn check_unique(hosts: &[SshTarget]) -> Result<(), String> {
         if let Some(other) = hosts[..i].iter().find(|o| o.name == h.name) {
             return Err(format!("two hosts are named {:?} ({} and {})", h.name, other.address, h.address));
         }
-        if let Some(other) = hosts[..i].iter().find(|o| (o.address, o.port) == (h.address, h.port)) {
-            return Err(format!(
-                "hosts {:?} and {:?} are the same machine ({}:{})",
-                other.name, h.name, h.address, h.port
-            ));
+        if let Some(other) = hosts[..i].iter().find(|o| (o.ssh_address, o.port) == (h.ssh_address, h.port)) {
+            let (a, p) = (h.ssh_address, h.port);
+            return Err(format!("hosts {:?} and {:?} are the same machine ({a}:{p})", other.name, h.name));
+        }
+        if let Some(other) = hosts[..i].iter().find(|o| o.address == h.address) {
+            return Err(format!("hosts {:?} and {:?} have the same address {}", other.name, h.name, h.address));
         }
     }
     Ok(())
@@ -226,6 +248,26 @@ mod tests {
             (b.base_dir.as_path(), b.iptables.as_deref()),
             (Path::new("/srv/fl"), Some(Path::new("/usr/sbin/iptables")))
         );
+    }
+
+    /// A VM behind a NAT port forward: SSH goes to the forward, the node
+    /// and the clients use the private network.
+    #[test]
+    fn ssh_and_control_addresses_may_differ_from_the_node_address() {
+        let f = parse(
+            "[defaults]\ncontrol-address = \"192.168.56.1\"\n[[host]]\nname = \"n1\"\naddress = \"192.168.56.11\"\n\
+             ssh-address = \"127.0.0.1\"\nport = 2222\n[[host]]\nname = \"n2\"\naddress = \"192.168.56.12\"\n\
+             ssh-address = \"127.0.0.1\"\nport = 2200\n",
+        )
+        .unwrap();
+        assert_eq!(f.control_address, Some(Ipv4Addr::new(192, 168, 56, 1)));
+        assert_eq!(
+            (f.hosts[0].ssh_address, f.hosts[0].address),
+            (Ipv4Addr::LOCALHOST, Ipv4Addr::new(192, 168, 56, 11))
+        );
+        let same = "[[host]]\nname = \"a\"\naddress = \"10.0.0.1\"\nssh-address = \"127.0.0.1\"\nport = 2222\n\
+                    [[host]]\nname = \"b\"\naddress = \"10.0.0.1\"\nssh-address = \"127.0.0.1\"\nport = 2200\n";
+        assert!(parse(same).unwrap_err().contains("have the same address 10.0.0.1"));
     }
 
     /// Each mistake is named with the file, the host and the key.

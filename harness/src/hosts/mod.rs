@@ -10,6 +10,7 @@
 //! - [`hosts_file`]: `hosts.toml`, the machines of a cluster reached over SSH.
 //! - [`ssh`]: [`SshHost`], the backend over one SSH master connection per host.
 //! - [`any`]: [`AnyHost`], either backend behind one type.
+//! - [`vagrant`]: a `hosts.toml` from `vagrant ssh-config`.
 //!
 //! **Invariant:** the harness process never calls `setns`; only the child
 //! processes it starts through `ip netns exec` enter a namespace.
@@ -20,6 +21,7 @@ pub mod hosts_file;
 pub mod netns;
 pub mod network;
 pub mod ssh;
+pub mod vagrant;
 
 pub use any::AnyHost;
 pub use netns::NetnsHost;

@@ -79,9 +79,9 @@ impl SshHost {
         if let Some(key) = &target.key {
             b.keyfile(key);
         }
-        let session = b.connect(target.address.to_string()).await.map_err(|e| HostError::Connect {
+        let session = b.connect(target.ssh_address.to_string()).await.map_err(|e| HostError::Connect {
             host: target.name.clone(),
-            address: format!("{}@{}:{}", target.user, target.address, target.port),
+            address: format!("{}@{}:{}", target.user, target.ssh_address, target.port),
             reason: connect_reason(&e),
         })?;
         Ok(Arc::new(SshHost { target: target.clone(), session, permits: Semaphore::new(SESSIONS_MAX) }))

@@ -114,6 +114,7 @@ impl SshNet {
             name: format!("n{id}"),
             address: node.ip,
             client_address: node.ip,
+            ssh_address: node.ip,
             user: "root".into(),
             port: 22,
             key: Some(self.key.clone()),
