@@ -91,6 +91,13 @@ impl HistoryWriter {
     /// Records a nemesis operation: `process: "nemesis"`, `type: "info"`,
     /// stamped now. Faults are recorded when they start and when they took
     /// effect; neither pairs with an invoke.
+    /// The history time (ns since the run's start) of `instant`, a moment
+    /// at or before now: how far back it was, taken from the time now.
+    pub fn time_of(&self, instant: std::time::Instant) -> u64 {
+        let ago = u64::try_from(instant.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        monotonic_ns().saturating_sub(self.start_ns).saturating_sub(ago)
+    }
+
     pub fn nemesis(&mut self, f: &str, value: serde_json::Value) -> anyhow::Result<()> {
         let op = Op::new(OpType::Info, Process::Nemesis, F::Fault(f.to_string()), OpValue::Other(value));
         self.write(op.at(monotonic_ns().saturating_sub(self.start_ns)))

@@ -103,7 +103,8 @@ async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
                 "isolate-leader" | "leader-from-followers" | "mute-leader" => {
                     let leader =
                         leader_of(&urls, &aimed).await.ok_or_else(|| anyhow!("{aimed} has no leader right now"))?;
-                    let name = format!("n{leader}");
+                    // Node ids follow the hosts' order; names may be a hosts.toml's own.
+                    let name = node_name(&names, leader)?;
                     match shape.as_str() {
                         "isolate-leader" => partition::Shape::IsolateWithClients(name),
                         "mute-leader" => partition::Shape::MuteToClients(name),
@@ -112,7 +113,7 @@ async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
                 }
                 "isolate-controller" => {
                     let c = controller(&urls).await.ok_or_else(|| anyhow!("no active controller right now"))?;
-                    partition::Shape::One(format!("n{c}"))
+                    partition::Shape::One(node_name(&names, c)?)
                 }
                 other => partition::parse_shape(other).map_err(Failure::BadArgs)?,
             };
@@ -181,6 +182,14 @@ async fn controller(urls: &[String]) -> Option<i32> {
         }
     }
     None
+}
+
+/// The name of the node with id `id` (ids count the nodes from 1).
+fn node_name(names: &[String], id: i32) -> Result<String, Failure> {
+    usize::try_from(id - 1)
+        .ok()
+        .and_then(|i| names.get(i).cloned())
+        .ok_or_else(|| Failure::Harness(anyhow!("node id {id} is not one of the {} nodes", names.len())))
 }
 
 /// How long a signalled process may take to show the effect.

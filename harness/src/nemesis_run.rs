@@ -125,18 +125,23 @@ impl Nemesis {
     ) -> anyhow::Result<()> {
         // Bounded: one iteration per scheduled fault.
         for op in schedule {
+            let scheduled = started + Duration::from_secs_f64(op.at_s);
             tokio::select! {
-                _ = tokio::time::sleep_until(started + Duration::from_secs_f64(op.at_s)) => {}
+                _ = tokio::time::sleep_until(scheduled) => {}
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             }
-            self.fire(&op).await.with_context(|| format!("nemesis {} {}", op.action, op.target))?;
+            let scheduled_ns = self.writer.lock().time_of(scheduled.into_std());
+            self.fire(&op, scheduled_ns).await.with_context(|| format!("nemesis {} {}", op.action, op.target))?;
         }
         Ok(())
     }
 
-    async fn fire(&self, op: &ScheduledFault) -> anyhow::Result<()> {
+    /// Performs one fault; its `start-` op records when the schedule wanted
+    /// it (`scheduled_ns`, history time), so the delay to the op that
+    /// records its effect can be read from the history.
+    async fn fire(&self, op: &ScheduledFault, scheduled_ns: u64) -> anyhow::Result<()> {
         let f = op.action.to_string();
-        self.record(&format!("start-{f}"), json!({ "target": op.target.to_string() }))?;
+        self.record(&format!("start-{f}"), json!({ "target": op.target.to_string(), "scheduled_ns": scheduled_ns }))?;
         let outcome = match &op.action {
             Action::KillProducer | Action::KillConsumer => Outcome::Installed(vec![op.target.to_string()]),
             Action::SinkOutage => self.sink_outage()?,

@@ -125,6 +125,11 @@ pub trait Host: Send + Sync {
         None
     }
 
+    /// How the host's `iptables` is invoked: its name in PATH, or a path.
+    fn iptables(&self) -> String {
+        "iptables".into()
+    }
+
     /// Starts a daemon (see [`DaemonSpec`]), writes its pid file and returns
     /// its pid. The daemon is detached from the caller's process group, so a
     /// Ctrl-C of the caller does not reach it; it is stopped only by

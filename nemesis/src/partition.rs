@@ -136,22 +136,6 @@ fn args(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|s| s.to_string()).collect()
 }
 
-/// Makes sure `host` has our chain and that INPUT and OUTPUT jump to it.
-async fn ensure_chain<H: Host>(host: &H) -> Result<(), HostError> {
-    // -N fails when the chain exists; that is fine.
-    host.run(&args(&["iptables", "-w", "-N", CHAIN]), IPTABLES_TIMEOUT).await?;
-    for hook in ["INPUT", "OUTPUT"] {
-        let check = host.run(&args(&["iptables", "-w", "-C", hook, "-j", CHAIN]), IPTABLES_TIMEOUT).await?;
-        if !check.success() {
-            let out = host.run(&args(&["iptables", "-w", "-I", hook, "-j", CHAIN]), IPTABLES_TIMEOUT).await?;
-            if !out.success() {
-                return Err(failed(host, &format!("iptables -I {hook} -j FAULTLINE"), &out));
-            }
-        }
-    }
-    Ok(())
-}
-
 fn failed<H: Host>(host: &H, command: &str, out: &crate::host::CommandOutput) -> HostError {
     HostError::CommandFailed {
         host: host.name().to_string(),
@@ -161,103 +145,107 @@ fn failed<H: Host>(host: &H, command: &str, out: &crate::host::CommandOutput) ->
     }
 }
 
+/// Flushes our chain, then (with rules) makes sure it exists, that INPUT
+/// and OUTPUT jump to it, and appends each rule: one command per host, so
+/// that a fault over SSH costs one round trip. `$1` is the host's
+/// iptables, each further argument one rule's words.
+const INSTALL: &str = r#"ipt=$1; shift
+"$ipt" -w -F FAULTLINE 2>/dev/null
+[ "$#" -eq 0 ] && exit 0
+"$ipt" -w -N FAULTLINE 2>/dev/null
+for hook in INPUT OUTPUT; do
+  "$ipt" -w -C "$hook" -j FAULTLINE 2>/dev/null || "$ipt" -w -I "$hook" -j FAULTLINE || exit 1
+done
+for rule in "$@"; do
+  # A rule is flags and addresses only: split into words on purpose.
+  # shellcheck disable=SC2086
+  "$ipt" -w -A FAULTLINE $rule || exit 1
+done"#;
+
+/// Removes the jumps (bounded), the rules and the chain; fails if it is
+/// still there. `$1` is the host's iptables.
+const REMOVE: &str = r#"ipt=$1
+for hook in INPUT OUTPUT; do
+  for _ in 1 2 3 4 5 6 7 8; do "$ipt" -w -D "$hook" -j FAULTLINE 2>/dev/null || break; done
+done
+"$ipt" -w -F FAULTLINE 2>/dev/null
+"$ipt" -w -X FAULTLINE 2>/dev/null
+! "$ipt" -w -S FAULTLINE >/dev/null 2>&1"#;
+
+/// Runs `script` on `host` with its iptables and `rules` as arguments.
+async fn script<H: Host>(host: &H, script: &str, rules: &[String]) -> Result<(), HostError> {
+    let mut argv = args(&["sh", "-c", script, "faultline"]);
+    argv.push(host.iptables());
+    argv.extend_from_slice(rules);
+    let out = host.run(&argv, IPTABLES_TIMEOUT).await?;
+    if out.success() { Ok(()) } else { Err(failed(host, &format!("iptables {}", rules.join("; ")), &out)) }
+}
+
+/// `script` on every host at once, each with its own rules.
+async fn on_all<H: Host>(hosts: &[H], text: &str, rules: Vec<Vec<String>>) -> Result<(), HostError> {
+    let runs = hosts.iter().zip(&rules).map(|(h, r)| script(h, text, r));
+    futures_util::future::join_all(runs).await.into_iter().collect()
+}
+
 /// Installs `grudge`: each host drops inbound packets from the addresses
 /// of the hosts it holds a grudge against, and outbound packets to those
 /// named [`OUTBOUND`]`<name>`. `addresses` maps every name in
-/// the grudge (nodes and [`CONTROL`]) to its address. Heals first, so the
-/// result is exactly this grudge.
+/// the grudge (nodes and [`CONTROL`]) to its address. Replaces whatever
+/// partition was there, so the result is exactly this grudge.
 pub async fn apply<H: Host>(
     hosts: &[H],
     grudge: &Grudge,
     addresses: &BTreeMap<String, Ipv4Addr>,
 ) -> Result<(), HostError> {
-    heal(hosts).await?;
-    for host in hosts {
-        let Some(drops) = grudge.get(host.name()) else { continue };
-        ensure_chain(host).await?;
-        for entry in drops {
-            let (flag, name) = match entry.strip_prefix(OUTBOUND) {
-                Some(to) => ("-d", to),
-                None => ("-s", entry.as_str()),
-            };
-            let ip = addresses.get(name).ok_or_else(|| HostError::CommandFailed {
-                host: host.name().to_string(),
-                command: "partition".into(),
-                status: "no address".into(),
-                stderr: format!("the grudge names `{name}`, which is not a host of this cluster"),
-            })?;
-            let ip = ip.to_string();
-            let mut rules = Vec::new();
-            if let Some(port) = host.management_port().filter(|_| name == CONTROL) {
-                // The harness's own connection (SSH) to the host survives.
-                let side = if flag == "-s" { "--dport" } else { "--sport" };
-                rules.push(args(&[
-                    "iptables",
-                    "-w",
-                    "-A",
-                    CHAIN,
-                    flag,
-                    &ip,
-                    "-p",
-                    "tcp",
-                    side,
-                    &port.to_string(),
-                    "-j",
-                    "ACCEPT",
-                ]));
-            }
-            rules.push(args(&["iptables", "-w", "-A", CHAIN, flag, &ip, "-j", "DROP"]));
-            for rule in rules {
-                let out = host.run(&rule, IPTABLES_TIMEOUT).await?;
-                if !out.success() {
-                    return Err(failed(host, &rule.join(" "), &out));
-                }
-            }
+    let rules = hosts.iter().map(|h| host_rules(h, grudge, addresses)).collect::<Result<Vec<_>, _>>()?;
+    on_all(hosts, INSTALL, rules).await
+}
+
+/// The rules of `host` for `grudge`, each as `iptables -A FAULTLINE` words.
+fn host_rules<H: Host>(
+    host: &H,
+    grudge: &Grudge,
+    addresses: &BTreeMap<String, Ipv4Addr>,
+) -> Result<Vec<String>, HostError> {
+    let mut rules = Vec::new();
+    for entry in grudge.get(host.name()).into_iter().flatten() {
+        let (flag, name) = match entry.strip_prefix(OUTBOUND) {
+            Some(to) => ("-d", to),
+            None => ("-s", entry.as_str()),
+        };
+        let ip = addresses.get(name).ok_or_else(|| HostError::CommandFailed {
+            host: host.name().to_string(),
+            command: "partition".into(),
+            status: "no address".into(),
+            stderr: format!("the grudge names `{name}`, which is not a host of this cluster"),
+        })?;
+        if let Some(port) = host.management_port().filter(|_| name == CONTROL) {
+            // The harness's own connection (SSH) to the host survives.
+            let side = if flag == "-s" { "--dport" } else { "--sport" };
+            rules.push(format!("{flag} {ip} -p tcp {side} {port} -j ACCEPT"));
         }
+        rules.push(format!("{flag} {ip} -j DROP"));
     }
-    Ok(())
+    Ok(rules)
 }
 
-/// Removes every partition rule: flushes our chain in every host. A host
-/// without the chain has nothing to heal.
+/// Removes every partition rule: flushes our chain in every host, all at
+/// once. A host without the chain has nothing to heal.
 pub async fn heal<H: Host>(hosts: &[H]) -> Result<(), HostError> {
-    for host in hosts {
-        host.run(&args(&["iptables", "-w", "-F", CHAIN]), IPTABLES_TIMEOUT).await?;
-    }
-    Ok(())
+    on_all(hosts, INSTALL, vec![Vec::new(); hosts.len()]).await
 }
-
-/// How many jumps to our chain are deleted from one hook; bounds the loop
-/// (we insert one, a crashed retry might leave a second).
-const JUMP_DELETES_MAX: u32 = 8;
 
 /// Removes our chain from every host: the jumps from INPUT and OUTPUT, its
 /// rules, the chain itself. For hosts whose network outlives the cluster
 /// (SSH machines); a namespace's chain goes with the namespace. A host
 /// without the chain has nothing to remove.
 pub async fn remove_chain<H: Host>(hosts: &[H]) -> Result<(), HostError> {
-    for host in hosts {
-        for hook in ["INPUT", "OUTPUT"] {
-            let delete = args(&["iptables", "-w", "-D", hook, "-j", CHAIN]);
-            for _ in 0..JUMP_DELETES_MAX {
-                if !host.run(&delete, IPTABLES_TIMEOUT).await?.success() {
-                    break;
-                }
-            }
-        }
-        host.run(&args(&["iptables", "-w", "-F", CHAIN]), IPTABLES_TIMEOUT).await?;
-        host.run(&args(&["iptables", "-w", "-X", CHAIN]), IPTABLES_TIMEOUT).await?;
-        let left = host.run(&args(&["iptables", "-w", "-S", CHAIN]), IPTABLES_TIMEOUT).await?;
-        if left.success() {
-            return Err(failed(host, "iptables -X FAULTLINE", &left));
-        }
-    }
-    Ok(())
+    on_all(hosts, REMOVE, vec![Vec::new(); hosts.len()]).await
 }
 
 /// The rules now in our chain on `host`, for the record and for tests.
 pub async fn rules<H: Host>(host: &H) -> Result<Vec<String>, HostError> {
-    let out = host.run(&args(&["iptables", "-w", "-S", CHAIN]), IPTABLES_TIMEOUT).await?;
+    let out = host.run(&[host.iptables(), "-w".into(), "-S".into(), CHAIN.into()], IPTABLES_TIMEOUT).await?;
     Ok(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("-A")).map(str::to_string).collect())
 }
 

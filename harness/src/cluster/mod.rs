@@ -435,13 +435,20 @@ async fn build(
     placement::check_hosts(&hosts).await.map_err(HostsNotReady)?;
     placement::deploy(state, &hosts, &crate::node_process::node_binary()?).await?;
     state.save()?;
-    for (i, host) in hosts.iter().enumerate() {
-        let text = server_properties(state, i, settings);
-        placement::write_config(state, &state.nodes[i], host, &text).await?;
-        let pid = host.start_daemon(&node_daemon(&state.nodes[i])).await?;
-        state.nodes[i].pid = Some(pid);
-        state.save()?;
+    // All hosts at once: over SSH each step is a round trip per host.
+    let st: &ClusterState = state;
+    let writes = hosts.iter().enumerate().map(|(i, host)| async move {
+        placement::write_config(st, &st.nodes[i], host, &server_properties(st, i, settings)).await
+    });
+    futures_util::future::join_all(writes).await.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    let specs: Vec<DaemonSpec> = state.nodes.iter().map(node_daemon).collect();
+    let starts = hosts.iter().zip(&specs).map(|(host, spec)| host.start_daemon(spec));
+    let pids = futures_util::future::join_all(starts).await;
+    for (node, pid) in state.nodes.iter_mut().zip(&pids) {
+        node.pid = pid.as_ref().ok().copied();
     }
+    state.save()?;
+    pids.into_iter().collect::<Result<Vec<u32>, _>>()?;
     health::wait_healthy(state, &hosts, health_timeout).await
 }
 

@@ -138,6 +138,13 @@ echo "arch $(uname -m)""#;
     let argv: Vec<String> = ["sh", "-c", script, "faultline"].iter().map(|s| s.to_string()).chain(args).collect();
     let out = host.run(&argv, PREPARE_TIMEOUT).await?;
     let text = String::from_utf8_lossy(&out.stdout);
+    if !out.success() || !text.lines().any(|l| l.starts_with("arch ")) {
+        // The checks themselves did not run: most often `sudo -n` asking
+        // for a password.
+        let err = String::from_utf8_lossy(&out.stderr);
+        let fix = if t.sudo { "; `sudo = true` needs passwordless sudo for this user" } else { "" };
+        return Ok(vec![format!("host {} ({}): the checks did not run: {}{fix}", t.name, t.address, err.trim())]);
+    }
     Ok(text.lines().filter_map(|line| problem(t, line)).collect())
 }
 
@@ -172,10 +179,10 @@ fn problem(t: &SshTarget, line: &str) -> Option<String> {
 
 /// Checks every SSH host; the error lists every problem of every host.
 pub(crate) async fn check_hosts(hosts: &[AnyHost]) -> Result<(), Vec<String>> {
+    let checks = hosts.iter().filter_map(|h| if let AnyHost::Ssh(s) = h { Some(problems(s)) } else { None });
     let mut all = Vec::new();
-    for host in hosts {
-        let AnyHost::Ssh(ssh) = host else { continue };
-        match problems(ssh).await {
+    for result in futures_util::future::join_all(checks).await {
+        match result {
             Ok(p) => all.extend(p),
             Err(e) => all.push(e.to_string()),
         }
@@ -187,9 +194,8 @@ pub(crate) async fn check_hosts(hosts: &[AnyHost]) -> Result<(), Vec<String>> {
 /// cluster) and records the harness's address as the hosts see it.
 pub(crate) async fn deploy(state: &mut ClusterState, hosts: &[AnyHost], local_bin: &Path) -> anyhow::Result<()> {
     let Placement::Ssh(ssh) = &mut state.placement else { return Ok(()) };
-    for (node, host) in state.nodes.iter().zip(hosts) {
-        host.copy_to(local_bin, &node.binary).await?;
-    }
+    let copies = state.nodes.iter().zip(hosts).map(|(node, host)| host.copy_to(local_bin, &node.binary));
+    futures_util::future::join_all(copies).await.into_iter().collect::<Result<Vec<()>, _>>()?;
     if let (None, Some(AnyHost::Ssh(first))) = (ssh.control_address, hosts.first()) {
         ssh.control_ip = first.client_ip().await?;
     }
@@ -237,19 +243,20 @@ pub(crate) async fn clean_hosts(state: &ClusterState, hosts: &[AnyHost]) -> Vec<
     if let Err(e) = faultline_nemesis::partition::remove_chain(hosts).await {
         failures.push(e.to_string());
     }
-    for (host, target) in hosts.iter().zip(&ssh.hosts) {
+    let removals = hosts.iter().zip(&ssh.hosts).map(|(host, target)| async move {
         let dir = target.base_dir.join(&state.name);
         let rm = vec!["rm".to_string(), "-rf".into(), "--".into(), dir.display().to_string()];
         match host.run(&rm, PREPARE_TIMEOUT).await {
-            Ok(out) if out.success() => {}
-            Ok(out) => failures.push(format!(
+            Ok(out) if out.success() => None,
+            Ok(out) => Some(format!(
                 "host {}: rm -rf {}: {}",
                 target.name,
                 dir.display(),
                 String::from_utf8_lossy(&out.stderr).trim()
             )),
-            Err(e) => failures.push(e.to_string()),
+            Err(e) => Some(e.to_string()),
         }
-    }
+    });
+    failures.extend(futures_util::future::join_all(removals).await.into_iter().flatten());
     failures
 }

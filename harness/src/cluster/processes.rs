@@ -41,21 +41,33 @@ pub(crate) async fn node_process(node: &NodeState, host: &AnyHost, pid: u32) -> 
     Ok(host.process(pid).await?.filter(|p| p.argv.contains(&config)))
 }
 
-/// Every process of the cluster, by the index of its node's host.
+/// The node's processes on its host: its recorded pid, its pid file, and
+/// (on an SSH host) `pgrep` for its config file, each checked.
+async fn pids_of(state: &ClusterState, node: &NodeState, host: &AnyHost) -> Result<Vec<u32>, HostError> {
+    let from_file = host.read_file(&node.pid_file, 64).await?;
+    let from_file = from_file.and_then(|b| String::from_utf8_lossy(&b).trim().parse::<u32>().ok());
+    let mut candidates: Vec<u32> = node.pid.into_iter().chain(from_file).collect();
+    if let Placement::Ssh(_) = state.placement {
+        candidates.extend(pgrep(host, &node.config_file.display().to_string()).await?);
+    }
+    candidates.sort_unstable();
+    candidates.dedup();
+    let mut pids = Vec::new();
+    for pid in candidates {
+        if node_process(node, host, pid).await?.is_some() {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
+}
+
+/// Every process of the cluster, by the index of its node's host; the
+/// hosts are asked at once.
 pub(crate) async fn cluster_pids(state: &ClusterState, hosts: &[AnyHost]) -> anyhow::Result<BTreeSet<(usize, u32)>> {
+    let per_node = state.nodes.iter().zip(hosts).map(|(node, host)| pids_of(state, node, host));
     let mut pids = BTreeSet::new();
-    for (i, (node, host)) in state.nodes.iter().zip(hosts).enumerate() {
-        let from_file = host.read_file(&node.pid_file, 64).await?;
-        let from_file = from_file.and_then(|b| String::from_utf8_lossy(&b).trim().parse::<u32>().ok());
-        let mut candidates: Vec<u32> = node.pid.into_iter().chain(from_file).collect();
-        if let Placement::Ssh(_) = state.placement {
-            candidates.extend(pgrep(host, &node.config_file.display().to_string()).await?);
-        }
-        for pid in candidates {
-            if node_process(node, host, pid).await?.is_some() {
-                pids.insert((i, pid));
-            }
-        }
+    for (i, found) in futures_util::future::join_all(per_node).await.into_iter().enumerate() {
+        pids.extend(found?.into_iter().map(|pid| (i, pid)));
     }
     if let Placement::Netns(net) = &state.placement {
         let namespaces = network::list_netns().await?;
@@ -93,18 +105,23 @@ fn local_node_processes(state: &ClusterState) -> Vec<(usize, u32)> {
     found
 }
 
+/// Sends `signals` in order to every process, all hosts at once.
+async fn signal_all(hosts: &[AnyHost], pids: &BTreeSet<(usize, u32)>, signals: &[Signal]) {
+    let each = pids.iter().map(|&(i, pid)| async move {
+        for s in signals {
+            let _ = hosts[i].signal(pid, *s).await;
+        }
+    });
+    futures_util::future::join_all(each).await;
+}
+
 /// SIGTERM, then SIGKILL after [`TERM_GRACE`]; returns the failures.
 pub(crate) async fn stop(hosts: &[AnyHost], pids: &BTreeSet<(usize, u32)>) -> Option<String> {
-    for &(i, pid) in pids {
-        let _ = hosts[i].signal(pid, Signal::Term).await;
-        let _ = hosts[i].signal(pid, Signal::Cont).await;
-    }
+    signal_all(hosts, pids, &[Signal::Term, Signal::Cont]).await;
     if wait_gone(hosts, pids, TERM_GRACE).await.is_empty() {
         return None;
     }
-    for &(i, pid) in pids {
-        let _ = hosts[i].signal(pid, Signal::Kill).await;
-    }
+    signal_all(hosts, pids, &[Signal::Kill]).await;
     let left = wait_gone(hosts, pids, KILL_WAIT).await;
     (!left.is_empty()).then(|| format!("processes {left:?} survived SIGKILL for {KILL_WAIT:?}"))
 }
@@ -114,12 +131,13 @@ pub(crate) async fn stop(hosts: &[AnyHost], pids: &BTreeSet<(usize, u32)>) -> Op
 async fn wait_gone(hosts: &[AnyHost], pids: &BTreeSet<(usize, u32)>, timeout: Duration) -> Vec<String> {
     let deadline = Instant::now() + timeout;
     loop {
-        let mut left = Vec::new();
-        for &(i, pid) in pids {
-            if !matches!(hosts[i].process(pid).await, Ok(None)) {
-                left.push(format!("{}:{pid}", hosts[i].name()));
-            }
-        }
+        let asks = pids.iter().map(|&(i, pid)| async move { (i, pid, hosts[i].process(pid).await) });
+        let answers = futures_util::future::join_all(asks).await;
+        let left: Vec<String> = answers
+            .into_iter()
+            .filter(|(_, _, answer)| !matches!(answer, Ok(None)))
+            .map(|(i, pid, _)| format!("{}:{pid}", hosts[i].name()))
+            .collect();
         if left.is_empty() || Instant::now() > deadline {
             return left;
         }

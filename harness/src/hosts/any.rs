@@ -31,6 +31,13 @@ impl Host for AnyHost {
         }
     }
 
+    fn iptables(&self) -> String {
+        match self {
+            AnyHost::Netns(h) => h.iptables(),
+            AnyHost::Ssh(h) => h.iptables(),
+        }
+    }
+
     fn management_port(&self) -> Option<u16> {
         match self {
             AnyHost::Netns(h) => h.management_port(),

@@ -21,6 +21,7 @@ pub mod hosts_file;
 pub mod netns;
 pub mod network;
 pub mod ssh;
+pub mod ssh_shell;
 pub mod vagrant;
 
 pub use any::AnyHost;

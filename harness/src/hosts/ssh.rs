@@ -11,7 +11,10 @@
 //! positional parameters (so no value is ever spliced into shell text), run
 //! under the remote `timeout` with a local bound as a backstop, and at most
 //! [`SESSIONS_MAX`] at once per host, below sshd's `MaxSessions` (10). With
-//! `sudo = true` every command runs under `sudo -n`.
+//! `sudo = true` every command runs under `sudo -n`. Commands run in kept
+//! shells ([`super::ssh_shell`]): one line there and back on an open channel,
+//! not a new session with the login shell's startup files each time; only
+//! copying a file in and reading a large tail get channels of their own.
 
 use std::net::Ipv4Addr;
 use std::num::NonZeroUsize;
@@ -42,14 +45,18 @@ const COPY_TIMEOUT: Duration = Duration::from_secs(120);
 const BACKSTOP_SLACK: Duration = Duration::from_secs(5);
 /// Exit code of a script for "no such process" or "no such file".
 const ABSENT: i32 = 3;
+/// Largest file tail read through a kept shell; larger ones get a channel.
+const KEPT_SHELL_READ_MAX: u64 = 1 << 20;
 /// Exit code of coreutils' `timeout` when the command timed out.
 const TIMED_OUT: i32 = 124;
 
 /// One machine over one SSH master connection.
 pub struct SshHost {
     target: SshTarget,
-    session: Session,
+    session: Arc<Session>,
     permits: Semaphore,
+    /// Kept shells: the path of every command without stdin.
+    shells: super::ssh_shell::Shells,
 }
 
 impl std::fmt::Debug for SshHost {
@@ -79,12 +86,17 @@ impl SshHost {
         if let Some(key) = &target.key {
             b.keyfile(key);
         }
-        let session = b.connect(target.ssh_address.to_string()).await.map_err(|e| HostError::Connect {
+        let session = b.connect_mux(target.ssh_address.to_string()).await.map_err(|e| HostError::Connect {
             host: target.name.clone(),
             address: format!("{}@{}:{}", target.user, target.ssh_address, target.port),
             reason: connect_reason(&e),
         })?;
-        Ok(Arc::new(SshHost { target: target.clone(), session, permits: Semaphore::new(SESSIONS_MAX) }))
+        Ok(Arc::new(SshHost {
+            target: target.clone(),
+            session: Arc::new(session),
+            permits: Semaphore::new(SESSIONS_MAX),
+            shells: Default::default(),
+        }))
     }
 
     pub fn target(&self) -> &SshTarget {
@@ -111,14 +123,48 @@ impl SshHost {
         })
     }
 
-    /// Closes the master connection.
+    /// Closes the master connection (also when the last user drops it).
     pub async fn close(self) {
-        let _ = self.session.close().await;
+        drop(self.shells);
+        if let Ok(session) = Arc::try_unwrap(self.session) {
+            let _ = session.close().await;
+        }
     }
 
-    /// Runs `script` with `sh -c` and `args` as `$1...`, killed remotely after
-    /// `timeout` (exit [`TIMED_OUT`]); `stdin` is streamed to it when given.
-    async fn sh(
+    /// The remote command for `script` with `args` as `$1...`, killed
+    /// remotely after `timeout` (exit [`TIMED_OUT`]), and how to name it.
+    fn remote_argv(&self, script: &str, args: &[String], timeout: Duration) -> (Vec<String>, String) {
+        let secs = timeout.as_secs().max(1).to_string();
+        let mut argv: Vec<String> = Vec::new();
+        argv.extend(["timeout", "-k", "2", &secs, "sh", "-c", script, "faultline"].map(String::from));
+        argv.extend_from_slice(args);
+        (argv, describe(script, args))
+    }
+
+    /// `sudo -n` when the user is not root.
+    fn prefix(&self) -> Vec<String> {
+        if self.target.sudo { vec!["sudo".into(), "-n".into()] } else { Vec::new() }
+    }
+
+    /// Runs `script` with `sh -c` and `args` as `$1...` in a kept shell,
+    /// bounded by `timeout`.
+    async fn sh(&self, script: &str, args: &[String], timeout: Duration) -> Result<CommandOutput, HostError> {
+        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        let (argv, shown) = self.remote_argv(script, args, timeout);
+        let out = self
+            .shells
+            .run(&self.session, &self.prefix(), &argv, timeout + BACKSTOP_SLACK)
+            .await
+            .map_err(|why| self.spawn_error(&shown, why))?;
+        if out.code == Some(TIMED_OUT) {
+            return Err(self.timeout(&shown, timeout));
+        }
+        Ok(out)
+    }
+
+    /// [`SshHost::sh`] over a channel of its own: for input streamed to the
+    /// script, and for large outputs.
+    async fn sh_channel(
         &self,
         script: &str,
         args: &[String],
@@ -126,14 +172,8 @@ impl SshHost {
         stdin: Option<&Path>,
     ) -> Result<CommandOutput, HostError> {
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
-        let secs = timeout.as_secs().max(1).to_string();
-        let mut argv: Vec<String> = Vec::new();
-        if self.target.sudo {
-            argv.extend(["sudo", "-n"].map(String::from));
-        }
-        argv.extend(["timeout", "-k", "2", &secs, "sh", "-c", script, "faultline"].map(String::from));
-        argv.extend_from_slice(args);
-        let shown = describe(script, args);
+        let (remote, shown) = self.remote_argv(script, args, timeout);
+        let argv: Vec<String> = self.prefix().into_iter().chain(remote).collect();
         let run = async {
             let mut cmd = self.session.command(&argv[0]);
             cmd.args(&argv[1..]).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -161,7 +201,7 @@ impl SshHost {
     /// [`SshHost::sh`], and a non-zero exit is an error naming the host, the
     /// command and its stderr.
     async fn sh_ok(&self, script: &str, args: &[String], timeout: Duration) -> Result<CommandOutput, HostError> {
-        let out = self.sh(script, args, timeout, None).await?;
+        let out = self.sh(script, args, timeout).await?;
         if out.success() { Ok(out) } else { Err(self.failed(script, args, &out)) }
     }
 
@@ -174,8 +214,12 @@ impl SshHost {
         }
     }
 
-    fn spawn_error(&self, command: &str, e: openssh::Error) -> HostError {
-        HostError::Spawn { host: self.target.name.clone(), command: command.into(), source: std::io::Error::other(e) }
+    fn spawn_error(&self, command: &str, e: impl std::fmt::Display) -> HostError {
+        HostError::Spawn {
+            host: self.target.name.clone(),
+            command: command.into(),
+            source: std::io::Error::other(e.to_string()),
+        }
     }
 
     fn timeout(&self, command: &str, timeout: Duration) -> HostError {
@@ -260,6 +304,10 @@ impl Host for SshHost {
         Some(self.target.port)
     }
 
+    fn iptables(&self) -> String {
+        self.target.iptables.as_deref().map_or_else(|| "iptables".into(), path_arg)
+    }
+
     async fn start_daemon(&self, spec: &DaemonSpec) -> Result<u32, HostError> {
         assert!(!spec.argv.is_empty(), "a daemon needs a program");
         let cwd = spec.cwd.as_deref().map(path_arg).unwrap_or_default();
@@ -272,7 +320,7 @@ impl Host for SshHost {
 
     async fn signal(&self, pid: u32, signal: Signal) -> Result<bool, HostError> {
         let args = [signal_name(signal).to_string(), pid.to_string()];
-        let out = self.sh(SIGNAL, &args, COMMAND_TIMEOUT, None).await?;
+        let out = self.sh(SIGNAL, &args, COMMAND_TIMEOUT).await?;
         match out.code {
             Some(0) => Ok(true),
             Some(ABSENT) => Ok(false),
@@ -287,7 +335,7 @@ impl Host for SshHost {
 
     async fn process(&self, pid: u32) -> Result<Option<ProcessInfo>, HostError> {
         let args = [pid.to_string()];
-        let out = self.sh(PROCESS, &args, COMMAND_TIMEOUT, None).await?;
+        let out = self.sh(PROCESS, &args, COMMAND_TIMEOUT).await?;
         match out.code {
             Some(0) => {
                 let split = out.stdout.iter().position(|b| *b == b'\n').unwrap_or(out.stdout.len());
@@ -302,26 +350,25 @@ impl Host for SshHost {
 
     async fn run(&self, argv: &[String], timeout: Duration) -> Result<CommandOutput, HostError> {
         assert!(!argv.is_empty(), "a command needs a program");
-        // hosts.toml may name the host's iptables when the login PATH lacks it.
-        match &self.target.iptables {
-            Some(path) if argv[0] == "iptables" => {
-                let argv: Vec<String> = std::iter::once(path_arg(path)).chain(argv[1..].iter().cloned()).collect();
-                self.sh(RUN, &argv, timeout, None).await
-            }
-            _ => self.sh(RUN, argv, timeout, None).await,
-        }
+        self.sh(RUN, argv, timeout).await
     }
 
     async fn copy_to(&self, from: &Path, to: &Path) -> Result<(), HostError> {
         let meta = tokio::fs::metadata(from).await.map_err(|e| self.io("reading", from, e))?;
         let args = [path_arg(to), format!("{:o}", meta.permissions().mode() & 0o7777)];
-        let out = self.sh(WRITE_FILE, &args, COPY_TIMEOUT, Some(from)).await?;
+        let out = self.sh_channel(WRITE_FILE, &args, COPY_TIMEOUT, Some(from)).await?;
         if out.success() { Ok(()) } else { Err(self.failed(WRITE_FILE, &args, &out)) }
     }
 
     async fn read_file(&self, path: &Path, max_bytes: u64) -> Result<Option<Vec<u8>>, HostError> {
         let args = [path_arg(path), max_bytes.to_string()];
-        let out = self.sh(READ_FILE, &args, COPY_TIMEOUT, None).await?;
+        // A large tail (a node's log) streams over its own channel; a small
+        // one (a pid file, a token) is one more line of a kept shell.
+        let out = if max_bytes <= KEPT_SHELL_READ_MAX {
+            self.sh(READ_FILE, &args, COPY_TIMEOUT).await?
+        } else {
+            self.sh_channel(READ_FILE, &args, COPY_TIMEOUT, None).await?
+        };
         match out.code {
             Some(0) => Ok(Some(out.stdout)),
             Some(ABSENT) => Ok(None),
