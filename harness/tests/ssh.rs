@@ -285,6 +285,8 @@ fn runs_over_ssh_are_valid_without_faults_and_with_kills_and_partitions_at_acks_
     for n in ["n1", "n2", "n3"] {
         let log = std::fs::read_to_string(latest.join("nodes").join(n).join("node.log")).unwrap_or_default();
         assert!(log.contains("listening"), "{n}'s log was fetched over SSH: {log:.300}");
+        let listing = std::fs::read_to_string(latest.join("nodes").join(n).join("data.txt")).unwrap_or_default();
+        assert!(listing.contains("faultline.id"), "{n}'s data directory was listed: {listing:.300}");
     }
     assert_hosts_clean(&net, 3);
 
@@ -334,7 +336,8 @@ fn acks_1_under_leader_partitions_over_ssh_loses_writes_and_keeps_control() {
 }
 
 /// A SIGKILLed `faultline run --hosts` leaves its nodes running on the
-/// hosts; `cluster down` then removes everything from every host.
+/// hosts; `cluster down --hosts` then removes everything from every host,
+/// even with the store's state file gone too.
 #[test]
 fn after_a_sigkilled_run_cluster_down_leaves_nothing_on_any_host() {
     let net = SshNet::start("sk", 6, 3, 3);
@@ -359,7 +362,9 @@ fn after_a_sigkilled_run_cluster_down_leaves_nothing_on_any_host() {
     run.wait().unwrap();
     let nodes = processes_mentioning(&net.dir.join("hosts").display().to_string());
     assert_eq!(nodes.len(), 3, "the nodes outlive the killed run");
-    let (code, out, err) = faultline(&["cluster", "down", "--name", &net.net.name], &store);
+    std::fs::remove_dir_all(store.join("clusters")).unwrap();
+    let down = ["cluster", "down", "--name", &net.net.name, "--hosts", hosts.to_str().unwrap()];
+    let (code, out, err) = faultline(&down, &store);
     assert_eq!(code, Some(0), "cluster down after a killed run:\n{out}\n{err}");
     assert_hosts_clean(&net, 3);
 }

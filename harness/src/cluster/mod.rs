@@ -104,6 +104,10 @@ struct DownArgs {
     /// is gone (a killed `faultline run`, a crashed `cluster up`).
     #[arg(long, conflicts_with = "name")]
     all: bool,
+    /// The cluster's `hosts.toml`: lets `down` clean the hosts even when the
+    /// cluster's state file is gone (a deleted store).
+    #[arg(long, value_name = "FILE", conflicts_with = "all")]
+    hosts: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -142,7 +146,7 @@ pub fn main(args: ClusterArgs) -> ExitCode {
             ClusterCommand::Describe(d) => describe::describe(d).await,
             ClusterCommand::List(s) => inventory::list(&s.store),
             ClusterCommand::Down(d) if d.all => inventory::down_all(&d.at.store.store).await,
-            ClusterCommand::Down(d) => down(d.at).await,
+            ClusterCommand::Down(d) => down(d.at, d.hosts).await,
         }
     });
     report("cluster", result, |()| {})
@@ -509,8 +513,11 @@ async fn check_connectivity(net: &ClusterNet) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn down(at: Where) -> Result<(), Failure> {
-    let mut state = load_named(&at)?;
+async fn down(at: Where, hosts: Option<PathBuf>) -> Result<(), Failure> {
+    let mut state = match hosts {
+        Some(file) if !state_path(&cluster_dir(&at)?).exists() => state_from_hosts(&at, &file)?,
+        _ => load_named(&at)?,
+    };
     if state.placement.net().is_some() {
         exec::check_preconditions().map_err(|e| anyhow!(e))?;
     }
@@ -518,6 +525,16 @@ async fn down(at: Where) -> Result<(), Failure> {
     tear_down(&mut state).await?;
     println!("cluster {} down in {} ms", state.name, started.elapsed().as_millis());
     Ok(())
+}
+
+/// The state an SSH cluster named `at` would have on the hosts of `file`,
+/// for a `down` whose state file is gone: its nodes are then found by
+/// their config paths, and its directory and chain removed.
+fn state_from_hosts(at: &Where, file: &Path) -> Result<ClusterState, Failure> {
+    let hosts = HostsFile::load(file).map_err(Failure::BadArgs)?;
+    let dir = cluster_dir(at)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(plan_state(&dir, &at.name, placement::ssh_placement(&hosts), None)?)
 }
 
 /// Stops every process of the cluster and removes what `up` created (the

@@ -48,9 +48,9 @@ pub async fn finish_cluster(plan: &Plan, dirs: &RunDirs, log: &RunLog, valid: Op
     Ok(())
 }
 
-/// Each node's log into `nodes/<name>/`, and its data when `keep_data`:
-/// copied for a namespace node, listed (`data.txt`: size and path of
-/// each file) for an SSH host's.
+/// Each node's log into `nodes/<name>/`; for a namespace node its data
+/// too when `keep_data`, for an SSH host's a listing of it (`data.txt`:
+/// size and path of each file) always.
 async fn collect_node_files(
     state: &ClusterState,
     hosts: &[AnyHost],
@@ -66,11 +66,9 @@ async fn collect_node_files(
         if let Some(log) = host.read_file(&node.log_file, NODE_LOG_BYTES_MAX).await? {
             std::fs::write(dest.join("node.log"), log).with_context(|| format!("writing {}", dest.display()))?;
         }
-        if keep_data {
-            let find = ["find", &node.data_dir.display().to_string(), "-type", "f", "-printf", "%s %P\n"];
-            let out = host.run(&find.map(String::from), LISTING_TIMEOUT).await?;
-            std::fs::write(dest.join("data.txt"), out.stdout).with_context(|| format!("writing {}", dest.display()))?;
-        }
+        let find = ["find", &node.data_dir.display().to_string(), "-type", "f", "-printf", "%s %P\n"];
+        let out = host.run(&find.map(String::from), LISTING_TIMEOUT).await?;
+        std::fs::write(dest.join("data.txt"), out.stdout).with_context(|| format!("writing {}", dest.display()))?;
     }
     Ok(())
 }
