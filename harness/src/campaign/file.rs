@@ -94,6 +94,7 @@ const OWNED_BY_CAMPAIGN: &[(&str, &str)] = &[
     ("name", "the run name `<campaign>-<cell>`"),
     ("cluster-name", "the campaign"),
     ("subnet", "the campaign"),
+    ("hosts", "`faultline campaign --hosts`"),
     ("leave-running", "nothing: a campaign tears every cluster down"),
     ("cleanup-stale", "`faultline campaign --cleanup-stale`"),
     ("kill-client", "`nemesis = [\"kill-producer\"]` or a timeline"),
