@@ -25,9 +25,11 @@ done
 # fetch its binary.
 # ssh and ssh-keygen (openssh-client) drive SSH hosts; the tests start an
 # sshd (openssh-server, /usr/sbin/sshd) inside each namespace host.
-# vagrant, ruby and shellcheck check vagrant/ without booting a VM.
+# vagrant, ruby and shellcheck check vagrant/ without booting a VM; kcat
+# (librdkafka) is a real Kafka client for the Kafka-protocol listener.
 declare -A packages=([ip]=iproute2 [iptables]=iptables [cc]=gcc [make]=make [python3]=python3 [node]=nodejs [npm]=npm
-    [ssh]=openssh-client [ssh-keygen]=openssh-client [vagrant]=vagrant [ruby]=ruby [shellcheck]=shellcheck)
+    [ssh]=openssh-client [ssh-keygen]=openssh-client [vagrant]=vagrant [ruby]=ruby [shellcheck]=shellcheck
+    [kcat]=kcat)
 missing=()
 for cmd in "${!packages[@]}"; do
     need_cmd "$cmd" || missing+=("${packages[$cmd]}")

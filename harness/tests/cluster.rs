@@ -97,6 +97,13 @@ fn three_nodes_up_serve_a_record_and_down_leaves_nothing() {
     let under: serde_json::Value = serde_json::from_slice(&under.stdout).unwrap();
     assert!(!under.as_array().unwrap().iter().any(|r| r["topic"] == "t"), "a healthy topic is not under-replicated");
     assert!(!c.leftovers().is_empty(), "the cluster's resources are visible while it is up");
+    // A real Kafka client (kcat, librdkafka) sees the same cluster on 9093.
+    let ip = urls[0].trim_start_matches("http://").split(':').next().unwrap().to_string();
+    let kcat = Command::new("kcat").args(["-b", &format!("{ip}:9093"), "-L", "-t", "t", "-m", "10"]).output();
+    let kcat = kcat.expect("kcat runs (Debian package kcat; scripts/setup.sh installs it)");
+    let listing = String::from_utf8_lossy(&kcat.stdout);
+    assert!(kcat.status.success() && listing.contains(" 3 brokers:"), "kcat -L: {listing}");
+    assert!(listing.contains(&format!("leader {}", t["leader"])), "{listing}");
 
     assert_ok(&c.down(), "cluster down");
     assert_eq!(c.leftovers(), Vec::<String>::new());

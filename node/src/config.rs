@@ -59,8 +59,18 @@ macro_rules! key {
 /// Every broker-level key this node accepts.
 pub const BROKER_KEYS: &[KeySpec] = &[
     key!("node.id", Kind::Int { min: 0, max: I32_MAX }, None, "this broker's id"),
-    key!("listeners", Kind::Text, Some("http://127.0.0.1:9092"), "http://host:port to bind; port 0 picks one"),
-    key!("advertised.listeners", Kind::Text, None, "address given to clients; defaults to the bound listener"),
+    key!(
+        "listeners",
+        Kind::Text,
+        Some("http://127.0.0.1:9092"),
+        "http://host:port to bind, and optionally PLAINTEXT://host:port for Kafka's protocol; port 0 picks one"
+    ),
+    key!(
+        "advertised.listeners",
+        Kind::Text,
+        None,
+        "addresses given to clients (http://…, PLAINTEXT://…); default: the bound listeners"
+    ),
     key!("log.dirs", Kind::Text, Some("/tmp/faultline-logs"), "the data directory (one)"),
     key!(
         "num.partitions",
@@ -298,6 +308,11 @@ pub struct TopicConfig {
 pub struct BrokerConfig {
     pub node_id: i32,
     pub listener: SocketAddr,
+    /// The Kafka-protocol listener (`PLAINTEXT://` in `listeners`), if any.
+    pub kafka_listener: Option<SocketAddr>,
+    /// `host:port` Kafka clients are given (`PLAINTEXT://` in
+    /// `advertised.listeners`); the bound Kafka listener when absent.
+    pub kafka_advertised: Option<String>,
     pub advertised: Option<String>,
     pub log_dir: PathBuf,
     pub num_partitions: i64,
@@ -327,14 +342,47 @@ pub struct BrokerConfig {
     pub settings: Settings,
 }
 
-fn parse_listener(value: &str) -> Result<SocketAddr, ConfigError> {
+/// The listeners of `listeners` (or `advertised.listeners`): one
+/// `http://host:port` (the HTTP API; required in `listeners`) and at most
+/// one `PLAINTEXT://host:port` (Kafka's protocol), comma-separated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listeners {
+    pub http: Option<String>,
+    pub kafka: Option<String>,
+}
+
+fn parse_listeners(key: &str, value: &str) -> Result<Listeners, ConfigError> {
+    let bad = |why: &str| ConfigError::BadValue {
+        key: key.into(),
+        value: value.into(),
+        expected: format!("http://host:port and optionally PLAINTEXT://host:port, comma-separated ({why})"),
+    };
+    let mut out = Listeners::default();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (slot, rest) = if let Some(rest) = entry.strip_prefix("http://") {
+            (&mut out.http, rest)
+        } else if let Some(rest) = entry.strip_prefix("PLAINTEXT://") {
+            (&mut out.kafka, rest)
+        } else {
+            return Err(bad(&format!("{entry:?} has neither scheme")));
+        };
+        if slot.replace(rest.to_string()).is_some() {
+            return Err(bad("each scheme at most once"));
+        }
+    }
+    Ok(out)
+}
+
+fn parse_listener(value: &str) -> Result<(SocketAddr, Option<SocketAddr>), ConfigError> {
     let bad = || ConfigError::BadValue {
         key: "listeners".into(),
         value: value.into(),
-        expected: "one listener like http://127.0.0.1:9092".into(),
+        expected: "http://host:port (with an IP address), optionally ,PLAINTEXT://host:port".into(),
     };
-    let rest = value.strip_prefix("http://").or_else(|| value.strip_prefix("PLAINTEXT://")).ok_or_else(bad)?;
-    rest.parse().map_err(|_| bad())
+    let l = parse_listeners("listeners", value)?;
+    let http = l.http.ok_or_else(bad)?.parse().map_err(|_| bad())?;
+    let kafka = l.kafka.map(|k| k.parse().map_err(|_| bad())).transpose()?;
+    Ok((http, kafka))
 }
 
 /// Parses `1@127.0.0.1:9092,2@127.0.0.2:9092` into id → `http://host:port`.
@@ -370,10 +418,17 @@ impl BrokerConfig {
                 expected: "exactly one directory".into(),
             });
         }
+        let listeners = parse_listener(settings.require("listeners")?)?;
+        let advertised = match settings.get("advertised.listeners") {
+            Some(v) => parse_listeners("advertised.listeners", v)?,
+            None => Listeners::default(),
+        };
         Ok(BrokerConfig {
             node_id: settings.int("node.id")? as i32,
-            listener: parse_listener(settings.require("listeners")?)?,
-            advertised: settings.get("advertised.listeners").map(str::to_string),
+            listener: listeners.0,
+            kafka_listener: listeners.1,
+            advertised: advertised.http.map(|h| format!("http://{h}")),
+            kafka_advertised: advertised.kafka,
             log_dir: PathBuf::from(dirs),
             num_partitions: settings.int("num.partitions")?,
             default_replication_factor: settings.int("default.replication.factor")?,
@@ -535,4 +590,17 @@ mod tests {
         assert_eq!((t.min_insync_replicas, t.log.segment_bytes), (2, 1024));
         assert!(validate_topic_overrides(&BTreeMap::from([("bogus".into(), "1".into())])).is_err());
     }
+    #[test]
+    fn listeners_take_http_and_optionally_kafka_protocol() {
+        let c = load("node.id=1\nlisteners=http://127.0.0.1:9092, PLAINTEXT://127.0.0.1:9093").unwrap();
+        assert_eq!((c.listener.port(), c.kafka_listener.map(|k| k.port())), (9092, Some(9093)));
+        let c = load("node.id=1\nlisteners=http://127.0.0.1:1\nadvertised.listeners=http://a:1,PLAINTEXT://a:2").unwrap();
+        assert_eq!((c.advertised.as_deref(), c.kafka_advertised.as_deref()), (Some("http://a:1"), Some("a:2")));
+        assert_eq!(c.kafka_listener, None);
+        for bad in ["PLAINTEXT://127.0.0.1:9093", "http://127.0.0.1:1,http://127.0.0.1:2", "http://127.0.0.1:1,ssl://x:1"] {
+            let e = load(&format!("node.id=1\nlisteners={bad}")).unwrap_err().to_string();
+            assert!(e.contains("listeners") && e.contains("PLAINTEXT"), "{bad}: {e}");
+        }
+    }
+
 }

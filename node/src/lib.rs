@@ -25,6 +25,7 @@ pub mod error;
 pub mod fsutil;
 pub mod groups;
 pub mod http;
+pub mod kafka;
 pub mod log;
 pub mod replica;
 pub mod server;

@@ -46,12 +46,19 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listener_addr).await.with_context(|| format!("binding {listener_addr}"))?;
     let bound = listener.local_addr()?;
+    let kafka_listener = match broker.config.kafka_listener {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?),
+        None => None,
+    };
+    let kafka_bound = kafka_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let kafka_address = broker.config.kafka_advertised.clone().or_else(|| kafka_bound.map(|a| a.to_string()));
     let advertised = broker.config.advertised.clone().unwrap_or_else(|| format!("http://{bound}"));
     let c = &broker.config;
     let voters = if c.voters.is_empty() { BTreeMap::from([(c.node_id, advertised.clone())]) } else { c.voters.clone() };
     let controller = Controller::start(ControllerConfig {
         node_id: c.node_id,
         voters,
+        kafka_address: kafka_address.clone(),
         dir: c.log_dir.join("__controller"),
         election_timeout_ms: c.election_timeout_ms,
         heartbeat_interval_ms: c.heartbeat_interval_ms,
@@ -82,14 +89,22 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     tracing::info!(node_id = broker.config.node_id, address = %bound, clean_start = broker.clean_start(), "serving");
     // The one line on stdout: tests and the harness read the bound address here.
     println!("faultline-node {} listening on http://{bound}", broker.config.node_id);
+    if let Some(k) = kafka_bound {
+        // Logged, not printed: stdout's one line is what readers parse.
+        tracing::info!(address = %k, "kafka protocol listener");
+    }
     let _ = std::io::stdout().flush();
 
+    let kafka = kafka_listener.map(|l| tokio::spawn(crate::kafka::serve(l, broker.clone(), stop_rx.clone())));
     let app = router(state).merge(controller.router());
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
 
     tracing::info!("stopped accepting; finishing shutdown");
     let _ = stop_tx.send(true);
     registration.abort();
+    if let Some(k) = kafka {
+        k.await.context("kafka listener panicked")?;
+    }
     acks0.await.context("acks=0 task panicked")?;
     flusher.await.context("flush task panicked")?;
     reconcile.await.context("replica manager panicked")?;

@@ -474,10 +474,11 @@ fn server_properties(state: &ClusterState, i: usize, settings: &[(String, String
     let voters: Vec<String> =
         state.nodes.iter().zip(&ips).map(|(n, ip)| format!("{}@{ip}:{NODE_PORT}", n.id)).collect();
     let listener = format!("http://{}:{NODE_PORT}", ips[i]);
+    let kafka = format!("PLAINTEXT://{}:{}", ips[i], placement::KAFKA_PORT);
     let mut text = format!(
         "# Written by `faultline cluster up` for cluster {}.\n\
          node.id={}\n\
-         listeners={listener}\n\
+         listeners={listener},{kafka}\n\
          log.dirs={}\n\
          controller.quorum.voters={}\n",
         state.name,
@@ -486,7 +487,9 @@ fn server_properties(state: &ClusterState, i: usize, settings: &[(String, String
         voters.join(",")
     );
     if node.url != listener {
-        text.push_str(&format!("advertised.listeners={}\n", node.url));
+        // Clients reach this node elsewhere (NAT): both listeners are there.
+        let host = node.url.trim_start_matches("http://").rsplit_once(':').map_or("", |(h, _)| h);
+        text.push_str(&format!("advertised.listeners={},PLAINTEXT://{host}:{}\n", node.url, placement::KAFKA_PORT));
     }
     for (k, v) in settings {
         text.push_str(&format!("{k}={v}\n"));

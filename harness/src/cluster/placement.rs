@@ -19,8 +19,10 @@ use super::state::{ClusterState, NodeState, Placement, SshPlacement};
 use crate::hosts::hosts_file::{HostsFile, SshTarget};
 use crate::hosts::{AnyHost, NetnsHost, SshHost};
 
-/// The port every node listens on.
+/// The port every node's HTTP API listens on.
 pub(crate) const NODE_PORT: u16 = 9092;
+/// The port of every node's Kafka-protocol listener (`kcat -b <node>:9093`).
+pub(crate) const KAFKA_PORT: u16 = 9093;
 /// Free space a host needs under its base directory.
 const DISK_FREE_MIN_KB: u64 = 512 * 1024;
 /// Bound on the harness's own preparation commands on a host.
@@ -125,16 +127,18 @@ pub(crate) async fn can_reach(state: &ClusterState, i: usize) -> anyhow::Result<
 /// free space, and that the host runs this machine's architecture.
 async fn problems(host: &SshHost) -> Result<Vec<String>, HostError> {
     let t = host.target();
-    let script = r#"base=$1; port=$2; ipt=$3
+    let script = r#"base=$1; port=$2; ipt=$3; kafka_port=$4
 [ "$(id -u)" = 0 ] || echo "not-root $(id -un)"
 if [ -n "$ipt" ]; then [ -x "$ipt" ] || echo "no-iptables"; else command -v iptables >/dev/null 2>&1 || echo "no-iptables"; fi
-if command -v ss >/dev/null 2>&1; then [ -z "$(ss -Htln "sport = :$port")" ] || echo "port-busy"; else echo "no-ss"; fi
+if command -v ss >/dev/null 2>&1; then
+  [ -z "$(ss -Htln "( sport = :$port or sport = :$kafka_port )")" ] || echo "port-busy"
+else echo "no-ss"; fi
 if mkdir -p "$base" 2>/dev/null; then
   avail=$(df -Pk "$base" | awk 'NR==2 {print $4}'); echo "free-kb ${avail:-0}"
 else echo "no-base-dir"; fi
 echo "arch $(uname -m)""#;
     let ipt = t.iptables.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-    let args = [t.base_dir.display().to_string(), NODE_PORT.to_string(), ipt];
+    let args = [t.base_dir.display().to_string(), NODE_PORT.to_string(), ipt, KAFKA_PORT.to_string()];
     let argv: Vec<String> = ["sh", "-c", script, "faultline"].iter().map(|s| s.to_string()).chain(args).collect();
     let out = host.run(&argv, PREPARE_TIMEOUT).await?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -160,7 +164,7 @@ fn problem(t: &SshTarget, line: &str) -> Option<String> {
             Some(p) => format!("`iptables = \"{}\"` is not an executable on the host: fix the path", p.display()),
             None => "iptables is not installed: install the `iptables` package, or set `iptables = \"/path\"`".into(),
         },
-        "port-busy" => format!("port {NODE_PORT} is already in use: stop what listens there"),
+        "port-busy" => format!("port {NODE_PORT} or {KAFKA_PORT} is already in use: stop what listens there"),
         "no-ss" => "`ss` is missing: install the `iproute2` package".into(),
         "no-base-dir" => format!("cannot create base-dir {base}: fix its permissions or choose another `base-dir`"),
         "free-kb" => match value.parse::<u64>() {

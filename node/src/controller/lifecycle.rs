@@ -21,7 +21,8 @@ impl Controller {
     /// starts heartbeating to the active controller. Callers bound the wait
     /// with a timeout or by dropping the future.
     pub async fn register_broker(self: &Arc<Self>, address: String) -> Result<i64, ControllerError> {
-        let cmd = Command::RegisterBroker { id: self.config.node_id, address: address.clone() };
+        let kafka = self.config.kafka_address.clone();
+        let cmd = Command::RegisterBroker { id: self.config.node_id, address: address.clone(), kafka };
         let mut backoff = ms(PROPOSE_BACKOFF_MIN_MS);
         let mut last = None;
         for attempt in 0..REGISTER_ATTEMPTS_MAX {
@@ -82,7 +83,8 @@ impl Controller {
         let me = self.config.node_id;
         if self.image().brokers.get(&me).is_some_and(|b| b.epoch == epoch && b.fenced) {
             tracing::warn!(node = me, epoch, "controller: this broker was fenced; re-registering");
-            match self.propose(Command::RegisterBroker { id: me, address: address.to_string() }).await {
+            let kafka = self.config.kafka_address.clone();
+            match self.propose(Command::RegisterBroker { id: me, address: address.to_string(), kafka }).await {
                 Ok(CommandResult::BrokerRegistered { epoch }) => {
                     self.broker_epoch_tx.send_replace(Some(epoch));
                 }

@@ -78,7 +78,7 @@ mod tests {
     fn image(ids: &[i32]) -> MetadataImage {
         let mut m = MetadataImage::default();
         for (i, id) in ids.iter().enumerate() {
-            m.apply(i as u64 + 1, &Command::RegisterBroker { id: *id, address: format!("http://b{id}") });
+            m.apply(i as u64 + 1, &Command::RegisterBroker { id: *id, address: format!("http://b{id}"), kafka: None });
         }
         m
     }

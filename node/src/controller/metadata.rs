@@ -45,6 +45,9 @@ pub struct BrokerRegistration {
     pub id: i32,
     /// Base URL of the broker's HTTP API.
     pub address: String,
+    /// `host:port` of its Kafka-protocol listener, if it has one.
+    #[serde(default)]
+    pub kafka: Option<String>,
     /// The metadata offset of this incarnation's registration; a restarted
     /// broker gets a new, larger epoch (KIP-903).
     pub epoch: i64,
@@ -124,7 +127,13 @@ pub enum Command {
     /// A broker (re)starts: a new incarnation with a new epoch. An older
     /// incarnation is first treated as dead, so a restarted broker comes
     /// back outside the ISR and must catch up to rejoin (R6.2).
-    RegisterBroker { id: i32, address: String },
+    RegisterBroker {
+        id: i32,
+        address: String,
+        /// `host:port` of the broker's Kafka-protocol listener, if it has one.
+        #[serde(default)]
+        kafka: Option<String>,
+    },
     /// The active controller saw no heartbeat from this incarnation for
     /// `broker.session.timeout.ms`.
     FenceBroker { id: i32, epoch: i64 },
@@ -217,7 +226,7 @@ impl MetadataImage {
         debug_assert!(index > self.offset || self.offset == 0, "commands apply in log order");
         self.offset = index;
         match cmd {
-            Command::RegisterBroker { id, address } => self.register(index, *id, address),
+            Command::RegisterBroker { id, address, kafka } => self.register(index, *id, address, kafka.clone()),
             Command::FenceBroker { id, epoch } => match self.brokers.get(id) {
                 None => reject(Rejection::UnknownBroker, format!("broker {id} never registered")),
                 Some(b) if b.epoch != *epoch => {
@@ -257,7 +266,7 @@ impl MetadataImage {
         self.brokers.get(&id).is_some_and(|b| !b.fenced)
     }
 
-    fn register(&mut self, index: u64, id: i32, address: &str) -> CommandResult {
+    fn register(&mut self, index: u64, id: i32, address: &str, kafka: Option<String>) -> CommandResult {
         if self.brokers.get(&id).is_some_and(|b| !b.fenced) {
             // The old incarnation died without being fenced yet.
             self.fence(index, id);
@@ -265,7 +274,7 @@ impl MetadataImage {
         let bugs = self.brokers.get(&id).map(|b| b.bugs.clone()).unwrap_or_default();
         self.brokers.insert(
             id,
-            BrokerRegistration { id, address: address.to_string(), epoch: index as i64, fenced: false, bugs },
+            BrokerRegistration { id, address: address.to_string(), kafka, epoch: index as i64, fenced: false, bugs },
         );
         self.elect_offline(index);
         CommandResult::BrokerRegistered { epoch: index as i64 }
@@ -483,7 +492,7 @@ mod tests {
         let mut i = 0;
         for &b in brokers {
             i += 1;
-            m.apply(i, &Command::RegisterBroker { id: b, address: format!("http://127.0.0.{b}:9092") });
+            m.apply(i, &Command::RegisterBroker { id: b, address: format!("http://127.0.0.{b}:9092"), kafka: None });
         }
         let cmd = Command::CreateTopic {
             name: "t".into(),
@@ -531,11 +540,11 @@ mod tests {
         assert_eq!(p.history.last().unwrap().kind, ChangeKind::Offline);
         // A follower outside the ISR comes back: with unclean off, still offline.
         let next = m.offset + 1;
-        m.apply(next, &Command::RegisterBroker { id: order[1], address: "x".into() });
+        m.apply(next, &Command::RegisterBroker { id: order[1], address: "x".into(), kafka: None });
         assert_eq!(part(&m).leader, None);
         // The last ISR member comes back: clean election.
         let next = m.offset + 1;
-        m.apply(next, &Command::RegisterBroker { id: order[0], address: "x".into() });
+        m.apply(next, &Command::RegisterBroker { id: order[0], address: "x".into(), kafka: None });
         assert_eq!(part(&m).leader, Some(order[0]));
         assert_eq!(part(&m).history.last().unwrap().kind, ChangeKind::Clean);
         // Going offline is no election; coming back from it is a clean one.
@@ -549,7 +558,7 @@ mod tests {
         fence(&mut m, order[1]);
         fence(&mut m, order[2]);
         let next = m.offset + 1;
-        m.apply(next, &Command::RegisterBroker { id: order[2], address: "x".into() });
+        m.apply(next, &Command::RegisterBroker { id: order[2], address: "x".into(), kafka: None });
         fence(&mut m, order[0]);
         let p = part(&m);
         assert_eq!((p.leader, p.isr.clone()), (Some(order[2]), vec![order[2]]));
@@ -563,7 +572,7 @@ mod tests {
         let follower = part(&m).replicas[1];
         let old = m.brokers[&follower].epoch;
         let next = m.offset + 1;
-        let r = m.apply(next, &Command::RegisterBroker { id: follower, address: "x".into() });
+        let r = m.apply(next, &Command::RegisterBroker { id: follower, address: "x".into(), kafka: None });
         assert!(matches!(r, CommandResult::BrokerRegistered { epoch } if epoch > old));
         assert!(!part(&m).isr.contains(&follower));
         // Fencing the old incarnation is a no-op rejection.
@@ -660,7 +669,7 @@ mod tests {
             fence(&mut m, order[1]);
             fence(&mut m, order[2]);
             let next = m.offset + 1;
-            m.apply(next, &Command::RegisterBroker { id: order[1], address: "x".into() });
+            m.apply(next, &Command::RegisterBroker { id: order[1], address: "x".into(), kafka: None });
             fence(&mut m, order[0]);
             let p = part(&m);
             if bug {
@@ -678,7 +687,7 @@ mod tests {
         for _ in 0..(PARTITION_HISTORY_MAX + 10) {
             let leader = part(&m).leader.unwrap();
             let next = m.offset + 1;
-            m.apply(next, &Command::RegisterBroker { id: leader, address: "x".into() });
+            m.apply(next, &Command::RegisterBroker { id: leader, address: "x".into(), kafka: None });
         }
         assert_eq!(part(&m).history.len(), PARTITION_HISTORY_MAX);
         assert!(part(&m).history_dropped > 0);

@@ -85,6 +85,9 @@ pub struct ControllerConfig {
     /// "http://127.0.0.1:9092". Raft RPCs travel over the nodes' normal
     /// HTTP listener under `/internal/...`.
     pub voters: BTreeMap<i32, String>,
+    /// `host:port` of this node's Kafka-protocol listener, registered with
+    /// its broker so that Kafka clients get it in Metadata.
+    pub kafka_address: Option<String>,
     /// Where the raft log, vote and snapshots live (`<log.dirs>/__controller`).
     pub dir: PathBuf,
     /// `controller.quorum.election.timeout.ms`: openraft's minimum election

@@ -91,6 +91,7 @@ impl Cluster {
         let config = ControllerConfig {
             node_id: id,
             voters: self.voters.clone(),
+            kafka_address: None,
             dir: self.dirs[&id].clone(),
             election_timeout_ms: ELECTION_TIMEOUT_MS,
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
@@ -173,7 +174,7 @@ async fn eventually<T>(what: &str, timeout_ms: u64, mut f: impl FnMut() -> Optio
 }
 
 fn register(id: i32) -> Command {
-    Command::RegisterBroker { id, address: format!("http://broker-{id}") }
+    Command::RegisterBroker { id, address: format!("http://broker-{id}"), kafka: None }
 }
 
 async fn registered(c: &Controller, id: i32) -> i64 {
@@ -436,6 +437,7 @@ async fn a_controller_without_voters_is_refused() {
     let config = ControllerConfig {
         node_id: 4,
         voters: BTreeMap::new(),
+        kafka_address: None,
         dir: dir.path().to_path_buf(),
         election_timeout_ms: ELECTION_TIMEOUT_MS,
         heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,

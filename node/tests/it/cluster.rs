@@ -34,13 +34,26 @@ fn free_addr(ip: &str) -> SocketAddr {
 impl Cluster {
     /// Starts `n` nodes (ids 1..=n) and waits until every one is registered.
     pub fn start(root: &Path, n: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_with(root, n, extra, false).0
+    }
+
+    /// As [`Cluster::start`], each node also with a Kafka-protocol
+    /// listener; returns their addresses, by node.
+    pub fn start_with_kafka(root: &Path, n: usize, extra: &[&str]) -> (Cluster, Vec<SocketAddr>) {
+        Cluster::start_with(root, n, extra, true)
+    }
+
+    fn start_with(root: &Path, n: usize, extra: &[&str], kafka: bool) -> (Cluster, Vec<SocketAddr>) {
         let addrs: Vec<SocketAddr> = (0..n).map(|i| free_addr(&format!("127.0.0.{}", 2 + i))).collect();
+        let kafka_addrs: Vec<SocketAddr> =
+            if kafka { (0..n).map(|i| free_addr(&format!("127.0.0.{}", 2 + i))).collect() } else { Vec::new() };
         let voters: Vec<String> = addrs.iter().enumerate().map(|(i, a)| format!("{}@{a}", i + 1)).collect();
         let overrides: Vec<Vec<String>> = (0..n)
             .map(|i| {
+                let kafka = kafka_addrs.get(i).map(|k| format!(",PLAINTEXT://{k}")).unwrap_or_default();
                 let mut o = vec![
                     format!("node.id={}", i + 1),
-                    format!("listeners=http://{}", addrs[i]),
+                    format!("listeners=http://{}{kafka}", addrs[i]),
                     format!("controller.quorum.voters={}", voters.join(",")),
                 ];
                 o.extend(extra.iter().map(|s| s.to_string()));
@@ -56,7 +69,7 @@ impl Cluster {
         for (i, node) in nodes.iter().enumerate() {
             node.wait_healthy().unwrap_or_else(|e| panic!("node {}: {e}\n{}", i + 1, node.log()));
         }
-        Cluster { nodes, root: root.to_path_buf(), overrides }
+        (Cluster { nodes, root: root.to_path_buf(), overrides }, kafka_addrs)
     }
 
     pub fn node(&self, id: i32) -> &Node {

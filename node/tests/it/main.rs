@@ -6,6 +6,7 @@ mod bugs;
 mod cluster;
 mod crash;
 mod idempotence;
+mod kafka;
 mod lifecycle;
 mod openapi;
 mod producer;

@@ -1,0 +1,143 @@
+//! The Kafka-protocol listener with a raw client built on the same codecs:
+//! ApiVersions (also at a version it does not support), Metadata with the
+//! leaders and ISR the controller holds, and frames that cannot be answered
+//! closing only their own connection.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use faultline_client::api::Acks;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
+    TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use crate::api::{create, produce_req};
+use crate::util::Node;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Sends one request and reads its response body (after the header).
+fn call<Req: Encodable>(s: &mut TcpStream, key: ApiKey, version: i16, req: &Req) -> Bytes {
+    call_as(s, key, version, version, req)
+}
+
+/// As [`call`], with the header naming `wire_version` and the body encoded
+/// at `body_version` (to ask for a version the codec cannot encode).
+fn call_as<Req: Encodable>(s: &mut TcpStream, key: ApiKey, wire_version: i16, body_version: i16, req: &Req) -> Bytes {
+    let version = wire_version;
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("faultline-test")));
+    let mut body = BytesMut::new();
+    header.encode(&mut body, key.request_header_version(body_version)).unwrap();
+    req.encode(&mut body, body_version).unwrap();
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    s.write_all(&frame).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).unwrap();
+    let mut buf = Bytes::from(buf);
+    let header_version = if key == ApiKey::ApiVersions { 0 } else { key.response_header_version(body_version) };
+    let header = ResponseHeader::decode(&mut buf, header_version).unwrap();
+    assert_eq!(header.correlation_id, 7, "the response answers our request");
+    buf
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_and_metadata_answer_over_the_kafka_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listeners = format!("listeners=http://127.0.0.1:0,PLAINTEXT://127.0.0.1:{port}");
+    let node = Node::start(dir.path(), &[&listeners]);
+    let client = node.client();
+    create(&client, "events", 2).await;
+    client.produce("events", 0, &produce_req(Acks::All, &["a"])).await.unwrap();
+
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut body = call(&mut s, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let versions = ApiVersionsResponse::decode(&mut body, 3).unwrap();
+    assert_eq!(versions.error_code, 0);
+    let metadata = versions.api_keys.iter().find(|k| k.api_key == ApiKey::Metadata as i16).expect("Metadata");
+    assert_eq!((metadata.min_version, metadata.max_version), (0, 12));
+
+    // A newer ApiVersions than supported: answered in v0 with the ranges.
+    let mut body = call_as(&mut s, ApiKey::ApiVersions, 99, 3, &ApiVersionsRequest::default());
+    let v0 = ApiVersionsResponse::decode(&mut body, 0).unwrap();
+    assert_eq!(v0.error_code, 35, "UNSUPPORTED_VERSION");
+    assert!(v0.api_keys.iter().any(|k| k.api_key == ApiKey::ApiVersions as i16 && k.max_version == 3));
+
+    for version in [1, 9, 12] {
+        let topics = vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("events")))),
+            MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("nope")))),
+        ];
+        let req = MetadataRequest::default().with_topics(Some(topics));
+        let mut body = call(&mut s, ApiKey::Metadata, version, &req);
+        let m = MetadataResponse::decode(&mut body, version).unwrap();
+        assert_eq!(m.brokers.len(), 1, "v{version}: {m:?}");
+        assert_eq!((m.brokers[0].node_id.0, m.brokers[0].port), (1, i32::from(port)));
+        assert_eq!(m.controller_id.0, 1);
+        let events = &m.topics[0];
+        assert_eq!((events.error_code, events.partitions.len()), (0, 2), "v{version}: {events:?}");
+        let p0 = &events.partitions[0];
+        assert_eq!((p0.leader_id.0, p0.replica_nodes.len(), p0.isr_nodes.len()), (1, 1, 1));
+        assert_eq!(m.topics[1].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION for an unknown topic");
+    }
+    drop(s);
+
+    // Frames that cannot be answered close their connection only.
+    for garbage in
+        [&[0u8, 0, 0, 6, 0x7f, 0x7f, 0, 0, 0, 1][..], &[0x7f, 0xff, 0xff, 0xff][..], &[0, 0, 0, 2, 0, 18][..]]
+    {
+        let mut bad = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        bad.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        bad.write_all(garbage).unwrap();
+        let mut buf = [0u8; 16];
+        let n = bad.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "{garbage:?}: the connection is closed without an answer");
+    }
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut body = call(&mut s, ApiKey::ApiVersions, 0, &ApiVersionsRequest::default());
+    assert_eq!(ApiVersionsResponse::decode(&mut body, 0).unwrap().error_code, 0, "other connections go on");
+    assert!(client.health().await.is_ok());
+    let _ = body.remaining();
+}
+
+/// `kcat -L` (librdkafka) against a 3-node cluster's Kafka listeners: every
+/// broker, and every partition's leader, replicas and ISR as the
+/// controller has them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_lists_brokers_leaders_and_isr_of_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, kafka) = crate::cluster::Cluster::start_with_kafka(dir.path(), 3, crate::cluster::FAST);
+    let req = crate::cluster::create_req("events", 3, &[("min.insync.replicas", "2")]);
+    cluster.client(1).create_topic(&req).await.unwrap();
+    let p =
+        cluster.wait_for("events", &[], "a full ISR", std::time::Duration::from_secs(10), |p| p.isr.len() == 3).await;
+    let out = std::process::Command::new("kcat")
+        .args(["-b", &kafka[0].to_string(), "-L", "-t", "events", "-m", "10"])
+        .output()
+        .expect("kcat runs (Debian package kcat; scripts/setup.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "kcat -L: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(" 3 brokers:"), "{text}");
+    for (i, k) in kafka.iter().enumerate() {
+        assert!(text.contains(&format!("broker {} at {k}", i + 1)), "broker {} at {k} in {text}", i + 1);
+    }
+    let leader = p.leader.unwrap();
+    let replicas: Vec<String> = p.replicas.iter().map(i32::to_string).collect();
+    let isr: Vec<String> = p.isr.iter().map(i32::to_string).collect();
+    let line = format!("partition 0, leader {leader}, replicas: {}, isrs: {}", replicas.join(","), isr.join(","));
+    assert!(text.contains(&line), "{line} in {text}");
+}
