@@ -5,9 +5,13 @@
 //! is an error naming it, and a bad value is an error naming the key and the
 //! allowed range. Topic-level overrides use [`TOPIC_KEYS`] the same way.
 
+mod listeners;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use listeners::{Listeners, parse_listener, parse_listeners};
 
 use crate::bugs::Bugs;
 use crate::log::LogConfig;
@@ -342,49 +346,6 @@ pub struct BrokerConfig {
     pub settings: Settings,
 }
 
-/// The listeners of `listeners` (or `advertised.listeners`): one
-/// `http://host:port` (the HTTP API; required in `listeners`) and at most
-/// one `PLAINTEXT://host:port` (Kafka's protocol), comma-separated.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Listeners {
-    pub http: Option<String>,
-    pub kafka: Option<String>,
-}
-
-fn parse_listeners(key: &str, value: &str) -> Result<Listeners, ConfigError> {
-    let bad = |why: &str| ConfigError::BadValue {
-        key: key.into(),
-        value: value.into(),
-        expected: format!("http://host:port and optionally PLAINTEXT://host:port, comma-separated ({why})"),
-    };
-    let mut out = Listeners::default();
-    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (slot, rest) = if let Some(rest) = entry.strip_prefix("http://") {
-            (&mut out.http, rest)
-        } else if let Some(rest) = entry.strip_prefix("PLAINTEXT://") {
-            (&mut out.kafka, rest)
-        } else {
-            return Err(bad(&format!("{entry:?} has neither scheme")));
-        };
-        if slot.replace(rest.to_string()).is_some() {
-            return Err(bad("each scheme at most once"));
-        }
-    }
-    Ok(out)
-}
-
-fn parse_listener(value: &str) -> Result<(SocketAddr, Option<SocketAddr>), ConfigError> {
-    let bad = || ConfigError::BadValue {
-        key: "listeners".into(),
-        value: value.into(),
-        expected: "http://host:port (with an IP address), optionally ,PLAINTEXT://host:port".into(),
-    };
-    let l = parse_listeners("listeners", value)?;
-    let http = l.http.ok_or_else(bad)?.parse().map_err(|_| bad())?;
-    let kafka = l.kafka.map(|k| k.parse().map_err(|_| bad())).transpose()?;
-    Ok((http, kafka))
-}
-
 /// Parses `1@127.0.0.1:9092,2@127.0.0.2:9092` into id → `http://host:port`.
 fn parse_voters(value: &str) -> Result<BTreeMap<i32, String>, ConfigError> {
     let bad = || ConfigError::BadValue {
@@ -534,7 +495,7 @@ mod tests {
         assert_eq!(c.settings.get("node.id"), Some("1"));
     }
 
-    fn load(text: &str) -> Result<BrokerConfig, ConfigError> {
+    pub(super) fn load(text: &str) -> Result<BrokerConfig, ConfigError> {
         BrokerConfig::from_settings(Settings::broker(parse_properties("server.properties", text)?)?)
     }
 
@@ -590,17 +551,4 @@ mod tests {
         assert_eq!((t.min_insync_replicas, t.log.segment_bytes), (2, 1024));
         assert!(validate_topic_overrides(&BTreeMap::from([("bogus".into(), "1".into())])).is_err());
     }
-    #[test]
-    fn listeners_take_http_and_optionally_kafka_protocol() {
-        let c = load("node.id=1\nlisteners=http://127.0.0.1:9092, PLAINTEXT://127.0.0.1:9093").unwrap();
-        assert_eq!((c.listener.port(), c.kafka_listener.map(|k| k.port())), (9092, Some(9093)));
-        let c = load("node.id=1\nlisteners=http://127.0.0.1:1\nadvertised.listeners=http://a:1,PLAINTEXT://a:2").unwrap();
-        assert_eq!((c.advertised.as_deref(), c.kafka_advertised.as_deref()), (Some("http://a:1"), Some("a:2")));
-        assert_eq!(c.kafka_listener, None);
-        for bad in ["PLAINTEXT://127.0.0.1:9093", "http://127.0.0.1:1,http://127.0.0.1:2", "http://127.0.0.1:1,ssl://x:1"] {
-            let e = load(&format!("node.id=1\nlisteners={bad}")).unwrap_err().to_string();
-            assert!(e.contains("listeners") && e.contains("PLAINTEXT"), "{bad}: {e}");
-        }
-    }
-
 }

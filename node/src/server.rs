@@ -46,12 +46,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listener_addr).await.with_context(|| format!("binding {listener_addr}"))?;
     let bound = listener.local_addr()?;
-    let kafka_listener = match broker.config.kafka_listener {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?),
-        None => None,
-    };
-    let kafka_bound = kafka_listener.as_ref().map(|l| l.local_addr()).transpose()?;
-    let kafka_address = broker.config.kafka_advertised.clone().or_else(|| kafka_bound.map(|a| a.to_string()));
+    let (kafka_listener, kafka_address) = bind_kafka(&broker.config).await?;
     let advertised = broker.config.advertised.clone().unwrap_or_else(|| format!("http://{bound}"));
     let c = &broker.config;
     let voters = if c.voters.is_empty() { BTreeMap::from([(c.node_id, advertised.clone())]) } else { c.voters.clone() };
@@ -89,10 +84,6 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     tracing::info!(node_id = broker.config.node_id, address = %bound, clean_start = broker.clean_start(), "serving");
     // The one line on stdout: tests and the harness read the bound address here.
     println!("faultline-node {} listening on http://{bound}", broker.config.node_id);
-    if let Some(k) = kafka_bound {
-        // Logged, not printed: stdout's one line is what readers parse.
-        tracing::info!(address = %k, "kafka protocol listener");
-    }
     let _ = std::io::stdout().flush();
 
     let kafka = kafka_listener.map(|l| tokio::spawn(crate::kafka::serve(l, broker.clone(), stop_rx.clone())));
@@ -123,6 +114,17 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
 
 /// Registers this broker (a new broker epoch) and declares its bug
 /// switches. A node whose quorum never forms cannot serve: it exits loudly.
+/// The Kafka-protocol listener, if configured, and the `host:port` the
+/// broker registers for it (advertised, or the bound address). Logged, not
+/// printed: stdout's one line is what readers parse.
+async fn bind_kafka(config: &BrokerConfig) -> anyhow::Result<(Option<tokio::net::TcpListener>, Option<String>)> {
+    let Some(addr) = config.kafka_listener else { return Ok((None, None)) };
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(address = %bound, "kafka protocol listener");
+    Ok((Some(listener), Some(config.kafka_advertised.clone().unwrap_or_else(|| bound.to_string()))))
+}
+
 async fn register(controller: Arc<Controller>, broker: Arc<Broker>, address: String) {
     let registered =
         tokio::time::timeout(Duration::from_millis(REGISTER_TIMEOUT_MS), controller.register_broker(address)).await;
