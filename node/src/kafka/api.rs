@@ -9,7 +9,8 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, MetadataRequest, MetadataResponse, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, ListOffsetsRequest, MetadataRequest,
+    MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -17,7 +18,8 @@ use super::Reply;
 use crate::broker::Broker;
 
 /// Each supported API with its oldest and newest version.
-pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[(ApiKey::ApiVersions, 0, 3), (ApiKey::Metadata, 0, 12)];
+pub const SUPPORTED: &[(ApiKey, i16, i16)] =
+    &[(ApiKey::ApiVersions, 0, 3), (ApiKey::Metadata, 0, 12), (ApiKey::Fetch, 4, 12), (ApiKey::ListOffsets, 1, 7)];
 
 /// Kafka's error codes the listener sends.
 pub mod code {
@@ -44,6 +46,14 @@ pub async fn handle(key: ApiKey, version: i16, mut body: Bytes, broker: &Broker)
         ApiKey::Metadata => {
             let req = MetadataRequest::decode(&mut body, version).map_err(bad)?;
             Reply::encode(&metadata(&req, broker), version)
+        }
+        ApiKey::Fetch => {
+            let req = FetchRequest::decode(&mut body, version).map_err(bad)?;
+            Reply::encode(&super::fetch::fetch(&req, version, broker).await, version)
+        }
+        ApiKey::ListOffsets => {
+            let req = ListOffsetsRequest::decode(&mut body, version).map_err(bad)?;
+            Reply::encode(&super::fetch::list_offsets(&req, version, broker), version)
         }
         _ => Err(format!("unsupported API {key:?}")),
     }

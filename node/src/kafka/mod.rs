@@ -11,6 +11,7 @@
 //! [`api`] holds the handlers and the table of supported versions.
 
 pub mod api;
+pub mod fetch;
 
 use std::sync::Arc;
 

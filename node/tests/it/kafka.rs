@@ -141,3 +141,67 @@ async fn kcat_lists_brokers_leaders_and_isr_of_a_cluster() {
     let line = format!("partition 0, leader {leader}, replicas: {}, isrs: {}", replicas.join(","), isr.join(","));
     assert!(text.contains(&line), "{line} in {text}");
 }
+
+/// Fetch returns what the HTTP API appended, as record batches with each
+/// record's offset, leader epoch, key and value, never past the high
+/// watermark; ListOffsets gives the log start and the high watermark; a
+/// partition this node does not have gets Kafka's error code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_and_list_offsets_read_what_was_appended() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse};
+    use kafka_protocol::records::RecordBatchDecoder;
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let node = Node::start(dir.path(), &[&format!("listeners=http://127.0.0.1:0,PLAINTEXT://127.0.0.1:{port}")]);
+    let client = node.client();
+    create(&client, "events", 1).await;
+    client.produce("events", 0, &produce_req(Acks::All, &["a", "b", "c"])).await.unwrap();
+    let name = || TopicName(StrBytes::from_static_str("events"));
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+
+    for (version, from) in [(4, 0), (11, 1)] {
+        let partition = |p: i32| {
+            FetchPartition::default().with_partition(p).with_fetch_offset(from).with_partition_max_bytes(1 << 20)
+        };
+        let topic = FetchTopic::default().with_topic(name()).with_partitions(vec![partition(0), partition(7)]);
+        let req = FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![topic]);
+        let mut body = call(&mut s, ApiKey::Fetch, version, &req);
+        let r = FetchResponse::decode(&mut body, version).unwrap();
+        let p0 = &r.responses[0].partitions[0];
+        assert_eq!((p0.error_code, p0.high_watermark), (0, 3), "v{version}: {p0:?}");
+        let mut records = p0.records.clone().unwrap();
+        let sets = RecordBatchDecoder::decode_all(&mut records).unwrap();
+        let got: Vec<(i64, String)> = sets
+            .iter()
+            .flat_map(|set| &set.records)
+            .map(|r| (r.offset, String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned()))
+            .collect();
+        let want: Vec<(i64, String)> =
+            ["a", "b", "c"].iter().enumerate().map(|(i, v)| (i as i64, v.to_string())).collect();
+        assert_eq!(got, want[from as usize..], "v{version}: from offset {from}");
+        assert_eq!(r.responses[0].partitions[1].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION for partition 7");
+    }
+    let beyond = FetchPartition::default().with_partition(0).with_fetch_offset(99).with_partition_max_bytes(1 << 20);
+    let req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_topics(vec![FetchTopic::default().with_topic(name()).with_partitions(vec![beyond])]);
+    let mut body = call(&mut s, ApiKey::Fetch, 11, &req);
+    assert_eq!(
+        FetchResponse::decode(&mut body, 11).unwrap().responses[0].partitions[0].error_code,
+        1,
+        "OFFSET_OUT_OF_RANGE"
+    );
+
+    for (timestamp, want) in [(-2, 0), (-1, 3)] {
+        let p = ListOffsetsPartition::default().with_partition_index(0).with_timestamp(timestamp);
+        let req = ListOffsetsRequest::default()
+            .with_topics(vec![ListOffsetsTopic::default().with_name(name()).with_partitions(vec![p])]);
+        let mut body = call(&mut s, ApiKey::ListOffsets, 7, &req);
+        let r = ListOffsetsResponse::decode(&mut body, 7).unwrap();
+        let p = &r.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.offset), (0, want), "timestamp {timestamp}");
+    }
+}
