@@ -10,7 +10,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, ListOffsetsRequest, MetadataRequest,
-    MetadataResponse, TopicName,
+    MetadataResponse, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -18,8 +18,13 @@ use super::Reply;
 use crate::broker::Broker;
 
 /// Each supported API with its oldest and newest version.
-pub const SUPPORTED: &[(ApiKey, i16, i16)] =
-    &[(ApiKey::ApiVersions, 0, 3), (ApiKey::Metadata, 0, 12), (ApiKey::Fetch, 4, 12), (ApiKey::ListOffsets, 1, 7)];
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Produce, 3, 9),
+];
 
 /// Kafka's error codes the listener sends.
 pub mod code {
@@ -29,31 +34,36 @@ pub mod code {
     pub const UNSUPPORTED_VERSION: i16 = 35;
 }
 
-/// Answers one request whose header was read.
-pub async fn handle(key: ApiKey, version: i16, mut body: Bytes, broker: &Broker) -> Result<Reply, String> {
+/// Answers one request whose header was read; `None` when Kafka sends no
+/// answer (produce with acks=0).
+pub async fn handle(key: ApiKey, version: i16, mut body: Bytes, broker: &Broker) -> Result<Option<Reply>, String> {
     let Some(&(_, min, max)) = SUPPORTED.iter().find(|(k, _, _)| *k == key) else {
         return Err(format!("unsupported API {key:?}"));
     };
     if !(min..=max).contains(&version) {
-        return unsupported_version(key);
+        return unsupported_version(key).map(Some);
     }
     let bad = |e: anyhow::Error| format!("undecodable {key:?} v{version} request: {e}");
     match key {
         ApiKey::ApiVersions => {
             ApiVersionsRequest::decode(&mut body, version).map_err(bad)?;
-            Reply::encode(&api_versions(code::NONE), version)
+            Reply::encode(&api_versions(code::NONE), version).map(Some)
         }
         ApiKey::Metadata => {
             let req = MetadataRequest::decode(&mut body, version).map_err(bad)?;
-            Reply::encode(&metadata(&req, broker), version)
+            Reply::encode(&metadata(&req, broker), version).map(Some)
         }
         ApiKey::Fetch => {
             let req = FetchRequest::decode(&mut body, version).map_err(bad)?;
-            Reply::encode(&super::fetch::fetch(&req, version, broker).await, version)
+            Reply::encode(&super::fetch::fetch(&req, version, broker).await, version).map(Some)
         }
         ApiKey::ListOffsets => {
             let req = ListOffsetsRequest::decode(&mut body, version).map_err(bad)?;
-            Reply::encode(&super::fetch::list_offsets(&req, version, broker), version)
+            Reply::encode(&super::fetch::list_offsets(&req, version, broker), version).map(Some)
+        }
+        ApiKey::Produce => {
+            let req = ProduceRequest::decode(&mut body, version).map_err(bad)?;
+            super::produce::produce(&req, version, broker).await.map(|r| Reply::encode(&r, version)).transpose()
         }
         _ => Err(format!("unsupported API {key:?}")),
     }

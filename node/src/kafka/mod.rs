@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod fetch;
+pub mod produce;
 
 use std::sync::Arc;
 
@@ -62,13 +63,15 @@ async fn connection(mut stream: TcpStream, broker: &Broker) -> Result<(), String
         }
         let mut frame = vec![0u8; len];
         stream.read_exact(&mut frame).await.map_err(|e| format!("reading a frame: {e}"))?;
-        let response = answer(Bytes::from(frame), broker).await?;
-        stream.write_all(&response).await.map_err(|e| format!("writing a response: {e}"))?;
+        // acks=0 produce requests get no response, as in Kafka.
+        if let Some(response) = answer(Bytes::from(frame), broker).await? {
+            stream.write_all(&response).await.map_err(|e| format!("writing a response: {e}"))?;
+        }
     }
 }
 
-/// The response frame (length included) to one request frame.
-async fn answer(mut frame: Bytes, broker: &Broker) -> Result<Bytes, String> {
+/// The response frame (length included) to one request frame, if it gets one.
+async fn answer(mut frame: Bytes, broker: &Broker) -> Result<Option<Bytes>, String> {
     let key = ApiKey::try_from(frame.clone().get_i16()).map_err(|_| "unknown API key".to_string())?;
     let version = {
         let mut peek = frame.clone();
@@ -77,7 +80,7 @@ async fn answer(mut frame: Bytes, broker: &Broker) -> Result<Bytes, String> {
     };
     let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
         .map_err(|e| format!("undecodable {key:?} v{version} header: {e}"))?;
-    let reply = api::handle(key, version, frame, broker).await?;
+    let Some(reply) = api::handle(key, version, frame, broker).await? else { return Ok(None) };
     // An unsupported version is answered in the oldest form the client
     // reads (ApiVersions v0), so it can retry.
     let response_header = ResponseHeader::default().with_correlation_id(header.correlation_id);
@@ -89,7 +92,7 @@ async fn answer(mut frame: Bytes, broker: &Broker) -> Result<Bytes, String> {
     out.extend_from_slice(&reply.body);
     let len = i32::try_from(out.len() - 4).map_err(|_| "response too large".to_string())?;
     out[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(out.freeze())
+    Ok(Some(out.freeze()))
 }
 
 /// A response body and the version it is encoded in.

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use faultline_client::api::Acks;
+use faultline_client::api::{Acks, FetchRequest};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
@@ -140,6 +140,41 @@ async fn kcat_lists_brokers_leaders_and_isr_of_a_cluster() {
     let isr: Vec<String> = p.isr.iter().map(i32::to_string).collect();
     let line = format!("partition 0, leader {leader}, replicas: {}, isrs: {}", replicas.join(","), isr.join(","));
     assert!(text.contains(&line), "{line} in {text}");
+
+    // librdkafka produces (acks=all, to each partition's leader, found from
+    // Metadata) and consumes what it produced, over the Kafka listeners.
+    let brokers: Vec<String> = kafka.iter().map(ToString::to_string).collect();
+    let lines: Vec<String> = (0..30).map(|i| format!("k{i}:v{i}")).collect();
+    let produced = kcat(&["-b", &brokers.join(","), "-P", "-t", "events", "-K:", "-X", "acks=all"], &lines.join("\n"));
+    assert!(produced.status.success(), "kcat -P: {}", String::from_utf8_lossy(&produced.stderr));
+    let consumed = kcat(&["-b", &brokers[0], "-C", "-t", "events", "-o", "beginning", "-e", "-f", "%k:%s\n"], "");
+    let mut got: Vec<String> = String::from_utf8_lossy(&consumed.stdout).lines().map(str::to_string).collect();
+    got.sort();
+    let mut want = lines.clone();
+    want.sort();
+    assert_eq!(got, want, "every record produced is consumed once: {}", String::from_utf8_lossy(&consumed.stderr));
+    // The HTTP API reads the same log.
+    let mut total = 0;
+    for (p, d) in cluster.describe("events", &[]).await.partitions.iter().enumerate() {
+        let req = FetchRequest { offset: 0, max_records: None, max_bytes: None, max_wait_ms: None };
+        total += cluster.client(d.leader.unwrap()).fetch("events", p as u32, &req).await.unwrap().records.len();
+    }
+    assert_eq!(total, 30);
+}
+
+/// kcat with `input` on stdin, bounded.
+fn kcat(args: &[&str], input: &str) -> std::process::Output {
+    let mut child = std::process::Command::new("kcat")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kcat runs (Debian package kcat; scripts/setup.sh installs it)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
 }
 
 /// Fetch returns what the HTTP API appended, as record batches with each
@@ -195,7 +230,9 @@ async fn fetch_and_list_offsets_read_what_was_appended() {
         "OFFSET_OUT_OF_RANGE"
     );
 
-    for (timestamp, want) in [(-2, 0), (-1, 3)] {
+    acks0_is_appended_and_never_answered(&mut s, &client).await;
+
+    for (timestamp, want) in [(-2, 0), (-1, 4)] {
         let p = ListOffsetsPartition::default().with_partition_index(0).with_timestamp(timestamp);
         let req = ListOffsetsRequest::default()
             .with_topics(vec![ListOffsetsTopic::default().with_name(name()).with_partitions(vec![p])]);
@@ -204,4 +241,62 @@ async fn fetch_and_list_offsets_read_what_was_appended() {
         let p = &r.topics[0].partitions[0];
         assert_eq!((p.error_code, p.offset), (0, want), "timestamp {timestamp}");
     }
+}
+
+/// acks=0: appended, never answered; the next request on the connection
+/// gets its own answer (the correlation id `call` checks).
+async fn acks0_is_appended_and_never_answered(s: &mut TcpStream, client: &faultline_client::Client) {
+    let name = || TopicName(StrBytes::from_static_str("events"));
+    use kafka_protocol::messages::ProduceRequest;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1,
+        key: None,
+        value: Some(Bytes::from_static(b"fire-and-forget")),
+        headers: Default::default(),
+    };
+    let mut batch = BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut batch, [&record], &options).unwrap();
+    let data = PartitionProduceData::default().with_index(0).with_records(Some(batch.freeze()));
+    let topic = TopicProduceData::default().with_name(name()).with_partition_data(vec![data]);
+    let req = ProduceRequest::default().with_acks(0).with_timeout_ms(1000).with_topic_data(vec![topic]);
+    let header = RequestHeader::default().with_request_api_key(ApiKey::Produce as i16).with_request_api_version(7);
+    let mut body = BytesMut::new();
+    header.with_correlation_id(5).encode(&mut body, ApiKey::Produce.request_header_version(7)).unwrap();
+    req.encode(&mut body, 7).unwrap();
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    s.write_all(&frame).unwrap();
+    let mut next = call(s, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(
+        ApiVersionsResponse::decode(&mut next, 3).unwrap().error_code,
+        0,
+        "the next answer is the next request's"
+    );
+    let mut appended = false;
+    for _ in 0..100 {
+        let req = faultline_client::api::FetchRequest {
+            offset: 3,
+            max_records: None,
+            max_bytes: None,
+            max_wait_ms: Some(100),
+        };
+        if client.fetch("events", 0, &req).await.unwrap().records.iter().any(|r| r.value == "fire-and-forget") {
+            appended = true;
+            break;
+        }
+    }
+    assert!(appended, "the acks=0 record was appended");
 }
