@@ -9,8 +9,8 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, ListOffsetsRequest, MetadataRequest,
-    MetadataResponse, ProduceRequest, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
+    MetadataRequest, MetadataResponse, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -24,6 +24,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 7),
     (ApiKey::Produce, 3, 9),
+    (ApiKey::InitProducerId, 0, 4),
 ];
 
 /// Kafka's error codes the listener sends.
@@ -60,6 +61,10 @@ pub async fn handle(key: ApiKey, version: i16, mut body: Bytes, broker: &Broker)
         ApiKey::ListOffsets => {
             let req = ListOffsetsRequest::decode(&mut body, version).map_err(bad)?;
             Reply::encode(&super::fetch::list_offsets(&req, version, broker), version).map(Some)
+        }
+        ApiKey::InitProducerId => {
+            let req = InitProducerIdRequest::decode(&mut body, version).map_err(bad)?;
+            Reply::encode(&super::produce::init_producer_id(&req, broker).await, version).map(Some)
         }
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut body, version).map_err(bad)?;

@@ -11,7 +11,9 @@
 use bytes::Bytes;
 use faultline_client::api::{ErrorCode, ProduceRecord, ProduceRequest as HttpProduce, RawAcks};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
+};
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
 use super::fetch::kafka_code;
@@ -53,6 +55,21 @@ fn append_of(req: &ProduceRequest, records: Option<&Bytes>) -> Result<HttpProduc
         base_sequence: idempotent.then_some(first.sequence),
         records,
     })
+}
+
+/// InitProducerId for an idempotent producer: a cluster-unique id at
+/// epoch 0, as the HTTP API allocates (a bump request gets a fresh id,
+/// which Kafka allows). Transactions are not supported: a transactional id
+/// is refused with `INVALID_REQUEST`.
+pub async fn init_producer_id(req: &InitProducerIdRequest, broker: &Broker) -> InitProducerIdResponse {
+    let response = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    if req.transactional_id.is_some() {
+        return response.with_error_code(kafka_code(ErrorCode::InvalidRequest));
+    }
+    match broker.init_producer_id().await {
+        Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        Err(e) => response.with_error_code(kafka_code(e.code)),
+    }
 }
 
 /// Appends every partition's batch in request order; `None` for acks=0,

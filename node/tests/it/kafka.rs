@@ -141,11 +141,15 @@ async fn kcat_lists_brokers_leaders_and_isr_of_a_cluster() {
     let line = format!("partition 0, leader {leader}, replicas: {}, isrs: {}", replicas.join(","), isr.join(","));
     assert!(text.contains(&line), "{line} in {text}");
 
-    // librdkafka produces (acks=all, to each partition's leader, found from
-    // Metadata) and consumes what it produced, over the Kafka listeners.
+    // librdkafka's idempotent producer (InitProducerId, then acks=all with
+    // sequences, to each partition's leader from Metadata) and its consumer,
+    // over the Kafka listeners.
     let brokers: Vec<String> = kafka.iter().map(ToString::to_string).collect();
     let lines: Vec<String> = (0..30).map(|i| format!("k{i}:v{i}")).collect();
-    let produced = kcat(&["-b", &brokers.join(","), "-P", "-t", "events", "-K:", "-X", "acks=all"], &lines.join("\n"));
+    let produced = kcat(
+        &["-b", &brokers.join(","), "-P", "-t", "events", "-K:", "-X", "enable.idempotence=true"],
+        &lines.join("\n"),
+    );
     assert!(produced.status.success(), "kcat -P: {}", String::from_utf8_lossy(&produced.stderr));
     let consumed = kcat(&["-b", &brokers[0], "-C", "-t", "events", "-o", "beginning", "-e", "-f", "%k:%s\n"], "");
     let mut got: Vec<String> = String::from_utf8_lossy(&consumed.stdout).lines().map(str::to_string).collect();
