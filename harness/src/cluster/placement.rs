@@ -58,8 +58,6 @@ pub(crate) fn ssh_placement(file: &HostsFile) -> Placement {
         hosts_file: file.path.clone(),
         hosts: file.hosts.clone(),
         control_ip: file.control_address.unwrap_or(Ipv4Addr::UNSPECIFIED),
-        chain: faultline_nemesis::partition::CHAIN.to_string(),
-        control_address: file.control_address,
     })
 }
 
@@ -200,7 +198,7 @@ pub(crate) async fn deploy(state: &mut ClusterState, hosts: &[AnyHost], local_bi
     let Placement::Ssh(ssh) = &mut state.placement else { return Ok(()) };
     let copies = state.nodes.iter().zip(hosts).map(|(node, host)| host.copy_to(local_bin, &node.binary));
     futures_util::future::join_all(copies).await.into_iter().collect::<Result<Vec<()>, _>>()?;
-    if let (None, Some(AnyHost::Ssh(first))) = (ssh.control_address, hosts.first()) {
+    if let (true, Some(AnyHost::Ssh(first))) = (ssh.control_ip.is_unspecified(), hosts.first()) {
         ssh.control_ip = first.client_ip().await?;
     }
     Ok(())

@@ -36,14 +36,11 @@ pub struct SshPlacement {
     pub hosts_file: PathBuf,
     /// Its hosts, with every default applied, in node order.
     pub hosts: Vec<SshTarget>,
-    /// The harness's address as the hosts see it (from `SSH_CONNECTION`):
-    /// what a partition that cuts clients drops.
+    /// The harness's address as the hosts see it: the hosts file's
+    /// `control-address`, else what `SSH_CONNECTION` says (learnt at
+    /// deploy, unspecified until then): what a partition that cuts clients
+    /// drops.
     pub control_ip: std::net::Ipv4Addr,
-    /// The iptables chain the nemesis adds its rules to on every host.
-    pub chain: String,
-    /// `control-address` of the hosts file, which wins over SSH's view.
-    #[serde(default)]
-    pub control_address: Option<std::net::Ipv4Addr>,
 }
 
 impl Placement {

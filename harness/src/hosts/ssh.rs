@@ -123,14 +123,6 @@ impl SshHost {
         })
     }
 
-    /// Closes the master connection (also when the last user drops it).
-    pub async fn close(self) {
-        drop(self.shells);
-        if let Ok(session) = Arc::try_unwrap(self.session) {
-            let _ = session.close().await;
-        }
-    }
-
     /// The remote command for `script` with `args` as `$1...`, killed
     /// remotely after `timeout` (exit [`TIMED_OUT`]), and how to name it.
     fn remote_argv(&self, script: &str, args: &[String], timeout: Duration) -> (Vec<String>, String) {

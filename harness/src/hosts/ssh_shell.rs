@@ -14,6 +14,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use faultline_nemesis::CommandOutput;
 use openssh::{ChildStdin, ChildStdout, Session, Stdio};
 use parking_lot::Mutex;
@@ -96,7 +98,7 @@ async fn open(session: &Arc<Session>, prefix: &[String]) -> Result<Shell, String
 }
 
 async fn ask(shell: &mut Shell, script: &str) -> Result<CommandOutput, String> {
-    let line = format!("{}\n", base64_encode(script.as_bytes()));
+    let line = format!("{}\n", BASE64.encode(script.as_bytes()));
     shell.stdin.write_all(line.as_bytes()).await.map_err(|e| format!("sending: {e}"))?;
     shell.stdin.flush().await.map_err(|e| format!("sending: {e}"))?;
     let mut answer = String::new();
@@ -110,59 +112,15 @@ async fn ask(shell: &mut Shell, script: &str) -> Result<CommandOutput, String> {
     }
     let mut parts = answer.trim_end_matches('\n').splitn(3, ' ');
     let code = parts.next().and_then(|c| c.parse::<i32>().ok()).ok_or("a malformed answer")?;
-    let stdout = base64_decode(parts.next().unwrap_or_default())?;
-    let stderr = base64_decode(parts.next().unwrap_or_default())?;
+    let decode = |text: &str| BASE64.decode(text).map_err(|e| format!("a malformed answer (base64: {e})"));
+    let stdout = decode(parts.next().unwrap_or_default())?;
+    let stderr = decode(parts.next().unwrap_or_default())?;
     Ok(CommandOutput { code: Some(code), stdout, stderr })
-}
-
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes().filter(|c| *c != b'=') {
-        let v = ALPHABET.iter().position(|a| *a == c).ok_or("a malformed answer (base64)")? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_round_trips_and_matches_coreutils() {
-        assert_eq!(base64_encode(b"ab"), "YWI=");
-        assert_eq!(base64_encode(b"abc\n"), "YWJjCg==");
-        for len in 0..40 {
-            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 % 256) as u8).collect();
-            assert_eq!(base64_decode(&base64_encode(&bytes)).unwrap(), bytes);
-        }
-        assert!(base64_decode("a$b").is_err());
-    }
 
     #[test]
     fn words_are_quoted_for_sh() {
