@@ -200,28 +200,35 @@ impl Groups {
         Ok(caches.get_mut(&p.index).expect("inserted above"))
     }
 
-    /// The local leader of the group's offsets partition: this node must be
-    /// the group's coordinator. Creates `__consumer_offsets` on first use.
-    async fn coordinator(&self, broker: &Broker, group: &str) -> Result<std::sync::Arc<Partition>, ApiError> {
-        if !broker.image().topics.contains_key(OFFSETS_TOPIC) {
-            let live = broker.image().brokers.values().filter(|b| !b.fenced).count().max(1) as i64;
-            let req = CreateTopicRequest {
-                name: OFFSETS_TOPIC.into(),
-                partitions: Some(broker.config.offsets_topic_partitions),
-                replication_factor: Some(broker.config.offsets_topic_replication_factor.min(live)),
-                configs: BTreeMap::new(),
-            };
-            match broker.create_topic_unchecked(&req).await {
-                Ok(_) => {}
-                Err(e) if e.code == ErrorCode::TopicAlreadyExists => {}
-                Err(e) => {
+    /// The id of the group's coordinator: the leader of its offsets
+    /// partition in the metadata (Kafka's FindCoordinator). Creates
+    /// `__consumer_offsets` on first use and waits, bounded, for a leader.
+    pub async fn coordinator_id(&self, broker: &Broker, group: &str) -> Result<i32, ApiError> {
+        validate_group(group)?;
+        ensure_offsets_topic(broker).await?;
+        let deadline = std::time::Instant::now() + Duration::from_millis(COORDINATOR_WAIT_MS);
+        // Bounded by the deadline: a just-created partition needs an election.
+        loop {
+            let image = broker.image();
+            let partitions = image.topics.get(OFFSETS_TOPIC).map(|t| &t.partitions);
+            let leader = partitions.and_then(|ps| ps.get(offsets_partition_of(group, ps.len()))?.leader);
+            match leader {
+                Some(id) => return Ok(id),
+                None if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                None => {
                     return Err(ApiError::new(
                         ErrorCode::CoordinatorNotAvailable,
-                        format!("creating {OFFSETS_TOPIC}: {}", e.message),
+                        "the group's offsets partition has no leader",
                     ));
                 }
             }
         }
+    }
+
+    /// The local leader of the group's offsets partition: this node must be
+    /// the group's coordinator. Creates `__consumer_offsets` on first use.
+    async fn coordinator(&self, broker: &Broker, group: &str) -> Result<std::sync::Arc<Partition>, ApiError> {
+        ensure_offsets_topic(broker).await?;
         let n = broker.image().topics.get(OFFSETS_TOPIC).map_or(1, |t| t.partitions.len());
         let index = offsets_partition_of(group, n) as i64;
         let deadline = std::time::Instant::now() + Duration::from_millis(COORDINATOR_WAIT_MS);
@@ -253,6 +260,28 @@ impl Groups {
                     ));
                 }
             }
+        }
+    }
+}
+
+/// Creates `__consumer_offsets` unless it exists, as Kafka does on a
+/// group's first use.
+async fn ensure_offsets_topic(broker: &Broker) -> Result<(), ApiError> {
+    if broker.image().topics.contains_key(OFFSETS_TOPIC) {
+        return Ok(());
+    }
+    let live = broker.image().brokers.values().filter(|b| !b.fenced).count().max(1) as i64;
+    let req = CreateTopicRequest {
+        name: OFFSETS_TOPIC.into(),
+        partitions: Some(broker.config.offsets_topic_partitions),
+        replication_factor: Some(broker.config.offsets_topic_replication_factor.min(live)),
+        configs: BTreeMap::new(),
+    };
+    match broker.create_topic_unchecked(&req).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == ErrorCode::TopicAlreadyExists => Ok(()),
+        Err(e) => {
+            Err(ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("creating {OFFSETS_TOPIC}: {}", e.message)))
         }
     }
 }

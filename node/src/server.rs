@@ -86,7 +86,8 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     println!("faultline-node {} listening on http://{bound}", broker.config.node_id);
     let _ = std::io::stdout().flush();
 
-    let kafka = kafka_listener.map(|l| tokio::spawn(crate::kafka::serve(l, broker.clone(), stop_rx.clone())));
+    let kafka_node = Arc::new(crate::kafka::Node { broker: broker.clone(), groups: state.groups.clone() });
+    let kafka = kafka_listener.map(|l| tokio::spawn(crate::kafka::serve(l, kafka_node, stop_rx.clone())));
     let app = router(state).merge(controller.router());
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
 

@@ -38,7 +38,7 @@ pub use partition::{
 pub use produce::{
     Acks0Batch, FETCH_BYTES_MAX, FETCH_RECORDS_MAX, FETCH_WAIT_MS_MAX, PRODUCE_TIMEOUT_MS_MAX, decode_records,
 };
-pub use topic_name::validate_topic_name;
+pub use topic_name::{validate_topic_name, validate_user_topic_name};
 
 /// The internal topic that stores consumer-group offsets, as in Kafka.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -259,18 +259,24 @@ impl Broker {
     /// Creates a topic through the controller, validating what can be
     /// validated locally first.
     pub async fn create_topic(&self, req: &CreateTopicRequest) -> Result<TopicDescription, ApiError> {
-        validate_topic_name(&req.name)?;
-        if req.name.starts_with("__") {
-            return Err(ApiError::new(
-                ErrorCode::InvalidTopicException,
-                format!("topic name `{}` is reserved for internal topics", req.name),
-            ));
-        }
+        validate_user_topic_name(&req.name)?;
         self.create_topic_unchecked(req).await
     }
 
-    /// Creates a topic that may be internal; the name is already valid.
-    pub(crate) async fn create_topic_unchecked(&self, req: &CreateTopicRequest) -> Result<TopicDescription, ApiError> {
+    /// Checks a create as [`Broker::create_topic`] would, creating nothing
+    /// (Kafka's `validate_only`).
+    pub fn validate_create_topic(&self, req: &CreateTopicRequest) -> Result<(), ApiError> {
+        validate_user_topic_name(&req.name)?;
+        self.create_command(req)?;
+        if self.image().topics.contains_key(&req.name) {
+            return Err(ApiError::new(ErrorCode::TopicAlreadyExists, format!("topic `{}` already exists", req.name)));
+        }
+        Ok(())
+    }
+
+    /// The controller command a create asks for, checked as far as this
+    /// node can: partitions, replication factor, overrides, name collisions.
+    fn create_command(&self, req: &CreateTopicRequest) -> Result<(Command, i64, i64), ApiError> {
         let partitions = req.partitions.unwrap_or(self.config.num_partitions);
         if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
             return Err(ApiError::new(
@@ -309,6 +315,12 @@ impl Broker {
             configs,
             unclean_leader_election: unclean,
         };
+        Ok((cmd, partitions, rf))
+    }
+
+    /// Creates a topic that may be internal; the name is already valid.
+    pub(crate) async fn create_topic_unchecked(&self, req: &CreateTopicRequest) -> Result<TopicDescription, ApiError> {
+        let (cmd, partitions, rf) = self.create_command(req)?;
         match self.control().propose(cmd).await.map_err(controller_unavailable)? {
             CommandResult::TopicCreated => {}
             CommandResult::Rejected { reason, message } => return Err(ApiError::new(rejection_code(reason), message)),

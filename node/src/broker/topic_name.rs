@@ -25,6 +25,19 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A valid name that is not reserved for internal topics (`__` prefix):
+/// what a client may create.
+pub fn validate_user_topic_name(name: &str) -> Result<(), ApiError> {
+    validate_topic_name(name)?;
+    if name.starts_with("__") {
+        return Err(ApiError::new(
+            ErrorCode::InvalidTopicException,
+            format!("topic name `{name}` is reserved for internal topics"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,12 +9,13 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
-    MetadataRequest, MetadataResponse, ProduceRequest, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, DescribeConfigsRequest,
+    FetchRequest, FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
-use super::Reply;
+use super::{Node, Reply};
 use crate::broker::Broker;
 
 /// Each supported API with its oldest and newest version.
@@ -25,6 +26,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListOffsets, 1, 7),
     (ApiKey::Produce, 3, 9),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DescribeConfigs, 1, 4),
 ];
 
 /// Kafka's error codes the listener sends.
@@ -32,12 +38,14 @@ pub mod code {
     pub const NONE: i16 = 0;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const LEADER_NOT_AVAILABLE: i16 = 5;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const ILLEGAL_GENERATION: i16 = 22;
     pub const UNSUPPORTED_VERSION: i16 = 35;
 }
 
 /// Answers one request whose header was read; `None` when Kafka sends no
 /// answer (produce with acks=0).
-pub async fn handle(key: ApiKey, version: i16, mut body: Bytes, broker: &Broker) -> Result<Option<Reply>, String> {
+pub async fn handle(key: ApiKey, version: i16, mut body: Bytes, node: &Node) -> Result<Option<Reply>, String> {
     let Some(&(_, min, max)) = SUPPORTED.iter().find(|(k, _, _)| *k == key) else {
         return Err(format!("unsupported API {key:?}"));
     };
@@ -45,6 +53,7 @@ pub async fn handle(key: ApiKey, version: i16, mut body: Bytes, broker: &Broker)
         return unsupported_version(key).map(Some);
     }
     let bad = |e: anyhow::Error| format!("undecodable {key:?} v{version} request: {e}");
+    let broker = &*node.broker;
     match key {
         ApiKey::ApiVersions => {
             ApiVersionsRequest::decode(&mut body, version).map_err(bad)?;
@@ -69,6 +78,26 @@ pub async fn handle(key: ApiKey, version: i16, mut body: Bytes, broker: &Broker)
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut body, version).map_err(bad)?;
             super::produce::produce(&req, version, broker).await.map(|r| Reply::encode(&r, version)).transpose()
+        }
+        ApiKey::FindCoordinator => {
+            let req = FindCoordinatorRequest::decode(&mut body, version).map_err(bad)?;
+            Reply::encode(&super::groups::find_coordinator(&req, version, node).await, version).map(Some)
+        }
+        ApiKey::OffsetCommit => {
+            let req = OffsetCommitRequest::decode(&mut body, version).map_err(bad)?;
+            Reply::encode(&super::groups::offset_commit(&req, node).await, version).map(Some)
+        }
+        ApiKey::OffsetFetch => {
+            let req = OffsetFetchRequest::decode(&mut body, version).map_err(bad)?;
+            Reply::encode(&super::groups::offset_fetch(&req, version, node).await, version).map(Some)
+        }
+        ApiKey::CreateTopics => {
+            let req = CreateTopicsRequest::decode(&mut body, version).map_err(bad)?;
+            Reply::encode(&super::admin::create_topics(&req, node).await, version).map(Some)
+        }
+        ApiKey::DescribeConfigs => {
+            let req = DescribeConfigsRequest::decode(&mut body, version).map_err(bad)?;
+            Reply::encode(&super::admin::describe_configs(&req, version, node), version).map(Some)
         }
         _ => Err(format!("unsupported API {key:?}")),
     }
@@ -99,7 +128,7 @@ fn str_bytes(s: &str) -> StrBytes {
 }
 
 /// `host:port` → (host, port), for a broker's advertised Kafka endpoint.
-fn host_port(endpoint: &str) -> Option<(String, i32)> {
+pub(super) fn host_port(endpoint: &str) -> Option<(String, i32)> {
     let (host, port) = endpoint.rsplit_once(':')?;
     Some((host.trim_start_matches('[').trim_end_matches(']').to_string(), port.parse().ok()?))
 }

@@ -10,8 +10,10 @@
 //! client parses, so the connection is closed; other connections go on.
 //! [`api`] holds the handlers and the table of supported versions.
 
+pub mod admin;
 pub mod api;
 pub mod fetch;
+pub mod groups;
 pub mod produce;
 
 use std::sync::Arc;
@@ -24,16 +26,24 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::broker::Broker;
+use crate::groups::Groups;
+
+/// What the handlers act on: the broker, and the group offsets store the
+/// HTTP API shares.
+pub struct Node {
+    pub broker: Arc<Broker>,
+    pub groups: Arc<Groups>,
+}
 
 /// Accepts connections until `stop` is set; each is served on its own task.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let broker = broker.clone();
+                    let node = node.clone();
                     tokio::spawn(async move {
-                        if let Err(why) = connection(stream, &broker).await {
+                        if let Err(why) = connection(stream, &node).await {
                             tracing::debug!(%peer, why, "kafka connection closed");
                         }
                     });
@@ -47,9 +57,9 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut stop: watch::
 
 /// Serves one connection: request, response, in order, until the client
 /// closes it or sends something that cannot be answered.
-async fn connection(mut stream: TcpStream, broker: &Broker) -> Result<(), String> {
+async fn connection(mut stream: TcpStream, node: &Node) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
-    let max = broker.config.socket_request_max_bytes;
+    let max = node.broker.config.socket_request_max_bytes;
     // Bounded by the client: each round reads one frame or ends.
     loop {
         let len = match stream.read_i32().await {
@@ -64,14 +74,14 @@ async fn connection(mut stream: TcpStream, broker: &Broker) -> Result<(), String
         let mut frame = vec![0u8; len];
         stream.read_exact(&mut frame).await.map_err(|e| format!("reading a frame: {e}"))?;
         // acks=0 produce requests get no response, as in Kafka.
-        if let Some(response) = answer(Bytes::from(frame), broker).await? {
+        if let Some(response) = answer(Bytes::from(frame), node).await? {
             stream.write_all(&response).await.map_err(|e| format!("writing a response: {e}"))?;
         }
     }
 }
 
 /// The response frame (length included) to one request frame, if it gets one.
-async fn answer(mut frame: Bytes, broker: &Broker) -> Result<Option<Bytes>, String> {
+async fn answer(mut frame: Bytes, node: &Node) -> Result<Option<Bytes>, String> {
     let key = ApiKey::try_from(frame.clone().get_i16()).map_err(|_| "unknown API key".to_string())?;
     let version = {
         let mut peek = frame.clone();
@@ -80,7 +90,7 @@ async fn answer(mut frame: Bytes, broker: &Broker) -> Result<Option<Bytes>, Stri
     };
     let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
         .map_err(|e| format!("undecodable {key:?} v{version} header: {e}"))?;
-    let Some(reply) = api::handle(key, version, frame, broker).await? else { return Ok(None) };
+    let Some(reply) = api::handle(key, version, frame, node).await? else { return Ok(None) };
     // An unsupported version is answered in the oldest form the client
     // reads (ApiVersions v0), so it can retry.
     let response_header = ResponseHeader::default().with_correlation_id(header.correlation_id);

@@ -18,12 +18,12 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use crate::api::{create, produce_req};
 use crate::util::Node;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Sends one request and reads its response body (after the header).
-fn call<Req: Encodable>(s: &mut TcpStream, key: ApiKey, version: i16, req: &Req) -> Bytes {
+pub(crate) fn call<Req: Encodable>(s: &mut TcpStream, key: ApiKey, version: i16, req: &Req) -> Bytes {
     call_as(s, key, version, version, req)
 }
 
