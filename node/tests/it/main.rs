@@ -10,6 +10,7 @@ mod kafka;
 mod kafka_admin;
 mod kafka_clients;
 mod kafka_faults;
+mod kafka_fuzz;
 mod lifecycle;
 mod openapi;
 mod producer;
