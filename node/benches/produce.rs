@@ -1,7 +1,7 @@
-//! Produce and fetch throughput of one real `faultline-node`, and the
-//! ceiling of a bare axum server that only parses the same JSON batches and
-//! appends them to memory, measured with the same load client on the same
-//! cores.
+//! Produce and fetch throughput of one real `faultline-node`, over its HTTP
+//! API and over its Kafka listener (a raw client sending pre-encoded
+//! batches), and the ceiling of a bare axum server that only parses the same
+//! JSON batches and appends them to memory, all on the same cores.
 //!
 //! Run: `cargo bench -p faultline-node --bench produce` (add
 //! `-- --seconds 5 --concurrency 16` to change the defaults). Prints one
@@ -13,6 +13,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::kafka_load::kafka_produce_load;
 use common::*;
 use faultline_client::api::{Acks, FetchRequest, ProduceRequest};
 
@@ -48,17 +49,21 @@ fn run_bare_server() {
     });
 }
 
-fn print_row(name: &str, batch: usize, r: &LoadResult) -> f64 {
+/// Prints one row: the load's throughput and latency, and the server's CPU
+/// time per record (µs), which does not depend on the client's share of
+/// the cores.
+fn print_row(name: &str, batch: usize, (r, cpu_s): &(LoadResult, f64)) -> (f64, f64) {
     let secs = r.elapsed.as_secs_f64();
     let rps = r.records as f64 / secs;
     println!(
-        "{name:<34} {batch:>5} {rps:>12.0} {:>8.1} {:>8.2} {:>8.2} {:>7}",
+        "{name:<34} {batch:>5} {rps:>12.0} {:>8.1} {:>8.2} {:>8.2} {:>7} {:>9.2}",
         r.bytes as f64 / secs / 1e6,
         r.latency.value_at_quantile(0.50) as f64 / 1000.0,
         r.latency.value_at_quantile(0.99) as f64 / 1000.0,
-        r.errors
+        r.errors,
+        cpu_s * 1e6 / r.records.max(1) as f64
     );
-    rps
+    (rps, cpu_s * 1e6 / r.records.max(1) as f64)
 }
 
 fn targets(url: &str, topic: &str, partitions: u32) -> Vec<String> {
@@ -121,37 +126,45 @@ fn main() {
             o.seconds, o.concurrency
         );
         println!(
-            "{:<34} {:>5} {:>12} {:>8} {:>8} {:>8} {:>7}",
-            "scenario", "batch", "records/s", "MB/s", "p50 ms", "p99 ms", "errors"
+            "{:<34} {:>5} {:>12} {:>8} {:>8} {:>8} {:>7} {:>9}",
+            "scenario", "batch", "records/s", "MB/s", "p50 ms", "p99 ms", "errors", "cpu µs/r"
         );
         let partitions = 4;
         let bare = start_bare(BARE_ENV);
-        let ceiling = print_row(
+        let (ceiling, _) = print_row(
             "bare axum parse+append (ceiling)",
             100,
-            &produce_load(&targets(&bare.url, "x", partitions), 100, Acks::Leader, &o).await,
+            &measured(&bare, produce_load(&targets(&bare.url, "x", partitions), 100, Acks::Leader, &o)).await,
         );
         drop(bare);
 
-        let mut broker_100 = 0.0;
-        let node = start_node(&[]);
+        let mut broker_100 = (0.0, 0.0);
+        let kafka_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let kafka_addr: std::net::SocketAddr = ([127, 0, 0, 1], kafka_port).into();
+        let node = start_node(&[&format!("listeners=http://127.0.0.1:0,PLAINTEXT://{kafka_addr}")]);
         for batch in [1, 10, 100] {
             let topic = format!("b{batch}");
             create_topic(&node.url, &topic, partitions).await;
-            let rps = print_row(
+            let row = print_row(
                 "acks=1, default flush",
                 batch,
-                &produce_load(&targets(&node.url, &topic, partitions), batch, Acks::Leader, &o).await,
+                &measured(&node, produce_load(&targets(&node.url, &topic, partitions), batch, Acks::Leader, &o)).await,
             );
             if batch == 100 {
-                broker_100 = rps;
+                broker_100 = row;
             }
         }
+        create_topic(&node.url, "k100", partitions).await;
+        let kafka_100 = print_row(
+            "Kafka protocol acks=1 (raw client)",
+            100,
+            &measured(&node, kafka_produce_load(kafka_addr, "k100", partitions as i32, 100, 1, &o)).await,
+        );
         create_topic(&node.url, "ball", partitions).await;
         print_row(
             "acks=all, default flush",
             100,
-            &produce_load(&targets(&node.url, "ball", partitions), 100, Acks::All, &o).await,
+            &measured(&node, produce_load(&targets(&node.url, "ball", partitions), 100, Acks::All, &o)).await,
         );
         let (n, took) = fetch_load(&node.url, "b100", partitions).await;
         println!(
@@ -170,14 +183,22 @@ fn main() {
             print_row(
                 "acks=1, flush.messages=1",
                 batch,
-                &produce_load(&targets(&node.url, &topic, partitions), batch, Acks::Leader, &o).await,
+                &measured(&node, produce_load(&targets(&node.url, &topic, partitions), batch, Acks::Leader, &o)).await,
             );
         }
         drop(node);
         println!(
             "broker acks=1 100-record batches: {:.0} records/s = {:.0}% of the bare ceiling",
-            broker_100,
-            100.0 * broker_100 / ceiling
+            broker_100.0,
+            100.0 * broker_100.0 / ceiling
+        );
+        println!(
+            "Kafka protocol acks=1 100-record batches: {:.0} records/s = {:.2}x the HTTP path ({:.2}x the bare \
+             HTTP ceiling); node CPU per record {:.2}x the HTTP path's",
+            kafka_100.0,
+            kafka_100.0 / broker_100.0,
+            kafka_100.0 / ceiling,
+            kafka_100.1 / broker_100.1
         );
     });
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod kafka_load;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -38,6 +40,27 @@ pub fn parse_options() -> Options {
         i += 1;
     }
     o
+}
+
+/// CPU seconds (user + system) process `pid` has used so far, from
+/// `/proc/<pid>/stat`; the server side of each row's cost.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line, in clock ticks.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let hz = 100.0; // USER_HZ on Linux
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// Runs one load row against `server` and returns its result with the CPU
+/// seconds the server spent meanwhile.
+pub async fn measured(server: &Server, load: impl std::future::Future<Output = LoadResult>) -> (LoadResult, f64) {
+    let before = cpu_seconds(server.child.id());
+    let result = load.await;
+    (result, cpu_seconds(server.child.id()) - before)
 }
 
 /// A child process killed on drop.

@@ -46,11 +46,15 @@ pub fn kafka_code(e: ErrorCode) -> i16 {
 }
 
 /// Records as Kafka record batches: one batch per run of records with the
-/// same leader epoch, so each batch's epoch is its records'.
+/// same leader epoch, so each batch's epoch is its records'. The encoder
+/// keeps records in one batch only while offset minus sequence is constant,
+/// so each record's sequence is the batch's "no sequence" (-1) plus its
+/// offset delta, which is what a decoder derives from a -1 base sequence.
 fn batches(records: &[FetchedRecord]) -> Result<Bytes, ApiError> {
     let mut out = BytesMut::new();
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
     for run in records.chunk_by(|a, b| a.leader_epoch == b.leader_epoch) {
+        let first = run[0].offset;
         let records: Vec<Record> = run
             .iter()
             .map(|r| Record {
@@ -62,7 +66,7 @@ fn batches(records: &[FetchedRecord]) -> Result<Bytes, ApiError> {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: r.offset,
-                sequence: -1,
+                sequence: (r.offset - first) as i32 - 1,
                 timestamp: r.timestamp,
                 key: r.key.clone().map(Bytes::from),
                 value: Some(Bytes::from(r.value.clone())),

@@ -14,6 +14,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
 };
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
 use super::fetch::kafka_code;
@@ -81,17 +82,21 @@ pub async fn produce(req: &ProduceRequest, version: i16, broker: &Broker) -> Opt
         for p in &t.partition_data {
             let base = PartitionProduceResponse::default().with_index(p.index);
             let outcome = match append_of(req, p.records.as_ref()) {
-                Ok(append) => {
-                    broker.produce(&t.name.0, i64::from(p.index), &append).await.map_err(|e| kafka_code(e.code))
-                }
-                Err(code) => Err(code),
+                Ok(append) => broker
+                    .produce(&t.name.0, i64::from(p.index), &append)
+                    .await
+                    .map_err(|e| (kafka_code(e.code), Some(e.message))),
+                Err(code) => Err((code, None)),
             };
             partitions.push(match outcome {
                 Ok((_, r)) => {
                     let start = if version >= 5 { r.log_start_offset.unwrap_or(-1) } else { -1 };
                     base.with_base_offset(r.base_offset.unwrap_or(-1)).with_log_start_offset(start)
                 }
-                Err(code) => base.with_error_code(code).with_base_offset(-1),
+                Err((code, message)) => base
+                    .with_error_code(code)
+                    .with_base_offset(-1)
+                    .with_error_message(message.map(StrBytes::from_string)),
             });
         }
         topics.push(TopicProduceResponse::default().with_name(t.name.clone()).with_partition_responses(partitions));

@@ -65,7 +65,8 @@ fn templates() -> Vec<Vec<u8>> {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // One batch with no sequence: base -1 plus the offset delta.
+            sequence: i as i32 - 1,
             timestamp: 1,
             key: None,
             value: Some(Bytes::from(v.to_string())),
@@ -147,10 +148,19 @@ fn throw(port: u16, f: &[u8]) {
     while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
 }
 
+/// Every record of partition 0 below the HW, fetched page by page.
 async fn log_of(node: &Node, topic: &str) -> Vec<(i64, String)> {
-    let req = HttpFetch { offset: 0, max_records: None, max_bytes: None, max_wait_ms: None };
-    let records = node.client().fetch(topic, 0, &req).await.unwrap().records;
-    records.into_iter().map(|r| (r.offset, r.value)).collect()
+    let mut out = Vec::new();
+    // Bounded by the HW: each round reads at least one record or stops.
+    loop {
+        let offset = out.last().map_or(0, |(o, _): &(i64, String)| o + 1);
+        let req = HttpFetch { offset, max_records: None, max_bytes: None, max_wait_ms: None };
+        let records = node.client().fetch(topic, 0, &req).await.unwrap().records;
+        if records.is_empty() {
+            return out;
+        }
+        out.extend(records.into_iter().map(|r| (r.offset, r.value)));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
