@@ -13,6 +13,9 @@ shellcheck scripts/*.sh
 # openapi-spec-validator (PyPI, in a virtualenv under target/), which a node
 # integration test runs on the document a live node serves.
 bash scripts/openapi-validator.sh >/dev/null
+# kafka-python and confluent-kafka (PyPI, in a virtualenv under target/),
+# which the node's real-client tests run against its Kafka listener.
+bash scripts/kafka-clients-venv.sh >/dev/null
 # Formatting and lints gate the tests: rustfmt.toml's style, no clippy warning.
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
