@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -15,7 +15,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{LoadResult, Options, VALUE_BYTES};
+use super::{LoadResult, Options, VALUE_BYTES, finish};
 
 const PRODUCE_VERSION: i16 = 9;
 
@@ -108,24 +108,5 @@ pub async fn kafka_produce_load(
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_secs_f64(o.seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut result = LoadResult {
-        requests: 0,
-        records: 0,
-        bytes: 0,
-        elapsed: Duration::ZERO,
-        latency: hdrhistogram::Histogram::new(3).unwrap(),
-        errors: 0,
-    };
-    for t in tasks {
-        let (good, errors, hist) = t.await.unwrap();
-        result.requests += good;
-        result.errors += errors;
-        result.latency.add(hist).unwrap();
-    }
-    result.elapsed = start.elapsed();
-    result.records = result.requests * batch as u64;
-    result.bytes = result.records * VALUE_BYTES as u64;
-    result
+    finish(tasks, &stop, start, batch, o).await
 }

@@ -186,6 +186,21 @@ pub async fn produce_load(targets: &[String], batch: usize, acks: Acks, o: &Opti
             })
         })
         .collect();
+    finish(tasks, &stop, start, batch, o).await
+}
+
+/// One load worker's count of good requests, failed ones, and latencies (µs).
+pub type WorkerResult = (u64, u64, hdrhistogram::Histogram<u64>);
+
+/// Lets the workers run for `o.seconds`, stops them, and sums what they
+/// measured into one row of `batch`-record requests.
+pub async fn finish(
+    tasks: Vec<tokio::task::JoinHandle<WorkerResult>>,
+    stop: &AtomicBool,
+    start: Instant,
+    batch: usize,
+    o: &Options,
+) -> LoadResult {
     tokio::time::sleep(Duration::from_secs_f64(o.seconds)).await;
     stop.store(true, Ordering::Relaxed);
     let mut result = LoadResult {
@@ -197,8 +212,8 @@ pub async fn produce_load(targets: &[String], batch: usize, acks: Acks, o: &Opti
         errors: 0,
     };
     for t in tasks {
-        let (ok, errors, hist) = t.await.unwrap();
-        result.requests += ok;
+        let (good, errors, hist) = t.await.unwrap();
+        result.requests += good;
         result.errors += errors;
         result.latency.add(hist).unwrap();
     }
