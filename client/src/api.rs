@@ -67,6 +67,44 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Kafka's numeric code for the name (`-1`, UNKNOWN_SERVER_ERROR, for
+    /// [`ErrorCode::Unrecognized`]): the one table.
+    pub fn kafka_code(self) -> i16 {
+        use ErrorCode::*;
+        match self {
+            OffsetOutOfRange => 1,
+            UnknownTopicOrPartition => 3,
+            NotLeaderOrFollower => 6,
+            RequestTimedOut => 7,
+            MessageTooLarge => 10,
+            CoordinatorNotAvailable => 15,
+            NotCoordinator => 16,
+            InvalidTopicException => 17,
+            RecordListTooLarge => 18,
+            NotEnoughReplicas => 19,
+            NotEnoughReplicasAfterAppend => 20,
+            InvalidRequiredAcks => 21,
+            InvalidGroupId => 24,
+            TopicAlreadyExists => 36,
+            InvalidPartitions => 37,
+            InvalidReplicationFactor => 38,
+            InvalidConfig => 40,
+            InvalidRequest => 42,
+            OutOfOrderSequenceNumber => 45,
+            InvalidProducerEpoch => 47,
+            KafkaStorageError => 56,
+            UnknownProducerId => 59,
+            FencedLeaderEpoch => 74,
+            UnknownLeaderEpoch => 75,
+            UnknownServerError | Unrecognized => -1,
+        }
+    }
+
+    /// The name of Kafka's numeric code, if this client knows it.
+    pub fn from_kafka_code(code: i16) -> Option<ErrorCode> {
+        ErrorCode::ALL.iter().copied().find(|e| e.kafka_code() == code && *e != ErrorCode::Unrecognized)
+    }
+
     /// The wire name, e.g. `UNKNOWN_TOPIC_OR_PARTITION`.
     pub fn name(self) -> &'static str {
         use ErrorCode::*;

@@ -95,4 +95,16 @@ mod tests {
         let RefOr::T(Schema::Object(errors)) = <ErrorCode as utoipa::PartialSchema>::schema() else { panic!() };
         assert_eq!(errors.enum_values.unwrap().len(), ErrorCode::ALL.len());
     }
+
+    #[test]
+    fn every_error_name_has_one_kafka_code_that_maps_back() {
+        for &e in ErrorCode::ALL {
+            match e {
+                ErrorCode::UnknownServerError | ErrorCode::Unrecognized => assert_eq!(e.kafka_code(), -1),
+                _ => assert_eq!(ErrorCode::from_kafka_code(e.kafka_code()), Some(e), "{}", e.name()),
+            }
+        }
+        assert_eq!(ErrorCode::from_kafka_code(6), Some(ErrorCode::NotLeaderOrFollower));
+        assert_eq!(ErrorCode::from_kafka_code(30), None, "a code this client does not name");
+    }
 }

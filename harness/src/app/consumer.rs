@@ -8,102 +8,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
-use faultline_checker::modes::{CommitStrategy, OffsetReset, OnSinkError, Processing};
+use anyhow::anyhow;
+use faultline_checker::modes::{CommitStrategy, OffsetReset, Processing};
 use faultline_checker::op::{AssignValue, CommitValue, F, Op, OpType, OpValue, PartMap, PollValue, Seek};
 use faultline_client::ClusterClient;
 use faultline_client::api::{FetchRequest, OffsetCommit, OffsetCommitRequest};
 use parking_lot::Mutex;
 
 use super::coordinator::{Coordinator, fetched_pairs};
+use super::processing::{Handoff, Processor, RETRY_PAUSE, Records, Worker, drain_worker, spawn_worker};
 use super::record::{Ids, emit, part_name, with_client_error};
 use super::spec::{ClientSpec, ConsumerSpec};
 use crate::sink::Sink;
-
-/// Pause after a failed assign, poll or sink write.
-pub const RETRY_PAUSE: Duration = Duration::from_millis(100);
-/// Attempts of one sink write with `on_sink_error = retry` (about a
-/// minute at [`RETRY_PAUSE`] plus the busy timeout): longer than any outage.
-const SINK_ATTEMPTS_MAX: u32 = 300;
-/// Poll batches the in-memory queue holds before the poll loop waits.
-/// Small, as applications bound their hand-off queues: it bounds how far
-/// polling runs ahead of processing, and the drain at a graceful stop.
-const QUEUE_BATCHES_MAX: usize = 32;
-/// How long a stopping consumer's worker may take to drain its queue:
-/// within the harness's stop grace (15 s), which SIGKILLs after it.
-const WORKER_DRAIN_BOUND: Duration = Duration::from_secs(10);
-
-type Records = Vec<(u64, faultline_checker::op::RecordValue)>;
-
-/// One consumer's downstream processing: writes records into its sink, one
-/// transaction per batch, recorded as `process` ops.
-struct Processor {
-    sink: Option<Arc<Mutex<Sink>>>,
-    on_error: OnSinkError,
-    work: Duration,
-}
-
-impl Processor {
-    /// Processes one partition's records under process `pid`: ok once the
-    /// sink's transaction committed. On a sink error, `skip` gives the
-    /// records up and `retry` tries again (bounded).
-    async fn process(&self, pid: u64, name: &str, records: Records) -> anyhow::Result<()> {
-        let Some(sink) = &self.sink else { return Ok(()) };
-        if records.is_empty() {
-            return Ok(());
-        }
-        let value = || OpValue::Process(PollValue { records: PartMap(vec![(name.to_string(), records.clone())]) });
-        tokio::time::sleep(self.work).await;
-        for attempt in 1..=SINK_ATTEMPTS_MAX {
-            emit(Op::invoke(pid, F::Process, value()));
-            let (sink, part, recs) = (sink.clone(), name.to_string(), records.clone());
-            let result = tokio::task::spawn_blocking(move || sink.lock().write(&part, &recs))
-                .await
-                .context("the sink task panicked")?;
-            match result {
-                Ok(_) => {
-                    emit(Op::complete(OpType::Ok, pid, F::Process, value()));
-                    return Ok(());
-                }
-                Err(e) => {
-                    let op = Op::complete(OpType::Fail, pid, F::Process, value());
-                    emit(op.with_error(Some("sink-error"), e.to_string()));
-                    if self.on_error == OnSinkError::Skip {
-                        return Ok(());
-                    }
-                    if attempt < SINK_ATTEMPTS_MAX {
-                        tokio::time::sleep(RETRY_PAUSE).await;
-                    }
-                }
-            }
-        }
-        bail!("the sink refused {name}'s records {SINK_ATTEMPTS_MAX} times; giving up")
-    }
-
-    /// Processes and moves the partition's processed offset past the records.
-    async fn process_and_mark(
-        &self,
-        pid: u64,
-        name: &str,
-        index: usize,
-        records: Records,
-        processed: &Mutex<Vec<i64>>,
-    ) -> anyhow::Result<()> {
-        let next = records.last().map(|(o, _)| *o as i64 + 1);
-        self.process(pid, name, records).await?;
-        if let Some(next) = next {
-            let mut p = processed.lock();
-            p[index] = p[index].max(next);
-        }
-        Ok(())
-    }
-}
-
-/// Records of one partition handed from the poll loop to the queue worker.
-struct Handoff {
-    index: usize,
-    records: Records,
-}
 
 /// A consumer process's state between polls.
 struct Consumer<'a> {
@@ -185,22 +101,15 @@ impl<'a> Consumer<'a> {
 
     /// With `processing = queue`, the worker draining the bounded queue
     /// under its own process id.
-    fn start_worker(&mut self) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<()>>>> {
+    fn start_worker(&mut self) -> anyhow::Result<Option<Worker>> {
         if self.spec.processing != Processing::Queue {
             return Ok(None);
         }
         anyhow::ensure!(self.stride > 0, "processing = queue needs a process stride > 0 (the worker has its own id)");
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Handoff>(QUEUE_BATCHES_MAX);
+        let (tx, worker) =
+            spawn_worker(self.processor.clone(), self.processed.clone(), self.names.clone(), self.ids.take());
         self.queue = Some(tx);
-        let (processor, processed, names, worker_id) =
-            (self.processor.clone(), self.processed.clone(), self.names.clone(), self.ids.take());
-        Ok(Some(tokio::spawn(async move {
-            // Bounded by the channel: it ends when the poll loop drops its sender.
-            while let Some(h) = rx.recv().await {
-                processor.process_and_mark(worker_id, &names[h.index], h.index, h.records, &processed).await?;
-            }
-            anyhow::Ok(())
-        })))
+        Ok(Some(worker))
     }
 
     /// Assigns until it succeeds: positions from the group's committed
@@ -371,14 +280,9 @@ impl<'a> Consumer<'a> {
     /// A graceful close: the worker finishes what the queue holds, then the
     /// consumer commits (Kafka's close() commits with auto-commit; manual
     /// committers commit what they processed).
-    async fn close(mut self, worker: Option<tokio::task::JoinHandle<anyhow::Result<()>>>) -> anyhow::Result<()> {
+    async fn close(mut self, worker: Option<Worker>) -> anyhow::Result<()> {
         drop(self.queue.take());
-        if let Some(w) = worker {
-            match tokio::time::timeout(WORKER_DRAIN_BOUND, w).await {
-                Ok(r) => r.context("the queue worker panicked")??,
-                Err(_) => bail!("the queue worker did not drain within {WORKER_DRAIN_BOUND:?}"),
-            }
-        }
+        drain_worker(worker).await?;
         if self.positions.is_empty() {
             return Ok(());
         }

@@ -8,8 +8,8 @@ use faultline_checker::op::{DrainComplete, DrainTargets, F, Op, OpType, OpValue,
 use faultline_client::ClusterClient;
 use faultline_client::api::FetchRequest;
 
-use super::consumer::RETRY_PAUSE;
 use super::coordinator::fetched_pairs;
+use super::processing::RETRY_PAUSE;
 use super::record::{emit, part_name, with_client_error};
 use super::spec::{ClientSpec, DrainSpec};
 

@@ -1,6 +1,9 @@
 //! `faultline client SPEC` (hidden): the client applications of a run,
 //! each a separate OS process started by `faultline run` with one
-//! [`spec::ClientSpec`] as JSON, built on `faultline-client`.
+//! [`spec::ClientSpec`] as JSON, built on `faultline-client` (the Rust
+//! model of Kafka's clients) or on librdkafka (`rdkafka/`), as the spec's
+//! [`library::ClientLibrary`] says; the final drain reader is always the
+//! harness's own.
 //!
 //! A client process writes one JSON line per event to its stdout: an op of
 //! the public history format (`faultline_checker::op::Op`) with `time` the
@@ -21,7 +24,10 @@
 pub mod consumer;
 pub mod coordinator;
 pub mod drain;
+pub mod library;
+pub mod processing;
 pub mod producer;
+pub mod rdkafka;
 pub mod record;
 pub mod spec;
 
@@ -32,6 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::Args;
 
 use crate::exit::EXIT_BAD_ARGS;
+use library::ClientLibrary;
 use spec::{ClientSpec, RoleSpec};
 
 #[derive(Args, Debug)]
@@ -59,10 +66,13 @@ pub fn main(args: ClientArgs) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     watch_stdin(stop.clone());
     let result = runtime.block_on(async {
-        match &spec.role {
-            RoleSpec::Producer(a) => producer::produce(&spec, a, &stop).await,
-            RoleSpec::Consumer(a) => consumer::consume(&spec, a, &stop).await,
-            RoleSpec::Drain(a) => drain::drain(&spec, a).await,
+        match (&spec.role, spec.library) {
+            (RoleSpec::Producer(a), ClientLibrary::Faultline) => producer::produce(&spec, a, &stop).await,
+            (RoleSpec::Producer(a), ClientLibrary::Librdkafka) => rdkafka::producer::produce(&spec, a, &stop).await,
+            (RoleSpec::Consumer(a), ClientLibrary::Faultline) => consumer::consume(&spec, a, &stop).await,
+            (RoleSpec::Consumer(a), ClientLibrary::Librdkafka) => rdkafka::consumer::consume(&spec, a, &stop).await,
+            // The final reader is the harness's, not the application under test.
+            (RoleSpec::Drain(a), _) => drain::drain(&spec, a).await,
         }
     });
     match result {

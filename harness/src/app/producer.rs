@@ -24,7 +24,7 @@ use super::spec::{ClientSpec, ProducerSpec};
 /// processes, so unique per partition, and plain JSON integers.
 pub const VALUE_SPACE: i64 = 1_000_000_000;
 /// Extra time a closing producer gives its last batches beyond their delivery timeout.
-const CLOSE_SLACK: Duration = Duration::from_secs(1);
+pub const CLOSE_SLACK: Duration = Duration::from_secs(1);
 /// Highest accepted send rate of one process, sends per second.
 const RATE_MAX_PER_S: f64 = 100_000.0;
 
@@ -47,7 +47,7 @@ fn enqueue_error_code(e: &EnqueueError) -> &'static str {
 }
 
 /// splitmix64: a seeded choice of partitions, reproducible from the seed.
-fn next_random(state: &mut u64) -> u64 {
+pub fn next_random(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -100,15 +100,31 @@ struct Running {
     process: u64,
 }
 
-pub async fn produce(c: &ClientSpec, a: &ProducerSpec, stop: &AtomicBool) -> anyhow::Result<()> {
+/// The checks every producer application makes of its spec.
+pub fn check_spec(c: &ClientSpec, a: &ProducerSpec) -> anyhow::Result<()> {
     anyhow::ensure!(a.rate > 0.0 && a.rate <= RATE_MAX_PER_S, "rate {}: must be in (0, {RATE_MAX_PER_S}]", a.rate);
     anyhow::ensure!(a.partitions > 0 && a.records_per_send > 0, "partitions and records_per_send must be positive");
+    anyhow::ensure!(
+        a.mode == ProducerMode::Sync || c.process_stride > 0,
+        "producer mode {} needs a process stride > 0 (one process id per send in flight)",
+        a.mode
+    );
+    Ok(())
+}
+
+/// The seeded partition choice of producer process `process`.
+pub fn partition_rng(a: &ProducerSpec, process: u64) -> u64 {
+    a.seed ^ process.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+pub async fn produce(c: &ClientSpec, a: &ProducerSpec, stop: &AtomicBool) -> anyhow::Result<()> {
+    check_spec(c, a)?;
     let mut run = start(c, a)?;
     // Values come from the id the process started with, which no other
     // process ever has, so they stay unique across id changes.
     let value_base = c.process as i64 * VALUE_SPACE;
     let interval = Duration::from_secs_f64(1.0 / a.rate);
-    let mut rng = a.seed ^ run.process.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    let mut rng = partition_rng(a, run.process);
     let mut counter: i64 = 0;
     let mut next = tokio::time::Instant::now();
     // Bounded by the harness's stop (stdin), and by the harness's SIGKILL
@@ -160,11 +176,7 @@ fn start(c: &ClientSpec, a: &ProducerSpec) -> anyhow::Result<Running> {
     let ids = Ids::new(c.process, c.process_stride);
     let accumulator = match a.mode {
         ProducerMode::Sync => None,
-        mode => {
-            anyhow::ensure!(
-                c.process_stride > 0,
-                "producer mode {mode} needs a process stride > 0 (one process id per in-flight slot)"
-            );
+        _ => {
             let recorder =
                 Arc::new(SendRecorder { topic: c.topic.clone(), acks, ids: ids.clone(), lanes: Default::default() });
             let acc = AccumulatorConfig {

@@ -3,10 +3,13 @@
 //! spec instead of a hand-built argument list, so the two sides cannot
 //! disagree about a flag.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use faultline_checker::modes::{Acks, CommitStrategy, OffsetReset, OnSinkError, Processing, ProducerMode};
 use serde::{Deserialize, Serialize};
+
+use super::library::ClientLibrary;
 
 /// One client process: who it is, where the cluster is, and its role.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,8 +22,12 @@ pub struct ClientSpec {
     /// still be in flight, so it is concurrent with everything after it.
     /// 0 keeps the id.
     pub process_stride: u64,
-    /// Node URLs.
+    /// The library the application runs on.
+    pub library: ClientLibrary,
+    /// Node URLs (HTTP API: the faultline client and the drain).
     pub bootstrap: Vec<String>,
+    /// The nodes' Kafka listeners, `host:port` (librdkafka's `bootstrap.servers`).
+    pub kafka_bootstrap: Vec<String>,
     pub topic: String,
     /// Per-request timeout, milliseconds.
     pub request_timeout_ms: u64,
@@ -67,6 +74,8 @@ pub struct ProducerSpec {
     pub retries: u32,
     /// Batches in flight per partition (async modes; sync has one).
     pub max_in_flight: usize,
+    /// librdkafka's own settings, passed as they are.
+    pub library_config: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,6 +97,8 @@ pub struct ConsumerSpec {
     pub max_poll_records: u32,
     /// `fetch.max.wait.ms`: how long a poll may wait for data.
     pub fetch_max_wait_ms: u64,
+    /// librdkafka's own settings, passed as they are.
+    pub library_config: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,7 +133,9 @@ mod tests {
         let spec = ClientSpec {
             process: 3,
             process_stride: 5,
+            library: ClientLibrary::Librdkafka,
             bootstrap: vec!["http://10.0.0.1:9092".into()],
+            kafka_bootstrap: vec!["10.0.0.1:9093".into()],
             topic: "events".into(),
             request_timeout_ms: 3_000,
             role: RoleSpec::Drain(DrainSpec { targets: vec![(0, 12)], deadline_ms: 20_000 }),

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::expect::Expectation;
+use crate::app::library::ClientLibrary;
 use crate::run::plan::{Plan, TimelineText};
 use crate::run::{HarnessArgs, RunSettings};
 
@@ -86,6 +87,11 @@ struct CellDoc {
     /// Axes: a setting and its values; the cell runs once per combination.
     #[serde(default)]
     matrix: toml::Table,
+    /// A client-side cell: its claim is about the client application, and
+    /// it runs once per library listed (`faultline` keeps the cell's name,
+    /// another library is named `<cell>-<library>`).
+    #[serde(default)]
+    clients: Vec<ClientLibrary>,
 }
 
 /// Settings the campaign owns, with what to use instead.
@@ -113,6 +119,8 @@ pub enum Source<'a> {
 pub struct Overrides {
     pub seeds: Option<u32>,
     pub time_limit: Option<f64>,
+    /// Only the client-side cells, each with this library.
+    pub client: Option<ClientLibrary>,
 }
 
 /// A campaign ready to run.
@@ -173,7 +181,7 @@ pub fn load(text: &str, source: &Source, overrides: &Overrides) -> Result<Campai
     for c in &doc.cells {
         let at = format!("cell `{}`", c.name);
         check_name("name", &c.name, CELL_NAME_LEN_MAX).map_err(|e| format!("{at}: {e}"))?;
-        for combo in expand(c).map_err(|e| format!("{at}: {e}"))? {
+        for combo in expand(c, overrides.client).map_err(|e| format!("{at}: {e}"))? {
             let name = combo.name.clone();
             let at = format!("cell `{name}`");
             check_name("name", &name, CELL_NAME_LEN_MAX).map_err(|e| format!("{at}: {e}"))?;
@@ -187,6 +195,11 @@ pub fn load(text: &str, source: &Source, overrides: &Overrides) -> Result<Campai
             }
         }
     }
+    if let Some(client) = overrides.client
+        && cells.is_empty()
+    {
+        return Err(format!("--client {client}: the campaign has no client-side cell (`clients = [...]`)"));
+    }
     let defaults = doc.defaults.into_iter().collect();
     Ok(Campaign { name: doc.name, description: doc.description, defaults, cells })
 }
@@ -197,8 +210,39 @@ struct Combo {
     values: Vec<(String, toml::Value)>,
 }
 
+/// The cartesian product of a cell's `matrix` axes (keys in sorted order),
+/// then of its client libraries; with `only`, just that library's cells.
+fn expand(c: &CellDoc, only: Option<ClientLibrary>) -> Result<Vec<Combo>, String> {
+    if c.matrix.contains_key("client") && !c.clients.is_empty() {
+        return Err("matrix.client: the cell lists `clients`; give the libraries there".into());
+    }
+    let clients = match only {
+        Some(_) if c.clients.is_empty() => return Ok(Vec::new()),
+        Some(lib) => vec![lib],
+        None => c.clients.clone(),
+    };
+    let combos = expand_matrix(c)?;
+    if clients.is_empty() {
+        return Ok(combos);
+    }
+    let named = |name: &str, lib: ClientLibrary| match lib {
+        ClientLibrary::Faultline => name.to_string(),
+        other => format!("{name}-{other}"),
+    };
+    Ok(combos
+        .iter()
+        .flat_map(|combo| {
+            clients.iter().map(move |&lib| {
+                let mut values = combo.values.clone();
+                values.push(("client".into(), toml::Value::String(lib.to_string())));
+                Combo { name: named(&combo.name, lib), values }
+            })
+        })
+        .collect())
+}
+
 /// The cartesian product of a cell's `matrix` axes (keys in sorted order).
-fn expand(c: &CellDoc) -> Result<Vec<Combo>, String> {
+fn expand_matrix(c: &CellDoc) -> Result<Vec<Combo>, String> {
     let mut combos = vec![Combo { name: c.name.clone(), values: Vec::new() }];
     for (key, values) in &c.matrix {
         let at = format!("matrix.{key}");
@@ -535,10 +579,40 @@ run = { acks = 1, nemesis = ["kill", "partition"], nemesis-interval = 3, unclean
 
     #[test]
     fn overrides_replace_seeds_and_time_limit_and_are_checked_too() {
-        let c = load(GOOD, &Source::Builtin(&[]), &Overrides { seeds: Some(5), time_limit: Some(7.5) }).unwrap();
+        let o = Overrides { seeds: Some(5), time_limit: Some(7.5), client: None };
+        let c = load(GOOD, &Source::Builtin(&[]), &o).unwrap();
         assert!(c.cells.iter().all(|x| x.seeds == 5));
         assert!(c.cells.iter().all(|x| x.run.time_limit == 7.5));
-        assert!(load(GOOD, &Source::Builtin(&[]), &Overrides { seeds: Some(0), time_limit: None }).is_err());
+        assert!(load(GOOD, &Source::Builtin(&[]), &Overrides { seeds: Some(0), ..Default::default() }).is_err());
+    }
+
+    #[test]
+    fn client_side_cells_run_once_per_library_and_client_selects_them() {
+        let text = "name = \"x\"\n[[cell]]\nname = \"app\"\nexpect = \"valid\"\n\
+                    clients = [\"faultline\", \"librdkafka\"]\n\
+                    [[cell]]\nname = \"broker\"\nexpect = \"valid\"\n";
+        let c = load_str(text).unwrap();
+        let got: Vec<(&str, ClientLibrary)> = c.cells.iter().map(|x| (x.name.as_str(), x.run.client)).collect();
+        assert_eq!(
+            got,
+            [
+                ("app", ClientLibrary::Faultline),
+                ("app-librdkafka", ClientLibrary::Librdkafka),
+                ("broker", Default::default())
+            ]
+        );
+        let only = |lib| load(text, &Source::Builtin(&[]), &Overrides { client: Some(lib), ..Default::default() });
+        let names: Vec<String> = only(ClientLibrary::Librdkafka).unwrap().cells.into_iter().map(|x| x.name).collect();
+        assert_eq!(names, ["app-librdkafka"], "--client keeps the client-side cells, with that library");
+        let none = text.replace("clients = [\"faultline\", \"librdkafka\"]\n", "");
+        let e = load(
+            &none,
+            &Source::Builtin(&[]),
+            &Overrides { client: Some(ClientLibrary::Librdkafka), ..Default::default() },
+        );
+        assert!(e.unwrap_err().contains("no client-side cell"));
+        let bad = text.replace("\"librdkafka\"]", "\"kafka-go\"]");
+        assert!(load_str(&bad).unwrap_err().contains("kafka-go"), "an unknown library is named");
     }
 
     #[test]

@@ -39,6 +39,7 @@ use self::builtin::Builtin;
 use self::expect::Met;
 use self::file::{Campaign, Cell, Overrides, Source};
 use self::outcome::{CellResult, SeedRun, Verdict};
+use crate::app::library::ClientLibrary;
 use crate::exit::{EXIT_BAD_ARGS, EXIT_HARNESS};
 use crate::run::{HarnessArgs, RunSettings};
 use crate::store;
@@ -67,6 +68,10 @@ pub struct CampaignArgs {
     /// Seconds of workload for every cell (as `faultline run --time-limit`).
     #[arg(long)]
     time_limit: Option<f64>,
+    /// Only the client-side cells (those with `clients = [...]`), each run
+    /// with this client library.
+    #[arg(long, value_enum)]
+    client: Option<ClientLibrary>,
     /// Also write the JUnit XML here.
     #[arg(long)]
     junit: Option<PathBuf>,
@@ -121,7 +126,7 @@ pub fn main(args: CampaignArgs) -> ExitCode {
 /// Reads and checks the campaign and the options, and selects the cells:
 /// everything that can be wrong before anything runs.
 fn prepare(args: &CampaignArgs) -> Result<Campaign, String> {
-    let overrides = Overrides { seeds: args.seeds, time_limit: args.time_limit };
+    let overrides = Overrides { seeds: args.seeds, time_limit: args.time_limit, client: args.client };
     let mut campaign = match (&args.file, args.builtin) {
         (Some(path), None) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;

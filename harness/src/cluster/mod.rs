@@ -488,8 +488,7 @@ fn server_properties(state: &ClusterState, i: usize, settings: &[(String, String
     );
     if node.url != listener {
         // Clients reach this node elsewhere (NAT): both listeners are there.
-        let host = node.url.trim_start_matches("http://").rsplit_once(':').map_or("", |(h, _)| h);
-        text.push_str(&format!("advertised.listeners={},PLAINTEXT://{host}:{}\n", node.url, placement::KAFKA_PORT));
+        text.push_str(&format!("advertised.listeners={},PLAINTEXT://{}\n", node.url, node.kafka_address()));
     }
     for (k, v) in settings {
         text.push_str(&format!("{k}={v}\n"));

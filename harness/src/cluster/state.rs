@@ -124,6 +124,14 @@ pub struct NodeState {
     pub pid: Option<u32>,
 }
 
+impl NodeState {
+    /// Where Kafka clients reach this node: its URL's host, the Kafka port.
+    pub fn kafka_address(&self) -> String {
+        let host = self.url.trim_start_matches("http://").rsplit_once(':').map_or("", |(h, _)| h);
+        format!("{host}:{}", super::placement::KAFKA_PORT)
+    }
+}
+
 pub fn state_path(cluster_dir: &Path) -> PathBuf {
     cluster_dir.join("state.json")
 }

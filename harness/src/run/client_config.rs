@@ -8,13 +8,26 @@
 //! 3 s (Kafka: 30 s); set them to Kafka's own to see what they change.
 //!
 //! An unknown key or a value out of its range is an error that names both.
+//! With `--client librdkafka`, a key not listed here is librdkafka's own
+//! (`queue.buffering.max.messages`, `enable.auto.offset.store`, …) and goes
+//! to the library as it is; librdkafka checks it when the plan is made
+//! (`crate::app::rdkafka::config`), so a bad one still fails before the run.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use faultline_checker::modes::{Acks, CommitStrategy, OffsetReset};
 use serde::Serialize;
 
 use super::settings::RunSettings;
+use crate::app::library::ClientLibrary;
+
+/// Keys the harness sets itself, so no `*-config` entry may.
+const HARNESS_OWNED_KEYS: &[(&str, &str)] = &[
+    ("bootstrap.servers", "the cluster's nodes"),
+    ("group.id", "the run's group"),
+    ("enable.partition.eof", "the consumer application"),
+];
 
 /// The run's default `delivery.timeout.ms`.
 pub const DELIVERY_TIMEOUT_MS: u64 = 10_000;
@@ -55,6 +68,9 @@ pub struct ProducerSettings {
     /// `enable.idempotence`; unset: Kafka's rule (on with acks=all).
     #[serde(rename = "enable.idempotence")]
     pub enable_idempotence: Option<bool>,
+    /// librdkafka's own keys, passed to it as they are (`--client librdkafka`).
+    #[serde(flatten)]
+    pub library: BTreeMap<String, String>,
 }
 
 /// Every consumer setting a run uses, after the flags and `--consumer-config`.
@@ -72,6 +88,9 @@ pub struct ConsumerSettings {
     pub fetch_max_wait_ms: u64,
     #[serde(rename = "request.timeout.ms")]
     pub request_timeout_ms: u64,
+    /// librdkafka's own keys, passed to it as they are (`--client librdkafka`).
+    #[serde(flatten)]
+    pub library: BTreeMap<String, String>,
 }
 
 /// The producer keys, with their ranges for errors.
@@ -99,18 +118,31 @@ pub const CONSUMER_KEYS: &[(&str, &str)] = &[
     ("request.timeout.ms", "100 to 600000"),
 ];
 
-/// A `key=value` entry of a known key, with the key's range for errors.
+/// A `key=value` entry: a known key with its range for errors, or (with
+/// librdkafka) one of the library's own keys.
+enum Entry<'a> {
+    Known(&'a str, &'a str, &'static str),
+    Library(&'a str, &'a str),
+}
+
 fn entry<'a>(
     flag: &str,
     kv: &'a str,
     keys: &[(&str, &'static str)],
-) -> Result<(&'a str, &'a str, &'static str), String> {
+    client: ClientLibrary,
+) -> Result<Entry<'a>, String> {
     let (k, v) = kv
         .split_once('=')
         .map(|(k, v)| (k.trim(), v.trim()))
         .ok_or_else(|| format!("{flag} {kv:?}: expected key=value with Kafka's key names"))?;
-    let range = keys.iter().find(|(key, _)| *key == k).map(|(_, r)| *r).ok_or_else(|| unknown(flag, k, keys))?;
-    Ok((k, v, range))
+    if let Some((_, owner)) = HARNESS_OWNED_KEYS.iter().find(|(key, _)| *key == k) {
+        return Err(format!("{flag} {k}: set by the harness ({owner}), not by a setting"));
+    }
+    match keys.iter().find(|(key, _)| *key == k) {
+        Some((_, range)) => Ok(Entry::Known(k, v, range)),
+        None if client == ClientLibrary::Librdkafka && !k.is_empty() => Ok(Entry::Library(k, v)),
+        None => Err(unknown(flag, k, keys)),
+    }
 }
 
 /// A value parsed and kept within `lo..=hi`, or an error naming key and range.
@@ -135,7 +167,7 @@ fn boolean(flag: &str, key: &str, v: &str) -> Result<bool, String> {
 
 fn unknown(flag: &str, key: &str, keys: &[(&str, &str)]) -> String {
     let known: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
-    format!("{flag} {key}: unknown key; known: {}", known.join(", "))
+    format!("{flag} {key}: unknown key; known: {} (librdkafka's own keys need --client librdkafka)", known.join(", "))
 }
 
 impl ProducerSettings {
@@ -153,16 +185,19 @@ impl ProducerSettings {
             max_block_ms: a.max_block_ms,
             max_in_flight: a.max_in_flight,
             enable_idempotence: a.idempotence,
+            library: BTreeMap::new(),
         };
         for kv in &a.producer_config {
-            p.set(kv)?;
+            match entry("--producer-config", kv, PRODUCER_KEYS, a.client)? {
+                Entry::Known(k, v, range) => p.set(k, v, range)?,
+                Entry::Library(k, v) => drop(p.library.insert(k.into(), v.into())),
+            }
         }
         Ok(p)
     }
 
-    fn set(&mut self, kv: &str) -> Result<(), String> {
+    fn set(&mut self, k: &str, v: &str, range: &str) -> Result<(), String> {
         const F: &str = "--producer-config";
-        let (k, v, range) = entry(F, kv, PRODUCER_KEYS)?;
         match k {
             "acks" => self.acks = v.parse().map_err(|_| format!("{F} {k}={v}: expected {range}"))?,
             "retries" => self.retries = ranged(F, k, v, 0, i32::MAX as u32, range)?,
@@ -191,16 +226,19 @@ impl ConsumerSettings {
             max_poll_records: MAX_POLL_RECORDS,
             fetch_max_wait_ms: FETCH_MAX_WAIT_MS,
             request_timeout_ms: REQUEST_TIMEOUT_MS,
+            library: BTreeMap::new(),
         };
         for kv in &a.consumer_config {
-            c.set(kv)?;
+            match entry("--consumer-config", kv, CONSUMER_KEYS, a.client)? {
+                Entry::Known(k, v, range) => c.set(k, v, range)?,
+                Entry::Library(k, v) => drop(c.library.insert(k.into(), v.into())),
+            }
         }
         Ok(c)
     }
 
-    fn set(&mut self, kv: &str) -> Result<(), String> {
+    fn set(&mut self, k: &str, v: &str, range: &str) -> Result<(), String> {
         const F: &str = "--consumer-config";
-        let (k, v, range) = entry(F, kv, CONSUMER_KEYS)?;
         match k {
             // Manual commits keep the run's strategy (after or before
             // processing); turning auto-commit off from auto commits after.
@@ -262,6 +300,23 @@ mod tests {
         bad(&["acks=2"], &[], "acks=2: expected 0, 1, all");
         bad(&["novalue"], &[], "expected key=value");
         bad(&[], &["enable.auto.commit=yes"], "expected true or false");
-        bad(&[], &["group.id=x"], "--consumer-config group.id: unknown key");
+        bad(&[], &["group.id=x"], "--consumer-config group.id: set by the harness");
+        bad(&[], &["queue.buffering.max.messages=5"], "librdkafka's own keys need --client librdkafka");
+    }
+
+    #[test]
+    fn librdkafka_takes_its_own_keys_as_they_are() {
+        let s = RunSettings {
+            client: ClientLibrary::Librdkafka,
+            producer_config: vec!["queue.buffering.max.messages=100".into(), "linger.ms=9".into()],
+            consumer_config: vec!["enable.auto.offset.store=false".into()],
+            ..DEFAULTS
+        };
+        let p = ProducerSettings::resolve(&s).unwrap();
+        assert_eq!((p.linger_ms, p.library["queue.buffering.max.messages"].as_str()), (9, "100"));
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["queue.buffering.max.messages"], "100", "test.json shows them beside Kafka's");
+        let c = ConsumerSettings::resolve(&s).unwrap();
+        assert_eq!(c.library["enable.auto.offset.store"], "false");
     }
 }

@@ -185,6 +185,8 @@ async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &st
         log: log.clone(),
         clients_log: dirs.run.join("clients.log"),
         urls: urls.clone(),
+        kafka: state.nodes.iter().map(|n| n.kafka_address()).collect(),
+        library: a.client,
         started: Instant::now(),
         stop_grace: plan.client_stop_grace(),
     });
@@ -386,6 +388,8 @@ fn write_test_json(plan: &Plan, dirs: &RunDirs, reproduce: &str) -> anyhow::Resu
             "topic": TOPIC,
             "group": GROUP,
         },
+        // The library the applications ran on, and its version.
+        "client": {"library": a.client, "version": a.client.version()},
         // Every client setting in effect, under Kafka's names.
         "producer": plan.producer,
         "consumer": plan.consumer,

@@ -4,6 +4,7 @@
 //! what the checker may expect ([`Plan::guarantees`]) and what every node
 //! is configured with ([`Plan::node_config`]).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use faultline_checker::Guarantees;
@@ -12,6 +13,8 @@ use faultline_nemesis::schedule::{self, Action, ScheduledFault};
 
 use super::client_config::{ConsumerSettings, ProducerSettings};
 use super::settings::{HarnessArgs, RunSettings, SinkKind};
+use crate::app::library::ClientLibrary;
+use crate::app::spec::{ConsumerSpec, ProducerSpec};
 use crate::hosts::hosts_file::HostsFile;
 use faultline_checker::modes::ProducerMode;
 
@@ -97,6 +100,48 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Every producer slot's spec: the settings as the application takes them.
+    pub fn producer_spec(&self) -> ProducerSpec {
+        let (a, p) = (&self.settings, &self.producer);
+        ProducerSpec {
+            partitions: a.topic_partitions,
+            rate: a.rate / f64::from(a.producers),
+            records_per_send: a.records_per_send,
+            acks: p.acks,
+            idempotence: self.idempotence,
+            delivery_timeout_ms: p.delivery_timeout_ms,
+            retry_backoff_ms: p.retry_backoff_ms,
+            seed: a.seed,
+            mode: a.producer_mode,
+            linger_ms: p.linger_ms,
+            batch_size: p.batch_size as usize,
+            buffer_memory: p.buffer_memory as usize,
+            max_block_ms: p.max_block_ms,
+            retries: p.retries,
+            max_in_flight: self.in_flight(),
+            library_config: p.library.clone(),
+        }
+    }
+
+    /// A consumer slot's spec, for the partitions it owns and its sink.
+    pub fn consumer_spec(&self, owned: Vec<u32>, sink_path: Option<PathBuf>) -> ConsumerSpec {
+        let (a, c) = (&self.settings, &self.consumer);
+        ConsumerSpec {
+            owned,
+            group: GROUP.into(),
+            commit: c.commit,
+            auto_commit_interval_ms: c.auto_commit_interval_ms,
+            processing: a.processing,
+            sink_path,
+            on_sink_error: a.on_sink_error,
+            auto_offset_reset: c.auto_offset_reset,
+            process_time_ms: a.process_time_ms,
+            max_poll_records: c.max_poll_records,
+            fetch_max_wait_ms: c.fetch_max_wait_ms,
+            library_config: c.library.clone(),
+        }
+    }
+
     /// Checks everything and fixes the schedule; reads the timeline file
     /// the settings name.
     pub fn new(settings: RunSettings, harness: HarnessArgs) -> Result<Plan, String> {
@@ -135,7 +180,11 @@ impl Plan {
             kills.push((role, Duration::from_secs_f64(f.at_s)));
         }
         let time_limit = Duration::from_secs_f64(settings.time_limit);
-        Ok(Plan { settings, harness, producer, consumer, idempotence, time_limit, kills, faults, hosts })
+        let plan = Plan { settings, harness, producer, consumer, idempotence, time_limit, kills, faults, hosts };
+        if plan.settings.client == ClientLibrary::Librdkafka {
+            crate::app::rdkafka::config::check(&plan)?;
+        }
+        Ok(plan)
     }
 
     /// Sends in flight per partition of one producer process: one for a

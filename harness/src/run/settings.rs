@@ -16,6 +16,8 @@ use faultline_checker::modes::{Acks, CommitStrategy, OffsetReset, OnSinkError, P
 use faultline_nemesis::fault::{Fault, FaultList};
 use serde::{Deserialize, Serialize};
 
+use crate::app::library::ClientLibrary;
+
 /// The downstream database consumers write into.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -34,6 +36,7 @@ pub const DEFAULTS: RunSettings = RunSettings {
     rate: 1000.0,
     producers: 2,
     consumers: 2,
+    client: ClientLibrary::Faultline,
     records_per_send: 1,
     producer_mode: ProducerMode::Sync,
     linger_ms: 5,
@@ -87,6 +90,12 @@ pub struct RunSettings {
     /// Consumer processes (assign mode; partitions shared round-robin).
     #[arg(long, default_value_t = DEFAULTS.consumers)]
     pub consumers: u32,
+    /// The client library the producer and consumer applications run on:
+    /// `faultline` (the Rust model, over HTTP) or `librdkafka` (over Kafka's
+    /// protocol; `--producer-config`/`--consumer-config` then also take
+    /// librdkafka's own keys).
+    #[arg(long, value_enum, default_value_t = DEFAULTS.client)]
+    pub client: ClientLibrary,
     /// Values per send in `sync` mode (one produce request each).
     #[arg(long, default_value_t = DEFAULTS.records_per_send)]
     pub records_per_send: u32,
@@ -401,6 +410,7 @@ mod tests {
             nodes: 5,
             time_limit: 7.5,
             producer_mode: ProducerMode::FireAndForget,
+            client: ClientLibrary::Librdkafka,
             acks: Acks::One,
             idempotence: Some(false),
             unclean_leader_election: true,

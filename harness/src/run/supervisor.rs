@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::plan::{DRAIN_DEADLINE_MS, DRAIN_PROCESSES, REQUEST_TIMEOUT_MS, Role, TOPIC};
+use crate::app::library::ClientLibrary;
 use crate::app::spec::{ClientSpec, DrainSpec, RoleSpec};
 use crate::exit::EXIT_BAD_ARGS;
 use crate::history::HistoryWriter;
@@ -41,6 +42,10 @@ pub struct Shared {
     pub log: Arc<RunLog>,
     pub clients_log: PathBuf,
     pub urls: Vec<String>,
+    /// The nodes' Kafka listeners, `host:port`.
+    pub kafka: Vec<String>,
+    /// The library the producer and consumer applications run on.
+    pub library: ClientLibrary,
     /// The workload's start, for kill times.
     pub started: Instant,
     /// How long a stopped client may take to settle its op and exit.
@@ -91,7 +96,9 @@ fn spawn_client(
     let spec = ClientSpec {
         process,
         process_stride: stride,
+        library: shared.library,
         bootstrap: shared.urls.clone(),
+        kafka_bootstrap: shared.kafka.clone(),
         topic: TOPIC.into(),
         request_timeout_ms,
         role: role.clone(),

@@ -14,10 +14,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::plan::{GROUP, METADATA_POLL_INTERVAL, Plan, REQUEST_TIMEOUT_MS, Role, TOPIC, TOPIC_READY_TIMEOUT};
+use super::plan::{METADATA_POLL_INTERVAL, Plan, REQUEST_TIMEOUT_MS, Role, TOPIC, TOPIC_READY_TIMEOUT};
 use super::settings::SinkKind;
 use super::supervisor::{Shared, Slot, supervise};
-use crate::app::spec::{ConsumerSpec, ProducerSpec, RoleSpec};
+use crate::app::spec::RoleSpec;
 use crate::store::RunLog;
 
 /// One role's supervisors and the switch that stops them.
@@ -47,23 +47,7 @@ pub fn start_producers(plan: &Plan, shared: &Arc<Shared>) -> Clients {
     let a = &plan.settings;
     let (mut clients, stopped) = Clients::new();
     for i in 0..a.producers {
-        let spec = RoleSpec::Producer(ProducerSpec {
-            partitions: a.topic_partitions,
-            rate: a.rate / f64::from(a.producers),
-            records_per_send: a.records_per_send,
-            acks: plan.producer.acks,
-            idempotence: plan.idempotence,
-            delivery_timeout_ms: plan.producer.delivery_timeout_ms,
-            retry_backoff_ms: plan.producer.retry_backoff_ms,
-            seed: a.seed,
-            mode: a.producer_mode,
-            linger_ms: plan.producer.linger_ms,
-            batch_size: plan.producer.batch_size as usize,
-            buffer_memory: plan.producer.buffer_memory as usize,
-            max_block_ms: plan.producer.max_block_ms,
-            retries: plan.producer.retries,
-            max_in_flight: plan.in_flight(),
-        });
+        let spec = RoleSpec::Producer(plan.producer_spec());
         let kills = if i == 0 { plan.kills_of(Role::Producer) } else { vec![] };
         let request_timeout_ms = plan.producer.request_timeout_ms;
         let slot =
@@ -86,19 +70,8 @@ pub fn start_consumers(plan: &Plan, shared: &Arc<Shared>, sinks: &[(u32, PathBuf
             ));
             continue;
         }
-        let spec = RoleSpec::Consumer(ConsumerSpec {
-            owned,
-            group: GROUP.into(),
-            commit: plan.consumer.commit,
-            auto_commit_interval_ms: plan.consumer.auto_commit_interval_ms,
-            processing: a.processing,
-            sink_path: sinks.iter().find(|(slot, _)| *slot == j).map(|(_, path)| path.clone()),
-            on_sink_error: a.on_sink_error,
-            auto_offset_reset: plan.consumer.auto_offset_reset,
-            process_time_ms: a.process_time_ms,
-            max_poll_records: plan.consumer.max_poll_records,
-            fetch_max_wait_ms: plan.consumer.fetch_max_wait_ms,
-        });
+        let sink = sinks.iter().find(|(slot, _)| *slot == j).map(|(_, path)| path.clone());
+        let spec = RoleSpec::Consumer(plan.consumer_spec(owned, sink));
         let kills = if j == 0 { plan.kills_of(Role::Consumer) } else { vec![] };
         let request_timeout_ms = plan.consumer.request_timeout_ms;
         let first_process = u64::from(a.producers + j);

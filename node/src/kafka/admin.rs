@@ -16,7 +16,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Node;
 use super::api::code;
-use super::fetch::kafka_code;
 use crate::config::{BROKER_KEYS, KeySpec, Kind, TOPIC_KEYS};
 use crate::error::ApiError;
 
@@ -96,7 +95,7 @@ pub async fn create_topics(req: &CreateTopicsRequest, node: &Node) -> CreateTopi
                     .with_configs(Some(configs))
             }
             Err(e) => result
-                .with_error_code(kafka_code(e.code))
+                .with_error_code(e.code.kafka_code())
                 .with_error_message(Some(text(e.message)))
                 .with_num_partitions(-1)
                 .with_replication_factor(-1),
@@ -158,7 +157,7 @@ pub fn describe_configs(req: &DescribeConfigsRequest, version: i16, node: &Node)
                 .with_resource_name(r.resource_name.clone());
             let settings = match resource_settings(r.resource_type, &r.resource_name, node) {
                 Ok(s) => s,
-                Err(e) => return result.with_error_code(kafka_code(e.code)).with_error_message(Some(text(e.message))),
+                Err(e) => return result.with_error_code(e.code.kafka_code()).with_error_message(Some(text(e.message))),
             };
             let wanted =
                 |name: &str| r.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| **k == *name));

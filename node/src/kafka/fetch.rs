@@ -13,38 +13,6 @@ use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEnc
 use crate::broker::{Broker, FETCH_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use crate::error::ApiError;
 
-/// Kafka's numeric code for each error name the broker uses: one table.
-pub fn kafka_code(e: ErrorCode) -> i16 {
-    use ErrorCode::*;
-    match e {
-        OffsetOutOfRange => 1,
-        UnknownTopicOrPartition => 3,
-        NotLeaderOrFollower => 6,
-        RequestTimedOut => 7,
-        MessageTooLarge => 10,
-        CoordinatorNotAvailable => 15,
-        NotCoordinator => 16,
-        InvalidTopicException => 17,
-        RecordListTooLarge => 18,
-        NotEnoughReplicas => 19,
-        NotEnoughReplicasAfterAppend => 20,
-        InvalidRequiredAcks => 21,
-        InvalidGroupId => 24,
-        TopicAlreadyExists => 36,
-        InvalidPartitions => 37,
-        InvalidReplicationFactor => 38,
-        InvalidConfig => 40,
-        InvalidRequest => 42,
-        OutOfOrderSequenceNumber => 45,
-        InvalidProducerEpoch => 47,
-        KafkaStorageError => 56,
-        UnknownProducerId => 59,
-        FencedLeaderEpoch => 74,
-        UnknownLeaderEpoch => 75,
-        UnknownServerError | Unrecognized => -1,
-    }
-}
-
 /// Records as Kafka record batches: one batch per run of records with the
 /// same leader epoch, so each batch's epoch is its records'. The encoder
 /// keeps records in one batch only while offset minus sequence is constant,
@@ -98,7 +66,7 @@ async fn read(broker: &Broker, version: i16, topic: &str, p: &FetchPartition, wa
                 .with_log_start_offset(start)
                 .with_records(Some(records))
         }
-        Err(e) => base.with_error_code(kafka_code(e.code)).with_high_watermark(-1).with_records(Some(Bytes::new())),
+        Err(e) => base.with_error_code(e.code.kafka_code()).with_high_watermark(-1).with_records(Some(Bytes::new())),
     }
 }
 
@@ -163,14 +131,14 @@ pub fn list_offsets(req: &ListOffsetsRequest, version: i16, broker: &Broker) -> 
 }
 
 fn offset_at(broker: &Broker, topic: &str, index: i32, timestamp: i64) -> Result<(i64, i32), i16> {
-    let p = broker.partition(topic, i64::from(index)).map_err(|e| kafka_code(e.code))?;
+    let p = broker.partition(topic, i64::from(index)).map_err(|e| e.code.kafka_code())?;
     let (leader, start, epoch) = p.read_state(|st| (st.is_leader(), st.log().log_start_offset(), st.leader_epoch()));
     if !leader {
-        return Err(kafka_code(ErrorCode::NotLeaderOrFollower));
+        return Err(ErrorCode::NotLeaderOrFollower.kafka_code());
     }
     match timestamp {
         -2 => Ok((start, epoch)),
         -1 => Ok((p.high_watermark(), epoch)),
-        _ => Err(kafka_code(ErrorCode::InvalidRequest)),
+        _ => Err(ErrorCode::InvalidRequest.kafka_code()),
     }
 }

@@ -17,7 +17,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Node;
 use super::api::{code, host_port};
-use super::fetch::kafka_code;
 use crate::error::ApiError;
 
 /// FindCoordinator's key type for groups; transactions are not served.
@@ -26,9 +25,9 @@ const KEY_TYPE_GROUP: i8 = 0;
 /// One group's coordinator: node id, host and port, or the error.
 async fn coordinator(node: &Node, key_type: i8, group: &str) -> Result<(i32, String, i32), (i16, String)> {
     if key_type != KEY_TYPE_GROUP {
-        return Err((kafka_code(faultline_client::api::ErrorCode::InvalidRequest), "only group coordinators".into()));
+        return Err((faultline_client::api::ErrorCode::InvalidRequest.kafka_code(), "only group coordinators".into()));
     }
-    let err = |e: ApiError| (kafka_code(e.code), e.message);
+    let err = |e: ApiError| (e.code.kafka_code(), e.message);
     let id = node.groups.coordinator_id(&node.broker, group).await.map_err(err)?;
     let image = node.broker.image();
     let endpoint = image.brokers.get(&id).and_then(|b| host_port(b.kafka.as_deref()?));
@@ -94,7 +93,7 @@ pub async fn offset_commit(req: &OffsetCommitRequest, node: &Node) -> OffsetComm
     } else {
         let commit = HttpCommit { offsets };
         let done = node.groups.commit(&node.broker, &req.group_id.0, &commit).await;
-        done.map_or_else(|e| kafka_code(e.code), |_| code::NONE)
+        done.map_or_else(|e| e.code.kafka_code(), |_| code::NONE)
     };
     let topics = req
         .topics
@@ -106,7 +105,7 @@ pub async fn offset_commit(req: &OffsetCommitRequest, node: &Node) -> OffsetComm
                 .map(|p| {
                     let error = match (known(&t.name.0, p.partition_index), p.committed_offset >= 0) {
                         (false, _) => code::UNKNOWN_TOPIC_OR_PARTITION,
-                        (true, false) => kafka_code(faultline_client::api::ErrorCode::InvalidRequest),
+                        (true, false) => faultline_client::api::ErrorCode::InvalidRequest.kafka_code(),
                         (true, true) => outcome,
                     };
                     OffsetCommitResponsePartition::default()
@@ -128,7 +127,7 @@ pub async fn offset_fetch(req: &OffsetFetchRequest, version: i16, node: &Node) -
         Err(e) => {
             let response = OffsetFetchResponse::default();
             // v2+ has a top-level error; v1 only per-partition codes.
-            return if version >= 2 { response.with_error_code(kafka_code(e.code)) } else { response };
+            return if version >= 2 { response.with_error_code(e.code.kafka_code()) } else { response };
         }
     };
     let entry = |topic: &str, p: i32| {

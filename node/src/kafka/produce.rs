@@ -17,7 +17,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
-use super::fetch::kafka_code;
 use crate::broker::Broker;
 
 /// Kafka's codes for refusals that have no name in the HTTP API.
@@ -29,7 +28,7 @@ fn append_of(req: &ProduceRequest, records: Option<&Bytes>) -> Result<HttpProduc
     let mut data = records.cloned().ok_or(CORRUPT_MESSAGE)?;
     let sets = RecordBatchDecoder::decode_all(&mut data).map_err(|_| UNSUPPORTED_COMPRESSION_TYPE)?;
     // Clients send one batch per partition per request.
-    let [set] = &sets[..] else { return Err(kafka_code(ErrorCode::InvalidRequest)) };
+    let [set] = &sets[..] else { return Err(ErrorCode::InvalidRequest.kafka_code()) };
     if set.compression != Compression::None {
         return Err(UNSUPPORTED_COMPRESSION_TYPE);
     }
@@ -65,11 +64,11 @@ fn append_of(req: &ProduceRequest, records: Option<&Bytes>) -> Result<HttpProduc
 pub async fn init_producer_id(req: &InitProducerIdRequest, broker: &Broker) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     if req.transactional_id.is_some() {
-        return response.with_error_code(kafka_code(ErrorCode::InvalidRequest));
+        return response.with_error_code(ErrorCode::InvalidRequest.kafka_code());
     }
     match broker.init_producer_id().await {
         Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
-        Err(e) => response.with_error_code(kafka_code(e.code)),
+        Err(e) => response.with_error_code(e.code.kafka_code()),
     }
 }
 
@@ -85,7 +84,7 @@ pub async fn produce(req: &ProduceRequest, version: i16, broker: &Broker) -> Opt
                 Ok(append) => broker
                     .produce(&t.name.0, i64::from(p.index), &append)
                     .await
-                    .map_err(|e| (kafka_code(e.code), Some(e.message))),
+                    .map_err(|e| (e.code.kafka_code(), Some(e.message))),
                 Err(code) => Err((code, None)),
             };
             partitions.push(match outcome {
