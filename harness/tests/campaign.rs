@@ -12,6 +12,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use faultline_checker::op::{F, Op, OpType};
+use support::runs::{history, json};
 use support::*;
 
 fn campaign(args: &[&str]) -> Output {
@@ -227,4 +229,85 @@ run = {{ time-limit = 25, topic-partitions = 1, bugs = ["{switch}"], admin-hooks
 
     assert_eq!(cluster.leftovers(), Vec::<String>::new(), "leftovers");
     assert!(!store.join("clusters").join(&cluster.name).exists(), "every cell's cluster is torn down");
+}
+
+/// Runs `seed-claims`' librdkafka rows `cells` over three seeds on a
+/// cluster of its own, checks every row met its expectation, and returns
+/// the store.
+fn librdkafka_rows(tag: &str, k: u32, cells: &str) -> (TestCluster, PathBuf) {
+    let cluster = TestCluster::new(tag);
+    let subnet = test_subnet(k);
+    let store = cluster.dir.join("store");
+    let o = campaign(&[
+        "--builtin",
+        "seed-claims",
+        "--client",
+        "librdkafka",
+        "--only",
+        cells,
+        "--seeds",
+        "3",
+        "--store",
+        store.to_str().unwrap(),
+        "--cluster-name",
+        &cluster.name,
+        "--subnet",
+        &subnet,
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "every librdkafka row meets its expectation:\n{out}\nstderr: {err}");
+    let n = cells.split(',').count();
+    assert!(out.contains(&format!("{n} ok, 0 mismatch, 0 unknown, 0 error, 0 not run")), "{out}");
+    assert_eq!(cluster.leftovers(), Vec::<String>::new(), "leftovers");
+    (cluster, store)
+}
+
+/// A cell's runs, newest last.
+fn runs_of(store: &Path, cell: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(store.join(format!("seed-claims-{cell}")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && !p.ends_with("latest"))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Claims 1 and 2 on librdkafka: its own auto-commit commits records still
+/// in the queue, so a consumer kill loses them to processing; committing
+/// after processing loses nothing, into a plain or an idempotent sink.
+#[test]
+fn the_consumer_claims_hold_on_librdkafka_over_three_seeds() {
+    let cells = "c1-autocommit-queue,c2-commit-after-process,c2-idempotent-sink";
+    let (_cluster, store) = librdkafka_rows("rkc", 5, cells);
+    let run = runs_of(&store, "c1-autocommit-queue-librdkafka").pop().unwrap();
+    let test = json(&run.join("test.json"));
+    assert_eq!(
+        (test["client"]["library"].as_str(), test["client"]["version"].as_str()),
+        (Some("librdkafka"), Some("2.12.1"))
+    );
+    // librdkafka's auto-commits, recorded from its commit callback: the
+    // invoke and the completion share the callback's time.
+    let ops = history(&run);
+    let commits: Vec<&Op> = ops.iter().filter(|o| o.f == F::Commit && o.op_type == OpType::Ok).collect();
+    assert!(!commits.is_empty(), "librdkafka's auto-commits are in the history");
+    for c in commits {
+        let invoke = &ops[c.invoke_index.unwrap() as usize];
+        assert_eq!(invoke.time_ns, c.time_ns, "a commit from the callback has no invoke time of its own");
+    }
+}
+
+/// Claims 8 and 9 on librdkafka: a fire-and-forget producer killed with
+/// records lingering in librdkafka's queue loses them, a callback producer
+/// loses nothing acknowledged; retries without idempotence duplicate across
+/// leader kills, and librdkafka's idempotent producer does not.
+#[test]
+fn the_producer_claims_hold_on_librdkafka_over_three_seeds() {
+    let cells = "c8-fire-and-forget,c8-callback,c9-retries-no-idempotence,c9-idempotence";
+    let (_cluster, store) = librdkafka_rows("rkp", 6, cells);
+    let run = runs_of(&store, "c8-fire-and-forget-librdkafka").pop().unwrap();
+    let ops = history(&run);
+    let enqueued = ops.iter().filter(|o| o.f == F::Enqueue && o.op_type == OpType::Ok).count();
+    let sends = ops.iter().filter(|o| o.f == F::Send && o.op_type == OpType::Invoke).count();
+    assert!(enqueued > 0 && sends >= enqueued, "one send op per record librdkafka queued: {enqueued} {sends}");
 }

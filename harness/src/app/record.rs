@@ -15,7 +15,13 @@ use crate::history::monotonic_ns;
 /// Writes one event line, stamped now; a closed stdout means the harness is
 /// gone, and nobody records what this process does any more.
 pub fn emit(op: Op) {
-    let mut line = serde_json::to_vec(&op.at(monotonic_ns())).expect("ops serialize");
+    emit_at(op, monotonic_ns());
+}
+
+/// Writes one event line stamped `time_ns` (`CLOCK_MONOTONIC`): for an op
+/// whose invoke and completion are known at one moment.
+pub fn emit_at(op: Op, time_ns: u64) {
+    let mut line = serde_json::to_vec(&op.at(time_ns)).expect("ops serialize");
     line.push(b'\n');
     let mut out = std::io::stdout().lock();
     if out.write_all(&line).and_then(|_| out.flush()).is_err() {

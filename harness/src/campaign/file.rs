@@ -208,6 +208,9 @@ pub fn load(text: &str, source: &Source, overrides: &Overrides) -> Result<Campai
 struct Combo {
     name: String,
     values: Vec<(String, toml::Value)>,
+    /// Not a further client library's copy: only these are headline cells,
+    /// so the quick subset stays quick.
+    primary: bool,
 }
 
 /// The cartesian product of a cell's `matrix` axes (keys in sorted order),
@@ -232,10 +235,10 @@ fn expand(c: &CellDoc, only: Option<ClientLibrary>) -> Result<Vec<Combo>, String
     Ok(combos
         .iter()
         .flat_map(|combo| {
-            clients.iter().map(move |&lib| {
+            clients.iter().enumerate().map(move |(i, &lib)| {
                 let mut values = combo.values.clone();
                 values.push(("client".into(), toml::Value::String(lib.to_string())));
-                Combo { name: named(&combo.name, lib), values }
+                Combo { name: named(&combo.name, lib), values, primary: i == 0 || only.is_some() }
             })
         })
         .collect())
@@ -243,7 +246,7 @@ fn expand(c: &CellDoc, only: Option<ClientLibrary>) -> Result<Vec<Combo>, String
 
 /// The cartesian product of a cell's `matrix` axes (keys in sorted order).
 fn expand_matrix(c: &CellDoc) -> Result<Vec<Combo>, String> {
-    let mut combos = vec![Combo { name: c.name.clone(), values: Vec::new() }];
+    let mut combos = vec![Combo { name: c.name.clone(), values: Vec::new(), primary: true }];
     for (key, values) in &c.matrix {
         let at = format!("matrix.{key}");
         check_key(key).map_err(|e| format!("{at}: {e}"))?;
@@ -256,7 +259,7 @@ fn expand_matrix(c: &CellDoc) -> Result<Vec<Combo>, String> {
             for v in values {
                 let mut values = combo.values.clone();
                 values.push((key.clone(), v.clone()));
-                next.push(Combo { name: format!("{}-{key}-{}", combo.name, slug(v)), values });
+                next.push(Combo { name: format!("{}-{key}-{}", combo.name, slug(v)), values, primary: true });
             }
         }
         if next.len() > CELLS_MAX {
@@ -297,7 +300,7 @@ fn build_cell(
     let mut settings: BTreeMap<String, toml::Value> =
         doc.defaults.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     settings.extend(c.run.iter().map(|(k, v)| (k.clone(), v.clone())));
-    settings.extend(combo.values);
+    settings.extend(combo.values.iter().cloned());
     if let Some(t) = overrides.time_limit {
         settings.insert("time-limit".into(), toml::Value::Float(t));
     }
@@ -335,7 +338,7 @@ fn build_cell(
         name: combo.name,
         base: c.name.clone(),
         about: c.about.clone(),
-        headline: c.headline,
+        headline: c.headline && combo.primary,
         settings,
         from_defaults,
         run,

@@ -27,6 +27,8 @@ use crate::store::RunLog;
 /// Replacement processes one client slot may start; a slot that keeps
 /// dying fails the run instead of looping.
 const RESTARTS_PER_SLOT_MAX: u32 = 50;
+/// The running executable, on Linux.
+const SELF_EXE: &str = "/proc/self/exe";
 /// Pause before starting a replacement process.
 const RESTART_PAUSE: Duration = Duration::from_millis(200);
 
@@ -87,7 +89,12 @@ fn spawn_client(
     stride: u64,
     request_timeout_ms: u64,
 ) -> anyhow::Result<ClientProc> {
-    let exe = std::env::current_exe().context("locating the faultline binary")?;
+    // This very executable, even if a rebuild replaced the file since it
+    // started (a long campaign outlives many builds).
+    let exe = match std::path::Path::new(SELF_EXE) {
+        p if p.exists() => p.to_path_buf(),
+        _ => std::env::current_exe().context("locating the faultline binary")?,
+    };
     let stderr = std::fs::File::options()
         .create(true)
         .append(true)

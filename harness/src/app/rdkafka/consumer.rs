@@ -32,8 +32,9 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use super::config;
 use super::errors::{code_name, is_broker_error, kafka_error_code};
 use crate::app::processing::{Handoff, Processor, RETRY_PAUSE, Records, Worker, drain_worker, spawn_worker};
-use crate::app::record::{Ids, emit, part_name};
+use crate::app::record::{Ids, emit, emit_at, part_name};
 use crate::app::spec::{ClientSpec, ConsumerSpec};
+use crate::history::monotonic_ns;
 use crate::sink::Sink;
 
 /// Records the commits librdkafka performs on its own (auto-commit).
@@ -67,16 +68,18 @@ impl ConsumerContext for CommitRecorder {
             return;
         }
         let mut lane = self.lane.lock();
+        // The callback is all we see of the commit: one time for both ops.
+        let now = monotonic_ns();
         let value = CommitValue { group: self.group.clone(), offsets: PartMap(committed) };
-        emit(Op::invoke(*lane, F::Commit, OpValue::Commit(value)));
+        emit_at(Op::invoke(*lane, F::Commit, OpValue::Commit(value)), now);
         let done = |t| Op::complete(t, *lane, F::Commit, OpValue::none());
         match (&result, code) {
-            (Ok(()), _) => emit(done(OpType::Ok)),
+            (Ok(()), _) => emit_at(done(OpType::Ok), now),
             (Err(e), Some(c)) if is_broker_error(c) => {
-                emit(done(OpType::Fail).with_error(Some(&code_name(c)), e.to_string()))
+                emit_at(done(OpType::Fail).with_error(Some(&code_name(c)), e.to_string()), now)
             }
             (Err(e), _) => {
-                emit(done(OpType::Info).with_error(Some(&kafka_error_code(e)), e.to_string()));
+                emit_at(done(OpType::Info).with_error(Some(&kafka_error_code(e)), e.to_string()), now);
                 *lane = self.ids.take();
             }
         }
