@@ -26,3 +26,4 @@ pub mod progress;
 pub mod run;
 pub mod sink;
 pub mod store;
+pub mod system;

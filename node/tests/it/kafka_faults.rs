@@ -2,7 +2,9 @@
 //! a leader failover mid-produce loses and duplicates nothing at acks=all,
 //! and with the `dedupe-window-1` bug switch, librdkafka's retries of
 //! batches whose acks were lost append them twice (the control, with the
-//! switch off, recognises every retry).
+//! switch off, recognises every retry); and librdkafka retries a request
+//! whose answer is lost after `socket.timeout.ms`, never after its own
+//! `request.timeout.ms`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -83,21 +85,8 @@ async fn librdkafka_idempotent_producer_survives_a_leader_failover_without_loss_
 /// the acks, then the connection is cut and librdkafka retries them.
 /// Returns the delivery reports, the log, and the node behind its proxy.
 async fn retries_of_batches_whose_acks_were_lost(bugs: &str) -> (Reports, Vec<String>, Proxied) {
-    let dir = tempfile::tempdir().unwrap();
-    let kafka_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let proxy_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy_addr = proxy_listener.local_addr().unwrap();
-    let node = Node::start(
-        dir.path(),
-        &[
-            &format!("listeners=http://127.0.0.1:0,PLAINTEXT://127.0.0.1:{kafka_port}"),
-            &format!("advertised.listeners=PLAINTEXT://{proxy_addr}"),
-            &format!("faultline.bugs={bugs}"),
-        ],
-    );
-    let client = node.client();
-    client.create_topic(&create_req("dd", 1, &[])).await.unwrap();
-    let proxy = MuteProxy::start(proxy_listener, ([127, 0, 0, 1], kafka_port).into());
+    let proxied = Proxied::start(bugs).await;
+    let (client, proxy) = (proxied.node.client(), &proxied.proxy);
     let settings =
         [("max.in.flight.requests.per.connection", "5"), ("batch.num.messages", "1"), ("message.timeout.ms", "5000")];
     let producer = Arc::new(Producer::new(&proxy.addr.to_string(), &settings));
@@ -116,16 +105,37 @@ async fn retries_of_batches_whose_acks_were_lost(bugs: &str) -> (Reports, Vec<St
     proxy.mute(false);
     let p = producer.clone();
     let reports = tokio::task::spawn_blocking(move || p.flush()).await.unwrap();
-    let log = values_in_node(&node).await;
-    (reports, log, Proxied { node, addr: proxy.addr, _proxy: proxy, _dir: dir })
+    let log = values_in_node(&proxied.node).await;
+    (reports, log, proxied)
 }
 
-/// A node reached through a [`MuteProxy`], kept alive for more sends.
+/// A node whose Kafka listener is advertised at a [`MuteProxy`], with a
+/// one-partition topic `dd`.
 struct Proxied {
     node: Node,
     addr: std::net::SocketAddr,
-    _proxy: MuteProxy,
+    proxy: MuteProxy,
     _dir: tempfile::TempDir,
+}
+
+impl Proxied {
+    async fn start(bugs: &str) -> Proxied {
+        let dir = tempfile::tempdir().unwrap();
+        let kafka_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let proxy_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = proxy_listener.local_addr().unwrap();
+        let node = Node::start(
+            dir.path(),
+            &[
+                &format!("listeners=http://127.0.0.1:0,PLAINTEXT://127.0.0.1:{kafka_port}"),
+                &format!("advertised.listeners=PLAINTEXT://{addr}"),
+                &format!("faultline.bugs={bugs}"),
+            ],
+        );
+        node.client().create_topic(&create_req("dd", 1, &[])).await.unwrap();
+        let proxy = MuteProxy::start(proxy_listener, ([127, 0, 0, 1], kafka_port).into());
+        Proxied { node, addr, proxy, _dir: dir }
+    }
 }
 
 async fn values_in_node(node: &Node) -> Vec<String> {
@@ -173,4 +183,40 @@ async fn without_the_switch_librdkafka_retries_are_recognised() {
     let (reports, log, _) = retries_of_batches_whose_acks_were_lost("").await;
     assert_eq!(log.len(), 15, "every retry was recognised as a duplicate: {log:?}");
     assert_eq!(reports.acked().len(), 15, "and answered with its offsets: {:?}", reports.failed());
+}
+
+/// librdkafka's `request.timeout.ms` is only the ack timeout it asks the
+/// broker for; the time it waits for an answer before retrying is
+/// `socket.timeout.ms` (60 s by default). So a non-idempotent librdkafka
+/// producer whose answer is lost does not retry after `request.timeout.ms`,
+/// as Kafka's Java client does, and does not duplicate; with
+/// `socket.timeout.ms` as short, it retries and duplicates. (This is why
+/// the harness gives a run's `request.timeout.ms` to both.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_retries_a_lost_answer_after_socket_timeout_ms_not_request_timeout_ms() {
+    let appended = async |extra: &[(&str, &str)]| {
+        let proxied = Proxied::start("").await;
+        let mut settings = vec![("enable.idempotence", "false"), ("request.timeout.ms", "1000")];
+        settings.extend_from_slice(extra);
+        let producer = Arc::new(Producer::new(&proxied.addr.to_string(), &settings));
+        let p = producer.clone();
+        let warmed = tokio::task::spawn_blocking(move || p.send_all("dd", &["w".to_string()])).await.unwrap();
+        assert_eq!(warmed.acked().len(), 1, "warm-up: {:?}", warmed.failed());
+        proxied.proxy.mute(true);
+        producer.send("dd", "v");
+        let end = async || proxied.node.client().describe_topic("dd").await.unwrap().partitions[0].log_end_offset;
+        wait_until("the record appended with its answer dropped", Duration::from_secs(30), async || end().await >= 2)
+            .await;
+        // Past the timeout with the answer dropped; then answers flow again
+        // (so a reconnection's handshake can complete) for three more.
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || p.poll(Duration::from_millis(1_500))).await.unwrap();
+        proxied.proxy.mute(false);
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || p.poll(Duration::from_millis(3_000))).await.unwrap();
+        let log = values_in_node(&proxied.node).await;
+        log.iter().filter(|v| *v == "v").count()
+    };
+    assert_eq!(appended(&[]).await, 1, "request.timeout.ms alone: librdkafka still waits for the answer");
+    assert!(appended(&[("socket.timeout.ms", "1000")]).await >= 2, "socket.timeout.ms: retried, so duplicated");
 }

@@ -2,7 +2,15 @@
 //! the keys librdkafka gives them (most are Kafka's own; `buffer.memory`
 //! becomes `queue.buffering.max.kbytes`, `fetch.max.wait.ms` becomes
 //! `fetch.wait.max.ms`), then the spec's librdkafka keys as they are, so a
-//! user's key wins. `max.block.ms` and `max.poll.records` have no
+//! user's key wins.
+//!
+//! `request.timeout.ms` is two settings in librdkafka. Its own
+//! `request.timeout.ms` is only the ack timeout it asks the broker to honour;
+//! how long the client waits for an answer before it gives the request up
+//! and retries is `socket.timeout.ms` (default 60 s). Kafka's Java client
+//! does both with its `request.timeout.ms`, so the run's value goes to both:
+//! otherwise a librdkafka producer waits out a lost answer for up to its
+//! delivery timeout instead of retrying it after the run's 3 s. `max.block.ms` and `max.poll.records` have no
 //! librdkafka key: the applications keep them (waiting on a full queue,
 //! bounding a poll's records).
 //!
@@ -18,6 +26,8 @@ use rdkafka::producer::BaseProducer;
 use crate::app::spec::{ConsumerSpec, ProducerSpec};
 use crate::run::plan::Plan;
 
+/// librdkafka's highest `socket.timeout.ms`.
+const SOCKET_TIMEOUT_MS_MAX: u64 = 300_000;
 /// librdkafka's `retry.backoff.max.ms` default; it must not be below `retry.backoff.ms`.
 const RETRY_BACKOFF_MAX_MS: u64 = 1_000;
 
@@ -42,6 +52,7 @@ pub fn producer(a: &ProducerSpec, request_timeout_ms: u64, bootstrap: Option<&[S
         .set("retries", a.retries.to_string())
         .set("delivery.timeout.ms", a.delivery_timeout_ms.to_string())
         .set("request.timeout.ms", request_timeout_ms.to_string())
+        .set("socket.timeout.ms", request_timeout_ms.min(SOCKET_TIMEOUT_MS_MAX).to_string())
         .set("retry.backoff.ms", backoff_ms.to_string())
         .set("retry.backoff.max.ms", backoff_ms.max(RETRY_BACKOFF_MAX_MS).to_string())
         .set("linger.ms", a.linger_ms.to_string())
@@ -55,7 +66,7 @@ pub fn producer(a: &ProducerSpec, request_timeout_ms: u64, bootstrap: Option<&[S
 }
 
 /// The consumer's settings; `bootstrap` is `None` for [`check`].
-pub fn consumer(a: &ConsumerSpec, bootstrap: Option<&[String]>) -> ClientConfig {
+pub fn consumer(a: &ConsumerSpec, request_timeout_ms: u64, bootstrap: Option<&[String]>) -> ClientConfig {
     let mut c = ClientConfig::new();
     if let Some(b) = bootstrap {
         c.set("bootstrap.servers", b.join(","));
@@ -65,7 +76,8 @@ pub fn consumer(a: &ConsumerSpec, bootstrap: Option<&[String]>) -> ClientConfig 
         .set("auto.commit.interval.ms", a.auto_commit_interval_ms.to_string())
         .set("auto.offset.reset", a.auto_offset_reset.to_string())
         .set("fetch.wait.max.ms", a.fetch_max_wait_ms.to_string())
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        .set("socket.timeout.ms", request_timeout_ms.min(SOCKET_TIMEOUT_MS_MAX).to_string());
     for (k, v) in &a.library_config {
         c.set(k, v);
     }
@@ -77,7 +89,7 @@ pub fn consumer(a: &ConsumerSpec, bootstrap: Option<&[String]>) -> ClientConfig 
 pub fn check(plan: &Plan) -> Result<(), String> {
     let p = producer(&plan.producer_spec(), plan.producer.request_timeout_ms, None);
     p.create::<BaseProducer>().map_err(|e| format!("--client librdkafka: the producer's settings: {e}"))?;
-    let c = consumer(&plan.consumer_spec(vec![0], None), None);
+    let c = consumer(&plan.consumer_spec(vec![0], None), plan.consumer.request_timeout_ms, None);
     c.create::<BaseConsumer>().map_err(|e| format!("--client librdkafka: the consumer's settings: {e}"))?;
     Ok(())
 }

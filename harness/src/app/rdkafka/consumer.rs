@@ -152,7 +152,7 @@ impl<'a> App<'a> {
             lane: Mutex::new(ids.take()),
             ids: ids.clone(),
         };
-        let mut settings = config::consumer(a, Some(&c.kafka_bootstrap));
+        let mut settings = config::consumer(a, c.request_timeout_ms, Some(&c.kafka_bootstrap));
         settings.set("client.id", format!("faultline-consumer-{}", c.process));
         let consumer: Rk = settings.create_with_context(recorder).context("librdkafka's consumer")?;
         let sink = match &a.sink_path {
