@@ -29,6 +29,7 @@ use crate::cluster::ClusterState;
 use crate::history::HistoryWriter;
 use crate::hosts::AnyHost;
 use crate::store::RunLog;
+use crate::system::roles::Roles;
 
 /// The partition whose leader role targets name by default.
 const DEFAULT_PARTITION: &str = "events/0";
@@ -45,6 +46,8 @@ struct Active {
 
 pub struct Nemesis {
     hosts: Vec<AnyHost>,
+    /// Where role targets are looked up.
+    roles: Roles,
     state: Mutex<ClusterState>,
     addresses: BTreeMap<String, std::net::Ipv4Addr>,
     writer: Arc<Mutex<HistoryWriter>>,
@@ -71,14 +74,16 @@ impl Nemesis {
         writer: Arc<Mutex<HistoryWriter>>,
         log: Arc<RunLog>,
         faults: watch::Sender<String>,
-        seed: u64,
+        plan: &crate::run::plan::Plan,
         sink_paths: Vec<std::path::PathBuf>,
     ) -> Nemesis {
+        let seed = plan.settings.seed;
         let mut addresses: BTreeMap<String, std::net::Ipv4Addr> =
             hosts.iter().map(|h| (h.name().to_string(), h.ip())).collect();
         addresses.insert(CONTROL.to_string(), state.placement.control_ip());
         Nemesis {
             hosts,
+            roles: Roles::new(state, &plan.topic, METADATA_TIMEOUT),
             state: Mutex::new(state.clone()),
             addresses,
             writer,
@@ -229,46 +234,12 @@ impl Nemesis {
         ))
     }
 
-    /// Asks the nodes in turn for `partition`'s leader (an index into hosts).
     async fn leader_of(&self, partition: &str) -> Option<usize> {
-        let (topic, index) = partition.rsplit_once('/')?;
-        let index: usize = index.parse().ok()?;
-        for url in self.urls() {
-            if let Ok(d) = Client::with_timeout(&url, METADATA_TIMEOUT).describe_topic(topic).await {
-                let leader = d.partitions.get(index)?.leader?;
-                return Some((leader - 1) as usize);
-            }
-        }
-        None
+        self.roles.leader_of(partition).await
     }
 
-    /// The active controller, as the first node that answers believes.
     async fn controller(&self) -> Option<usize> {
-        for url in self.urls() {
-            if let Ok(c) = Client::with_timeout(&url, METADATA_TIMEOUT).cluster().await {
-                return c.controller.map(|id| (id - 1) as usize);
-            }
-        }
-        None
-    }
-
-    fn urls(&self) -> Vec<String> {
-        self.state.lock().nodes.iter().map(|n| n.url.clone()).collect()
-    }
-
-    async fn replicas_of(&self, partition: &str) -> Option<(Vec<usize>, Option<usize>)> {
-        let (topic, index) = partition.rsplit_once('/')?;
-        let index: usize = index.parse().ok()?;
-        for url in self.urls() {
-            if let Ok(d) = Client::with_timeout(&url, METADATA_TIMEOUT).describe_topic(topic).await {
-                let p = d.partitions.get(index)?;
-                return Some((
-                    p.replicas.iter().map(|r| (*r - 1) as usize).collect(),
-                    p.leader.map(|l| (l - 1) as usize),
-                ));
-            }
-        }
-        None
+        self.roles.controller().await
     }
 
     /// Resolves a target to host indices now, or says why it cannot be.
@@ -305,8 +276,8 @@ impl Nemesis {
             Target::Controller => vec![self.controller().await.ok_or("no active controller right now")?],
             Target::LeaderOf(p) => vec![self.leader_of(p).await.ok_or(format!("no leader of {p} right now"))?],
             Target::FollowerOf(p) | Target::FollowersOf(p) => {
-                let (replicas, leader) = self.replicas_of(p).await.ok_or(format!("{p} is unknown right now"))?;
-                let followers: Vec<usize> = replicas.into_iter().filter(|r| Some(*r) != leader).collect();
+                let r = self.roles.replicas_of(p).await.ok_or(format!("{p} is unknown right now"))?;
+                let followers: Vec<usize> = r.replicas.into_iter().filter(|i| Some(*i) != r.leader).collect();
                 if matches!(target, Target::FollowerOf(_)) { pick(1, &followers) } else { followers }
             }
         })
@@ -328,11 +299,11 @@ impl Nemesis {
                 a.paused.remove(&i);
             }
             Action::Start => {
-                let spec = {
-                    let state = self.state.lock();
-                    crate::cluster::node_daemon(&state.nodes[i])
+                let node = self.state.lock().nodes[i].clone();
+                let pid = match &node.external {
+                    Some(ext) => crate::system::external::start(host, ext).await?,
+                    None => host.start_daemon(&crate::cluster::node_daemon(&node)).await?,
                 };
-                let pid = host.start_daemon(&spec).await?;
                 let mut state = self.state.lock();
                 state.nodes[i].pid = Some(pid);
                 // Teardown finds the new pid in the state file.

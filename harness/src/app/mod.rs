@@ -71,7 +71,9 @@ pub fn main(args: ClientArgs) -> ExitCode {
             (RoleSpec::Producer(a), ClientLibrary::Librdkafka) => rdkafka::producer::produce(&spec, a, &stop).await,
             (RoleSpec::Consumer(a), ClientLibrary::Faultline) => consumer::consume(&spec, a, &stop).await,
             (RoleSpec::Consumer(a), ClientLibrary::Librdkafka) => rdkafka::consumer::consume(&spec, a, &stop).await,
-            // The final reader is the harness's, not the application under test.
+            // The final reader is the harness's, not the application under
+            // test: HTTP where the system has it, else Kafka's protocol.
+            (RoleSpec::Drain(a), _) if a.kafka => rdkafka::drain::drain(&spec, a).await,
             (RoleSpec::Drain(a), _) => drain::drain(&spec, a).await,
         }
     });

@@ -109,6 +109,9 @@ pub struct DrainSpec {
     pub targets: Vec<(u32, i64)>,
     /// Bound on the whole drain, milliseconds.
     pub deadline_ms: u64,
+    /// Read over Kafka's protocol (with librdkafka) instead of the HTTP
+    /// API: for systems that have only the former.
+    pub kafka: bool,
 }
 
 impl ClientSpec {
@@ -138,7 +141,7 @@ mod tests {
             kafka_bootstrap: vec!["10.0.0.1:9093".into()],
             topic: "events".into(),
             request_timeout_ms: 3_000,
-            role: RoleSpec::Drain(DrainSpec { targets: vec![(0, 12)], deadline_ms: 20_000 }),
+            role: RoleSpec::Drain(DrainSpec { targets: vec![(0, 12)], deadline_ms: 20_000, kafka: false }),
         };
         assert_eq!(ClientSpec::from_arg(&spec.to_arg()).unwrap(), spec);
         let bad = spec.to_arg().replace("\"deadline_ms\":20000", "\"deadline_ms\":-1");

@@ -101,6 +101,7 @@ const OWNED_BY_CAMPAIGN: &[(&str, &str)] = &[
     ("cluster-name", "the campaign"),
     ("subnet", "the campaign"),
     ("hosts", "`faultline campaign --hosts`"),
+    ("system", "`faultline campaign --system`"),
     ("leave-running", "nothing: a campaign tears every cluster down"),
     ("cleanup-stale", "`faultline campaign --cleanup-stale`"),
     ("kill-client", "`nemesis = [\"kill-producer\"]` or a timeline"),

@@ -95,6 +95,11 @@ pub struct CampaignArgs {
     /// (as `faultline run --hosts`); it needs as many hosts as the largest cell.
     #[arg(long, value_name = "FILE", conflicts_with = "subnet")]
     hosts: Option<PathBuf>,
+    /// Test the Kafka-protocol cluster this `system.toml` describes on the
+    /// `--hosts` machines (as `faultline run --system`); every cell must
+    /// then run on librdkafka (`--client librdkafka` selects such cells).
+    #[arg(long, value_name = "FILE", requires = "hosts")]
+    system: Option<PathBuf>,
 }
 
 pub fn main(args: CampaignArgs) -> ExitCode {
@@ -159,6 +164,9 @@ fn prepare(args: &CampaignArgs) -> Result<Campaign, String> {
             ));
         }
     }
+    if args.system.is_some() {
+        check_cells_on_system(&campaign, args)?;
+    }
     if !args.only.is_empty() {
         for sel in &args.only {
             let known = sel == "headline" || campaign.cells.iter().any(|c| &c.name == sel || &c.base == sel);
@@ -194,10 +202,23 @@ fn cell_run(
         cluster_name: args.cluster_name.clone().unwrap_or(defaults.cluster_name.clone()),
         subnet: args.subnet.clone(),
         hosts: args.hosts.clone(),
+        system: args.system.clone(),
         cleanup_stale: args.cleanup_stale,
         ..defaults
     };
     (settings, harness)
+}
+
+/// Each cell checked by `faultline run`'s own plan against the external
+/// system, so a cell it cannot run stops the campaign before anything runs.
+fn check_cells_on_system(campaign: &Campaign, args: &CampaignArgs) -> Result<(), String> {
+    let harness = HarnessArgs { hosts: args.hosts.clone(), system: args.system.clone(), ..HarnessArgs::default() };
+    for cell in &campaign.cells {
+        let text = cell.timeline.as_ref().map(|t| crate::run::plan::TimelineText { label: &t.label, text: &t.text });
+        crate::run::plan::Plan::with_timeline(cell.run.clone(), harness.clone(), text)
+            .map_err(|e| format!("cell `{}`: {e}", cell.name))?;
+    }
+    Ok(())
 }
 
 fn print_plan(campaign: &Campaign, args: &CampaignArgs) {

@@ -16,6 +16,7 @@
 //! harness failure.
 
 pub(crate) mod describe;
+pub(crate) mod external;
 mod health;
 pub(crate) mod inventory;
 pub(crate) mod owner;
@@ -296,6 +297,8 @@ pub(crate) enum Target<'a> {
     Netns { nodes: u32, subnet: Option<&'a str> },
     /// These SSH hosts, one node each.
     Ssh(&'a HostsFile),
+    /// These SSH hosts, each running a node of an external system.
+    External(&'a HostsFile, &'a crate::system::file::SystemFile),
 }
 
 /// The Rust API of `up` for `faultline run`: builds a cluster in
@@ -326,10 +329,14 @@ pub(crate) async fn start(
             exec::check_preconditions().map_err(|e| anyhow!(e))?;
             Placement::Netns(plan_network(name, subnet, nodes).await?)
         }
-        Target::Ssh(file) => placement::ssh_placement(file),
+        Target::Ssh(file) | Target::External(file, _) => placement::ssh_placement(file),
     };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut state = plan_state(dir, name, placement, Some(owner::Owner::current("faultline run")))?;
+    if let (Target::External(file, system), Placement::Ssh(_)) = (&target, &state.placement) {
+        let nodes = system.resolve(&file.hosts, name).map_err(|e| anyhow!("{}: {e}", system.path.display()))?;
+        state.nodes = external::plan_nodes(name, &file.hosts, &nodes);
+    }
     state.save()?;
     if let Err(e) = build(&mut state, &settings, timeout).await {
         if e.is::<HostsNotReady>() {
@@ -400,6 +407,7 @@ fn netns_nodes(dir: &Path, net: &ClusterNet) -> anyhow::Result<Vec<NodeState>> {
                 log_file: node_dir.join("node.log"),
                 pid_file: node_dir.join("node.pid"),
                 pid: None,
+                external: None,
             }
         })
         .collect())
@@ -437,6 +445,10 @@ async fn build(
     }
     let hosts = connect_hosts(state).await?;
     placement::check_hosts(&hosts).await.map_err(HostsNotReady)?;
+    if state.nodes.iter().any(|n| n.external.is_some()) {
+        placement::learn_control_ip(state, &hosts).await?;
+        return external::build(state, &hosts, health_timeout).await;
+    }
     placement::deploy(state, &hosts, &crate::node_process::node_binary()?).await?;
     state.save()?;
     // All hosts at once: over SSH each step is a round trip per host.
@@ -556,8 +568,10 @@ pub(crate) struct Stopped {
 
 pub(crate) async fn stop_nodes(state: &ClusterState) -> anyhow::Result<Stopped> {
     let hosts = connect_hosts(state).await.context("tearing down")?;
+    // An external system's nodes stop by their own command first.
+    let mut failures = external::stop(state, &hosts).await;
     let pids = processes::cluster_pids(state, &hosts).await?;
-    let failures: Vec<String> = processes::stop(&hosts, &pids).await.into_iter().collect();
+    failures.extend(processes::stop(&hosts, &pids).await);
     Ok(Stopped { hosts, failures })
 }
 

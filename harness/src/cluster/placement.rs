@@ -47,6 +47,7 @@ pub(crate) fn plan_ssh_nodes(name: &str, hosts: &[SshTarget]) -> Vec<NodeState> 
                 log_file: dir.join("node.log"),
                 pid_file: dir.join("node.pid"),
                 pid: None,
+                external: None,
             }
         })
         .collect()
@@ -195,9 +196,16 @@ pub(crate) async fn check_hosts(hosts: &[AnyHost]) -> Result<(), Vec<String>> {
 /// Copies this machine's `faultline-node` to every SSH host (once per
 /// cluster) and records the harness's address as the hosts see it.
 pub(crate) async fn deploy(state: &mut ClusterState, hosts: &[AnyHost], local_bin: &Path) -> anyhow::Result<()> {
-    let Placement::Ssh(ssh) = &mut state.placement else { return Ok(()) };
+    let Placement::Ssh(_) = &state.placement else { return Ok(()) };
     let copies = state.nodes.iter().zip(hosts).map(|(node, host)| host.copy_to(local_bin, &node.binary));
     futures_util::future::join_all(copies).await.into_iter().collect::<Result<Vec<()>, _>>()?;
+    learn_control_ip(state, hosts).await
+}
+
+/// Records the harness's address as the SSH hosts see it, unless the hosts
+/// file gave it.
+pub(crate) async fn learn_control_ip(state: &mut ClusterState, hosts: &[AnyHost]) -> anyhow::Result<()> {
+    let Placement::Ssh(ssh) = &mut state.placement else { return Ok(()) };
     if let (true, Some(AnyHost::Ssh(first))) = (ssh.control_ip.is_unspecified(), hosts.first()) {
         ssh.control_ip = first.client_ip().await?;
     }

@@ -44,6 +44,16 @@ pub(crate) async fn node_process(node: &NodeState, host: &AnyHost, pid: u32) -> 
 /// The node's processes on its host: its recorded pid, its pid file, and
 /// (on an SSH host) `pgrep` for its config file, each checked.
 async fn pids_of(state: &ClusterState, node: &NodeState, host: &AnyHost) -> Result<Vec<u32>, HostError> {
+    if let Some(ext) = &node.external {
+        // Not ours to find by command line: the system file's pid source.
+        let found = crate::system::external::find_pid(host, ext).await.map_err(|e| HostError::CommandFailed {
+            host: node.name.clone(),
+            command: format!("{:?}", ext.pid),
+            status: "error".into(),
+            stderr: format!("{e:#}"),
+        })?;
+        return Ok(found.into_iter().collect());
+    }
     let from_file = host.read_file(&node.pid_file, 64).await?;
     let from_file = from_file.and_then(|b| String::from_utf8_lossy(&b).trim().parse::<u32>().ok());
     let mut candidates: Vec<u32> = node.pid.into_iter().chain(from_file).collect();

@@ -122,11 +122,19 @@ pub struct NodeState {
     pub pid_file: PathBuf,
     /// Set as soon as the process runs.
     pub pid: Option<u32>,
+    /// An external system's node (`--system`): how to start, stop and find
+    /// it. `None` for faultline-node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<crate::system::file::ExternalNode>,
 }
 
 impl NodeState {
-    /// Where Kafka clients reach this node: its URL's host, the Kafka port.
+    /// Where Kafka clients reach this node: its URL's host, the Kafka port
+    /// (an external node's URL is its Kafka address).
     pub fn kafka_address(&self) -> String {
+        if let Some(addr) = self.url.strip_prefix("kafka://") {
+            return addr.to_string();
+        }
         let host = self.url.trim_start_matches("http://").rsplit_once(':').map_or("", |(h, _)| h);
         format!("{host}:{}", super::placement::KAFKA_PORT)
     }

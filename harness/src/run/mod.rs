@@ -30,6 +30,7 @@
 pub mod client_config;
 pub mod control;
 pub mod final_phase;
+pub mod kafka_phase;
 pub mod plan;
 pub mod report;
 pub mod settings;
@@ -52,6 +53,7 @@ use crate::exit::Failure;
 use crate::history::{HistoryWriter, monotonic_ns};
 use crate::nemesis_run::Nemesis;
 use crate::store::{self, RunLog};
+use crate::system::kafka_admin::KafkaAdmin;
 pub use plan::Plan;
 use plan::{CLUSTER_UP_TIMEOUT, DRAIN_PROCESSES, Role};
 use report::Outcome;
@@ -162,9 +164,10 @@ async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &st
     write_test_json(plan, dirs, reproduce)?;
     teardown::clear_old_cluster(plan, dirs)?;
     log.info(format!("cluster up: {} nodes ({})", plan.settings.nodes, dirs.cluster.display()));
-    let target = match &plan.hosts {
-        Some(file) => cluster::Target::Ssh(file),
-        None => cluster::Target::Netns { nodes: plan.settings.nodes, subnet: plan.harness.subnet.as_deref() },
+    let target = match (&plan.hosts, &plan.system) {
+        (Some(file), Some(system)) => cluster::Target::External(file, system),
+        (Some(file), None) => cluster::Target::Ssh(file),
+        (None, _) => cluster::Target::Netns { nodes: plan.settings.nodes, subnet: plan.harness.subnet.as_deref() },
     };
     let state =
         cluster::start(&plan.harness.cluster_name, &dirs.cluster, target, &plan.node_config(), CLUSTER_UP_TIMEOUT)
@@ -174,7 +177,10 @@ async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &st
     let marks = control::Marks::mark(&state, &hosts, &token).await?;
     let urls: Vec<String> = state.nodes.iter().map(|n| n.url.clone()).collect();
     log.info(format!("cluster up: {}", urls.join(" ")));
-    workload::create_topic(plan, log, &urls).await?;
+    match kafka_admin(plan, &state) {
+        Some(admin) => kafka_phase::create_topic(plan, log, &admin).await?,
+        None => workload::create_topic(plan, log, &urls).await?,
+    }
     let sinks = workload::create_sinks(plan, &dirs.run)?;
     let history = dirs.run.join(faultline_checker::HISTORY_FILE);
     let writer = Arc::new(Mutex::new(HistoryWriter::create(&history, monotonic_ns())?));
@@ -187,6 +193,8 @@ async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &st
         urls: urls.clone(),
         kafka: state.nodes.iter().map(|n| n.kafka_address()).collect(),
         library: a.client,
+        topic: plan.topic.clone(),
+        kafka_only: plan.system.is_some(),
         started: Instant::now(),
         stop_grace: plan.client_stop_grace(),
     });
@@ -199,7 +207,7 @@ async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &st
         control::record(&dirs.run, reason)?;
     }
     log.info(format!("checking {} ops", run.ops));
-    let results = check(&dirs.run, &run.replicas, run.lost_control.as_deref())?;
+    let results = check(&dirs.run, run.replicas.as_ref(), run.lost_control.as_deref())?;
     let counts = run.counts;
     Ok(Outcome { valid: results.valid, results, counts })
 }
@@ -210,7 +218,8 @@ type OpCounts = std::collections::BTreeMap<(String, faultline_checker::op::OpTyp
 struct Finished {
     ops: u64,
     counts: OpCounts,
-    replicas: Replicas,
+    /// `None` when the system does not expose its replicas' logs.
+    replicas: Option<Replicas>,
     /// Why the harness lost control of the cluster, if it did.
     lost_control: Option<String>,
 }
@@ -247,7 +256,7 @@ async fn run_workload_and_final_phase(
     let (faults_tx, faults_rx) = watch::channel("none".to_string());
     let sink_paths = sinks.iter().map(|(_, p)| p.clone()).collect();
     let writer = shared.writer.clone();
-    let nemesis = Arc::new(Nemesis::new(state, hosts, writer.clone(), log.clone(), faults_tx, a.seed, sink_paths));
+    let nemesis = Arc::new(Nemesis::new(state, hosts, writer.clone(), log.clone(), faults_tx, plan, sink_paths));
     let (nemesis_stop, nemesis_stopped) = watch::channel(false);
     let nemesis_task = tokio::spawn(nemesis.clone().run(plan.faults.clone(), Instant::now(), nemesis_stopped));
     let (progress_stop, progress_stopped) = watch::channel(false);
@@ -273,7 +282,7 @@ async fn run_workload_and_final_phase(
     producers.stop(Role::Producer).await?;
     let _ = progress_stop.send(true);
     let _ = progress.await;
-    let mut replicas = Replicas::new();
+    let mut replicas = Some(Replicas::new());
     if lost.is_none() {
         let finals = async {
             log.info("final phase: healing every fault");
@@ -303,11 +312,23 @@ async fn final_reads(
     state: &ClusterState,
     sinks: &[(u32, PathBuf)],
     consumers: &mut workload::Clients,
-) -> anyhow::Result<Replicas> {
+) -> anyhow::Result<Option<Replicas>> {
     let log = &shared.log;
-    log.info("final phase: waiting for leaders, full ISRs and HW = LEO");
-    let targets = final_phase::wait_settled(plan, log, state).await;
-    final_phase::wait_consumers_caught_up(plan, log, &shared.urls, &targets).await;
+    let admin = kafka_admin(plan, state);
+    let targets = match &admin {
+        Some(admin) => {
+            log.info("final phase: waiting for leaders and full ISRs");
+            let targets = kafka_phase::wait_settled(plan, log, admin).await;
+            kafka_phase::wait_consumers_caught_up(plan, log, admin, &targets).await;
+            targets
+        }
+        None => {
+            log.info("final phase: waiting for leaders, full ISRs and HW = LEO");
+            let targets = final_phase::wait_settled(plan, log, state).await;
+            final_phase::wait_consumers_caught_up(plan, log, &shared.urls, &targets).await;
+            targets
+        }
+    };
     log.info("final phase: stopping consumers");
     consumers.stop(Role::Consumer).await?;
     if !sinks.is_empty() {
@@ -317,24 +338,35 @@ async fn final_reads(
     }
     log.info(format!("final phase: draining {} partitions to {:?}", targets.len(), targets));
     supervisor::run_drain(shared, &targets).await?;
+    if admin.is_some() {
+        log.info("final phase: the system does not expose its replicas' logs; replica-divergence is not checked");
+        return Ok(None);
+    }
     log.info("final phase: dumping every replica's log and saving every node's metrics");
     let replicas = final_phase::dump_replicas(plan, log, state).await;
     final_phase::save_metrics(log, state, &dirs.run).await?;
     store::write_json_compact(&dirs.run.join(faultline_checker::REPLICAS_FILE), &replicas)?;
-    Ok(replicas)
+    Ok(Some(replicas))
+}
+
+/// A Kafka-protocol client of the cluster, when the system has nothing else.
+fn kafka_admin(plan: &Plan, state: &ClusterState) -> Option<KafkaAdmin> {
+    plan.system.as_ref()?;
+    let addrs = state.nodes.iter().map(|n| n.kafka_address()).collect();
+    Some(KafkaAdmin::new(addrs, std::time::Duration::from_millis(plan::REQUEST_TIMEOUT_MS)))
 }
 
 /// Checks the stored run as `faultline check` would, from its files.
 fn check(
     dir: &std::path::Path,
-    replicas: &Replicas,
+    replicas: Option<&Replicas>,
     lost_control: Option<&str>,
 ) -> anyhow::Result<faultline_checker::Results> {
     let files = faultline_checker::RunFiles::locate(dir);
     let history = files.read_history().context("reading back history.jsonl")?;
     let g = files.guarantees().context("reading test.json's guarantees")?;
     let sink = files.read_sink().context("reading back sink.jsonl")?;
-    let inputs = faultline_checker::Inputs { replicas: Some(replicas), sink: sink.as_ref(), lost_control };
+    let inputs = faultline_checker::Inputs { replicas, sink: sink.as_ref(), lost_control };
     let results = faultline_checker::check_with(&history, &g, &inputs);
     store::write_json(&dir.join(faultline_checker::RESULTS_FILE), &results)?;
     Ok(results)
@@ -385,8 +417,9 @@ fn write_test_json(plan: &Plan, dirs: &RunDirs, reproduce: &str) -> anyhow::Resu
         "effective": {
             "idempotence": plan.idempotence,
             "max_in_flight": plan.in_flight(),
-            "topic": TOPIC,
-            "group": GROUP,
+            "topic": plan.topic,
+            "group": plan.group,
+            "system": plan.system.as_ref().map_or("faultline-node", |_| "external-kafka"),
         },
         // The library the applications ran on, and its version.
         "client": {"library": a.client, "version": a.client.version()},

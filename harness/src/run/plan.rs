@@ -16,6 +16,7 @@ use super::settings::{HarnessArgs, RunSettings, SinkKind};
 use crate::app::library::ClientLibrary;
 use crate::app::spec::{ConsumerSpec, ProducerSpec};
 use crate::hosts::hosts_file::HostsFile;
+use crate::system::file::SystemFile;
 use faultline_checker::modes::ProducerMode;
 
 /// The workload's topic.
@@ -97,6 +98,13 @@ pub struct Plan {
     /// The SSH hosts the nodes run on (the first `nodes` of `--hosts`), or
     /// `None` for namespaces on this machine.
     pub hosts: Option<HostsFile>,
+    /// The external system under test (`--system`), or `None` for faultline-node.
+    pub system: Option<SystemFile>,
+    /// The workload's topic and the consumers' group: [`TOPIC`] and
+    /// [`GROUP`] on a cluster of our own; on an external cluster, which
+    /// outlives runs, names of this run's own.
+    pub topic: String,
+    pub group: String,
 }
 
 impl Plan {
@@ -128,7 +136,7 @@ impl Plan {
         let (a, c) = (&self.settings, &self.consumer);
         ConsumerSpec {
             owned,
-            group: GROUP.into(),
+            group: self.group.clone(),
             commit: c.commit,
             auto_commit_interval_ms: c.auto_commit_interval_ms,
             processing: a.processing,
@@ -180,7 +188,28 @@ impl Plan {
             kills.push((role, Duration::from_secs_f64(f.at_s)));
         }
         let time_limit = Duration::from_secs_f64(settings.time_limit);
-        let plan = Plan { settings, harness, producer, consumer, idempotence, time_limit, kills, faults, hosts };
+        let system = check_system(&settings, &harness, &faults)?;
+        let (topic, group) = match &system {
+            None => (TOPIC.to_string(), GROUP.to_string()),
+            Some(_) => {
+                let stamp = std::time::SystemTime::UNIX_EPOCH.elapsed().unwrap_or_default().as_millis();
+                (format!("{TOPIC}-{stamp}"), format!("{GROUP}-{stamp}"))
+            }
+        };
+        let plan = Plan {
+            settings,
+            harness,
+            producer,
+            consumer,
+            idempotence,
+            time_limit,
+            kills,
+            faults,
+            hosts,
+            system,
+            topic,
+            group,
+        };
         if plan.settings.client == ClientLibrary::Librdkafka {
             crate::app::rdkafka::config::check(&plan)?;
         }
@@ -257,6 +286,27 @@ fn in_flight(a: &RunSettings, p: &ProducerSettings) -> usize {
 
 /// The producer settings' own rules (Kafka's), then the numbers' ranges;
 /// returns whether the producers are idempotent.
+/// The external system, if `--system` names one, and what a run against it
+/// cannot do: the faultline client (HTTP only), bug switches, broker
+/// settings and admin hooks (the cluster is the user's), fetcher pauses.
+fn check_system(a: &RunSettings, h: &HarnessArgs, faults: &[ScheduledFault]) -> Result<Option<SystemFile>, String> {
+    let Some(path) = &h.system else { return Ok(None) };
+    let file = SystemFile::load(path).map_err(|e| format!("--system {e}"))?;
+    let refuse = |what: &str| Err(format!("--system {}: {what}", path.display()));
+    if a.client != ClientLibrary::Librdkafka {
+        return refuse("an external cluster speaks Kafka's protocol only: add --client librdkafka");
+    }
+    if !a.bugs.is_empty() || !a.broker_config.is_empty() || a.admin_hooks {
+        return refuse(
+            "bug switches, --broker-config and --admin-hooks are faultline-node's; configure your brokers yourself",
+        );
+    }
+    if let Some(f) = faults.iter().find(|f| matches!(f.action, Action::PauseFetchers | Action::ResumeFetchers)) {
+        return refuse(&format!("the fault {} needs faultline-node's admin hooks", f.action));
+    }
+    Ok(Some(file))
+}
+
 fn check_settings(a: &RunSettings, p: &ProducerSettings) -> Result<bool, String> {
     let config = ProducerConfig {
         acks: crate::app::producer::wire_acks(p.acks),

@@ -331,6 +331,11 @@ pub struct HarnessArgs {
     /// first `--nodes` of them) instead of in network namespaces here.
     #[arg(long, value_name = "FILE", conflicts_with = "subnet")]
     pub hosts: Option<PathBuf>,
+    /// Test the Kafka-protocol cluster this `system.toml` describes (its
+    /// start, stop and pid commands per host), on the `--hosts` machines,
+    /// instead of faultline-node. Needs `--client librdkafka`.
+    #[arg(long, value_name = "FILE", requires = "hosts")]
+    pub system: Option<PathBuf>,
     /// Test hook: `producer:SECONDS` or `consumer:SECONDS` SIGKILLs the
     /// first process of that role at that time into the workload.
     #[arg(long = "kill-client", hide = true)]

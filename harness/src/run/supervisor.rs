@@ -17,7 +17,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::plan::{DRAIN_DEADLINE_MS, DRAIN_PROCESSES, REQUEST_TIMEOUT_MS, Role, TOPIC};
+use super::plan::{DRAIN_DEADLINE_MS, DRAIN_PROCESSES, REQUEST_TIMEOUT_MS, Role};
 use crate::app::library::ClientLibrary;
 use crate::app::spec::{ClientSpec, DrainSpec, RoleSpec};
 use crate::exit::EXIT_BAD_ARGS;
@@ -48,6 +48,11 @@ pub struct Shared {
     pub kafka: Vec<String>,
     /// The library the producer and consumer applications run on.
     pub library: ClientLibrary,
+    /// The workload's topic.
+    pub topic: String,
+    /// The system speaks only Kafka's protocol (`--system`): the final
+    /// reader uses it too.
+    pub kafka_only: bool,
     /// The workload's start, for kill times.
     pub started: Instant,
     /// How long a stopped client may take to settle its op and exit.
@@ -106,7 +111,7 @@ fn spawn_client(
         library: shared.library,
         bootstrap: shared.urls.clone(),
         kafka_bootstrap: shared.kafka.clone(),
-        topic: TOPIC.into(),
+        topic: shared.topic.clone(),
         request_timeout_ms,
         role: role.clone(),
     };
@@ -316,7 +321,8 @@ impl<'a> ProcessRun<'a> {
 /// before: the drain op and its polls).
 pub async fn run_drain(shared: &Arc<Shared>, targets: &[(u32, i64)]) -> anyhow::Result<()> {
     let process = shared.stride - DRAIN_PROCESSES;
-    let role = RoleSpec::Drain(DrainSpec { targets: targets.to_vec(), deadline_ms: DRAIN_DEADLINE_MS });
+    let kafka = shared.kafka_only;
+    let role = RoleSpec::Drain(DrainSpec { targets: targets.to_vec(), deadline_ms: DRAIN_DEADLINE_MS, kafka });
     let mut proc = spawn_client(shared, &role, process, 0, REQUEST_TIMEOUT_MS)?;
     proc.stdin = None;
     let bound = Duration::from_millis(DRAIN_DEADLINE_MS) + shared.stop_grace;

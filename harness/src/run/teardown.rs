@@ -63,7 +63,9 @@ async fn collect_node_files(
     for (node, host) in state.nodes.iter().zip(hosts) {
         let dest = dirs.run.join("nodes").join(&node.name);
         std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
-        if let Some(log) = host.read_file(&node.log_file, NODE_LOG_BYTES_MAX).await? {
+        // An external node without `logs` in its system file has none we know of.
+        let known = !node.log_file.as_os_str().is_empty();
+        if known && let Some(log) = host.read_file(&node.log_file, NODE_LOG_BYTES_MAX).await? {
             std::fs::write(dest.join("node.log"), log).with_context(|| format!("writing {}", dest.display()))?;
         }
         let find = ["find", &node.data_dir.display().to_string(), "-type", "f", "-printf", "%s %P\n"];

@@ -8,4 +8,7 @@
 //! by the commands of a `system.toml` (`file.rs`) and read over Kafka's
 //! protocol (`kafka_admin.rs`), which works for the built-in node too.
 
+pub mod external;
+pub mod file;
 pub mod kafka_admin;
+pub mod roles;

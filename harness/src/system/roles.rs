@@ -1,0 +1,96 @@
+//! The roles the nemesis aims at (`leader-of:P`, `followers-of:P`,
+//! `controller`), found from the system itself when a fault fires:
+//! faultline-node's HTTP API for the built-in system, Kafka's Metadata and
+//! DescribeQuorum for an external one. A role is a host index (brokers are
+//! matched to hosts by their ids); `None` when nobody answers or the role is
+//! vacant right now.
+
+use std::time::Duration;
+
+use faultline_client::Client;
+
+use super::kafka_admin::KafkaAdmin;
+use crate::cluster::ClusterState;
+
+/// The partition name role targets use for the workload's topic.
+const WORKLOAD_TOPIC: &str = "events";
+
+/// How the nemesis asks the system for roles.
+pub struct Roles {
+    /// Each host's node id, by host index.
+    ids: Vec<i32>,
+    urls: Vec<String>,
+    /// `Some` for a system that speaks only Kafka's protocol.
+    kafka: Option<KafkaAdmin>,
+    /// The run's topic, which `events` in a target names.
+    topic: String,
+    timeout: Duration,
+}
+
+/// A partition's replicas and leader, as host indices.
+pub struct Replicas {
+    pub replicas: Vec<usize>,
+    pub leader: Option<usize>,
+}
+
+impl Roles {
+    pub fn new(state: &ClusterState, topic: &str, timeout: Duration) -> Roles {
+        let external = state.nodes.iter().any(|n| n.external.is_some());
+        let kafka = external.then(|| KafkaAdmin::new(state.nodes.iter().map(|n| n.kafka_address()).collect(), timeout));
+        Roles {
+            ids: state.nodes.iter().map(|n| n.id as i32).collect(),
+            urls: state.nodes.iter().map(|n| n.url.clone()).collect(),
+            kafka,
+            topic: topic.to_string(),
+            timeout,
+        }
+    }
+
+    fn index_of(&self, id: i32) -> Option<usize> {
+        self.ids.iter().position(|x| *x == id)
+    }
+
+    /// `events/2` → the run's topic and partition 2.
+    fn partition<'a>(&'a self, name: &'a str) -> Option<(&'a str, u32)> {
+        let (topic, index) = name.rsplit_once('/')?;
+        let topic = if topic == WORKLOAD_TOPIC { self.topic.as_str() } else { topic };
+        Some((topic, index.parse().ok()?))
+    }
+
+    /// `partition`'s replicas and leader, as the first node that answers sees them.
+    pub async fn replicas_of(&self, partition: &str) -> Option<Replicas> {
+        let (topic, index) = self.partition(partition)?;
+        if let Some(admin) = &self.kafka {
+            let m = admin.metadata(topic).await.ok()?;
+            let p = m.partitions.iter().find(|p| p.partition == index)?;
+            let replicas = p.replicas.iter().filter_map(|r| self.index_of(*r)).collect();
+            return Some(Replicas { replicas, leader: p.leader.and_then(|l| self.index_of(l)) });
+        }
+        for url in &self.urls {
+            if let Ok(d) = Client::with_timeout(url, self.timeout).describe_topic(topic).await {
+                let p = d.partitions.get(index as usize)?;
+                let replicas = p.replicas.iter().filter_map(|r| self.index_of(*r)).collect();
+                return Some(Replicas { replicas, leader: p.leader.and_then(|l| self.index_of(l)) });
+            }
+        }
+        None
+    }
+
+    /// `partition`'s leader.
+    pub async fn leader_of(&self, partition: &str) -> Option<usize> {
+        self.replicas_of(partition).await?.leader
+    }
+
+    /// The active controller.
+    pub async fn controller(&self) -> Option<usize> {
+        if let Some(admin) = &self.kafka {
+            return self.index_of(admin.controller().await?);
+        }
+        for url in &self.urls {
+            if let Ok(c) = Client::with_timeout(url, self.timeout).cluster().await {
+                return self.index_of(c.controller?);
+            }
+        }
+        None
+    }
+}
