@@ -24,6 +24,20 @@ pub trait ControlPlane: Send + Sync + 'static {
     fn broker_epoch(&self) -> Option<i64>;
     /// The active controller, as this node believes.
     fn active_controller(&self) -> Option<i32>;
+    /// The controller quorum as this node sees it (Kafka's DescribeQuorum).
+    fn quorum(&self) -> Option<QuorumView> {
+        None
+    }
+}
+
+/// The controller quorum, in KRaft's terms: the leader of the metadata log,
+/// its epoch (the Raft term), the voters and this node's applied offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumView {
+    pub leader: Option<i32>,
+    pub epoch: i32,
+    pub voters: Vec<i32>,
+    pub applied_offset: i64,
 }
 
 impl ControlPlane for crate::controller::Controller {
@@ -45,5 +59,9 @@ impl ControlPlane for crate::controller::Controller {
 
     fn active_controller(&self) -> Option<i32> {
         self.leader()
+    }
+
+    fn quorum(&self) -> Option<QuorumView> {
+        Some(crate::controller::Controller::quorum(self))
     }
 }

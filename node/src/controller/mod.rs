@@ -285,6 +285,17 @@ impl Controller {
         self.metrics.borrow().current_leader.map(from_raft_id)
     }
 
+    /// The quorum as this node's Raft metrics show it.
+    pub fn quorum(&self) -> crate::broker::control::QuorumView {
+        let m = self.metrics.borrow();
+        crate::broker::control::QuorumView {
+            leader: m.current_leader.map(from_raft_id),
+            epoch: i32::try_from(m.current_term).unwrap_or(i32::MAX),
+            voters: m.membership_config.membership().voter_ids().map(from_raft_id).collect(),
+            applied_offset: m.last_applied.map_or(-1, |l| i64::try_from(l.index).unwrap_or(i64::MAX)),
+        }
+    }
+
     /// This node's broker epoch: `None` until registered; changes when the
     /// broker re-registers after being fenced.
     pub fn broker_epoch(&self) -> watch::Receiver<Option<i64>> {

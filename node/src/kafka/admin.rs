@@ -3,6 +3,10 @@
 //! a topic's effective settings (its overrides, else the broker's value)
 //! and the broker's own keys.
 
+use kafka_protocol::messages::describe_quorum_response::{
+    PartitionData as QuorumPartition, ReplicaState, TopicData as QuorumTopic,
+};
+use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
 use std::collections::BTreeMap;
 
 use faultline_client::api::CreateTopicRequest as HttpCreate;
@@ -197,4 +201,48 @@ fn resource_settings(resource_type: i8, name: &str, node: &Node) -> Result<Vec<S
         ))),
         other => Err(ApiError::invalid(format!("resource type {other} is not supported (topics 2, brokers 4)"))),
     }
+}
+
+/// KRaft's metadata log, whose leader is the active controller.
+const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// DescribeQuorum: the controller quorum as this node's Raft state shows it
+/// (leader, epoch = term, voters, applied offset). Kafka answers it on the
+/// active controller only; any node answers here, each with its own view,
+/// which names the same leader once the quorum has one. Voters' log end
+/// offsets are not tracked per voter, so they read -1 (unknown).
+pub fn describe_quorum(req: &DescribeQuorumRequest, node: &Node) -> DescribeQuorumResponse {
+    let view = node.broker.control().quorum();
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let base = QuorumPartition::default().with_partition_index(p.partition_index);
+                    match (&view, t.topic_name.as_str() == METADATA_TOPIC && p.partition_index == 0) {
+                        (Some(q), true) => base
+                            .with_leader_id(BrokerId(q.leader.unwrap_or(-1)))
+                            .with_leader_epoch(q.epoch)
+                            .with_high_watermark(q.applied_offset)
+                            .with_current_voters(
+                                q.voters
+                                    .iter()
+                                    .map(|v| {
+                                        ReplicaState::default().with_replica_id(BrokerId(*v)).with_log_end_offset(-1)
+                                    })
+                                    .collect(),
+                            ),
+                        _ => {
+                            base.with_error_code(faultline_client::api::ErrorCode::UnknownTopicOrPartition.kafka_code())
+                        }
+                    }
+                })
+                .collect();
+            QuorumTopic::default().with_topic_name(t.topic_name.clone()).with_partitions(partitions)
+        })
+        .collect();
+    DescribeQuorumResponse::default().with_topics(topics)
 }

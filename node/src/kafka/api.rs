@@ -10,8 +10,8 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, DescribeConfigsRequest,
-    FetchRequest, FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse,
-    OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, TopicName,
+    DescribeQuorumRequest, FetchRequest, FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest,
+    MetadataRequest, MetadataResponse, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -31,6 +31,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetFetch, 1, 7),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DescribeQuorum, 0, 1),
 ];
 
 /// Kafka's error codes the listener sends.
@@ -98,6 +99,10 @@ pub async fn handle(key: ApiKey, version: i16, mut body: Bytes, node: &Node) -> 
         ApiKey::DescribeConfigs => {
             let req = DescribeConfigsRequest::decode(&mut body, version).map_err(bad)?;
             Reply::encode(&super::admin::describe_configs(&req, version, node), version).map(Some)
+        }
+        ApiKey::DescribeQuorum => {
+            let req = DescribeQuorumRequest::decode(&mut body, version).map_err(bad)?;
+            Reply::encode(&super::admin::describe_quorum(&req, node), version).map(Some)
         }
         _ => Err(format!("unsupported API {key:?}")),
     }

@@ -143,3 +143,31 @@ async fn simple_consumer_offsets_over_the_kafka_protocol() {
     let http = node.client().committed_offsets("g").await.unwrap();
     assert_eq!(http.offsets.iter().map(|o| o.offset).collect::<Vec<_>>(), [5, 7], "one store for both APIs");
 }
+
+/// DescribeQuorum names the metadata log's leader (the active controller),
+/// its epoch and the voters; any other partition is unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_quorum_names_the_active_controller() {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::{DescribeQuorumRequest, DescribeQuorumResponse};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let node = Node::start(dir.path(), &[&format!("listeners=http://127.0.0.1:0,PLAINTEXT://127.0.0.1:{port}")]);
+    let controller = node.client().cluster().await.unwrap().controller.expect("a controller");
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let parts =
+        vec![PartitionData::default().with_partition_index(0), PartitionData::default().with_partition_index(1)];
+    let req = DescribeQuorumRequest::default().with_topics(vec![
+        TopicData::default().with_topic_name(TopicName(s("__cluster_metadata"))).with_partitions(parts),
+    ]);
+    for version in [0, 1] {
+        let resp = DescribeQuorumResponse::decode(&mut call(&mut conn, ApiKey::DescribeQuorum, version, &req), version)
+            .unwrap();
+        let p = &resp.topics[0].partitions;
+        assert_eq!((p[0].error_code, p[0].leader_id.0), (0, controller), "{resp:?}");
+        assert!(p[0].leader_epoch >= 1, "the epoch is the Raft term: {resp:?}");
+        let voters: Vec<i32> = p[0].current_voters.iter().map(|v| v.replica_id.0).collect();
+        assert_eq!(voters, [controller]);
+        assert_eq!(p[1].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION for any other partition");
+    }
+}
