@@ -444,7 +444,7 @@ async fn build(
         check_connectivity(net).await?;
     }
     let hosts = connect_hosts(state).await?;
-    placement::check_hosts(&hosts).await.map_err(HostsNotReady)?;
+    placement::check_hosts(state, &hosts).await.map_err(HostsNotReady)?;
     if state.nodes.iter().any(|n| n.external.is_some()) {
         placement::learn_control_ip(state, &hosts).await?;
         return external::build(state, &hosts, health_timeout).await;

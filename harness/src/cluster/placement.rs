@@ -124,7 +124,7 @@ pub(crate) async fn can_reach(state: &ClusterState, i: usize) -> anyhow::Result<
 /// What a host lacks, each with its fix; empty when it is ready. Checks
 /// root (or sudo), `iptables`, the node port, the base directory and its
 /// free space, and that the host runs this machine's architecture.
-async fn problems(host: &SshHost) -> Result<Vec<String>, HostError> {
+async fn problems(host: &SshHost, ports: (u16, u16), arch: bool) -> Result<Vec<String>, HostError> {
     let t = host.target();
     let script = r#"base=$1; port=$2; ipt=$3; kafka_port=$4
 [ "$(id -u)" = 0 ] || echo "not-root $(id -un)"
@@ -137,7 +137,7 @@ if mkdir -p "$base" 2>/dev/null; then
 else echo "no-base-dir"; fi
 echo "arch $(uname -m)""#;
     let ipt = t.iptables.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-    let args = [t.base_dir.display().to_string(), NODE_PORT.to_string(), ipt, KAFKA_PORT.to_string()];
+    let args = [t.base_dir.display().to_string(), ports.0.to_string(), ipt, ports.1.to_string()];
     let argv: Vec<String> = ["sh", "-c", script, "faultline"].iter().map(|s| s.to_string()).chain(args).collect();
     let out = host.run(&argv, PREPARE_TIMEOUT).await?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -148,11 +148,13 @@ echo "arch $(uname -m)""#;
         let fix = if t.sudo { "; `sudo = true` needs passwordless sudo for this user" } else { "" };
         return Ok(vec![format!("host {} ({}): the checks did not run: {}{fix}", t.name, t.address, err.trim())]);
     }
-    Ok(text.lines().filter_map(|line| problem(t, line)).collect())
+    // Whose binary runs on the host: only faultline-node's must match ours.
+    let lines = text.lines().filter(|l| arch || !l.starts_with("arch "));
+    Ok(lines.filter_map(|line| problem(t, line, ports)).collect())
 }
 
 /// The problem one line of the check reports, with its fix.
-fn problem(t: &SshTarget, line: &str) -> Option<String> {
+fn problem(t: &SshTarget, line: &str, ports: (u16, u16)) -> Option<String> {
     let (what, value) = line.split_once(' ').unwrap_or((line, ""));
     let base = t.base_dir.display();
     let why = match what {
@@ -163,7 +165,7 @@ fn problem(t: &SshTarget, line: &str) -> Option<String> {
             Some(p) => format!("`iptables = \"{}\"` is not an executable on the host: fix the path", p.display()),
             None => "iptables is not installed: install the `iptables` package, or set `iptables = \"/path\"`".into(),
         },
-        "port-busy" => format!("port {NODE_PORT} or {KAFKA_PORT} is already in use: stop what listens there"),
+        "port-busy" => format!("port {} or {} is already in use: stop what listens there", ports.0, ports.1),
         "no-ss" => "`ss` is missing: install the `iproute2` package".into(),
         "no-base-dir" => format!("cannot create base-dir {base}: fix its permissions or choose another `base-dir`"),
         "free-kb" => match value.parse::<u64>() {
@@ -181,8 +183,17 @@ fn problem(t: &SshTarget, line: &str) -> Option<String> {
 }
 
 /// Checks every SSH host; the error lists every problem of every host.
-pub(crate) async fn check_hosts(hosts: &[AnyHost]) -> Result<(), Vec<String>> {
-    let checks = hosts.iter().filter_map(|h| if let AnyHost::Ssh(s) = h { Some(problems(s)) } else { None });
+pub(crate) async fn check_hosts(state: &ClusterState, hosts: &[AnyHost]) -> Result<(), Vec<String>> {
+    // An external node's port must be free before its start; faultline-node
+    // needs both of its own.
+    let ports = |i: usize| match &state.nodes[i].external {
+        Some(ext) => ((ext.kafka_port, ext.kafka_port), false),
+        None => ((NODE_PORT, KAFKA_PORT), true),
+    };
+    let checks = hosts.iter().enumerate().filter_map(|(i, h)| match h {
+        AnyHost::Ssh(s) => Some(problems(s, ports(i).0, ports(i).1)),
+        _ => None,
+    });
     let mut all = Vec::new();
     for result in futures_util::future::join_all(checks).await {
         match result {

@@ -221,4 +221,18 @@ start = "echo {host} {address} {base_dir}"
         bad(&format!("start-timeout-s = 0\n{KAFKA}"), "start-timeout-s = 0");
         bad(&KAFKA.replace("broker-id = 2", "broker-id = \"two\""), "broker-id");
     }
+
+    /// The Apache Kafka examples of the README and docs/external-kafka.md parse.
+    #[test]
+    fn the_documented_examples_parse() {
+        for doc in ["README.md", "docs/external-kafka.md"] {
+            let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(doc)).unwrap();
+            let start = text.find("kind = \"external-kafka\"").expect("an example");
+            let example = &text[start..start + text[start..].find("```").unwrap()];
+            let f = SystemFile::parse(example, Path::new(doc)).unwrap_or_else(|e| panic!("{doc}: {e}"));
+            let hosts = [host("kafka1", [10, 0, 0, 11]), host("kafka3", [10, 0, 0, 13])];
+            let nodes = f.resolve(&hosts, "c").unwrap_or_else(|e| panic!("{doc}: {e}"));
+            assert_eq!(nodes[0].pid, PidSource::Command("pgrep -f '[k]afka\\.Kafka'".into()), "{doc}");
+        }
+    }
 }
