@@ -4,22 +4,18 @@
 //! its own logical process), and commits automatically (at the start of a
 //! poll, Kafka's rule) or manually after or before processing.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
-use faultline_checker::modes::{CommitStrategy, OffsetReset, Processing};
+use faultline_checker::modes::{CommitStrategy, OffsetReset};
 use faultline_checker::op::{AssignValue, CommitValue, F, Op, OpType, OpValue, PartMap, PollValue, Seek};
 use faultline_client::ClusterClient;
 use faultline_client::api::{FetchRequest, OffsetCommit, OffsetCommitRequest};
-use parking_lot::Mutex;
 
 use super::coordinator::{Coordinator, fetched_pairs};
-use super::processing::{Handoff, Processor, RETRY_PAUSE, Records, Worker, drain_worker, spawn_worker};
+use super::processing::{Downstream, RETRY_PAUSE, Records};
 use super::record::{Ids, emit, part_name, with_client_error};
 use super::spec::{ClientSpec, ConsumerSpec};
-use crate::sink::Sink;
 
 /// A consumer process's state between polls.
 struct Consumer<'a> {
@@ -31,17 +27,13 @@ struct Consumer<'a> {
     process: u64,
     cluster: ClusterClient,
     coordinator: Coordinator,
-    processor: Arc<Processor>,
-    /// Per owned partition, the offset after the last processed record.
-    processed: Arc<Mutex<Vec<i64>>>,
-    queue: Option<tokio::sync::mpsc::Sender<Handoff>>,
+    downstream: Downstream,
     positions: Vec<i64>,
     committed: Vec<i64>,
 }
 
 pub async fn consume(c: &ClientSpec, a: &ConsumerSpec, stop: &AtomicBool) -> anyhow::Result<()> {
     let mut consumer = Consumer::new(c, a)?;
-    let worker = consumer.start_worker()?;
     // Assign, then poll, process and commit until stopped; an `info` commit
     // ends the logical process, and the next one assigns afresh. Bounded by
     // the harness's stop, as the producer's loop.
@@ -49,7 +41,7 @@ pub async fn consume(c: &ClientSpec, a: &ConsumerSpec, stop: &AtomicBool) -> any
         let Some(positions) = consumer.assign(stop).await else { break };
         consumer.positions = positions.clone();
         consumer.committed = positions.clone();
-        *consumer.processed.lock() = positions;
+        consumer.downstream.reset(positions);
         let mut last_auto_commit = Instant::now();
         while !stop.load(Ordering::SeqCst) {
             let auto_interval = Duration::from_millis(a.auto_commit_interval_ms);
@@ -69,7 +61,7 @@ pub async fn consume(c: &ClientSpec, a: &ConsumerSpec, stop: &AtomicBool) -> any
             }
         }
     }
-    consumer.close(worker).await
+    consumer.close().await
 }
 
 impl<'a> Consumer<'a> {
@@ -77,39 +69,21 @@ impl<'a> Consumer<'a> {
         let ids = Ids::new(c.process, c.process_stride);
         let process = ids.take();
         let timeout = Duration::from_millis(c.request_timeout_ms);
-        let sink = match &a.sink_path {
-            Some(path) => Some(Arc::new(Mutex::new(Sink::open(path)?))),
-            None => None,
-        };
-        let work = Duration::from_millis(a.process_time_ms);
+        let names: Vec<String> = a.owned.iter().map(|&p| part_name(&c.topic, p)).collect();
+        let downstream = Downstream::start(a, names.clone(), &ids, c.process_stride)?;
         Ok(Consumer {
             spec: a,
             topic: c.topic.clone(),
-            names: a.owned.iter().map(|&p| part_name(&c.topic, p)).collect(),
+            names,
             ids,
             stride: c.process_stride,
             process,
             cluster: ClusterClient::new(c.bootstrap.clone(), timeout),
             coordinator: Coordinator::new(ClusterClient::new(c.bootstrap.clone(), timeout), a.group.clone()),
-            processor: Arc::new(Processor { sink, on_error: a.on_sink_error, work }),
-            processed: Arc::new(Mutex::new(vec![0; a.owned.len()])),
-            queue: None,
+            downstream,
             positions: Vec::new(),
             committed: Vec::new(),
         })
-    }
-
-    /// With `processing = queue`, the worker draining the bounded queue
-    /// under its own process id.
-    fn start_worker(&mut self) -> anyhow::Result<Option<Worker>> {
-        if self.spec.processing != Processing::Queue {
-            return Ok(None);
-        }
-        anyhow::ensure!(self.stride > 0, "processing = queue needs a process stride > 0 (the worker has its own id)");
-        let (tx, worker) =
-            spawn_worker(self.processor.clone(), self.processed.clone(), self.names.clone(), self.ids.take());
-        self.queue = Some(tx);
-        Ok(Some(worker))
     }
 
     /// Assigns until it succeeds: positions from the group's committed
@@ -177,19 +151,9 @@ impl<'a> Consumer<'a> {
         if self.spec.commit == CommitStrategy::BeforeProcess && !self.commit_if_moved(self.positions.clone()).await {
             return Ok(false);
         }
-        for (i, records) in got {
-            match &self.queue {
-                Some(tx) => {
-                    tx.send(Handoff { index: i, records }).await.map_err(|_| anyhow!("the queue worker stopped"))?
-                }
-                None => {
-                    let (p, name) = (self.process, self.names[i].clone());
-                    self.processor.process_and_mark(p, &name, i, records, &self.processed).await?;
-                }
-            }
-        }
+        self.downstream.hand(self.process, got).await?;
         if self.spec.commit == CommitStrategy::AfterProcess {
-            let at = self.processed.lock().clone();
+            let at = self.downstream.processed();
             return Ok(self.commit_if_moved(at).await);
         }
         Ok(true)
@@ -280,15 +244,14 @@ impl<'a> Consumer<'a> {
     /// A graceful close: the worker finishes what the queue holds, then the
     /// consumer commits (Kafka's close() commits with auto-commit; manual
     /// committers commit what they processed).
-    async fn close(mut self, worker: Option<Worker>) -> anyhow::Result<()> {
-        drop(self.queue.take());
-        drain_worker(worker).await?;
+    async fn close(mut self) -> anyhow::Result<()> {
+        self.downstream.finish().await?;
         if self.positions.is_empty() {
             return Ok(());
         }
         let at = match self.spec.commit {
             CommitStrategy::Auto | CommitStrategy::BeforeProcess => self.positions.clone(),
-            CommitStrategy::AfterProcess => self.processed.lock().clone(),
+            CommitStrategy::AfterProcess => self.downstream.processed(),
         };
         self.commit_if_moved(at).await;
         Ok(())

@@ -23,19 +23,19 @@ const SINK_ATTEMPTS_MAX: u32 = 300;
 /// Poll batches the in-memory queue holds before the poll loop waits.
 /// Small, as applications bound their hand-off queues: it bounds how far
 /// polling runs ahead of processing, and the drain at a graceful stop.
-pub const QUEUE_BATCHES_MAX: usize = 32;
+const QUEUE_BATCHES_MAX: usize = 32;
 /// How long a stopping consumer's worker may take to drain its queue:
 /// within the harness's stop grace (15 s), which SIGKILLs after it.
-pub const WORKER_DRAIN_BOUND: Duration = Duration::from_secs(10);
+const WORKER_DRAIN_BOUND: Duration = Duration::from_secs(10);
 
 pub type Records = Vec<(u64, faultline_checker::op::RecordValue)>;
 
 /// One consumer's downstream processing: writes records into its sink, one
 /// transaction per batch, recorded as `process` ops.
-pub struct Processor {
-    pub sink: Option<Arc<Mutex<Sink>>>,
-    pub on_error: OnSinkError,
-    pub work: Duration,
+struct Processor {
+    sink: Option<Arc<Mutex<Sink>>>,
+    on_error: OnSinkError,
+    work: Duration,
 }
 
 impl Processor {
@@ -76,7 +76,7 @@ impl Processor {
     }
 
     /// Processes and moves the partition's processed offset past the records.
-    pub async fn process_and_mark(
+    async fn process_and_mark(
         &self,
         pid: u64,
         name: &str,
@@ -95,17 +95,17 @@ impl Processor {
 }
 
 /// Records of one partition handed from the poll loop to the queue worker.
-pub struct Handoff {
-    pub index: usize,
-    pub records: Records,
+struct Handoff {
+    index: usize,
+    records: Records,
 }
 
 /// The queue worker's task.
-pub type Worker = tokio::task::JoinHandle<anyhow::Result<()>>;
+type Worker = tokio::task::JoinHandle<anyhow::Result<()>>;
 
 /// Starts the worker that drains the bounded queue under process `id`,
 /// marking each partition's processed offset (`names[index]`, `processed[index]`).
-pub fn spawn_worker(
+fn spawn_worker(
     processor: Arc<Processor>,
     processed: Arc<Mutex<Vec<i64>>>,
     names: Vec<String>,
@@ -123,7 +123,7 @@ pub fn spawn_worker(
 }
 
 /// Waits (bounded) for a worker whose sender was dropped to finish the queue.
-pub async fn drain_worker(worker: Option<Worker>) -> anyhow::Result<()> {
+async fn drain_worker(worker: Option<Worker>) -> anyhow::Result<()> {
     if let Some(w) = worker {
         match tokio::time::timeout(WORKER_DRAIN_BOUND, w).await {
             Ok(r) => r.context("the queue worker panicked")??,
@@ -131,4 +131,73 @@ pub async fn drain_worker(worker: Option<Worker>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A consumer's whole downstream side: the processor, each owned
+/// partition's processed offset, and (with `processing = queue`) the queue
+/// and its worker. Both client libraries' consumers hand their polls here.
+pub struct Downstream {
+    processor: Arc<Processor>,
+    names: Vec<String>,
+    /// Per owned partition, the offset after the last processed record.
+    processed: Arc<Mutex<Vec<i64>>>,
+    queue: Option<tokio::sync::mpsc::Sender<Handoff>>,
+    worker: Option<Worker>,
+}
+
+impl Downstream {
+    /// Opens the spec's sink and, for a queue, starts the worker under the
+    /// next id of `ids` (so the stride must be positive).
+    pub fn start(
+        a: &crate::app::spec::ConsumerSpec,
+        names: Vec<String>,
+        ids: &super::record::Ids,
+        stride: u64,
+    ) -> anyhow::Result<Downstream> {
+        let sink = match &a.sink_path {
+            Some(path) => Some(Arc::new(Mutex::new(Sink::open(path)?))),
+            None => None,
+        };
+        let processor =
+            Arc::new(Processor { sink, on_error: a.on_sink_error, work: Duration::from_millis(a.process_time_ms) });
+        let processed = Arc::new(Mutex::new(vec![0; names.len()]));
+        let mut d = Downstream { processor, names, processed, queue: None, worker: None };
+        if a.processing == faultline_checker::modes::Processing::Queue {
+            anyhow::ensure!(stride > 0, "processing = queue needs a process stride > 0 (the worker has its own id)");
+            let (tx, worker) = spawn_worker(d.processor.clone(), d.processed.clone(), d.names.clone(), ids.take());
+            (d.queue, d.worker) = (Some(tx), Some(worker));
+        }
+        Ok(d)
+    }
+
+    /// Where each partition's processing starts (a new assignment).
+    pub fn reset(&self, positions: Vec<i64>) {
+        *self.processed.lock() = positions;
+    }
+
+    /// Each partition's processed offset.
+    pub fn processed(&self) -> Vec<i64> {
+        self.processed.lock().clone()
+    }
+
+    /// One poll's records, partition by partition: processed now under
+    /// process `pid`, or handed to the queue (waiting while it is full).
+    pub async fn hand(&self, pid: u64, got: Vec<(usize, Records)>) -> anyhow::Result<()> {
+        for (i, records) in got {
+            match &self.queue {
+                Some(tx) => tx
+                    .send(Handoff { index: i, records })
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the queue worker stopped"))?,
+                None => self.processor.process_and_mark(pid, &self.names[i], i, records, &self.processed).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A graceful stop: the worker finishes what the queue holds (bounded).
+    pub async fn finish(&mut self) -> anyhow::Result<()> {
+        drop(self.queue.take());
+        drain_worker(self.worker.take()).await
+    }
 }

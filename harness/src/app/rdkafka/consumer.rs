@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
-use faultline_checker::modes::{CommitStrategy, OffsetReset, Processing};
+use anyhow::Context;
+use faultline_checker::modes::{CommitStrategy, OffsetReset};
 use faultline_checker::op::{AssignValue, CommitValue, F, Op, OpType, OpValue, PartMap, PollValue, RecordValue, Seek};
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
@@ -31,11 +31,10 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 use super::config;
 use super::errors::{code_name, is_broker_error, kafka_error_code};
-use crate::app::processing::{Handoff, Processor, RETRY_PAUSE, Records, Worker, drain_worker, spawn_worker};
+use crate::app::processing::{Downstream, RETRY_PAUSE, Records};
 use crate::app::record::{Ids, emit, emit_at, part_name};
 use crate::app::spec::{ClientSpec, ConsumerSpec};
 use crate::history::monotonic_ns;
-use crate::sink::Sink;
 
 /// Records the commits librdkafka performs on its own (auto-commit).
 struct CommitRecorder {
@@ -104,10 +103,8 @@ struct App<'a> {
     process: u64,
     consumer: Arc<Rk>,
     timeout: Duration,
-    processor: Arc<Processor>,
-    /// Per owned partition, the offset after the last processed record (-1: none yet).
-    processed: Arc<Mutex<Vec<i64>>>,
-    queue: Option<tokio::sync::mpsc::Sender<Handoff>>,
+    /// Processing; a partition's processed offset is -1 until known.
+    downstream: Downstream,
     /// Per owned partition, the next offset to read, once known.
     positions: Vec<Option<i64>>,
     committed: Vec<Option<i64>>,
@@ -115,13 +112,12 @@ struct App<'a> {
 
 pub async fn consume(c: &ClientSpec, a: &ConsumerSpec, stop: &AtomicBool) -> anyhow::Result<()> {
     let mut app = App::new(c, a)?;
-    let worker = app.start_worker()?;
     // Assign, then poll, process and commit until stopped; an `info` commit
     // ends the logical process and the next one assigns afresh. Bounded by
     // the harness's stop.
     'assign: while !stop.load(Ordering::SeqCst) {
         let Some(start) = app.assign(stop).await else { break };
-        *app.processed.lock() = start.iter().map(|o| o.unwrap_or(-1)).collect();
+        app.downstream.reset(start.iter().map(|o| o.unwrap_or(-1)).collect());
         app.positions = start.clone();
         app.committed = start;
         while !stop.load(Ordering::SeqCst) {
@@ -130,7 +126,7 @@ pub async fn consume(c: &ClientSpec, a: &ConsumerSpec, stop: &AtomicBool) -> any
             }
         }
     }
-    app.close(worker).await
+    app.close().await
 }
 
 /// Runs a blocking librdkafka call on tokio's blocking pool.
@@ -155,37 +151,22 @@ impl<'a> App<'a> {
         let mut settings = config::consumer(a, c.request_timeout_ms, Some(&c.kafka_bootstrap));
         settings.set("client.id", format!("faultline-consumer-{}", c.process));
         let consumer: Rk = settings.create_with_context(recorder).context("librdkafka's consumer")?;
-        let sink = match &a.sink_path {
-            Some(path) => Some(Arc::new(Mutex::new(Sink::open(path)?))),
-            None => None,
-        };
-        let work = Duration::from_millis(a.process_time_ms);
+        let names: Vec<String> = a.owned.iter().map(|&p| part_name(&c.topic, p)).collect();
+        let downstream = Downstream::start(a, names.clone(), &ids, c.process_stride)?;
+        downstream.reset(vec![-1; names.len()]);
         Ok(App {
             spec: a,
             topic: c.topic.clone(),
-            names: a.owned.iter().map(|&p| part_name(&c.topic, p)).collect(),
+            names,
             ids,
             stride: c.process_stride,
             process,
             consumer: Arc::new(consumer),
             timeout: Duration::from_millis(c.request_timeout_ms),
-            processor: Arc::new(Processor { sink, on_error: a.on_sink_error, work }),
-            processed: Arc::new(Mutex::new(vec![-1; a.owned.len()])),
-            queue: None,
+            downstream,
             positions: Vec::new(),
             committed: Vec::new(),
         })
-    }
-
-    fn start_worker(&mut self) -> anyhow::Result<Option<Worker>> {
-        if self.spec.processing != Processing::Queue {
-            return Ok(None);
-        }
-        anyhow::ensure!(self.stride > 0, "processing = queue needs a process stride > 0 (the worker has its own id)");
-        let (tx, worker) =
-            spawn_worker(self.processor.clone(), self.processed.clone(), self.names.clone(), self.ids.take());
-        self.queue = Some(tx);
-        Ok(Some(worker))
     }
 
     /// The owned partitions at `offsets` (`None`: Kafka's reset rule).
@@ -304,17 +285,7 @@ impl App<'_> {
         if self.spec.commit == CommitStrategy::BeforeProcess && !self.commit(self.positions.clone()).await? {
             return Ok(false);
         }
-        for (i, records) in got {
-            match &self.queue {
-                Some(tx) => {
-                    tx.send(Handoff { index: i, records }).await.map_err(|_| anyhow!("the queue worker stopped"))?
-                }
-                None => {
-                    let (p, name) = (self.process, self.names[i].clone());
-                    self.processor.process_and_mark(p, &name, i, records, &self.processed).await?;
-                }
-            }
-        }
+        self.downstream.hand(self.process, got).await?;
         if self.spec.commit == CommitStrategy::AfterProcess {
             return self.commit(self.processed_positions()).await;
         }
@@ -340,7 +311,7 @@ impl App<'_> {
     }
 
     fn processed_positions(&self) -> Vec<Option<i64>> {
-        self.processed.lock().iter().map(|&o| (o >= 0).then_some(o)).collect()
+        self.downstream.processed().into_iter().map(|o| (o >= 0).then_some(o)).collect()
     }
 
     /// Commits, synchronously, the partitions of `at` that moved since the
@@ -380,9 +351,8 @@ impl App<'_> {
     /// A graceful close: the worker finishes the queue, then the consumer
     /// commits what its strategy covers (Kafka's close() commits with
     /// auto-commit; here the application does it, so it is recorded).
-    async fn close(mut self, worker: Option<Worker>) -> anyhow::Result<()> {
-        drop(self.queue.take());
-        drain_worker(worker).await?;
+    async fn close(mut self) -> anyhow::Result<()> {
+        self.downstream.finish().await?;
         if self.positions.is_empty() {
             return Ok(());
         }
