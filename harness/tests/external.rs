@@ -9,30 +9,12 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use faultline_harness::hosts::netns::read_proc;
 use support::sshd::SshNet;
+use support::{faultline, live_processes_mentioning};
 
 /// The node's HTTP port (its controller's too) and its Kafka listener's.
 const HTTP_PORT: u16 = 9092;
 const KAFKA_PORT: u16 = 9093;
-
-fn faultline(args: &[&str], store: &Path) -> (Option<i32>, String, String) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .arg("--store")
-        .arg(store)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("runs faultline");
-    (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
-
-/// Live processes on this machine whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<u32> {
-    let entries = std::fs::read_dir("/proc").unwrap();
-    let pids = entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
-    pids.filter(|&p| read_proc(p).is_some_and(|i| i.argv.iter().any(|a| a.contains(needle)))).collect()
-}
 
 /// Each host's `server.properties` under `<dir>/ext/<host>/`, as a user's
 /// own installation would have them, and the `system.toml` that runs them.
@@ -135,8 +117,8 @@ fn an_external_system_is_run_faulted_checked_and_stopped_through_its_own_command
     // own command: no node runs, nothing of ours is left on the hosts.
     let log = std::fs::read_to_string(run.join("nodes/n1/node.log")).unwrap_or_default();
     assert!(log.contains("listening"), "n1's log was fetched: {log:.300}");
-    let ext = net.dir.join("ext").display().to_string();
-    assert!(processes_mentioning(&ext).is_empty(), "the stop command stopped every node");
+    let left = live_processes_mentioning(&net.dir.join("ext"));
+    assert!(left.is_empty(), "the stop command stopped every node: {left:?}");
     assert!((1..=3).all(|id| !net.has_chain(id)), "no chain is left");
     assert_eq!(net.left_on_hosts(), Vec::<PathBuf>::new(), "nothing is left under the base directories");
 

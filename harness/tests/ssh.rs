@@ -10,6 +10,7 @@ use std::time::Duration;
 use faultline_harness::hosts::SshHost;
 use faultline_harness::hosts::netns::read_proc;
 use faultline_nemesis::{DaemonSpec, Host, HostError, ProcState, Signal};
+use support::faultline;
 use support::sshd::SshNet;
 
 fn argv(parts: &[&str]) -> Vec<String> {
@@ -141,17 +142,6 @@ fn unreachable_hosts_and_refused_keys_name_the_host() {
             other => panic!("a refused key, got {other:?}"),
         }
     });
-}
-
-fn faultline(args: &[&str], store: &std::path::Path) -> (Option<i32>, String, String) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .arg("--store")
-        .arg(store)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("runs faultline");
-    (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
 /// Live processes on this machine whose command line mentions `needle`.

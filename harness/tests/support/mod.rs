@@ -151,6 +151,18 @@ pub fn live_processes_mentioning(dir: &Path) -> Vec<String> {
     found
 }
 
+/// `faultline ARGS --store STORE` without `RUST_LOG`: exit code, stdout, stderr.
+pub fn faultline(args: &[&str], store: &Path) -> (Option<i32>, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(args)
+        .arg("--store")
+        .arg(store)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("runs faultline");
+    (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
 pub fn assert_ok(o: &Output, what: &str) {
     assert_eq!(
         o.status.code(),
