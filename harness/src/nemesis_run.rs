@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use faultline_client::Client;
+use faultline_nemesis::Host;
 use faultline_nemesis::fault::PartitionShape;
 use faultline_nemesis::partition::{self, CONTROL, Shape};
 use faultline_nemesis::schedule::{Action, ScheduledFault, Target};
-use faultline_nemesis::{Host, Signal};
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
 use tokio::sync::watch;
@@ -30,6 +30,7 @@ use crate::history::HistoryWriter;
 use crate::hosts::AnyHost;
 use crate::store::RunLog;
 use crate::system::roles::Roles;
+use crate::system::{AnySystem, System};
 
 /// The partition whose leader role targets name by default.
 const DEFAULT_PARTITION: &str = "events/0";
@@ -286,24 +287,19 @@ impl Nemesis {
     /// Applies a process fault to host `i` and proves it took effect.
     async fn act(&self, i: usize, action: &Action) -> anyhow::Result<()> {
         let host = &self.hosts[i];
-        let pid = self.state.lock().nodes[i].pid;
+        let node = self.state.lock().nodes[i].clone();
+        let system = AnySystem::of(&node);
         match action {
             Action::Kill => {
-                if let Some(pid) = pid {
-                    host.signal(pid, Signal::Cont).await?;
-                    host.signal(pid, Signal::Kill).await?;
-                    wait_until(|| async { host.process(pid).await.map(|p| p.is_none()).unwrap_or(false) }).await;
+                if let Some(pid) = node.pid {
+                    system.kill(host, pid).await?;
                 }
                 let mut a = self.active.lock();
                 a.killed.insert(i);
                 a.paused.remove(&i);
             }
             Action::Start => {
-                let node = self.state.lock().nodes[i].clone();
-                let pid = match &node.external {
-                    Some(ext) => crate::system::external::start(host, ext).await?,
-                    None => host.start_daemon(&crate::cluster::node_daemon(&node)).await?,
-                };
+                let pid = system.start(host, &node).await?;
                 let mut state = self.state.lock();
                 state.nodes[i].pid = Some(pid);
                 // Teardown finds the new pid in the state file.
@@ -312,9 +308,12 @@ impl Nemesis {
                 self.active.lock().killed.remove(&i);
             }
             Action::Pause | Action::Resume => {
-                let signal = if *action == Action::Pause { Signal::Stop } else { Signal::Cont };
-                if let Some(pid) = pid {
-                    host.signal(pid, signal).await?;
+                if let Some(pid) = node.pid {
+                    if *action == Action::Pause {
+                        system.pause(host, pid).await?
+                    } else {
+                        system.resume(host, pid).await?
+                    }
                 }
                 let mut a = self.active.lock();
                 if *action == Action::Pause {
@@ -395,17 +394,5 @@ impl Nemesis {
         )?;
         self.publish();
         Ok(())
-    }
-}
-
-/// Waits up to five seconds for `done` (process effects are near-instant).
-async fn wait_until<F, Fut>(done: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline && !done().await {
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -14,9 +14,9 @@ use faultline_nemesis::Host;
 use super::state::{ClusterState, NodeState};
 use crate::hosts::AnyHost;
 use crate::hosts::hosts_file::SshTarget;
-use crate::system::external;
 use crate::system::file::ExternalNode;
 use crate::system::kafka_admin::KafkaAdmin;
+use crate::system::{AnySystem, external};
 
 /// Per-request bound of the health checks.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
@@ -104,9 +104,9 @@ async fn wait_brokers(state: &mut ClusterState, timeout: Duration) -> anyhow::Re
     Ok(())
 }
 
-/// Stops every node with its stop command; returns the failures.
+/// Stops every node by its system's own means (an external node's stop
+/// command); returns the failures.
 pub(crate) async fn stop(state: &ClusterState, hosts: &[AnyHost]) -> Vec<String> {
-    let stops =
-        state.nodes.iter().zip(hosts).filter_map(|(n, h)| n.external.as_ref().map(|ext| external::stop(h, ext, n.pid)));
+    let stops = state.nodes.iter().zip(hosts).map(|(n, h)| async move { AnySystem::of(n).stop(h, n).await });
     futures_util::future::join_all(stops).await.into_iter().flatten().collect()
 }

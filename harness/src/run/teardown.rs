@@ -13,6 +13,8 @@ use crate::hosts::AnyHost;
 use crate::store::{self, RunLog};
 use faultline_nemesis::Host;
 
+use crate::system::{AnySystem, System};
+
 pub async fn finish_cluster(plan: &Plan, dirs: &RunDirs, log: &RunLog, valid: Option<Validity>) -> anyhow::Result<()> {
     let path = dirs.cluster.join("state.json");
     let Ok(mut state) = ClusterState::load(&path) else { return Ok(()) };
@@ -64,8 +66,11 @@ async fn collect_node_files(
         let dest = dirs.run.join("nodes").join(&node.name);
         std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
         // An external node without `logs` in its system file has none we know of.
-        let known = !node.log_file.as_os_str().is_empty();
-        if known && let Some(log) = host.read_file(&node.log_file, NODE_LOG_BYTES_MAX).await? {
+        let system = AnySystem::of(node);
+        let log_file = system.log_file(node);
+        if let Some(path) = log_file
+            && let Some(log) = host.read_file(path, NODE_LOG_BYTES_MAX).await?
+        {
             std::fs::write(dest.join("node.log"), log).with_context(|| format!("writing {}", dest.display()))?;
         }
         let find = ["find", &node.data_dir.display().to_string(), "-type", "f", "-printf", "%s %P\n"];
