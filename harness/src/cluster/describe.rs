@@ -55,6 +55,14 @@ impl Row {
 
 pub async fn describe(args: DescribeArgs) -> Result<(), Failure> {
     let state = super::load_named(&args.at)?;
+    if let Some(node) = state.nodes.iter().find(|n| n.external.is_some()) {
+        return Err(Failure::BadArgs(format!(
+            "cluster {} runs an external system with no HTTP API: describe it with your Kafka tools \
+             (kafka-topics.sh --bootstrap-server {} --describe)",
+            state.name,
+            node.kafka_address()
+        )));
+    }
     let views = node_views(&state).await?;
     if views.is_empty() {
         return Err(anyhow!("no node of cluster {} answers", state.name).into());

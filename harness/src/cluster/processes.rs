@@ -38,7 +38,9 @@ pub(crate) fn our_process(node: &NodeState, pid: u32) -> Option<ProcessInfo> {
 /// The process `pid` on the node's host if it is still this node's.
 pub(crate) async fn node_process(node: &NodeState, host: &AnyHost, pid: u32) -> Result<Option<ProcessInfo>, HostError> {
     let config = node.config_file.display().to_string();
-    Ok(host.process(pid).await?.filter(|p| p.argv.contains(&config)))
+    let found = host.process(pid).await?;
+    // An external node's pid came from its system file's pid source.
+    Ok(found.filter(|p| node.external.is_some() || p.argv.contains(&config)))
 }
 
 /// The node's processes on its host: its recorded pid, its pid file, and

@@ -39,7 +39,10 @@ pub(super) async fn status(args: StatusArgs) -> Result<(), Failure> {
             None => None,
         };
         // Only talk to an address whose namespace and bridge are ours and up.
-        let health = if state.phase != Phase::Down && super::placement::can_reach(&state, i).await? {
+        let health = if node.external.is_some() {
+            // No HTTP API to ask: `cluster describe` reads it over Kafka's protocol.
+            format!("external, Kafka listener {}", node.kafka_address())
+        } else if state.phase != Phase::Down && super::placement::can_reach(&state, i).await? {
             let client = faultline_client::Client::with_timeout(node.url.clone(), HEALTH_REQUEST_TIMEOUT);
             match client.health().await {
                 Ok(h) => format!("health {}", h.status),
