@@ -23,7 +23,7 @@ macro_rules! embed {
 
 const SEED_CLAIMS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../campaigns/seed-claims.toml"));
 const SEED_CLAIMS_FILES: Files = embed! {
-    "timelines/leader-kills.toml" => "campaigns/timelines/leader-kills.toml",
+    "timelines/acks1-leader-kill.toml" => "campaigns/timelines/acks1-leader-kill.toml",
     "timelines/leader-mute-then-kill.toml" => "campaigns/timelines/leader-mute-then-kill.toml",
     "timelines/follower-lag-then-isolate.toml" => "campaigns/timelines/follower-lag-then-isolate.toml",
     "timelines/one-follower-down.toml" => "campaigns/timelines/one-follower-down.toml",
