@@ -48,7 +48,7 @@ pub fn settings_text(settings: &BTreeMap<String, toml::Value>, skip: &BTreeSet<S
     if parts.is_empty() { "defaults".into() } else { parts.join(" ") }
 }
 
-/// `kill,partition/3s`, `timeline:leader-kills bug:x`, or `none`.
+/// `kill,partition/3s`, `timeline:acks1-leader-kill bug:x`, or `none`.
 pub fn faults_text(r: &CellResult) -> String {
     let s = &r.cell.settings;
     let mut parts = Vec::new();
