@@ -122,27 +122,31 @@ fn an_external_system_is_run_faulted_checked_and_stopped_through_its_own_command
     assert!((1..=3).all(|id| !net.has_chain(id)), "no chain is left");
     assert_eq!(net.left_on_hosts(), Vec::<PathBuf>::new(), "nothing is left under the base directories");
 
-    // A cluster left running is the user's to inspect and take down: status
-    // finds each node by its pid source, and `cluster down` stops them by
-    // the stop command.
-    let short = [&args[..7], &["--cluster-name", &net.net.name, "--time-limit", "3", "--leave-running"]].concat();
-    let (code, out, err) = faultline(&short, &store);
-    assert_eq!(code, Some(0), "a short run left running:\n{out}\n{err}");
-    let at = ["--name", net.net.name.as_str()];
-    let (code, status, err) = faultline(&[&["cluster", "status"][..], &at].concat(), &store);
-    assert_eq!(code, Some(0), "{err}");
-    assert_eq!(status.matches("running, external, Kafka listener").count(), 3, "{status}");
-    let (code, _, err) = faultline(&[&["cluster", "describe"][..], &at].concat(), &store);
-    assert!(code == Some(254) && err.contains("kafka-topics.sh"), "{err}");
-    let (code, _, err) = faultline(&[&["cluster", "down"][..], &at].concat(), &store);
-    assert_eq!(code, Some(0), "{err}");
-    let left = live_processes_mentioning(&net.dir.join("ext"));
-    assert!(left.is_empty(), "cluster down stopped every node by its stop command: {left:?}");
-    assert_eq!(net.left_on_hosts(), Vec::<PathBuf>::new());
+    left_running_then_taken_down(&net, &store, &args[..7]);
 
     // Bad input names what is wrong before anything starts.
     let refused = [&args[..5], &["--cluster-name", &net.net.name]].concat();
     let (code, _, err) = faultline(&refused, &store);
     assert_eq!(code, Some(254), "{err}");
     assert!(err.contains("add --client librdkafka"), "{err}");
+}
+
+/// A cluster left running is the user's to inspect and take down: status
+/// finds each node by its pid source, describe points at Kafka's own tools,
+/// and `cluster down` stops the nodes by the stop command.
+fn left_running_then_taken_down(net: &SshNet, store: &Path, run: &[&str]) {
+    let short = [run, &["--cluster-name", &net.net.name, "--time-limit", "3", "--leave-running"]].concat();
+    let (code, out, err) = faultline(&short, store);
+    assert_eq!(code, Some(0), "a short run left running:\n{out}\n{err}");
+    let at = ["--name", net.net.name.as_str()];
+    let (code, status, err) = faultline(&[&["cluster", "status"][..], &at].concat(), store);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(status.matches("running, external, Kafka listener").count(), 3, "{status}");
+    let (code, _, err) = faultline(&[&["cluster", "describe"][..], &at].concat(), store);
+    assert!(code == Some(254) && err.contains("kafka-topics.sh"), "{err}");
+    let (code, _, err) = faultline(&[&["cluster", "down"][..], &at].concat(), store);
+    assert_eq!(code, Some(0), "{err}");
+    let left = live_processes_mentioning(&net.dir.join("ext"));
+    assert!(left.is_empty(), "cluster down stopped every node by its stop command: {left:?}");
+    assert_eq!(net.left_on_hosts(), Vec::<PathBuf>::new());
 }

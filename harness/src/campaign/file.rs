@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::expand::{Combo, expand};
 use super::expect::Expectation;
 use crate::app::library::ClientLibrary;
 use crate::run::plan::{Plan, TimelineText};
@@ -28,7 +29,7 @@ const CELL_NAME_LEN_MAX: usize = 64;
 /// Most cells one campaign may expand to: a campaign is read by people.
 pub const CELLS_MAX: usize = 500;
 /// Most values one matrix axis may list.
-const AXIS_VALUES_MAX: usize = 32;
+pub(super) const AXIS_VALUES_MAX: usize = 32;
 /// Most seeds per cell.
 pub const SEEDS_MAX: u32 = 100;
 
@@ -56,8 +57,8 @@ struct CampaignDoc {
 /// One `[[cell]]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct CellDoc {
-    name: String,
+pub(super) struct CellDoc {
+    pub(super) name: String,
     /// One line for people: the claim or the bug the cell is about.
     #[serde(default)]
     about: Option<String>,
@@ -86,12 +87,12 @@ struct CellDoc {
     run: toml::Table,
     /// Axes: a setting and its values; the cell runs once per combination.
     #[serde(default)]
-    matrix: toml::Table,
+    pub(super) matrix: toml::Table,
     /// A client-side cell: its claim is about the client application, and
     /// it runs once per library listed (`faultline` keeps the cell's name,
     /// another library is named `<cell>-<library>`).
     #[serde(default)]
-    clients: Vec<ClientLibrary>,
+    pub(super) clients: Vec<ClientLibrary>,
 }
 
 /// Settings the campaign owns, with what to use instead.
@@ -205,91 +206,6 @@ pub fn load(text: &str, source: &Source, overrides: &Overrides) -> Result<Campai
     Ok(Campaign { name: doc.name, description: doc.description, defaults, cells })
 }
 
-/// One combination of a cell's matrix: its name and its axis values.
-struct Combo {
-    name: String,
-    values: Vec<(String, toml::Value)>,
-    /// Not a further client library's copy: only these are headline cells,
-    /// so the quick subset stays quick.
-    primary: bool,
-}
-
-/// The cartesian product of a cell's `matrix` axes (keys in sorted order),
-/// then of its client libraries; with `only`, just that library's cells.
-fn expand(c: &CellDoc, only: Option<ClientLibrary>) -> Result<Vec<Combo>, String> {
-    if c.matrix.contains_key("client") && !c.clients.is_empty() {
-        return Err("matrix.client: the cell lists `clients`; give the libraries there".into());
-    }
-    let clients = match only {
-        Some(_) if c.clients.is_empty() => return Ok(Vec::new()),
-        Some(lib) => vec![lib],
-        None => c.clients.clone(),
-    };
-    let combos = expand_matrix(c)?;
-    if clients.is_empty() {
-        return Ok(combos);
-    }
-    let named = |name: &str, lib: ClientLibrary| match lib {
-        ClientLibrary::Faultline => name.to_string(),
-        other => format!("{name}-{other}"),
-    };
-    Ok(combos
-        .iter()
-        .flat_map(|combo| {
-            clients.iter().enumerate().map(move |(i, &lib)| {
-                let mut values = combo.values.clone();
-                values.push(("client".into(), toml::Value::String(lib.to_string())));
-                Combo { name: named(&combo.name, lib), values, primary: i == 0 || only.is_some() }
-            })
-        })
-        .collect())
-}
-
-/// The cartesian product of a cell's `matrix` axes (keys in sorted order).
-fn expand_matrix(c: &CellDoc) -> Result<Vec<Combo>, String> {
-    let mut combos = vec![Combo { name: c.name.clone(), values: Vec::new(), primary: true }];
-    for (key, values) in &c.matrix {
-        let at = format!("matrix.{key}");
-        check_key(key).map_err(|e| format!("{at}: {e}"))?;
-        let toml::Value::Array(values) = values else { return Err(format!("{at}: expected an array of values")) };
-        if values.is_empty() || values.len() > AXIS_VALUES_MAX {
-            return Err(format!("{at}: expected 1 to {AXIS_VALUES_MAX} values"));
-        }
-        let mut next = Vec::new();
-        for combo in &combos {
-            for v in values {
-                let mut values = combo.values.clone();
-                values.push((key.clone(), v.clone()));
-                next.push(Combo { name: format!("{}-{key}-{}", combo.name, slug(v)), values, primary: true });
-            }
-        }
-        if next.len() > CELLS_MAX {
-            return Err(format!("matrix: more than {CELLS_MAX} combinations"));
-        }
-        combos = next;
-    }
-    Ok(combos)
-}
-
-/// A value as a name part: `all`, `1`, `true`, `kill-partition`.
-fn slug(v: &toml::Value) -> String {
-    let raw = match v {
-        toml::Value::String(s) => s.clone(),
-        toml::Value::Array(a) => a.iter().map(slug).collect::<Vec<_>>().join("-"),
-        other => other.to_string(),
-    };
-    let mut out = String::new();
-    for ch in raw.chars() {
-        let ch = ch.to_ascii_lowercase();
-        if ch.is_ascii_alphanumeric() {
-            out.push(ch);
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_matches('-').to_string()
-}
-
 fn build_cell(
     doc: &CampaignDoc,
     c: &CellDoc,
@@ -368,7 +284,7 @@ fn check_settings_table(t: &toml::Table) -> Result<(), String> {
 }
 
 /// A key is a run setting; the campaign's own keys say what to use instead.
-fn check_key(key: &str) -> Result<(), String> {
+pub(super) fn check_key(key: &str) -> Result<(), String> {
     if let Some((_, instead)) = OWNED_BY_CAMPAIGN.iter().find(|(k, _)| *k == key) {
         return Err(format!("`{key}` is set by the campaign; use {instead}"));
     }

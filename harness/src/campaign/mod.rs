@@ -19,6 +19,7 @@
 //! - [`builtin`]: `seed-claims` and `bug-hunt`, embedded from `campaigns/`.
 
 pub mod builtin;
+mod expand;
 pub mod expect;
 pub mod file;
 pub mod junit;
