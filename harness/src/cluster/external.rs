@@ -16,7 +16,7 @@ use crate::hosts::AnyHost;
 use crate::hosts::hosts_file::SshTarget;
 use crate::system::file::ExternalNode;
 use crate::system::kafka_admin::KafkaAdmin;
-use crate::system::{AnySystem, external};
+use crate::system::{AnySystem, System, external};
 
 /// Per-request bound of the health checks.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
@@ -40,7 +40,8 @@ pub(crate) fn plan_nodes(name: &str, hosts: &[SshTarget], system: &[ExternalNode
                 binary: Default::default(),
                 config_file: Default::default(),
                 data_dir: dir.join("data"),
-                log_file: ext.logs.clone().unwrap_or_default(),
+                // Where its log is, the system says (`System::log_file`).
+                log_file: Default::default(),
                 pid_file: Default::default(),
                 pid: None,
                 external: Some(ext.clone()),

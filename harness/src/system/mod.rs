@@ -32,7 +32,7 @@ const KILL_WAIT_POLL: Duration = Duration::from_millis(50);
 
 /// One node of the system under test, as the nemesis and the teardown act
 /// on it. Kill, pause and resume are signals to the node's pid for every
-/// system; starting (and stopping, in [`AnySystem::stop`]) is the system's own.
+/// system; starting and a graceful stop are the system's own.
 pub trait System {
     /// The system's name, as `test.json` records it.
     fn name(&self) -> &'static str;
@@ -67,6 +67,13 @@ pub trait System {
     fn resume(&self, host: &AnyHost, pid: u32) -> impl Future<Output = Result<(), HostError>> + Send {
         async move { host.signal(pid, Signal::Cont).await.map(|_| ()) }
     }
+
+    /// A graceful stop by the system's own means, before the teardown's
+    /// signals; what went wrong, if anything. By default the signals alone
+    /// stop the node.
+    fn stop(&self, _host: &AnyHost, _node: &NodeState) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
 }
 
 /// The built-in system: the harness's own `faultline-node` daemon.
@@ -99,6 +106,10 @@ impl System for ExternalNode {
     fn log_file<'a>(&'a self, _node: &'a NodeState) -> Option<&'a Path> {
         self.logs.as_deref()
     }
+
+    async fn stop(&self, host: &AnyHost, node: &NodeState) -> Option<String> {
+        external::stop(host, self, node.pid).await
+    }
 }
 
 /// A node's system, as its state records it.
@@ -112,16 +123,6 @@ impl AnySystem<'_> {
         match &node.external {
             Some(ext) => AnySystem::External(ext),
             None => AnySystem::FaultlineNode(FaultlineNode),
-        }
-    }
-
-    /// A graceful stop by the system's own means, where it has one (an
-    /// external node's stop command); `None` when nothing went wrong or
-    /// the system stops by signal at teardown (faultline-node).
-    pub async fn stop(&self, host: &AnyHost, node: &NodeState) -> Option<String> {
-        match self {
-            AnySystem::FaultlineNode(_) => None,
-            AnySystem::External(ext) => external::stop(host, ext, node.pid).await,
         }
     }
 }
@@ -145,6 +146,13 @@ impl System for AnySystem<'_> {
         match self {
             AnySystem::FaultlineNode(s) => s.log_file(node),
             AnySystem::External(s) => s.log_file(node),
+        }
+    }
+
+    async fn stop(&self, host: &AnyHost, node: &NodeState) -> Option<String> {
+        match self {
+            AnySystem::FaultlineNode(s) => s.stop(host, node).await,
+            AnySystem::External(s) => s.stop(host, node).await,
         }
     }
 }

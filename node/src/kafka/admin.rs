@@ -3,6 +3,7 @@
 //! a topic's effective settings (its overrides, else the broker's value)
 //! and the broker's own keys.
 
+use crate::broker::control::QuorumView;
 use kafka_protocol::messages::describe_quorum_response::{
     PartitionData as QuorumPartition, ReplicaState, TopicData as QuorumTopic,
 };
@@ -217,32 +218,25 @@ pub fn describe_quorum(req: &DescribeQuorumRequest, node: &Node) -> DescribeQuor
         .topics
         .iter()
         .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let base = QuorumPartition::default().with_partition_index(p.partition_index);
-                    match (&view, t.topic_name.as_str() == METADATA_TOPIC && p.partition_index == 0) {
-                        (Some(q), true) => base
-                            .with_leader_id(BrokerId(q.leader.unwrap_or(-1)))
-                            .with_leader_epoch(q.epoch)
-                            .with_high_watermark(q.applied_offset)
-                            .with_current_voters(
-                                q.voters
-                                    .iter()
-                                    .map(|v| {
-                                        ReplicaState::default().with_replica_id(BrokerId(*v)).with_log_end_offset(-1)
-                                    })
-                                    .collect(),
-                            ),
-                        _ => {
-                            base.with_error_code(faultline_client::api::ErrorCode::UnknownTopicOrPartition.kafka_code())
-                        }
-                    }
-                })
-                .collect();
+            let metadata_log = t.topic_name.as_str() == METADATA_TOPIC;
+            let partitions =
+                t.partitions.iter().map(|p| quorum_partition(view.as_ref(), metadata_log, p.partition_index)).collect();
             QuorumTopic::default().with_topic_name(t.topic_name.clone()).with_partitions(partitions)
         })
         .collect();
     DescribeQuorumResponse::default().with_topics(topics)
+}
+
+/// One asked partition: the quorum for the metadata log's partition 0,
+/// `UNKNOWN_TOPIC_OR_PARTITION` for any other.
+fn quorum_partition(view: Option<&QuorumView>, metadata_log: bool, index: i32) -> QuorumPartition {
+    let base = QuorumPartition::default().with_partition_index(index);
+    let Some(q) = view.filter(|_| metadata_log && index == 0) else {
+        return base.with_error_code(faultline_client::api::ErrorCode::UnknownTopicOrPartition.kafka_code());
+    };
+    let voters = q.voters.iter().map(|v| ReplicaState::default().with_replica_id(BrokerId(*v)).with_log_end_offset(-1));
+    base.with_leader_id(BrokerId(q.leader.unwrap_or(-1)))
+        .with_leader_epoch(q.epoch)
+        .with_high_watermark(q.applied_offset)
+        .with_current_voters(voters.collect())
 }

@@ -26,11 +26,11 @@ use faultline_checker::modes::{CommitStrategy, OffsetReset};
 use faultline_checker::op::{AssignValue, CommitValue, F, Op, OpType, OpValue, PartMap, PollValue, RecordValue, Seek};
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
-use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::error::KafkaResult;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::config;
 use super::errors::{code_name, is_broker_error, kafka_error_code};
+use super::{Polled, config, poll_batch};
 use crate::app::processing::{Downstream, RETRY_PAUSE, Records};
 use crate::app::record::{Ids, emit, emit_at, part_name};
 use crate::app::spec::{ClientSpec, ConsumerSpec};
@@ -86,12 +86,6 @@ impl ConsumerContext for CommitRecorder {
 }
 
 type Rk = BaseConsumer<CommitRecorder>;
-
-/// One poll's messages, taken out of librdkafka, and the error that ended it.
-struct Polled {
-    messages: Vec<(u32, i64, RecordValue)>,
-    error: Option<KafkaError>,
-}
 
 /// A consumer application's state between polls.
 struct App<'a> {
@@ -233,28 +227,7 @@ impl<'a> App<'a> {
     /// `fetch.max.wait.ms` for the first, then takes what is ready.
     async fn take_messages(&self) -> anyhow::Result<Polled> {
         let (max, wait) = (self.spec.max_poll_records as usize, Duration::from_millis(self.spec.fetch_max_wait_ms));
-        blocking(&self.consumer, move |c| {
-            let mut polled = Polled { messages: Vec::new(), error: None };
-            let mut timeout = wait;
-            // Bounded by max.poll.records.
-            while polled.messages.len() < max {
-                match c.poll(timeout) {
-                    None => break,
-                    Some(Err(e)) => {
-                        polled.error = Some(e);
-                        break;
-                    }
-                    Some(Ok(m)) => {
-                        let text = m.payload().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-                        let value = text.parse().map_or(RecordValue::Str(text), RecordValue::Int);
-                        polled.messages.push((m.partition() as u32, m.offset(), value));
-                    }
-                }
-                timeout = Duration::ZERO;
-            }
-            polled
-        })
-        .await
+        blocking(&self.consumer, move |c| poll_batch(c, max, wait)).await
     }
 }
 

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use faultline_checker::op::{DrainComplete, DrainTargets, F, Op, OpType, OpValue, PartMap, PollValue, RecordValue};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::errors::kafka_error_code;
+use super::poll_batch;
 use crate::app::record::{emit, part_name};
 use crate::app::spec::{ClientSpec, DrainSpec};
 
@@ -49,32 +50,18 @@ fn drain_blocking(c: &ClientSpec, a: &DrainSpec) -> anyhow::Result<()> {
     // Bounded by the deadline.
     while a.targets.iter().zip(&positions).any(|((_, t), p)| p < t) && Instant::now() < deadline {
         emit(Op::invoke(poller, F::Poll, OpValue::none()).in_final_phase());
+        let polled = poll_batch(&consumer, DRAIN_RECORDS_MAX, POLL_WAIT);
         let mut read: Vec<(String, Vec<(u64, RecordValue)>)> = Vec::new();
-        let mut error = None;
-        let mut wait = POLL_WAIT;
-        // Bounded by DRAIN_RECORDS_MAX.
-        for _ in 0..DRAIN_RECORDS_MAX {
-            match consumer.poll(wait) {
-                None => break,
-                Some(Err(e)) => {
-                    error = Some(e);
-                    break;
-                }
-                Some(Ok(m)) => {
-                    let Some(i) = a.targets.iter().position(|(p, _)| *p as i32 == m.partition()) else { continue };
-                    positions[i] = positions[i].max(m.offset() + 1);
-                    let text = m.payload().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-                    let value = text.parse().map_or(RecordValue::Str(text), RecordValue::Int);
-                    let name = part_name(&c.topic, m.partition() as u32);
-                    match read.iter_mut().find(|(n, _)| *n == name) {
-                        Some((_, records)) => records.push((m.offset() as u64, value)),
-                        None => read.push((name, vec![(m.offset() as u64, value)])),
-                    }
-                }
+        for (p, offset, value) in polled.messages {
+            let Some(i) = a.targets.iter().position(|(t, _)| *t == p) else { continue };
+            positions[i] = positions[i].max(offset + 1);
+            let name = part_name(&c.topic, p);
+            match read.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, records)) => records.push((offset as u64, value)),
+                None => read.push((name, vec![(offset as u64, value)])),
             }
-            wait = Duration::ZERO;
         }
-        match (read.is_empty(), error) {
+        match (read.is_empty(), polled.error) {
             (true, Some(e)) => {
                 let op = Op::complete(OpType::Fail, poller, F::Poll, OpValue::none());
                 emit(op.with_error(Some(&kafka_error_code(&e)), e.to_string()).in_final_phase());
