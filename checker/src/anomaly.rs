@@ -97,6 +97,33 @@ pub struct Anomaly {
     pub explanation: String,
     /// The ops (index, process, f, type, time), offsets and values involved.
     pub witness: serde_json::Value,
+    /// The fault windows its witness ops fell in, as labels
+    /// (`kill n2 at 3.1–7.9 s`); filled in by the verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<String>,
+}
+
+impl Anomaly {
+    /// Every `time_ns` in the witness: when its ops happened.
+    pub fn witness_times_ns(&self) -> Vec<u64> {
+        fn walk(v: &serde_json::Value, out: &mut Vec<u64>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, v) in m {
+                        match (k.as_str(), v.as_u64()) {
+                            ("time_ns", Some(t)) => out.push(t),
+                            _ => walk(v, out),
+                        }
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.witness, &mut out);
+        out
+    }
 }
 
 /// Everything found of one type.
@@ -106,6 +133,9 @@ pub struct KindFindings {
     pub examples: Vec<Anomaly>,
     /// Instances per partition id, for stats and the unseen verdict.
     pub per_partition: FxHashMap<u32, u64>,
+    /// `(partition, time_ns)` of each instance reported with a time (the
+    /// ack of a lost write, …): when it happened, for the fault windows.
+    pub times: Vec<(u32, u64)>,
 }
 
 /// The collector every analysis reports into.
@@ -146,6 +176,13 @@ impl Findings {
         }
     }
 
+    /// As [`Findings::report`], for an instance that happened at `time_ns`
+    /// in `partition`.
+    pub fn report_at(&mut self, kind: AnomalyKind, partition: u32, time_ns: u64, make: impl FnOnce() -> Anomaly) {
+        self.report(kind, Some(partition), make);
+        self.kinds.get_mut(&kind).expect("just reported").times.push((partition, time_ns));
+    }
+
     pub fn example_limit(&self) -> usize {
         self.example_limit
     }
@@ -160,6 +197,7 @@ impl Findings {
             for (p, n) in k.per_partition {
                 *mine.per_partition.entry(p).or_default() += n;
             }
+            mine.times.extend(k.times);
         }
         for reason in other.undecided {
             self.undecided(reason);

@@ -10,13 +10,16 @@
 //! - [`history`]: the streaming parser and the compact, indexed history.
 //! - [`anomalies`]: one file per anomaly type, each with a `check` function.
 //! - [`guarantees`]: what a run promised; which anomaly types it permits.
-//! - [`verdict`]: `results.json` and the human summary.
+//! - [`verdict`]: `results.json`; [`summary`]: its short human text.
+//! - [`availability`]: ok/fail/info rates, latency, unavailability and
+//!   fault windows, from the history alone.
 //! - [`generator`]: synthetic histories with exactly-injected anomalies.
 //! - [`replicas`]: the `replicas.json` replica dumps.
 //! - [`sink`]: the `sink.jsonl` rows of the consumers' downstream sink.
 
 pub mod anomalies;
 pub mod anomaly;
+pub mod availability;
 pub mod error;
 pub mod generator;
 pub mod guarantees;
@@ -25,6 +28,7 @@ pub mod modes;
 pub mod op;
 pub mod replicas;
 pub mod sink;
+pub mod summary;
 mod util;
 pub mod verdict;
 

@@ -14,6 +14,7 @@ use serde::{Serialize, Serializer};
 
 use crate::Inputs;
 use crate::anomaly::{Anomaly, AnomalyKind, Findings};
+use crate::availability::{Availability, FaultWindow, availability, fault_windows};
 use crate::guarantees::Guarantees;
 use crate::history::{History, Kind, NONE, TruncatedLine, Warnings};
 use crate::op::OpType;
@@ -70,7 +71,32 @@ pub struct TypeResult {
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For the types whose instances have a time (a lost write's
+    /// acknowledgement, …): how many fell in each fault window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub when: Option<FaultShares>,
     pub examples: Vec<Anomaly>,
+}
+
+/// Where in time a type's instances fell, against the fault windows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FaultShares {
+    /// Instances per fault window: the window's index in
+    /// `availability.faults`, its label and the count; windows with none
+    /// are left out.
+    pub in_faults: Vec<FaultCount>,
+    /// Instances outside every lasting fault window.
+    pub outside_faults: u64,
+    /// The first and last instance's time, in seconds.
+    pub first_s: f64,
+    pub last_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultCount {
+    pub fault: usize,
+    pub label: String,
+    pub count: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -87,6 +113,14 @@ pub struct PartitionStats {
     pub lost_enqueued: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub lost_processing: u64,
+    /// Values at two or more offsets.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub duplicated: u64,
+    /// `lost` and `duplicated` as shares of `acknowledged` (0.45 is 45%).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicated_share: Option<f64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -132,9 +166,15 @@ pub struct Results {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated_line: Option<TruncatedLine>,
     pub stats: Stats,
+    pub availability: Availability,
+    /// `(partition, time_ns)` of every timed instance, by type, for the
+    /// report's pictures; too large for `results.json`.
+    #[serde(skip)]
+    pub times: BTreeMap<AnomalyKind, Vec<(u32, u64)>>,
 }
 
 pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -> Results {
+    let windows = fault_windows(h);
     let mut anomalies = BTreeMap::new();
     let mut violations = Vec::new();
     let mut unknown_reasons = f.undecided.clone();
@@ -155,7 +195,9 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -
                 ));
             }
         }
-        anomalies.insert(kind, TypeResult { count: k.count, status, reason, examples: k.examples.clone() });
+        let examples = k.examples.iter().map(|a| placed(a, &windows)).collect();
+        let when = (!k.times.is_empty()).then(|| fault_shares(&k.times, &windows));
+        anomalies.insert(kind, TypeResult { count: k.count, status, reason, when, examples });
     }
     let completed =
         h.entries.iter().any(|e| e.op_type != OpType::Invoke && !matches!(e.kind, Kind::Nemesis | Kind::Unknown));
@@ -189,7 +231,45 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -
         warnings: h.warnings.clone(),
         truncated_line: h.truncated.clone(),
         stats: stats(h, f, inputs),
+        availability: availability(h, &windows),
+        times: f.kinds.iter().filter(|(_, k)| !k.times.is_empty()).map(|(&kind, k)| (kind, k.times.clone())).collect(),
     }
+}
+
+/// An example with the fault windows its witness ops fell in.
+fn placed(a: &Anomaly, windows: &[FaultWindow]) -> Anomaly {
+    let times = a.witness_times_ns();
+    let mut a = a.clone();
+    if let (Some(&lo), Some(&hi)) = (times.iter().min(), times.iter().max()) {
+        a.faults = windows.iter().filter(|w| w.overlaps(lo, hi)).map(FaultWindow::label).collect();
+    }
+    a
+}
+
+/// How many of `times` fell in each window, and outside every lasting one.
+fn fault_shares(times: &[(u32, u64)], windows: &[FaultWindow]) -> FaultShares {
+    let mut counts = vec![0u64; windows.len()];
+    let mut s = FaultShares::default();
+    let (mut lo, mut hi) = (u64::MAX, 0);
+    for &(_, t) in times {
+        let mut inside = false;
+        for (i, w) in windows.iter().enumerate() {
+            if w.contains(t) {
+                counts[i] += 1;
+                inside |= !w.is_instant();
+            }
+        }
+        s.outside_faults += u64::from(!inside);
+        (lo, hi) = (lo.min(t), hi.max(t));
+    }
+    s.in_faults = counts
+        .into_iter()
+        .enumerate()
+        .filter(|&(_, n)| n > 0)
+        .map(|(i, count)| FaultCount { fault: i, label: windows[i].label(), count })
+        .collect();
+    (s.first_s, s.last_s) = (lo as f64 / 1e9, hi as f64 / 1e9);
+    s
 }
 
 fn stats(h: &History, f: &Findings, inputs: &Inputs<'_>) -> Stats {
@@ -213,8 +293,9 @@ fn stats(h: &History, f: &Findings, inputs: &Inputs<'_>) -> Stats {
         }
     }
     type Field = fn(&mut PartitionStats) -> &mut u64;
-    let fields: [(AnomalyKind, Field); 4] = [
+    let fields: [(AnomalyKind, Field); 5] = [
         (AnomalyKind::LostWrite, |ps| &mut ps.lost),
+        (AnomalyKind::Duplicate, |ps| &mut ps.duplicated),
         (AnomalyKind::Unseen, |ps| &mut ps.unseen),
         (AnomalyKind::LostEnqueued, |ps| &mut ps.lost_enqueued),
         (AnomalyKind::LostProcessing, |ps| &mut ps.lost_processing),
@@ -228,62 +309,9 @@ fn stats(h: &History, f: &Findings, inputs: &Inputs<'_>) -> Stats {
     }
     for (p, mut ps) in parts.into_iter().enumerate() {
         ps.drained = h.index.drained_by[p] != NONE;
+        let share = |n: u64| (ps.acknowledged > 0 && n > 0).then(|| n as f64 / ps.acknowledged as f64);
+        (ps.lost_share, ps.duplicated_share) = (share(ps.lost), share(ps.duplicated));
         s.partitions.insert(h.partitions[p].clone(), ps);
     }
     s
-}
-
-/// The short human summary `faultline check` prints.
-pub fn summary(r: &Results) -> String {
-    let mut out = String::new();
-    let verdict = match r.valid {
-        Validity::Valid => "valid: no violations found",
-        Validity::Invalid => "INVALID: violations found",
-        Validity::Unknown => "UNKNOWN: the checker could not decide",
-    };
-    out.push_str(&format!("Verdict: {verdict}\n"));
-    for reason in &r.unknown_reasons {
-        out.push_str(&format!("  unknown because: {reason}\n"));
-    }
-    let ops: u64 = r.stats.ops.values().flat_map(|m| m.values()).sum();
-    let acked: u64 = r.stats.partitions.values().map(|p| p.acknowledged).sum();
-    out.push_str(&format!(
-        "Checked {ops} ops over {} partitions ({acked} values acknowledged).\n",
-        r.stats.partitions.len()
-    ));
-    let enqueued: u64 = r.stats.partitions.values().map(|p| p.enqueued).sum();
-    if enqueued > 0 {
-        out.push_str(&format!("{enqueued} values were enqueued into producer buffers.\n"));
-    }
-    if let Some(s) = &r.stats.sink {
-        out.push_str(&format!("The sink holds {} rows in {} slots.\n", s.rows, s.slots));
-    }
-    if r.anomalies.is_empty() {
-        out.push_str("No anomalies.\n");
-    }
-    for (kind, t) in &r.anomalies {
-        let status = match (&t.status, &t.reason) {
-            (Status::Permitted, Some(why)) => format!("permitted: {why}"),
-            _ => "violation".to_owned(),
-        };
-        out.push_str(&format!("{kind}: {} ({status})\n", t.count));
-        if let Some(ex) = t.examples.first() {
-            out.push_str(&format!("  e.g. {}\n", ex.explanation));
-        }
-    }
-    if r.warnings.count > 0 {
-        out.push_str(&format!("{} warnings, e.g. {}\n", r.warnings.count, r.warnings.examples[0]));
-    }
-    if let Some(t) = &r.truncated_line {
-        out.push_str(&format!("Skipped truncated last line {}: {}\n", t.line, t.message));
-    }
-    let ignored: u64 = r.stats.ignored_f.values().sum();
-    if ignored > 0 {
-        let names: Vec<&str> = r.stats.ignored_f.keys().map(String::as_str).collect();
-        out.push_str(&format!("Ignored {ignored} ops with unknown f: {}\n", names.join(", ")));
-    }
-    for n in &r.not_checked {
-        out.push_str(&format!("Not checked: {n}\n"));
-    }
-    out
 }

@@ -168,7 +168,7 @@ fn lost_processing_depends_on_commit_and_processing() {
     assert_eq!(r.valid, Validity::Invalid);
     assert_eq!(r.violations, [AnomalyKind::LostProcessing]);
     assert_eq!(r.stats.partitions.values().map(|p| p.lost_processing).sum::<u64>(), 2);
-    assert!(faultline_checker::verdict::summary(&r).contains("lost-processing: 2 (violation)"));
+    assert!(faultline_checker::summary::summary(&r).contains("lost-processing: 2 (violation)"));
     let r = generated_with_sink("lost-processing:2", "commit=auto,processing=queue");
     assert_eq!(r.valid, Validity::Valid);
     let t = &r.anomalies[&AnomalyKind::LostProcessing];
@@ -246,4 +246,39 @@ fn lost_control_makes_any_history_unknown() {
         r.unknown_reasons
     );
     assert_eq!(r.anomalies[&AnomalyKind::LostWrite].count, 2, "what was found is still shown");
+}
+
+/// Four sends to t/0, two acknowledged during a partition (2–4 s) and lost
+/// from the drain: lost-write is 50% of what t/0 acknowledged, both
+/// instances fall in the partition's window, the example names it, and the
+/// summary says so.
+#[test]
+fn lost_writes_are_placed_in_their_fault_window_and_given_as_shares() {
+    let jsonl = r#"{"index":0,"time":1000000000,"process":0,"type":"invoke","f":"send","value":{"records":{"t/0":[1]}}}
+{"index":1,"time":1100000000,"process":0,"type":"ok","f":"send","value":{"records":{"t/0":[[0,1]]}}}
+{"index":2,"time":2000000000,"process":"nemesis","type":"info","f":"partition-halves","value":{"outcome":"installed","targets":["n1"]}}
+{"index":3,"time":2500000000,"process":0,"type":"invoke","f":"send","value":{"records":{"t/0":[2]}}}
+{"index":4,"time":2600000000,"process":0,"type":"ok","f":"send","value":{"records":{"t/0":[[1,2]]}}}
+{"index":5,"time":3000000000,"process":0,"type":"invoke","f":"send","value":{"records":{"t/0":[3]}}}
+{"index":6,"time":3100000000,"process":0,"type":"ok","f":"send","value":{"records":{"t/0":[[2,3]]}}}
+{"index":7,"time":4000000000,"process":"nemesis","type":"info","f":"heal","value":{"outcome":"installed","targets":["all"]}}
+{"index":8,"time":5000000000,"process":0,"type":"invoke","f":"send","value":{"records":{"t/0":[4]}}}
+{"index":9,"time":5100000000,"process":0,"type":"ok","f":"send","value":{"records":{"t/0":[[1,4]]}}}
+{"index":10,"time":6000000000,"process":8,"type":"invoke","f":"drain","final":true,"value":{"targets":{"t/0":2}}}
+{"index":11,"time":6100000000,"process":9,"type":"invoke","f":"poll","final":true}
+{"index":12,"time":6200000000,"process":9,"type":"ok","f":"poll","final":true,"value":{"records":{"t/0":[[0,1],[1,4]]}}}
+{"index":13,"time":6300000000,"process":8,"type":"ok","f":"drain","final":true,"value":{"complete":{"t/0":true}}}"#;
+    let r = results_of(jsonl, "acks=1");
+    let t = &r.anomalies[&AnomalyKind::LostWrite];
+    assert_eq!(t.count, 2);
+    let when = t.when.as_ref().expect("lost writes have times");
+    assert_eq!(when.in_faults.len(), 1, "{when:?}");
+    assert_eq!((when.in_faults[0].label.as_str(), when.in_faults[0].count), ("partition-halves n1 at 2.0–4.0 s", 2));
+    assert_eq!(when.outside_faults, 0);
+    assert!(t.examples.iter().all(|e| e.faults == ["partition-halves n1 at 2.0–4.0 s"]), "{:?}", t.examples);
+    assert_eq!(r.stats.partitions["t/0"].lost_share, Some(0.5));
+    let text = faultline_checker::summary::summary(&r);
+    assert!(text.contains("50.0% of acknowledged on t/0"), "{text}");
+    assert!(text.contains("2 of them during partition-halves n1 at 2.0–4.0 s"), "{text}");
+    assert!(text.contains("During partition-halves n1 at 2.0–4.0 s: "), "{text}");
 }

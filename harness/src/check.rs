@@ -126,7 +126,7 @@ fn check_stdin(args: &CheckArgs) -> anyhow::Result<Validity> {
 
 fn print_results(args: &CheckArgs, results: &faultline_checker::Results, json: &str, written: Option<&Path>) {
     let mut stdout = std::io::stdout().lock();
-    let text = if args.json { format!("{json}\n") } else { faultline_checker::verdict::summary(results) };
+    let text = if args.json { format!("{json}\n") } else { faultline_checker::summary::summary(results) };
     // A closed pipe (`| head`) is not an error of the check.
     let _ = stdout.write_all(text.as_bytes());
     if let (false, Some(out)) = (args.json, written) {

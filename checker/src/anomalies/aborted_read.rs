@@ -24,6 +24,7 @@ pub fn check(h: &History, out: &mut Findings) {
             let pname = &h.partitions[key.partition as usize];
             let fail = h.entries[key.sender as usize].partner;
             Anomaly {
+                faults: Vec::new(),
                 kind: AnomalyKind::AbortedRead,
                 partition: Some(pname.clone()),
                 explanation: format!(

@@ -318,6 +318,7 @@ fn render(
         steps.push(json!({"value": h.keys[k as usize].value, "offset": off[k as usize], "edge_to_next": edge}));
     }
     let anomaly = Anomaly {
+        faults: Vec::new(),
         kind,
         partition: Some(pname.clone()),
         explanation: format!(

@@ -13,7 +13,8 @@ const OFFSETS_PER_WITNESS_MAX: usize = 8;
 pub fn check(h: &History, out: &mut Findings) {
     for (k, &multi) in h.index.multi_offset.iter().enumerate() {
         if multi {
-            out.report(AnomalyKind::Duplicate, Some(h.keys[k].partition), || witness(h, k as u32));
+            let (p, t) = (h.keys[k].partition, h.key_time_ns(k as u32));
+            out.report_at(AnomalyKind::Duplicate, p, t, || witness(h, k as u32));
         }
     }
 }
@@ -35,6 +36,7 @@ fn witness(h: &History, k: u32) -> Anomaly {
         .map(|&(offset, op, ack)| json!({"offset": offset, "seen_by": h.op_json(op), "ack": ack}))
         .collect();
     Anomaly {
+        faults: Vec::new(),
         kind: AnomalyKind::Duplicate,
         partition: Some(pname.clone()),
         explanation: format!(

@@ -74,6 +74,7 @@ fn witness(h: &History, sink: &Sink, group: &[u32]) -> Anomaly {
     let log_dup =
         if offsets.len() > 1 { format!(" (the log holds it at {} offsets)", offsets.len()) } else { String::new() };
     Anomaly {
+        faults: Vec::new(),
         kind: AnomalyKind::DuplicateProcessing,
         partition: Some(pname.to_owned()),
         explanation: format!(

@@ -46,6 +46,7 @@ fn witness(h: &History, group: &[Obs]) -> Anomaly {
         })
         .collect();
     Anomaly {
+        faults: Vec::new(),
         kind: AnomalyKind::InconsistentOffsets,
         partition: Some(pname.clone()),
         explanation: format!(

@@ -48,7 +48,8 @@ pub fn check(h: &History, out: &mut Findings) {
         if ix.enqueued[k] == NONE || ix.ack_op[k] != NONE || ix.first_read[k] != NONE {
             continue;
         }
-        out.report(AnomalyKind::LostEnqueued, Some(h.keys[k].partition), || witness(h, k as u32));
+        let t = h.entries[ix.enqueued[k] as usize].time_ns;
+        out.report_at(AnomalyKind::LostEnqueued, h.keys[k].partition, t, || witness(h, k as u32));
     }
 }
 
@@ -83,6 +84,7 @@ fn witness(h: &History, k: u32) -> Anomaly {
         "no poll ever read it (no complete final drain covers the partition)"
     };
     Anomaly {
+        faults: Vec::new(),
         kind: AnomalyKind::LostEnqueued,
         partition: Some(pname.clone()),
         explanation: format!(

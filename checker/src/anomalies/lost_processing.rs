@@ -138,6 +138,7 @@ fn witness(h: &History, k: u32, offset: u64, final_read: u32) -> Anomaly {
         })
         .collect();
     Anomaly {
+        faults: Vec::new(),
         kind: AnomalyKind::LostProcessing,
         partition: Some(pname.clone()),
         explanation: format!(

@@ -89,7 +89,7 @@ pub fn check(h: &History, out: &mut Findings) {
             continue;
         }
         let Some(why) = loss(h, k) else { continue };
-        out.report(AnomalyKind::LostWrite, Some(key.partition), || witness(h, k, sibling, &why));
+        out.report_at(AnomalyKind::LostWrite, key.partition, h.key_time_ns(k), || witness(h, k, sibling, &why));
     }
 }
 
@@ -128,6 +128,7 @@ fn witness(h: &History, k: u32, sibling: Option<u32>, why: &Loss) -> Anomaly {
         String::new()
     };
     Anomaly {
+        faults: Vec::new(),
         kind: AnomalyKind::LostWrite,
         partition: Some(pname.clone()),
         explanation: format!("value {} {how}, but {proof}{before}", key.value),

@@ -19,6 +19,7 @@ pub fn check(h: &History, out: &mut Findings) {
 fn witness(h: &History, m: Move) -> Anomaly {
     let pname = &h.partitions[m.partition as usize];
     Anomaly {
+        faults: Vec::new(),
         kind: AnomalyKind::NonmonotonicPoll,
         partition: Some(pname.clone()),
         explanation: format!(

@@ -51,6 +51,7 @@ fn witness(h: &History, prev: Last, now: Last) -> Anomaly {
         format!("by {}, after value {} got offset {} (op {})", h.op_text(now.op), pk.value, prev.offset, prev.op)
     };
     Anomaly {
+        faults: Vec::new(),
         kind: AnomalyKind::NonmonotonicSend,
         partition: Some(pname.clone()),
         explanation: format!(

@@ -18,6 +18,7 @@ pub fn check(h: &History, out: &mut Findings) {
             let pname = &h.partitions[key.partition as usize];
             let offset = h.recs(read).iter().find(|r| r.key == k as u32).map(|r| r.offset);
             Anomaly {
+                faults: Vec::new(),
                 kind: AnomalyKind::PhantomRead,
                 partition: Some(pname.clone()),
                 explanation: format!(

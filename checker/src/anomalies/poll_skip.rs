@@ -30,6 +30,7 @@ fn witness(h: &History, m: Move) -> Anomaly {
     }
     let first = &skipped_obs[0];
     Anomaly {
+        faults: Vec::new(),
         kind: AnomalyKind::PollSkip,
         partition: Some(pname.clone()),
         explanation: format!(

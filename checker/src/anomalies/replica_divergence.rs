@@ -40,6 +40,7 @@ pub fn check(replicas: &Replicas, partition_id: impl Fn(&str) -> Option<u32>, ou
                     .collect();
                 let other = group.iter().find(|r| r.2 != first.2 || r.3 != first.3).expect("group disagrees");
                 Anomaly {
+                    faults: Vec::new(),
                     kind: AnomalyKind::ReplicaDivergence,
                     partition: Some(pname.clone()),
                     explanation: format!(

@@ -21,7 +21,7 @@ pub fn check(h: &History, out: &mut Findings) {
             continue;
         }
         let p = h.keys[k as usize].partition;
-        out.report(AnomalyKind::Unseen, Some(p), || witness(h, k));
+        out.report_at(AnomalyKind::Unseen, p, h.key_time_ns(k), || witness(h, k));
     }
 }
 
@@ -37,6 +37,7 @@ fn witness(h: &History, k: u32) -> Anomaly {
         None => format!("no poll read {pname}"),
     };
     Anomaly {
+        faults: Vec::new(),
         kind: AnomalyKind::Unseen,
         partition: Some(pname.clone()),
         explanation: format!(

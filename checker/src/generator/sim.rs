@@ -199,7 +199,7 @@ impl<'a> Sim<'a> {
     }
 
     fn nemesis(&mut self) -> Result<()> {
-        let f = ["start-partition", "heal", "kill", "start"][self.rng.below(4) as usize];
+        let f = ["partition-halves", "heal", "kill", "start"][self.rng.below(4) as usize];
         if f == "kill" {
             self.epoch += 1;
         }

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Assign, Commit, DISTINCT_NAMES_MAX, Drain, Entry, History, KeyInfo, Kind, NO_OFFSET, NONE, Rec, malformed,
+    Assign, Commit, DISTINCT_NAMES_MAX, Drain, Entry, History, KeyInfo, Kind, NO_OFFSET, NONE, NemesisOp, Rec,
+    malformed,
 };
 use crate::error::Result;
 use crate::op::{
@@ -193,6 +194,7 @@ impl History {
                 self.drains.push(Drain { invoke: idx, completion: NONE, targets, complete: Vec::new() });
             }
             OpValue::DrainComplete(d) if kind == Kind::Drain => self.complete_drain(d, idx, partner),
+            OpValue::Other(v) if kind == Kind::Nemesis => self.nemesis.push(nemesis_op(op, idx, v)),
             _ => {}
         }
         Ok(())
@@ -273,6 +275,17 @@ impl History {
             None => self.warnings.push(|| format!("drain completion op {idx} has no drain invoke with targets")),
         }
     }
+}
+
+/// A nemesis op's fault, targets and outcome. Its value is free-form: what
+/// is not there is left empty.
+fn nemesis_op(op: &Op, idx: u32, v: &serde_json::Value) -> NemesisOp {
+    let targets = v.get("targets").and_then(|t| t.as_array()).map_or_else(Vec::new, |ts| {
+        ts.iter().map(|t| t.as_str().map_or_else(|| t.to_string(), str::to_owned)).collect()
+    });
+    let skipped = (v.get("outcome").and_then(|o| o.as_str()) == Some("skipped"))
+        .then(|| v.get("reason").and_then(|r| r.as_str()).unwrap_or("skipped").to_owned());
+    NemesisOp { op: idx, time_ns: op.time_ns, f: op.f.name().to_owned(), targets, skipped }
 }
 
 /// What an op does. A nemesis process's ops are nemesis ops whatever their

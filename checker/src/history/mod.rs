@@ -120,6 +120,22 @@ pub struct Commit {
     pub offsets: Vec<(u32, u64)>,
 }
 
+/// A nemesis op, as the history recorded it: the fault windows of the
+/// availability analysis and the report are built from these.
+#[derive(Debug, Clone)]
+pub struct NemesisOp {
+    /// The op's index in the history.
+    pub op: u32,
+    pub time_ns: u64,
+    /// The op's `f`: `start-<fault>` when it fired, `<fault>` once it took
+    /// effect, `final-heal` at the end.
+    pub f: String,
+    /// `value.targets` (the nodes or targets it acted on), when given.
+    pub targets: Vec<String>,
+    /// `value.reason` of a fault recorded with `"outcome": "skipped"`.
+    pub skipped: Option<String>,
+}
+
 /// A line that was skipped: the last one, cut short by a killed writer.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TruncatedLine {
@@ -200,6 +216,8 @@ pub struct History {
     pub drains: Vec<Drain>,
     /// Every `commit` invoke with its offsets, in index order.
     pub commits: Vec<Commit>,
+    /// Every nemesis op, in index order.
+    pub nemesis: Vec<NemesisOp>,
     /// Ops by `f` and `type` (counts indexed by `OpType as usize`).
     pub op_counts: BTreeMap<String, [u64; 4]>,
     /// Unknown `f` names and how many lines had each.
@@ -256,6 +274,17 @@ impl History {
     pub fn outcome(&self, invoke: u32) -> Option<OpType> {
         let p = self.entries[invoke as usize].partner;
         (p != NONE).then(|| self.entries[p as usize].op_type)
+    }
+
+    /// When key `k` happened, for placing it in time: its acknowledgement,
+    /// else its first send's invoke, else its first observation.
+    pub fn key_time_ns(&self, k: u32) -> u64 {
+        let ix = &self.index;
+        let op =
+            [ix.ack_op[k as usize], self.keys[k as usize].sender, ix.first_read[k as usize], ix.enqueued[k as usize]]
+                .into_iter()
+                .find(|&op| op != NONE);
+        op.map_or(0, |op| self.entries[op as usize].time_ns)
     }
 
     /// A JSON description of op `i` for witnesses.

@@ -87,7 +87,7 @@ pub fn summary(dir: &Path, o: &Outcome) -> String {
         let g = |k: &str| m.get(k).copied().unwrap_or(0);
         text.push_str(&format!("  {f:<w$} {:>8} {:>8} {:>8} {:>8}\n", g("invoke"), g("ok"), g("fail"), g("info")));
     }
-    text.push_str(&faultline_checker::verdict::summary(&o.results));
+    text.push_str(&faultline_checker::summary::summary(&o.results));
     text.push_str(&format!("Store: {}\n", dir.display()));
     text
 }
