@@ -1,5 +1,5 @@
 # Convenience targets; each is a script under scripts/.
-.PHONY: demo test install bench campaigns lint-workflows
+.PHONY: demo test install bench campaigns lint-workflows screenshots
 demo:
 	bash scripts/demo.sh
 test:
@@ -14,3 +14,5 @@ campaigns:
 	bash scripts/campaigns.sh
 lint-workflows:
 	bash scripts/lint-workflows.sh
+screenshots:
+	bash scripts/screenshots.sh

@@ -27,9 +27,11 @@ done
 # sshd (openssh-server, /usr/sbin/sshd) inside each namespace host.
 # vagrant, ruby and shellcheck check vagrant/ without booting a VM; kcat
 # (librdkafka) is a real Kafka client for the Kafka-protocol listener.
+# chromium renders the HTML reports headless in the tests (screenshots and
+# the DOM they assert on).
 declare -A packages=([ip]=iproute2 [iptables]=iptables [cc]=gcc [make]=make [python3]=python3 [node]=nodejs [npm]=npm
     [ssh]=openssh-client [ssh-keygen]=openssh-client [vagrant]=vagrant [ruby]=ruby [shellcheck]=shellcheck
-    [kcat]=kcat)
+    [kcat]=kcat [chromium]=chromium)
 missing=()
 for cmd in "${!packages[@]}"; do
     need_cmd "$cmd" || missing+=("${packages[$cmd]}")

@@ -87,6 +87,14 @@ pub fn check_with(h: &History, g: &Guarantees, inputs: &Inputs<'_>) -> Results {
     verdict::verdict(h, g, &findings, inputs)
 }
 
+/// A run's history checked with every input next to it.
+#[derive(Debug)]
+pub struct Checked {
+    pub history: History,
+    pub results: Results,
+    pub replicas: Option<Replicas>,
+}
+
 /// Where a run's files are: PATH is a history file or a store directory.
 #[derive(Debug, Clone)]
 pub struct RunFiles {
@@ -139,6 +147,19 @@ impl RunFiles {
         let c: Control =
             serde_json::from_str(&text).map_err(|e| Error::BadFile { path: path.clone(), message: e.to_string() })?;
         Ok(c.lost_control)
+    }
+
+    /// Reads the history and every input next to it, and checks it under
+    /// `g`: what `faultline check` and `faultline report` do with a run
+    /// directory.
+    pub fn check(&self, g: &Guarantees) -> Result<Checked> {
+        let replicas = self.replicas()?;
+        let sink = self.read_sink()?;
+        let history = self.read_history()?;
+        let lost_control = self.lost_control()?;
+        let inputs = Inputs { replicas: replicas.as_ref(), sink: sink.as_ref(), lost_control: lost_control.as_deref() };
+        let results = check_with(&history, g, &inputs);
+        Ok(Checked { history, results, replicas })
     }
 
     /// `sink.jsonl` next to the history, or `None` when there is none. A bad

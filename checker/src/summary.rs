@@ -101,6 +101,19 @@ fn window_text(w: &crate::availability::WindowStats) -> String {
     format!("{:.0} ok sends/s, {} failed, {} unknown{lat}", w.sends.ok_per_s, w.sends.fail, w.sends.info)
 }
 
+/// A share as a percentage with the digits that matter: `45%`, `9.7%`,
+/// `0.04%`, `<0.01%`.
+pub fn percent(share: f64) -> String {
+    let p = 100.0 * share;
+    match p {
+        p if p >= 10.0 => format!("{p:.0}%"),
+        p if p >= 1.0 => format!("{p:.1}%"),
+        p if p >= 0.01 => format!("{p:.2}%"),
+        p if p > 0.0 => "<0.01%".to_owned(),
+        _ => "0%".to_owned(),
+    }
+}
+
 fn ms(v: f64) -> String {
     if v >= 100.0 { format!("{v:.0} ms") } else { format!("{v:.1} ms") }
 }
@@ -122,7 +135,7 @@ fn anomaly(r: &Results, kind: AnomalyKind, t: &TypeResult, out: &mut String) {
         .stats
         .partitions
         .iter()
-        .filter_map(|(name, p)| Some(format!("{:.1}% of acknowledged on {name}", 100.0 * share(p)?)))
+        .filter_map(|(name, p)| Some(format!("{} of acknowledged on {name}", percent(share(p)?))))
         .collect();
     if !shares.is_empty() {
         out.push_str(&format!("  {}\n", shares.join(", ")));
@@ -138,5 +151,16 @@ fn anomaly(r: &Results, kind: AnomalyKind, t: &TypeResult, out: &mut String) {
     }
     if let Some(ex) = t.examples.first() {
         out.push_str(&format!("  e.g. {}\n", ex.explanation));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent;
+
+    #[test]
+    fn percentages_keep_the_digits_that_matter() {
+        let got: Vec<String> = [0.45, 0.097, 0.0004, 0.00000001, 0.0].into_iter().map(percent).collect();
+        assert_eq!(got, ["45%", "9.7%", "0.04%", "<0.01%", "0%"]);
     }
 }

@@ -278,7 +278,7 @@ fn lost_writes_are_placed_in_their_fault_window_and_given_as_shares() {
     assert!(t.examples.iter().all(|e| e.faults == ["partition-halves n1 at 2.0–4.0 s"]), "{:?}", t.examples);
     assert_eq!(r.stats.partitions["t/0"].lost_share, Some(0.5));
     let text = faultline_checker::summary::summary(&r);
-    assert!(text.contains("50.0% of acknowledged on t/0"), "{text}");
+    assert!(text.contains("50% of acknowledged on t/0"), "{text}");
     assert!(text.contains("2 of them during partition-halves n1 at 2.0–4.0 s"), "{text}");
     assert!(text.contains("During partition-halves n1 at 2.0–4.0 s: "), "{text}");
 }

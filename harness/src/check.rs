@@ -83,16 +83,7 @@ fn run(args: &CheckArgs) -> anyhow::Result<Validity> {
     if let Some(list) = &args.guarantees {
         guarantees.apply_list(list)?;
     }
-    let replicas = files.replicas()?;
-    let sink = files.read_sink()?;
-    let history = files.read_history()?;
-    let lost_control = files.lost_control()?;
-    let inputs = faultline_checker::Inputs {
-        replicas: replicas.as_ref(),
-        sink: sink.as_ref(),
-        lost_control: lost_control.as_deref(),
-    };
-    let results = faultline_checker::check_with(&history, &guarantees, &inputs);
+    let results = files.check(&guarantees)?.results;
     let json = serde_json::to_string_pretty(&results).context("serializing results")?;
     let written = if args.write {
         let out = files.dir.join(RESULTS_FILE);

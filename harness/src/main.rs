@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use faultline_harness::{
-    app, bench_history, campaign, check, cluster, demo, gen_history, hosts_cmd, logging, nemesis_cmd, run,
+    app, bench_history, campaign, check, cluster, demo, gen_history, hosts_cmd, logging, nemesis_cmd, report, run,
+    serve,
 };
 
 /// Jepsen-style fault injection for a Kafka-like replicated log.
@@ -28,6 +29,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Check a history (file or store directory) and print the verdict.
     Check(check::CheckArgs),
+    /// Write a run's report.html: verdict, charts with fault windows, anomalies, timeline.
+    Report(report::ReportArgs),
+    /// Browse a store over HTTP (read-only, 127.0.0.1): runs, campaigns, reports, zips.
+    Serve(serve::ServeArgs),
     /// Write a synthetic history, optionally with injected anomalies.
     GenHistory(gen_history::GenHistoryArgs),
     /// Start, inspect and remove a cluster of nodes in network namespaces.
@@ -63,6 +68,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Demo(args) => demo::main(args),
         Command::Check(args) => check::main(args),
+        Command::Report(args) => report::main(args),
+        Command::Serve(args) => serve::main(args),
         Command::GenHistory(args) => gen_history::main(args),
         Command::Cluster(args) => cluster::main(args),
         Command::Run(args) => run::main(*args),

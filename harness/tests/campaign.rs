@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use faultline_checker::op::{F, Op, OpType};
+use support::chromium::{self, element};
 use support::runs::{history, json};
 use support::*;
 
@@ -143,6 +144,11 @@ about = "ack-all-on-local-append with its recipe"
 expect = "invalid"
 expect-anomalies = ["lost-write"]
 run = {{ time-limit = 25, topic-partitions = 1, bugs = ["{switch}"], admin-hooks = true, nemesis-timeline = "{}" }}
+
+[[claim]]
+id = "fault"
+text = "acknowledging on the local append loses acknowledged writes; acks=all with min ISR 2 does not"
+cells = ["ack-all-bug", "clean"]
 "#,
             recipe(switch).display()
         ),
@@ -154,6 +160,8 @@ run = {{ time-limit = 25, topic-partitions = 1, bugs = ["{switch}"], admin-hooks
         store.to_str().unwrap(),
         "--junit",
         junit.to_str().unwrap(),
+        "--report",
+        cluster.dir.join("reports/campaign.html").to_str().unwrap(),
         "--cluster-name",
         &cluster.name,
         "--subnet",
@@ -227,8 +235,47 @@ run = {{ time-limit = 25, topic-partitions = 1, bugs = ["{switch}"], admin-hooks
         "{out_text}"
     );
 
+    assert_reports(&cluster.dir, &store, &out);
     assert_eq!(cluster.leftovers(), Vec::<String>::new(), "leftovers");
     assert!(!store.join("clusters").join(&cluster.name).exists(), "every cell's cluster is torn down");
+}
+
+/// The pages people look at, rendered by headless Chromium: the campaign's
+/// report (the claim held, both cells side by side and in the matrix, each
+/// linking its run's report) and both runs' reports (one with lost writes,
+/// one valid).
+fn assert_reports(dir: &Path, store: &Path, out: &str) {
+    let page = dir.join("reports/campaign.html");
+    assert!(out.contains(&format!("Campaign report: {}", page.display())), "{out}");
+    let shots = dir.join("shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let c = chromium::render(&format!("file://{}", page.display()), &shots, "campaign-report", 1400);
+    let claim = element(&c.dom, "claim-fault");
+    assert!(claim.contains(">held<") && claim.matches("class=\"card\"").count() == 2, "{claim}");
+    let matrix = element(&c.dom, "matrix");
+    assert_eq!(matrix.matches("<tr id=\"cell-").count(), 2, "{matrix}");
+    assert!(matrix.contains("lost-write ") && matrix.contains("% of acknowledged"), "{matrix}");
+    for href in matrix.split("href=\"").skip(1).map(|h| &h[..h.find('"').unwrap()]) {
+        assert!(page.parent().unwrap().join(href).exists(), "the link {href} leads to a run's report");
+    }
+    for (cell, name, verdict) in
+        [("ack-all-bug", "run-report-invalid", "invalid"), ("clean", "run-report-valid", "valid")]
+    {
+        let run = std::fs::canonicalize(store.join(format!("two-{cell}/latest"))).unwrap();
+        assert!(out.contains(&format!("Report: {}", run.join("report.html").display())), "{out}");
+        let r = chromium::render(&format!("file://{}", run.join("report.html").display()), &shots, name, 2400);
+        assert!(element(&r.dom, "verdict").contains(&format!(">{verdict}<")), "{cell}");
+        assert!(element(&r.dom, "throughput").contains("<polyline"), "{cell}: throughput drawn");
+        assert!(element(&r.dom, "latency").matches("<circle").count() > 100, "{cell}: latency drawn");
+        assert!(element(&r.dom, "timeline").contains("class=\"op ok\""), "{cell}: timeline drawn");
+        if verdict == "invalid" {
+            let lost = element(&r.dom, "lost-write");
+            assert!(lost.contains("violation"), "{lost}");
+            assert!(r.dom.contains("class=\"strip\"") && r.dom.contains("class=\"marked"), "{cell}: offset picture");
+        } else {
+            assert!(element(&r.dom, "no-anomalies").contains("No anomalies."));
+        }
+    }
 }
 
 /// Runs `seed-claims`' librdkafka rows `cells` over three seeds on a

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::claims::{self, Claim};
 use super::expand::{Combo, expand};
 use super::expect::Expectation;
 use crate::app::library::ClientLibrary;
@@ -52,6 +53,9 @@ struct CampaignDoc {
     defaults: toml::Table,
     #[serde(default, rename = "cell")]
     cells: Vec<CellDoc>,
+    /// What the campaign sets out to show, claim by claim.
+    #[serde(default, rename = "claim")]
+    claims: Vec<Claim>,
 }
 
 /// One `[[cell]]` as written.
@@ -133,6 +137,7 @@ pub struct Campaign {
     /// `[defaults]`, for the table's header line.
     pub defaults: BTreeMap<String, toml::Value>,
     pub cells: Vec<Cell>,
+    pub claims: Vec<Claim>,
 }
 
 /// One cell after defaults, matrix expansion and overrides.
@@ -176,6 +181,8 @@ pub fn load(text: &str, source: &Source, overrides: &Overrides) -> Result<Campai
         return Err("the campaign has no [[cell]]".into());
     }
     check_settings_table(&doc.defaults).map_err(|e| format!("[defaults]: {e}"))?;
+    let names: Vec<&str> = doc.cells.iter().map(|c| c.name.as_str()).collect();
+    claims::check(&doc.claims, &names)?;
     if let Some(s) = doc.seeds {
         check_seeds(s).map_err(|e| format!("seeds: {e}"))?;
     }
@@ -203,7 +210,7 @@ pub fn load(text: &str, source: &Source, overrides: &Overrides) -> Result<Campai
         return Err(format!("--client {client}: the campaign has no client-side cell (`clients = [...]`)"));
     }
     let defaults = doc.defaults.into_iter().collect();
-    Ok(Campaign { name: doc.name, description: doc.description, defaults, cells })
+    Ok(Campaign { name: doc.name, description: doc.description, defaults, cells, claims: doc.claims })
 }
 
 fn build_cell(

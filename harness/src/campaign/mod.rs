@@ -16,9 +16,11 @@
 //! - [`observe`]: what a run showed (results, history errors, detection time);
 //! - [`outcome`]: a cell over its seeds, and the exit code;
 //! - [`table`] and [`junit`]: the reports;
+//! - [`claims`]: what the campaign sets out to show, and whether it held;
 //! - [`builtin`]: `seed-claims` and `bug-hunt`, embedded from `campaigns/`.
 
 pub mod builtin;
+pub mod claims;
 mod expand;
 pub mod expect;
 pub mod file;
@@ -76,6 +78,11 @@ pub struct CampaignArgs {
     /// Also write the JUnit XML here.
     #[arg(long)]
     junit: Option<PathBuf>,
+    /// Also write the campaign's report.html here (it is always written
+    /// into the campaign's directory; links to the runs' reports are
+    /// relative to where it is written).
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Check the campaign and print each cell's run command; run nothing.
     #[arg(long)]
     list: bool,
@@ -328,10 +335,34 @@ fn execute(campaign: &Campaign, args: &CampaignArgs) -> anyhow::Result<u8> {
         std::fs::write(path, &xml).with_context(|| format!("writing {}", path.display()))?;
     }
     store::write_json(&dir.join("campaign.json"), &summary_json(campaign, &results, code))?;
+    write_reports(&dir, args.report.as_deref(), &results)?;
     if stopped {
         tracing::warn!("interrupted; the table shows what ran");
     }
     Ok(code)
+}
+
+/// Writes the campaign's report.html (and a copy where `--report` says),
+/// then prints where it and each run's report are.
+fn write_reports(dir: &Path, also: Option<&Path>, results: &[CellResult]) -> anyhow::Result<()> {
+    let page = dir.join(crate::report::REPORT_FILE);
+    crate::report::campaign_page::write(dir, &page)?;
+    if let Some(path) = also {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        crate::report::campaign_page::write(dir, path)?;
+    }
+    println!("Run reports:");
+    for r in results {
+        for run in &r.runs {
+            if let Some(d) = run.dir.as_ref().map(|d| d.join(crate::report::REPORT_FILE)).filter(|p| p.exists()) {
+                println!("  {} seed {}: {}", r.cell.name, run.seed, d.display());
+            }
+        }
+    }
+    println!("Campaign report: {}", also.unwrap_or(&page).display());
+    Ok(())
 }
 
 /// Runs one cell's seeds until it is decided; also says whether the
@@ -420,6 +451,7 @@ fn summary_json(campaign: &Campaign, results: &[CellResult], code: u8) -> serde_
         "campaign": campaign.name,
         "description": campaign.description,
         "exit_code": code,
+        "claims": claims::claims_json(&campaign.claims, results),
         "cells": cells,
     })
 }

@@ -207,7 +207,7 @@ async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &st
         control::record(&dirs.run, reason)?;
     }
     log.info(format!("checking {} ops", run.ops));
-    let results = check(&dirs.run, run.replicas.as_ref(), run.lost_control.as_deref())?;
+    let results = check(&dirs.run, run.replicas.as_ref(), run.lost_control.as_deref(), log)?;
     let counts = run.counts;
     Ok(Outcome { valid: results.valid, results, counts })
 }
@@ -357,10 +357,13 @@ fn kafka_admin(plan: &Plan, state: &ClusterState) -> Option<KafkaAdmin> {
 }
 
 /// Checks the stored run as `faultline check` would, from its files.
+/// Checks the run and writes `results.json` and `report.html`. A report
+/// that cannot be drawn is a warning: the verdict stands without it.
 fn check(
     dir: &std::path::Path,
     replicas: Option<&Replicas>,
     lost_control: Option<&str>,
+    log: &RunLog,
 ) -> anyhow::Result<faultline_checker::Results> {
     let files = faultline_checker::RunFiles::locate(dir);
     let history = files.read_history().context("reading back history.jsonl")?;
@@ -369,6 +372,10 @@ fn check(
     let inputs = faultline_checker::Inputs { replicas, sink: sink.as_ref(), lost_control };
     let results = faultline_checker::check_with(&history, &g, &inputs);
     store::write_json(&dir.join(faultline_checker::RESULTS_FILE), &results)?;
+    let report = dir.join(crate::report::REPORT_FILE);
+    if let Err(e) = crate::report::write(&report, dir, &history, &results, replicas) {
+        log.warn(format!("no report.html: {e:#}"));
+    }
     Ok(results)
 }
 

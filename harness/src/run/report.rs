@@ -89,5 +89,9 @@ pub fn summary(dir: &Path, o: &Outcome) -> String {
     }
     text.push_str(&faultline_checker::summary::summary(&o.results));
     text.push_str(&format!("Store: {}\n", dir.display()));
+    let report = dir.join(crate::report::REPORT_FILE);
+    if report.exists() {
+        text.push_str(&format!("Report: {}\n", report.display()));
+    }
     text
 }

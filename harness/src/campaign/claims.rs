@@ -1,0 +1,129 @@
+//! Claims: what a campaign sets out to show, each in a sentence, with the
+//! cells that show it (typically the configuration that loses and its
+//! control). A claim *held* when every one of its cells that ran met its
+//! expectation, *did not hold* when one missed it, and is *undecided*
+//! otherwise (a cell unknown, failed or not run). The campaign report puts
+//! each claim's cells side by side.
+
+use serde::{Deserialize, Serialize};
+
+use super::file::Cell;
+use super::outcome::{CellResult, Verdict};
+
+/// Most claims one campaign may state.
+const CLAIMS_MAX: usize = 64;
+
+/// One `[[claim]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Claim {
+    /// Short and unique: `1`, `c7`, `fencing`.
+    pub id: String,
+    /// The claim, as a person would state it.
+    pub text: String,
+    /// The `[[cell]]` names that show it; their matrix combinations and
+    /// client-library copies belong to it too.
+    pub cells: Vec<String>,
+}
+
+impl Claim {
+    pub fn covers(&self, cell: &Cell) -> bool {
+        self.cells.contains(&cell.base)
+    }
+}
+
+/// Checks the claims against the file's cell names.
+pub fn check(claims: &[Claim], cell_names: &[&str]) -> Result<(), String> {
+    if claims.len() > CLAIMS_MAX {
+        return Err(format!("more than {CLAIMS_MAX} [[claim]]s"));
+    }
+    for (i, c) in claims.iter().enumerate() {
+        let at = format!("claim `{}`", c.id);
+        if c.id.is_empty() || c.text.trim().is_empty() {
+            return Err(format!("claim {}: id and text must not be empty", i + 1));
+        }
+        if claims[..i].iter().any(|o| o.id == c.id) {
+            return Err(format!("{at}: id: two claims are `{}`", c.id));
+        }
+        if c.cells.is_empty() {
+            return Err(format!("{at}: cells: list the cells that show it"));
+        }
+        if let Some(unknown) = c.cells.iter().find(|n| !cell_names.contains(&n.as_str())) {
+            return Err(format!("{at}: cells: no [[cell]] is named `{unknown}`"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a claim held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Held {
+    Held,
+    NotHeld,
+    Undecided,
+    /// None of its cells ran (`--only`, `--client`).
+    NotRun,
+}
+
+impl Held {
+    pub fn label(self) -> &'static str {
+        match self {
+            Held::Held => "held",
+            Held::NotHeld => "did not hold",
+            Held::Undecided => "undecided",
+            Held::NotRun => "not run",
+        }
+    }
+}
+
+/// A claim's outcome from its cells' results.
+pub fn held(claim: &Claim, results: &[CellResult]) -> Held {
+    let mine: Vec<&CellResult> = results.iter().filter(|r| claim.covers(&r.cell)).collect();
+    let ran: Vec<&&CellResult> = mine.iter().filter(|r| r.verdict != Verdict::NotRun).collect();
+    if ran.is_empty() {
+        Held::NotRun
+    } else if ran.iter().any(|r| r.verdict == Verdict::Mismatch) {
+        Held::NotHeld
+    } else if ran.iter().all(|r| r.verdict == Verdict::Met) {
+        Held::Held
+    } else {
+        Held::Undecided
+    }
+}
+
+/// `campaign.json`'s `claims`: each claim, its cells as run, and whether it held.
+pub fn claims_json(claims: &[Claim], results: &[CellResult]) -> serde_json::Value {
+    let list: Vec<serde_json::Value> = claims
+        .iter()
+        .map(|c| {
+            // In the claim's order: the losing configuration, then its control.
+            let cells: Vec<&str> = c
+                .cells
+                .iter()
+                .flat_map(|base| results.iter().filter(move |r| &r.cell.base == base))
+                .map(|r| r.cell.name.as_str())
+                .collect();
+            serde_json::json!({"id": c.id, "text": c.text, "cells": cells, "held": held(c, results).label()})
+        })
+        .collect();
+    serde_json::Value::Array(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(id: &str, cells: &[&str]) -> Claim {
+        Claim { id: id.into(), text: "t".into(), cells: cells.iter().map(|c| c.to_string()).collect() }
+    }
+
+    #[test]
+    fn claims_name_existing_cells_once() {
+        let names = ["a", "b"];
+        assert_eq!(check(&[claim("1", &["a", "b"])], &names), Ok(()));
+        assert_eq!(check(&[claim("1", &["a", "z"])], &names), Err("claim `1`: cells: no [[cell]] is named `z`".into()));
+        assert!(check(&[claim("1", &["a"]), claim("1", &["b"])], &names).unwrap_err().contains("two claims"));
+        assert!(check(&[claim("1", &[])], &names).unwrap_err().contains("list the cells"));
+    }
+}
