@@ -249,6 +249,11 @@ fn assert_reports(dir: &Path, store: &Path, out: &str) {
     assert!(out.contains(&format!("Campaign report: {}", page.display())), "{out}");
     let shots = dir.join("shots");
     std::fs::create_dir_all(&shots).unwrap();
+    // `faultline report` writes a campaign directory's page again, from its files alone.
+    let campaign_dir = std::fs::canonicalize(store.join("campaigns/two/latest")).unwrap();
+    std::fs::remove_file(campaign_dir.join("report.html")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_faultline")).arg("report").arg(&campaign_dir).output().unwrap();
+    assert!(o.status.success() && campaign_dir.join("report.html").exists(), "{}", text(&o).1);
     let c = chromium::render(&format!("file://{}", page.display()), &shots, "campaign-report", 1400);
     let claim = element(&c.dom, "claim-fault");
     assert!(claim.contains(">held<") && claim.matches("class=\"card\"").count() == 2, "{claim}");
