@@ -1,8 +1,9 @@
 //! Claims: what a campaign sets out to show, each in a sentence, with the
 //! cells that show it (typically the configuration that loses and its
-//! control). A claim *held* when every one of its cells that ran met its
-//! expectation, *did not hold* when one missed it, and is *undecided*
-//! otherwise (a cell unknown, failed or not run). The campaign report puts
+//! control). A claim *held* when every one of its cells ran and met its
+//! expectation (*held where run* when some did not run), *did not hold*
+//! when one missed it, and is *undecided* otherwise (a cell unknown or
+//! failed). The campaign report puts
 //! each claim's cells side by side.
 
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,9 @@ pub fn check(claims: &[Claim], cell_names: &[&str]) -> Result<(), String> {
 #[serde(rename_all = "kebab-case")]
 pub enum Held {
     Held,
+    /// Every cell that ran met its expectation, but some of the claim's
+    /// cells did not run (`--only`, `--client`): half a claim is no claim.
+    HeldWhereRun,
     NotHeld,
     Undecided,
     /// None of its cells ran (`--only`, `--client`).
@@ -70,6 +74,7 @@ impl Held {
     pub fn label(self) -> &'static str {
         match self {
             Held::Held => "held",
+            Held::HeldWhereRun => "held where run",
             Held::NotHeld => "did not hold",
             Held::Undecided => "undecided",
             Held::NotRun => "not run",
@@ -86,7 +91,8 @@ pub fn held(claim: &Claim, results: &[CellResult]) -> Held {
     } else if ran.iter().any(|r| r.verdict == Verdict::Mismatch) {
         Held::NotHeld
     } else if ran.iter().all(|r| r.verdict == Verdict::Met) {
-        Held::Held
+        let all_ran = claim.cells.iter().all(|base| ran.iter().any(|r| &r.cell.base == base));
+        if all_ran { Held::Held } else { Held::HeldWhereRun }
     } else {
         Held::Undecided
     }
@@ -116,6 +122,27 @@ mod tests {
 
     fn claim(id: &str, cells: &[&str]) -> Claim {
         Claim { id: id.into(), text: "t".into(), cells: cells.iter().map(|c| c.to_string()).collect() }
+    }
+
+    fn result(base: &str, verdict: Verdict) -> CellResult {
+        let expect = crate::campaign::expect::Expectation::from_parts(Some("valid"), &[], &[], &[], &[]).unwrap();
+        let mut r = CellResult::not_run(crate::campaign::outcome::tests::cell(base, expect, 1));
+        r.verdict = verdict;
+        r
+    }
+
+    /// Held needs every cell run and met; a miss anywhere is "did not
+    /// hold"; a missing control makes it "held where run".
+    #[test]
+    fn a_claim_holds_only_when_all_its_cells_ran_and_met() {
+        let c = claim("1", &["lose", "control"]);
+        let both = [result("lose", Verdict::Met), result("control", Verdict::Met)];
+        assert_eq!(held(&c, &both), Held::Held);
+        assert_eq!(held(&c, &both[..1]), Held::HeldWhereRun);
+        assert_eq!(held(&c, &[result("lose", Verdict::Met), result("control", Verdict::Mismatch)]), Held::NotHeld);
+        assert_eq!(held(&c, &[result("lose", Verdict::Unknown), result("control", Verdict::Met)]), Held::Undecided);
+        assert_eq!(held(&c, &[result("lose", Verdict::NotRun)]), Held::NotRun);
+        assert_eq!(held(&c, &[]), Held::NotRun);
     }
 
     #[test]

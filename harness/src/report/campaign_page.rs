@@ -132,7 +132,7 @@ fn claims(summary: &Value, cells: &[CellRow]) -> Vec<ClaimView> {
                 id: text_of(&c["id"]),
                 text: text_of(&c["text"]),
                 held_class: match held.as_str() {
-                    "held" => "held",
+                    "held" | "held where run" => "held",
                     "did not hold" => "not-held",
                     _ => "unknown",
                 },
