@@ -140,7 +140,8 @@ mod tests {
             })
             .collect();
         let n = lines.len();
-        lines.push(format!(r#"{{"index":{n},"time":6000000000,"process":0,"type":"invoke","f":"send","value":{{"records":{{"t/0":[1]}}}}}}"#));
+        let send = r#""process":0,"type":"invoke","f":"send","value":{"records":{"t/0":[1]}}"#;
+        lines.push(format!(r#"{{"index":{n},"time":6000000000,{send}}}"#));
         History::parse(lines.join("\n").as_bytes()).unwrap()
     }
 

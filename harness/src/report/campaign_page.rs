@@ -272,7 +272,10 @@ mod tests {
     #[test]
     fn observed_gives_shares_of_what_was_acknowledged() {
         let r = serde_json::json!({
-            "anomalies": {"lost-write": {"count": 45, "status": "permitted"}, "unseen": {"count": 2, "status": "violation"}},
+            "anomalies": {
+                "lost-write": {"count": 45, "status": "permitted"},
+                "unseen": {"count": 2, "status": "violation"}
+            },
             "stats": {"partitions": {"t/0": {"acknowledged": 60, "lost": 45}, "t/1": {"acknowledged": 40, "lost": 0}}}
         });
         assert_eq!(observed(&r), ["lost-write 45 (45% of acknowledged, permitted)", "unseen 2 (violation)"]);
