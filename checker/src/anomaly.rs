@@ -135,7 +135,7 @@ pub struct KindFindings {
     pub per_partition: FxHashMap<u32, u64>,
     /// `(partition, time_ns)` of each instance reported with a time (the
     /// ack of a lost write, …): when it happened, for the fault windows.
-    pub times: Vec<(u32, u64)>,
+    pub times_ns: Vec<(u32, u64)>,
 }
 
 /// The collector every analysis reports into.
@@ -180,7 +180,7 @@ impl Findings {
     /// in `partition`.
     pub fn report_at(&mut self, kind: AnomalyKind, partition: u32, time_ns: u64, make: impl FnOnce() -> Anomaly) {
         self.report(kind, Some(partition), make);
-        self.kinds.get_mut(&kind).expect("just reported").times.push((partition, time_ns));
+        self.kinds.get_mut(&kind).expect("just reported").times_ns.push((partition, time_ns));
     }
 
     pub fn example_limit(&self) -> usize {
@@ -197,7 +197,7 @@ impl Findings {
             for (p, n) in k.per_partition {
                 *mine.per_partition.entry(p).or_default() += n;
             }
-            mine.times.extend(k.times);
+            mine.times_ns.extend(k.times_ns);
         }
         for reason in other.undecided {
             self.undecided(reason);

@@ -170,7 +170,7 @@ pub struct Results {
     /// `(partition, time_ns)` of every timed instance, by type, for the
     /// report's pictures; too large for `results.json`.
     #[serde(skip)]
-    pub times: BTreeMap<AnomalyKind, Vec<(u32, u64)>>,
+    pub times_ns: BTreeMap<AnomalyKind, Vec<(u32, u64)>>,
 }
 
 pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -> Results {
@@ -195,8 +195,12 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -
                 ));
             }
         }
-        let examples = k.examples.iter().map(|a| placed(a, &windows)).collect();
-        let when = (!k.times.is_empty()).then(|| fault_shares(&k.times, &windows));
+        // Every instance of a timed type has its time, in report order, so
+        // example i happened at times_ns[i].
+        let timed = k.times_ns.len() as u64 == k.count;
+        let examples =
+            k.examples.iter().enumerate().map(|(i, a)| placed(a, timed.then(|| k.times_ns[i].1), &windows)).collect();
+        let when = (!k.times_ns.is_empty()).then(|| fault_shares(&k.times_ns, &windows));
         anomalies.insert(kind, TypeResult { count: k.count, status, reason, when, examples });
     }
     let completed =
@@ -232,26 +236,32 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -
         truncated_line: h.truncated.clone(),
         stats: stats(h, f, inputs),
         availability: availability(h, &windows),
-        times: f.kinds.iter().filter(|(_, k)| !k.times.is_empty()).map(|(&kind, k)| (kind, k.times.clone())).collect(),
+        times_ns: f
+            .kinds
+            .iter()
+            .filter(|(_, k)| !k.times_ns.is_empty())
+            .map(|(&kind, k)| (kind, k.times_ns.clone()))
+            .collect(),
     }
 }
 
-/// An example with the fault windows its witness ops fell in.
-fn placed(a: &Anomaly, windows: &[FaultWindow]) -> Anomaly {
-    let times = a.witness_times_ns();
+/// An example with the fault windows it fell in: those holding its own
+/// time when its type gives one (a lost write's acknowledgement), else
+/// those holding one of its witness ops. Not the span between them: a
+/// lost write's witness ends at the final drain, long after any fault.
+fn placed(a: &Anomaly, time_ns: Option<u64>, windows: &[FaultWindow]) -> Anomaly {
+    let times_ns = time_ns.map_or_else(|| a.witness_times_ns(), |t| vec![t]);
     let mut a = a.clone();
-    if let (Some(&lo), Some(&hi)) = (times.iter().min(), times.iter().max()) {
-        a.faults = windows.iter().filter(|w| w.overlaps(lo, hi)).map(FaultWindow::label).collect();
-    }
+    a.faults = windows.iter().filter(|w| times_ns.iter().any(|&t| w.contains(t))).map(FaultWindow::label).collect();
     a
 }
 
-/// How many of `times` fell in each window, and outside every lasting one.
-fn fault_shares(times: &[(u32, u64)], windows: &[FaultWindow]) -> FaultShares {
+/// How many of `times_ns` fell in each window, and outside every lasting one.
+fn fault_shares(times_ns: &[(u32, u64)], windows: &[FaultWindow]) -> FaultShares {
     let mut counts = vec![0u64; windows.len()];
     let mut s = FaultShares::default();
     let (mut lo, mut hi) = (u64::MAX, 0);
-    for &(_, t) in times {
+    for &(_, t) in times_ns {
         let mut inside = false;
         for (i, w) in windows.iter().enumerate() {
             if w.contains(t) {

@@ -48,6 +48,12 @@ fn serve(store: &Path) -> Server {
 /// One raw HTTP/1.1 request, path sent exactly as given (no client-side
 /// normalisation): the status code and the body.
 fn request(port: u16, method: &str, path: &str) -> (u16, Vec<u8>) {
+    let (status, _, body) = request_with_head(port, method, path);
+    (status, body)
+}
+
+/// As [`request`], with the answer's head too.
+fn request_with_head(port: u16, method: &str, path: &str) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connects to the server");
     s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
     write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
@@ -55,7 +61,24 @@ fn request(port: u16, method: &str, path: &str) -> (u16, Vec<u8>) {
     s.read_to_end(&mut raw).expect("reads the answer");
     let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer") + 4;
     let status = String::from_utf8_lossy(&raw[9..12]).parse().expect("a status code");
-    (status, raw[head_end..].to_vec())
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_lowercase();
+    let body =
+        if head.contains("transfer-encoding: chunked") { dechunk(&raw[head_end..]) } else { raw[head_end..].to_vec() };
+    (status, head, body)
+}
+
+/// An HTTP/1.1 chunked body, joined.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..line_end]).trim(), 16).expect("a hex size");
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[line_end + 2..line_end + 2 + size]);
+        raw = &raw[line_end + 2 + size + 2..];
+    }
 }
 
 /// A store with a valid and an invalid run (generated histories, checked,
@@ -117,9 +140,14 @@ fn files_reports_and_zips_are_served() {
     let root = tempfile::tempdir().unwrap();
     let store = make_store(root.path());
     let server = serve(&store);
-    let (status, body) = request(server.port, "GET", "/files/beta/20261202T100000Z/report.html");
+    let (status, head, body) = request_with_head(server.port, "GET", "/files/beta/20261202T100000Z/report.html");
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("id=\"lost-write\""));
+    assert!(head.contains("content-type: text/html") && head.contains("x-content-type-options: nosniff"), "{head}");
+    assert!(head.contains("content-security-policy: default-src 'none'"), "{head}");
+    let (status, body) = request(server.port, "GET", "/files/beta/20261202T100000Z/history.jsonl");
+    let on_disk = std::fs::read(store.join("beta/20261202T100000Z/history.jsonl")).unwrap();
+    assert!(status == 200 && body == on_disk, "a file larger than one chunk streams whole");
     let (status, body) = request(server.port, "GET", "/files/beta/20261202T100000Z/");
     assert!(status == 200 && String::from_utf8_lossy(&body).contains("history.jsonl"), "a directory lists its files");
     let (status, body) = request(server.port, "GET", "/zip/beta/20261202T100000Z");
@@ -146,6 +174,8 @@ fn nothing_outside_the_store_is_reachable_and_nothing_is_writable() {
         "/files//etc/passwd",
         "/zip/alpha/escape",
         "/zip/..",
+        "/zip/alpha",
+        "/zip/",
     ] {
         let (status, body) = request(server.port, "GET", path);
         assert_eq!(status, 404, "{path}");

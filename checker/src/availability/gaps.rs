@@ -1,17 +1,19 @@
-//! Unavailability of a partition: stretches with no acknowledged send while
-//! sends to it were being attempted.
+//! Unavailability of a partition: stretches in which a send to it waited
+//! and none was acknowledged.
 //!
-//! A partition is *active* from its first send's invoke to its last send's
-//! end. Its acknowledgements cut that span into gaps. Within a gap, the
-//! partition is waited on from the first moment a send to it was in flight
-//! until the acknowledgement that ends the gap; such a stretch counts as
-//! unavailable when it lasts at least [`UNAVAILABLE_GAP_MIN_MS`]. A producer
-//! that was merely idle (or killed) is not mistaken for an unavailable
-//! system: nothing waited.
+//! A partition is *active* while a send to it is in flight (invoked, not
+//! yet completed), and across pauses between its sends shorter than
+//! [`UNAVAILABLE_GAP_MIN_MS`]: a client whose sends fail at once and are
+//! retried every 100 ms is trying all along. Its acknowledgements cut the
+//! active stretches into pieces; each piece is time in which clients tried
+//! and got nothing, and counts as unavailable when it lasts at least
+//! [`UNAVAILABLE_GAP_MIN_MS`]. A producer idle, killed or gone for longer
+//! than that tries nothing, so that time is never counted.
 
 use serde::Serialize;
 
-/// The shortest gap between acknowledgements that counts as unavailable.
+/// The shortest stretch without an acknowledgement that counts as
+/// unavailable; also the shortest pause that makes a client idle.
 pub const UNAVAILABLE_GAP_MIN_MS: u64 = 1_000;
 
 /// A stretch of time, in seconds on the history's clock.
@@ -46,51 +48,44 @@ pub struct Gaps {
     pub unavailable: Vec<(u64, u64)>,
 }
 
-/// The gaps of one partition's sends; `attempts` in any order.
+/// The gaps of one partition's sends; `attempts` in any order. A send
+/// that never completed is in flight until `history_end_ns`.
 pub fn gaps(attempts: &mut [Attempt], history_end_ns: u64) -> Gaps {
-    if attempts.is_empty() {
-        return Gaps::default();
-    }
-    attempts.sort_unstable_by_key(|a| a.invoke_ns);
-    let start = attempts[0].invoke_ns;
-    let ends = attempts.iter().map(|a| if a.end_ns == u64::MAX { history_end_ns } else { a.end_ns });
-    let end = ends.max().unwrap_or(start).max(start);
-    // Prefix maximum of the attempts' ends, in invoke order: "was a send
-    // invoked before s still in flight after s?" is one binary search.
-    let mut reach = Vec::with_capacity(attempts.len());
-    let mut far = 0u64;
-    for a in attempts.iter() {
-        far = far.max(a.end_ns);
-        reach.push(far);
-    }
-    let mut acks: Vec<u64> = attempts.iter().filter(|a| a.ok).map(|a| a.end_ns).collect();
-    acks.sort_unstable();
+    let mut acks_ns: Vec<u64> = attempts.iter().filter(|a| a.ok).map(|a| a.end_ns).collect();
+    acks_ns.sort_unstable();
     let mut out = Gaps::default();
-    let mut from = start;
-    for to in acks.into_iter().chain(std::iter::once(end)) {
-        let to = to.max(from);
-        if let Some(waited) = first_waiting(attempts, &reach, from, to) {
-            if out.longest.is_none_or(|(a, b)| to - waited > b - a) {
-                out.longest = Some((waited, to));
+    for (busy_from_ns, busy_to_ns) in busy(attempts, history_end_ns) {
+        // The acknowledgements inside the busy stretch cut it into pieces.
+        let first = acks_ns.partition_point(|&t| t <= busy_from_ns);
+        let inside = acks_ns[first..].iter().take_while(|&&t| t < busy_to_ns);
+        let mut from_ns = busy_from_ns;
+        for to_ns in inside.copied().chain(std::iter::once(busy_to_ns)) {
+            if out.longest.is_none_or(|(a, b)| to_ns - from_ns > b - a) {
+                out.longest = Some((from_ns, to_ns));
             }
-            if to - waited >= UNAVAILABLE_GAP_MIN_MS * 1_000_000 {
-                out.unavailable.push((waited, to));
+            if to_ns - from_ns >= UNAVAILABLE_GAP_MIN_MS * 1_000_000 {
+                out.unavailable.push((from_ns, to_ns));
             }
+            from_ns = to_ns;
         }
-        from = to;
     }
     out
 }
 
-/// The first moment in `[from, to)` at which a send was in flight, if any:
-/// `from` itself when a send invoked earlier was still waiting, else the
-/// first invoke inside the gap.
-fn first_waiting(attempts: &[Attempt], reach: &[u64], from: u64, to: u64) -> Option<u64> {
-    let before = attempts.partition_point(|a| a.invoke_ns < from);
-    if before > 0 && reach[before - 1] > from {
-        return Some(from);
+/// The attempts' in-flight intervals, joined across pauses shorter than
+/// [`UNAVAILABLE_GAP_MIN_MS`]: the active stretches, in time order.
+fn busy(attempts: &mut [Attempt], history_end_ns: u64) -> Vec<(u64, u64)> {
+    attempts.sort_unstable_by_key(|a| a.invoke_ns);
+    let pause_ns = UNAVAILABLE_GAP_MIN_MS * 1_000_000;
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for a in attempts.iter() {
+        let end_ns = if a.end_ns == u64::MAX { history_end_ns } else { a.end_ns }.max(a.invoke_ns);
+        match out.last_mut() {
+            Some((_, to_ns)) if a.invoke_ns < to_ns.saturating_add(pause_ns) => *to_ns = (*to_ns).max(end_ns),
+            _ => out.push((a.invoke_ns, end_ns)),
+        }
     }
-    attempts.get(before).map(|a| a.invoke_ns).filter(|&t| t < to)
+    out
 }
 
 /// The total length of the union of `spans`.
@@ -118,8 +113,8 @@ mod tests {
     const S: u64 = 1_000_000_000;
 
     /// Acks every 100 ms but none from 2 s to 7 s, with a send retried in
-    /// between: the longest wait and the one unavailable window are 2–7 s,
-    /// from the first send that waited to the next acknowledgement.
+    /// between: the longest stretch and the one unavailable window run
+    /// from the last acknowledgement before to the first one after.
     #[test]
     fn a_known_outage_is_the_longest_unavailable_window() {
         let mut a: Vec<Attempt> = (0..20u64)
@@ -129,8 +124,8 @@ mod tests {
         a.push(Attempt { invoke_ns: 2 * S, end_ns: 5 * S, ok: false });
         a.push(Attempt { invoke_ns: 5 * S, end_ns: u64::MAX, ok: false });
         let g = gaps(&mut a, 10 * S);
-        assert_eq!(g.longest, Some((2 * S, 7 * S + 1_000)));
-        assert_eq!(g.unavailable, vec![(2 * S, 7 * S + 1_000)]);
+        let outage = (19 * S / 10 + 1_000, 7 * S + 1_000);
+        assert_eq!((g.longest, g.unavailable), (Some(outage), vec![outage]));
     }
 
     /// A producer that stops sending for 3 s is idle, not unavailable.
@@ -142,7 +137,21 @@ mod tests {
             .collect();
         let g = gaps(&mut a, 5 * S);
         assert!(g.unavailable.is_empty(), "{:?}", g.unavailable);
-        assert_eq!(g.longest.map(|(a, b)| b - a), Some(5));
+        assert_eq!(g.longest, Some((5, S / 10 + 5)));
+    }
+
+    /// A send fails just after an ack, then the producer is gone for 3 s:
+    /// nothing was tried in those 3 s, so they are not unavailable.
+    #[test]
+    fn a_failure_then_a_pause_is_not_unavailable() {
+        let mut a = vec![
+            Attempt { invoke_ns: 0, end_ns: S / 100, ok: true },
+            Attempt { invoke_ns: S / 100, end_ns: S / 50, ok: false },
+            Attempt { invoke_ns: 3 * S, end_ns: 3 * S + S / 100, ok: true },
+        ];
+        let g = gaps(&mut a, 4 * S);
+        assert!(g.unavailable.is_empty(), "{:?}", g.unavailable);
+        assert_eq!(g.longest, Some((0, S / 100)));
     }
 
     #[test]

@@ -171,12 +171,15 @@ pub fn availability(h: &History, faults: &[FaultWindow]) -> Availability {
         }
     }
     let (partitions, mut stretches) = partitions(h, &samples, end_ns);
+    // Inside a window means inside the workload too: a fault left open to
+    // the final heal must not dilute its rates with the final phase.
+    let clip = |w: &FaultWindow| (w.start_ns.max(start_ns), w.end_ns.min(end_ns));
     let faults = faults
         .iter()
         .map(|w| FaultStats {
             window: w.clone(),
             label: w.label(),
-            inside: (!w.is_instant()).then(|| window_stats(&samples, &[(w.start_ns, w.end_ns)])),
+            inside: Some(clip(w)).filter(|(a, b)| !w.is_instant() && a < b).map(|span| window_stats(&samples, &[span])),
         })
         .collect::<Vec<_>>();
     let outside = outside(start_ns, end_ns, faults.iter().map(|f| &f.window));
@@ -201,8 +204,12 @@ fn partitions(
     let mut attempts: Vec<Vec<Attempt>> = vec![Vec::new(); h.partitions.len()];
     let mut sends: Vec<Outcomes> = vec![Outcomes::default(); h.partitions.len()];
     for s in samples.iter().filter(|s| s.kind == Kind::Send) {
-        for batch in h.recs(s.invoke).chunk_by(|a, b| a.partition == b.partition) {
-            let p = batch[0].partition as usize;
+        // A send counts once per partition it names, however its records
+        // are laid out.
+        let mut named: Vec<u32> = h.recs(s.invoke).iter().map(|r| r.partition).collect();
+        named.sort_unstable();
+        named.dedup();
+        for p in named.into_iter().map(|p| p as usize) {
             sends[p].add(s.outcome);
             attempts[p].push(Attempt { invoke_ns: s.invoke_ns, end_ns: s.end_ns, ok: s.outcome == OpType::Ok });
         }
@@ -236,21 +243,24 @@ fn partitions(
     (out, all)
 }
 
-/// The stretches of `[start, end]` outside every lasting window.
-fn outside<'a>(start: u64, end: u64, windows: impl Iterator<Item = &'a FaultWindow>) -> Vec<(u64, u64)> {
-    let mut inside: Vec<(u64, u64)> =
-        windows.filter(|w| !w.is_instant()).map(|w| (w.start_ns.max(start), w.end_ns.min(end))).collect();
+/// The stretches of `[start_ns, end_ns]` outside every lasting window.
+fn outside<'a>(start_ns: u64, end_ns: u64, windows: impl Iterator<Item = &'a FaultWindow>) -> Vec<(u64, u64)> {
+    let mut inside: Vec<(u64, u64)> = windows
+        .filter(|w| !w.is_instant())
+        .map(|w| (w.start_ns.max(start_ns), w.end_ns.min(end_ns)))
+        .filter(|(a, b)| a < b)
+        .collect();
     inside.sort_unstable();
     let mut out = Vec::new();
-    let mut from = start;
-    for (a, b) in inside {
-        if a > from {
-            out.push((from, a));
+    let mut from_ns = start_ns;
+    for (a_ns, b_ns) in inside {
+        if a_ns > from_ns {
+            out.push((from_ns, a_ns));
         }
-        from = from.max(b);
+        from_ns = from_ns.max(b_ns);
     }
-    if end > from {
-        out.push((from, end));
+    if end_ns > from_ns {
+        out.push((from_ns, end_ns));
     }
     out
 }

@@ -7,7 +7,10 @@
 //! `resume-fetchers`, `sink-recover`, or `final-heal` for all of them. A
 //! closing op with targets closes only the open windows of its class that
 //! share a target (`start n2` leaves `kill n1` open); one without targets
-//! (or with `all`) closes the whole class. A window still open when the
+//! (or with `all`) closes the whole class, and so does `sink-recover` (the
+//! sink is one thing, named by its files when it fails and as `sink` when
+//! it recovers), and a window without targets closes at its class's next
+//! closer. A window still open when the
 //! history ends closes there. Faults that do not last (`kill-producer`,
 //! `kill-consumer`, and any fault this checker does not know) are instants:
 //! windows of zero length. Skipped faults open nothing.
@@ -28,6 +31,7 @@ pub struct FaultWindow {
     pub end_ns: u64,
     /// The op that ended it (`heal`, `start`, `final-heal`), or `None` when
     /// it lasted to the end of the history or was an instant.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_by: Option<String>,
     /// The history index of the op that recorded its effect.
     pub op: u32,
@@ -53,11 +57,6 @@ impl FaultWindow {
     /// own moment).
     pub fn contains(&self, t_ns: u64) -> bool {
         t_ns >= self.start_ns && (t_ns < self.end_ns || t_ns == self.start_ns)
-    }
-
-    /// Whether the window meets the closed span `[a_ns, b_ns]`.
-    pub fn overlaps(&self, a_ns: u64, b_ns: u64) -> bool {
-        self.start_ns <= b_ns && a_ns <= self.end_ns.max(self.start_ns)
     }
 }
 
@@ -114,7 +113,8 @@ fn close(open: &mut Vec<FaultWindow>, done: &mut Vec<FaultWindow>, n: &NemesisOp
     while i < open.len() {
         let w = &open[i];
         let class = n.f == "final-heal" || closers(&w.fault).is_some_and(|c| c.contains(&n.f.as_str()));
-        let shares = everything || n.f == "final-heal" || w.targets.iter().any(|t| n.targets.contains(t));
+        let whole_class = everything || matches!(n.f.as_str(), "final-heal" | "sink-recover") || w.targets.is_empty();
+        let shares = whole_class || w.targets.iter().any(|t| n.targets.contains(t));
         if class && shares {
             let mut w = open.swap_remove(i);
             w.end_ns = n.time_ns.max(w.start_ns);
@@ -176,7 +176,19 @@ mod tests {
         assert_eq!(w[2].label(), "partition-halves n1,n3 at 3.0–4.0 s");
         assert_eq!(w[3].label(), "kill-producer random at 4.5 s");
         assert!(w[2].contains(3_500_000_000) && !w[2].contains(4_000_000_000));
-        assert!(w[3].contains(4_500_000_000) && w[3].overlaps(4_000_000_000, 5_000_000_000));
+        assert!(w[3].contains(4_500_000_000) && !w[3].contains(4_600_000_000));
+    }
+
+    /// A sink outage names its files, its recovery the sink: one class, so
+    /// the recovery ends it.
+    #[test]
+    fn sink_recover_ends_the_outage_whatever_the_names() {
+        let h = history(&[
+            (1_000, "sink-outage", r#"{"outcome":"installed","targets":["slot-0.sqlite","slot-1.sqlite"]}"#),
+            (2_000, "sink-recover", r#"{"outcome":"installed","targets":["sink"]}"#),
+        ]);
+        let w = fault_windows(&h);
+        assert_eq!((w.len(), w[0].end_ns, w[0].ended_by.as_deref()), (1, 2_000, Some("sink-recover")));
     }
 
     /// `final-heal` ends every open fault, whatever its class or targets.

@@ -25,6 +25,11 @@ pub struct Claim {
     /// The `[[cell]]` names that show it; their matrix combinations and
     /// client-library copies belong to it too.
     pub cells: Vec<String>,
+    /// Every cell of the campaign (after expansion, before `--only`) that
+    /// belongs to it: all of them must run and meet their expectations for
+    /// the claim to hold.
+    #[serde(skip)]
+    pub expanded: Vec<String>,
 }
 
 impl Claim {
@@ -91,7 +96,7 @@ pub fn held(claim: &Claim, results: &[CellResult]) -> Held {
     } else if ran.iter().any(|r| r.verdict == Verdict::Mismatch) {
         Held::NotHeld
     } else if ran.iter().all(|r| r.verdict == Verdict::Met) {
-        let all_ran = claim.cells.iter().all(|base| ran.iter().any(|r| &r.cell.base == base));
+        let all_ran = claim.expanded.iter().all(|name| ran.iter().any(|r| &r.cell.name == name));
         if all_ran { Held::Held } else { Held::HeldWhereRun }
     } else {
         Held::Undecided
@@ -121,7 +126,8 @@ mod tests {
     use super::*;
 
     fn claim(id: &str, cells: &[&str]) -> Claim {
-        Claim { id: id.into(), text: "t".into(), cells: cells.iter().map(|c| c.to_string()).collect() }
+        let cells: Vec<String> = cells.iter().map(|c| c.to_string()).collect();
+        Claim { id: id.into(), text: "t".into(), expanded: cells.clone(), cells }
     }
 
     fn result(base: &str, verdict: Verdict) -> CellResult {
@@ -143,6 +149,15 @@ mod tests {
         assert_eq!(held(&c, &[result("lose", Verdict::Unknown), result("control", Verdict::Met)]), Held::Undecided);
         assert_eq!(held(&c, &[result("lose", Verdict::NotRun)]), Held::NotRun);
         assert_eq!(held(&c, &[]), Held::NotRun);
+        // One matrix combination of a cell not run: only where run.
+        let mut m = claim("2", &["kills"]);
+        m.expanded = vec!["kills-min-isr-1".into(), "kills-min-isr-2".into()];
+        let mut one = result("kills", Verdict::Met);
+        one.cell.name = "kills-min-isr-1".into();
+        assert_eq!(held(&m, &[one.clone()]), Held::HeldWhereRun);
+        let mut two = one.clone();
+        two.cell.name = "kills-min-isr-2".into();
+        assert_eq!(held(&m, &[one, two]), Held::Held);
     }
 
     #[test]

@@ -210,7 +210,11 @@ pub fn load(text: &str, source: &Source, overrides: &Overrides) -> Result<Campai
         return Err(format!("--client {client}: the campaign has no client-side cell (`clients = [...]`)"));
     }
     let defaults = doc.defaults.into_iter().collect();
-    Ok(Campaign { name: doc.name, description: doc.description, defaults, cells, claims: doc.claims })
+    let mut claims = doc.claims;
+    for c in &mut claims {
+        c.expanded = cells.iter().filter(|cell| c.covers(cell)).map(|cell| cell.name.clone()).collect();
+    }
+    Ok(Campaign { name: doc.name, description: doc.description, defaults, cells, claims })
 }
 
 fn build_cell(

@@ -335,7 +335,10 @@ fn execute(campaign: &Campaign, args: &CampaignArgs) -> anyhow::Result<u8> {
         std::fs::write(path, &xml).with_context(|| format!("writing {}", path.display()))?;
     }
     store::write_json(&dir.join("campaign.json"), &summary_json(campaign, &results, code))?;
-    write_reports(&dir, args.report.as_deref(), &results)?;
+    // The verdicts are in; a page that cannot be drawn does not change them.
+    if let Err(e) = write_reports(&dir, args.report.as_deref(), &results) {
+        tracing::warn!("no campaign report.html: {e:#}");
+    }
     if stopped {
         tracing::warn!("interrupted; the table shows what ran");
     }

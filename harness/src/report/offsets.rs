@@ -46,7 +46,7 @@ pub fn strip(h: &History, a: &Anomaly) -> Option<Strip> {
         [&w["offset"], &w["from"]["offset"], &w["observations"][0]["offset"]].into_iter().find_map(|v| v.as_u64())?;
     let value = w["value"].as_i64().map(|v| v.to_string()).or_else(|| w["value"].as_str().map(str::to_owned));
     let obs = &h.index.obs[h.index.part_obs[p as usize].clone()];
-    let (lo, hi) = (offset.saturating_sub(SIDE), offset + SIDE);
+    let (lo, hi) = (offset.saturating_sub(SIDE), offset.saturating_add(SIDE));
     let from = obs.partition_point(|o| o.offset < lo);
     let mut cells: Vec<Cell> = (lo..=hi).map(|o| Cell { offset: o, centre: o == offset, values: Vec::new() }).collect();
     for group in obs[from..]

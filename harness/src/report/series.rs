@@ -78,9 +78,10 @@ pub struct Series {
 /// The workload's sends and polls, with a time span to draw them in.
 pub fn series(h: &History, r: &Results) -> Series {
     let ops: Vec<Sample> = samples(h).into_iter().filter(|s| matches!(s.kind, Kind::Send | Kind::Poll)).collect();
-    let start = ops.first().map_or(0, |s| s.invoke_ns);
-    let end = ops.iter().map(|s| if s.end_ns == u64::MAX { s.invoke_ns } else { s.end_ns }).max().unwrap_or(start);
-    let span = Span { start_s: start as f64 / 1e9, end_s: (end.max(start + 1_000_000)) as f64 / 1e9 };
+    let start_ns = ops.first().map_or(0, |s| s.invoke_ns);
+    let ends_ns = ops.iter().map(|s| if s.end_ns == u64::MAX { s.invoke_ns } else { s.end_ns });
+    let end_ns = ends_ns.max().unwrap_or(start_ns).max(start_ns.saturating_add(1_000_000));
+    let span = Span { start_s: start_ns as f64 / 1e9, end_s: end_ns as f64 / 1e9 };
     let bucket_s = (span.end_s - span.start_s) / BUCKETS as f64;
     Series {
         span,
@@ -155,7 +156,7 @@ fn partition_lines(h: &History, r: &Results) -> Vec<PartitionLines> {
     }
     let by = |kind: AnomalyKind| {
         let mut out: Vec<Vec<u64>> = vec![Vec::new(); n];
-        for &(p, t) in r.times.get(&kind).map_or(&[][..], |v| v.as_slice()) {
+        for &(p, t) in r.times_ns.get(&kind).map_or(&[][..], |v| v.as_slice()) {
             out[p as usize].push(t);
         }
         out

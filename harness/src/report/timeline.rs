@@ -48,15 +48,16 @@ pub struct OpBox {
 /// first fault; `None` for a history with no client op.
 pub fn timeline(h: &History, r: &Results) -> Option<Timeline> {
     let (centre_ns, centre) = centre(h, r)?;
-    let half = (HALF_WINDOW_S * 1e9) as u64;
-    let (a, b) = (centre_ns.saturating_sub(half), centre_ns + half);
+    let half_ns = (HALF_WINDOW_S * 1e9) as u64;
+    let (widest_from_ns, widest_to_ns) = (centre_ns.saturating_sub(half_ns), centre_ns.saturating_add(half_ns));
     // Invokes (and nemesis ops) within the widest window, nearest the
     // centre first; the window then shrinks to the ops kept, so a fast
     // history shows a few milliseconds and a slow one up to two seconds.
     let mut picked: Vec<u32> = (0..h.entries.len() as u32)
         .filter(|&i| {
             let e = &h.entries[i as usize];
-            (e.op_type == OpType::Invoke || e.kind == Kind::Nemesis) && (a..=b).contains(&e.time_ns)
+            (e.op_type == OpType::Invoke || e.kind == Kind::Nemesis)
+                && (widest_from_ns..=widest_to_ns).contains(&e.time_ns)
         })
         .collect();
     let total = picked.len();
@@ -72,14 +73,14 @@ pub fn timeline(h: &History, r: &Results) -> Option<Timeline> {
     columns.sort_by_key(|&p| h.processes[p as usize].to_string());
     picked.retain(|&i| columns.contains(&h.entries[i as usize].process));
     let times = picked.iter().map(|&i| h.entries[i as usize].time_ns);
-    let (a, last) = (times.clone().min()?, times.max()?);
-    let b = last + (last - a).max(1_000_000) / 20;
-    let scale = HEIGHT_PX / (b - a) as f64;
-    let boxes = picked.iter().map(|&i| op_box(h, i, &columns, a, b, scale)).collect();
+    let (from_ns, last_ns) = (times.clone().min()?, times.max()?);
+    let to_ns = last_ns.saturating_add((last_ns - from_ns).max(1_000_000) / 20);
+    let px_per_ns = HEIGHT_PX / (to_ns - from_ns) as f64;
+    let boxes = picked.iter().map(|&i| op_box(h, i, &columns, (from_ns, to_ns), px_per_ns)).collect();
     Some(Timeline {
         centre,
-        from_s: format!("{:.3}", a as f64 / 1e9),
-        to_s: format!("{:.3}", b as f64 / 1e9),
+        from_s: format!("{:.3}", from_ns as f64 / 1e9),
+        to_s: format!("{:.3}", to_ns as f64 / 1e9),
         columns: columns.iter().map(|&p| h.processes[p as usize].to_string()).collect(),
         width_px: COLUMN_PX * columns.len() as u32,
         height_px: HEIGHT_PX as u32,
@@ -105,19 +106,20 @@ fn centre(h: &History, r: &Results) -> Option<(u64, String)> {
     Some((e.time_ns, "the first op".to_owned()))
 }
 
-fn op_box(h: &History, i: u32, columns: &[u32], a: u64, b: u64, scale: f64) -> OpBox {
+/// Op `i`'s box in the window `(from_ns, to_ns)`.
+fn op_box(h: &History, i: u32, columns: &[u32], (from_ns, to_ns): (u64, u64), px_per_ns: f64) -> OpBox {
     let e = &h.entries[i as usize];
     let col = columns.iter().position(|&p| p == e.process).unwrap_or(0) as u32;
     let (end_ns, class) = if e.kind == Kind::Nemesis {
         (e.time_ns, "nemesis")
     } else if e.partner == NONE {
-        (b, "info")
+        (to_ns, "info")
     } else {
         let c = &h.entries[e.partner as usize];
         (c.time_ns, c.op_type.as_str())
     };
-    let top = (e.time_ns.saturating_sub(a) as f64 * scale) as u32;
-    let height = ((end_ns.min(b).saturating_sub(e.time_ns)) as f64 * scale).max(3.0) as u32;
+    let top = (e.time_ns.saturating_sub(from_ns) as f64 * px_per_ns) as u32;
+    let height = ((end_ns.min(to_ns).saturating_sub(e.time_ns)) as f64 * px_per_ns).max(3.0) as u32;
     let name = match h.nemesis.iter().find(|n| n.op == i) {
         Some(n) => format!("{} {}", n.f, n.targets.join(",")),
         None => kind_name(e.kind).to_owned(),

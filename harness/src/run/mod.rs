@@ -356,8 +356,8 @@ fn kafka_admin(plan: &Plan, state: &ClusterState) -> Option<KafkaAdmin> {
     Some(KafkaAdmin::new(addrs, std::time::Duration::from_millis(plan::REQUEST_TIMEOUT_MS)))
 }
 
-/// Checks the stored run as `faultline check` would, from its files.
-/// Checks the run and writes `results.json` and `report.html`. A report
+/// Checks the stored run as `faultline check` would, from its files,
+/// and writes `results.json` and `report.html`. A report
 /// that cannot be drawn is a warning: the verdict stands without it.
 fn check(
     dir: &std::path::Path,

@@ -92,8 +92,10 @@ fn run(store: &Path, name: &str, stamp: String, dir: &Path) -> Entry {
 fn run_verdict(dir: &Path) -> String {
     use std::io::Read;
     let Ok(f) = std::fs::File::open(dir.join(faultline_checker::RESULTS_FILE)) else { return "no results".into() };
-    let mut head = String::new();
-    let _ = f.take(VERDICT_PREFIX_BYTES as u64).read_to_string(&mut head);
+    let mut bytes = Vec::new();
+    let _ = f.take(VERDICT_PREFIX_BYTES as u64).read_to_end(&mut bytes);
+    // The cut may split a character: decode what is whole.
+    let head = String::from_utf8_lossy(&bytes);
     let value = head.split_once("\"valid\":").map(|(_, rest)| rest.trim_start());
     match value {
         Some(v) if v.starts_with("true") => "valid".into(),

@@ -22,16 +22,27 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+use tokio::sync::Semaphore;
 
 use crate::exit::{EXIT_BAD_ARGS, EXIT_HARNESS};
 
 /// Entries of one directory listing, at most.
 const LISTING_MAX: usize = 2_000;
+/// Zips built at once: each holds a run's compressed files in memory.
+const ZIPS_AT_ONCE_MAX: usize = 1;
+/// Bytes per chunk of a file streamed to a client.
+const CHUNK_BYTES: usize = 1 << 16;
+/// What a page may load: nothing from anywhere, its own inline styles and
+/// SVG only. Reports need no more, and a hostile file in a store can do no
+/// more.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:";
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -51,6 +62,7 @@ struct Served {
     /// Canonical: every served path must resolve under it.
     store: PathBuf,
     templates: minijinja::Environment<'static>,
+    zips: Semaphore,
 }
 
 pub fn main(args: ServeArgs) -> ExitCode {
@@ -81,15 +93,24 @@ async fn serve(store: PathBuf, ip: std::net::IpAddr, port: u16) -> anyhow::Resul
     templates.add_template("index.html", include_str!("templates/index.html"))?;
     templates.add_template("listing.html", include_str!("templates/listing.html"))?;
     println!("Serving {} at http://{addr}/", store.display());
-    let state = Arc::new(Served { store, templates });
+    let state = Arc::new(Served { store, templates, zips: Semaphore::new(ZIPS_AT_ONCE_MAX) });
     let app = Router::new()
         .route("/", get(index_page))
         .route("/files", get(file_or_listing))
         .route("/files/", get(file_or_listing))
         .route("/files/{*path}", get(file_or_listing))
         .route("/zip/{*path}", get(zip_download))
+        .layer(axum::middleware::map_response(harden))
         .with_state(state);
     axum::serve(listener, app).await.context("serving")
+}
+
+/// Every answer: no content sniffing, and pages that can load nothing.
+async fn harden(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    r
 }
 
 #[derive(Deserialize, Default)]
@@ -148,10 +169,27 @@ async fn file_or_listing(State(s): State<Arc<Served>>, uri: Uri) -> Response {
     if path.is_dir() {
         return listing(&s, &path);
     }
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, content_type(&path))], bytes).into_response(),
+    match tokio::fs::File::open(&path).await {
+        Ok(file) => ([(header::CONTENT_TYPE, content_type(&path))], Body::from_stream(chunks(file))).into_response(),
         Err(_) => not_found(),
     }
+}
+
+/// A file as a stream of chunks: a 900 MB history costs the server one
+/// chunk of memory, not 900 MB.
+fn chunks(file: tokio::fs::File) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> {
+    futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(buf), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
 }
 
 fn content_type(path: &Path) -> &'static str {
@@ -200,9 +238,11 @@ fn listing(s: &Served, dir: &Path) -> Response {
 
 async fn zip_download(State(s): State<Arc<Served>>, uri: Uri) -> Response {
     let Ok(dir) = paths::resolve(&s.store, raw_after(&uri, "/zip")) else { return not_found() };
-    if !dir.is_dir() {
+    // Only a run's directory: not the store, not a name's every run.
+    if !dir.join(faultline_checker::HISTORY_FILE).is_file() && !dir.join(faultline_checker::TEST_FILE).is_file() {
         return not_found();
     }
+    let Ok(_permit) = s.zips.acquire().await else { return not_found() };
     let top = dir.file_name().map_or_else(|| "run".to_owned(), |n| n.to_string_lossy().into_owned());
     let name = dir
         .parent()

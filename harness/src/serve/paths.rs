@@ -35,12 +35,14 @@ pub fn segments(raw: &str) -> Result<Vec<String>, Refused> {
     Ok(out)
 }
 
-/// The existing file or directory `raw` names under `store` (already
-/// canonical), resolved.
+/// The existing regular file or directory `raw` names under `store`
+/// (already canonical), resolved. Anything else (a FIFO would block a
+/// reader forever, a socket or device is nothing to browse) is refused.
 pub fn resolve(store: &Path, raw: &str) -> Result<PathBuf, Refused> {
     let joined = segments(raw)?.iter().fold(store.to_path_buf(), |p, s| p.join(s));
     let real = joined.canonicalize().map_err(|_| Refused::NotInStore)?;
-    if real.starts_with(store) { Ok(real) } else { Err(Refused::NotInStore) }
+    let kind = std::fs::metadata(&real).map_err(|_| Refused::NotInStore)?.file_type();
+    if real.starts_with(store) && (kind.is_file() || kind.is_dir()) { Ok(real) } else { Err(Refused::NotInStore) }
 }
 
 /// `path` (under `store`) as the URL path segments of its link, each
@@ -83,7 +85,7 @@ mod tests {
     }
 
     #[test]
-    fn a_symlink_out_of_the_store_is_not_in_it() {
+    fn a_symlink_out_of_the_store_or_a_fifo_is_not_served() {
         let base = std::env::temp_dir().join(format!("faultline-paths-{}", std::process::id()));
         let (store, outside) = (base.join("store"), base.join("outside"));
         std::fs::create_dir_all(store.join("run")).unwrap();
@@ -91,12 +93,15 @@ mod tests {
         std::fs::write(outside.join("secret"), "x").unwrap();
         std::fs::write(store.join("run/report.html"), "y").unwrap();
         std::os::unix::fs::symlink(&outside, store.join("out")).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(store.join("run/fifo")).status().unwrap().success());
         let store = store.canonicalize().unwrap();
         let got = (resolve(&store, "out/secret"), resolve(&store, "run/report.html"), resolve(&store, "nope"));
+        let fifo = resolve(&store, "run/fifo");
         std::fs::remove_dir_all(&base).unwrap();
         assert_eq!(got.0, Err(Refused::NotInStore));
         assert_eq!(got.1, Ok(store.join("run/report.html")));
         assert_eq!(got.2, Err(Refused::NotInStore));
+        assert_eq!(fifo, Err(Refused::NotInStore), "a FIFO would block the reader");
     }
 
     #[test]
