@@ -73,7 +73,7 @@ fn availability(r: &Results, out: &mut String) {
     out.push_str(&format!("{line}.\n"));
     if a.unavailable_s > 0.0 {
         out.push_str(&format!(
-            "Unavailable {:.1} s in all (no acknowledged send for ≥ {} ms while sends waited):\n",
+            "Unavailable {:.1} s in all (no acknowledged send for ≥ {} ms while clients kept sending):\n",
             a.unavailable_s, a.unavailable_gap_min_ms
         ));
         for (p, pa) in a.partitions.iter().filter(|(_, pa)| pa.unavailable_s > 0.0) {

@@ -203,13 +203,16 @@ fn partitions(
 ) -> (BTreeMap<String, PartitionAvailability>, Vec<(u64, u64)>) {
     let mut attempts: Vec<Vec<Attempt>> = vec![Vec::new(); h.partitions.len()];
     let mut sends: Vec<Outcomes> = vec![Outcomes::default(); h.partitions.len()];
+    // One buffer for every send's partitions: no allocation per send.
+    let mut named: Vec<u32> = Vec::new();
     for s in samples.iter().filter(|s| s.kind == Kind::Send) {
         // A send counts once per partition it names, however its records
         // are laid out.
-        let mut named: Vec<u32> = h.recs(s.invoke).iter().map(|r| r.partition).collect();
+        named.clear();
+        named.extend(h.recs(s.invoke).iter().map(|r| r.partition));
         named.sort_unstable();
         named.dedup();
-        for p in named.into_iter().map(|p| p as usize) {
+        for p in named.iter().map(|&p| p as usize) {
             sends[p].add(s.outcome);
             attempts[p].push(Attempt { invoke_ns: s.invoke_ns, end_ns: s.end_ns, ok: s.outcome == OpType::Ok });
         }
