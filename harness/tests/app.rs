@@ -118,7 +118,9 @@ fn commit_after_processing_into_an_idempotent_sink_has_neither_loss_nor_duplicat
     assert_eq!(anomaly_count(&dir, "lost-processing"), 0);
     assert_eq!(anomaly_count(&dir, "duplicate-processing"), 0);
     let rows = std::fs::read_to_string(dir.join("sink.jsonl")).unwrap();
-    assert!(rows.lines().count() > 500, "the sink holds the processed records");
+    // A floor, not a rate: a loaded CI machine processes far fewer than
+    // the nominal 200 per second, and that is no failure of the behaviour.
+    assert!(rows.lines().count() > 50, "the sink holds the processed records");
 }
 
 /// The producer stories: a producer SIGKILLed with seconds of records
@@ -132,7 +134,7 @@ fn fire_and_forget_loses_enqueued_records_to_a_producer_kill() {
     let (_c, dir, ops) = run_story("ff", 3, &args, None, 0);
     assert!(killed(&dir, "producer"));
     let enqueued = ops.iter().filter(|o| o.f == F::Enqueue && o.op_type == OpType::Ok).count();
-    assert!(enqueued > 1000, "{enqueued} enqueued");
+    assert!(enqueued > 100, "{enqueued} enqueued: the producer ran (a floor, not a rate)");
     assert!(anomaly_count(&dir, "lost-enqueued") > 0, "records lingering in the killed producer's buffer are lost");
     assert_eq!(anomaly_count(&dir, "lost-write"), 0, "no acknowledged record is lost");
 }
@@ -255,7 +257,7 @@ fn a_fault_free_run_processes_every_record_once_even_through_a_queue() {
         .flat_map(|o| values(&o.value))
         .collect();
     let rows = std::fs::read_to_string(dir.join("sink.jsonl")).unwrap();
-    assert!(drained.len() > 1000, "{} records in the log", drained.len());
+    assert!(drained.len() > 100, "{} records in the log: the workload ran (a floor, not a rate)", drained.len());
     assert_eq!(rows.lines().count(), drained.len(), "every record in the sink, once");
     assert_eq!(anomaly_count(&dir, "lost-processing"), 0);
     assert_eq!(anomaly_count(&dir, "duplicate-processing"), 0);

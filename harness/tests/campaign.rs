@@ -271,7 +271,7 @@ fn assert_reports(dir: &Path, store: &Path, out: &str) {
         let r = chromium::render(&format!("file://{}", run.join("report.html").display()), &shots, name, 2400);
         assert!(element(&r.dom, "verdict").contains(&format!(">{verdict}<")), "{cell}");
         assert!(element(&r.dom, "throughput").contains("<polyline"), "{cell}: throughput drawn");
-        assert!(element(&r.dom, "latency").matches("<circle").count() > 100, "{cell}: latency drawn");
+        assert!(element(&r.dom, "latency").matches("<circle").count() > 10, "{cell}: latency drawn");
         assert!(element(&r.dom, "timeline").contains("class=\"op ok\""), "{cell}: timeline drawn");
         if verdict == "invalid" {
             let lost = element(&r.dom, "lost-write");

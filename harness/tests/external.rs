@@ -111,7 +111,7 @@ fn an_external_system_is_run_faulted_checked_and_stopped_through_its_own_command
         assert!(line.contains("\"installed\""), "{line}");
     }
     let sends = history.lines().filter(|l| l.contains("\"f\":\"send\"") && l.contains("\"type\":\"ok\"")).count();
-    assert!(sends > 100, "{sends} acknowledged sends");
+    assert!(sends > 10, "{sends} acknowledged sends: the workload ran (a floor, not a rate)");
     assert!(history.contains(&format!("\"{topic}/0\"")), "the history names the run's topic");
     // The nodes' logs came back over SSH, and the system was stopped by its
     // own command: no node runs, nothing of ours is left on the hosts.
