@@ -17,6 +17,7 @@
 //! - [`outcome`]: a cell over its seeds, and the exit code;
 //! - [`table`] and [`junit`]: the reports;
 //! - [`claims`]: what the campaign sets out to show, and whether it held;
+//! - [`shard`]: `--shard I/N`, one runner's slice of the cells;
 //! - [`builtin`]: `seed-claims` and `bug-hunt`, embedded from `campaigns/`.
 
 pub mod builtin;
@@ -27,6 +28,7 @@ pub mod file;
 pub mod junit;
 pub mod observe;
 pub mod outcome;
+pub mod shard;
 pub mod table;
 
 use std::path::{Path, PathBuf};
@@ -71,6 +73,10 @@ pub struct CampaignArgs {
     /// Seconds of workload for every cell (as `faultline run --time-limit`).
     #[arg(long)]
     time_limit: Option<f64>,
+    /// Only this slice of the cells (after --only): cell k of the campaign
+    /// goes to shard k mod N + 1, so N runners share a campaign exactly.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<shard::Shard>,
     /// Only the client-side cells (those with `clients = [...]`), each run
     /// with this client library.
     #[arg(long, value_enum)]
@@ -189,6 +195,9 @@ fn prepare(args: &CampaignArgs) -> Result<Campaign, String> {
         if campaign.cells.is_empty() {
             return Err(format!("--only {}: selects no cell", args.only.join(",")));
         }
+    }
+    if let Some(s) = args.shard {
+        campaign.cells = s.select(std::mem::take(&mut campaign.cells));
     }
     Ok(campaign)
 }
@@ -334,7 +343,7 @@ fn execute(campaign: &Campaign, args: &CampaignArgs) -> anyhow::Result<u8> {
         }
         std::fs::write(path, &xml).with_context(|| format!("writing {}", path.display()))?;
     }
-    store::write_json(&dir.join("campaign.json"), &summary_json(campaign, &results, code))?;
+    store::write_json(&dir.join("campaign.json"), &summary_json(campaign, args.shard, &results, code))?;
     // The verdicts are in; a page that cannot be drawn does not change them.
     if let Err(e) = write_reports(&dir, args.report.as_deref(), &results) {
         tracing::warn!("no campaign report.html: {e:#}");
@@ -448,11 +457,17 @@ fn run_seed(cell: &Cell, settings: RunSettings, harness: HarnessArgs) -> (SeedRu
     (run, report.interrupted)
 }
 
-fn summary_json(campaign: &Campaign, results: &[CellResult], code: u8) -> serde_json::Value {
+fn summary_json(
+    campaign: &Campaign,
+    shard: Option<shard::Shard>,
+    results: &[CellResult],
+    code: u8,
+) -> serde_json::Value {
     let cells: Vec<serde_json::Value> = results.iter().map(cell_json).collect();
     serde_json::json!({
         "campaign": campaign.name,
         "description": campaign.description,
+        "shard": shard.map(|s| s.to_string()),
         "exit_code": code,
         "claims": claims::claims_json(&campaign.claims, results),
         "cells": cells,
