@@ -47,7 +47,7 @@ enum Command {
     /// Run a test: cluster, workload, final drain, check, store.
     Run(Box<run::RunCli>),
     /// Run a campaign: many runs with expectations, one table (see docs/campaigns.md).
-    Campaign(campaign::CampaignArgs),
+    Campaign(Box<campaign::CampaignArgs>),
     /// A client application process of a run (started by `faultline run`).
     #[command(hide = true)]
     Client(app::ClientArgs),
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
         Command::GenHistory(args) => gen_history::main(args),
         Command::Cluster(args) => cluster::main(args),
         Command::Run(args) => run::main(*args),
-        Command::Campaign(args) => campaign::main(args),
+        Command::Campaign(args) => campaign::main(*args),
         Command::Client(args) => app::main(args),
         Command::Nemesis(args) => nemesis_cmd::main(args),
         Command::Hosts(args) => hosts_cmd::main(args),

@@ -369,3 +369,99 @@ fn the_producer_claims_hold_on_librdkafka_over_three_seeds() {
     let sends = ops.iter().filter(|o| o.f == F::Send && o.op_type == OpType::Invoke).count();
     assert!(enqueued > 0 && sends >= enqueued, "one send op per record librdkafka queued: {enqueued} {sends}");
 }
+
+/// `--shard` then `campaign merge` gives what one unsharded run of the
+/// same campaign gives: the cells in the campaign's order with the same
+/// verdicts, the same exit code, the same claims, one JUnit file and one
+/// report linking every run.
+#[test]
+fn shards_merged_equal_the_unsharded_campaign() {
+    let cluster = TestCluster::new("cm");
+    let subnet = test_subnet(6);
+    let file = cluster.dir.join("three.toml");
+    std::fs::write(
+        &file,
+        r#"name = "three"
+[defaults]
+nodes = 1
+replication-factor = 1
+min-insync-replicas = 1
+topic-partitions = 1
+rate = 100
+time-limit = 3
+
+[[cell]]
+name = "a"
+expect = "valid"
+
+[[cell]]
+name = "b"
+about = "a clean run expected invalid: a mismatch on purpose"
+expect = "invalid"
+
+[[cell]]
+name = "c"
+expect-no-anomalies = ["lost-write"]
+
+[[claim]]
+id = "x"
+text = "b and a"
+cells = ["b", "a"]
+
+[[claim]]
+id = "y"
+text = "c alone"
+cells = ["c"]
+"#,
+    )
+    .unwrap();
+    let run = |store: &Path, extra: &[&str]| {
+        let mut args = vec![file.to_str().unwrap(), "--store", store.to_str().unwrap()];
+        args.extend(["--cluster-name", &cluster.name, "--subnet", &subnet]);
+        args.extend(extra);
+        let o = campaign(&args);
+        let dir = std::fs::canonicalize(store.join("campaigns/three/latest")).expect("the campaign's directory");
+        (o.status.code(), dir)
+    };
+    let whole = cluster.dir.join("whole");
+    let (whole_code, whole_dir) = run(&whole, &[]);
+    assert_eq!(whole_code, Some(1), "b mismatches on purpose");
+    let shards = cluster.dir.join("shards");
+    let (one_code, one) = run(&shards, &["--shard", "1/2"]);
+    let (two_code, two) = run(&shards, &["--shard", "2/2"]);
+    assert_eq!((one_code, two_code), (Some(0), Some(1)), "shard 1/2 ran a and c, shard 2/2 ran b");
+    let junit = cluster.dir.join("merged.xml");
+    let o = campaign(&[
+        "merge",
+        two.to_str().unwrap(),
+        one.to_str().unwrap(),
+        "--store",
+        shards.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), whole_code, "{}", text(&o).1);
+    let merged_dir = std::fs::canonicalize(shards.join("campaigns/three/latest")).unwrap();
+    let (whole_json, merged) = (json(&whole_dir.join("campaign.json")), json(&merged_dir.join("campaign.json")));
+    let cells = |v: &serde_json::Value| {
+        v["cells"].as_array().unwrap().iter().map(|c| (c["name"].clone(), c["verdict"].clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(cells(&merged), cells(&whole_json), "the campaign's order and verdicts");
+    let claims = |v: &serde_json::Value| {
+        v["claims"].as_array().unwrap().iter().map(|c| (c["id"].clone(), c["held"].clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(claims(&merged), claims(&whole_json));
+    assert_eq!(merged["claims"][0]["held"], "did not hold");
+    let doc_text = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&doc_text).expect("well-formed XML");
+    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    assert_eq!((suite.attribute("tests"), suite.attribute("failures")), (Some("3"), Some("1")));
+    let names: Vec<_> = suite.children().filter(|n| n.has_tag_name("testcase")).map(|n| n.attribute("name")).collect();
+    assert_eq!(names, [Some("a"), Some("b"), Some("c")]);
+    let page = std::fs::read_to_string(merged_dir.join("report.html")).unwrap();
+    // The page escapes `/` in attributes, as HTML allows; a browser reads it back.
+    let links: Vec<String> =
+        page.split("href=\"").skip(1).map(|h| h[..h.find('"').unwrap()].replace("&#x2f;", "/")).collect();
+    assert!(links.len() >= 3 && links.iter().all(|l| merged_dir.join(l).exists()), "{links:?}");
+    assert_eq!(cluster.leftovers(), Vec::<String>::new(), "leftovers");
+}

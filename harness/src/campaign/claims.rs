@@ -26,8 +26,8 @@ pub struct Claim {
     /// client-library copies belong to it too.
     pub cells: Vec<String>,
     /// Every cell of the campaign (after expansion, before `--only`) that
-    /// belongs to it: all of them must run and meet their expectations for
-    /// the claim to hold.
+    /// belongs to it, in the claim's order: all of them must run and meet
+    /// their expectations for the claim to hold.
     #[serde(skip)]
     pub expanded: Vec<String>,
 }
@@ -89,14 +89,21 @@ impl Held {
 
 /// A claim's outcome from its cells' results.
 pub fn held(claim: &Claim, results: &[CellResult]) -> Held {
-    let mine: Vec<&CellResult> = results.iter().filter(|r| claim.covers(&r.cell)).collect();
-    let ran: Vec<&&CellResult> = mine.iter().filter(|r| r.verdict != Verdict::NotRun).collect();
+    let mine: Vec<(&str, Verdict)> =
+        results.iter().filter(|r| claim.covers(&r.cell)).map(|r| (r.cell.name.as_str(), r.verdict)).collect();
+    held_of(&claim.expanded, &mine)
+}
+
+/// A claim's outcome from its cells' names and verdicts, given every cell
+/// name that belongs to it (a merge of shards has only those).
+pub fn held_of(expanded: &[String], cells: &[(&str, Verdict)]) -> Held {
+    let ran: Vec<&(&str, Verdict)> = cells.iter().filter(|(_, v)| *v != Verdict::NotRun).collect();
     if ran.is_empty() {
         Held::NotRun
-    } else if ran.iter().any(|r| r.verdict == Verdict::Mismatch) {
+    } else if ran.iter().any(|(_, v)| *v == Verdict::Mismatch) {
         Held::NotHeld
-    } else if ran.iter().all(|r| r.verdict == Verdict::Met) {
-        let all_ran = claim.expanded.iter().all(|name| ran.iter().any(|r| &r.cell.name == name));
+    } else if ran.iter().all(|(_, v)| *v == Verdict::Met) {
+        let all_ran = expanded.iter().all(|name| ran.iter().any(|(n, _)| n == name));
         if all_ran { Held::Held } else { Held::HeldWhereRun }
     } else {
         Held::Undecided
@@ -115,7 +122,8 @@ pub fn claims_json(claims: &[Claim], results: &[CellResult]) -> serde_json::Valu
                 .flat_map(|base| results.iter().filter(move |r| &r.cell.base == base))
                 .map(|r| r.cell.name.as_str())
                 .collect();
-            serde_json::json!({"id": c.id, "text": c.text, "cells": cells, "held": held(c, results).label()})
+            let held = held(c, results).label();
+            serde_json::json!({"id": c.id, "text": c.text, "cells": cells, "expanded": c.expanded, "held": held})
         })
         .collect();
     serde_json::Value::Array(list)

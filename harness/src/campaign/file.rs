@@ -212,7 +212,13 @@ pub fn load(text: &str, source: &Source, overrides: &Overrides) -> Result<Campai
     let defaults = doc.defaults.into_iter().collect();
     let mut claims = doc.claims;
     for c in &mut claims {
-        c.expanded = cells.iter().filter(|cell| c.covers(cell)).map(|cell| cell.name.clone()).collect();
+        // In the claim's order: the losing configuration, then its control.
+        let bases = c.cells.clone();
+        c.expanded = bases
+            .iter()
+            .flat_map(|b| cells.iter().filter(move |cell| &cell.base == b))
+            .map(|c| c.name.clone())
+            .collect();
     }
     Ok(Campaign { name: doc.name, description: doc.description, defaults, cells, claims })
 }

@@ -32,13 +32,30 @@ fn esc(s: &str) -> String {
 
 /// The document. `timestamp` is ISO 8601 (`2026-11-26T08:15:50`).
 pub fn render(campaign: &str, timestamp: &str, results: &[CellResult]) -> String {
-    let count = |f: &dyn Fn(Verdict) -> bool| results.iter().filter(|r| f(r.verdict)).count();
+    let cases: Vec<Case> = results
+        .iter()
+        .map(|r| Case { xml: testcase(campaign, r), verdict: r.verdict, elapsed_s: r.elapsed.as_secs_f64() })
+        .collect();
+    assemble(campaign, timestamp, &cases)
+}
+
+/// One `<testcase>` element, rendered, with what the suite's counts need.
+pub struct Case {
+    pub xml: String,
+    pub verdict: Verdict,
+    pub elapsed_s: f64,
+}
+
+/// The document around rendered test cases (a merge of shards joins the
+/// shards' cases with this).
+pub fn assemble(campaign: &str, timestamp: &str, cases: &[Case]) -> String {
+    let count = |f: &dyn Fn(Verdict) -> bool| cases.iter().filter(|c| f(c.verdict)).count();
     let failures = count(&|v| matches!(v, Verdict::Mismatch | Verdict::Unknown));
     let errors = count(&|v| v == Verdict::Error);
     let skipped = count(&|v| v == Verdict::NotRun);
-    let time: f64 = results.iter().map(|r| r.elapsed.as_secs_f64()).sum();
+    let time: f64 = cases.iter().map(|c| c.elapsed_s).sum();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let n = results.len();
+    let n = cases.len();
     let _ = writeln!(
         x,
         "<testsuites name=\"faultline campaign\" tests=\"{n}\" failures=\"{failures}\" errors=\"{errors}\" \
@@ -51,48 +68,56 @@ pub fn render(campaign: &str, timestamp: &str, results: &[CellResult]) -> String
         esc(campaign),
         esc(timestamp)
     );
-    for r in results {
-        let _ = write!(
-            x,
-            "    <testcase name=\"{}\" classname=\"faultline.campaign.{}\" time=\"{:.3}\"",
-            esc(&r.cell.name),
-            esc(campaign),
-            r.elapsed.as_secs_f64()
-        );
-        let observed = format!("observed: {}", observed_text(r));
-        let mut body = format!("expected: {}\n{observed}\n", r.cell.expect.describe());
-        for reason in &r.reasons {
-            body.push_str(&format!("{reason}\n"));
-        }
-        if let Some(run) = r.shown() {
-            if let Some(dir) = &run.dir {
-                body.push_str(&format!("store: {}\n", dir.display()));
-            }
-            body.push_str(&format!("reproduce: {}\n", run.reproduce));
-        }
-        let element = match r.verdict {
-            Verdict::Met => None,
-            Verdict::Mismatch => Some(("failure", "mismatch")),
-            Verdict::Unknown => Some(("failure", "unknown")),
-            Verdict::Error => Some(("error", "harness")),
-            Verdict::NotRun => Some(("skipped", "interrupted")),
-        };
-        let reproduce = r.shown().map(|run| format!("; reproduce: {}", run.reproduce)).unwrap_or_default();
-        x.push_str(">\n");
-        if let Some((tag, kind)) = element {
-            let message = if tag == "skipped" { r.reasons.join("; ") } else { format!("{observed}{reproduce}") };
-            let _ = writeln!(x, "      <{tag} type=\"{kind}\" message=\"{}\">{}</{tag}>", esc(&message), esc(&body));
-        }
-        let about = r.cell.about.as_deref().map(|a| format!("about: {a}\n")).unwrap_or_default();
-        let out = format!(
-            "{about}settings: {}\nfaults: {}\n{body}",
-            settings_text(&r.cell.settings, &Default::default()),
-            faults_text(r)
-        );
-        let _ = writeln!(x, "      <system-out>{}</system-out>", esc(&out));
-        x.push_str("    </testcase>\n");
+    for c in cases {
+        x.push_str(&c.xml);
     }
     x.push_str("  </testsuite>\n</testsuites>\n");
+    x
+}
+
+/// The `<testcase>` element of one cell, from `    <testcase` to
+/// `    </testcase>` and its newline.
+fn testcase(campaign: &str, r: &CellResult) -> String {
+    let mut x = String::new();
+    let _ = write!(
+        x,
+        "    <testcase name=\"{}\" classname=\"faultline.campaign.{}\" time=\"{:.3}\"",
+        esc(&r.cell.name),
+        esc(campaign),
+        r.elapsed.as_secs_f64()
+    );
+    let observed = format!("observed: {}", observed_text(r));
+    let mut body = format!("expected: {}\n{observed}\n", r.cell.expect.describe());
+    for reason in &r.reasons {
+        body.push_str(&format!("{reason}\n"));
+    }
+    if let Some(run) = r.shown() {
+        if let Some(dir) = &run.dir {
+            body.push_str(&format!("store: {}\n", dir.display()));
+        }
+        body.push_str(&format!("reproduce: {}\n", run.reproduce));
+    }
+    let element = match r.verdict {
+        Verdict::Met => None,
+        Verdict::Mismatch => Some(("failure", "mismatch")),
+        Verdict::Unknown => Some(("failure", "unknown")),
+        Verdict::Error => Some(("error", "harness")),
+        Verdict::NotRun => Some(("skipped", "interrupted")),
+    };
+    let reproduce = r.shown().map(|run| format!("; reproduce: {}", run.reproduce)).unwrap_or_default();
+    x.push_str(">\n");
+    if let Some((tag, kind)) = element {
+        let message = if tag == "skipped" { r.reasons.join("; ") } else { format!("{observed}{reproduce}") };
+        let _ = writeln!(x, "      <{tag} type=\"{kind}\" message=\"{}\">{}</{tag}>", esc(&message), esc(&body));
+    }
+    let about = r.cell.about.as_deref().map(|a| format!("about: {a}\n")).unwrap_or_default();
+    let out = format!(
+        "{about}settings: {}\nfaults: {}\n{body}",
+        settings_text(&r.cell.settings, &Default::default()),
+        faults_text(r)
+    );
+    let _ = writeln!(x, "      <system-out>{}</system-out>", esc(&out));
+    x.push_str("    </testcase>\n");
     x
 }
 

@@ -17,7 +17,8 @@
 //! - [`outcome`]: a cell over its seeds, and the exit code;
 //! - [`table`] and [`junit`]: the reports;
 //! - [`claims`]: what the campaign sets out to show, and whether it held;
-//! - [`shard`]: `--shard I/N`, one runner's slice of the cells;
+//! - [`shard`]: `--shard I/N`, one runner's slice of the cells, and
+//!   [`merge`]: `faultline campaign merge`, the shards joined again;
 //! - [`builtin`]: `seed-claims` and `bug-hunt`, embedded from `campaigns/`.
 
 pub mod builtin;
@@ -26,6 +27,7 @@ mod expand;
 pub mod expect;
 pub mod file;
 pub mod junit;
+pub mod merge;
 pub mod observe;
 pub mod outcome;
 pub mod shard;
@@ -50,7 +52,10 @@ use crate::run::{HarnessArgs, RunSettings};
 use crate::store;
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct CampaignArgs {
+    #[command(subcommand)]
+    command: Option<CampaignCommand>,
     /// A campaign file (TOML; see docs/campaigns.md).
     #[arg(required_unless_present = "builtin", conflicts_with = "builtin")]
     file: Option<PathBuf>,
@@ -116,7 +121,17 @@ pub struct CampaignArgs {
     system: Option<PathBuf>,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum CampaignCommand {
+    /// Join the directories of one campaign's shards (`--shard I/N`) into one campaign.json, JUnit file,
+    /// report and exit code.
+    Merge(merge::MergeArgs),
+}
+
 pub fn main(args: CampaignArgs) -> ExitCode {
+    if let Some(CampaignCommand::Merge(m)) = args.command {
+        return merge::main(m);
+    }
     if args.print {
         let builtin = args.builtin.expect("clap requires --builtin with --print");
         print!("{}", builtin.source().0);

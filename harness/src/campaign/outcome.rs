@@ -44,6 +44,13 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    pub const ALL: [Verdict; 5] = [Verdict::Met, Verdict::Mismatch, Verdict::Unknown, Verdict::Error, Verdict::NotRun];
+
+    /// The verdict a label names, as `campaign.json` writes it.
+    pub fn from_label(label: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.label() == label)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Met => "ok",
@@ -146,7 +153,13 @@ pub fn conclude(cell: Cell, runs: Vec<SeedRun>, elapsed: Duration) -> CellResult
 
 /// The campaign's exit code from its cells.
 pub fn exit_code(results: &[CellResult], interrupted: bool) -> u8 {
-    let any = |v: Verdict| results.iter().any(|r| r.verdict == v);
+    exit_code_of(&results.iter().map(|r| r.verdict).collect::<Vec<_>>(), interrupted)
+}
+
+/// The campaign's exit code from its cells' verdicts (a merge of shards
+/// has only those).
+pub fn exit_code_of(verdicts: &[Verdict], interrupted: bool) -> u8 {
+    let any = |v: Verdict| verdicts.contains(&v);
     if interrupted || any(Verdict::Error) || any(Verdict::NotRun) {
         EXIT_HARNESS
     } else if any(Verdict::Mismatch) {

@@ -27,6 +27,15 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
+    /// 1-based.
+    pub fn index(self) -> usize {
+        self.index
+    }
+
+    pub fn count(self) -> usize {
+        self.count
+    }
+
     /// This shard's cells, in the campaign's order.
     pub fn select(self, cells: Vec<Cell>) -> Vec<Cell> {
         cells.into_iter().enumerate().filter(|(k, _)| k % self.count + 1 == self.index).map(|(_, c)| c).collect()
