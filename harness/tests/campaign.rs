@@ -465,3 +465,67 @@ cells = ["c"]
     assert!(links.len() >= 3 && links.iter().all(|l| merged_dir.join(l).exists()), "{links:?}");
     assert_eq!(cluster.leftovers(), Vec::<String>::new(), "leftovers");
 }
+
+/// `--repeat N` runs every seed of every cell without stopping early and
+/// judges each cell against the flake bar: a cell that holds on every seed
+/// passes, one that misses is FLAKY, and the exit code says so.
+#[test]
+fn repeat_runs_every_seed_and_applies_the_flake_bar() {
+    let cluster = TestCluster::new("cr");
+    let subnet = test_subnet(5);
+    let store = cluster.dir.join("store");
+    let file = cluster.dir.join("flaky.toml");
+    std::fs::write(
+        &file,
+        r#"name = "flaky"
+[defaults]
+nodes = 1
+replication-factor = 1
+min-insync-replicas = 1
+topic-partitions = 1
+rate = 100
+time-limit = 3
+
+[[cell]]
+name = "holds"
+expect = "valid"
+
+[[cell]]
+name = "misses"
+about = "a clean run expected invalid: below the bar on purpose"
+expect = "invalid"
+"#,
+    )
+    .unwrap();
+    let o = campaign(&[
+        file.to_str().unwrap(),
+        "--repeat",
+        "2",
+        "--store",
+        store.to_str().unwrap(),
+        "--cluster-name",
+        &cluster.name,
+        "--subnet",
+        &subnet,
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "a cell below the bar:\n{out}\n{err}");
+    let dir = std::fs::canonicalize(store.join("campaigns/flaky/latest")).unwrap();
+    let rows = json(&dir.join("flake.json"));
+    let got: Vec<_> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["cell"].clone(), r["met"].clone(), r["runs"].clone(), r["passes"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (serde_json::json!("holds"), serde_json::json!(2), serde_json::json!(2), serde_json::json!(true)),
+            (serde_json::json!("misses"), serde_json::json!(0), serde_json::json!(2), serde_json::json!(false)),
+        ]
+    );
+    let table = std::fs::read_to_string(dir.join("flake.txt")).unwrap();
+    assert!(out.contains(&table) && table.contains("FLAKY"), "{table}");
+    assert_eq!(cluster.leftovers(), Vec::<String>::new(), "leftovers");
+}

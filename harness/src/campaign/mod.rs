@@ -17,6 +17,7 @@
 //! - [`outcome`]: a cell over its seeds, and the exit code;
 //! - [`table`] and [`junit`]: the reports;
 //! - [`claims`]: what the campaign sets out to show, and whether it held;
+//! - [`flake`]: `--repeat N`, the flake bar of every cell;
 //! - [`shard`]: `--shard I/N`, one runner's slice of the cells, and
 //!   [`merge`]: `faultline campaign merge`, the shards joined again;
 //! - [`builtin`]: `seed-claims` and `bug-hunt`, embedded from `campaigns/`.
@@ -26,6 +27,7 @@ pub mod claims;
 mod expand;
 pub mod expect;
 pub mod file;
+pub mod flake;
 pub mod junit;
 pub mod merge;
 pub mod observe;
@@ -75,6 +77,11 @@ pub struct CampaignArgs {
     /// anomaly stop at the first seed that shows it.
     #[arg(long)]
     seeds: Option<u32>,
+    /// The flake bar: run every cell on N seeds without stopping early, and
+    /// pass only when each hunting cell detects on at least 9 in 10 of them
+    /// and every other cell holds on all (a benchmark, not for CI).
+    #[arg(long, value_name = "N", conflicts_with = "seeds", value_parser = clap::value_parser!(u32).range(1..=100))]
+    repeat: Option<u32>,
     /// Seconds of workload for every cell (as `faultline run --time-limit`).
     #[arg(long)]
     time_limit: Option<f64>,
@@ -160,7 +167,8 @@ pub fn main(args: CampaignArgs) -> ExitCode {
 /// Reads and checks the campaign and the options, and selects the cells:
 /// everything that can be wrong before anything runs.
 fn prepare(args: &CampaignArgs) -> Result<Campaign, String> {
-    let overrides = Overrides { seeds: args.seeds, time_limit: args.time_limit, client: args.client };
+    let seeds = args.repeat.or(args.seeds);
+    let overrides = Overrides { seeds, time_limit: args.time_limit, client: args.client };
     let mut campaign = match (&args.file, args.builtin) {
         (Some(path), None) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -345,7 +353,18 @@ fn execute(campaign: &Campaign, args: &CampaignArgs) -> anyhow::Result<u8> {
         stopped |= was_interrupted;
         results.push(result);
     }
-    let code = outcome::exit_code(&results, stopped);
+    let mut code = outcome::exit_code(&results, stopped);
+    if args.repeat.is_some() {
+        let rows = flake::rows(&results);
+        let text = flake::render(&rows);
+        println!("\nFlake bar:\n{text}");
+        std::fs::write(dir.join("flake.txt"), &text).context("writing flake.txt")?;
+        store::write_json(&dir.join("flake.json"), &rows)?;
+        // A harness error stays one; otherwise the bar decides.
+        if code != EXIT_HARNESS {
+            code = u8::from(rows.iter().any(|r| !r.passes));
+        }
+    }
     let text = table::render(&campaign.name, &campaign.defaults, &results);
     println!("\n{text}Reports: {}", dir.display());
     std::fs::write(dir.join("table.txt"), &text).context("writing table.txt")?;
@@ -434,7 +453,8 @@ fn run_cell(
             r.reasons.push("interrupted (SIGINT/SIGTERM)".into());
             return (r, true);
         }
-        if outcome::decided(cell, &runs) {
+        // Under --repeat every seed runs: the rate is the point.
+        if args.repeat.is_none() && outcome::decided(cell, &runs) {
             break;
         }
     }
