@@ -104,17 +104,17 @@ pub struct Anomaly {
 }
 
 impl Anomaly {
-    /// Every `time_ns` in the witness: when its ops happened.
-    pub fn witness_times_ns(&self) -> Vec<u64> {
-        fn walk(v: &serde_json::Value, out: &mut Vec<u64>) {
+    /// The ops the witness names, as `(index, time_ns)`: every object of
+    /// the shape `History::op_json` writes, sorted by index, each once.
+    pub fn witness_ops(&self) -> Vec<(u32, u64)> {
+        fn walk(v: &serde_json::Value, out: &mut Vec<(u32, u64)>) {
             match v {
                 serde_json::Value::Object(m) => {
-                    for (k, v) in m {
-                        match (k.as_str(), v.as_u64()) {
-                            ("time_ns", Some(t)) => out.push(t),
-                            _ => walk(v, out),
-                        }
+                    let index = m.get("index").and_then(|i| i.as_u64());
+                    if let (Some(i), Some(t)) = (index, m.get("time_ns").and_then(|t| t.as_u64())) {
+                        out.push((i as u32, t));
                     }
+                    m.values().for_each(|v| walk(v, out));
                 }
                 serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
                 _ => {}
@@ -122,7 +122,14 @@ impl Anomaly {
         }
         let mut out = Vec::new();
         walk(&self.witness, &mut out);
+        out.sort_unstable();
+        out.dedup();
         out
+    }
+
+    /// When the witness's ops happened.
+    pub fn witness_times_ns(&self) -> Vec<u64> {
+        self.witness_ops().into_iter().map(|(_, t)| t).collect()
     }
 }
 

@@ -370,6 +370,24 @@ fn the_producer_claims_hold_on_librdkafka_over_three_seeds() {
     assert!(enqueued > 0 && sends >= enqueued, "one send op per record librdkafka queued: {enqueued} {sends}");
 }
 
+/// A campaign `name` of one-node, three-second cells, written into the
+/// cluster's directory: `cells` are its `[[cell]]` and `[[claim]]` tables.
+fn tiny_campaign(cluster: &TestCluster, name: &str, cells: &str) -> PathBuf {
+    let file = cluster.dir.join(format!("{name}.toml"));
+    let defaults =
+        "nodes = 1\nreplication-factor = 1\nmin-insync-replicas = 1\ntopic-partitions = 1\nrate = 100\ntime-limit = 3";
+    std::fs::write(&file, format!("name = \"{name}\"\n[defaults]\n{defaults}\n\n{cells}")).unwrap();
+    file
+}
+
+/// `faultline campaign FILE` on the test's cluster name and subnet, into `store`.
+fn run_tiny(file: &Path, store: &Path, cluster: &TestCluster, subnet: &str, extra: &[&str]) -> Output {
+    let mut args = vec![file.to_str().unwrap(), "--store", store.to_str().unwrap()];
+    args.extend(["--cluster-name", &cluster.name, "--subnet", subnet]);
+    args.extend(extra);
+    campaign(&args)
+}
+
 /// `--shard` then `campaign merge` gives what one unsharded run of the
 /// same campaign gives: the cells in the campaign's order with the same
 /// verdicts, the same exit code, the same claims, one JUnit file and one
@@ -378,19 +396,10 @@ fn the_producer_claims_hold_on_librdkafka_over_three_seeds() {
 fn shards_merged_equal_the_unsharded_campaign() {
     let cluster = TestCluster::new("cm");
     let subnet = test_subnet(6);
-    let file = cluster.dir.join("three.toml");
-    std::fs::write(
-        &file,
-        r#"name = "three"
-[defaults]
-nodes = 1
-replication-factor = 1
-min-insync-replicas = 1
-topic-partitions = 1
-rate = 100
-time-limit = 3
-
-[[cell]]
+    let file = tiny_campaign(
+        &cluster,
+        "three",
+        r#"[[cell]]
 name = "a"
 expect = "valid"
 
@@ -413,13 +422,9 @@ id = "y"
 text = "c alone"
 cells = ["c"]
 "#,
-    )
-    .unwrap();
+    );
     let run = |store: &Path, extra: &[&str]| {
-        let mut args = vec![file.to_str().unwrap(), "--store", store.to_str().unwrap()];
-        args.extend(["--cluster-name", &cluster.name, "--subnet", &subnet]);
-        args.extend(extra);
-        let o = campaign(&args);
+        let o = run_tiny(&file, store, &cluster, &subnet, extra);
         let dir = std::fs::canonicalize(store.join("campaigns/three/latest")).expect("the campaign's directory");
         (o.status.code(), dir)
     };
@@ -474,19 +479,10 @@ fn repeat_runs_every_seed_and_applies_the_flake_bar() {
     let cluster = TestCluster::new("cr");
     let subnet = test_subnet(5);
     let store = cluster.dir.join("store");
-    let file = cluster.dir.join("flaky.toml");
-    std::fs::write(
-        &file,
-        r#"name = "flaky"
-[defaults]
-nodes = 1
-replication-factor = 1
-min-insync-replicas = 1
-topic-partitions = 1
-rate = 100
-time-limit = 3
-
-[[cell]]
+    let file = tiny_campaign(
+        &cluster,
+        "flaky",
+        r#"[[cell]]
 name = "holds"
 expect = "valid"
 
@@ -495,19 +491,8 @@ name = "misses"
 about = "a clean run expected invalid: below the bar on purpose"
 expect = "invalid"
 "#,
-    )
-    .unwrap();
-    let o = campaign(&[
-        file.to_str().unwrap(),
-        "--repeat",
-        "2",
-        "--store",
-        store.to_str().unwrap(),
-        "--cluster-name",
-        &cluster.name,
-        "--subnet",
-        &subnet,
-    ]);
+    );
+    let o = run_tiny(&file, &store, &cluster, &subnet, &["--repeat", "2"]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "a cell below the bar:\n{out}\n{err}");
     let dir = std::fs::canonicalize(store.join("campaigns/flaky/latest")).unwrap();

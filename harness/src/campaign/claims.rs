@@ -8,7 +8,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::file::Cell;
 use super::outcome::{CellResult, Verdict};
 
 /// Most claims one campaign may state.
@@ -30,12 +29,6 @@ pub struct Claim {
     /// their expectations for the claim to hold.
     #[serde(skip)]
     pub expanded: Vec<String>,
-}
-
-impl Claim {
-    pub fn covers(&self, cell: &Cell) -> bool {
-        self.cells.contains(&cell.base)
-    }
 }
 
 /// Checks the claims against the file's cell names.
@@ -87,11 +80,16 @@ impl Held {
     }
 }
 
+/// A claim's cells that the campaign ran, in the claim's order, with
+/// their verdicts.
+fn ran<'a>(claim: &'a Claim, results: &'a [CellResult]) -> Vec<(&'a str, Verdict)> {
+    let verdict = |name: &str| results.iter().find(|r| r.cell.name == name).map(|r| r.verdict);
+    claim.expanded.iter().filter_map(|n| Some((n.as_str(), verdict(n)?))).collect()
+}
+
 /// A claim's outcome from its cells' results.
 pub fn held(claim: &Claim, results: &[CellResult]) -> Held {
-    let mine: Vec<(&str, Verdict)> =
-        results.iter().filter(|r| claim.covers(&r.cell)).map(|r| (r.cell.name.as_str(), r.verdict)).collect();
-    held_of(&claim.expanded, &mine)
+    held_of(&claim.expanded, &ran(claim, results))
 }
 
 /// A claim's outcome from its cells' names and verdicts, given every cell
@@ -115,13 +113,7 @@ pub fn claims_json(claims: &[Claim], results: &[CellResult]) -> serde_json::Valu
     let list: Vec<serde_json::Value> = claims
         .iter()
         .map(|c| {
-            // In the claim's order: the losing configuration, then its control.
-            let cells: Vec<&str> = c
-                .cells
-                .iter()
-                .flat_map(|base| results.iter().filter(move |r| &r.cell.base == base))
-                .map(|r| r.cell.name.as_str())
-                .collect();
+            let cells: Vec<&str> = ran(c, results).into_iter().map(|(n, _)| n).collect();
             let held = held(c, results).label();
             serde_json::json!({"id": c.id, "text": c.text, "cells": cells, "expanded": c.expanded, "held": held})
         })

@@ -283,32 +283,13 @@ fn anomaly_view(h: &History, r: &Results, kind: AnomalyKind, t: &TypeResult) -> 
         .map(|e| ExampleView {
             explanation: e.explanation.clone(),
             faults: e.faults.clone(),
-            ops: witness_indices(&e.witness),
+            ops: e.witness_ops().into_iter().map(|(i, _)| i).collect(),
             strip: offsets::strip(h, e),
             witness: serde_json::to_string_pretty(&e.witness).unwrap_or_default(),
         })
         .collect();
     let status = if t.status == Status::Violation { "violation" } else { "permitted" };
     AnomalyView { kind: kind.to_string(), count: t.count, status, reason: t.reason.clone(), context, examples }
-}
-
-/// The op indices a witness names: every object with `index` and `time_ns`.
-fn witness_indices(w: &serde_json::Value) -> Vec<u32> {
-    fn walk(v: &serde_json::Value, out: &mut BTreeSet<u32>) {
-        match v {
-            serde_json::Value::Object(m) => {
-                if let (Some(i), true) = (m.get("index").and_then(|i| i.as_u64()), m.contains_key("time_ns")) {
-                    out.insert(i as u32);
-                }
-                m.values().for_each(|v| walk(v, out));
-            }
-            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
-            _ => {}
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(w, &mut out);
-    out.into_iter().collect()
 }
 
 /// Every op an example or an offset picture links to.
