@@ -11,7 +11,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod groups;
 mod schema;
+
+pub use groups::*;
 
 /// The URL paths of the API, so that node routes, the client and the
 /// OpenAPI document cannot drift apart.
@@ -25,6 +28,11 @@ pub mod paths {
     pub const PRODUCE: &str = "/v1/topics/{topic}/partitions/{partition}/produce";
     pub const FETCH: &str = "/v1/topics/{topic}/partitions/{partition}/fetch";
     pub const GROUP_OFFSETS: &str = "/v1/groups/{group}/offsets";
+    pub const GROUP: &str = "/v1/groups/{group}";
+    pub const GROUP_JOIN: &str = "/v1/groups/{group}/join";
+    pub const GROUP_SYNC: &str = "/v1/groups/{group}/sync";
+    pub const GROUP_HEARTBEAT: &str = "/v1/groups/{group}/heartbeat";
+    pub const GROUP_LEAVE: &str = "/v1/groups/{group}/leave";
     pub const INIT_PRODUCER_ID: &str = "/v1/producers/init";
     pub const ADMIN_FETCHERS: &str = "/v1/admin/fetchers";
     pub const DEBUG_REPLICA_LOG: &str = "/v1/debug/topics/{topic}/partitions/{partition}/log";
@@ -59,6 +67,11 @@ pub enum ErrorCode {
     KafkaStorageError,
     InvalidGroupId,
     CoordinatorNotAvailable,
+    IllegalGeneration,
+    InconsistentGroupProtocol,
+    UnknownMemberId,
+    InvalidSessionTimeout,
+    RebalanceInProgress,
     UnknownServerError,
     /// A name this client version does not know; kept so that a newer node
     /// never makes an older client fail to decode an error.
@@ -84,7 +97,12 @@ impl ErrorCode {
             NotEnoughReplicas => 19,
             NotEnoughReplicasAfterAppend => 20,
             InvalidRequiredAcks => 21,
+            IllegalGeneration => 22,
+            InconsistentGroupProtocol => 23,
             InvalidGroupId => 24,
+            UnknownMemberId => 25,
+            InvalidSessionTimeout => 26,
+            RebalanceInProgress => 27,
             TopicAlreadyExists => 36,
             InvalidPartitions => 37,
             InvalidReplicationFactor => 38,
@@ -133,6 +151,11 @@ impl ErrorCode {
             KafkaStorageError => "KAFKA_STORAGE_ERROR",
             InvalidGroupId => "INVALID_GROUP_ID",
             CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+            IllegalGeneration => "ILLEGAL_GENERATION",
+            InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
+            UnknownMemberId => "UNKNOWN_MEMBER_ID",
+            InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
+            RebalanceInProgress => "REBALANCE_IN_PROGRESS",
             UnknownServerError => "UNKNOWN_SERVER_ERROR",
             Unrecognized => "UNRECOGNIZED",
         }
@@ -164,6 +187,11 @@ impl ErrorCode {
         ErrorCode::KafkaStorageError,
         ErrorCode::InvalidGroupId,
         ErrorCode::CoordinatorNotAvailable,
+        ErrorCode::IllegalGeneration,
+        ErrorCode::InconsistentGroupProtocol,
+        ErrorCode::UnknownMemberId,
+        ErrorCode::InvalidSessionTimeout,
+        ErrorCode::RebalanceInProgress,
         ErrorCode::UnknownServerError,
     ];
 }
@@ -440,6 +468,30 @@ pub struct OffsetCommit {
 pub struct OffsetCommitRequest {
     #[schema(min_items = 1, max_items = 10000)]
     pub offsets: Vec<OffsetCommit>,
+    /// The committing member's generation; -1 (the default) for a simple
+    /// consumer that only stores offsets in an empty group.
+    #[serde(default = "no_generation", skip_serializing_if = "is_no_generation")]
+    #[schema(minimum = -1, maximum = 2147483647, example = -1)]
+    pub generation: i32,
+    /// The committing member's id; empty (the default) for a simple consumer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schema(max_length = 255)]
+    pub member_id: String,
+}
+
+fn no_generation() -> i32 {
+    -1
+}
+
+fn is_no_generation(g: &i32) -> bool {
+    *g == -1
+}
+
+impl OffsetCommitRequest {
+    /// A simple consumer's commit: no member, no generation.
+    pub fn simple(offsets: Vec<OffsetCommit>) -> OffsetCommitRequest {
+        OffsetCommitRequest { offsets, generation: -1, member_id: String::new() }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]

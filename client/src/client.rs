@@ -164,6 +164,42 @@ impl Client {
         self.get(paths::GROUP_OFFSETS.replace("{group}", group)).await
     }
 
+    /// JoinGroup: waits for the rebalance, so the HTTP timeout is the
+    /// rebalance timeout (or the initial delay, up to `initial_delay`) plus
+    /// the request timeout.
+    pub async fn join_group(
+        &self,
+        group: &str,
+        req: &JoinGroupRequest,
+        initial_delay: Duration,
+    ) -> Result<JoinGroupResponse, ClientError> {
+        let timeout = self.request_timeout + Duration::from_millis(req.rebalance_timeout_ms).max(initial_delay);
+        self.post(paths::GROUP_JOIN.replace("{group}", group), req, timeout).await
+    }
+
+    /// SyncGroup: a follower waits for the leader's assignment, at most
+    /// `wait` (the leader's session timeout) plus the request timeout.
+    pub async fn sync_group(
+        &self,
+        group: &str,
+        req: &SyncGroupRequest,
+        wait: Duration,
+    ) -> Result<SyncGroupResponse, ClientError> {
+        self.post(paths::GROUP_SYNC.replace("{group}", group), req, self.request_timeout + wait).await
+    }
+
+    pub async fn heartbeat(&self, group: &str, req: &MemberRequest) -> Result<MemberResponse, ClientError> {
+        self.post(paths::GROUP_HEARTBEAT.replace("{group}", group), req, self.request_timeout).await
+    }
+
+    pub async fn leave_group(&self, group: &str, req: &MemberRequest) -> Result<MemberResponse, ClientError> {
+        self.post(paths::GROUP_LEAVE.replace("{group}", group), req, self.request_timeout).await
+    }
+
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, ClientError> {
+        self.get(paths::GROUP.replace("{group}", group)).await
+    }
+
     /// This node's replica of `topic/partition`, record by record.
     pub async fn replica_log(&self, topic: &str, partition: u32) -> Result<ReplicaLogDump, ClientError> {
         self.get(partition_path(paths::DEBUG_REPLICA_LOG, topic, partition)).await

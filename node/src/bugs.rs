@@ -80,10 +80,21 @@ pub enum Bug {
     /// replicated, the acks are lost), then kill it, so the in-flight batches
     /// are retried on the new leader. Checker: `duplicate`.
     DropProducerStateOnFailover,
+    /// Contract R5.1 and R5.7 (Kafka's coordinator answers
+    /// `ILLEGAL_GENERATION` or `UNKNOWN_MEMBER_ID`, and the client raises
+    /// `CommitFailedException`). The group coordinator accepts an offset
+    /// commit from a member whose generation has ended, or that was removed
+    /// from the group, so a consumer that lost its partitions (a zombie)
+    /// moves the committed offset of partitions another member now owns.
+    /// Recipe: consumers that subscribe and commit after processing; pause
+    /// one consumer process past its session timeout so the group
+    /// rebalances without it, then resume it: it commits what it processed
+    /// under its old generation. Checker: `zombie-commit`.
+    AcceptStaleGenerationCommit,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::TruncateToLocalHw,
         Bug::LeaderUnilateralIsrShrink,
         Bug::AckAllOnLocalAppend,
@@ -93,6 +104,7 @@ impl Bug {
         Bug::IsrJoinIgnoresEpochStart,
         Bug::DedupeWindow1,
         Bug::DropProducerStateOnFailover,
+        Bug::AcceptStaleGenerationCommit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -106,6 +118,7 @@ impl Bug {
             Bug::IsrJoinIgnoresEpochStart => "isr-join-ignores-epoch-start",
             Bug::DedupeWindow1 => "dedupe-window-1",
             Bug::DropProducerStateOnFailover => "drop-producer-state-on-failover",
+            Bug::AcceptStaleGenerationCommit => "accept-stale-generation-commit",
         }
     }
 }

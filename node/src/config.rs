@@ -143,6 +143,24 @@ pub const BROKER_KEYS: &[KeySpec] = &[
         "replication of __consumer_offsets, capped at the broker count"
     ),
     key!(
+        "group.min.session.timeout.ms",
+        Kind::Int { min: 1, max: I32_MAX },
+        Some("6000"),
+        "shortest session.timeout.ms a group member may ask for"
+    ),
+    key!(
+        "group.max.session.timeout.ms",
+        Kind::Int { min: 1, max: I32_MAX },
+        Some("1800000"),
+        "longest session.timeout.ms (and rebalance timeout) a group member may ask for"
+    ),
+    key!(
+        "group.initial.rebalance.delay.ms",
+        Kind::Int { min: 0, max: 300_000 },
+        Some("3000"),
+        "how long the first rebalance of an empty group waits for more members"
+    ),
+    key!(
         "controller.quorum.voters",
         Kind::Text,
         None,
@@ -326,6 +344,9 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub offsets_topic_partitions: i64,
     pub offsets_topic_replication_factor: i64,
+    pub group_min_session_timeout_ms: u64,
+    pub group_max_session_timeout_ms: u64,
+    pub group_initial_rebalance_delay_ms: u64,
     pub acks0_queue_batches: usize,
     /// Controller voters: id → base URL of that node's HTTP API. Defaults
     /// to this node alone.
@@ -398,6 +419,9 @@ impl BrokerConfig {
             socket_request_max_bytes: settings.int("socket.request.max.bytes")? as usize,
             offsets_topic_partitions: settings.int("offsets.topic.num.partitions")?,
             offsets_topic_replication_factor: settings.int("offsets.topic.replication.factor")?,
+            group_min_session_timeout_ms: settings.int("group.min.session.timeout.ms")? as u64,
+            group_max_session_timeout_ms: settings.int("group.max.session.timeout.ms")? as u64,
+            group_initial_rebalance_delay_ms: settings.int("group.initial.rebalance.delay.ms")? as u64,
             acks0_queue_batches: settings.int("faultline.acks0.queue.batches")? as usize,
             voters: match settings.get("controller.quorum.voters") {
                 Some(v) => parse_voters(v)?,

@@ -47,6 +47,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | InvalidConfig
         | InvalidRequest
         | InvalidGroupId
+        | InconsistentGroupProtocol
+        | InvalidSessionTimeout
         | Unrecognized => StatusCode::BAD_REQUEST,
         MessageTooLarge | RecordListTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -56,7 +58,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | UnknownLeaderEpoch
         | InvalidProducerEpoch
         | OutOfOrderSequenceNumber
-        | UnknownProducerId => StatusCode::CONFLICT,
+        | UnknownProducerId
+        | IllegalGeneration
+        | UnknownMemberId
+        | RebalanceInProgress => StatusCode::CONFLICT,
         NotEnoughReplicas | NotEnoughReplicasAfterAppend | KafkaStorageError | CoordinatorNotAvailable => {
             StatusCode::SERVICE_UNAVAILABLE
         }

@@ -76,6 +76,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let flusher = tokio::spawn(flush_loop(broker.clone(), checkpoint_interval, stop_rx.clone()));
     let reconcile = tokio::spawn(replicas.clone().run());
     let expiration = tokio::spawn(replicas.clone().run_isr_expiration());
+    let group_ticks = tokio::spawn(tick_groups(state.groups.clone(), broker.clone(), stop_rx.clone()));
     if broker.config.admin_hooks {
         tracing::warn!("ADMIN HOOKS ON: /v1/admin endpoints can pause replication");
     }
@@ -101,6 +102,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     flusher.await.context("flush task panicked")?;
     reconcile.await.context("replica manager panicked")?;
     expiration.await.context("ISR expiration task panicked")?;
+    group_ticks.await.context("group tick task panicked")?;
     controller.shutdown().await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -191,6 +193,18 @@ fn append_acks0(mut b: Acks0Batch) {
 }
 
 /// Applies `flush.ms` and checkpoints recovery points periodically.
+/// Expires group members' sessions and ends rebalances on time.
+async fn tick_groups(groups: Arc<Groups>, broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(crate::groups::TICK_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => groups.tick(&broker),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 async fn flush_loop(broker: Arc<Broker>, checkpoint_interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS));
     let mut last_checkpoint = Instant::now();

@@ -206,6 +206,8 @@ impl<'a> Consumer<'a> {
         let value = CommitValue { group: self.spec.group.clone(), offsets: PartMap(offsets) };
         emit(Op::invoke(self.process, F::Commit, OpValue::Commit(value)));
         let req = OffsetCommitRequest {
+            generation: -1,
+            member_id: String::new(),
             offsets: self
                 .spec
                 .owned

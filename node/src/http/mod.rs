@@ -3,6 +3,7 @@
 
 mod debug;
 mod extract;
+mod groups;
 mod metrics;
 pub mod openapi;
 
@@ -53,6 +54,11 @@ pub fn router(state: AppState) -> Router {
         .route(paths::PRODUCE, post(produce))
         .route(paths::FETCH, post(fetch))
         .route(paths::GROUP_OFFSETS, get(committed_offsets).post(commit_offsets))
+        .route(paths::GROUP, get(groups::describe))
+        .route(paths::GROUP_JOIN, post(groups::join))
+        .route(paths::GROUP_SYNC, post(groups::sync))
+        .route(paths::GROUP_HEARTBEAT, post(groups::heartbeat))
+        .route(paths::GROUP_LEAVE, post(groups::leave))
         .route(paths::INIT_PRODUCER_ID, post(init_producer_id))
         .route(paths::ADMIN_FETCHERS, post(admin_fetchers))
         .route(paths::DEBUG_REPLICA_LOG, get(debug::replica_log))

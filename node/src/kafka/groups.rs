@@ -1,9 +1,7 @@
-//! Offsets over Kafka's protocol: FindCoordinator, and the simple
-//! consumer's OffsetCommit and OffsetFetch (generation -1, no member),
-//! through the same `__consumer_offsets` store as the HTTP API. Group
-//! membership (JoinGroup and the rest) is not served, so a commit that
-//! names a generation is `ILLEGAL_GENERATION`, as Kafka answers for a
-//! group it does not manage.
+//! Offsets over Kafka's protocol: FindCoordinator, OffsetCommit and
+//! OffsetFetch, through the same `__consumer_offsets` store and the same
+//! fencing as the HTTP API: a simple consumer (generation -1, no member)
+//! commits to an empty group, a member with its current generation.
 
 use faultline_client::api::{OffsetCommit, OffsetCommitRequest as HttpCommit};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -73,7 +71,6 @@ pub async fn offset_commit(req: &OffsetCommitRequest, node: &Node) -> OffsetComm
     let image = node.broker.image();
     let known =
         |topic: &str, p: i32| image.topics.get(topic).is_some_and(|t| p >= 0 && (p as usize) < t.partitions.len());
-    let simple = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();
     let offsets: Vec<OffsetCommit> = req
         .topics
         .iter()
@@ -86,12 +83,14 @@ pub async fn offset_commit(req: &OffsetCommitRequest, node: &Node) -> OffsetComm
             metadata: p.committed_metadata.as_ref().map(|m| m.to_string()).filter(|m| !m.is_empty()),
         })
         .collect();
-    let outcome = if !simple {
-        code::ILLEGAL_GENERATION
-    } else if offsets.is_empty() {
+    let outcome = if offsets.is_empty() {
         code::NONE
     } else {
-        let commit = HttpCommit { offsets };
+        let commit = HttpCommit {
+            offsets,
+            generation: req.generation_id_or_member_epoch.max(-1),
+            member_id: req.member_id.to_string(),
+        };
         let done = node.groups.commit(&node.broker, &req.group_id.0, &commit).await;
         done.map_or_else(|e| e.code.kafka_code(), |_| code::NONE)
     };

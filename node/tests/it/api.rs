@@ -379,9 +379,12 @@ async fn produce_and_fetch_mistakes_get_kafka_errors_and_lose_nothing() {
     client
         .commit_offsets(
             "g",
-            &OffsetCommitRequest {
-                offsets: vec![OffsetCommit { topic: "t".into(), partition: 0, offset: 1, metadata: None }],
-            },
+            &OffsetCommitRequest::simple(vec![OffsetCommit {
+                topic: "t".into(),
+                partition: 0,
+                offset: 1,
+                metadata: None,
+            }]),
         )
         .await
         .unwrap();
@@ -409,9 +412,9 @@ async fn group_offsets_are_committed_read_back_and_validated() {
     create(&client, "t", 2).await;
     let commit = |p: u32, o: i64| OffsetCommit { topic: "t".into(), partition: p, offset: o, metadata: None };
     assert_eq!(client.committed_offsets("g1").await.unwrap().offsets, vec![], "an unknown group has no offsets");
-    client.commit_offsets("g1", &OffsetCommitRequest { offsets: vec![commit(0, 5), commit(1, 2)] }).await.unwrap();
-    client.commit_offsets("g1", &OffsetCommitRequest { offsets: vec![commit(0, 9)] }).await.unwrap();
-    client.commit_offsets("g2", &OffsetCommitRequest { offsets: vec![commit(1, 1)] }).await.unwrap();
+    client.commit_offsets("g1", &OffsetCommitRequest::simple(vec![commit(0, 5), commit(1, 2)])).await.unwrap();
+    client.commit_offsets("g1", &OffsetCommitRequest::simple(vec![commit(0, 9)])).await.unwrap();
+    client.commit_offsets("g2", &OffsetCommitRequest::simple(vec![commit(1, 1)])).await.unwrap();
     assert_eq!(client.committed_offsets("g1").await.unwrap().offsets, vec![commit(0, 9), commit(1, 2)]);
     assert_eq!(client.committed_offsets("g2").await.unwrap().offsets, vec![commit(1, 1)]);
     let desc = client.describe_topic("__consumer_offsets").await.unwrap();
@@ -449,6 +452,6 @@ async fn group_offsets_are_committed_read_back_and_validated() {
         vec![commit(0, 9), commit(1, 2)],
         "failed commits changed nothing"
     );
-    let err = client.commit_offsets("g1", &OffsetCommitRequest { offsets: vec![commit(5, 1)] }).await.unwrap_err();
+    let err = client.commit_offsets("g1", &OffsetCommitRequest::simple(vec![commit(5, 1)])).await.unwrap_err();
     assert!(matches!(err, ClientError::Api { status: 404, .. }), "{err}");
 }

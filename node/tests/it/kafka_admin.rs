@@ -129,7 +129,7 @@ async fn simple_consumer_offsets_over_the_kafka_protocol() {
     let codes: Vec<i16> = answer.topics[0].partitions.iter().map(|p| p.error_code).collect();
     assert_eq!(codes, [0, 0, 3], "partition 9 does not exist: {answer:?}");
     let answer = OffsetCommitResponse::decode(&mut call(&mut conn, ApiKey::OffsetCommit, 8, &commit(3)), 8).unwrap();
-    assert_eq!(answer.topics[0].partitions[0].error_code, 22, "ILLEGAL_GENERATION: no group membership here");
+    assert_eq!(answer.topics[0].partitions[0].error_code, 25, "UNKNOWN_MEMBER_ID: the group has no such member");
 
     let fetch = OffsetFetchRequest::default().with_group_id(GroupId(s("g"))).with_topics(Some(vec![
         OffsetFetchRequestTopic::default().with_name(TopicName(s("events"))).with_partition_indexes(vec![0, 1]),

@@ -42,7 +42,7 @@ async fn setup(node: &Node) {
     client.create_topic(&req).await.unwrap();
     client.produce("t", 0, &records(&["a", "b"])).await.unwrap();
     let commit = OffsetCommit { topic: "t".into(), partition: 0, offset: 2, metadata: Some("m".into()) };
-    client.commit_offsets("g", &OffsetCommitRequest { offsets: vec![commit] }).await.unwrap();
+    client.commit_offsets("g", &OffsetCommitRequest::simple(vec![commit])).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

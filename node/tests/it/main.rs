@@ -5,6 +5,7 @@ mod api;
 mod bugs;
 mod cluster;
 mod crash;
+mod groups;
 mod idempotence;
 mod kafka;
 mod kafka_admin;

@@ -1,24 +1,36 @@
-//! Consumer-group offsets, stored durably in the internal
-//! `__consumer_offsets` topic as Kafka does.
+//! Consumer groups: their offsets and their membership, stored durably in
+//! the internal `__consumer_offsets` topic as Kafka does, by the group's
+//! coordinator (the leader of the offsets partition that owns the group).
 //!
-//! A commit appends one batch (one record per committed partition) to the
-//! offsets partition that owns the group, with acks=all semantics, and only
-//! then updates the in-memory view. At start-up the view is rebuilt by
-//! replaying that topic, so committed offsets survive restarts and, once
-//! partitions are replicated, failover.
+//! A commit appends one batch (one record per committed partition) with
+//! acks=all semantics, after the group's fencing rules let it through
+//! (`classic.rs`), and updates the in-memory view. Membership (JoinGroup
+//! and the rest, `membership.rs`) is in memory and stored at each completed
+//! rebalance. A new leader of an offsets partition rebuilds both by
+//! replaying its log (`stored.rs`), so offsets and generations survive
+//! restarts and failover.
+
+mod classic;
+mod membership;
+mod stored;
+
+pub use membership::TICK_INTERVAL;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
+use std::time::Instant;
 
 use faultline_client::api::{
-    CreateTopicRequest, ErrorCode, OffsetCommit, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchResponse,
+    CreateTopicRequest, ErrorCode, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchResponse,
 };
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 
-use crate::broker::{Broker, OFFSETS_TOPIC, Partition, Role, decode_records};
+use self::stored::{Loaded, StoredCommit};
+use crate::broker::{Broker, OFFSETS_TOPIC, Partition, Role};
+use crate::bugs::Bug;
 use crate::error::ApiError;
 use crate::log::batch::{self, NewRecord, ProducerFields};
+use crate::log::partition_log::AppendInfo;
 
 /// Kafka's `offsets.commit.timeout.ms`: how long a commit waits for the
 /// offsets partition's replicas.
@@ -30,24 +42,11 @@ pub const GROUP_ID_LEN_MAX: usize = 255;
 /// Bound on the free-form metadata string of a commit.
 pub const COMMIT_METADATA_LEN_MAX: usize = 4096;
 
-/// The value of one record in `__consumer_offsets`.
-#[derive(Serialize, Deserialize)]
-struct StoredCommit {
-    group: String,
-    topic: String,
-    partition: u32,
-    offset: i64,
-    #[serde(default)]
-    metadata: Option<String>,
-}
-
-type GroupOffsets = BTreeMap<(String, u32), OffsetCommit>;
-
-/// The offsets of the groups one `__consumer_offsets` partition owns, as
-/// loaded by its leader in `epoch`.
+/// The groups one `__consumer_offsets` partition owns, as loaded by its
+/// leader in `epoch`.
 struct PartitionCache {
     epoch: i32,
-    groups: HashMap<String, GroupOffsets>,
+    loaded: Loaded,
 }
 
 /// How long a request waits for a freshly created offsets topic to get a
@@ -56,6 +55,8 @@ const COORDINATOR_WAIT_MS: u64 = 5_000;
 
 #[derive(Default)]
 pub struct Groups {
+    /// Member ids handed out, part of the next one.
+    members_made: std::sync::atomic::AtomicU64,
     /// Per offsets partition. Held across append-then-update, so the
     /// in-memory order of commits is the log's order and a reload by a new
     /// leader gives the same view.
@@ -77,30 +78,6 @@ fn validate_group(group: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Replays one offsets partition's log into a fresh cache.
-fn load(p: &Partition) -> Result<HashMap<String, GroupOffsets>, ApiError> {
-    let mut groups: HashMap<String, GroupOffsets> = HashMap::new();
-    let (mut from, end) = p.read_state(|st| (st.log().log_start_offset(), st.log().log_end_offset()));
-    let storage = |e: String| {
-        ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("loading {OFFSETS_TOPIC}/{}: {e}", p.index))
-    };
-    // Bounded: every round advances `from` by at least one record.
-    while from < end {
-        let batches = p.read_state(|st| st.log().read(from, end, 1 << 20)).map_err(|e| storage(e.to_string()))?;
-        let records = decode_records(&batches, from, end, usize::MAX).map_err(|e| storage(e.to_string()))?;
-        let Some(last) = records.last() else { break };
-        from = last.offset + 1;
-        for r in records {
-            let c: StoredCommit =
-                serde_json::from_str(&r.value).map_err(|e| storage(format!("offset {}: {e}", r.offset)))?;
-            let entry =
-                OffsetCommit { topic: c.topic.clone(), partition: c.partition, offset: c.offset, metadata: c.metadata };
-            groups.entry(c.group).or_default().insert((c.topic, c.partition), entry);
-        }
-    }
-    Ok(groups)
-}
-
 impl Groups {
     pub async fn commit(
         &self,
@@ -109,6 +86,9 @@ impl Groups {
         req: &OffsetCommitRequest,
     ) -> Result<OffsetCommitResponse, ApiError> {
         validate_group(group)?;
+        if req.member_id.len() > GROUP_ID_LEN_MAX {
+            return Err(ApiError::invalid(format!("member_id must be at most {GROUP_ID_LEN_MAX} bytes")));
+        }
         if req.offsets.is_empty() || req.offsets.len() > COMMIT_ENTRIES_MAX {
             return Err(ApiError::invalid(format!("offsets must hold 1 to {COMMIT_ENTRIES_MAX} entries")));
         }
@@ -141,20 +121,14 @@ impl Groups {
                 serde_json::to_string(&stored).expect("a commit serializes")
             })
             .collect();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let records: Vec<NewRecord<'_>> = values
-            .iter()
-            .map(|v| NewRecord { key: Some(group.as_bytes()), value: v.as_bytes(), timestamp_ms: now })
-            .collect();
-        let mut encoded = batch::encode(&records, ProducerFields::NONE);
         let (info, epoch) = {
             let mut caches = self.caches.lock();
             let cache = Self::loaded(&mut caches, &partition)?;
-            let (info, epoch) = partition.append(&mut encoded, true).map_err(as_coordinator_error)?;
-            let entry = cache.groups.entry(group.to_string()).or_default();
+            if !broker.config.bugs.on(Bug::AcceptStaleGenerationCommit) || req.generation < 0 {
+                fence(&mut cache.loaded, group, req)?;
+            }
+            let (info, epoch) = append_values(&partition, group, &values)?;
+            let entry = cache.loaded.offsets.entry(group.to_string()).or_default();
             for c in &req.offsets {
                 entry.insert((c.topic.clone(), c.partition), c.clone());
             }
@@ -182,7 +156,7 @@ impl Groups {
         let partition = self.coordinator(broker, group).await?;
         let mut caches = self.caches.lock();
         let cache = Self::loaded(&mut caches, &partition)?;
-        let offsets = cache.groups.get(group).map(|g| g.values().cloned().collect()).unwrap_or_default();
+        let offsets = cache.loaded.offsets.get(group).map(|g| g.values().cloned().collect()).unwrap_or_default();
         Ok(OffsetFetchResponse { group: group.to_string(), offsets })
     }
 
@@ -194,8 +168,8 @@ impl Groups {
     ) -> Result<&'a mut PartitionCache, ApiError> {
         let epoch = p.view().leader_epoch;
         if caches.get(&p.index).is_none_or(|c| c.epoch != epoch) {
-            let groups = load(p)?;
-            caches.insert(p.index, PartitionCache { epoch, groups });
+            let loaded = stored::load(p, Instant::now())?;
+            caches.insert(p.index, PartitionCache { epoch, loaded });
         }
         Ok(caches.get_mut(&p.index).expect("inserted above"))
     }
@@ -262,6 +236,31 @@ impl Groups {
             }
         }
     }
+}
+
+/// Kafka's fencing of a commit (see `ClassicGroup::validate_commit`); a
+/// group that never had members is empty.
+fn fence(loaded: &mut Loaded, group: &str, req: &OffsetCommitRequest) -> Result<(), ApiError> {
+    match loaded.groups.get_mut(group) {
+        Some(g) => g.validate_commit(&req.member_id, req.generation, Instant::now()),
+        None if req.generation < 0 && req.member_id.is_empty() => Ok(()),
+        None => {
+            Err(ApiError::new(ErrorCode::UnknownMemberId, format!("{} is not a member of the group", req.member_id)))
+        }
+    }
+}
+
+/// Appends one batch of JSON values keyed by `group` to the group's offsets
+/// partition (under the caches' lock, so the log's order is the view's).
+fn append_values(p: &Partition, group: &str, values: &[String]) -> Result<(AppendInfo, i32), ApiError> {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let records: Vec<NewRecord<'_>> = values
+        .iter()
+        .map(|v| NewRecord { key: Some(group.as_bytes()), value: v.as_bytes(), timestamp_ms: now })
+        .collect();
+    let mut encoded = batch::encode(&records, ProducerFields::NONE);
+    p.append(&mut encoded, true).map_err(as_coordinator_error)
 }
 
 /// Creates `__consumer_offsets` unless it exists, as Kafka does on a
