@@ -34,10 +34,11 @@ pub enum AnomalyKind {
     LostEnqueued,
     LostProcessing,
     DuplicateProcessing,
+    ZombieCommit,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 15] = [
+    pub const ALL: [AnomalyKind; 16] = [
         AnomalyKind::LostWrite,
         AnomalyKind::Unseen,
         AnomalyKind::ReplicaDivergence,
@@ -53,6 +54,7 @@ impl AnomalyKind {
         AnomalyKind::LostEnqueued,
         AnomalyKind::LostProcessing,
         AnomalyKind::DuplicateProcessing,
+        AnomalyKind::ZombieCommit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,6 +74,7 @@ impl AnomalyKind {
             AnomalyKind::LostEnqueued => "lost-enqueued",
             AnomalyKind::LostProcessing => "lost-processing",
             AnomalyKind::DuplicateProcessing => "duplicate-processing",
+            AnomalyKind::ZombieCommit => "zombie-commit",
         }
     }
 

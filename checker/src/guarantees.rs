@@ -170,6 +170,9 @@ impl Guarantees {
             }),
             AnomalyKind::LostProcessing => self.processing_loss_reason(),
             AnomalyKind::DuplicateProcessing => self.processing_duplicate_reason(),
+            AnomalyKind::ZombieCommit => self.unclean_leader_election.then(|| {
+                "unclean-leader-election=true: the offsets partition can lose the stored generation".to_owned()
+            }),
         }
     }
 

@@ -4,7 +4,11 @@
 //! the `int-` variants, kafka.clj L1151-1343).
 //!
 //! - An `assign` that completed `ok` or `info` starts a new assignment and
-//!   forgets every position: its first poll is the new baseline.
+//!   forgets every position: its first poll is the new baseline. A `revoke`
+//!   that completed forgets the positions of its partitions. So a jump or a
+//!   step back across a partition's reassignment (a rebalance, where the new
+//!   owner starts from the committed offset) is never an anomaly; inside one
+//!   assignment it still is.
 //! - A poll that completed `fail` or `info` does not move the position: the
 //!   client must roll its position back (Jepsen's `with-consumer-rollback`).
 //! - Consecutive records inside one poll are checked like successive polls.
@@ -35,6 +39,10 @@ pub(crate) fn walk(h: &History, mut on_move: impl FnMut(Move)) {
         let i = i as u32;
         match (e.kind, e.op_type) {
             (Kind::Assign, OpType::Ok | OpType::Info) if e.partner != NONE => pos[e.process as usize].clear(),
+            (Kind::Revoke, OpType::Ok | OpType::Info) if e.partner != NONE => {
+                let revoked = h.revokes.get(&e.partner).map_or(&[][..], Vec::as_slice);
+                pos[e.process as usize].retain(|s| !revoked.contains(&s.0));
+            }
             (Kind::Poll, OpType::Ok) => {
                 let mine = &mut pos[e.process as usize];
                 for r in h.recs(i) {

@@ -19,6 +19,7 @@ pub mod poll_skip;
 pub mod realtime_cycle;
 pub mod replica_divergence;
 pub mod unseen;
+pub mod zombie_commit;
 
 use crate::Inputs;
 use crate::anomaly::Findings;
@@ -58,6 +59,7 @@ pub fn run_all(h: &History, g: &Guarantees, inputs: &Inputs<'_>, out: &mut Findi
         nonmonotonic_send::check(h, &mut f);
         aborted_read::check(h, &mut f);
         phantom_read::check(h, &mut f);
+        zombie_commit::check(h, &mut f);
         application(h, g, inputs.sink, &mut f);
         (f, other.join())
     });

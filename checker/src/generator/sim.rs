@@ -334,10 +334,8 @@ impl<'a> Sim<'a> {
     }
 
     fn assign_invoke(&mut self, process: u64, partitions: &[usize], seek: Seek, is_final: bool) -> Result<u64> {
-        let value = OpValue::Assign(AssignValue {
-            partitions: partitions.iter().map(|&p| self.names[p].clone()).collect(),
-            seek,
-        });
+        let value =
+            OpValue::Assign(AssignValue::manual(partitions.iter().map(|&p| self.names[p].clone()).collect(), seek));
         self.emit(process, None, OpType::Invoke, F::Assign, value, None, is_final)
     }
 
@@ -441,7 +439,7 @@ impl<'a> Sim<'a> {
                 (self.assign_invoke(process, &partitions, seek, false)?, Doing::Assign { partitions, seek })
             } else if roll < 7 && !self.actors[a].assigned.is_empty() {
                 let offsets = self.actors[a].assigned.iter().map(|&(p, pos)| (self.names[p].clone(), pos)).collect();
-                let value = OpValue::Commit(CommitValue { group: "g".into(), offsets: PartMap(offsets) });
+                let value = OpValue::Commit(CommitValue::simple("g".into(), PartMap(offsets)));
                 (self.emit(process, None, OpType::Invoke, F::Commit, value, None, false)?, Doing::Commit)
             } else {
                 (self.poll_invoke(process, false)?, Doing::Poll)
@@ -464,7 +462,7 @@ impl<'a> Sim<'a> {
     /// An ok commit of `offset` for partition `p` alone.
     fn commit_ok(&mut self, process: u64, p: usize, offset: u64) -> Result<()> {
         let offsets = PartMap(vec![(self.names[p].clone(), offset)]);
-        let value = OpValue::Commit(CommitValue { group: "g".into(), offsets });
+        let value = OpValue::Commit(CommitValue::simple("g".into(), offsets));
         let inv = self.emit(process, None, OpType::Invoke, F::Commit, value, None, false)?;
         self.emit(process, Some(inv), OpType::Ok, F::Commit, OpValue::Other(serde_json::Value::Null), None, false)?;
         self.committed[p] = offset;

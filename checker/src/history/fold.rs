@@ -181,12 +181,18 @@ impl History {
             }
             OpValue::Commit(c) if kind == Kind::Commit => {
                 let offsets = c.offsets.0.iter().map(|(p, o)| (self.intern_partition(p), *o)).collect();
-                self.commits.push(Commit { invoke: idx, offsets });
+                let generation = c.generation.filter(|g| *g >= 0);
+                self.commits.push(Commit { invoke: idx, offsets, group: c.group.clone(), generation });
             }
             OpValue::Poll(v) if kind == Kind::Poll => self.push_placed(v, line, "poll offset out of range")?,
             OpValue::Assign(a) if kind == Kind::Assign => {
                 let partitions = a.partitions.iter().map(|p| self.intern_partition(p)).collect();
-                self.assigns.insert(idx, Assign { partitions, seek: a.seek });
+                self.assigns
+                    .insert(idx, Assign { partitions, seek: a.seek, group: a.group.clone(), generation: a.generation });
+            }
+            OpValue::Revoke(r) if kind == Kind::Revoke => {
+                let partitions = r.partitions.iter().map(|p| self.intern_partition(p)).collect();
+                self.revokes.insert(idx, partitions);
             }
             OpValue::DrainTargets(d) if kind == Kind::Drain => {
                 let targets = d.targets.0.iter().map(|(p, o)| (self.intern_partition(p), *o)).collect();
@@ -298,6 +304,7 @@ fn kind_of(op: &Op) -> Kind {
         (_, F::Poll) => Kind::Poll,
         (_, F::Process) => Kind::Process,
         (_, F::Assign) => Kind::Assign,
+        (_, F::Revoke) => Kind::Revoke,
         (_, F::Commit) => Kind::Commit,
         (_, F::Drain) => Kind::Drain,
         (_, F::Other(_)) => Kind::Unknown,

@@ -50,6 +50,7 @@ pub enum Kind {
     /// A consumer wrote records into its downstream sink.
     Process,
     Assign,
+    Revoke,
     Commit,
     Drain,
     Nemesis,
@@ -101,6 +102,9 @@ pub struct KeyInfo {
 pub struct Assign {
     pub partitions: Vec<u32>,
     pub seek: Seek,
+    /// The group and its generation, for a subscribing consumer.
+    pub group: Option<String>,
+    pub generation: Option<i32>,
 }
 
 /// A `drain` op: the final reader's targets and what it reached.
@@ -118,6 +122,9 @@ pub struct Drain {
 pub struct Commit {
     pub invoke: u32,
     pub offsets: Vec<(u32, u64)>,
+    pub group: String,
+    /// The member's generation; `None` for a simple consumer's commit.
+    pub generation: Option<i32>,
 }
 
 /// A nemesis op, as the history recorded it: the fault windows of the
@@ -213,6 +220,8 @@ pub struct History {
     pub processes: Vec<Process>,
     /// Keyed by the assign invoke's index.
     pub assigns: FxHashMap<u32, Assign>,
+    /// The partitions of each `revoke` invoke, keyed by its index.
+    pub revokes: FxHashMap<u32, Vec<u32>>,
     pub drains: Vec<Drain>,
     /// Every `commit` invoke with its offsets, in index order.
     pub commits: Vec<Commit>,
@@ -313,6 +322,7 @@ pub fn kind_name(k: Kind) -> &'static str {
         Kind::Poll => "poll",
         Kind::Process => "process",
         Kind::Assign => "assign",
+        Kind::Revoke => "revoke",
         Kind::Commit => "commit",
         Kind::Drain => "drain",
         Kind::Nemesis => "nemesis",

@@ -81,6 +81,7 @@ pub(crate) fn decode_value<V: ValueSource>(
         ("process", _) => OpValue::Process(v.parse()?),
         ("poll", OpType::Ok) => OpValue::Poll(v.parse()?),
         ("assign", OpType::Invoke) => OpValue::Assign(v.parse()?),
+        ("revoke", OpType::Invoke) => OpValue::Revoke(v.parse()?),
         ("commit", OpType::Invoke) => OpValue::Commit(v.parse()?),
         ("drain", OpType::Invoke) => OpValue::DrainTargets(v.parse()?),
         ("drain", OpType::Ok) => OpValue::DrainComplete(v.parse()?),

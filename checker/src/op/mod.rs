@@ -23,8 +23,8 @@ use std::fmt;
 
 pub(crate) use decode::RawOp;
 pub use value::{
-    AssignValue, CommitValue, DrainComplete, DrainTargets, OpValue, PartMap, PollValue, RecordValue, Seek, SendRecord,
-    SendValue,
+    AssignValue, CommitValue, DrainComplete, DrainTargets, OpValue, PartMap, PollValue, RecordValue, RevokeValue, Seek,
+    SendRecord, SendValue,
 };
 
 /// What kind of history line this is.
@@ -108,6 +108,8 @@ pub enum F {
     Poll,
     Commit,
     Assign,
+    /// A subscribing consumer gave up partitions in a rebalance.
+    Revoke,
     Enqueue,
     Process,
     Drain,
@@ -124,6 +126,7 @@ impl F {
             F::Poll => "poll",
             F::Commit => "commit",
             F::Assign => "assign",
+            F::Revoke => "revoke",
             F::Enqueue => "enqueue",
             F::Process => "process",
             F::Drain => "drain",
@@ -141,6 +144,7 @@ impl F {
             "poll" => F::Poll,
             "commit" => F::Commit,
             "assign" => F::Assign,
+            "revoke" => F::Revoke,
             "enqueue" => F::Enqueue,
             "process" => F::Process,
             "drain" => F::Drain,

@@ -189,18 +189,52 @@ pub enum Seek {
     Beginning,
 }
 
-/// `f: "assign"`, type `invoke`.
+/// `f: "assign"`, type `invoke`. A consumer that subscribes records each
+/// assignment its group gave it, with the group and the generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssignValue {
     pub partitions: Vec<String>,
     pub seek: Seek,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i32>,
+}
+
+impl AssignValue {
+    /// A consumer's own assignment, outside any group generation.
+    pub fn manual(partitions: Vec<String>, seek: Seek) -> AssignValue {
+        AssignValue { partitions, seek, group: None, generation: None }
+    }
+}
+
+/// `f: "revoke"`, type `invoke`: the partitions a subscribing consumer gave
+/// up when its group rebalanced, and the generation they belonged to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeValue {
+    pub partitions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i32>,
 }
 
 /// `f: "commit"`, type `invoke`: the next offset to consume per partition.
+/// A group member's commit names its generation and member id; a simple
+/// consumer's names neither.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitValue {
     pub group: String,
     pub offsets: PartMap<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+}
+
+impl CommitValue {
+    /// A simple consumer's commit: no member, no generation.
+    pub fn simple(group: String, offsets: PartMap<u64>) -> CommitValue {
+        CommitValue { group, offsets, generation: None, member: None }
+    }
 }
 
 /// `f: "drain"`, type `invoke`: the final reader's end offset per partition.
@@ -229,6 +263,7 @@ pub enum OpValue {
     /// transaction committed.
     Process(PollValue),
     Assign(AssignValue),
+    Revoke(RevokeValue),
     Commit(CommitValue),
     DrainTargets(DrainTargets),
     DrainComplete(DrainComplete),
@@ -244,6 +279,7 @@ impl Serialize for OpValue {
             OpValue::Send(v) | OpValue::Enqueue(v) => v.serialize(s),
             OpValue::Poll(v) | OpValue::Process(v) => v.serialize(s),
             OpValue::Assign(v) => v.serialize(s),
+            OpValue::Revoke(v) => v.serialize(s),
             OpValue::Commit(v) => v.serialize(s),
             OpValue::DrainTargets(v) => v.serialize(s),
             OpValue::DrainComplete(v) => v.serialize(s),

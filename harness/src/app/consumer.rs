@@ -91,7 +91,7 @@ impl<'a> Consumer<'a> {
     async fn assign(&mut self, stop: &AtomicBool) -> Option<Vec<i64>> {
         // Bounded by the harness's stop.
         while !stop.load(Ordering::SeqCst) {
-            let value = OpValue::Assign(AssignValue { partitions: self.names.clone(), seek: Seek::Committed });
+            let value = OpValue::Assign(AssignValue::manual(self.names.clone(), Seek::Committed));
             emit(Op::invoke(self.process, F::Assign, value));
             let fail = |op: Op| {
                 emit(op);
@@ -203,7 +203,7 @@ impl<'a> Consumer<'a> {
     /// `false` when the outcome is unknown: the logical process then ends.
     async fn commit(&mut self, at: Vec<i64>) -> bool {
         let offsets: Vec<(String, u64)> = self.names.iter().cloned().zip(at.iter().map(|&o| o.max(0) as u64)).collect();
-        let value = CommitValue { group: self.spec.group.clone(), offsets: PartMap(offsets) };
+        let value = CommitValue::simple(self.spec.group.clone(), PartMap(offsets));
         emit(Op::invoke(self.process, F::Commit, OpValue::Commit(value)));
         let req = OffsetCommitRequest {
             generation: -1,

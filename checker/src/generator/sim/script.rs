@@ -6,7 +6,7 @@ use super::Sim;
 use crate::anomaly::AnomalyKind;
 use crate::error::Result;
 use crate::generator::SCRIPT_SLOT;
-use crate::op::{OpType, Seek};
+use crate::op::{AssignValue, CommitValue, F, OpType, OpValue, PartMap, Seek};
 
 impl Sim<'_> {
     /// One scripted episode producing one instance of `kind`.
@@ -34,6 +34,7 @@ impl Sim<'_> {
             AnomalyKind::LostEnqueued => self.lost_enqueued(p),
             AnomalyKind::LostProcessing => self.lost_processing(p),
             AnomalyKind::DuplicateProcessing => self.duplicate_processing(p),
+            AnomalyKind::ZombieCommit => self.zombie_commit(p),
             AnomalyKind::LostWrite | AnomalyKind::Unseen | AnomalyKind::ReplicaDivergence => {
                 unreachable!("{kind} is injected at the end of the run")
             }
@@ -48,6 +49,32 @@ impl Sim<'_> {
         let x = self.append(p, v);
         self.append(p, v); // the retry, appended again
         self.send_complete(s, inv, p, &[(Some(x), v)], OpType::Ok, None)?;
+        Ok(())
+    }
+
+    /// One `zombie-commit`: in a group of its own, member `a` of generation
+    /// 1 commits after `b` was assigned the partition in generation 2, and
+    /// the commit is accepted. It commits offset 0, so no committed position
+    /// moves.
+    fn zombie_commit(&mut self, p: usize) -> Result<()> {
+        let (a, b) = (self.fresh_process(), self.fresh_process());
+        let group = format!("zombies-{a}");
+        for (process, generation) in [(a, 1), (b, 2)] {
+            let value = AssignValue {
+                group: Some(group.clone()),
+                generation: Some(generation),
+                ..AssignValue::manual(vec![self.names[p].clone()], Seek::Committed)
+            };
+            let inv = self.emit(process, None, OpType::Invoke, F::Assign, OpValue::Assign(value), None, false)?;
+            self.emit(process, Some(inv), OpType::Ok, F::Assign, OpValue::none(), None, false)?;
+        }
+        let value = CommitValue {
+            generation: Some(1),
+            member: Some(format!("member-{a}")),
+            ..CommitValue::simple(group, PartMap(vec![(self.names[p].clone(), 0)]))
+        };
+        let inv = self.emit(a, None, OpType::Invoke, F::Commit, OpValue::Commit(value), None, false)?;
+        self.emit(a, Some(inv), OpType::Ok, F::Commit, OpValue::none(), None, false)?;
         Ok(())
     }
 

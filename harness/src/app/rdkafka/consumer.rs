@@ -69,7 +69,7 @@ impl ConsumerContext for CommitRecorder {
         let mut lane = self.lane.lock();
         // The callback is all we see of the commit: one time for both ops.
         let now = monotonic_ns();
-        let value = CommitValue { group: self.group.clone(), offsets: PartMap(committed) };
+        let value = CommitValue::simple(self.group.clone(), PartMap(committed));
         emit_at(Op::invoke(*lane, F::Commit, OpValue::Commit(value)), now);
         let done = |t| Op::complete(t, *lane, F::Commit, OpValue::none());
         match (&result, code) {
@@ -181,7 +181,7 @@ impl<'a> App<'a> {
     async fn assign(&mut self, stop: &AtomicBool) -> Option<Vec<Option<i64>>> {
         // Bounded by the harness's stop.
         while !stop.load(Ordering::SeqCst) {
-            let value = OpValue::Assign(AssignValue { partitions: self.names.clone(), seek: Seek::Committed });
+            let value = OpValue::Assign(AssignValue::manual(self.names.clone(), Seek::Committed));
             emit(Op::invoke(self.process, F::Assign, value));
             match self.try_assign().await {
                 Ok(start) => {
@@ -295,7 +295,7 @@ impl App<'_> {
             return Ok(true);
         }
         let offsets = moved.iter().map(|&i| (self.names[i].clone(), at[i].unwrap_or(0) as u64)).collect();
-        let value = CommitValue { group: self.spec.group.clone(), offsets: PartMap(offsets) };
+        let value = CommitValue::simple(self.spec.group.clone(), PartMap(offsets));
         emit(Op::invoke(self.process, F::Commit, OpValue::Commit(value)));
         let mut tpl = TopicPartitionList::new();
         for &i in &moved {
