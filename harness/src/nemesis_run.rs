@@ -149,7 +149,9 @@ impl Nemesis {
         let f = op.action.to_string();
         self.record(&format!("start-{f}"), json!({ "target": op.target.to_string(), "scheduled_ns": scheduled_ns }))?;
         let outcome = match &op.action {
-            Action::KillProducer | Action::KillConsumer => Outcome::Installed(vec![op.target.to_string()]),
+            Action::KillProducer | Action::KillConsumer | Action::PauseConsumer | Action::ResumeConsumer => {
+                Outcome::Installed(vec![op.target.to_string()])
+            }
             Action::SinkOutage => self.sink_outage()?,
             Action::SinkRecover => self.sink_recover()?,
             Action::Heal => {

@@ -90,6 +90,8 @@ pub enum Fault {
     Heal,
     KillProducer,
     KillConsumer,
+    PauseConsumer,
+    ResumeConsumer,
     SinkOutage,
     SinkRecover,
     PauseFetchers,
@@ -119,6 +121,8 @@ impl Fault {
             Fault::Heal,
             Fault::KillProducer,
             Fault::KillConsumer,
+            Fault::PauseConsumer,
+            Fault::ResumeConsumer,
             Fault::SinkOutage,
             Fault::SinkRecover,
             Fault::PauseFetchers,
@@ -138,6 +142,8 @@ impl Fault {
             Fault::Heal => "heal",
             Fault::KillProducer => "kill-producer",
             Fault::KillConsumer => "kill-consumer",
+            Fault::PauseConsumer => "pause-consumer",
+            Fault::ResumeConsumer => "resume-consumer",
             Fault::SinkOutage => "sink-outage",
             Fault::SinkRecover => "sink-recover",
             Fault::PauseFetchers => "pause-fetchers",
@@ -156,6 +162,8 @@ impl Fault {
             Fault::Heal => "remove every partition",
             Fault::KillProducer => "SIGKILL a producer process; a new one takes its place",
             Fault::KillConsumer => "SIGKILL a consumer process; a new one takes its place",
+            Fault::PauseConsumer => "SIGSTOP a consumer process, as a long GC pause (the random mix resumes it later)",
+            Fault::ResumeConsumer => "SIGCONT the paused consumer process",
             Fault::SinkOutage => "the consumers' database refuses writes (until sink-recover)",
             Fault::SinkRecover => "the consumers' database accepts writes again",
             Fault::PauseFetchers => "a follower stops fetching (needs --admin-hooks)",
@@ -171,6 +179,7 @@ impl Fault {
             Fault::Start
                 | Fault::Resume
                 | Fault::Heal
+                | Fault::ResumeConsumer
                 | Fault::SinkRecover
                 | Fault::PauseFetchers
                 | Fault::ResumeFetchers

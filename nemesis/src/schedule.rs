@@ -39,6 +39,8 @@ pub enum Action {
     Heal,
     KillProducer,
     KillConsumer,
+    PauseConsumer,
+    ResumeConsumer,
     PauseFetchers,
     ResumeFetchers,
     /// Make the consumers' downstream database refuse writes (another
@@ -126,6 +128,8 @@ fn parse_action(fault: &str, shape: Option<&str>) -> Result<Action, String> {
         Fault::Heal => Action::Heal,
         Fault::KillProducer => Action::KillProducer,
         Fault::KillConsumer => Action::KillConsumer,
+        Fault::PauseConsumer => Action::PauseConsumer,
+        Fault::ResumeConsumer => Action::ResumeConsumer,
         Fault::PauseFetchers => Action::PauseFetchers,
         Fault::SinkOutage => Action::SinkOutage,
         Fault::SinkRecover => Action::SinkRecover,
@@ -225,6 +229,7 @@ pub fn random_mix(
                 Fault::Pause => (Action::Pause, Some(Action::Resume), 2.0 * session_timeout_s),
                 Fault::KillProducer => (Action::KillProducer, None, 0.0),
                 Fault::KillConsumer => (Action::KillConsumer, None, 0.0),
+                Fault::PauseConsumer => (Action::PauseConsumer, Some(Action::ResumeConsumer), 2.0 * session_timeout_s),
                 Fault::SinkOutage => (Action::SinkOutage, Some(Action::SinkRecover), SINK_OUTAGE_MIN_S),
                 Fault::Partition | Fault::Shape(_) => {
                     let shape = match family {
@@ -235,7 +240,7 @@ pub fn random_mix(
                 }
                 // FaultList holds only faults the mix can stop.
                 Fault::Start | Fault::Resume | Fault::Heal | Fault::SinkRecover => unreachable!("not in a mix"),
-                Fault::PauseFetchers | Fault::ResumeFetchers => unreachable!("not in a mix"),
+                Fault::PauseFetchers | Fault::ResumeFetchers | Fault::ResumeConsumer => unreachable!("not in a mix"),
             };
             let target = match start {
                 Action::Kill | Action::Pause => Target::Random,
@@ -271,6 +276,8 @@ impl fmt::Display for Action {
             Action::Heal => "heal".into(),
             Action::KillProducer => "kill-producer".into(),
             Action::KillConsumer => "kill-consumer".into(),
+            Action::PauseConsumer => "pause-consumer".into(),
+            Action::ResumeConsumer => "resume-consumer".into(),
             Action::PauseFetchers => "pause-fetchers".into(),
             Action::ResumeFetchers => "resume-fetchers".into(),
             Action::SinkOutage => "sink-outage".into(),
@@ -433,6 +440,6 @@ mod tests {
             assert!(!ops.is_empty(), "{}", path.display());
             n += 1;
         }
-        assert_eq!(n, 9);
+        assert_eq!(n, 10);
     }
 }

@@ -1,8 +1,12 @@
-//! The consumer application: assigns its partitions from the group's
-//! committed offsets, polls them from the leaders, processes each batch
-//! into its sink (inline, or through a bounded queue and a worker that is
-//! its own logical process), and commits automatically (at the start of a
-//! poll, Kafka's rule) or manually after or before processing.
+//! The consumer application: assigns its partitions itself (assign mode)
+//! or gets them from its group (subscribe mode, `group.rs`), starts from
+//! the group's committed offsets, polls them from the leaders, processes
+//! each batch into its sink (inline, or through a bounded queue and a
+//! worker that is its own logical process), and commits automatically (at
+//! the start of a poll, Kafka's rule) or manually after or before
+//! processing.
+
+mod group;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -13,6 +17,7 @@ use faultline_client::ClusterClient;
 use faultline_client::api::{FetchRequest, OffsetCommit, OffsetCommitRequest};
 
 use super::coordinator::{Coordinator, fetched_pairs};
+use super::member::Member;
 use super::processing::{Downstream, RETRY_PAUSE, Records};
 use super::record::{Ids, emit, part_name, with_client_error};
 use super::spec::{ClientSpec, ConsumerSpec};
@@ -21,7 +26,16 @@ use super::spec::{ClientSpec, ConsumerSpec};
 struct Consumer<'a> {
     spec: &'a ConsumerSpec,
     topic: String,
+    /// The partitions this consumer may own, and their names; positions,
+    /// committed and processed offsets are indexed alike.
+    parts: Vec<u32>,
     names: Vec<String>,
+    /// Indexes into `parts` of the partitions owned now.
+    owned: Vec<usize>,
+    /// Subscribe mode: the group membership.
+    member: Option<Member>,
+    /// The generation of the current assignment (subscribe mode).
+    generation: Option<i32>,
     ids: Ids,
     stride: u64,
     process: u64,
@@ -38,12 +52,20 @@ pub async fn consume(c: &ClientSpec, a: &ConsumerSpec, stop: &AtomicBool) -> any
     // ends the logical process, and the next one assigns afresh. Bounded by
     // the harness's stop, as the producer's loop.
     'assign: while !stop.load(Ordering::SeqCst) {
-        let Some(positions) = consumer.assign(stop).await else { break };
+        let assigned = match consumer.member.is_some() {
+            true => consumer.join_group(stop).await,
+            false => consumer.assign(stop).await,
+        };
+        let Some(positions) = assigned else { break };
         consumer.positions = positions.clone();
         consumer.committed = positions.clone();
         consumer.downstream.reset(positions);
         let mut last_auto_commit = Instant::now();
         while !stop.load(Ordering::SeqCst) {
+            if consumer.member.as_ref().is_some_and(Member::needs_rejoin) {
+                consumer.revoke().await;
+                continue 'assign;
+            }
             let auto_interval = Duration::from_millis(a.auto_commit_interval_ms);
             // Kafka's poll() auto-commits first: the positions returned by
             // earlier polls, whether or not they were processed (R5.3).
@@ -69,12 +91,22 @@ impl<'a> Consumer<'a> {
         let ids = Ids::new(c.process, c.process_stride);
         let process = ids.take();
         let timeout = Duration::from_millis(c.request_timeout_ms);
-        let names: Vec<String> = a.owned.iter().map(|&p| part_name(&c.topic, p)).collect();
+        let parts: Vec<u32> = match &a.subscribe {
+            Some(s) => (0..s.partitions).collect(),
+            None => a.owned.clone(),
+        };
+        let names: Vec<String> = parts.iter().map(|&p| part_name(&c.topic, p)).collect();
         let downstream = Downstream::start(a, names.clone(), &ids, c.process_stride)?;
+        let member =
+            a.subscribe.clone().map(|s| Member::new(&c.bootstrap, timeout, a.group.clone(), c.topic.clone(), s));
         Ok(Consumer {
             spec: a,
             topic: c.topic.clone(),
+            owned: if member.is_some() { Vec::new() } else { (0..parts.len()).collect() },
+            parts,
             names,
+            member,
+            generation: None,
             ids,
             stride: c.process_stride,
             process,
@@ -93,6 +125,7 @@ impl<'a> Consumer<'a> {
         while !stop.load(Ordering::SeqCst) {
             let value = OpValue::Assign(AssignValue::manual(self.names.clone(), Seek::Committed));
             emit(Op::invoke(self.process, F::Assign, value));
+            self.owned = (0..self.parts.len()).collect();
             let fail = |op: Op| {
                 emit(op);
                 tokio::time::sleep(RETRY_PAUSE)
@@ -124,7 +157,7 @@ impl<'a> Consumer<'a> {
     /// committed offset; nothing to read otherwise.
     async fn reset_offsets(&self, offsets: &[OffsetCommit]) -> Result<Vec<(u32, i64)>, faultline_client::ClientError> {
         let uncommitted =
-            self.spec.owned.iter().any(|&p| !offsets.iter().any(|o| o.topic == self.topic && o.partition == p));
+            self.owned.iter().any(|&i| !offsets.iter().any(|o| o.topic == self.topic && o.partition == self.parts[i]));
         if self.spec.auto_offset_reset != OffsetReset::Latest || !uncommitted {
             return Ok(Vec::new());
         }
@@ -137,13 +170,21 @@ impl<'a> Consumer<'a> {
         let at = |p: u32| {
             offsets.iter().find(|o| o.topic == self.topic && o.partition == p).map_or_else(|| reset(p), |o| o.offset)
         };
-        self.spec.owned.iter().map(|&p| at(p)).collect()
+        self.parts.iter().map(|&p| at(p)).collect()
     }
 
     /// One poll of every owned partition, its processing and the commit the
     /// strategy asks for. `false` when a commit's outcome is unknown: the
     /// logical process then ends and the next one assigns afresh.
     async fn poll_once(&mut self) -> anyhow::Result<bool> {
+        if let Some(m) = &self.member {
+            m.polled();
+            if self.owned.is_empty() {
+                // A member the group gave nothing: nothing to poll.
+                tokio::time::sleep(RETRY_PAUSE).await;
+                return Ok(true);
+            }
+        }
         emit(Op::invoke(self.process, F::Poll, OpValue::none()));
         let Some(got) = self.fetch_all().await else { return Ok(true) };
         let read = PartMap(got.iter().map(|(i, r)| (self.names[*i].clone(), r.clone())).collect());
@@ -163,7 +204,8 @@ impl<'a> Consumer<'a> {
     /// `fail` poll) when nothing could be read, so no position moved.
     async fn fetch_all(&mut self) -> Option<Vec<(usize, Records)>> {
         let (mut got, mut errors, mut codes) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, &p) in self.spec.owned.iter().enumerate() {
+        for &i in &self.owned {
+            let p = self.parts[i];
             let req = FetchRequest {
                 offset: self.positions[i],
                 max_records: Some(self.spec.max_poll_records),
@@ -183,7 +225,7 @@ impl<'a> Consumer<'a> {
                 }
             }
         }
-        if errors.len() < self.spec.owned.len() {
+        if errors.len() < self.owned.len() {
             return Some(got);
         }
         let failed = Op::complete(OpType::Fail, self.process, F::Poll, OpValue::none());
@@ -194,34 +236,46 @@ impl<'a> Consumer<'a> {
         None
     }
 
-    /// Commits `at` unless it is what was committed last.
+    /// Commits `at` unless the owned partitions' offsets are what was
+    /// committed last.
     async fn commit_if_moved(&mut self, at: Vec<i64>) -> bool {
-        if at == self.committed { true } else { self.commit(at).await }
+        let moved = self.owned.iter().any(|&i| at[i] != self.committed[i]);
+        if moved { self.commit(at).await } else { true }
     }
 
-    /// Commits `at` for the owned partitions as a `commit` op. Returns
-    /// `false` when the outcome is unknown: the logical process then ends.
+    /// Commits `at` for the owned partitions as a `commit` op, naming the
+    /// member and generation in subscribe mode. Returns `false` when the
+    /// outcome is unknown: the logical process then ends.
     async fn commit(&mut self, at: Vec<i64>) -> bool {
-        let offsets: Vec<(String, u64)> = self.names.iter().cloned().zip(at.iter().map(|&o| o.max(0) as u64)).collect();
-        let value = CommitValue::simple(self.spec.group.clone(), PartMap(offsets));
-        emit(Op::invoke(self.process, F::Commit, OpValue::Commit(value)));
-        let req = OffsetCommitRequest {
-            generation: -1,
-            member_id: String::new(),
-            offsets: self
-                .spec
-                .owned
-                .iter()
-                .zip(&at)
-                .map(|(&partition, &offset)| OffsetCommit {
-                    topic: self.topic.clone(),
-                    partition,
-                    offset,
-                    metadata: None,
-                })
-                .collect(),
+        let offsets = self.owned.iter().map(|&i| (self.names[i].clone(), at[i].max(0) as u64)).collect();
+        let membership = match &self.member {
+            None => Some((String::new(), -1)),
+            Some(m) => m.may_commit(),
         };
+        let mut value = CommitValue::simple(self.spec.group.clone(), PartMap(offsets));
+        if self.member.is_some() {
+            value.generation = self.generation;
+            value.member = membership.as_ref().map(|(id, _)| id.clone());
+        }
+        emit(Op::invoke(self.process, F::Commit, OpValue::Commit(value)));
         let done = |t| Op::complete(t, self.process, F::Commit, OpValue::none());
+        let Some((member_id, generation)) = membership else {
+            // Kafka's CommitFailedException: nothing is sent.
+            let text = "not part of an active group: the member was removed or its generation ended";
+            emit(done(OpType::Fail).with_error(Some("COMMIT_FAILED"), text.to_string()));
+            return true;
+        };
+        let offsets = self
+            .owned
+            .iter()
+            .map(|&i| OffsetCommit {
+                topic: self.topic.clone(),
+                partition: self.parts[i],
+                offset: at[i],
+                metadata: None,
+            })
+            .collect();
+        let req = OffsetCommitRequest { offsets, generation, member_id };
         match self.coordinator.commit(&req).await {
             Ok(()) => {
                 self.committed = at;
@@ -229,6 +283,9 @@ impl<'a> Consumer<'a> {
                 true
             }
             Err((e, false)) => {
+                if let Some(m) = &self.member {
+                    m.commit_refused(e.code());
+                }
                 emit(with_client_error(done(OpType::Fail), &e));
                 true
             }
@@ -256,6 +313,9 @@ impl<'a> Consumer<'a> {
             CommitStrategy::AfterProcess => self.downstream.processed(),
         };
         self.commit_if_moved(at).await;
+        if let Some(m) = &mut self.member {
+            m.leave().await;
+        }
         Ok(())
     }
 }

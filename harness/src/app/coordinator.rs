@@ -4,8 +4,13 @@
 
 use std::time::Duration;
 
+use std::future::Future;
+
 use faultline_checker::op::RecordValue;
-use faultline_client::api::{ErrorCode, FetchedRecord, OffsetCommit, OffsetCommitRequest};
+use faultline_client::api::{
+    ErrorCode, FetchedRecord, JoinGroupRequest, JoinGroupResponse, MemberRequest, OffsetCommit, OffsetCommitRequest,
+    SyncGroupRequest, SyncGroupResponse,
+};
 use faultline_client::{Client, ClientError, ClusterClient};
 
 /// Attempts of one group request while following coordinator hints.
@@ -62,6 +67,54 @@ impl Coordinator {
         Err(last.expect("at least one attempt"))
     }
 
+    /// Forgets the coordinator's address: the next request asks a
+    /// bootstrap node again.
+    pub fn forget(&mut self) {
+        self.address = None;
+    }
+
+    /// Sends one group request, following `NOT_COORDINATOR` hints (bounded
+    /// attempts); any other answer, error or not, is returned as it is.
+    async fn follow<T, Fut>(&mut self, call: impl Fn(Client, String) -> Fut) -> Result<T, ClientError>
+    where
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let mut last = None;
+        for attempt in 0..COORDINATOR_ATTEMPTS_MAX {
+            match call(self.pick(attempt), self.group.clone()).await {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    let moved =
+                        matches!(e.code(), Some(ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable))
+                            || e.code().is_none();
+                    self.learn(&e);
+                    if !moved {
+                        return Err(e);
+                    }
+                    last = Some(e);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    pub async fn join(&mut self, req: &JoinGroupRequest) -> Result<JoinGroupResponse, ClientError> {
+        self.follow(|c, g| async move { c.join_group(&g, req, Duration::ZERO).await }).await
+    }
+
+    pub async fn sync(&mut self, req: &SyncGroupRequest, wait: Duration) -> Result<SyncGroupResponse, ClientError> {
+        self.follow(|c, g| async move { c.sync_group(&g, req, wait).await }).await
+    }
+
+    pub async fn heartbeat(&mut self, req: &MemberRequest) -> Result<(), ClientError> {
+        self.follow(|c, g| async move { c.heartbeat(&g, req).await.map(|_| ()) }).await
+    }
+
+    pub async fn leave(&mut self, req: &MemberRequest) -> Result<(), ClientError> {
+        self.follow(|c, g| async move { c.leave_group(&g, req).await.map(|_| ()) }).await
+    }
+
     /// Commits; `Err((error, maybe_applied))` when no attempt succeeded.
     pub async fn commit(&mut self, req: &OffsetCommitRequest) -> Result<(), (ClientError, bool)> {
         let (mut last, mut maybe) = (None, false);
@@ -71,6 +124,15 @@ impl Coordinator {
                 Err(e) => {
                     maybe |= indefinite(&e);
                     self.learn(&e);
+                    let fenced = matches!(
+                        e.code(),
+                        Some(
+                            ErrorCode::IllegalGeneration | ErrorCode::UnknownMemberId | ErrorCode::RebalanceInProgress
+                        )
+                    );
+                    if fenced {
+                        return Err((e, maybe));
+                    }
                     last = Some(e);
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }

@@ -25,6 +25,7 @@ pub mod consumer;
 pub mod coordinator;
 pub mod drain;
 pub mod library;
+pub mod member;
 pub mod processing;
 pub mod producer;
 pub mod rdkafka;

@@ -81,8 +81,11 @@ pub struct ProducerSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumerSpec {
-    /// The partitions this consumer owns.
+    /// The partitions this consumer owns (assign mode).
     pub owned: Vec<u32>,
+    /// Subscribe instead: the group shares the topic's partitions out.
+    #[serde(default)]
+    pub subscribe: Option<SubscribeSpec>,
     pub group: String,
     pub commit: CommitStrategy,
     pub auto_commit_interval_ms: u64,
@@ -99,6 +102,17 @@ pub struct ConsumerSpec {
     pub fetch_max_wait_ms: u64,
     /// librdkafka's own settings, passed as they are.
     pub library_config: BTreeMap<String, String>,
+}
+
+/// A subscribing consumer's group settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeSpec {
+    /// Partitions of the topic, all shared among the group's members.
+    pub partitions: u32,
+    pub session_timeout_ms: u64,
+    pub max_poll_interval_ms: u64,
+    pub heartbeat_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -42,6 +42,7 @@ const BUG_HUNT_FILES: Files = embed! {
     "../recipes/bugs/isr-join-ignores-epoch-start.toml" => "recipes/bugs/isr-join-ignores-epoch-start.toml",
     "../recipes/bugs/dedupe-window-1.toml" => "recipes/bugs/dedupe-window-1.toml",
     "../recipes/bugs/drop-producer-state-on-failover.toml" => "recipes/bugs/drop-producer-state-on-failover.toml",
+    "../recipes/bugs/accept-stale-generation-commit.toml" => "recipes/bugs/accept-stale-generation-commit.toml",
 };
 
 impl Builtin {

@@ -88,10 +88,21 @@ pub struct ConsumerSettings {
     pub fetch_max_wait_ms: u64,
     #[serde(rename = "request.timeout.ms")]
     pub request_timeout_ms: u64,
+    #[serde(rename = "session.timeout.ms")]
+    pub session_timeout_ms: u64,
+    #[serde(rename = "max.poll.interval.ms")]
+    pub max_poll_interval_ms: u64,
+    /// Kafka's default, or a third of the session if that is shorter, as
+    /// Kafka requires it below the session.
+    #[serde(rename = "heartbeat.interval.ms")]
+    pub heartbeat_interval_ms: u64,
     /// librdkafka's own keys, passed to it as they are (`--client librdkafka`).
     #[serde(flatten)]
     pub library: BTreeMap<String, String>,
 }
+
+/// Kafka's `heartbeat.interval.ms` default.
+const HEARTBEAT_INTERVAL_MS: u64 = 3_000;
 
 /// The producer keys, with their ranges for errors.
 pub const PRODUCER_KEYS: &[(&str, &str)] = &[
@@ -116,6 +127,9 @@ pub const CONSUMER_KEYS: &[(&str, &str)] = &[
     ("max.poll.records", "1 to 10000"),
     ("fetch.max.wait.ms", "0 to 30000"),
     ("request.timeout.ms", "100 to 600000"),
+    ("session.timeout.ms", "1 to 1800000"),
+    ("max.poll.interval.ms", "1 to 1800000"),
+    ("heartbeat.interval.ms", "1 to 600000"),
 ];
 
 /// A `key=value` entry: a known key with its range for errors, or (with
@@ -226,6 +240,9 @@ impl ConsumerSettings {
             max_poll_records: MAX_POLL_RECORDS,
             fetch_max_wait_ms: FETCH_MAX_WAIT_MS,
             request_timeout_ms: REQUEST_TIMEOUT_MS,
+            session_timeout_ms: a.session_timeout_ms,
+            max_poll_interval_ms: a.max_poll_interval_ms,
+            heartbeat_interval_ms: 0,
             library: BTreeMap::new(),
         };
         for kv in &a.consumer_config {
@@ -233,6 +250,15 @@ impl ConsumerSettings {
                 Entry::Known(k, v, range) => c.set(k, v, range)?,
                 Entry::Library(k, v) => drop(c.library.insert(k.into(), v.into())),
             }
+        }
+        if c.heartbeat_interval_ms == 0 {
+            c.heartbeat_interval_ms = HEARTBEAT_INTERVAL_MS.min(c.session_timeout_ms / 3).max(1);
+        }
+        if c.heartbeat_interval_ms >= c.session_timeout_ms {
+            return Err(format!(
+                "--consumer-config heartbeat.interval.ms={} must be below session.timeout.ms={}",
+                c.heartbeat_interval_ms, c.session_timeout_ms
+            ));
         }
         Ok(c)
     }
@@ -256,6 +282,9 @@ impl ConsumerSettings {
             "max.poll.records" => self.max_poll_records = ranged(F, k, v, 1, 10_000, range)?,
             "fetch.max.wait.ms" => self.fetch_max_wait_ms = ranged(F, k, v, 0, 30_000, range)?,
             "request.timeout.ms" => self.request_timeout_ms = ranged(F, k, v, 100, 600_000, range)?,
+            "session.timeout.ms" => self.session_timeout_ms = ranged(F, k, v, 1, 1_800_000, range)?,
+            "max.poll.interval.ms" => self.max_poll_interval_ms = ranged(F, k, v, 1, 1_800_000, range)?,
+            "heartbeat.interval.ms" => self.heartbeat_interval_ms = ranged(F, k, v, 1, 600_000, range)?,
             _ => unreachable!("every key of CONSUMER_KEYS is handled"),
         }
         Ok(())

@@ -13,8 +13,9 @@ use faultline_nemesis::schedule::{self, Action, ScheduledFault};
 
 use super::client_config::{ConsumerSettings, ProducerSettings};
 use super::settings::{HarnessArgs, RunSettings, SinkKind};
+use super::supervisor::ClientSignal;
 use crate::app::library::ClientLibrary;
-use crate::app::spec::{ConsumerSpec, ProducerSpec};
+use crate::app::spec::{ConsumerSpec, ProducerSpec, SubscribeSpec};
 use crate::hosts::hosts_file::HostsFile;
 use crate::system::file::SystemFile;
 use faultline_checker::modes::ProducerMode;
@@ -92,7 +93,7 @@ pub struct Plan {
     pub idempotence: bool,
     pub time_limit: Duration,
     /// SIGKILLs of client processes: the test hook's and the schedule's.
-    pub kills: Vec<(Role, Duration)>,
+    pub kills: Vec<(Role, Duration, ClientSignal)>,
     /// The nemesis's schedule, fixed by the seed before the run starts.
     pub faults: Vec<ScheduledFault>,
     /// The SSH hosts the nodes run on (the first `nodes` of `--hosts`), or
@@ -134,8 +135,15 @@ impl Plan {
     /// A consumer slot's spec, for the partitions it owns and its sink.
     pub fn consumer_spec(&self, owned: Vec<u32>, sink_path: Option<PathBuf>) -> ConsumerSpec {
         let (a, c) = (&self.settings, &self.consumer);
+        let subscribe = a.subscribe.then_some(SubscribeSpec {
+            partitions: a.topic_partitions,
+            session_timeout_ms: c.session_timeout_ms,
+            max_poll_interval_ms: c.max_poll_interval_ms,
+            heartbeat_interval_ms: c.heartbeat_interval_ms,
+        });
         ConsumerSpec {
             owned,
+            subscribe,
             group: self.group.clone(),
             commit: c.commit,
             auto_commit_interval_ms: c.auto_commit_interval_ms,
@@ -174,18 +182,21 @@ impl Plan {
         let producer = ProducerSettings::resolve(&settings)?;
         let consumer = ConsumerSettings::resolve(&settings)?;
         let idempotence = check_settings(&settings, &producer)?;
+        check_subscribe(&settings, &consumer)?;
         check_harness(&harness)?;
         let hosts = ssh_hosts(&harness, settings.nodes)?;
         let mut kills = client_kills(&harness, settings.time_limit)?;
         let faults = fault_schedule(&settings, timeline)?;
         // Client kills of the schedule go to the supervisors, round robin over slots of a role.
         for f in &faults {
-            let role = match f.action {
-                Action::KillProducer => Role::Producer,
-                Action::KillConsumer => Role::Consumer,
+            let (role, signal) = match f.action {
+                Action::KillProducer => (Role::Producer, ClientSignal::Kill),
+                Action::KillConsumer => (Role::Consumer, ClientSignal::Kill),
+                Action::PauseConsumer => (Role::Consumer, ClientSignal::Pause),
+                Action::ResumeConsumer => (Role::Consumer, ClientSignal::Resume),
                 _ => continue,
             };
-            kills.push((role, Duration::from_secs_f64(f.at_s)));
+            kills.push((role, Duration::from_secs_f64(f.at_s), signal));
         }
         let time_limit = Duration::from_secs_f64(settings.time_limit);
         let system = check_system(&settings, &harness, &faults)?;
@@ -263,9 +274,9 @@ impl Plan {
         c
     }
 
-    /// The kill times of one role.
-    pub fn kills_of(&self, role: Role) -> Vec<Duration> {
-        self.kills.iter().filter(|(r, _)| *r == role).map(|(_, t)| *t).collect()
+    /// The kills, pauses and resumes of one role, with their times.
+    pub fn kills_of(&self, role: Role) -> Vec<(Duration, ClientSignal)> {
+        self.kills.iter().filter(|(r, _, _)| *r == role).map(|(_, t, s)| (*t, *s)).collect()
     }
 }
 
@@ -323,6 +334,31 @@ fn check_settings(a: &RunSettings, p: &ProducerSettings) -> Result<bool, String>
     check_topic(a)?;
     check_node_settings(a)?;
     Ok(idempotence)
+}
+
+/// Subscribing consumers: faultline's own client (librdkafka's subscribe
+/// over the node's Kafka listener is not wired yet), with a session the
+/// brokers accept.
+fn check_subscribe(a: &RunSettings, c: &ConsumerSettings) -> Result<(), String> {
+    if !a.subscribe {
+        return Ok(());
+    }
+    if a.client != ClientLibrary::Faultline {
+        return Err("--subscribe: only --client faultline has group membership so far".into());
+    }
+    let key = "group.min.session.timeout.ms=";
+    let min_ms = match a.broker_config.iter().rev().find_map(|kv| kv.strip_prefix(key)) {
+        Some(v) => v.parse().map_err(|_| format!("--broker-config {key}{v}: expected milliseconds"))?,
+        None => 6_000,
+    };
+    if c.session_timeout_ms < min_ms {
+        return Err(format!(
+            "--session-timeout-ms {}: below the brokers' group.min.session.timeout.ms ({min_ms}); \
+             lower it with --broker-config {key}N",
+            c.session_timeout_ms
+        ));
+    }
+    Ok(())
 }
 
 /// Kafka's rules between producer settings.
@@ -418,7 +454,7 @@ fn check_harness(h: &HarnessArgs) -> Result<(), String> {
 }
 
 /// The `--kill-client` test hook's kills.
-fn client_kills(h: &HarnessArgs, time_limit_s: f64) -> Result<Vec<(Role, Duration)>, String> {
+fn client_kills(h: &HarnessArgs, time_limit_s: f64) -> Result<Vec<(Role, Duration, ClientSignal)>, String> {
     let mut kills = Vec::new();
     for k in &h.kill_client {
         let (role, at) = k
@@ -433,7 +469,7 @@ fn client_kills(h: &HarnessArgs, time_limit_s: f64) -> Result<Vec<(Role, Duratio
         if !(at >= 0.0 && at < time_limit_s) {
             return Err(format!("--kill-client {k:?}: must be within --time-limit"));
         }
-        kills.push((role, Duration::from_secs_f64(at)));
+        kills.push((role, Duration::from_secs_f64(at), ClientSignal::Kill));
     }
     Ok(kills)
 }

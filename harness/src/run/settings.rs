@@ -47,6 +47,9 @@ pub const DEFAULTS: RunSettings = RunSettings {
     retries: i32::MAX as u32,
     commit: CommitStrategy::AfterProcess,
     auto_commit_interval_ms: 5_000,
+    subscribe: false,
+    session_timeout_ms: 45_000,
+    max_poll_interval_ms: 300_000,
     processing: Processing::Inline,
     sink: SinkKind::None,
     sink_mode: SinkMode::Plain,
@@ -131,6 +134,19 @@ pub struct RunSettings {
     /// The consumers' `auto.commit.interval.ms` (with `--commit auto`).
     #[arg(long, default_value_t = DEFAULTS.auto_commit_interval_ms)]
     pub auto_commit_interval_ms: u64,
+    /// Consumers subscribe to the topic and the group shares its
+    /// partitions out (Kafka's classic group protocol, range assignor),
+    /// instead of each assigning itself a fixed share.
+    #[arg(long)]
+    pub subscribe: bool,
+    /// The consumers' `session.timeout.ms` (with `--subscribe`): a member
+    /// without a heartbeat for this long is removed and its partitions move.
+    #[arg(long, default_value_t = DEFAULTS.session_timeout_ms)]
+    pub session_timeout_ms: u64,
+    /// The consumers' `max.poll.interval.ms` (with `--subscribe`): a member
+    /// that does not poll for this long leaves the group.
+    #[arg(long, default_value_t = DEFAULTS.max_poll_interval_ms)]
+    pub max_poll_interval_ms: u64,
     /// How consumers process: `inline` (every record of a poll before the
     /// next poll) or `queue` (an in-memory queue drained by a worker task).
     #[arg(long, value_enum, default_value_t = DEFAULTS.processing)]

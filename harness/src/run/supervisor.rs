@@ -4,6 +4,7 @@
 //! open ops turned `info` (Jepsen's process + concurrency). The final
 //! drain reader runs here too.
 
+use nix::sys::signal::Signal;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -59,6 +60,17 @@ pub struct Shared {
     pub stop_grace: Duration,
 }
 
+/// What the nemesis does to a client process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientSignal {
+    /// SIGKILL, once an op is in flight.
+    Kill,
+    /// SIGSTOP, at once: a long GC pause.
+    Pause,
+    /// SIGCONT.
+    Resume,
+}
+
 /// One client slot: a role and its arguments; the process behind it is
 /// replaced when it dies.
 pub struct Slot {
@@ -67,8 +79,8 @@ pub struct Slot {
     pub first_process: u64,
     /// What the slot's processes do.
     pub spec: RoleSpec,
-    /// SIGKILL the slot's process at these times into the workload.
-    pub kills: Vec<Duration>,
+    /// Signal the slot's process at these times into the workload.
+    pub kills: Vec<(Duration, ClientSignal)>,
     /// The client's `request.timeout.ms`.
     pub request_timeout_ms: u64,
 }
@@ -144,8 +156,8 @@ fn record_line(shared: &Shared, line: &str, allowed: impl Fn(u64) -> bool) -> an
 /// Runs one client slot until it is told to stop: starts its process,
 /// records its events, replaces it with a new process id when it dies.
 pub async fn supervise(shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let mut kills: Vec<Instant> = slot.kills.iter().map(|t| shared.started + *t).collect();
-    kills.sort();
+    let mut kills: Vec<(Instant, ClientSignal)> = slot.kills.iter().map(|(t, s)| (shared.started + *t, *s)).collect();
+    kills.sort_by_key(|(t, _)| *t);
     let mut process = slot.first_process;
     for restart in 0..=RESTARTS_PER_SLOT_MAX {
         if restart > 0 {
@@ -207,12 +219,12 @@ impl<'a> ProcessRun<'a> {
 
     /// Records the process's events until its stdout ends, which a kill or
     /// the stop grace forces: the loop's bound.
-    async fn watch(&mut self, stop: &mut watch::Receiver<bool>, kills: &mut Vec<Instant>) {
+    async fn watch(&mut self, stop: &mut watch::Receiver<bool>, kills: &mut Vec<(Instant, ClientSignal)>) {
         if *stop.borrow() {
             self.begin_stop();
         }
         loop {
-            let next_kill = kills.first().copied();
+            let next_kill = kills.first().map(|(t, _)| *t);
             let stopping = self.stop_deadline;
             tokio::select! {
                 line = self.proc.lines.next_line() => match line {
@@ -236,15 +248,23 @@ impl<'a> ProcessRun<'a> {
                 }
                 _ = tokio::time::sleep_until(next_kill.unwrap_or_else(Instant::now)),
                     if next_kill.is_some() && stopping.is_none() => {
-                    kills.remove(0);
-                    if self.open.is_empty() { self.kill_pending = true } else { self.kill() }
+                    match kills.remove(0).1 {
+                        ClientSignal::Kill if self.open.is_empty() => self.kill_pending = true,
+                        ClientSignal::Kill => self.kill(),
+                        ClientSignal::Pause => self.signal(Signal::SIGSTOP),
+                        ClientSignal::Resume => self.signal(Signal::SIGCONT),
+                    }
                 }
             }
         }
     }
 
-    /// EOF on stdin: the client finishes its current op and exits.
+    /// EOF on stdin: the client finishes its current op and exits (resumed
+    /// first, should the nemesis have paused it).
     fn begin_stop(&mut self) {
+        if let Some(pid) = self.proc.child.id() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGCONT);
+        }
         self.proc.stdin = None;
         self.stop_deadline = Some(Instant::now() + self.shared.stop_grace);
     }
@@ -271,6 +291,13 @@ impl<'a> ProcessRun<'a> {
                 self.protocol_error = Some(e);
                 let _ = self.proc.child.start_kill();
             }
+        }
+    }
+
+    fn signal(&self, signal: Signal) {
+        self.shared.log.info(format!("{}: {signal} process {} (pid {})", self.slot.label(), self.process, self.pid));
+        if let Some(pid) = self.proc.child.id() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
         }
     }
 

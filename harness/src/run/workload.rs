@@ -63,7 +63,8 @@ pub fn start_consumers(plan: &Plan, shared: &Arc<Shared>, sinks: &[(u32, PathBuf
     let (mut clients, stopped) = Clients::new();
     for j in 0..a.consumers {
         let owned: Vec<u32> = (0..a.topic_partitions).filter(|p| p % a.consumers == j).collect();
-        if owned.is_empty() {
+        // Subscribing consumers all start: the group shares the partitions.
+        if owned.is_empty() && !a.subscribe {
             shared.log.info(format!(
                 "consumer {j} owns no partition ({} partitions for {} consumers); not started",
                 a.topic_partitions, a.consumers
