@@ -44,6 +44,7 @@ impl NodeProcess {
         let log_path = dir.join("node.log");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
         let mut cmd = Command::new(node_binary()?);
+        faultline_nemesis::process::die_with_parent(&mut cmd);
         cmd.arg("--override").arg(format!("node.id={node_id}"));
         cmd.arg("--override").arg("listeners=http://127.0.0.1:0");
         cmd.arg("--override").arg(format!("log.dirs={}", dir.join("data").display()));

@@ -9,12 +9,14 @@
 //!   than in the harness so that both crates can use it without a cycle.
 //! - [`partition`]: partition shapes as grudges, installed as DROP rules in
 //!   our own `FAULTLINE` chain inside each host, healed by flushing it.
+//! - [`process`]: child processes that die with their parent.
 //! - [`schedule`]: seeded random fault mixes and scripted TOML timelines,
 //!   with targets given as roles resolved when a fault fires.
 
 pub mod fault;
 pub mod host;
 pub mod partition;
+pub mod process;
 pub mod schedule;
 
 pub use host::{CommandOutput, DaemonSpec, Host, HostError, ProcState, ProcessInfo, Signal};

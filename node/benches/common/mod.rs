@@ -96,6 +96,7 @@ pub fn start_node(overrides: &[&str]) -> Server {
 /// Starts a node with data in `dir` and exactly these overrides.
 pub fn spawn_node(dir: tempfile::TempDir, overrides: &[String]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline-node"));
+    faultline_nemesis::process::die_with_parent(&mut cmd);
     cmd.arg("--override").arg(format!("log.dirs={}", dir.path().join("data").display()));
     for o in overrides {
         cmd.arg("--override").arg(o);
@@ -130,8 +131,9 @@ pub fn wait_node_healthy(server: &Server) {
 }
 
 pub fn start_bare(bare_env: &str) -> Server {
-    let mut child =
-        Command::new(std::env::current_exe().unwrap()).env(bare_env, "1").stdout(Stdio::piped()).spawn().unwrap();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    faultline_nemesis::process::die_with_parent(&mut cmd);
+    let mut child = cmd.env(bare_env, "1").stdout(Stdio::piped()).spawn().unwrap();
     let url = read_url(&mut child);
     Server { child, url, log: None, _dir: None }
 }

@@ -1,4 +1,5 @@
-//! Test support: a kill-on-drop handle on a real `faultline-node` process.
+//! Test support: a kill-on-drop handle on a real `faultline-node` process,
+//! which also dies with the test process however that ends.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -54,6 +55,8 @@ impl Node {
         std::fs::create_dir_all(dir).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("node.log")).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline-node"));
+        // Drop kills the node; this covers a test process killed outright.
+        faultline_nemesis::process::die_with_parent(&mut cmd);
         cmd.arg("--override").arg(format!("log.dirs={}", dir.join("data").display()));
         for o in overrides {
             cmd.arg("--override").arg(o);
