@@ -152,7 +152,7 @@ impl Nemesis {
             Action::KillProducer | Action::KillConsumer | Action::PauseConsumer | Action::ResumeConsumer => {
                 Outcome::Installed(vec![op.target.to_string()])
             }
-            Action::SinkOutage => self.sink_outage()?,
+            Action::SinkOutage => self.sink_outage().await?,
             Action::SinkRecover => self.sink_recover()?,
             Action::Heal => {
                 partition::heal(&self.hosts).await?;
@@ -341,16 +341,21 @@ impl Nemesis {
     /// the end of every run before the final reads.
     /// Holds every sink database's write lock from the harness's own
     /// connection: consumers' writes fail with `SQLITE_BUSY` until recovery.
-    fn sink_outage(&self) -> anyhow::Result<Outcome> {
+    async fn sink_outage(&self) -> anyhow::Result<Outcome> {
         if self.sink_paths.is_empty() {
             return Ok(Outcome::Skipped("the run has no sink (--sink none)".into()));
         }
-        let mut outage = self.outage.lock();
-        if outage.is_some() {
+        if self.outage.lock().is_some() {
             return Ok(Outcome::Skipped("a sink outage is already in progress".into()));
         }
-        // Blocking for at most the lock wait of a transaction in progress.
-        *outage = Some(tokio::task::block_in_place(|| crate::sink::Outage::begin(&self.sink_paths))?);
+        // Blocking for at most the lock wait of a transaction in progress,
+        // on the blocking pool: not `block_in_place`, which could retire a
+        // runtime thread that started client processes, and the kernel
+        // kills a child whose starting thread is gone (PR_SET_PDEATHSIG).
+        let paths = self.sink_paths.clone();
+        let begun = tokio::task::spawn_blocking(move || crate::sink::Outage::begin(&paths)).await??;
+        // The nemesis fires one fault at a time: nothing began meanwhile.
+        *self.outage.lock() = Some(begun);
         Ok(Outcome::Installed(
             self.sink_paths.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect(),
         ))

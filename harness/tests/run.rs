@@ -12,7 +12,7 @@ mod support;
 
 use std::process::Command;
 
-use faultline_checker::op::{F, Op, OpType, Process};
+use faultline_checker::op::{F, Op, OpType, OpValue, Process};
 use support::runs::*;
 use support::*;
 
@@ -463,5 +463,56 @@ fn a_cluster_removed_mid_run_makes_the_verdict_unknown() {
     let control = run(&cluster, &subnet, &args[..4]);
     assert_eq!(control.status.code(), Some(0), "{}", String::from_utf8_lossy(&control.stdout));
     assert!(!run_dir(&cluster).join("control.json").exists());
+    assert_no_leftovers(&cluster, &subnet);
+}
+
+/// Subscribing consumers share the partitions through the group; a killed
+/// member's partitions move to the others at a new generation once its
+/// session expires, and the history records each assignment and revocation.
+#[test]
+fn subscribing_consumers_rebalance_when_a_member_is_killed() {
+    let cluster = TestCluster::new("sb");
+    let subnet = test_subnet(3);
+    let o = run(
+        &cluster,
+        &subnet,
+        &[
+            "--time-limit",
+            "12",
+            "--consumers",
+            "2",
+            "--subscribe",
+            "--session-timeout-ms",
+            "1500",
+            "--broker-config",
+            "group.min.session.timeout.ms=500",
+            "--broker-config",
+            "group.initial.rebalance.delay.ms=300",
+            "--sink",
+            "sqlite",
+            "--kill-client",
+            "consumer:4",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(matches!(o.status.code(), Some(0..=2)), "a verdict:\n{stderr}");
+    let dir = run_dir(&cluster);
+    let ops = history(&dir);
+    assert_well_formed(&ops);
+    let assigns: Vec<(i32, usize)> = ops
+        .iter()
+        .filter_map(|o| match &o.value {
+            OpValue::Assign(a) if o.f == F::Assign => Some((a.generation?, a.partitions.len())),
+            _ => None,
+        })
+        .collect();
+    let first = assigns.iter().map(|a| a.0).min().expect("assign ops with a generation");
+    let last = assigns.iter().map(|a| a.0).max().unwrap();
+    assert!(last > first, "the kill made a new generation: {assigns:?}");
+    let owned_last: usize = assigns.iter().filter(|a| a.0 == last).map(|a| a.1).sum();
+    assert_eq!(owned_last, 3, "the last generation shares out all 3 partitions: {assigns:?}");
+    assert!(ops.iter().any(|o| o.f == F::Revoke && o.op_type == OpType::Ok), "a survivor revoked before rejoining");
+    let results = json(&dir.join("results.json"));
+    assert_eq!(results["valid"], serde_json::json!(true), "{results:#}");
     assert_no_leftovers(&cluster, &subnet);
 }

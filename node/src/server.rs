@@ -192,7 +192,6 @@ fn append_acks0(mut b: Acks0Batch) {
     }
 }
 
-/// Applies `flush.ms` and checkpoints recovery points periodically.
 /// Expires group members' sessions and ends rebalances on time.
 async fn tick_groups(groups: Arc<Groups>, broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(crate::groups::TICK_INTERVAL);
@@ -205,6 +204,7 @@ async fn tick_groups(groups: Arc<Groups>, broker: Arc<Broker>, mut stop: watch::
     }
 }
 
+/// Applies `flush.ms` and checkpoints recovery points periodically.
 async fn flush_loop(broker: Arc<Broker>, checkpoint_interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS));
     let mut last_checkpoint = Instant::now();

@@ -34,8 +34,6 @@ struct Consumer<'a> {
     owned: Vec<usize>,
     /// Subscribe mode: the group membership.
     member: Option<Member>,
-    /// The generation of the current assignment (subscribe mode).
-    generation: Option<i32>,
     ids: Ids,
     stride: u64,
     process: u64,
@@ -52,11 +50,7 @@ pub async fn consume(c: &ClientSpec, a: &ConsumerSpec, stop: &AtomicBool) -> any
     // ends the logical process, and the next one assigns afresh. Bounded by
     // the harness's stop, as the producer's loop.
     'assign: while !stop.load(Ordering::SeqCst) {
-        let assigned = match consumer.member.is_some() {
-            true => consumer.join_group(stop).await,
-            false => consumer.assign(stop).await,
-        };
-        let Some(positions) = assigned else { break };
+        let Some(positions) = consumer.assign(stop).await else { break };
         consumer.positions = positions.clone();
         consumer.committed = positions.clone();
         consumer.downstream.reset(positions);
@@ -106,7 +100,6 @@ impl<'a> Consumer<'a> {
             parts,
             names,
             member,
-            generation: None,
             ids,
             stride: c.process_stride,
             process,
@@ -118,14 +111,21 @@ impl<'a> Consumer<'a> {
         })
     }
 
-    /// Assigns until it succeeds: positions from the group's committed
-    /// offsets. `None` when stopped first.
+    /// Assigns until it succeeds, as an `assign` op: the partitions (all of
+    /// the consumer's, or in subscribe mode those its group gave it, after
+    /// rejoining if the group rebalanced), positions from the group's
+    /// committed offsets. `None` when stopped first.
     async fn assign(&mut self, stop: &AtomicBool) -> Option<Vec<i64>> {
+        let value = match self.member.is_some() {
+            true => self.group_assignment(stop).await?,
+            false => {
+                self.owned = (0..self.parts.len()).collect();
+                AssignValue::manual(self.names.clone(), Seek::Committed)
+            }
+        };
         // Bounded by the harness's stop.
         while !stop.load(Ordering::SeqCst) {
-            let value = OpValue::Assign(AssignValue::manual(self.names.clone(), Seek::Committed));
-            emit(Op::invoke(self.process, F::Assign, value));
-            self.owned = (0..self.parts.len()).collect();
+            emit(Op::invoke(self.process, F::Assign, OpValue::Assign(value.clone())));
             let fail = |op: Op| {
                 emit(op);
                 tokio::time::sleep(RETRY_PAUSE)
@@ -253,8 +253,10 @@ impl<'a> Consumer<'a> {
             Some(m) => m.may_commit(),
         };
         let mut value = CommitValue::simple(self.spec.group.clone(), PartMap(offsets));
-        if self.member.is_some() {
-            value.generation = self.generation;
+        if let Some(m) = &self.member {
+            // What is sent; a member that lost its generation names the one
+            // it believed in, and sends nothing.
+            value.generation = Some(membership.as_ref().map_or_else(|| m.generation(), |(_, g)| *g));
             value.member = membership.as_ref().map(|(id, _)| id.clone());
         }
         emit(Op::invoke(self.process, F::Commit, OpValue::Commit(value)));

@@ -40,6 +40,8 @@ impl Coordinator {
         self.cluster.node(&address)
     }
 
+    /// Follows the coordinator after an error that says it is elsewhere
+    /// or unreachable; any other answer came from the coordinator itself.
     fn learn(&mut self, e: &ClientError) {
         match e {
             ClientError::Api { body, .. }
@@ -47,24 +49,9 @@ impl Coordinator {
             {
                 self.address = body.leader_address.clone();
             }
-            _ => self.address = None,
+            e if moved(e) => self.address = None,
+            _ => {}
         }
-    }
-
-    /// The group's committed offsets (a read: retried freely).
-    pub async fn committed(&mut self) -> Result<Vec<OffsetCommit>, ClientError> {
-        let mut last = None;
-        for attempt in 0..COORDINATOR_ATTEMPTS_MAX {
-            match self.pick(attempt).committed_offsets(&self.group).await {
-                Ok(r) => return Ok(r.offsets),
-                Err(e) => {
-                    self.learn(&e);
-                    last = Some(e);
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                }
-            }
-        }
-        Err(last.expect("at least one attempt"))
     }
 
     /// Forgets the coordinator's address: the next request asks a
@@ -73,73 +60,74 @@ impl Coordinator {
         self.address = None;
     }
 
-    /// Sends one group request, following `NOT_COORDINATOR` hints (bounded
-    /// attempts); any other answer, error or not, is returned as it is.
-    async fn follow<T, Fut>(&mut self, call: impl Fn(Client, String) -> Fut) -> Result<T, ClientError>
+    /// Sends one group request, at most [`COORDINATOR_ATTEMPTS_MAX`] times,
+    /// following the coordinator; `retry` says which errors deserve another
+    /// attempt. Also says whether a failed attempt may have taken effect.
+    async fn attempts<T, Fut>(
+        &mut self,
+        call: impl Fn(Client, String) -> Fut,
+        retry: impl Fn(&ClientError) -> bool,
+    ) -> (Result<T, ClientError>, bool)
     where
         Fut: Future<Output = Result<T, ClientError>>,
     {
-        let mut last = None;
-        for attempt in 0..COORDINATOR_ATTEMPTS_MAX {
-            match call(self.pick(attempt), self.group.clone()).await {
-                Ok(r) => return Ok(r),
-                Err(e) => {
-                    let moved =
-                        matches!(e.code(), Some(ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable))
-                            || e.code().is_none();
-                    self.learn(&e);
-                    if !moved {
-                        return Err(e);
-                    }
-                    last = Some(e);
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                }
-            }
-        }
-        Err(last.expect("at least one attempt"))
-    }
-
-    pub async fn join(&mut self, req: &JoinGroupRequest) -> Result<JoinGroupResponse, ClientError> {
-        self.follow(|c, g| async move { c.join_group(&g, req, Duration::ZERO).await }).await
-    }
-
-    pub async fn sync(&mut self, req: &SyncGroupRequest, wait: Duration) -> Result<SyncGroupResponse, ClientError> {
-        self.follow(|c, g| async move { c.sync_group(&g, req, wait).await }).await
-    }
-
-    pub async fn heartbeat(&mut self, req: &MemberRequest) -> Result<(), ClientError> {
-        self.follow(|c, g| async move { c.heartbeat(&g, req).await.map(|_| ()) }).await
-    }
-
-    pub async fn leave(&mut self, req: &MemberRequest) -> Result<(), ClientError> {
-        self.follow(|c, g| async move { c.leave_group(&g, req).await.map(|_| ()) }).await
-    }
-
-    /// Commits; `Err((error, maybe_applied))` when no attempt succeeded.
-    pub async fn commit(&mut self, req: &OffsetCommitRequest) -> Result<(), (ClientError, bool)> {
         let (mut last, mut maybe) = (None, false);
         for attempt in 0..COORDINATOR_ATTEMPTS_MAX {
-            match self.pick(attempt).commit_offsets(&self.group, req).await {
-                Ok(_) => return Ok(()),
+            match call(self.pick(attempt), self.group.clone()).await {
+                Ok(r) => return (Ok(r), maybe),
                 Err(e) => {
                     maybe |= indefinite(&e);
                     self.learn(&e);
-                    let fenced = matches!(
-                        e.code(),
-                        Some(
-                            ErrorCode::IllegalGeneration | ErrorCode::UnknownMemberId | ErrorCode::RebalanceInProgress
-                        )
-                    );
-                    if fenced {
-                        return Err((e, maybe));
+                    if !retry(&e) {
+                        return (Err(e), maybe);
                     }
                     last = Some(e);
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
             }
         }
-        Err((last.expect("at least one attempt"), maybe))
+        (Err(last.expect("at least one attempt")), maybe)
     }
+
+    /// The group's committed offsets (a read: retried freely).
+    pub async fn committed(&mut self) -> Result<Vec<OffsetCommit>, ClientError> {
+        let read = |c: Client, g: String| async move { c.committed_offsets(&g).await.map(|r| r.offsets) };
+        self.attempts(read, |_| true).await.0
+    }
+
+    /// Commits; `Err((error, maybe_applied))` when no attempt succeeded. A
+    /// fenced commit is not retried: it was refused for good.
+    pub async fn commit(&mut self, req: &OffsetCommitRequest) -> Result<(), (ClientError, bool)> {
+        let send = |c: Client, g: String| async move { c.commit_offsets(&g, req).await.map(|_| ()) };
+        let (result, maybe) = self.attempts(send, |e| !fenced(e)).await;
+        result.map_err(|e| (e, maybe))
+    }
+
+    pub async fn join(&mut self, req: &JoinGroupRequest) -> Result<JoinGroupResponse, ClientError> {
+        self.attempts(|c, g| async move { c.join_group(&g, req, Duration::ZERO).await }, moved).await.0
+    }
+
+    pub async fn sync(&mut self, req: &SyncGroupRequest, wait: Duration) -> Result<SyncGroupResponse, ClientError> {
+        self.attempts(|c, g| async move { c.sync_group(&g, req, wait).await }, moved).await.0
+    }
+
+    pub async fn heartbeat(&mut self, req: &MemberRequest) -> Result<(), ClientError> {
+        self.attempts(|c, g| async move { c.heartbeat(&g, req).await.map(|_| ()) }, moved).await.0
+    }
+
+    pub async fn leave(&mut self, req: &MemberRequest) -> Result<(), ClientError> {
+        self.attempts(|c, g| async move { c.leave_group(&g, req).await.map(|_| ()) }, moved).await.0
+    }
+}
+
+/// The coordinator is elsewhere, not ready, or did not answer.
+fn moved(e: &ClientError) -> bool {
+    matches!(e.code(), Some(ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable) | None)
+}
+
+/// The group refused the member or its generation.
+pub fn fenced(e: &ClientError) -> bool {
+    matches!(e.code(), Some(ErrorCode::IllegalGeneration | ErrorCode::UnknownMemberId | ErrorCode::RebalanceInProgress))
 }
 
 /// Fetched records as `[offset, value]` pairs of the history.

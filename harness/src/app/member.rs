@@ -86,6 +86,11 @@ impl Member {
         Member { state, coordinator: Coordinator::new(cluster(), group), spec, topic, stop }
     }
 
+    /// The generation of the member's current assignment.
+    pub fn generation(&self) -> i32 {
+        self.state.lock().generation
+    }
+
     pub fn needs_rejoin(&self) -> bool {
         self.state.lock().rejoin
     }
@@ -230,8 +235,12 @@ impl Heartbeat {
             }
             if last_poll.elapsed() > Duration::from_millis(self.spec.max_poll_interval_ms) {
                 // Kafka's client leaves the group itself when the
-                // application stops polling for too long.
-                self.set(|st| (st.valid, st.rejoin) = (false, true));
+                // application stops polling for too long, and joins again
+                // as a new member.
+                self.set(|st| {
+                    (st.valid, st.rejoin) = (false, true);
+                    st.member_id.clear();
+                });
                 let _ = self.coordinator.leave(&MemberRequest { member_id, generation }).await;
                 continue;
             }
@@ -243,16 +252,26 @@ impl Heartbeat {
                 tokio::time::sleep(COORDINATOR_BACKOFF).await;
                 continue;
             }
-            match self.coordinator.heartbeat(&MemberRequest { member_id, generation }).await {
-                Ok(()) => last_ok = Instant::now(),
-                Err(e) => match e.code() {
-                    Some(ErrorCode::RebalanceInProgress) => self.set(|st| st.rejoin = true),
+            let answer = self.coordinator.heartbeat(&MemberRequest { member_id: member_id.clone(), generation }).await;
+            let code = answer.as_ref().err().and_then(ClientError::code);
+            if answer.is_ok() || code == Some(ErrorCode::RebalanceInProgress) {
+                // Either way the coordinator answered: the session is alive.
+                last_ok = Instant::now();
+            }
+            // An answer about a generation the member has left behind
+            // (it rejoined meanwhile) says nothing about the current one.
+            self.set(|st| {
+                if st.member_id != member_id || st.generation != generation {
+                    return;
+                }
+                match code {
+                    Some(ErrorCode::RebalanceInProgress) => st.rejoin = true,
                     Some(ErrorCode::IllegalGeneration | ErrorCode::UnknownMemberId) => {
-                        self.set(|st| (st.valid, st.rejoin) = (false, true))
+                        (st.valid, st.rejoin) = (false, true)
                     }
                     _ => {}
-                },
-            }
+                }
+            });
         }
     }
 

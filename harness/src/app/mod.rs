@@ -49,12 +49,6 @@ pub struct ClientArgs {
 }
 
 pub fn main(args: ClientArgs) -> ExitCode {
-    // A client never outlives its harness: when a SIGKILLed run cannot stop
-    // it, the kernel does. (The harness always starts clients as children.)
-    if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
-        tracing::error!("prctl(PR_SET_PDEATHSIG): {e}");
-        return ExitCode::from(crate::exit::EXIT_HARNESS);
-    }
     let spec = match ClientSpec::from_arg(&args.spec) {
         Ok(s) => s,
         Err(e) => {

@@ -187,7 +187,7 @@ impl Plan {
         let hosts = ssh_hosts(&harness, settings.nodes)?;
         let mut kills = client_kills(&harness, settings.time_limit)?;
         let faults = fault_schedule(&settings, timeline)?;
-        // Client kills of the schedule go to the supervisors, round robin over slots of a role.
+        // Client faults of the schedule go to the supervisor of the role's first slot.
         for f in &faults {
             let (role, signal) = match f.action {
                 Action::KillProducer => (Role::Producer, ClientSignal::Kill),
@@ -346,19 +346,31 @@ fn check_subscribe(a: &RunSettings, c: &ConsumerSettings) -> Result<(), String> 
     if a.client != ClientLibrary::Faultline {
         return Err("--subscribe: only --client faultline has group membership so far".into());
     }
-    let key = "group.min.session.timeout.ms=";
-    let min_ms = match a.broker_config.iter().rev().find_map(|kv| kv.strip_prefix(key)) {
-        Some(v) => v.parse().map_err(|_| format!("--broker-config {key}{v}: expected milliseconds"))?,
-        None => 6_000,
-    };
+    // The brokers' bounds: faultline-node's defaults unless --broker-config sets them.
+    let (min_key, max_key) = ("group.min.session.timeout.ms", "group.max.session.timeout.ms");
+    let (min_ms, max_ms) = (broker_ms(a, min_key, 6_000)?, broker_ms(a, max_key, 1_800_000)?);
     if c.session_timeout_ms < min_ms {
         return Err(format!(
-            "--session-timeout-ms {}: below the brokers' group.min.session.timeout.ms ({min_ms}); \
-             lower it with --broker-config {key}N",
+            "--session-timeout-ms {}: below the brokers' {min_key} ({min_ms}); lower it with --broker-config {min_key}=N",
             c.session_timeout_ms
         ));
     }
+    if c.session_timeout_ms.max(c.max_poll_interval_ms) > max_ms {
+        return Err(format!(
+            "--session-timeout-ms {} and --max-poll-interval-ms {} must not exceed the brokers' {max_key} ({max_ms})",
+            c.session_timeout_ms, c.max_poll_interval_ms
+        ));
+    }
     Ok(())
+}
+
+/// A broker setting in milliseconds: the last `--broker-config key=N`, or
+/// the node's default.
+fn broker_ms(a: &RunSettings, key: &str, default_ms: u64) -> Result<u64, String> {
+    match a.broker_config.iter().rev().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')) {
+        Some(v) => v.parse().map_err(|_| format!("--broker-config {key}={v}: expected milliseconds")),
+        None => Ok(default_ms),
+    }
 }
 
 /// Kafka's rules between producer settings.
@@ -512,6 +524,22 @@ mod tests {
 
     fn plan(s: RunSettings) -> Result<Plan, String> {
         Plan::with_timeline(s, HarnessArgs::default(), None)
+    }
+
+    /// A subscribing run needs faultline's client and a session the brokers
+    /// accept; the error names the broker key to change.
+    #[test]
+    fn subscribe_checks_the_client_and_the_brokers_session_bounds() {
+        let short = RunSettings { subscribe: true, session_timeout_ms: 2_000, ..DEFAULTS };
+        let refused = |s: RunSettings| plan(s).err().unwrap_or_else(|| panic!("the plan accepted bad settings"));
+        let e = refused(short.clone());
+        assert!(e.contains("group.min.session.timeout.ms"), "{e}");
+        let lowered = RunSettings { broker_config: vec!["group.min.session.timeout.ms=500".into()], ..short };
+        assert!(plan(lowered.clone()).is_ok());
+        let e = refused(RunSettings { client: ClientLibrary::Librdkafka, ..lowered });
+        assert!(e.contains("--subscribe"), "{e}");
+        let long = RunSettings { subscribe: true, max_poll_interval_ms: 1_800_001, ..DEFAULTS };
+        assert!(refused(long).contains("group.max.session.timeout.ms"));
     }
 
     #[test]

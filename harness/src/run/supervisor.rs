@@ -127,7 +127,11 @@ fn spawn_client(
         request_timeout_ms,
         role: role.clone(),
     };
-    let mut child = tokio::process::Command::new(exe)
+    // A client never outlives its harness: when a SIGKILLed run cannot stop
+    // it, the kernel does.
+    let mut cmd = std::process::Command::new(exe);
+    faultline_nemesis::process::die_with_parent(&mut cmd);
+    let mut child = tokio::process::Command::from(cmd)
         .arg("client")
         .arg(spec.to_arg())
         .stdin(Stdio::piped())

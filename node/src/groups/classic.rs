@@ -118,6 +118,11 @@ impl ClassicGroup {
         self.members.len()
     }
 
+    /// Never had a member: a group only a refused request created.
+    pub fn is_unused(&self) -> bool {
+        self.members.is_empty() && self.generation == 0
+    }
+
     /// A JoinGroup. The answer goes to `reply`, now or when the rebalance
     /// completes (this join may complete it); an `Err` is answered by the
     /// caller.
@@ -220,6 +225,10 @@ impl ClassicGroup {
     /// dropping members that did not rejoin.
     pub fn maybe_complete_join(&mut self, now: Instant) {
         let Some((wait, deadline)) = self.rebalance else { return };
+        // A member whose join request was abandoned (its client timed out
+        // and gave up the connection) is not waiting: it would be handed
+        // partitions it never learns of.
+        self.members.retain(|_, m| !m.join.as_ref().is_some_and(|j| j.is_closed()));
         let all_joined = self.members.values().all(|m| m.join.is_some());
         let ready = now >= deadline || (wait == Wait::Rejoin && all_joined);
         if self.state != GroupState::PreparingRebalance || !ready {
@@ -387,12 +396,14 @@ impl ClassicGroup {
     }
 
     /// Removes members whose session expired; the others rebalance. Members
-    /// waiting in a join are exempt: the rebalance timeout bounds them.
+    /// waiting in a join or a sync are exempt, as in Kafka: the rebalance
+    /// timeout bounds a join, and a sync waits for a leader that is not
+    /// exempt (it expires, and the waiting members are told to rejoin).
     pub fn expire(&mut self, now: Instant) {
         let expired: Vec<String> = self
             .members
             .iter()
-            .filter(|(_, m)| m.deadline <= now && m.join.is_none())
+            .filter(|(_, m)| m.deadline <= now && m.join.is_none() && m.sync.is_none())
             .map(|(id, _)| id.clone())
             .collect();
         for id in &expired {

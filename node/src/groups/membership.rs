@@ -16,7 +16,10 @@ use tokio::sync::oneshot;
 
 use super::classic::ClassicGroup;
 use super::stored::StoredGroup;
-use super::{GROUP_ID_LEN_MAX, Groups, OFFSETS_COMMIT_TIMEOUT_MS, append_values, as_coordinator_error, validate_group};
+use super::{
+    GROUP_ID_LEN_MAX, Groups, OFFSETS_COMMIT_TIMEOUT_MS, append_encoded, as_coordinator_error, encode_values,
+    validate_group,
+};
 use crate::broker::{Broker, OFFSETS_TOPIC, Partition};
 use crate::error::ApiError;
 
@@ -83,7 +86,14 @@ impl Groups {
                 g.refuse_sync(ApiError::new(ErrorCode::MessageTooLarge, message), now);
                 return Ok(None);
             }
-            Ok(Some((append_values(&partition, group, &[value])?, g.generation())))
+            match append_encoded(&partition, &mut encode_values(group, &[value])) {
+                Ok(appended) => Ok(Some((appended, g.generation()))),
+                Err(e) => {
+                    // Not stored: the leader hears why and the group rebalances.
+                    g.refuse_sync(e, now);
+                    Ok(None)
+                }
+            }
         });
         match stored {
             Ok(Some(((info, epoch), generation))) => {
@@ -127,10 +137,14 @@ impl Groups {
         Ok(MemberResponse { generation })
     }
 
+    /// The group as its coordinator holds it; a group it never saw is
+    /// described as empty, and not created.
     pub async fn describe(&self, broker: &Broker, group: &str) -> Result<GroupDescription, ApiError> {
         validate_group(group)?;
         let partition = self.coordinator(broker, group).await?;
-        self.with_group(&partition, group, true, |g, _| Ok(g.describe()))
+        let mut caches = self.caches.lock();
+        let cache = Self::loaded(&mut caches, &partition)?;
+        Ok(cache.loaded.groups.get(group).map_or_else(|| ClassicGroup::new(group).describe(), ClassicGroup::describe))
     }
 
     /// Expires sessions and completes rebalances whose time came, in every
@@ -174,6 +188,10 @@ impl Groups {
         };
         let out = f(g, Instant::now());
         store(partition, group, g);
+        if g.is_unused() {
+            // A refused first join leaves nothing behind.
+            groups.remove(group);
+        }
         out
     }
 
@@ -195,7 +213,7 @@ fn membership_value(group: &str, membership: super::stored::StoredMembership) ->
 /// without anyone waiting on it (a group that became empty).
 fn store(partition: &Partition, group: &str, g: &mut ClassicGroup) {
     if let Some(m) = g.take_dirty()
-        && let Err(e) = append_values(partition, group, &[membership_value(group, m)])
+        && let Err(e) = append_encoded(partition, &mut encode_values(group, &[membership_value(group, m)]))
     {
         tracing::warn!(group, error = %e.message, "could not store the group's membership");
     }

@@ -121,13 +121,15 @@ impl Groups {
                 serde_json::to_string(&stored).expect("a commit serializes")
             })
             .collect();
+        // Encoded before the lock: a commit may hold 10,000 records.
+        let mut encoded = encode_values(group, &values);
         let (info, epoch) = {
             let mut caches = self.caches.lock();
             let cache = Self::loaded(&mut caches, &partition)?;
             if !broker.config.bugs.on(Bug::AcceptStaleGenerationCommit) || req.generation < 0 {
                 fence(&mut cache.loaded, group, req)?;
             }
-            let (info, epoch) = append_values(&partition, group, &values)?;
+            let (info, epoch) = append_encoded(&partition, &mut encoded)?;
             let entry = cache.loaded.offsets.entry(group.to_string()).or_default();
             for c in &req.offsets {
                 entry.insert((c.topic.clone(), c.partition), c.clone());
@@ -239,28 +241,31 @@ impl Groups {
 }
 
 /// Kafka's fencing of a commit (see `ClassicGroup::validate_commit`); a
-/// group that never had members is empty.
+/// group this coordinator never saw is empty.
 fn fence(loaded: &mut Loaded, group: &str, req: &OffsetCommitRequest) -> Result<(), ApiError> {
+    let now = Instant::now();
     match loaded.groups.get_mut(group) {
-        Some(g) => g.validate_commit(&req.member_id, req.generation, Instant::now()),
-        None if req.generation < 0 && req.member_id.is_empty() => Ok(()),
-        None => {
-            Err(ApiError::new(ErrorCode::UnknownMemberId, format!("{} is not a member of the group", req.member_id)))
-        }
+        Some(g) => g.validate_commit(&req.member_id, req.generation, now),
+        None => classic::ClassicGroup::new(group).validate_commit(&req.member_id, req.generation, now),
     }
 }
 
-/// Appends one batch of JSON values keyed by `group` to the group's offsets
-/// partition (under the caches' lock, so the log's order is the view's).
-fn append_values(p: &Partition, group: &str, values: &[String]) -> Result<(AppendInfo, i32), ApiError> {
+/// One batch of JSON values keyed by `group`, encoded for the group's
+/// offsets partition.
+fn encode_values(group: &str, values: &[String]) -> Vec<u8> {
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     let records: Vec<NewRecord<'_>> = values
         .iter()
         .map(|v| NewRecord { key: Some(group.as_bytes()), value: v.as_bytes(), timestamp_ms: now })
         .collect();
-    let mut encoded = batch::encode(&records, ProducerFields::NONE);
-    p.append(&mut encoded, true).map_err(as_coordinator_error)
+    batch::encode(&records, ProducerFields::NONE)
+}
+
+/// Appends an encoded batch to the offsets partition; called under the
+/// caches' lock, so the log's order is the order of the changes.
+fn append_encoded(p: &Partition, encoded: &mut [u8]) -> Result<(AppendInfo, i32), ApiError> {
+    p.append(encoded, true).map_err(as_coordinator_error)
 }
 
 /// Creates `__consumer_offsets` unless it exists, as Kafka does on a

@@ -277,4 +277,6 @@ async fn malformed_group_requests_get_kafkas_errors_and_the_group_stays_consiste
     let d = c.describe_group(GROUP).await.unwrap();
     assert_eq!(d.generation, j.generation, "{d:?}");
     assert_ne!(d.state, "Stable", "no member was given the oversized assignment");
+    let unknown = c.describe_group("never-seen").await.unwrap();
+    assert_eq!((unknown.state.as_str(), unknown.generation), ("Empty", 0), "described, not created");
 }

@@ -1,6 +1,7 @@
 //! Subscribe mode: the consumer's partitions come from its group. Each new
 //! generation's assignment is an `assign` op with the group and the
-//! generation, its positions the committed offsets; before rejoining, the
+//! generation (recorded by the consumer's `assign`, positions from the
+//! committed offsets as in assign mode); before rejoining, the
 //! consumer commits what its strategy commits on revocation (Kafka's
 //! `onJoinPrepare` for auto-commit, `onPartitionsRevoked` for a manual
 //! committer) and records a `revoke` op.
@@ -11,38 +12,24 @@ use faultline_checker::modes::CommitStrategy;
 use faultline_checker::op::{AssignValue, F, Op, OpType, OpValue, RevokeValue, Seek};
 
 use super::Consumer;
-use crate::app::processing::RETRY_PAUSE;
+use crate::app::member::Member;
 use crate::app::record::emit;
 
 impl Consumer<'_> {
-    /// Joins the group until it assigns this member its partitions; the
-    /// positions (every partition, owned ones from the committed offsets).
-    /// `None` when stopped first.
-    pub(super) async fn join_group(&mut self, stop: &AtomicBool) -> Option<Vec<i64>> {
+    /// The group's assignment as an `assign` op's value: rejoins first if
+    /// the group rebalanced (a new logical process after an unknown commit
+    /// keeps its assignment, as Kafka's client does). `None` when stopped.
+    pub(super) async fn group_assignment(&mut self, stop: &AtomicBool) -> Option<AssignValue> {
         let member = self.member.as_mut().expect("subscribe mode");
-        let assigned = member.rejoin(stop).await?;
-        self.owned = assigned.partitions.iter().filter_map(|p| self.parts.iter().position(|x| x == p)).collect();
-        self.generation = Some(assigned.generation);
+        if member.needs_rejoin() {
+            let assigned = member.rejoin(stop).await?;
+            self.owned = assigned.partitions.iter().filter_map(|p| self.parts.iter().position(|x| x == p)).collect();
+        }
+        let generation = self.member.as_ref().map(Member::generation);
         let mut value =
             AssignValue::manual(self.owned.iter().map(|&i| self.names[i].clone()).collect(), Seek::Committed);
-        (value.group, value.generation) = (Some(self.spec.group.clone()), Some(assigned.generation));
-        emit(Op::invoke(self.process, F::Assign, OpValue::Assign(value)));
-        emit(Op::complete(OpType::Ok, self.process, F::Assign, OpValue::none()));
-        // Bounded by the harness's stop.
-        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            let offsets = match self.coordinator.committed().await {
-                Ok(o) => o,
-                Err(_) => {
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                    continue;
-                }
-            };
-            match self.reset_offsets(&offsets).await {
-                Ok(ends) => return Some(self.starting_positions(&offsets, &ends)),
-                Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
-            }
-        }
-        None
+        (value.group, value.generation) = (Some(self.spec.group.clone()), generation);
+        Some(value)
     }
 
     /// Gives the owned partitions up before rejoining: commits what the
@@ -67,7 +54,7 @@ impl Consumer<'_> {
         }
         let value = RevokeValue {
             partitions: self.owned.iter().map(|&i| self.names[i].clone()).collect(),
-            generation: self.generation,
+            generation: self.member.as_ref().map(Member::generation),
         };
         emit(Op::invoke(self.process, F::Revoke, OpValue::Revoke(value)));
         emit(Op::complete(OpType::Ok, self.process, F::Revoke, OpValue::none()));

@@ -161,3 +161,29 @@ fn joins_with_unusable_protocols_are_refused_and_change_nothing() {
     assert_eq!(g.sync("ghost", 1, &[], t0, tx).unwrap_err().code, ErrorCode::UnknownMemberId);
     assert_eq!(g.state(), GroupState::Stable);
 }
+
+#[test]
+fn an_abandoned_join_is_dropped_and_a_waiting_sync_does_not_expire() {
+    let t0 = Instant::now();
+    let mut g = ClassicGroup::new("g");
+    let _kept = join(&mut g, "", "a", t0);
+    drop(join(&mut g, "", "ghost", t0)); // the client gave up its request
+    g.maybe_complete_join(t0 + DELAY);
+    assert_eq!((g.state(), g.member_count()), (GroupState::CompletingRebalance, 1), "the ghost got nothing");
+    // A follower waits in sync past its session while the leader syncs late.
+    let mut g = stable_group(t0);
+    g.leave("c", t0).unwrap();
+    let (mut ra, mut rb) = (join(&mut g, "a", "-", t0), join(&mut g, "b", "-", t0));
+    let g2 = ra.try_recv().unwrap().unwrap().generation;
+    assert_eq!(rb.try_recv().unwrap().unwrap().generation, g2);
+    let (tx, mut waiting) = oneshot::channel();
+    assert!(!g.sync("b", g2, &[], t0, tx).unwrap());
+    g.heartbeat("a", g2, t0 + Duration::from_millis(900)).unwrap();
+    g.expire(t0 + Duration::from_millis(1_500));
+    assert_eq!(g.member_count(), 2, "b waits in sync: not expired");
+    let (tx, _ra) = oneshot::channel();
+    let both = [MemberAssignment { member_id: "b".into(), assignment: "all".into() }];
+    assert!(g.sync("a", g2, &both, t0 + Duration::from_millis(1_500), tx).unwrap());
+    g.finish_sync(g2, Ok(()), t0 + Duration::from_millis(1_500));
+    assert_eq!(waiting.try_recv().unwrap().unwrap().assignment, "all");
+}
