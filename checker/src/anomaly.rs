@@ -32,13 +32,15 @@ pub enum AnomalyKind {
     OrderCycle,
     RealtimeCycle,
     LostEnqueued,
+    DroppedEnqueued,
+    LostUnacknowledged,
     LostProcessing,
     DuplicateProcessing,
     ZombieCommit,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 16] = [
+    pub const ALL: [AnomalyKind; 18] = [
         AnomalyKind::LostWrite,
         AnomalyKind::Unseen,
         AnomalyKind::ReplicaDivergence,
@@ -52,6 +54,8 @@ impl AnomalyKind {
         AnomalyKind::OrderCycle,
         AnomalyKind::RealtimeCycle,
         AnomalyKind::LostEnqueued,
+        AnomalyKind::DroppedEnqueued,
+        AnomalyKind::LostUnacknowledged,
         AnomalyKind::LostProcessing,
         AnomalyKind::DuplicateProcessing,
         AnomalyKind::ZombieCommit,
@@ -72,6 +76,8 @@ impl AnomalyKind {
             AnomalyKind::OrderCycle => "order-cycle",
             AnomalyKind::RealtimeCycle => "realtime-cycle",
             AnomalyKind::LostEnqueued => "lost-enqueued",
+            AnomalyKind::DroppedEnqueued => "dropped-enqueued",
+            AnomalyKind::LostUnacknowledged => "lost-unacknowledged",
             AnomalyKind::LostProcessing => "lost-processing",
             AnomalyKind::DuplicateProcessing => "duplicate-processing",
             AnomalyKind::ZombieCommit => "zombie-commit",

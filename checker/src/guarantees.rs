@@ -165,7 +165,17 @@ impl Guarantees {
             AnomalyKind::ReplicaDivergence | AnomalyKind::AbortedRead | AnomalyKind::PhantomRead => None,
             AnomalyKind::LostEnqueued => (self.producer_mode == ProducerMode::FireAndForget).then(|| {
                 "producer-mode=fire-and-forget: Kafka never promises records still in the producer's buffer; \
-                 a producer crash loses them (docs/semantics.md R4.10)"
+                 a producer crash, or a batch that fails for good unheard, loses them (docs/semantics.md R4.10)"
+                    .to_owned()
+            }),
+            AnomalyKind::DroppedEnqueued => (self.producer_mode == ProducerMode::FireAndForget).then(|| {
+                "producer-mode=fire-and-forget: the buffer refused the record and said so; an application \
+                 that ignores what send() returns drops it (docs/semantics.md R4.10)"
+                    .to_owned()
+            }),
+            AnomalyKind::LostUnacknowledged => (self.acks == Acks::Zero).then(|| {
+                "acks=0: nothing was acknowledged; a record counts as sent once it is on the wire, and a leader \
+                 that dies or a connection that breaks loses it"
                     .to_owned()
             }),
             AnomalyKind::LostProcessing => self.processing_loss_reason(),

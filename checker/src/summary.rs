@@ -71,7 +71,10 @@ fn availability(r: &Results, out: &mut String) {
         line.push_str(&format!("; latency p50 {} p99 {} max {}", ms(l.p50_ms), ms(l.p99_ms), ms(l.max_ms)));
     }
     out.push_str(&format!("{line}.\n"));
-    if a.unavailable_s > 0.0 {
+    if r.guarantees.acks == crate::guarantees::Acks::Zero {
+        // Unavailability is measured by acknowledged sends.
+        out.push_str("Unavailability: not measured: acks=0 sends are never acknowledged.\n");
+    } else if a.unavailable_s > 0.0 {
         out.push_str(&format!(
             "Unavailable {:.1} s in all (no acknowledged send for ≥ {} ms while clients kept sending):\n",
             a.unavailable_s, a.unavailable_gap_min_ms

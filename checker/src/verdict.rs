@@ -111,6 +111,12 @@ pub struct PartitionStats {
     pub enqueued: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub lost_enqueued: u64,
+    /// Records the buffer refused that a fire-and-forget application dropped.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dropped_enqueued: u64,
+    /// acks=0 sends that never reached the log.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost_unacknowledged: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub lost_processing: u64,
     /// Values at two or more offsets.
@@ -303,11 +309,13 @@ fn stats(h: &History, f: &Findings, inputs: &Inputs<'_>) -> Stats {
         }
     }
     type Field = fn(&mut PartitionStats) -> &mut u64;
-    let fields: [(AnomalyKind, Field); 5] = [
+    let fields: [(AnomalyKind, Field); 7] = [
         (AnomalyKind::LostWrite, |ps| &mut ps.lost),
         (AnomalyKind::Duplicate, |ps| &mut ps.duplicated),
         (AnomalyKind::Unseen, |ps| &mut ps.unseen),
         (AnomalyKind::LostEnqueued, |ps| &mut ps.lost_enqueued),
+        (AnomalyKind::DroppedEnqueued, |ps| &mut ps.dropped_enqueued),
+        (AnomalyKind::LostUnacknowledged, |ps| &mut ps.lost_unacknowledged),
         (AnomalyKind::LostProcessing, |ps| &mut ps.lost_processing),
     ];
     for (kind, field) in fields {

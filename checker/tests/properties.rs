@@ -36,10 +36,10 @@ proptest! {
         seed in any::<u64>(),
         partitions in 1u32..6,
         ops in 500u64..4000,
-        kind_ix in 0usize..AnomalyKind::ALL.len(),
+        kind_ix in 0usize..generator::injectable().len(),
         k in 1usize..6,
     ) {
-        let kind = AnomalyKind::ALL[kind_ix];
+        let kind = generator::injectable()[kind_ix];
         let (_, f, _) = findings(&GenConfig { ops, partitions, seed, inject: vec![(kind, k)] });
         prop_assert_eq!(f.count(kind), k as u64, "{} of {}", f.count(kind), kind);
         for other in f.kinds.keys() {
@@ -86,9 +86,10 @@ proptest! {
         seed in any::<u64>(),
         partitions in 2u32..6,
         ops in 1000u64..6000,
-        mix in proptest::collection::vec((0usize..AnomalyKind::ALL.len(), 1usize..4), 1..5),
+        mix in proptest::collection::vec((0usize..generator::injectable().len(), 1usize..4), 1..5),
     ) {
-        let inject: Vec<(AnomalyKind, usize)> = mix.into_iter().map(|(i, n)| (AnomalyKind::ALL[i], n)).collect();
+        let kinds = generator::injectable();
+        let inject: Vec<(AnomalyKind, usize)> = mix.into_iter().map(|(i, n)| (kinds[i], n)).collect();
         let (_, f, _) = findings(&GenConfig { ops, partitions, seed, inject: inject.clone() });
         let found: std::collections::BTreeMap<AnomalyKind, u64> = f.kinds.iter().map(|(k, v)| (*k, v.count)).collect();
         prop_assert_eq!(found, expected_counts(&inject));

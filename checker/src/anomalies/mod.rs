@@ -5,11 +5,13 @@
 pub mod aborted_read;
 pub(crate) mod consumer;
 pub mod cycles;
+pub mod dropped_enqueued;
 pub mod duplicate;
 pub mod duplicate_processing;
 pub mod inconsistent_offsets;
 pub mod lost_enqueued;
 pub mod lost_processing;
+pub mod lost_unacknowledged;
 pub mod lost_write;
 pub mod nonmonotonic_poll;
 pub mod nonmonotonic_send;
@@ -71,11 +73,20 @@ pub fn run_all(h: &History, g: &Guarantees, inputs: &Inputs<'_>, out: &mut Findi
 }
 
 /// The analyses of the application around the broker: the producer's buffer
-/// and the consumers' sink. Each runs only when the run used what it checks.
+/// (and, with acks=0, its unanswered sends) and the consumers' sink. Each
+/// runs only when the run used what it checks.
 fn application(h: &History, g: &Guarantees, sink: Option<&Sink>, f: &mut Findings) {
     match lost_enqueued::precondition(h, g) {
-        Ok(()) => lost_enqueued::check(h, f),
+        Ok(()) => {
+            lost_enqueued::check(h, f);
+            dropped_enqueued::check(h, f);
+        }
+        // One note for both: they apply to the same runs.
         Err(why) => f.not_checked(why),
+    }
+    // Silent otherwise: with acknowledgements, lost-write covers loss.
+    if lost_unacknowledged::applies(g) {
+        lost_unacknowledged::check(h, f);
     }
     let sink = match (g.sink_mode, sink) {
         (None, _) => Err("sink-mode=none: the run had no sink"),

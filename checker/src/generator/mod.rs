@@ -52,7 +52,8 @@ const INJECTIONS_MAX: usize = 100_000;
 /// application does; such sends always succeed in a clean history.
 const ENQUEUE_PER_MILLE: u64 = 200;
 /// Share of producer moves that start with an enqueue refused because the
-/// buffer stayed full past `max.block.ms`: a definite failure, never sent.
+/// buffer stayed full past `max.block.ms`: a definite failure, after which
+/// the application sends the record again (so nothing is dropped).
 const ENQUEUE_FAIL_PER_MILLE: u64 = 20;
 /// Share of consumer processing attempts the sink refuses first; the
 /// consumer retries until it succeeds.
@@ -94,6 +95,17 @@ pub fn implied_by(kind: AnomalyKind) -> &'static [AnomalyKind] {
     }
 }
 
+/// Whether the generator can inject `kind`. Its histories are acks=all, so
+/// not `lost-unacknowledged`, which only acks=0 histories can show.
+pub fn can_inject(kind: AnomalyKind) -> bool {
+    kind != AnomalyKind::LostUnacknowledged
+}
+
+/// The types [`can_inject`] allows, in [`AnomalyKind::ALL`]'s order.
+pub fn injectable() -> Vec<AnomalyKind> {
+    AnomalyKind::ALL.into_iter().filter(|k| can_inject(*k)).collect()
+}
+
 /// Parses `lost-write:3,duplicate:2`.
 pub fn parse_inject(s: &str) -> Result<Vec<(AnomalyKind, usize)>> {
     let mut out = Vec::new();
@@ -103,6 +115,9 @@ pub fn parse_inject(s: &str) -> Result<Vec<(AnomalyKind, usize)>> {
             item.split_once(':').ok_or_else(|| Error::Generate(format!("{item:?}: give a count, as in {item}:1")))?;
         let kind = AnomalyKind::from_name(name.trim())
             .ok_or_else(|| Error::Generate(format!("unknown anomaly type {name:?}")))?;
+        if !can_inject(kind) {
+            return Err(Error::Generate(format!("{kind}: generated histories are acks=all, so it cannot occur")));
+        }
         let n: usize = n.trim().parse().map_err(|_| Error::Generate(format!("bad count in {item:?}")))?;
         out.push((kind, n));
     }
@@ -133,6 +148,9 @@ pub fn generate_with_sink(cfg: &GenConfig, emit: &mut dyn FnMut(&Op) -> Result<(
     let total: usize = cfg.inject.iter().map(|i| i.1).sum();
     if total > INJECTIONS_MAX {
         return Err(Error::Generate(format!("at most {INJECTIONS_MAX} injections")));
+    }
+    if let Some((kind, _)) = cfg.inject.iter().find(|(k, n)| *n > 0 && !can_inject(*k)) {
+        return Err(Error::Generate(format!("{kind}: generated histories are acks=all, so it cannot occur")));
     }
     let wants = |k| cfg.inject.iter().any(|i| i.0 == k && i.1 > 0);
     if cfg.partitions < 2 && wants(AnomalyKind::LostWrite) && wants(AnomalyKind::Unseen) {

@@ -419,12 +419,17 @@ impl<'a> Sim<'a> {
         let nparts = self.logs.len() as u64;
         let (invoke, what) = if !self.actors[a].consumer {
             let p = self.rng.below(nparts) as usize;
+            let mut values = Vec::new();
             if self.rng.chance(ENQUEUE_FAIL_PER_MILLE) {
+                // Refused; the application sends the record again now.
                 let v = self.fresh();
                 self.enqueue(process, p, &[v], OpType::Fail)?;
+                values.push(v);
             }
-            let n = self.rng.range(1, BATCH_MAX);
-            let values: Vec<i64> = (0..n).map(|_| self.fresh()).collect();
+            let n = self.rng.range(1, BATCH_MAX) as usize;
+            while values.len() < n {
+                values.push(self.fresh());
+            }
             let enqueued = self.rng.chance(ENQUEUE_PER_MILLE);
             if enqueued {
                 self.enqueue(process, p, &values, OpType::Ok)?;

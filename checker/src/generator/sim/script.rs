@@ -32,6 +32,14 @@ impl Sim<'_> {
             AnomalyKind::OrderCycle => self.batch_landing_reversed(p),
             AnomalyKind::InconsistentOffsets => self.inconsistent_offsets(p),
             AnomalyKind::LostEnqueued => self.lost_enqueued(p),
+            AnomalyKind::DroppedEnqueued => {
+                // Refused by the buffer and never sent again.
+                let s = self.fresh_process();
+                let v = self.fresh();
+                self.enqueue(s, p, &[v], OpType::Fail)?;
+                Ok(())
+            }
+            AnomalyKind::LostUnacknowledged => unreachable!("refused by parse_inject and generate"),
             AnomalyKind::LostProcessing => self.lost_processing(p),
             AnomalyKind::DuplicateProcessing => self.duplicate_processing(p),
             AnomalyKind::ZombieCommit => self.zombie_commit(p),
