@@ -84,7 +84,7 @@ impl Nemesis {
         addresses.insert(CONTROL.to_string(), state.placement.control_ip());
         Nemesis {
             hosts,
-            roles: Roles::new(state, &plan.topic, METADATA_TIMEOUT),
+            roles: Roles::new(state, &plan.topic, &plan.group, METADATA_TIMEOUT),
             state: Mutex::new(state.clone()),
             addresses,
             writer,
@@ -149,9 +149,11 @@ impl Nemesis {
         let f = op.action.to_string();
         self.record(&format!("start-{f}"), json!({ "target": op.target.to_string(), "scheduled_ns": scheduled_ns }))?;
         let outcome = match &op.action {
-            Action::KillProducer | Action::KillConsumer | Action::PauseConsumer | Action::ResumeConsumer => {
-                Outcome::Installed(vec![op.target.to_string()])
-            }
+            Action::KillProducer
+            | Action::KillConsumer
+            | Action::PauseConsumer
+            | Action::ResumeConsumer
+            | Action::StallConsumer => Outcome::Installed(vec![op.target.to_string()]),
             Action::SinkOutage => self.sink_outage().await?,
             Action::SinkRecover => self.sink_recover()?,
             Action::Heal => {
@@ -163,11 +165,7 @@ impl Nemesis {
             Action::Grudge(g) => {
                 partition::apply(&self.hosts, g, &self.addresses).await?;
                 self.active.lock().partition = Some("explicit".into());
-                Outcome::Installed(
-                    g.iter()
-                        .map(|(k, v)| format!("{k} drops {}", v.iter().cloned().collect::<Vec<_>>().join(",")))
-                        .collect(),
-                )
+                Outcome::Installed(partition::describe(g))
             }
             Action::Kill
             | Action::Pause
@@ -220,21 +218,20 @@ impl Nemesis {
             "leader-from-followers" => self.leader_of(&leader(target)).await.map(|i| Shape::One(names[i].clone())),
             "mute-leader" => self.leader_of(&leader(target)).await.map(|i| Shape::MuteToClients(names[i].clone())),
             "isolate-controller" => self.controller().await.map(|i| Shape::One(names[i].clone())),
+            "coordinator-from-clients" => {
+                self.roles.coordinator().await.map(|i| Shape::RefuseClients(names[i].clone()))
+            }
             other => Some(partition::parse_shape(other).map_err(anyhow::Error::msg)?),
         };
         let Some(resolved) = resolved else {
-            return Ok(Outcome::Skipped(format!("{shape}: no leader of {} or controller right now", leader(target))));
+            let what = format!("no leader of {}, controller or group coordinator right now", leader(target));
+            return Ok(Outcome::Skipped(format!("{shape}: {what}")));
         };
         let seed = self.rng.lock().random_range(0..u64::MAX);
         let grudge = partition::grudge(&resolved, &names, seed);
         partition::apply(&self.hosts, &grudge, &self.addresses).await?;
         self.active.lock().partition = Some(shape.clone());
-        Ok(Outcome::Installed(
-            grudge
-                .iter()
-                .map(|(k, v)| format!("{k} drops {}", v.iter().cloned().collect::<Vec<_>>().join(",")))
-                .collect(),
-        ))
+        Ok(Outcome::Installed(partition::describe(&grudge)))
     }
 
     async fn leader_of(&self, partition: &str) -> Option<usize> {

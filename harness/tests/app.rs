@@ -262,3 +262,50 @@ fn a_fault_free_run_processes_every_record_once_even_through_a_queue() {
     assert_eq!(anomaly_count(&dir, "lost-processing"), 0);
     assert_eq!(anomaly_count(&dir, "duplicate-processing"), 0);
 }
+
+/// `stall-consumer`: the first consumer's batch outlasts its
+/// `max.poll.interval.ms` while its process lives on. Its client leaves the
+/// group, so the commit after the stalled batch is refused and the batch's
+/// records, processed by the stalled member and by the partitions' next
+/// owner, are in the sink twice; nothing is lost.
+#[test]
+fn a_stalled_consumer_leaves_its_group_and_its_batch_is_processed_again() {
+    let args = [
+        "--time-limit",
+        "12",
+        "--rate",
+        "200",
+        "--consumers",
+        "2",
+        "--topic-partitions",
+        "2",
+        "--subscribe",
+        "--session-timeout-ms",
+        "1500",
+        "--max-poll-interval-ms",
+        "1000",
+        "--broker-config",
+        "group.min.session.timeout.ms=500",
+        "--broker-config",
+        "group.initial.rebalance.delay.ms=300",
+        "--sink",
+        "sqlite",
+        "--commit",
+        "after-process",
+    ];
+    let timeline = "[[timeline]]\nt = 4.0\nfault = \"stall-consumer\"\ntarget = \"consumer\"\n";
+    let (_c, dir, ops) = run_story("st", 9, &args, Some(timeline), 0);
+    let refused = ops.iter().find(|o| o.f == F::Commit && o.error_code.as_deref() == Some("COMMIT_FAILED"));
+    assert!(refused.is_some(), "the stalled member had left its group, so its commit was refused");
+    let generations: std::collections::BTreeSet<i32> = ops
+        .iter()
+        .filter_map(|o| match &o.value {
+            OpValue::Assign(a) if o.f == F::Assign => a.generation,
+            _ => None,
+        })
+        .collect();
+    assert!(generations.len() >= 2, "the stall rebalanced the group: {generations:?}");
+    assert!(anomaly_count(&dir, "duplicate-processing") > 0, "the stalled batch was processed twice");
+    assert_eq!(anomaly_status(&dir, "duplicate-processing"), "permitted");
+    assert_eq!(anomaly_count(&dir, "lost-processing"), 0);
+}

@@ -20,6 +20,7 @@ pub enum PartitionShape {
     IsolateController,
     LeaderFromFollowers,
     MuteLeader,
+    CoordinatorFromClients,
 }
 
 impl PartitionShape {
@@ -34,11 +35,13 @@ impl PartitionShape {
         PartitionShape::IsolateController,
         PartitionShape::LeaderFromFollowers,
         PartitionShape::MuteLeader,
+        PartitionShape::CoordinatorFromClients,
     ];
 
     /// The shapes a plain `partition` picks from at random. `mute-leader`
-    /// is left out: it is aimed at one claim ("the write succeeded, the ack
-    /// did not"). The order is part of the seeded schedule: do not reorder.
+    /// and `coordinator-from-clients` are left out: each is aimed at one
+    /// claim ("the write succeeded, the ack did not"; "the commit request
+    /// failed"). The order is part of the seeded schedule: do not reorder.
     pub const STANDARD: &[PartitionShape] = PartitionShape::ALL.split_at(7).0;
 
     pub fn name(self) -> &'static str {
@@ -51,6 +54,7 @@ impl PartitionShape {
             PartitionShape::IsolateController => "isolate-controller",
             PartitionShape::LeaderFromFollowers => "leader-from-followers",
             PartitionShape::MuteLeader => "mute-leader",
+            PartitionShape::CoordinatorFromClients => "coordinator-from-clients",
         }
     }
 
@@ -65,6 +69,9 @@ impl PartitionShape {
             PartitionShape::LeaderFromFollowers => "the leader cut from its followers; it keeps its clients",
             PartitionShape::MuteLeader => {
                 "the leader's answers to clients are dropped: writes arrive and replicate, acks are lost"
+            }
+            PartitionShape::CoordinatorFromClients => {
+                "the consumer group's coordinator refuses the clients' connections: commits and offset reads fail"
             }
         }
     }
@@ -92,6 +99,7 @@ pub enum Fault {
     KillConsumer,
     PauseConsumer,
     ResumeConsumer,
+    StallConsumer,
     SinkOutage,
     SinkRecover,
     PauseFetchers,
@@ -123,6 +131,7 @@ impl Fault {
             Fault::KillConsumer,
             Fault::PauseConsumer,
             Fault::ResumeConsumer,
+            Fault::StallConsumer,
             Fault::SinkOutage,
             Fault::SinkRecover,
             Fault::PauseFetchers,
@@ -144,6 +153,7 @@ impl Fault {
             Fault::KillConsumer => "kill-consumer",
             Fault::PauseConsumer => "pause-consumer",
             Fault::ResumeConsumer => "resume-consumer",
+            Fault::StallConsumer => "stall-consumer",
             Fault::SinkOutage => "sink-outage",
             Fault::SinkRecover => "sink-recover",
             Fault::PauseFetchers => "pause-fetchers",
@@ -164,6 +174,9 @@ impl Fault {
             Fault::KillConsumer => "SIGKILL a consumer process; a new one takes its place",
             Fault::PauseConsumer => "SIGSTOP a consumer process, as a long GC pause (the random mix resumes it later)",
             Fault::ResumeConsumer => "SIGCONT the paused consumer process",
+            Fault::StallConsumer => {
+                "a consumer's processing takes longer than max.poll.interval.ms while its process stays alive"
+            }
             Fault::SinkOutage => "the consumers' database refuses writes (until sink-recover)",
             Fault::SinkRecover => "the consumers' database accepts writes again",
             Fault::PauseFetchers => "a follower stops fetching (needs --admin-hooks)",

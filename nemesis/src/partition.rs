@@ -1,6 +1,6 @@
 //! Network partitions: which host drops whose packets (a *grudge*), the
 //! standard shapes that produce one, and installing or healing it as
-//! inbound DROP rules in each host.
+//! inbound DROP (or TCP reset) rules in each host.
 //!
 //! Rules live in our own chain, [`CHAIN`], jumped to from INPUT and OUTPUT
 //! inside each host's network namespace (or VM): an inbound rule matches a
@@ -28,6 +28,12 @@ pub const CONTROL: &str = "control";
 /// drops what it sends to the control host, while what it receives still
 /// arrives (requests are handled, their answers lost).
 pub const OUTBOUND: &str = "to:";
+/// Prefix of a grudge entry for TCP the host *refuses*: `reset:control`
+/// answers every packet from the control host with a reset, so a request
+/// in flight fails at once and never arrives later. (A dropped request
+/// would: the client's kernel retransmits it after the heal, even once
+/// the client gave up on it.)
+pub const RESET: &str = "reset:";
 /// Bound on one iptables call; they take milliseconds.
 const IPTABLES_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -51,6 +57,9 @@ pub enum Shape {
     /// still reach it and replication still flows, so it does the work and
     /// its answers are lost ("the write succeeded, the ack did not").
     MuteToClients(String),
+    /// The node resets the clients' TCP connections; it stays in the
+    /// cluster, and requests sent to it fail without arriving.
+    RefuseClients(String),
     /// Given outright.
     Explicit(Grudge),
 }
@@ -110,24 +119,45 @@ pub fn grudge(shape: &Shape, nodes: &[String], seed: u64) -> Grudge {
         Shape::MuteToClients(target) => {
             g.entry(target.clone()).or_default().insert(format!("{OUTBOUND}{CONTROL}"));
         }
+        Shape::RefuseClients(target) => {
+            g.entry(target.clone()).or_default().insert(format!("{RESET}{CONTROL}"));
+        }
         Shape::Explicit(given) => g = given.clone(),
     }
     g
 }
 
+/// One line per host of `grudge`, as the history's fault op shows it:
+/// `n1 drops n2,n3`, `n1 drops to:control`, `n1 resets control`.
+pub fn describe(grudge: &Grudge) -> Vec<String> {
+    let mut out = Vec::new();
+    for (node, entries) in grudge {
+        let (reset, drop): (Vec<&String>, Vec<&String>) = entries.iter().partition(|e| e.starts_with(RESET));
+        if !drop.is_empty() {
+            out.push(format!("{node} drops {}", drop.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")));
+        }
+        if !reset.is_empty() {
+            let names: Vec<&str> = reset.iter().map(|e| e.trim_start_matches(RESET)).collect();
+            out.push(format!("{node} resets {}", names.join(",")));
+        }
+    }
+    out
+}
+
 /// Parses a shape name as the CLI and schedules write it: `one:n1`,
-/// `isolate:n1`, `mute:n1`, `halves`, `majorities-ring`, `bridge`.
+/// `isolate:n1`, `mute:n1`, `refuse:n1`, `halves`, `majorities-ring`, `bridge`.
 pub fn parse_shape(text: &str) -> Result<Shape, String> {
     match text.split_once(':') {
         Some(("one", n)) => Ok(Shape::One(n.to_string())),
         Some(("isolate", n)) => Ok(Shape::IsolateWithClients(n.to_string())),
         Some(("mute", n)) => Ok(Shape::MuteToClients(n.to_string())),
+        Some(("refuse", n)) => Ok(Shape::RefuseClients(n.to_string())),
         None if text == "halves" || text == "majority-minority" => Ok(Shape::Halves),
         None if text == "majorities-ring" => Ok(Shape::MajoritiesRing),
         None if text == "bridge" => Ok(Shape::Bridge),
         _ => Err(format!(
             "unknown partition shape `{text}`; \
-             known: one:<node>, isolate:<node>, mute:<node>, halves, majorities-ring, bridge"
+             known: one:<node>, isolate:<node>, mute:<node>, refuse:<node>, halves, majorities-ring, bridge"
         )),
     }
 }
@@ -209,9 +239,10 @@ fn host_rules<H: Host>(
 ) -> Result<Vec<String>, HostError> {
     let mut rules = Vec::new();
     for entry in grudge.get(host.name()).into_iter().flatten() {
-        let (flag, name) = match entry.strip_prefix(OUTBOUND) {
-            Some(to) => ("-d", to),
-            None => ("-s", entry.as_str()),
+        let (flag, name, verdict) = match (entry.strip_prefix(OUTBOUND), entry.strip_prefix(RESET)) {
+            (Some(to), _) => ("-d", to, "DROP"),
+            (_, Some(from)) => ("-s", from, "REJECT --reject-with tcp-reset"),
+            _ => ("-s", entry.as_str(), "DROP"),
         };
         let ip = addresses.get(name).ok_or_else(|| HostError::CommandFailed {
             host: host.name().to_string(),
@@ -224,7 +255,8 @@ fn host_rules<H: Host>(
             let side = if flag == "-s" { "--dport" } else { "--sport" };
             rules.push(format!("{flag} {ip} -p tcp {side} {port} -j ACCEPT"));
         }
-        rules.push(format!("{flag} {ip} -j DROP"));
+        let tcp = if verdict == "DROP" { "" } else { "-p tcp " };
+        rules.push(format!("{flag} {ip} {tcp}-j {verdict}"));
     }
     Ok(rules)
 }
@@ -276,6 +308,9 @@ mod tests {
             "only n2's packets to the clients"
         );
         assert_eq!(parse_shape("mute:n2"), Ok(Shape::MuteToClients("n2".into())));
+        let g = grudge(&Shape::RefuseClients("n2".into()), &names(3), 1);
+        assert_eq!(g, Grudge::from([("n2".to_string(), BTreeSet::from(["reset:control".to_string()]))]));
+        assert_eq!(parse_shape("refuse:n2"), Ok(Shape::RefuseClients("n2".into())));
     }
 
     #[test]

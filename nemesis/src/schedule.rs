@@ -41,6 +41,9 @@ pub enum Action {
     KillConsumer,
     PauseConsumer,
     ResumeConsumer,
+    /// The consumer application's next batch takes longer than its
+    /// `max.poll.interval.ms` to process (the process stays alive).
+    StallConsumer,
     PauseFetchers,
     ResumeFetchers,
     /// Make the consumers' downstream database refuse writes (another
@@ -130,6 +133,7 @@ fn parse_action(fault: &str, shape: Option<&str>) -> Result<Action, String> {
         Fault::KillConsumer => Action::KillConsumer,
         Fault::PauseConsumer => Action::PauseConsumer,
         Fault::ResumeConsumer => Action::ResumeConsumer,
+        Fault::StallConsumer => Action::StallConsumer,
         Fault::PauseFetchers => Action::PauseFetchers,
         Fault::SinkOutage => Action::SinkOutage,
         Fault::SinkRecover => Action::SinkRecover,
@@ -229,6 +233,7 @@ pub fn random_mix(
                 Fault::Pause => (Action::Pause, Some(Action::Resume), 2.0 * session_timeout_s),
                 Fault::KillProducer => (Action::KillProducer, None, 0.0),
                 Fault::KillConsumer => (Action::KillConsumer, None, 0.0),
+                Fault::StallConsumer => (Action::StallConsumer, None, 0.0),
                 Fault::PauseConsumer => (Action::PauseConsumer, Some(Action::ResumeConsumer), 2.0 * session_timeout_s),
                 Fault::SinkOutage => (Action::SinkOutage, Some(Action::SinkRecover), SINK_OUTAGE_MIN_S),
                 Fault::Partition | Fault::Shape(_) => {
@@ -278,6 +283,7 @@ impl fmt::Display for Action {
             Action::KillConsumer => "kill-consumer".into(),
             Action::PauseConsumer => "pause-consumer".into(),
             Action::ResumeConsumer => "resume-consumer".into(),
+            Action::StallConsumer => "stall-consumer".into(),
             Action::PauseFetchers => "pause-fetchers".into(),
             Action::ResumeFetchers => "resume-fetchers".into(),
             Action::SinkOutage => "sink-outage".into(),

@@ -8,6 +8,7 @@
 
 mod group;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -44,8 +45,8 @@ struct Consumer<'a> {
     committed: Vec<i64>,
 }
 
-pub async fn consume(c: &ClientSpec, a: &ConsumerSpec, stop: &AtomicBool) -> anyhow::Result<()> {
-    let mut consumer = Consumer::new(c, a)?;
+pub async fn consume(c: &ClientSpec, a: &ConsumerSpec, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    let mut consumer = Consumer::new(c, a, stop)?;
     // Assign, then poll, process and commit until stopped; an `info` commit
     // ends the logical process, and the next one assigns afresh. Bounded by
     // the harness's stop, as the producer's loop.
@@ -81,7 +82,7 @@ pub async fn consume(c: &ClientSpec, a: &ConsumerSpec, stop: &AtomicBool) -> any
 }
 
 impl<'a> Consumer<'a> {
-    fn new(c: &ClientSpec, a: &'a ConsumerSpec) -> anyhow::Result<Consumer<'a>> {
+    fn new(c: &ClientSpec, a: &'a ConsumerSpec, stop: &Arc<AtomicBool>) -> anyhow::Result<Consumer<'a>> {
         let ids = Ids::new(c.process, c.process_stride);
         let process = ids.take();
         let timeout = Duration::from_millis(c.request_timeout_ms);
@@ -90,7 +91,7 @@ impl<'a> Consumer<'a> {
             None => a.owned.clone(),
         };
         let names: Vec<String> = parts.iter().map(|&p| part_name(&c.topic, p)).collect();
-        let downstream = Downstream::start(a, names.clone(), &ids, c.process_stride)?;
+        let downstream = Downstream::start(a, names.clone(), &ids, c.process_stride, stop)?;
         let member =
             a.subscribe.clone().map(|s| Member::new(&c.bootstrap, timeout, a.group.clone(), c.topic.clone(), s));
         Ok(Consumer {

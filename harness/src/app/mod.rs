@@ -31,6 +31,7 @@ pub mod producer;
 pub mod rdkafka;
 pub mod record;
 pub mod spec;
+pub mod stall;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -2,9 +2,13 @@
 //! polls: each batch of records goes into the slot's sink (one transaction,
 //! recorded as a `process` op), inline or through a bounded in-memory queue
 //! drained by a worker that is its own logical process, and the partition's
-//! processed offset moves past it.
+//! processed offset moves past it. When the group takes the partitions
+//! away, the queue's batches not yet started are dropped, as an
+//! application's `onPartitionsRevoked` clears its hand-off queue: their new
+//! owner reads from the committed offset.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -13,6 +17,7 @@ use faultline_checker::op::{F, Op, OpType, OpValue, PartMap, PollValue};
 use parking_lot::Mutex;
 
 use super::record::emit;
+use super::stall::Stall;
 use crate::sink::Sink;
 
 /// Pause after a failed assign, poll or sink write.
@@ -36,6 +41,8 @@ struct Processor {
     sink: Option<Arc<Mutex<Sink>>>,
     on_error: OnSinkError,
     work: Duration,
+    /// Subscribe mode: the `stall-consumer` fault's pending stall.
+    stall: Option<Stall>,
 }
 
 impl Processor {
@@ -43,10 +50,13 @@ impl Processor {
     /// sink's transaction committed. On a sink error, `skip` gives the
     /// records up and `retry` tries again (bounded).
     async fn process(&self, pid: u64, name: &str, records: Records) -> anyhow::Result<()> {
-        let Some(sink) = &self.sink else { return Ok(()) };
         if records.is_empty() {
             return Ok(());
         }
+        if let Some(stall) = &self.stall {
+            stall.take().await;
+        }
+        let Some(sink) = &self.sink else { return Ok(()) };
         let value = || OpValue::Process(PollValue { records: PartMap(vec![(name.to_string(), records.clone())]) });
         tokio::time::sleep(self.work).await;
         for attempt in 1..=SINK_ATTEMPTS_MAX {
@@ -98,6 +108,8 @@ impl Processor {
 struct Handoff {
     index: usize,
     records: Records,
+    /// The assignment it was polled under (see [`Downstream::revoke`]).
+    assignment: u64,
 }
 
 /// The queue worker's task.
@@ -105,9 +117,11 @@ type Worker = tokio::task::JoinHandle<anyhow::Result<()>>;
 
 /// Starts the worker that drains the bounded queue under process `id`,
 /// marking each partition's processed offset (`names[index]`, `processed[index]`).
+/// Batches of an earlier assignment than `assignment` are dropped.
 fn spawn_worker(
     processor: Arc<Processor>,
     processed: Arc<Mutex<Vec<i64>>>,
+    assignment: Arc<AtomicU64>,
     names: Vec<String>,
     id: u64,
 ) -> (tokio::sync::mpsc::Sender<Handoff>, Worker) {
@@ -115,6 +129,9 @@ fn spawn_worker(
     let worker = tokio::spawn(async move {
         // Bounded by the channel: it ends when the poll loop drops its sender.
         while let Some(h) = rx.recv().await {
+            if h.assignment != assignment.load(Ordering::SeqCst) {
+                continue;
+            }
             processor.process_and_mark(id, &names[h.index], h.index, h.records, &processed).await?;
         }
         anyhow::Ok(())
@@ -141,30 +158,40 @@ pub struct Downstream {
     names: Vec<String>,
     /// Per owned partition, the offset after the last processed record.
     processed: Arc<Mutex<Vec<i64>>>,
+    /// Counts the assignments given up ([`Downstream::revoke`]).
+    assignment: Arc<AtomicU64>,
     queue: Option<tokio::sync::mpsc::Sender<Handoff>>,
     worker: Option<Worker>,
 }
 
 impl Downstream {
     /// Opens the spec's sink and, for a queue, starts the worker under the
-    /// next id of `ids` (so the stride must be positive).
+    /// next id of `ids` (so the stride must be positive). A subscribing
+    /// consumer listens for `stall-consumer` (a stall ends early at `stop`).
     pub fn start(
         a: &crate::app::spec::ConsumerSpec,
         names: Vec<String>,
         ids: &super::record::Ids,
         stride: u64,
+        stop: &Arc<AtomicBool>,
     ) -> anyhow::Result<Downstream> {
         let sink = match &a.sink_path {
             Some(path) => Some(Arc::new(Mutex::new(Sink::open(path)?))),
             None => None,
         };
-        let processor =
-            Arc::new(Processor { sink, on_error: a.on_sink_error, work: Duration::from_millis(a.process_time_ms) });
+        let stall = match &a.subscribe {
+            Some(s) => Some(Stall::listen(Duration::from_millis(s.max_poll_interval_ms), stop.clone())?),
+            None => None,
+        };
+        let work = Duration::from_millis(a.process_time_ms);
+        let processor = Arc::new(Processor { sink, on_error: a.on_sink_error, work, stall });
         let processed = Arc::new(Mutex::new(vec![0; names.len()]));
-        let mut d = Downstream { processor, names, processed, queue: None, worker: None };
+        let assignment = Arc::new(AtomicU64::new(0));
+        let mut d = Downstream { processor, names, processed, assignment, queue: None, worker: None };
         if a.processing == faultline_checker::modes::Processing::Queue {
             anyhow::ensure!(stride > 0, "processing = queue needs a process stride > 0 (the worker has its own id)");
-            let (tx, worker) = spawn_worker(d.processor.clone(), d.processed.clone(), d.names.clone(), ids.take());
+            let (processor, processed, assignment) = (d.processor.clone(), d.processed.clone(), d.assignment.clone());
+            let (tx, worker) = spawn_worker(processor, processed, assignment, d.names.clone(), ids.take());
             (d.queue, d.worker) = (Some(tx), Some(worker));
         }
         Ok(d)
@@ -180,13 +207,19 @@ impl Downstream {
         self.processed.lock().clone()
     }
 
+    /// The partitions were given up: the queue's batches not yet started
+    /// are dropped (the one being processed finishes).
+    pub fn revoke(&self) {
+        self.assignment.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// One poll's records, partition by partition: processed now under
     /// process `pid`, or handed to the queue (waiting while it is full).
     pub async fn hand(&self, pid: u64, got: Vec<(usize, Records)>) -> anyhow::Result<()> {
         for (i, records) in got {
             match &self.queue {
                 Some(tx) => tx
-                    .send(Handoff { index: i, records })
+                    .send(Handoff { index: i, records, assignment: self.assignment.load(Ordering::SeqCst) })
                     .await
                     .map_err(|_| anyhow::anyhow!("the queue worker stopped"))?,
                 None => self.processor.process_and_mark(pid, &self.names[i], i, records, &self.processed).await?,

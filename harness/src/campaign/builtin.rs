@@ -29,6 +29,10 @@ const SEED_CLAIMS_FILES: Files = embed! {
     "timelines/one-follower-down.toml" => "campaigns/timelines/one-follower-down.toml",
     "timelines/two-followers-down.toml" => "campaigns/timelines/two-followers-down.toml",
     "timelines/sink-outage.toml" => "campaigns/timelines/sink-outage.toml",
+    "timelines/stall-consumer.toml" => "campaigns/timelines/stall-consumer.toml",
+    "timelines/coordinator-from-clients.toml" => "campaigns/timelines/coordinator-from-clients.toml",
+    "timelines/leader-kills.toml" => "campaigns/timelines/leader-kills.toml",
+    "../recipes/app/stall-cluster.toml" => "recipes/app/stall-cluster.toml",
 };
 
 const BUG_HUNT: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../campaigns/bug-hunt.toml"));

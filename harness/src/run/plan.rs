@@ -187,6 +187,9 @@ impl Plan {
         let hosts = ssh_hosts(&harness, settings.nodes)?;
         let mut kills = client_kills(&harness, settings.time_limit)?;
         let faults = fault_schedule(&settings, timeline)?;
+        if !settings.subscribe && faults.iter().any(|f| f.action == Action::StallConsumer) {
+            return Err("stall-consumer: needs --subscribe (max.poll.interval.ms binds only group members)".into());
+        }
         // Client faults of the schedule go to the supervisor of the role's first slot.
         for f in &faults {
             let (role, signal) = match f.action {
@@ -194,6 +197,7 @@ impl Plan {
                 Action::KillConsumer => (Role::Consumer, ClientSignal::Kill),
                 Action::PauseConsumer => (Role::Consumer, ClientSignal::Pause),
                 Action::ResumeConsumer => (Role::Consumer, ClientSignal::Resume),
+                Action::StallConsumer => (Role::Consumer, ClientSignal::Stall),
                 _ => continue,
             };
             kills.push((role, Duration::from_secs_f64(f.at_s), signal));

@@ -69,6 +69,8 @@ pub enum ClientSignal {
     Pause,
     /// SIGCONT.
     Resume,
+    /// SIGUSR1: a consumer's next batch outlasts `max.poll.interval.ms`.
+    Stall,
 }
 
 /// One client slot: a role and its arguments; the process behind it is
@@ -257,6 +259,7 @@ impl<'a> ProcessRun<'a> {
                         ClientSignal::Kill => self.kill(),
                         ClientSignal::Pause => self.signal(Signal::SIGSTOP),
                         ClientSignal::Resume => self.signal(Signal::SIGCONT),
+                        ClientSignal::Stall => self.signal(Signal::SIGUSR1),
                     }
                 }
             }

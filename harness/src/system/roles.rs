@@ -1,5 +1,6 @@
 //! The roles the nemesis aims at (`leader-of:P`, `followers-of:P`,
-//! `controller`), found from the system itself when a fault fires:
+//! `controller`, the consumer group's coordinator), found from the system
+//! itself when a fault fires:
 //! faultline-node's HTTP API for the built-in system, Kafka's Metadata and
 //! DescribeQuorum for an external one. A role is a host index (brokers are
 //! matched to hosts by their ids); `None` when nobody answers or the role is
@@ -8,6 +9,7 @@
 use std::time::Duration;
 
 use faultline_client::Client;
+use faultline_client::api::ErrorCode;
 
 use super::kafka_admin::KafkaAdmin;
 use crate::cluster::ClusterState;
@@ -24,6 +26,8 @@ pub struct Roles {
     kafka: Option<KafkaAdmin>,
     /// The run's topic, which `events` in a target names.
     topic: String,
+    /// The run's consumer group.
+    group: String,
     timeout: Duration,
 }
 
@@ -34,7 +38,7 @@ pub struct Replicas {
 }
 
 impl Roles {
-    pub fn new(state: &ClusterState, topic: &str, timeout: Duration) -> Roles {
+    pub fn new(state: &ClusterState, topic: &str, group: &str, timeout: Duration) -> Roles {
         let external = state.nodes.iter().any(|n| n.external.is_some());
         let kafka = external.then(|| KafkaAdmin::new(state.nodes.iter().map(|n| n.kafka_address()).collect(), timeout));
         Roles {
@@ -42,6 +46,7 @@ impl Roles {
             urls: state.nodes.iter().map(|n| n.url.clone()).collect(),
             kafka,
             topic: topic.to_string(),
+            group: group.to_string(),
             timeout,
         }
     }
@@ -79,6 +84,27 @@ impl Roles {
     /// `partition`'s leader.
     pub async fn leader_of(&self, partition: &str) -> Option<usize> {
         self.replicas_of(partition).await?.leader
+    }
+
+    /// The run's group's coordinator: the node that answers for the group,
+    /// or the one a `NOT_COORDINATOR` names. faultline-node only (an
+    /// external system's FindCoordinator is not asked yet).
+    pub async fn coordinator(&self) -> Option<usize> {
+        if self.kafka.is_some() {
+            return None;
+        }
+        for (i, url) in self.urls.iter().enumerate() {
+            match Client::with_timeout(url, self.timeout).committed_offsets(&self.group).await {
+                Ok(_) => return Some(i),
+                Err(faultline_client::ClientError::Api { body, .. }) if body.error == ErrorCode::NotCoordinator => {
+                    if let Some(id) = body.leader_id {
+                        return self.index_of(id);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        None
     }
 
     /// The active controller.

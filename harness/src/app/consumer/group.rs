@@ -56,6 +56,7 @@ impl Consumer<'_> {
             partitions: self.owned.iter().map(|&i| self.names[i].clone()).collect(),
             generation: self.member.as_ref().map(Member::generation),
         };
+        self.downstream.revoke();
         emit(Op::invoke(self.process, F::Revoke, OpValue::Revoke(value)));
         emit(Op::complete(OpType::Ok, self.process, F::Revoke, OpValue::none()));
         self.owned.clear();

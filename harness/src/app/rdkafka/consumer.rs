@@ -104,8 +104,8 @@ struct App<'a> {
     committed: Vec<Option<i64>>,
 }
 
-pub async fn consume(c: &ClientSpec, a: &ConsumerSpec, stop: &AtomicBool) -> anyhow::Result<()> {
-    let mut app = App::new(c, a)?;
+pub async fn consume(c: &ClientSpec, a: &ConsumerSpec, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    let mut app = App::new(c, a, stop)?;
     // Assign, then poll, process and commit until stopped; an `info` commit
     // ends the logical process and the next one assigns afresh. Bounded by
     // the harness's stop.
@@ -133,7 +133,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl<'a> App<'a> {
-    fn new(c: &ClientSpec, a: &'a ConsumerSpec) -> anyhow::Result<App<'a>> {
+    fn new(c: &ClientSpec, a: &'a ConsumerSpec, stop: &Arc<AtomicBool>) -> anyhow::Result<App<'a>> {
         let ids = Ids::new(c.process, c.process_stride);
         let process = ids.take();
         let recorder = CommitRecorder {
@@ -146,7 +146,7 @@ impl<'a> App<'a> {
         settings.set("client.id", format!("faultline-consumer-{}", c.process));
         let consumer: Rk = settings.create_with_context(recorder).context("librdkafka's consumer")?;
         let names: Vec<String> = a.owned.iter().map(|&p| part_name(&c.topic, p)).collect();
-        let downstream = Downstream::start(a, names.clone(), &ids, c.process_stride)?;
+        let downstream = Downstream::start(a, names.clone(), &ids, c.process_stride, stop)?;
         downstream.reset(vec![-1; names.len()]);
         Ok(App {
             spec: a,
