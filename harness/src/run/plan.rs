@@ -340,15 +340,15 @@ fn check_settings(a: &RunSettings, p: &ProducerSettings) -> Result<bool, String>
     Ok(idempotence)
 }
 
-/// Subscribing consumers: faultline's own client (librdkafka's subscribe
-/// over the node's Kafka listener is not wired yet), with a session the
-/// brokers accept.
+/// Subscribing consumers: faultline's own client (the node serves
+/// librdkafka's subscribe, but the harness's librdkafka application is
+/// assign-only so far), with a session the brokers accept.
 fn check_subscribe(a: &RunSettings, c: &ConsumerSettings) -> Result<(), String> {
     if !a.subscribe {
         return Ok(());
     }
     if a.client != ClientLibrary::Faultline {
-        return Err("--subscribe: only --client faultline has group membership so far".into());
+        return Err("--subscribe: only --client faultline's consumer application subscribes so far".into());
     }
     // The brokers' bounds: faultline-node's defaults unless --broker-config sets them.
     let (min_key, max_key) = ("group.min.session.timeout.ms", "group.max.session.timeout.ms");

@@ -10,8 +10,9 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, DescribeConfigsRequest,
-    DescribeQuorumRequest, FetchRequest, FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest,
-    MetadataRequest, MetadataResponse, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, TopicName,
+    DescribeQuorumRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetFetchRequest, ProduceRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -29,6 +30,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::DescribeQuorum, 0, 1),
@@ -91,6 +96,22 @@ pub async fn handle(key: ApiKey, version: i16, mut body: Bytes, node: &Node) -> 
         ApiKey::OffsetFetch => {
             let req = OffsetFetchRequest::decode(&mut body, version).map_err(bad)?;
             Reply::encode(&super::groups::offset_fetch(&req, version, node).await, version).map(Some)
+        }
+        ApiKey::JoinGroup => {
+            let req = JoinGroupRequest::decode(&mut body, version).map_err(bad)?;
+            Reply::encode(&super::membership::join_group(&req, version, node).await, version).map(Some)
+        }
+        ApiKey::SyncGroup => {
+            let req = SyncGroupRequest::decode(&mut body, version).map_err(bad)?;
+            Reply::encode(&super::membership::sync_group(&req, node).await, version).map(Some)
+        }
+        ApiKey::Heartbeat => {
+            let req = HeartbeatRequest::decode(&mut body, version).map_err(bad)?;
+            Reply::encode(&super::membership::heartbeat(&req, node).await, version).map(Some)
+        }
+        ApiKey::LeaveGroup => {
+            let req = LeaveGroupRequest::decode(&mut body, version).map_err(bad)?;
+            Reply::encode(&super::membership::leave_group(&req, version, node).await, version).map(Some)
         }
         ApiKey::CreateTopics => {
             let req = CreateTopicsRequest::decode(&mut body, version).map_err(bad)?;

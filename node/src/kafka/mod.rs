@@ -14,6 +14,7 @@ pub mod admin;
 pub mod api;
 pub mod fetch;
 pub mod groups;
+pub mod membership;
 pub mod produce;
 
 use std::sync::Arc;

@@ -12,10 +12,12 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use faultline_client::api::{Acks, FetchRequest as HttpFetch};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, DescribeConfigsRequest, FetchRequest, FindCoordinatorRequest,
-    MetadataRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, TopicName,
+    GroupId, HeartbeatRequest, LeaveGroupRequest, MetadataRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
@@ -90,6 +92,8 @@ fn templates() -> Vec<Vec<u8>> {
             .with_topic(name("events"))
             .with_partitions(vec![FetchPartition::default().with_fetch_offset(0).with_partition_max_bytes(1 << 16)]),
     ]);
+    let (group, member) = (GroupId(StrBytes::from_static_str("g")), StrBytes::from_static_str("m"));
+    let leaver = MemberIdentity::default().with_member_id(member.clone());
     vec![
         frame(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()),
         frame(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None)),
@@ -100,6 +104,13 @@ fn templates() -> Vec<Vec<u8>> {
         frame(ApiKey::FindCoordinator, 3, &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"))),
         frame(ApiKey::OffsetFetch, 7, &OffsetFetchRequest::default().with_topics(None)),
         frame(ApiKey::DescribeConfigs, 4, &DescribeConfigsRequest::default()),
+        // Group requests that answer at once (a join or sync waits for the group).
+        frame(
+            ApiKey::Heartbeat,
+            4,
+            &HeartbeatRequest::default().with_group_id(group.clone()).with_member_id(member.clone()),
+        ),
+        frame(ApiKey::LeaveGroup, 5, &LeaveGroupRequest::default().with_group_id(group).with_members(vec![leaver])),
     ]
 }
 

@@ -12,6 +12,7 @@ mod kafka_admin;
 mod kafka_clients;
 mod kafka_faults;
 mod kafka_fuzz;
+mod kafka_groups;
 mod leaks;
 mod lifecycle;
 mod openapi;
