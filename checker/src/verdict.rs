@@ -229,7 +229,7 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -
     } else {
         Validity::Unknown
     };
-    let not_checked = f.not_checked.clone();
+    let not_checked: Vec<String> = f.not_checked.iter().chain(&h.not_checked).cloned().collect();
     Results {
         valid,
         unknown_reasons,

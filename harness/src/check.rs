@@ -9,6 +9,10 @@
 //! history only with `--write`, so checking never changes a stored run
 //! unless asked. Exit codes follow Jepsen: 0 valid, 1 invalid, 2 unknown,
 //! 254 bad arguments or unreadable input, 255 internal error.
+//!
+//! `--format jepsen` reads a Jepsen or Maelstrom Kafka history instead
+//! (`history.edn`, or a Jepsen store directory holding one), with the
+//! guarantees of `--guarantees` only.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,7 +44,24 @@ pub struct CheckArgs {
     /// everything is promised.
     #[arg(long)]
     guarantees: Option<String>,
+    /// The history's format: faultline's JSON Lines, or `jepsen` for the
+    /// EDN `history.edn` of Jepsen's and Maelstrom's Kafka workloads.
+    #[arg(long, value_enum, default_value_t)]
+    format: HistoryFormat,
 }
+
+/// What a history file is written in.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HistoryFormat {
+    /// faultline's own JSON Lines (`docs/history-format.md`).
+    #[default]
+    Faultline,
+    /// Jepsen's EDN, one op per line (`jepsen.tests.kafka`, Maelstrom).
+    Jepsen,
+}
+
+/// Jepsen's history file in its store directory.
+const JEPSEN_HISTORY_FILE: &str = "history.edn";
 
 pub fn main(args: CheckArgs) -> ExitCode {
     match std::panic::catch_unwind(|| run(&args)) {
@@ -68,6 +89,9 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
 }
 
 fn run(args: &CheckArgs) -> anyhow::Result<Validity> {
+    if args.format == HistoryFormat::Jepsen {
+        return check_jepsen(args);
+    }
     if args.path.as_os_str() == "-" {
         return check_stdin(args);
     }
@@ -112,6 +136,44 @@ fn check_stdin(args: &CheckArgs) -> anyhow::Result<Validity> {
     let results = faultline_checker::check_with(&history, &guarantees, &inputs);
     let json = serde_json::to_string_pretty(&results).context("serializing results")?;
     print_results(args, &results, &json, None);
+    Ok(results.valid)
+}
+
+/// `faultline check --format jepsen`: an EDN history (a file, a Jepsen
+/// store directory, or `-`), checked under `--guarantees` alone.
+fn check_jepsen(args: &CheckArgs) -> anyhow::Result<Validity> {
+    use faultline_checker::history::History;
+    let mut guarantees = faultline_checker::Guarantees::default();
+    if let Some(list) = &args.guarantees {
+        guarantees.apply_list(list)?;
+    }
+    let stdin = args.path.as_os_str() == "-";
+    let path = if args.path.is_dir() { args.path.join(JEPSEN_HISTORY_FILE) } else { args.path.clone() };
+    if args.write && stdin {
+        let message = "--write needs a history file or a directory to write next to".into();
+        return Err(CheckError::BadFile { path: args.path.clone(), message }.into());
+    }
+    let history = if stdin {
+        History::parse_jepsen(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))?
+    } else {
+        let file = std::fs::File::open(&path).map_err(|source| CheckError::Io { path: path.clone(), source })?;
+        History::parse_jepsen(std::io::BufReader::with_capacity(1 << 20, file)).map_err(|e| match e {
+            CheckError::Io { source, .. } => CheckError::Io { path: path.clone(), source },
+            other => other,
+        })?
+    };
+    let inputs = faultline_checker::Inputs { replicas: None, sink: None, lost_control: None };
+    let results = faultline_checker::check_with(&history, &guarantees, &inputs);
+    let json = serde_json::to_string_pretty(&results).context("serializing results")?;
+    let written = match args.write {
+        true => {
+            let out = faultline_checker::RunFiles::locate(&path).dir.join(RESULTS_FILE);
+            std::fs::write(&out, format!("{json}\n")).with_context(|| format!("writing {}", out.display()))?;
+            Some(out)
+        }
+        false => None,
+    };
+    print_results(args, &results, &json, written.as_deref());
     Ok(results.valid)
 }
 

@@ -10,7 +10,7 @@ use anyhow::Context;
 use faultline_checker::generator::{self, GenConfig};
 use faultline_checker::{AnomalyKind, Error as CheckError, REPLICAS_FILE, SINK_FILE};
 
-use crate::check::{EXIT_INTERNAL, exit_code_of};
+use crate::check::{EXIT_INTERNAL, HistoryFormat, exit_code_of};
 
 #[derive(clap::Args, Debug)]
 pub struct GenHistoryArgs {
@@ -30,6 +30,11 @@ pub struct GenHistoryArgs {
     /// of the history to stdout.
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// `jepsen` writes the history as Jepsen's EDN (sends, polls, assigns
+    /// and faults only; no replicas.json or sink.jsonl), for `faultline
+    /// check --format jepsen`.
+    #[arg(long, value_enum, default_value_t)]
+    format: HistoryFormat,
 }
 
 pub fn main(args: GenHistoryArgs) -> ExitCode {
@@ -75,8 +80,20 @@ fn run(args: &GenHistoryArgs) -> anyhow::Result<()> {
     };
     let mut w = BufWriter::with_capacity(1 << 20, sink);
     let mut io_error: Option<std::io::Error> = None;
+    let mut written = 0u64;
+    let jepsen = args.format == HistoryFormat::Jepsen;
     let (replicas, sink_rows) = generator::generate_with_sink(&cfg, &mut |op| {
-        let r = serde_json::to_writer(&mut w, op).map_err(std::io::Error::from).and_then(|()| w.write_all(b"\n"));
+        let r = if jepsen {
+            match faultline_checker::history::jepsen::edn_line(op, written) {
+                Some(line) => {
+                    written += 1;
+                    w.write_all(line.as_bytes()).and_then(|()| w.write_all(b"\n"))
+                }
+                None => Ok(()),
+            }
+        } else {
+            serde_json::to_writer(&mut w, op).map_err(std::io::Error::from).and_then(|()| w.write_all(b"\n"))
+        };
         if let Err(e) = r {
             io_error.get_or_insert(e);
         }
@@ -86,7 +103,7 @@ fn run(args: &GenHistoryArgs) -> anyhow::Result<()> {
         return Err(e).context("writing the history");
     }
     w.flush().context("writing the history")?;
-    if let Some(p) = &args.out {
+    if let Some(p) = args.out.as_ref().filter(|_| !jepsen) {
         let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
         let path = dir.join(REPLICAS_FILE);
         let f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;

@@ -13,9 +13,12 @@
 //!   thread of its own.
 //! - `fold`: validating each op and folding it into the flat arrays.
 //! - `index`: deriving [`Index`] once every op is in.
+//! - `jepsen`: [`History::parse_jepsen`], Jepsen's EDN histories mapped
+//!   onto the same ops.
 
 mod fold;
 mod index;
+pub mod jepsen;
 mod read;
 #[cfg(test)]
 mod tests;
@@ -235,6 +238,9 @@ pub struct History {
     pub info_causes: BTreeMap<String, u64>,
     pub warnings: Warnings,
     pub truncated: Option<TruncatedLine>,
+    /// What the input format could not carry, for the verdict's "not
+    /// checked" list (a Jepsen history's transactions, for one).
+    pub not_checked: Vec<String>,
     pub index: Index,
     partition_ids: FxHashMap<String, u32>,
     /// Integer values (the common case) get a map with 16-byte keys: half
