@@ -22,6 +22,8 @@ use crate::op::OpType;
 
 pub fn check(h: &History, out: &mut Findings) {
     let ix = &h.index;
+    // A value refused more than once is one dropped record.
+    let mut reported = vec![false; h.keys.len()];
     for (i, e) in h.entries.iter().enumerate() {
         if e.kind != Kind::Enqueue || e.op_type != OpType::Fail || e.partner == NONE {
             continue;
@@ -29,9 +31,10 @@ pub fn check(h: &History, out: &mut Findings) {
         for r in h.recs(e.partner) {
             let k = r.key as usize;
             let sent = h.keys[k].sender != NONE || ix.enqueued[k] != NONE;
-            if sent || ix.ack_op[k] != NONE || ix.first_read[k] != NONE {
+            if sent || ix.ack_op[k] != NONE || ix.first_read[k] != NONE || reported[k] {
                 continue;
             }
+            reported[k] = true;
             out.report_at(AnomalyKind::DroppedEnqueued, r.partition, e.time_ns, || witness(h, i as u32, r.key));
         }
     }

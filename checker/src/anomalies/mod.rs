@@ -76,17 +76,18 @@ pub fn run_all(h: &History, g: &Guarantees, inputs: &Inputs<'_>, out: &mut Findi
 /// (and, with acks=0, its unanswered sends) and the consumers' sink. Each
 /// runs only when the run used what it checks.
 fn application(h: &History, g: &Guarantees, sink: Option<&Sink>, f: &mut Findings) {
-    match lost_enqueued::precondition(h, g) {
+    let enqueued_counted = lost_enqueued::precondition(h, g);
+    match &enqueued_counted {
         Ok(()) => {
             lost_enqueued::check(h, f);
             dropped_enqueued::check(h, f);
         }
         // One note for both: they apply to the same runs.
-        Err(why) => f.not_checked(why),
+        Err(why) => f.not_checked(why.clone()),
     }
     // Silent otherwise: with acknowledgements, lost-write covers loss.
     if lost_unacknowledged::applies(g) {
-        lost_unacknowledged::check(h, f);
+        lost_unacknowledged::check(h, enqueued_counted.is_ok(), f);
     }
     let sink = match (g.sink_mode, sink) {
         (None, _) => Err("sink-mode=none: the run had no sink"),

@@ -50,6 +50,8 @@ pub struct ClientArgs {
 }
 
 pub fn main(args: ClientArgs) -> ExitCode {
+    // Before any thread starts, so that every one inherits it.
+    stall::hold_signal();
     let spec = match ClientSpec::from_arg(&args.spec) {
         Ok(s) => s,
         Err(e) => {

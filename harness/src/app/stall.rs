@@ -10,10 +10,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use nix::sys::signal::{SigSet, Signal};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// How often a stalled batch looks at the harness's stop.
 const STOP_CHECK: Duration = Duration::from_millis(100);
+
+fn usr1_set() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGUSR1);
+    set
+}
+
+/// Holds SIGUSR1 back from the start of a client process, whose default
+/// action would end it: a stall the nemesis sends before [`Stall::listen`]
+/// waits, blocked, until the handler is there (and forever in a process
+/// that never listens). Call before any thread starts: they inherit it.
+pub fn hold_signal() {
+    if let Err(e) = usr1_set().thread_block() {
+        tracing::warn!("blocking SIGUSR1: {e}");
+    }
+}
 
 /// A pending stall, set by SIGUSR1 and taken by the next batch.
 pub struct Stall {
@@ -35,6 +52,8 @@ impl Stall {
                 flag.store(true, Ordering::SeqCst);
             }
         });
+        // Handled now: a stall that came early is delivered.
+        usr1_set().thread_unblock().context("unblocking SIGUSR1")?;
         Ok(Stall { requested, length: 2 * max_poll_interval, stop })
     }
 

@@ -44,6 +44,12 @@ fn code(e: &ApiError) -> i16 {
     e.code.kafka_code()
 }
 
+/// An error about the coordinator, not the member: the request as a whole
+/// went to the wrong node, or too early.
+fn coordinator_error(code: i16) -> bool {
+    [ErrorCode::NotCoordinator, ErrorCode::CoordinatorNotAvailable].iter().any(|c| c.kafka_code() == code)
+}
+
 /// Static membership is not implemented: a named instance is refused.
 fn static_member(instance: &Option<StrBytes>) -> Option<i16> {
     instance.as_ref().filter(|i| !i.is_empty()).map(|_| ErrorCode::InvalidRequest.kafka_code())
@@ -142,6 +148,10 @@ pub async fn leave_group(req: &LeaveGroupRequest, version: i16, node: &Node) -> 
             Some(error) => error,
             None => leave(m.member_id.to_string()).await,
         };
+        // Kafka puts coordinator errors at the top, where clients look.
+        if coordinator_error(error) {
+            return LeaveGroupResponse::default().with_error_code(error);
+        }
         members.push(MemberResponse::default().with_member_id(m.member_id.clone()).with_error_code(error));
     }
     LeaveGroupResponse::default().with_members(members)

@@ -31,8 +31,10 @@ pub struct Converter {
     last_time_ns: u64,
     /// Per process: the keys it subscribed to.
     subscribed: HashMap<u64, Vec<String>>,
-    /// Per process: its open invoke was a `:txn` with polls.
-    txn_polls: HashMap<u64, bool>,
+    /// Per process: what its open `:send`, `:poll` or `:txn` invoke held
+    /// (sends, polls), which its completion's ops follow whatever the
+    /// completion's own value says.
+    open: HashMap<u64, (bool, bool)>,
     pub txns: u64,
     pub subscribes: u64,
 }
@@ -148,8 +150,10 @@ impl Converter {
         };
         let value = map.get("value").unwrap_or(&Edn::Nil);
         let mut ops = self.client_ops(t, process, time_ns, &f, value, map)?;
-        if let (Some(e), Some(last)) = (error.filter(|_| t != OpType::Invoke), ops.last_mut()) {
-            last.error = Some(e);
+        if let Some(e) = error.filter(|_| t != OpType::Invoke) {
+            for op in ops.iter_mut().filter(|o| o.op_type != OpType::Invoke) {
+                op.error = Some(e.clone());
+            }
         }
         Ok(ops)
     }
@@ -173,7 +177,7 @@ impl Converter {
                     self.subscribes += 1;
                     self.subscribed.insert(p, keys.clone());
                 }
-                if f == "assign" && t == OpType::Invoke {
+                if (f == "assign" && t == OpType::Invoke) || (f == "subscribe" && t == OpType::Fail) {
                     self.subscribed.remove(&p);
                 }
                 let beginning = map.get("seek-to-beginning?") == Some(&Edn::Bool(true));
@@ -189,17 +193,18 @@ impl Converter {
     /// op, or both in that order.
     fn mops(&mut self, t: OpType, p: u64, time_ns: u64, f: &str, mops: &[Edn<'_>]) -> Result<Vec<Op>, Refusal> {
         let client = Process::Client(p);
-        let (with_send, with_poll) = match f {
-            "send" => (true, false),
-            "poll" => (false, true),
-            _ => (has(mops, "send"), has(mops, "poll")),
+        let shape = match (f, t) {
+            ("send", _) => (true, false),
+            ("poll", _) => (false, true),
+            (_, OpType::Invoke) => (has(mops, "send"), has(mops, "poll")),
+            // A completion follows its invoke (its value may be nil).
+            _ => self.open.get(&p).copied().unwrap_or((has(mops, "send"), has(mops, "poll"))),
         };
+        let (with_send, with_poll) = shape;
         let mut out = Vec::new();
         if t == OpType::Invoke {
-            if f == "txn" {
-                self.txns += 1;
-                self.txn_polls.insert(p, with_poll && with_send);
-            }
+            self.txns += u64::from(f == "txn");
+            self.open.insert(p, shape);
             if with_send {
                 out.push(self.op(
                     t,
@@ -214,15 +219,15 @@ impl Converter {
             out.push(self.op(t, client, time_ns, F::Poll, OpValue::none()));
             return Ok(out);
         }
-        let txn_poll = self.txn_polls.remove(&p).unwrap_or(false);
-        if with_send || (f == "txn" && txn_poll) {
+        self.open.remove(&p);
+        if with_send {
             let v = if t == OpType::Ok {
                 OpValue::Send(SendValue { records: sends(mops)?, atomic: None })
             } else {
                 OpValue::none()
             };
             out.push(self.op(t, client, time_ns, F::Send, v));
-            if !txn_poll {
+            if !with_poll {
                 return Ok(out);
             }
             // The transaction's polls, as their own op after its sends.

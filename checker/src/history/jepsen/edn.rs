@@ -29,8 +29,33 @@ pub enum Edn<'a> {
     Other(String),
 }
 
-/// Nesting deeper than this is left to `edn-format`.
-const DEPTH_MAX: usize = 64;
+/// Nesting deeper than this is refused: `edn-format` recurses without a
+/// bound, so such a line never reaches it.
+pub const DEPTH_MAX: usize = 64;
+
+/// Whether `text` nests brackets deeper than [`DEPTH_MAX`] (outside
+/// strings); a cheap scan before handing a line to `edn-format`.
+pub fn too_deep(text: &str) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for b in text.bytes() {
+        match (in_string, b) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (true, b'"') => in_string = false,
+            (true, _) => {}
+            (false, b'"') => in_string = true,
+            (false, b'[' | b'(' | b'{') => {
+                depth += 1;
+                if depth > DEPTH_MAX {
+                    return true;
+                }
+            }
+            (false, b']' | b')' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
 
 impl<'a> Edn<'a> {
     /// The map entry under keyword `name`.
@@ -188,6 +213,10 @@ impl<'a> Reader<'a> {
         let start = self.at;
         while self.at < self.s.len() && symbol_byte(self.s[self.at]) {
             self.at += 1;
+        }
+        // `:` and `#` may continue a name (`:a:b`): left to edn-format.
+        if matches!(self.peek(), Some(b':' | b'#')) {
+            return None;
         }
         (self.at > start).then(|| &self.text[start..self.at])
     }

@@ -46,6 +46,9 @@ fn read_form(text: &str, line: u64) -> Result<Edn<'_>> {
     if let Some(form) = edn::read_fast(text) {
         return Ok(form);
     }
+    if edn::too_deep(text) {
+        return Err(malformed(line, format!("forms nested deeper than {} levels", edn::DEPTH_MAX)));
+    }
     let value = edn_format::parse_str(text).map_err(|e| malformed(line, format!("EDN: {e}")))?;
     Ok(Edn::from_value(&value))
 }
@@ -70,7 +73,7 @@ impl History {
             line_no += 1;
             let text = line.trim();
             if text.starts_with('[') && c.ops_written() == 0 {
-                let mut rest = text.to_owned();
+                let mut rest = format!("{text}\n");
                 reader.read_to_string(&mut rest).map_err(io)?;
                 c = whole_vector(&rest, &mut h)?;
                 break;

@@ -239,3 +239,26 @@ fn the_fast_reader_agrees_with_edn_format_and_falls_back_outside_its_subset() {
     let line = "{:type :invoke, :process 0, :f :poll, :value [[:poll]], :extra #{1.5}}\n";
     assert_eq!(history(line).entries.len(), 1);
 }
+
+/// Deep nesting is refused by line, never handed to a parser that
+/// recurses without a bound; names with `:` inside fall back, and a
+/// vector's lines stay apart.
+#[test]
+fn deep_nesting_is_refused_and_odd_names_fall_back() {
+    let deep = format!("{{:type :invoke, :process 0, :f :x, :value {}{}}}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let e = History::parse_jepsen(deep.as_bytes()).unwrap_err().to_string();
+    assert!(e.contains("line 1") && e.contains("nested deeper"), "{e}");
+    assert_eq!(super::edn::read_fast("{:a:b 1}"), None);
+    let vector = "[{:type :invoke, :process 0, :f :poll, :value [[:poll]], :time 1}\n{:type :ok, :process 0, :f :poll, :value [[:poll {1 [[0 5]]}]], :time 2}]";
+    assert_eq!(history(vector).entries.len(), 2);
+}
+
+/// A transaction's completion follows its invoke even when its value is nil.
+#[test]
+fn a_txn_completion_without_a_value_follows_its_invoke() {
+    let edn = r#"{:type :invoke, :process 0, :f :txn, :value [[:send 1 1] [:poll]], :time 1}
+{:type :info, :process 0, :f :txn, :value nil, :error :timeout, :time 2}
+"#;
+    let h = history(edn);
+    assert_eq!(h.entries.len(), 4, "send invoke and info, poll invoke and info");
+}
