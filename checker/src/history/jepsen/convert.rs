@@ -31,9 +31,8 @@ pub struct Converter {
     last_time_ns: u64,
     /// Per process: the keys it subscribed to.
     subscribed: HashMap<u64, Vec<String>>,
-    /// Per process: what its open `:send`, `:poll` or `:txn` invoke held
-    /// (sends, polls), which its completion's ops follow whatever the
-    /// completion's own value says.
+    /// Per process: what its open `:txn` invoke held (sends, polls), which
+    /// its completion's ops follow whatever the completion's own value says.
     open: HashMap<u64, (bool, bool)>,
     pub txns: u64,
     pub subscribes: u64,
@@ -203,8 +202,10 @@ impl Converter {
         let (with_send, with_poll) = shape;
         let mut out = Vec::new();
         if t == OpType::Invoke {
-            self.txns += u64::from(f == "txn");
-            self.open.insert(p, shape);
+            if f == "txn" {
+                self.txns += 1;
+                self.open.insert(p, shape);
+            }
             if with_send {
                 out.push(self.op(
                     t,
@@ -219,7 +220,9 @@ impl Converter {
             out.push(self.op(t, client, time_ns, F::Poll, OpValue::none()));
             return Ok(out);
         }
-        self.open.remove(&p);
+        if f == "txn" {
+            self.open.remove(&p);
+        }
         if with_send {
             let v = if t == OpType::Ok {
                 OpValue::Send(SendValue { records: sends(mops)?, atomic: None })
