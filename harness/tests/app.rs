@@ -270,29 +270,25 @@ fn a_fault_free_run_processes_every_record_once_even_through_a_queue() {
 /// owner, are in the sink twice; nothing is lost.
 #[test]
 fn a_stalled_consumer_leaves_its_group_and_its_batch_is_processed_again() {
-    let args = [
-        "--time-limit",
-        "12",
-        "--rate",
-        "200",
-        "--consumers",
-        "2",
-        "--topic-partitions",
-        "2",
-        "--subscribe",
-        "--session-timeout-ms",
-        "1500",
-        "--max-poll-interval-ms",
-        "1000",
-        "--broker-config",
-        "group.min.session.timeout.ms=500",
-        "--broker-config",
-        "group.initial.rebalance.delay.ms=300",
-        "--sink",
-        "sqlite",
-        "--commit",
-        "after-process",
-    ];
+    let args = with(
+        FAST_GROUP,
+        &[
+            "--time-limit",
+            "12",
+            "--rate",
+            "200",
+            "--consumers",
+            "2",
+            "--topic-partitions",
+            "2",
+            "--max-poll-interval-ms",
+            "1000",
+            "--sink",
+            "sqlite",
+            "--commit",
+            "after-process",
+        ],
+    );
     let timeline = "[[timeline]]\nt = 4.0\nfault = \"stall-consumer\"\ntarget = \"consumer\"\n";
     let (_c, dir, ops) = run_story("st", 9, &args, Some(timeline), 0);
     let refused = ops.iter().find(|o| o.f == F::Commit && o.error_code.as_deref() == Some("COMMIT_FAILED"));

@@ -479,23 +479,8 @@ fn subscribing_consumers_rebalance_when_a_member_is_killed() {
     let o = run(
         &cluster,
         &subnet,
-        &[
-            "--time-limit",
-            "12",
-            "--consumers",
-            "2",
-            "--subscribe",
-            "--session-timeout-ms",
-            "1500",
-            "--broker-config",
-            "group.min.session.timeout.ms=500",
-            "--broker-config",
-            "group.initial.rebalance.delay.ms=300",
-            "--sink",
-            "sqlite",
-            "--kill-client",
-            "consumer:4",
-        ],
+        &[FAST_GROUP, &["--time-limit", "12", "--consumers", "2", "--sink", "sqlite", "--kill-client", "consumer:4"]]
+            .concat(),
     );
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(matches!(o.status.code(), Some(0..=2)), "a verdict:\n{stderr}");

@@ -12,6 +12,18 @@ use faultline_checker::op::{Op, OpType, Process};
 
 use super::{TestCluster, lines};
 
+/// Subscribing consumers on fast group timings: a 1.5 s session the
+/// brokers accept, and a short first rebalance.
+pub const FAST_GROUP: &[&str] = &[
+    "--subscribe",
+    "--session-timeout-ms",
+    "1500",
+    "--broker-config",
+    "group.min.session.timeout.ms=500",
+    "--broker-config",
+    "group.initial.rebalance.delay.ms=300",
+];
+
 /// Runs `faultline run` with the test's store, cluster name and subnet.
 pub fn run(cluster: &TestCluster, subnet: &str, extra: &[&str]) -> Output {
     let store = cluster.dir.join("store");

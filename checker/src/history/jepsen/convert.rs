@@ -17,8 +17,9 @@
 use std::collections::HashMap;
 
 use super::edn::Edn;
-
-use crate::op::{AssignValue, F, Op, OpType, OpValue, PartMap, PollValue, Process, RecordValue, SendRecord, SendValue};
+use crate::op::{
+    AssignValue, F, Op, OpType, OpValue, PartMap, PollValue, Process, RecordValue, Seek, SendRecord, SendValue,
+};
 
 /// Why a Jepsen op could not be read; the caller adds the line.
 pub type Refusal = String;
@@ -180,7 +181,7 @@ impl Converter {
                     self.subscribed.remove(&p);
                 }
                 let beginning = map.get("seek-to-beginning?") == Some(&Edn::Bool(true));
-                let seek = if beginning { crate::op::Seek::Beginning } else { crate::op::Seek::Committed };
+                let seek = if beginning { Seek::Beginning } else { Seek::Committed };
                 let v = if t == OpType::Invoke { OpValue::Assign(AssignValue::manual(keys, seek)) } else { none() };
                 vec![self.op(t, client, time_ns, F::Assign, v)]
             }
@@ -246,7 +247,7 @@ impl Converter {
     fn resubscribe(&mut self, p: u64, time_ns: u64) -> Vec<Op> {
         let Some(keys) = self.subscribed.get(&p).cloned() else { return Vec::new() };
         let client = Process::Client(p);
-        let value = OpValue::Assign(AssignValue::manual(keys, crate::op::Seek::Committed));
+        let value = OpValue::Assign(AssignValue::manual(keys, Seek::Committed));
         vec![
             self.op(OpType::Invoke, client, time_ns, F::Assign, value),
             self.op(OpType::Ok, client, time_ns, F::Assign, OpValue::none()),
