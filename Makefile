@@ -1,5 +1,5 @@
 # Convenience targets; each is a script under scripts/.
-.PHONY: demo test install bench campaigns lint-workflows screenshots
+.PHONY: demo test install bench bench-checker campaigns lint-workflows screenshots
 demo:
 	bash scripts/demo.sh
 test:
@@ -10,6 +10,8 @@ bench:
 	cargo bench -p faultline-node --bench produce
 	cargo bench -p faultline-node --bench cluster
 	cargo bench -p faultline-node --bench producer
+bench-checker:
+	cargo bench -p faultline-checker --bench check -- --write docs/checker-bench.md
 campaigns:
 	bash scripts/campaigns.sh
 lint-workflows:

@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 
 use crate::Inputs;
 use crate::anomaly::{Anomaly, AnomalyKind, Findings};
-use crate::availability::{Availability, FaultWindow, availability, fault_windows};
+use crate::availability::{Availability, FaultWindow, fault_windows};
 use crate::guarantees::Guarantees;
 use crate::history::{History, Kind, NONE, TruncatedLine, Warnings};
 use crate::op::OpType;
@@ -241,7 +241,7 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -
         warnings: h.warnings.clone(),
         truncated_line: h.truncated.clone(),
         stats: stats(h, f, inputs),
-        availability: availability(h, &windows),
+        availability: h.availability.clone(),
         times_ns: f
             .kinds
             .iter()

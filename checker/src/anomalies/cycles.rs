@@ -96,53 +96,75 @@ fn op_order_edges(h: &History, off: &[Option<u64>], out: &mut Vec<BackEdge>) {
     }
 }
 
+/// One send invoke's records in one partition, as the sweep sees it.
+struct Batch {
+    invoke: u32,
+    /// Its nodes' lowest and highest offsets.
+    lo: u64,
+    hi: u64,
+    /// Where the frontier was when it was invoked: `snapshots[at.0 .. at.1]`.
+    at: (u32, u32),
+}
+
 /// The real-time frontier sweep, per partition.
 fn realtime_edges(h: &History, off: &[Option<u64>], out: &mut Vec<BackEdge>) {
-    // (partition, time, 0 = invoke / 1 = ack, send invoke). Invokes sort
-    // before acks at equal times: "before" must be strict.
+    // (partition, time, 0 = invoke / 1 = ack, batch). Invokes sort before
+    // acks at equal times: "before" must be strict.
     let mut events: Vec<(u32, u64, u8, u32)> = Vec::new();
+    let mut batches: Vec<Batch> = Vec::new();
     for (i, e) in h.entries.iter().enumerate() {
         if e.kind != Kind::Send || e.op_type != OpType::Invoke {
             continue;
         }
         let i = i as u32;
-        let recs = h.recs(i);
         let acked = h.outcome(i) == Some(OpType::Ok);
-        for batch in recs.chunk_by(|a, b| a.partition == b.partition) {
-            if !batch.iter().any(|r| off[r.key as usize].is_some()) {
+        for batch in h.recs(i).chunk_by(|a, b| a.partition == b.partition) {
+            let offsets = batch.iter().filter_map(|r| off[r.key as usize]);
+            let Some((lo, hi)) = offsets
+                .fold(None, |m: Option<(u64, u64)>, o| Some(m.map_or((o, o), |(lo, hi)| (lo.min(o), hi.max(o)))))
+            else {
                 continue;
-            }
-            let p = batch[0].partition;
-            events.push((p, e.time_ns, 0, i));
+            };
+            let (p, b) = (batch[0].partition, batches.len() as u32);
+            batches.push(Batch { invoke: i, lo, hi, at: (0, 0) });
+            events.push((p, e.time_ns, 0, b));
             if acked {
-                events.push((p, h.entries[e.partner as usize].time_ns, 1, i));
+                events.push((p, h.entries[e.partner as usize].time_ns, 1, b));
             }
         }
     }
     events.sort_unstable();
     let nodes_of = |i: u32, p: u32| h.recs(i).iter().filter(move |r| r.partition == p && off[r.key as usize].is_some());
+    let mut snapshots: Vec<u32> = Vec::new();
     for part in events.chunk_by(|a, b| a.0 == b.0) {
         let p = part[0].0;
+        // Batches acknowledged with no acknowledged successor yet.
         let mut frontier: Vec<u32> = Vec::new();
-        let mut preds: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
-        for &(_, _, is_ack, i) in part {
-            if is_ack == 0 {
-                for &a in &frontier {
-                    for ra in nodes_of(a, p) {
-                        for rb in nodes_of(i, p) {
-                            if ra.key != rb.key && off[ra.key as usize] >= off[rb.key as usize] {
-                                let why = Why::Realtime { ack: h.entries[a as usize].partner, invoke: i };
-                                out.push(BackEdge { from: ra.key, to: rb.key, why });
-                            }
+        for &(_, _, is_ack, b) in part {
+            if is_ack == 1 {
+                let (s, e) = batches[b as usize].at;
+                let before = &snapshots[s as usize..e as usize];
+                frontier.retain(|x| !before.contains(x));
+                frontier.push(b);
+                continue;
+            }
+            let cur = &batches[b as usize];
+            // Only a predecessor reaching this batch's offsets can give a
+            // backward edge: the rest are skipped without a look at records.
+            for &a in frontier.iter().filter(|&&a| batches[a as usize].hi >= cur.lo) {
+                let a = &batches[a as usize];
+                for ra in nodes_of(a.invoke, p) {
+                    for rb in nodes_of(cur.invoke, p) {
+                        if ra.key != rb.key && off[ra.key as usize] >= off[rb.key as usize] {
+                            let why = Why::Realtime { ack: h.entries[a.invoke as usize].partner, invoke: cur.invoke };
+                            out.push(BackEdge { from: ra.key, to: rb.key, why });
                         }
                     }
                 }
-                preds.insert(i, frontier.clone());
-            } else {
-                let before = preds.remove(&i).unwrap_or_default();
-                frontier.retain(|x| !before.contains(x));
-                frontier.push(i);
             }
+            let s = snapshots.len() as u32;
+            snapshots.extend_from_slice(&frontier);
+            batches[b as usize].at = (s, snapshots.len() as u32);
         }
     }
 }

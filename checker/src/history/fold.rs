@@ -9,13 +9,109 @@ use super::{
     malformed,
 };
 use crate::error::Result;
-use crate::op::{
-    DrainComplete, F, Op, OpType, OpValue, PartMap, PollValue, Process, RecordValue, SendRecord, SendValue,
-};
+use crate::op::{DrainComplete, F, Op, OpType, OpValue, PartMap, PollValue, Process, RecordValue, SendRecord};
 use crate::util::FxHashMap;
 
+/// What folding needs of a line besides its records: the same whether the
+/// line came through serde_json or the fast path.
+#[derive(Debug, PartialEq)]
+pub(super) struct Head<'a> {
+    pub index: u64,
+    pub time_ns: u64,
+    pub process: Process,
+    pub invoke_index: Option<u64>,
+    pub op_type: OpType,
+    pub kind: Kind,
+    pub f: &'a str,
+    pub error: Option<&'a str>,
+    pub is_final: bool,
+    /// False for a send invoke that said `"atomic": false`.
+    pub atomic: bool,
+}
+
+impl<'a> Head<'a> {
+    pub(super) fn of_op(op: &'a Op) -> Head<'a> {
+        Head {
+            index: op.index,
+            time_ns: op.time_ns,
+            process: op.process,
+            invoke_index: op.invoke_index,
+            op_type: op.op_type,
+            kind: kind_of(op),
+            f: op.f.name(),
+            error: op.error.as_deref(),
+            is_final: op.is_final,
+            atomic: !matches!(&op.value, OpValue::Send(v) if op.op_type == OpType::Invoke && v.atomic == Some(false)),
+        }
+    }
+}
+
+/// A record value, borrowed from wherever the line was read into.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum ValRef<'a> {
+    Int(i64),
+    Str(&'a str),
+}
+
+impl<'a> ValRef<'a> {
+    fn of(v: &'a RecordValue) -> ValRef<'a> {
+        match v {
+            RecordValue::Int(i) => ValRef::Int(*i),
+            RecordValue::Str(s) => ValRef::Str(s),
+        }
+    }
+}
+
+/// A partition as an op names it: by name, or by id once interned.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum PartRef<'a> {
+    Name(&'a str),
+    Id(u32),
+}
+
+/// Where an op's records go, by its kind and type.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Place {
+    /// A send invoke's: offsets unknown, and op `.0` is their sender.
+    Sent(u32),
+    /// An ok send's, at the offsets its ack reported (if any).
+    Acked,
+    /// An enqueue invoke's: no offset yet.
+    Unplaced,
+    /// A poll's or a process's `[offset, value]` pairs. An offset of
+    /// `NO_OFFSET` would read as "unknown", so it is refused with this text.
+    Placed(&'static str),
+}
+
+impl Place {
+    /// `None` for ops whose records are not kept: completions repeat their
+    /// invoke's records, and the invoke's are kept.
+    pub(super) fn of(kind: Kind, op_type: OpType, idx: u32) -> Option<Place> {
+        Some(match (kind, op_type) {
+            (Kind::Send, OpType::Invoke) => Place::Sent(idx),
+            (Kind::Send, OpType::Ok) => Place::Acked,
+            (Kind::Enqueue, OpType::Invoke) => Place::Unplaced,
+            (Kind::Process, OpType::Invoke) => Place::Placed("process offset out of range"),
+            (Kind::Poll, OpType::Ok) => Place::Placed("poll offset out of range"),
+            _ => return None,
+        })
+    }
+}
+
+pub(super) fn send_groups(
+    records: &PartMap<Vec<SendRecord>>,
+) -> impl Iterator<Item = (PartRef<'_>, impl Iterator<Item = (Option<u64>, ValRef<'_>)>)> {
+    records.0.iter().map(|(p, recs)| (PartRef::Name(p), recs.iter().map(|r| (r.offset, ValRef::of(&r.value)))))
+}
+
+pub(super) fn placed_groups(
+    v: &PollValue,
+) -> impl Iterator<Item = (PartRef<'_>, impl Iterator<Item = (Option<u64>, ValRef<'_>)>)> {
+    v.records.0.iter().map(|(p, recs)| (PartRef::Name(p), recs.iter().map(|(o, v)| (Some(*o), ValRef::of(v)))))
+}
+
 impl History {
-    fn intern_partition(&mut self, name: &str) -> u32 {
+    pub(super) fn intern_partition(&mut self, name: &str) -> u32 {
         if let Some(&id) = self.partition_ids.get(name) {
             return id;
         }
@@ -26,21 +122,24 @@ impl History {
         id
     }
 
-    fn intern_key(&mut self, partition: u32, value: &RecordValue) -> u32 {
+    fn intern_key(&mut self, partition: u32, value: ValRef<'_>) -> u32 {
         let next = self.keys.len() as u32;
         let keys = &mut self.keys;
         match value {
-            RecordValue::Int(i) => *self.int_key_ids.entry((partition, *i)).or_insert_with(|| {
-                keys.push(KeyInfo { partition, value: value.clone(), sender: NONE });
-                next
-            }),
-            RecordValue::Str(s) => {
+            ValRef::Int(i) => {
+                let (id, new) = self.int_key_ids.intern(partition, i, next, |k| keys[k as usize].partition);
+                if new {
+                    keys.push(KeyInfo { partition, value: RecordValue::Int(i), sender: NONE });
+                }
+                id
+            }
+            ValRef::Str(s) => {
                 let map = &mut self.str_key_ids[partition as usize];
-                if let Some(&k) = map.get(s.as_str()) {
+                if let Some(&k) = map.get(s) {
                     return k;
                 }
-                map.insert(s.clone(), next);
-                keys.push(KeyInfo { partition, value: value.clone(), sender: NONE });
+                map.insert(s.to_owned(), next);
+                keys.push(KeyInfo { partition, value: RecordValue::Str(s.to_owned()), sender: NONE });
                 next
             }
         }
@@ -63,6 +162,18 @@ impl History {
     /// which allocated it, also frees it: cross-thread frees contend on the
     /// allocator's locks.
     pub(super) fn push(&mut self, op: &Op, line: u64) -> Result<()> {
+        let head = Head::of_op(op);
+        self.push_head(&head, line, |h, idx, partner| h.fold_value(op, idx, head.kind, partner, line))
+    }
+
+    /// Validates an op's place, pairs it, lets `fold` append its records and
+    /// file its value, and appends its entry.
+    pub(super) fn push_head(
+        &mut self,
+        op: &Head<'_>,
+        line: u64,
+        fold: impl FnOnce(&mut History, u32, u32) -> Result<()>,
+    ) -> Result<()> {
         let idx = self.entries.len() as u32;
         if op.index != u64::from(idx) {
             return Err(malformed(
@@ -73,20 +184,19 @@ impl History {
         }
         let process = self.intern_process(op.process);
         self.check_time(op, idx, process);
-        let kind = kind_of(op);
-        self.count(op, kind);
-        let partner = self.pair(op, idx, process, kind, line)?;
+        self.count(op);
+        let partner = self.pair(op, idx, process, line)?;
         let rec_start = self.records.len() as u32;
-        self.fold_value(op, idx, kind, partner, line)?;
+        fold(self, idx, partner)?;
         let rec_len = self.records.len() as u32 - rec_start;
         self.entries.push(Entry {
             time_ns: op.time_ns,
             process,
             partner,
-            kind,
+            kind: op.kind,
             op_type: op.op_type,
             is_final: op.is_final,
-            atomic: !matches!(&op.value, OpValue::Send(v) if op.op_type == OpType::Invoke && v.atomic == Some(false)),
+            atomic: op.atomic,
             rec_start,
             rec_len,
         });
@@ -98,7 +208,7 @@ impl History {
 
     /// A process's clock going back is a recorder bug worth reporting, but
     /// not one that makes the rest of the history unreadable.
-    fn check_time(&mut self, op: &Op, idx: u32, process: u32) {
+    fn check_time(&mut self, op: &Head<'_>, idx: u32, process: u32) {
         let last = &mut self.last_time_ns[process as usize];
         if op.time_ns < *last {
             let (prev, now, who) = (*last, op.time_ns, op.process);
@@ -110,27 +220,34 @@ impl History {
 
     /// Tallies the op for the summary: by `f` and type, unknown `f`s, and
     /// why `info` outcomes were unknown.
-    fn count(&mut self, op: &Op, kind: Kind) {
-        // `get_mut` first: the name is allocated once per distinct `f`, not
-        // once per line.
-        let counts = match self.op_counts.get_mut(op.f.name()) {
-            Some(c) => c,
-            None => self.op_counts.entry(op.f.name().to_owned()).or_default(),
-        };
-        counts[op.op_type as usize] += 1;
-        if kind == Kind::Unknown {
-            bump_bounded(&mut self.ignored_f, op.f.name());
+    fn count(&mut self, op: &Head<'_>) {
+        // A client kind's `f` is its name: counted in an array here, and
+        // named in `op_counts` once, at the end.
+        if let Some(k) = counted_kind(op.kind) {
+            self.kind_counts[k][op.op_type as usize] += 1;
+        } else {
+            // `get_mut` first: the name is allocated once per distinct `f`,
+            // not once per line.
+            let counts = match self.op_counts.get_mut(op.f) {
+                Some(c) => c,
+                None => self.op_counts.entry(op.f.to_owned()).or_default(),
+            };
+            counts[op.op_type as usize] += 1;
+        }
+        if op.kind == Kind::Unknown {
+            bump_bounded(&mut self.ignored_f, op.f);
         }
         if op.op_type == OpType::Info
-            && kind != Kind::Nemesis
-            && let Some(e) = &op.error
+            && op.kind != Kind::Nemesis
+            && let Some(e) = op.error
         {
             bump_bounded(&mut self.info_causes, e);
         }
     }
 
     /// Finds the invoke a completion belongs to and validates the pair.
-    fn pair(&mut self, op: &Op, idx: u32, process: u32, kind: Kind, line: u64) -> Result<u32> {
+    fn pair(&mut self, op: &Head<'_>, idx: u32, process: u32, line: u64) -> Result<u32> {
+        let kind = op.kind;
         if kind == Kind::Nemesis {
             return Ok(NONE);
         }
@@ -171,20 +288,23 @@ impl History {
 
     /// Appends the op's records and files its assign, commit or drain.
     fn fold_value(&mut self, op: &Op, idx: u32, kind: Kind, partner: u32, line: u64) -> Result<()> {
+        let place = Place::of(kind, op.op_type, idx);
         match &op.value {
-            OpValue::Send(v) if op.op_type == OpType::Invoke => self.push_sent(v, idx),
-            OpValue::Send(v) if op.op_type == OpType::Ok => self.push_acked(&v.records),
-            // Completions repeat their invoke's records: the invoke's are kept.
-            OpValue::Enqueue(v) if op.op_type == OpType::Invoke => self.push_unplaced(&v.records),
-            OpValue::Process(v) if op.op_type == OpType::Invoke => {
-                self.push_placed(v, line, "process offset out of range")?;
+            OpValue::Send(v) | OpValue::Enqueue(v) => {
+                if let Some(place) = place {
+                    self.push_records(send_groups(&v.records), place, line)?;
+                }
+            }
+            OpValue::Poll(v) | OpValue::Process(v) => {
+                if let Some(place) = place {
+                    self.push_records(placed_groups(v), place, line)?;
+                }
             }
             OpValue::Commit(c) if kind == Kind::Commit => {
                 let offsets = c.offsets.0.iter().map(|(p, o)| (self.intern_partition(p), *o)).collect();
                 let generation = c.generation.filter(|g| *g >= 0);
                 self.commits.push(Commit { invoke: idx, offsets, group: c.group.clone(), generation });
             }
-            OpValue::Poll(v) if kind == Kind::Poll => self.push_placed(v, line, "poll offset out of range")?,
             OpValue::Assign(a) if kind == Kind::Assign => {
                 let partitions = a.partitions.iter().map(|p| self.intern_partition(p)).collect();
                 self.assigns
@@ -206,68 +326,52 @@ impl History {
         Ok(())
     }
 
-    /// A send invoke's records, offsets unknown. The first sender of each
-    /// value is remembered: the analyses trust that values are unique per
-    /// partition, so a repeat is worth a warning.
-    fn push_sent(&mut self, v: &SendValue, idx: u32) {
-        for (pname, recs) in &v.records.0 {
-            let p = self.intern_partition(pname);
-            for r in recs {
-                let key = self.intern_key(p, &r.value);
-                let k = &mut self.keys[key as usize];
-                if k.sender == NONE {
-                    k.sender = idx;
-                } else {
-                    let (first, value) = (k.sender, k.value.clone());
-                    let pn = self.partitions[p as usize].clone();
-                    self.warnings.push(|| {
-                        format!(
-                            "value {value} sent to {pn} again by op {idx} (first by op {first}); \
-                             values must be unique per partition"
-                        )
-                    });
-                }
-                self.records.push(Rec { key, partition: p, offset: NO_OFFSET });
-            }
-        }
-    }
-
-    /// An ok send's records, at the offsets its ack reported (if any).
-    fn push_acked(&mut self, records: &PartMap<Vec<SendRecord>>) {
-        for (pname, recs) in &records.0 {
-            let p = self.intern_partition(pname);
-            for r in recs {
-                let key = self.intern_key(p, &r.value);
-                self.records.push(Rec { key, partition: p, offset: r.offset.unwrap_or(NO_OFFSET) });
-            }
-        }
-    }
-
-    /// Records that have no offset yet (an enqueue's).
-    fn push_unplaced(&mut self, records: &PartMap<Vec<SendRecord>>) {
-        for (pname, recs) in &records.0 {
-            let p = self.intern_partition(pname);
-            for r in recs {
-                let key = self.intern_key(p, &r.value);
-                self.records.push(Rec { key, partition: p, offset: NO_OFFSET });
-            }
-        }
-    }
-
-    /// `[offset, value]` records (a poll's or a process's). `NO_OFFSET` is
-    /// refused: it would read as "offset unknown".
-    fn push_placed(&mut self, v: &PollValue, line: u64, out_of_range: &str) -> Result<()> {
-        for (pname, recs) in &v.records.0 {
-            let p = self.intern_partition(pname);
-            for &(offset, ref value) in recs {
-                if offset == NO_OFFSET {
-                    return Err(malformed(line, 1, out_of_range));
-                }
+    /// Appends an op's records, partition by partition, as `place` says.
+    pub(super) fn push_records<'v, G, R>(&mut self, groups: G, place: Place, line: u64) -> Result<()>
+    where
+        G: IntoIterator<Item = (PartRef<'v>, R)>,
+        R: IntoIterator<Item = (Option<u64>, ValRef<'v>)>,
+    {
+        for (part, recs) in groups {
+            let p = match part {
+                PartRef::Name(name) => self.intern_partition(name),
+                PartRef::Id(p) => p,
+            };
+            for (offset, value) in recs {
                 let key = self.intern_key(p, value);
+                let offset = match place {
+                    Place::Sent(idx) => {
+                        self.note_sender(key, p, idx);
+                        NO_OFFSET
+                    }
+                    Place::Acked => offset.unwrap_or(NO_OFFSET),
+                    Place::Unplaced => NO_OFFSET,
+                    Place::Placed(out_of_range) => match offset {
+                        Some(o) if o != NO_OFFSET => o,
+                        _ => return Err(malformed(line, 1, out_of_range)),
+                    },
+                };
                 self.records.push(Rec { key, partition: p, offset });
             }
         }
         Ok(())
+    }
+
+    /// The first sender of each value is remembered: the analyses trust
+    /// that values are unique per partition, so a repeat is worth a warning.
+    fn note_sender(&mut self, key: u32, p: u32, idx: u32) {
+        let k = &mut self.keys[key as usize];
+        if k.sender == NONE {
+            k.sender = idx;
+            return;
+        }
+        let (first, value) = (k.sender, k.value.clone());
+        let pn = self.partitions[p as usize].clone();
+        self.warnings.push(|| {
+            format!(
+                "value {value} sent to {pn} again by op {idx} (first by op {first}); values must be unique per partition"
+            )
+        });
     }
 
     /// Attaches a drain completion to the drain its invoke opened.
@@ -309,6 +413,14 @@ fn kind_of(op: &Op) -> Kind {
         (_, F::Drain) => Kind::Drain,
         (_, F::Other(_)) => Kind::Unknown,
     }
+}
+
+/// The client kinds counted in [`History::kind_counts`], by index.
+pub(super) const COUNTED_KINDS: [Kind; 8] =
+    [Kind::Send, Kind::Enqueue, Kind::Poll, Kind::Process, Kind::Assign, Kind::Revoke, Kind::Commit, Kind::Drain];
+
+fn counted_kind(kind: Kind) -> Option<usize> {
+    COUNTED_KINDS.iter().position(|k| *k == kind)
 }
 
 fn bump_bounded(map: &mut BTreeMap<String, u64>, name: &str) {

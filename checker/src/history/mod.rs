@@ -1,7 +1,7 @@
 //! Reads a JSON Lines history into a compact, indexed form.
 //!
-//! Parsing streams from a `BufRead`: each line becomes a transient [`Op`],
-//! which is validated (dense `index`, invoke/completion pairing) and folded
+//! Parsing streams from a `BufRead`: each line is read (the hot ones
+//! straight from the text, the rest as a transient [`Op`]), validated (dense `index`, invoke/completion pairing) and folded
 //! into flat arrays: one 32-byte [`Entry`] per op and one 16-byte [`Rec`] per
 //! record, with partitions, processes and `(partition, value)` keys interned to
 //! dense `u32`s. Nothing is sized by offsets, so memory is O(ops) whatever the
@@ -9,17 +9,25 @@
 //! facts that every analysis shares.
 //!
 //! # Layout
-//! - `read`: [`History::parse`], which splits and JSON-parses lines on a
-//!   thread of its own.
+//! - `read`: [`History::parse`], a pipeline that cuts the input into blocks
+//!   of lines, scans blocks on one worker per core, and folds them in order.
+//! - `fast`: the allocation-free reading of the hot lines (client sends,
+//!   enqueues, polls and processes), over `scan`'s strict JSON subset; any
+//!   other line is serde_json's.
 //! - `fold`: validating each op and folding it into the flat arrays.
 //! - `index`: deriving [`Index`] once every op is in.
 //! - `jepsen`: [`History::parse_jepsen`], Jepsen's EDN histories mapped
 //!   onto the same ops.
 
+#[cfg(test)]
+mod differential;
+mod fast;
 mod fold;
 mod index;
+mod ints;
 pub mod jepsen;
 mod read;
+mod scan;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +35,7 @@ pub(crate) use read::without_position;
 
 use std::collections::BTreeMap;
 
+use crate::availability::Availability;
 use crate::error::{Error, Result};
 use crate::op::{Op, OpType, Process, RecordValue, Seek};
 use crate::util::FxHashMap;
@@ -242,10 +251,12 @@ pub struct History {
     /// checked" list (a Jepsen history's transactions, for one).
     pub not_checked: Vec<String>,
     pub index: Index,
+    /// The availability section of the verdict: rates, latencies and
+    /// unavailable stretches, from the ops alone.
+    pub availability: Availability,
     partition_ids: FxHashMap<String, u32>,
-    /// Integer values (the common case) get a map with 16-byte keys: half
-    /// the cache misses of a map keyed by `RecordValue`.
-    int_key_ids: FxHashMap<(u32, i64), u32>,
+    /// Integer values (the common case): mostly an array index.
+    int_key_ids: ints::IntIds,
     /// Per partition: string values, looked up by `&str` without allocating.
     str_key_ids: Vec<FxHashMap<String, u32>>,
     process_ids: FxHashMap<Process, u32>,
@@ -255,6 +266,9 @@ pub struct History {
     /// Per process: the time of its latest op; time must not go back.
     last_time_ns: Vec<u64>,
     drain_of_invoke: FxHashMap<u32, usize>,
+    /// Ops of each of `fold::COUNTED_KINDS` by type, until `finish` moves
+    /// them into `op_counts`.
+    kind_counts: [[u64; 4]; 8],
 }
 
 impl History {
@@ -274,7 +288,7 @@ impl History {
 
     pub fn key_id(&self, partition: u32, value: &RecordValue) -> Option<u32> {
         match value {
-            RecordValue::Int(i) => self.int_key_ids.get(&(partition, *i)).copied(),
+            RecordValue::Int(i) => self.int_key_ids.get(partition, *i, |k| self.keys[k as usize].partition),
             RecordValue::Str(s) => self.str_key_ids.get(partition as usize)?.get(s.as_str()).copied(),
         }
     }
