@@ -178,7 +178,8 @@ fn row(case: &Case, lines: u64, bytes: u64, floor: &[Sample], parse: &[Sample], 
     let goal = if case.jepsen { 3.0 } else { GOAL_S };
     let met = ch <= goal && rss <= GOAL_RSS_MB;
     format!(
-        "| {} | {lines} | {:.0} MB | {fl:.2} s | {pl:.2}–{ph:.2} s | {cl:.2}–{ch:.2} s | {:.2} | {rss:.0} MB | ≤ {goal:.1} s, ≤ {GOAL_RSS_MB:.0} MB: {} |",
+        "| {} | {lines} | {:.0} MB | {fl:.2} s | {pl:.2}–{ph:.2} s | {cl:.2}–{ch:.2} s | {:.2} | {rss:.0} MB \
+         | ≤ {goal:.1} s, ≤ {GOAL_RSS_MB:.0} MB: {} |",
         case.name,
         bytes as f64 / 1e6,
         (cl - pl).max(0.0) / pl,

@@ -369,7 +369,8 @@ impl History {
         let pn = self.partitions[p as usize].clone();
         self.warnings.push(|| {
             format!(
-                "value {value} sent to {pn} again by op {idx} (first by op {first}); values must be unique per partition"
+                "value {value} sent to {pn} again by op {idx} (first by op {first}); \
+                 values must be unique per partition"
             )
         });
     }
