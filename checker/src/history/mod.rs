@@ -2,9 +2,10 @@
 //!
 //! Parsing streams from a `BufRead`: each line is read (the hot ones
 //! straight from the text, the rest as a transient [`Op`]), validated
-//! (dense `index`, invoke/completion pairing) and folded into flat arrays: one 32-byte [`Entry`] per op and one 16-byte [`Rec`] per
-//! record, with partitions, processes and `(partition, value)` keys interned to
-//! dense `u32`s. Nothing is sized by offsets, so memory is O(ops) whatever the
+//! (dense `index`, invoke/completion pairing) and folded into flat arrays:
+//! one 32-byte [`Entry`] per op and one 16-byte [`Rec`] per record, with
+//! partitions, processes and `(partition, value)` keys interned to dense
+//! `u32`s. Nothing is sized by offsets, so memory is O(ops) whatever the
 //! offsets are. [`History::index`] then holds the per-key and per-partition
 //! facts that every analysis shares.
 //!
