@@ -179,6 +179,21 @@ pub struct Results {
     pub times_ns: BTreeMap<AnomalyKind, Vec<(u32, u64)>>,
 }
 
+/// Why each timeline step whose precondition did not hold leaves the run
+/// undecided.
+fn unmet_preconditions(h: &History) -> impl Iterator<Item = String> + '_ {
+    h.nemesis.iter().filter_map(|n| {
+        let why = n.unmet.as_deref()?;
+        Some(format!(
+            "the timeline step {} at {:.1} s needed {}, which did not hold ({why}): the run does not test what its \
+             recipe was built to test",
+            n.f,
+            n.time_ns as f64 / 1e9,
+            n.require.as_deref().unwrap_or("a precondition"),
+        ))
+    })
+}
+
 pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -> Results {
     let windows = fault_windows(h);
     let mut anomalies = BTreeMap::new();
@@ -214,6 +229,7 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -
     if !completed {
         unknown_reasons.push("the history has no completed client operation: nothing was tested".to_owned());
     }
+    unknown_reasons.extend(unmet_preconditions(h));
     if let Some(reason) = inputs.lost_control {
         unknown_reasons.push(format!(
             "the harness lost control of the cluster ({reason}): what the run read at the end does not \

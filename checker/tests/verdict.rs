@@ -282,3 +282,28 @@ fn lost_writes_are_placed_in_their_fault_window_and_given_as_shares() {
     assert!(text.contains("2 of them during partition-halves n1 at 2.0–4.0 s"), "{text}");
     assert!(text.contains("During partition-halves n1 at 2.0–4.0 s: "), "{text}");
 }
+
+/// A timeline step whose precondition did not hold makes a valid run
+/// unknown, naming the step and why; one that held changes nothing.
+#[test]
+fn an_unmet_precondition_makes_the_verdict_unknown() {
+    use faultline_checker::op::{F, Op, OpType, OpValue, Process};
+    let verdict_with = |seen: (&str, &str)| {
+        let mut ops =
+            generator::generate_vec(&GenConfig { ops: 2000, partitions: 2, seed: 3, inject: vec![] }).unwrap().ops;
+        let value = serde_json::json!({
+            "outcome": "installed", "targets": ["n4"], "require": "behind:n5:events/0", seen.0: seen.1,
+        });
+        let last = ops.last().unwrap().time_ns;
+        let mut kill = Op::new(OpType::Info, Process::Nemesis, F::Fault("kill".into()), OpValue::Other(value)).at(last);
+        kill.index = ops.len() as u64;
+        ops.push(kill);
+        check(&History::from_ops(ops).unwrap(), &Guarantees::default(), None)
+    };
+    let held = verdict_with(("met", "n5's replica ends at 812, the leader n4's at 1800"));
+    assert_eq!(held.valid, Validity::Valid, "{:?}", held.unknown_reasons);
+    let unmet = verdict_with(("unmet", "n5 had caught up"));
+    assert_eq!(unmet.valid, Validity::Unknown);
+    let reason = unmet.unknown_reasons.join("; ");
+    assert!(reason.contains("kill") && reason.contains("behind:n5:events/0") && reason.contains("n5 had caught up"));
+}

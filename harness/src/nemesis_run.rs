@@ -148,6 +148,11 @@ impl Nemesis {
     async fn fire(&self, op: &ScheduledFault, scheduled_ns: u64) -> anyhow::Result<()> {
         let f = op.action.to_string();
         self.record(&format!("start-{f}"), json!({ "target": op.target.to_string(), "scheduled_ns": scheduled_ns }))?;
+        // Checked before the fault acts on what it checks.
+        let precondition = match &op.require {
+            Some(r) => Some((r, self.roles.check(r, &self.names()).await)),
+            None => None,
+        };
         let outcome = match &op.action {
             Action::KillProducer
             | Action::KillConsumer
@@ -183,10 +188,17 @@ impl Nemesis {
                 }
             },
         };
-        let value = match &outcome {
+        let mut value = match &outcome {
             Outcome::Installed(targets) => json!({ "outcome": "installed", "targets": targets }),
             Outcome::Skipped(why) => json!({ "outcome": "skipped", "reason": why }),
         };
+        if let Some((require, seen)) = precondition {
+            value["require"] = json!(require.to_string());
+            match seen {
+                Ok(seen) => value["met"] = json!(seen),
+                Err(why) => value["unmet"] = json!(why),
+            }
+        }
         self.log.info(format!("nemesis: {f} {} -> {value}", op.target));
         self.record(&f, value)?;
         self.publish();
@@ -232,6 +244,10 @@ impl Nemesis {
         partition::apply(&self.hosts, &grudge, &self.addresses).await?;
         self.active.lock().partition = Some(shape.clone());
         Ok(Outcome::Installed(partition::describe(&grudge)))
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.hosts.iter().map(|h| h.name().to_string()).collect()
     }
 
     async fn leader_of(&self, partition: &str) -> Option<usize> {

@@ -187,3 +187,43 @@ fn partition_pause_and_kill_take_effect_and_heal() {
     assert_eq!(down.status.code(), Some(0));
     assert!(cluster.leftovers().is_empty(), "{:?}", cluster.leftovers());
 }
+
+/// A timeline step's precondition is checked when it fires and recorded
+/// with its op, and one that did not hold makes the verdict unknown. With
+/// every fetcher paused an acks=1 leader of events/0 goes on appending and
+/// runs ahead of both followers, so `behind:N` holds for the two followers
+/// and not for the leader, whichever node leads.
+#[test]
+fn a_step_whose_precondition_did_not_hold_makes_the_verdict_unknown() {
+    use faultline_checker::op::Process;
+    use support::runs::{assert_no_leftovers, history, run, run_dir};
+    let cluster = TestCluster::new("pc");
+    let subnet = test_subnet(6);
+    let timeline = cluster.dir.join("timeline.toml");
+    let mut steps = String::from("[[timeline]]\nt = 3.0\nfault = \"pause-fetchers\"\ntarget = \"all\"\n");
+    for n in ["n1", "n2", "n3"] {
+        steps.push_str(&format!(
+            "\n[[timeline]]\nt = 4.0\nfault = \"resume-fetchers\"\ntarget = \"{n}\"\nrequire = \"behind:{n}:events/0\"\n"
+        ));
+    }
+    std::fs::write(&timeline, steps).unwrap();
+    let timeline = timeline.to_str().unwrap();
+    let args = ["--time-limit", "8", "--rate", "200", "--acks", "1", "--admin-hooks", "--nemesis-timeline", timeline];
+    let o = run(&cluster, &subnet, &args);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "unknown: {stdout}\nstderr: {}", String::from_utf8_lossy(&o.stderr));
+    let ops = history(&run_dir(&cluster));
+    let checked: Vec<serde_json::Value> = ops
+        .iter()
+        .filter(|o| o.process == Process::Nemesis && o.f.name() == "resume-fetchers")
+        .map(|o| serde_json::to_value(&o.value).unwrap())
+        .collect();
+    assert_eq!(checked.len(), 3, "{checked:?}");
+    let met = checked.iter().filter(|v| v["met"].is_string()).count();
+    let unmet: Vec<&str> = checked.iter().filter_map(|v| v["unmet"].as_str()).collect();
+    assert_eq!((met, unmet.len()), (2, 1), "two followers behind, the leader not: {checked:?}");
+    assert!(unmet[0].ends_with("leads events/0"), "{unmet:?}");
+    assert!(checked.iter().all(|v| v["require"].as_str().is_some_and(|r| r.starts_with("behind:n"))));
+    assert!(stdout.contains("which did not hold") && stdout.contains("leads events/0"), "{stdout}");
+    assert_no_leftovers(&cluster, &subnet);
+}

@@ -9,6 +9,8 @@
 //!   than in the harness so that both crates can use it without a cycle.
 //! - [`partition`]: partition shapes as grudges, installed as DROP rules in
 //!   our own `FAULTLINE` chain inside each host, healed by flushing it.
+//! - [`precondition`]: what a timeline step needs to be true when it
+//!   fires (`require = "behind:n5:events/0"`), checked and recorded.
 //! - [`process`]: child processes that die with their parent.
 //! - [`schedule`]: seeded random fault mixes and scripted TOML timelines,
 //!   with targets given as roles resolved when a fault fires.
@@ -16,6 +18,7 @@
 pub mod fault;
 pub mod host;
 pub mod partition;
+pub mod precondition;
 pub mod process;
 pub mod schedule;
 

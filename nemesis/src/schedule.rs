@@ -19,6 +19,7 @@ use rand::{RngExt, SeedableRng};
 use serde::Deserialize;
 
 use crate::fault::{Fault, FaultList, PartitionShape};
+use crate::precondition::Precondition;
 
 /// Bound on the operations one schedule may hold.
 pub const SCHEDULE_OPS_MAX: usize = 10_000;
@@ -75,6 +76,8 @@ pub struct ScheduledFault {
     pub at_s: f64,
     pub action: Action,
     pub target: Target,
+    /// Timeline steps only: what must hold when it fires.
+    pub require: Option<Precondition>,
 }
 
 /// Shortest sink outage of the random mix, seconds: several times the
@@ -166,6 +169,9 @@ struct TimelineEntry {
     /// With `fault = "partition"`, `shape = "explicit"`: node → nodes it drops.
     #[serde(default)]
     grudge: Option<BTreeMap<String, Vec<String>>>,
+    /// A precondition checked when the step fires (`behind:n5:events/0`).
+    #[serde(default)]
+    require: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -206,7 +212,8 @@ pub fn parse_timeline(toml_text: &str) -> Result<Vec<ScheduledFault>, ScheduleEr
             (_, None) => return Err(bad("target: missing".into())),
             (_, Some(t)) => parse_target(t).map_err(|m| bad(format!("target: {m}")))?,
         };
-        out.push(ScheduledFault { at_s: e.t, action, target });
+        let require = e.require.as_deref().map(str::parse).transpose().map_err(|m| bad(format!("require: {m}")))?;
+        out.push(ScheduledFault { at_s: e.t, action, target, require });
     }
     Ok(out)
 }
@@ -251,12 +258,12 @@ pub fn random_mix(
                 Action::Kill | Action::Pause => Target::Random,
                 _ => Target::All,
             };
-            ops.push(ScheduledFault { at_s: t, action: start, target });
+            ops.push(ScheduledFault { at_s: t, action: start, target, require: None });
             let lasts = rng.random_range(0.0..(2.0 * interval_s).max(0.001)).max(min_s).max(0.1);
             if let Some(stop) = stop {
                 let end = (t + lasts).min(time_limit_s);
                 let target = if stop == Action::Start { Target::Killed } else { Target::All };
-                ops.push(ScheduledFault { at_s: end, action: stop, target });
+                ops.push(ScheduledFault { at_s: end, action: stop, target, require: None });
             }
             t += lasts + rng.random_range(0.0..(2.0 * interval_s).max(0.001));
             if ops.len() > SCHEDULE_OPS_MAX {
@@ -327,6 +334,19 @@ mod tests {
 
     /// Faults and targets print under the names histories and timelines
     /// use, never as Rust's `Debug` (`KillConsumer`).
+    /// `require` is parsed with its step; a bad one names the entry.
+    #[test]
+    fn a_step_carries_its_precondition() {
+        let ops = parse_timeline(
+            "[[timeline]]\nt = 1\nfault = \"kill\"\ntarget = \"n4\"\nrequire = \"behind:n5:events/0\"\n",
+        )
+        .unwrap();
+        assert_eq!(ops[0].require, Some(Precondition::Behind { node: "n5".into(), partition: "events/0".into() }));
+        let err = parse_timeline("[[timeline]]\nt = 1\nfault = \"kill\"\ntarget = \"n4\"\nrequire = \"behind:n5\"\n")
+            .unwrap_err();
+        assert!(err.to_string().starts_with("timeline entry 0: require: `behind:n5`"), "{err}");
+    }
+
     #[test]
     fn actions_and_targets_display_their_names() {
         assert_eq!(Action::KillConsumer.to_string(), "kill-consumer");
@@ -389,7 +409,8 @@ mod tests {
             ScheduledFault {
                 at_s: 5.0,
                 action: Action::Partition("leader-from-followers".into()),
-                target: Target::LeaderOf("events/0".into())
+                target: Target::LeaderOf("events/0".into()),
+                require: None,
             }
         );
         assert_eq!(ops[1].target, Target::All);

@@ -396,7 +396,9 @@ fn nemesis_op(op: &Op, idx: u32, v: &serde_json::Value) -> NemesisOp {
     });
     let skipped = (v.get("outcome").and_then(|o| o.as_str()) == Some("skipped"))
         .then(|| v.get("reason").and_then(|r| r.as_str()).unwrap_or("skipped").to_owned());
-    NemesisOp { op: idx, time_ns: op.time_ns, f: op.f.name().to_owned(), targets, skipped }
+    let text = |key: &str| v.get(key).and_then(|x| x.as_str()).map(str::to_owned);
+    let (require, unmet) = (text("require"), text("unmet"));
+    NemesisOp { op: idx, time_ns: op.time_ns, f: op.f.name().to_owned(), targets, skipped, require, unmet }
 }
 
 /// What an op does. A nemesis process's ops are nemesis ops whatever their

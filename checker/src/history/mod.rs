@@ -154,6 +154,10 @@ pub struct NemesisOp {
     pub targets: Vec<String>,
     /// `value.reason` of a fault recorded with `"outcome": "skipped"`.
     pub skipped: Option<String>,
+    /// `value.require`: the precondition a timeline step needed when it
+    /// fired, and `value.unmet`, why it did not hold, when it did not.
+    pub require: Option<String>,
+    pub unmet: Option<String>,
 }
 
 /// A line that was skipped: the last one, cut short by a killed writer.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use faultline_client::Client;
 use faultline_client::api::ErrorCode;
+use faultline_nemesis::precondition::Precondition;
 
 use super::kafka_admin::KafkaAdmin;
 use crate::cluster::ClusterState;
@@ -118,5 +119,34 @@ impl Roles {
             }
         }
         None
+    }
+
+    /// `host`'s replica of `partition`: its log end offset.
+    async fn log_end_offset(&self, host: usize, partition: &str) -> Result<i64, String> {
+        if self.kafka.is_some() {
+            return Err("an external system's replicas cannot be asked for their log end".into());
+        }
+        let (topic, index) = self.partition(partition).ok_or_else(|| format!("no partition {partition}"))?;
+        let client = Client::with_timeout(&self.urls[host], self.timeout);
+        client.replica_log(topic, index).await.map(|d| d.log_end_offset).map_err(|e| e.to_string())
+    }
+
+    /// Checks a timeline step's precondition now, over hosts named `names`:
+    /// what was seen, as `Ok` when it holds and `Err` when it does not.
+    pub async fn check(&self, require: &Precondition, names: &[String]) -> Result<String, String> {
+        match require {
+            Precondition::Behind { node, partition } => {
+                let i = names.iter().position(|n| n == node).ok_or_else(|| format!("there is no node {node}"))?;
+                let leader = self.leader_of(partition).await.ok_or_else(|| format!("{partition} has no leader"))?;
+                let ln = &names[leader];
+                if leader == i {
+                    return Err(format!("{node} leads {partition}"));
+                }
+                let mine = self.log_end_offset(i, partition).await.map_err(|e| format!("{node}: {e}"))?;
+                let theirs = self.log_end_offset(leader, partition).await.map_err(|e| format!("{ln}: {e}"))?;
+                let seen = format!("{node}'s replica ends at {mine}, the leader {ln}'s at {theirs}");
+                if mine < theirs { Ok(seen) } else { Err(format!("{node} had caught up: {seen}")) }
+            }
+        }
     }
 }
