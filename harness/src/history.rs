@@ -44,6 +44,9 @@ pub struct HistoryWriter {
     open: HashMap<Process, OpenInvoke>,
     /// `(f, type)` → count, for the run's summary.
     counts: BTreeMap<(String, OpType), u64>,
+    /// Per partition: the highest offset an ok send acknowledged so far,
+    /// for timeline preconditions.
+    acked_max: HashMap<String, u64>,
 }
 
 impl HistoryWriter {
@@ -55,6 +58,7 @@ impl HistoryWriter {
             start_ns,
             open: HashMap::new(),
             counts: BTreeMap::new(),
+            acked_max: HashMap::new(),
         })
     }
 
@@ -125,9 +129,22 @@ impl HistoryWriter {
         op.index = self.next_index;
         self.next_index += 1;
         *self.counts.entry((op.f.name().to_owned(), op.op_type)).or_default() += 1;
+        if let (OpType::Ok, OpValue::Send(v)) = (op.op_type, &op.value) {
+            for (p, recs) in &v.records.0 {
+                if let Some(o) = recs.iter().filter_map(|r| r.offset).max() {
+                    let m = self.acked_max.entry(p.clone()).or_insert(o);
+                    *m = (*m).max(o);
+                }
+            }
+        }
         serde_json::to_writer(&mut self.out, &op).context("serializing an op")?;
         self.out.write_all(b"\n").context("writing history.jsonl")?;
         self.out.flush().context("writing history.jsonl")
+    }
+
+    /// The highest offset of `partition` (`topic/N`) acknowledged so far.
+    pub fn acked_max(&self, partition: &str) -> Option<u64> {
+        self.acked_max.get(partition).copied()
     }
 
     /// Ops written so far.

@@ -19,6 +19,7 @@ use faultline_client::Client;
 use faultline_nemesis::Host;
 use faultline_nemesis::fault::PartitionShape;
 use faultline_nemesis::partition::{self, CONTROL, Shape};
+use faultline_nemesis::precondition::Precondition;
 use faultline_nemesis::schedule::{Action, ScheduledFault, Target};
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
@@ -150,7 +151,7 @@ impl Nemesis {
         self.record(&format!("start-{f}"), json!({ "target": op.target.to_string(), "scheduled_ns": scheduled_ns }))?;
         // Checked before the fault acts on what it checks.
         let precondition = match &op.require {
-            Some(r) => Some((r, self.roles.check(r, &self.names()).await)),
+            Some(r) => Some((r, self.check(r).await)),
             None => None,
         };
         let outcome = match &op.action {
@@ -244,6 +245,13 @@ impl Nemesis {
         partition::apply(&self.hosts, &grudge, &self.addresses).await?;
         self.active.lock().partition = Some(shape.clone());
         Ok(Outcome::Installed(partition::describe(&grudge)))
+    }
+
+    /// A step's precondition, now.
+    async fn check(&self, require: &Precondition) -> Result<String, String> {
+        let Precondition::Behind { partition, .. } = require;
+        let acked = self.roles.history_name(partition).and_then(|p| self.writer.lock().acked_max(&p));
+        self.roles.check(require, &self.names(), acked).await
     }
 
     fn names(&self) -> Vec<String> {

@@ -190,8 +190,8 @@ fn partition_pause_and_kill_take_effect_and_heal() {
 
 /// A timeline step's precondition is checked when it fires and recorded
 /// with its op, and one that did not hold makes the verdict unknown. With
-/// every fetcher paused an acks=1 leader of events/0 goes on appending and
-/// runs ahead of both followers, so `behind:N` holds for the two followers
+/// every fetcher paused an acks=1 leader of events/0 goes on acknowledging
+/// records neither follower has, so `behind:N` holds for the two followers
 /// and not for the leader, whichever node leads.
 #[test]
 fn a_step_whose_precondition_did_not_hold_makes_the_verdict_unknown() {

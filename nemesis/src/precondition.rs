@@ -16,8 +16,11 @@ use std::str::FromStr;
 /// A condition on the cluster, checked when a timeline step fires.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Precondition {
-    /// `behind:NODE:PARTITION`: NODE's replica of PARTITION ends below the
-    /// partition's leader's (a smaller log end offset).
+    /// `behind:NODE:PARTITION`: NODE, not the partition's leader, lacks a
+    /// record that was acknowledged: its replica ends at or below the
+    /// highest offset of PARTITION acknowledged so far. (Not "below the
+    /// leader's log end": a leader goes on appending records it cannot
+    /// acknowledge, which would make a caught-up follower look behind.)
     Behind { node: String, partition: String },
 }
 

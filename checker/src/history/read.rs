@@ -83,6 +83,11 @@ impl History {
                 Item::Fast(line, op) => self.push_fast(op, b.text(), &b.arena, &mut ids, line_base + line)?,
                 Item::Slow(line, op) => self.push(op, line_base + line)?,
                 Item::Truncated(line, message) => {
+                    // A line cut by a failed read is the read's error, not
+                    // a writer killed mid-line.
+                    if let Some(source) = b.io_error.take() {
+                        return Err(Error::Io { path: "<history>".into(), source });
+                    }
                     self.truncated = Some(TruncatedLine { line: line_base + line, message: message.clone() });
                     return Ok(true);
                 }

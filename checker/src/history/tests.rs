@@ -100,3 +100,27 @@ fn huge_offsets_are_fine() {
     let h = parse(s).unwrap();
     assert_eq!(h.index.max_read[0].map(|m| m.0), Some(18_446_744_073_709_551_000));
 }
+
+/// A read that fails in the middle of a line is an I/O error, never a
+/// "truncated last line" that would quietly check a prefix.
+#[test]
+fn a_read_error_mid_line_is_an_error_not_a_truncation() {
+    struct Failing(&'static [u8]);
+    impl std::io::Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("disk on fire"));
+            }
+            let n = self.0.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let text =
+        b"{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"poll\",\"value\":{}}\n{\"index\":1,\"ti";
+    match History::parse(std::io::BufReader::new(Failing(text))) {
+        Err(Error::Io { source, .. }) => assert_eq!(source.to_string(), "disk on fire"),
+        other => panic!("expected the read's error, got {other:?}"),
+    }
+}

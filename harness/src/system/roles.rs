@@ -121,6 +121,11 @@ impl Roles {
         None
     }
 
+    /// `partition` as the history names it (`events/2` → `<topic>/2`).
+    pub fn history_name(&self, partition: &str) -> Option<String> {
+        self.partition(partition).map(|(topic, index)| format!("{topic}/{index}"))
+    }
+
     /// `host`'s replica of `partition`: its log end offset.
     async fn log_end_offset(&self, host: usize, partition: &str) -> Result<i64, String> {
         if self.kafka.is_some() {
@@ -131,21 +136,28 @@ impl Roles {
         client.replica_log(topic, index).await.map(|d| d.log_end_offset).map_err(|e| e.to_string())
     }
 
-    /// Checks a timeline step's precondition now, over hosts named `names`:
-    /// what was seen, as `Ok` when it holds and `Err` when it does not.
-    pub async fn check(&self, require: &Precondition, names: &[String]) -> Result<String, String> {
+    /// Checks a timeline step's precondition now, over hosts named `names`,
+    /// given the highest offset of its partition acknowledged so far: what
+    /// was seen, as `Ok` when it holds and `Err` when it does not.
+    pub async fn check(&self, require: &Precondition, names: &[String], acked: Option<u64>) -> Result<String, String> {
         match require {
             Precondition::Behind { node, partition } => {
                 let i = names.iter().position(|n| n == node).ok_or_else(|| format!("there is no node {node}"))?;
-                let leader = self.leader_of(partition).await.ok_or_else(|| format!("{partition} has no leader"))?;
-                let ln = &names[leader];
-                if leader == i {
+                let acked = acked.ok_or_else(|| format!("nothing on {partition} was acknowledged yet"))?;
+                if self.leader_of(partition).await == Some(i) {
                     return Err(format!("{node} leads {partition}"));
                 }
-                let mine = self.log_end_offset(i, partition).await.map_err(|e| format!("{node}: {e}"))?;
-                let theirs = self.log_end_offset(leader, partition).await.map_err(|e| format!("{ln}: {e}"))?;
-                let seen = format!("{node}'s replica ends at {mine}, the leader {ln}'s at {theirs}");
-                if mine < theirs { Ok(seen) } else { Err(format!("{node} had caught up: {seen}")) }
+                let end = self.log_end_offset(i, partition).await.map_err(|e| format!("{node}: {e}"))?;
+                // Offsets below `end` are in the replica: it lacks offset
+                // `acked` exactly when it ends at or below it.
+                if u64::try_from(end).is_ok_and(|e| e <= acked) {
+                    Ok(format!("{node}'s replica ends at {end}, without offset {acked}, which was acknowledged"))
+                } else {
+                    Err(format!(
+                        "{node} had every acknowledged record: its replica ends at {end}, the highest \
+                         acknowledged offset is {acked}"
+                    ))
+                }
             }
         }
     }
