@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::expect::Met;
 use super::outcome::CellResult;
@@ -16,7 +16,7 @@ use super::outcome::CellResult;
 pub const HUNTING_BAR: f64 = 0.9;
 
 /// One cell over its repetitions.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlakeRow {
     pub cell: String,
     pub hunts: bool,

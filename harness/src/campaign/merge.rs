@@ -16,6 +16,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::claims::held_of;
+use super::flake::{self, FlakeRow};
 use super::junit::{self, Case};
 use super::outcome::{Verdict, exit_code_of};
 use super::shard::Shard;
@@ -155,6 +156,35 @@ fn testcases(shards: &[ShardDir]) -> Vec<(String, String)> {
     out
 }
 
+/// The shards' flake bars (`flake.json`, from `--repeat`) as one, in the
+/// campaign's cell order; `None` when a shard ran without `--repeat`.
+fn flake_rows(shards: &[ShardDir], cells: &[Value]) -> anyhow::Result<Option<Vec<FlakeRow>>> {
+    let mut rows = Vec::new();
+    for s in shards {
+        let path = s.dir.join("flake.json");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let mine: Vec<FlakeRow> = serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        rows.extend(mine);
+    }
+    let order = |cell: &str| cells.iter().position(|c| c["name"].as_str() == Some(cell)).unwrap_or(usize::MAX);
+    rows.sort_by_key(|r| order(&r.cell));
+    Ok(Some(rows))
+}
+
+/// Writes the merged flake bar next to the merged campaign and prints it.
+/// Under `--repeat` the bar decides the exit code, as in one campaign.
+fn write_flake(dir: &Path, rows: &[FlakeRow], code: u8) -> anyhow::Result<u8> {
+    let text = flake::render(rows);
+    println!("Flake bar:\n{text}");
+    std::fs::write(dir.join("flake.txt"), &text).context("writing flake.txt")?;
+    store::write_json(&dir.join("flake.json"), &rows)?;
+    Ok(if code == EXIT_HARNESS { code } else { u8::from(rows.iter().any(|r| !r.passes)) })
+}
+
 fn create_parent(path: &Path) -> anyhow::Result<()> {
     match path.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(p) => std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display())),
@@ -201,10 +231,47 @@ fn merge(shards: &[ShardDir], args: &MergeArgs) -> anyhow::Result<u8> {
         create_parent(path)?;
         crate::report::campaign_page::write(&dir, path)?;
     }
+    let code = match flake_rows(shards, &cells)? {
+        Some(rows) => write_flake(&dir, &rows, code)?,
+        None => code,
+    };
     let counts: Vec<String> =
         Verdict::ALL.iter().map(|v| format!("{} {}", verdicts.iter().filter(|x| *x == v).count(), v.label())).collect();
     println!("Campaign {name}: {} shards merged, {} cells: {}", shards.len(), verdicts.len(), counts.join(", "));
     println!("Merged: {}", dir.display());
     println!("Campaign report: {}", args.report.as_deref().unwrap_or(&page).display());
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cell: &str, met: usize, passes: bool) -> FlakeRow {
+        FlakeRow { cell: cell.into(), hunts: true, runs: 10, met, median_detection_s: Some(1.0), passes }
+    }
+
+    /// The shards' flake rows come back in the campaign's order; a shard
+    /// run without `--repeat` means there is no merged bar.
+    #[test]
+    fn flake_rows_merge_in_campaign_order() {
+        let base = std::env::temp_dir().join(format!("faultline-merge-flake-{}", std::process::id()));
+        let shard = |i: u32, rows: Option<Vec<FlakeRow>>| {
+            let dir = base.join(format!("{i}-{}", rows.is_some()));
+            std::fs::create_dir_all(&dir).unwrap();
+            if let Some(rows) = rows {
+                std::fs::write(dir.join("flake.json"), serde_json::to_string(&rows).unwrap()).unwrap();
+            }
+            ShardDir { dir, shard: format!("{i}/2").parse().unwrap(), summary: Value::Null, junit: String::new() }
+        };
+        let cells: Vec<Value> = ["a", "b", "c"].iter().map(|n| serde_json::json!({ "name": n })).collect();
+        let both =
+            [shard(1, Some(vec![row("a", 10, true), row("c", 8, false)])), shard(2, Some(vec![row("b", 9, true)]))];
+        let merged = flake_rows(&both, &cells).unwrap().unwrap();
+        let without = [shard(1, Some(vec![row("a", 10, true)])), shard(2, None)];
+        let none = flake_rows(&without, &cells).unwrap();
+        std::fs::remove_dir_all(&base).unwrap();
+        assert_eq!(merged.iter().map(|r| r.cell.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert!(none.is_none());
+    }
 }
