@@ -28,10 +28,12 @@ done
 # vagrant, ruby and shellcheck check vagrant/ without booting a VM; kcat
 # (librdkafka) is a real Kafka client for the Kafka-protocol listener.
 # chromium renders the HTML reports headless in the tests (screenshots and
-# the DOM they assert on).
+# the DOM they assert on). fuse3 brings fusermount3 and the FUSE setup the
+# power-loss filesystem (faultline-lazyfs) mounts through as a non-root user;
+# root mounts it directly through /dev/fuse.
 declare -A packages=([ip]=iproute2 [iptables]=iptables [cc]=gcc [make]=make [python3]=python3 [node]=nodejs [npm]=npm
     [ssh]=openssh-client [ssh-keygen]=openssh-client [vagrant]=vagrant [ruby]=ruby [shellcheck]=shellcheck
-    [kcat]=kcat [chromium]=chromium)
+    [kcat]=kcat [chromium]=chromium [fusermount3]=fuse3)
 missing=()
 for cmd in "${!packages[@]}"; do
     need_cmd "$cmd" || missing+=("${packages[$cmd]}")
