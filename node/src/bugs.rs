@@ -91,10 +91,18 @@ pub enum Bug {
     /// rebalances without it, then resume it: it commits what it processed
     /// under its old generation. Checker: `zombie-commit`.
     AcceptStaleGenerationCommit,
+    /// B17 (no upstream bug; the promise of `flush.messages`). With
+    /// `flush.messages=1` the node still acknowledges appends that are in
+    /// the page cache only: the fsync is left to the next segment roll or
+    /// shutdown. SIGKILL keeps the page cache, so only power loss can catch
+    /// it. Recipe: RF=3, acks=all, `flush.messages=1`, the nodes on the
+    /// lazyfs disk; `power-loss` of every node under load. Checker:
+    /// `lost-write` (with `flush-messages=1` power loss permits none).
+    SkipFsyncOnFlushMessages,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::TruncateToLocalHw,
         Bug::LeaderUnilateralIsrShrink,
         Bug::AckAllOnLocalAppend,
@@ -105,6 +113,7 @@ impl Bug {
         Bug::DedupeWindow1,
         Bug::DropProducerStateOnFailover,
         Bug::AcceptStaleGenerationCommit,
+        Bug::SkipFsyncOnFlushMessages,
     ];
 
     pub fn name(self) -> &'static str {
@@ -119,6 +128,7 @@ impl Bug {
             Bug::DedupeWindow1 => "dedupe-window-1",
             Bug::DropProducerStateOnFailover => "drop-producer-state-on-failover",
             Bug::AcceptStaleGenerationCommit => "accept-stale-generation-commit",
+            Bug::SkipFsyncOnFlushMessages => "skip-fsync-on-flush-messages",
         }
     }
 }

@@ -12,6 +12,27 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Creates `dir` and any missing parents, then fsyncs the parent of each
+/// directory it created: without that, a power loss can take a new
+/// directory (and everything fsynced inside it) away with its name.
+pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    // Bounded by the path's depth.
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(d);
+        at = d.parent();
+    }
+    fs::create_dir_all(dir)?;
+    for d in missing.iter().rev() {
+        match d.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => fsync_dir(parent)?,
+            None => fsync_dir(Path::new("."))?,
+        }
+    }
+    Ok(())
+}
+
 /// Replaces `path` with `bytes` atomically: write a temporary file, fsync it,
 /// rename it over `path`, fsync the directory. A reader sees the old or the
 /// new content, never a mix.
@@ -38,5 +59,19 @@ pub fn fsync_or_abort(file: &File, path: &Path) {
         tracing::error!(path = %path.display(), error = %err, "fsync failed; aborting rather than retrying");
         eprintln!("fatal: fsync of {} failed: {err}", path.display());
         std::process::abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_dir_durable_makes_every_missing_level() {
+        let tmp = tempfile::tempdir().unwrap();
+        let deep = tmp.path().join("a/b/c");
+        create_dir_durable(&deep).unwrap();
+        assert!(deep.is_dir());
+        create_dir_durable(&deep).unwrap();
     }
 }

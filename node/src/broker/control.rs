@@ -22,6 +22,8 @@ pub trait ControlPlane: Send + Sync + 'static {
     fn propose(&self, cmd: Command) -> BoxFuture<'_, Result<CommandResult, String>>;
     /// This broker's current registration epoch, once registered.
     fn broker_epoch(&self) -> Option<i64>;
+    /// Fires when this broker's registration epoch changes.
+    fn watch_broker_epoch(&self) -> watch::Receiver<Option<i64>>;
     /// The active controller, as this node believes.
     fn active_controller(&self) -> Option<i32>;
     /// The controller quorum as this node sees it (Kafka's DescribeQuorum).
@@ -55,6 +57,10 @@ impl ControlPlane for crate::controller::Controller {
 
     fn broker_epoch(&self) -> Option<i64> {
         *crate::controller::Controller::broker_epoch(self).borrow()
+    }
+
+    fn watch_broker_epoch(&self) -> watch::Receiver<Option<i64>> {
+        crate::controller::Controller::broker_epoch(self)
     }
 
     fn active_controller(&self) -> Option<i32> {

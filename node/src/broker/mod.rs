@@ -95,7 +95,7 @@ impl Broker {
     /// Opens the data directory, recovering every replica log found there.
     pub fn open(config: BrokerConfig) -> Result<Broker, StartupError> {
         let dir = config.log_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        crate::fsutil::create_dir_durable(&dir).map_err(io_err(&dir))?;
         check_node_meta(&dir, config.node_id)?;
         let clean_start = checkpoint::take_clean_shutdown_marker(&dir).map_err(io_err(&dir))?;
         let recovery_points = checkpoint::read_recovery_points(&dir);
@@ -173,8 +173,16 @@ impl Broker {
             recovery_point: self.recovery_points.get(&key).copied().unwrap_or(0),
         };
         let dir = self.config.log_dir.join(&key);
-        let (log, report) = PartitionLog::open(&dir, topic_config.log.clone(), mode)
-            .map_err(|source| StartupError::Log { topic: meta.topic.clone(), partition: meta.partition, source })?;
+        let mut log_config = topic_config.log.clone();
+        if topic_config.bugs.on(crate::bugs::Bug::SkipFsyncOnFlushMessages) {
+            // Bug `skip-fsync-on-flush-messages`: no fsync before the acknowledgement.
+            log_config.flush_messages = u64::MAX;
+        }
+        let (log, report) = PartitionLog::open(&dir, log_config, mode).map_err(|source| StartupError::Log {
+            topic: meta.topic.clone(),
+            partition: meta.partition,
+            source,
+        })?;
         if let Some(t) = &report.truncation {
             tracing::warn!(
                 partition = %key, segment = %t.segment, position = t.position, bytes_removed = t.bytes_removed,
@@ -218,7 +226,8 @@ impl Broker {
             tracing::error!(error = %e, "creating a replica failed");
             ApiError::new(ErrorCode::KafkaStorageError, e)
         };
-        std::fs::create_dir_all(&dir).map_err(|e| storage(format!("{}: {e}", dir.display())))?;
+        // The new replica directory must survive a power loss with its name.
+        crate::fsutil::create_dir_durable(&dir).map_err(|e| storage(format!("{}: {e}", dir.display())))?;
         write_atomic(&dir.join(PARTITION_META_FILE), &serde_json::to_vec_pretty(&meta).expect("serializes"))
             .map_err(|e| storage(format!("{}: {e}", dir.display())))?;
         self.open_replica(&meta).map_err(|e| storage(e.to_string()))

@@ -105,7 +105,7 @@ pub struct PartitionLog {
 impl PartitionLog {
     /// Opens (creating if needed) the log in `dir`, recovering it as `mode` requires.
     pub fn open(dir: &Path, config: LogConfig, mode: OpenMode) -> Result<(PartitionLog, RecoveryReport), LogError> {
-        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        crate::fsutil::create_dir_durable(dir).map_err(io_err("create", dir))?;
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
             let name = entry.map_err(io_err("list", dir))?.file_name();
@@ -139,6 +139,14 @@ impl PartitionLog {
             log.segments.push(seg);
         }
         let report = log.recover(mode)?;
+        if !mode.clean_shutdown {
+            // What recovery read may live in the page cache only (a SIGKILL
+            // keeps it there): fsync it before the recovery point claims it.
+            let from = log.segments.partition_point(|s| s.base_offset <= mode.recovery_point).saturating_sub(1);
+            for seg in &log.segments[from..] {
+                seg.flush();
+            }
+        }
         log.recovery_point = log.log_end_offset();
         Ok((log, report))
     }

@@ -46,21 +46,39 @@ impl ReplicaManager {
     /// Applies every metadata change until shutdown.
     pub async fn run(self: Arc<Self>) {
         let mut rx = self.broker.control().watch();
+        let mut registered = self.broker.control().watch_broker_epoch();
         let mut stop = self.stop.clone();
         loop {
             let image = rx.borrow_and_update().clone();
+            registered.borrow_and_update();
             self.reconcile(&image);
+            // Leadership waits for this incarnation's registration, which
+            // may reach this node after the image that holds it.
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { return },
+                changed = registered.changed() => if changed.is_err() { return },
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
+    }
+
+    /// Whether `image` shows this node registered as the incarnation that
+    /// is running: an image from before its registration (its own log,
+    /// replayed at start-up) still names the previous incarnation, whose
+    /// leadership a restarted node must not take: its log may have lost
+    /// what that incarnation wrote (a power loss), and the controller moves
+    /// the leadership on (with a new epoch) when the new incarnation registers.
+    fn current_incarnation(&self, image: &MetadataImage) -> bool {
+        let mine = image.brokers.get(&self.node_id());
+        let epoch = self.broker.control().broker_epoch();
+        mine.is_some_and(|b| !b.fenced && Some(b.epoch) == epoch)
     }
 
     /// Brings local replicas in line with `image`.
     pub fn reconcile(self: &Arc<Self>, image: &MetadataImage) {
         let me = self.node_id();
         let now = Instant::now();
+        let may_lead = self.current_incarnation(image);
         for (name, topic) in &image.topics {
             for (i, p) in topic.partitions.iter().enumerate() {
                 if !p.replicas.contains(&me) {
@@ -81,6 +99,8 @@ impl ReplicaManager {
                 let (epoch, role_leader) = local.read_state(|st| (st.leader_epoch(), st.leader()));
                 let fresh = epoch != p.leader_epoch || role_leader != p.leader;
                 match p.leader {
+                    // Not yet: the registration's change brings a new epoch.
+                    Some(l) if l == me && fresh && !may_lead => {}
                     Some(l) if l == me && fresh => {
                         local.become_leader(p.leader_epoch, p.partition_epoch, &p.replicas, &p.isr, now)
                     }

@@ -175,6 +175,34 @@ fn a_follower_joins_the_isr_only_after_reaching_the_epoch_start() {
     assert_eq!(a.serve_follower(2, 7, pos, 1024, now).expand_candidate, Some(2));
 }
 
+/// Regression (seen after every node lost power): a replica that led an
+/// epoch without writing anything (its cache says epoch 0 starts at 0, its
+/// log is empty) follows a leader whose cache starts at epoch 3. The leader
+/// answers "diverging" to its epoch 0; the follower has no record to cut,
+/// and used to keep the epoch too, so it sent it again forever and never
+/// copied a record nor joined the ISR.
+#[test]
+fn a_follower_drops_an_empty_epoch_the_leader_never_had_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Instant::now();
+    let a = replica(dir.path(), 1, 0);
+    let b = replica(dir.path(), 2, 0);
+    b.become_leader(0, 0, &[1, 2], &[2], now);
+    a.become_leader(3, 1, &[1, 2], &[1], now);
+    write(&a, "x");
+    write(&a, "y");
+    b.become_follower(1, "a", 3, 1, &[1, 2], &[1]);
+    assert_eq!(b.fetch_position().last_fetched_epoch, Some(0), "b sends the epoch it led");
+    // Bounded: a handful of rounds, each of which must make progress.
+    for _ in 0..4 {
+        fetch_once(&a, &b, 2);
+    }
+    assert_eq!(b.read_state(|st| st.log().log_end_offset()), 2, "b copied the leader's records");
+    let pos = b.fetch_position();
+    assert_eq!(pos.last_fetched_epoch, Some(3));
+    assert_eq!(a.serve_follower(2, 7, pos, 1024, now).expand_candidate, Some(2), "and qualifies for the ISR");
+}
+
 /// Regression: an acks=all waiter that sees its leader deposed answers
 /// `NOT_LEADER_OR_FOLLOWER` and leaves the replica usable. It used to build
 /// that answer while still holding the view's read guard, which deadlocked

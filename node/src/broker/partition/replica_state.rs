@@ -287,12 +287,18 @@ impl ReplicaState {
     /// Cuts the log at `offset` (whole batches) with everything derived
     /// from it: epoch cache, producer state, and the HW, which falls to the
     /// new log end if it was above. Returns the log end before and after,
-    /// or `None` when nothing was cut. The caller persists the checkpoints.
+    /// or `None` when nothing changed. The caller persists the checkpoints.
     pub(super) fn truncate(&mut self, offset: i64) -> Result<Option<(i64, i64)>, LogError> {
         debug_assert!(!self.is_leader(), "a leader never truncates its own log (KIP-101)");
         let before = self.log.log_end_offset();
         if offset >= before {
-            return Ok(None);
+            // No record to cut, but an epoch this replica led without
+            // writing (it starts at the log end) diverges all the same:
+            // kept, the follower would send it with every fetch, and the
+            // leader would answer "diverging" forever.
+            let epochs = self.epoch_cache.entries().len();
+            self.epoch_cache.truncate_from_end(offset);
+            return Ok((self.epoch_cache.entries().len() != epochs).then_some((before, before)));
         }
         let new_end = self.log.truncate_to(offset)?;
         self.epoch_cache.truncate_from_end(new_end);

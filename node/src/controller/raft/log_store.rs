@@ -88,7 +88,7 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 impl LogStore {
     /// Opens (or creates) the log in `dir`, cutting a torn tail.
     pub fn open(dir: &Path) -> io::Result<LogStore> {
-        std::fs::create_dir_all(dir)?;
+        fsutil::create_dir_durable(dir)?;
         let vote = read_single::<Vote>(&dir.join(VOTE_FILE))?;
         let committed = read_single::<LogId>(&dir.join(COMMITTED_FILE))?;
         let path = dir.join(LOG_FILE);

@@ -76,7 +76,7 @@ impl StateMachine {
     /// Opens the machine in `dir`, resuming from the snapshot there if any,
     /// and publishes the starting image on `image_tx`.
     pub fn open(dir: &Path, image_tx: watch::Sender<Arc<MetadataImage>>) -> io::Result<StateMachine> {
-        std::fs::create_dir_all(dir)?;
+        fsutil::create_dir_durable(dir)?;
         let path = dir.join(SNAPSHOT_FILE);
         let stored = match std::fs::read(&path) {
             Ok(bytes) => Some(
