@@ -47,7 +47,13 @@ pub struct Guarantees {
     pub on_sink_error: OnSinkError,
     #[serde(alias = "auto_offset_reset")]
     pub auto_offset_reset: OffsetReset,
+    /// The brokers' `flush.messages`: 1 fsyncs every append before it is
+    /// acknowledged; Kafka's default (2^63-1) leaves flushing to the OS.
+    pub flush_messages: u64,
 }
+
+/// Kafka's default `flush.messages` (`log.flush.interval.messages`): Long.MAX_VALUE.
+pub const FLUSH_MESSAGES_DEFAULT: u64 = i64::MAX as u64;
 
 impl Default for Guarantees {
     /// Everything promised: acks=all, idempotent producer, clean elections,
@@ -65,11 +71,12 @@ impl Default for Guarantees {
             processing: Processing::Inline,
             on_sink_error: OnSinkError::Retry,
             auto_offset_reset: OffsetReset::Earliest,
+            flush_messages: FLUSH_MESSAGES_DEFAULT,
         }
     }
 }
 
-pub const KEYS: [&str; 10] = [
+pub const KEYS: [&str; 11] = [
     "acks",
     "idempotence",
     "max-in-flight",
@@ -80,6 +87,7 @@ pub const KEYS: [&str; 10] = [
     "processing",
     "on-sink-error",
     "auto-offset-reset",
+    "flush-messages",
 ];
 
 impl Guarantees {
@@ -107,6 +115,10 @@ impl Guarantees {
             "processing" => self.processing = value.parse().map_err(named)?,
             "on-sink-error" => self.on_sink_error = value.parse().map_err(named)?,
             "auto-offset-reset" => self.auto_offset_reset = value.parse().map_err(named)?,
+            "flush-messages" => {
+                self.flush_messages =
+                    value.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected a positive integer"))?
+            }
             _ => return Err(bad(&format!("unknown key; known keys: {}", KEYS.join(", ")))),
         }
         Ok(())

@@ -26,6 +26,7 @@ pub mod guarantees;
 pub mod history;
 pub mod modes;
 pub mod op;
+pub mod power_loss;
 pub mod replicas;
 pub mod sink;
 pub mod summary;

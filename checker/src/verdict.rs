@@ -196,12 +196,13 @@ fn unmet_preconditions(h: &History) -> impl Iterator<Item = String> + '_ {
 
 pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -> Results {
     let windows = fault_windows(h);
+    let powered_off = crate::power_loss::PoweredOff::of(h);
     let mut anomalies = BTreeMap::new();
     let mut violations = Vec::new();
     let mut unknown_reasons = f.undecided.clone();
     let mut invalid = false;
     for (&kind, k) in &f.kinds {
-        let reason = g.permits(kind);
+        let reason = g.permits(kind).or_else(|| powered_off.reason(kind, &instances(h, k), g));
         let status = if reason.is_some() { Status::Permitted } else { Status::Violation };
         if status == Status::Violation {
             violations.push(kind);
@@ -264,6 +265,17 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -
             .filter(|(_, k)| !k.times_ns.is_empty())
             .map(|(&kind, k)| (kind, k.times_ns.clone()))
             .collect(),
+    }
+}
+
+/// Each instance's partition and time, for a timed type (every instance has
+/// its time); else one per partition, without a time.
+fn instances<'h>(h: &'h History, k: &crate::anomaly::KindFindings) -> Vec<(&'h str, Option<u64>)> {
+    let name = |p: u32| h.partitions[p as usize].as_str();
+    if k.times_ns.len() as u64 == k.count {
+        k.times_ns.iter().map(|&(p, t)| (name(p), Some(t))).collect()
+    } else {
+        k.per_partition.keys().map(|&p| (name(p), None)).collect()
     }
 }
 

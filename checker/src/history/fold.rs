@@ -398,7 +398,14 @@ fn nemesis_op(op: &Op, idx: u32, v: &serde_json::Value) -> NemesisOp {
         .then(|| v.get("reason").and_then(|r| r.as_str()).unwrap_or("skipped").to_owned());
     let text = |key: &str| v.get(key).and_then(|x| x.as_str()).map(str::to_owned);
     let (require, unmet) = (text("require"), text("unmet"));
-    NemesisOp { op: idx, time_ns: op.time_ns, f: op.f.name().to_owned(), targets, skipped, require, unmet }
+    let names = |x: &serde_json::Value| -> Option<Vec<String>> {
+        x.as_array()?.iter().map(|n| n.as_str().map(str::to_owned)).collect()
+    };
+    let replicas = v.get("replicas").and_then(|r| r.as_object()).map_or_else(Default::default, |m| {
+        m.iter().filter_map(|(p, nodes)| Some((p.clone(), names(nodes)?))).collect()
+    });
+    let f = op.f.name().to_owned();
+    NemesisOp { op: idx, time_ns: op.time_ns, f, targets, skipped, require, unmet, replicas }
 }
 
 /// What an op does. A nemesis process's ops are nemesis ops whatever their

@@ -158,6 +158,9 @@ pub struct NemesisOp {
     /// fired, and `value.unmet`, why it did not hold, when it did not.
     pub require: Option<String>,
     pub unmet: Option<String>,
+    /// `value.replicas` of a `power-loss`: each partition's replicas (node
+    /// names) when it fired, so the checker knows whose power went.
+    pub replicas: BTreeMap<String, Vec<String>>,
 }
 
 /// A line that was skipped: the last one, cut short by a killed writer.
