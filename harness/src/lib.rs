@@ -18,6 +18,7 @@ pub mod gen_history;
 pub mod history;
 pub mod hosts;
 pub mod hosts_cmd;
+pub mod lazyfs_cmd;
 pub mod logging;
 pub mod nemesis_cmd;
 pub mod nemesis_run;

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use faultline_harness::{
-    app, bench_history, campaign, check, cluster, demo, gen_history, hosts_cmd, logging, nemesis_cmd, report, run,
-    serve,
+    app, bench_history, campaign, check, cluster, demo, gen_history, hosts_cmd, lazyfs_cmd, logging, nemesis_cmd,
+    report, run, serve,
 };
 
 /// Jepsen-style fault injection for a Kafka-like replicated log.
@@ -41,6 +41,8 @@ enum Command {
     Hosts(hosts_cmd::HostsArgs),
     /// Inject one fault into a running cluster, or heal: partition, kill, start, pause, resume.
     Nemesis(nemesis_cmd::NemesisArgs),
+    /// The power-loss filesystem: serve a mount, or send it a command (lose-unsynced, …).
+    Lazyfs(lazyfs_cmd::LazyfsArgs),
     /// Measure the history writer's events per second (benchmark).
     #[command(hide = true)]
     BenchHistory(bench_history::BenchHistoryArgs),
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Client(args) => app::main(args),
         Command::Nemesis(args) => nemesis_cmd::main(args),
         Command::Hosts(args) => hosts_cmd::main(args),
+        Command::Lazyfs(args) => lazyfs_cmd::main(args),
         Command::BenchHistory(args) => bench_history::main(args),
     }
 }

@@ -54,6 +54,16 @@ enum Fault {
         #[arg(long)]
         node: String,
     },
+    /// SIGKILL a node's process, then its disk loses what it never fsynced
+    /// (a `--disk lazyfs` cluster).
+    PowerLoss {
+        /// The node, by name (n1, n2, …).
+        #[arg(long)]
+        node: String,
+        /// Each file keeps a random prefix of its unsynced writes, from this seed.
+        #[arg(long)]
+        torn: Option<u64>,
+    },
     /// Start a killed node again with its data and configuration.
     Start {
         /// The node, by name (n1, n2, …).
@@ -154,6 +164,18 @@ async fn run(args: NemesisArgs) -> Result<serde_json::Value, Failure> {
             Ok(serde_json::json!({ "fault": "start", "node": node, "pid": pid }))
         }
         Fault::Kill { node } => signal(&state, &hosts, "kill", &node, index_of(&node)?, Signal::Kill).await,
+        Fault::PowerLoss { node, torn } => {
+            let i = index_of(&node)?;
+            if state.nodes[i].lazyfs().is_none() {
+                return Err(Failure::BadArgs(format!("{node} is not on the lazyfs disk (cluster up --disk lazyfs)")));
+            }
+            let killed = signal(&state, &hosts, "kill", &node, i, Signal::Kill).await?;
+            if killed["state"] != "gone" {
+                return Err(Failure::Harness(anyhow!("{node} survived SIGKILL: {killed}")));
+            }
+            let lost = crate::cluster::lazy_disk::lose_unsynced(&state.nodes[i], torn).await?;
+            Ok(serde_json::json!({ "fault": "power-loss", "node": node, "pid": killed["pid"], "lost": lost }))
+        }
         Fault::Pause { node } => signal(&state, &hosts, "pause", &node, index_of(&node)?, Signal::Stop).await,
         Fault::Resume { node } => signal(&state, &hosts, "resume", &node, index_of(&node)?, Signal::Cont).await,
     }

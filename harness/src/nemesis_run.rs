@@ -59,6 +59,8 @@ pub struct Nemesis {
     rng: Mutex<rand_chacha::ChaCha8Rng>,
     /// The consumers' sink databases, for `sink-outage`.
     sink_paths: Vec<std::path::PathBuf>,
+    /// The workload's partitions, as role targets name them (`events/0`, …).
+    partitions: Vec<String>,
     /// The sink outage in progress: the connection holding the locks.
     outage: Mutex<Option<crate::sink::Outage>>,
 }
@@ -95,6 +97,7 @@ impl Nemesis {
             rng: Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7300)),
             sink_paths,
             outage: Mutex::default(),
+            partitions: (0..plan.settings.topic_partitions).map(|p| format!("events/{p}")).collect(),
         }
     }
 
@@ -154,6 +157,7 @@ impl Nemesis {
             Some(r) => Some((r, self.check(r).await)),
             None => None,
         };
+        let mut detail = None;
         let outcome = match &op.action {
             Action::KillProducer
             | Action::KillConsumer
@@ -168,6 +172,14 @@ impl Nemesis {
                 Outcome::Installed(vec!["all".into()])
             }
             Action::Partition(shape) => self.partition(shape, &op.target).await?,
+            Action::PowerLoss => match self.resolve(&op.target, &op.action).await {
+                Err(why) => Outcome::Skipped(why),
+                Ok(nodes) if nodes.is_empty() => Outcome::Skipped("no node matches the target now".into()),
+                Ok(nodes) => {
+                    detail = Some(self.power_loss(&nodes).await?);
+                    Outcome::Installed(nodes.iter().map(|i| self.hosts[*i].name().to_string()).collect())
+                }
+            },
             Action::Grudge(g) => {
                 partition::apply(&self.hosts, g, &self.addresses).await?;
                 self.active.lock().partition = Some("explicit".into());
@@ -193,6 +205,10 @@ impl Nemesis {
             Outcome::Installed(targets) => json!({ "outcome": "installed", "targets": targets }),
             Outcome::Skipped(why) => json!({ "outcome": "skipped", "reason": why }),
         };
+        if let Some((lost, replicas)) = detail {
+            value["lost"] = lost;
+            value["replicas"] = replicas;
+        }
         if let Some((require, seen)) = precondition {
             value["require"] = json!(require.to_string());
             match seen {
@@ -299,12 +315,55 @@ impl Nemesis {
             Target::Majority => pick(n / 2 + 1, &live),
             Target::Controller => vec![self.controller().await.ok_or("no active controller right now")?],
             Target::LeaderOf(p) => vec![self.leader_of(p).await.ok_or(format!("no leader of {p} right now"))?],
+            Target::IsrOf(p) => {
+                let r = self.roles.replicas_of(p).await.ok_or(format!("{p} is unknown right now"))?;
+                r.isr.into_iter().filter(|i| live.contains(i)).collect()
+            }
             Target::FollowerOf(p) | Target::FollowersOf(p) => {
                 let r = self.roles.replicas_of(p).await.ok_or(format!("{p} is unknown right now"))?;
                 let followers: Vec<usize> = r.replicas.into_iter().filter(|i| Some(*i) != r.leader).collect();
                 if matches!(target, Target::FollowerOf(_)) { pick(1, &followers) } else { followers }
             }
         })
+    }
+
+    /// Power loss on `nodes` at once: every one is SIGKILLed (and proven
+    /// gone) before any disk forgets, as when one power feed fails; then
+    /// each disk drops what it never synced. Returns what each lost: the
+    /// proof the fault took effect.
+    async fn power_loss(&self, nodes: &[usize]) -> anyhow::Result<(serde_json::Value, serde_json::Value)> {
+        let replicas = self.replica_names().await;
+        for &i in nodes {
+            self.act(i, &Action::Kill).await?;
+            let node = self.state.lock().nodes[i].clone();
+            if let Some(pid) = node.pid {
+                anyhow::ensure!(
+                    self.hosts[i].process(pid).await?.is_none(),
+                    "{} (pid {pid}) survived SIGKILL: its disk cannot lose power under it",
+                    node.name
+                );
+            }
+        }
+        let mut lost = serde_json::Map::new();
+        for &i in nodes {
+            let node = self.state.lock().nodes[i].clone();
+            let loss = crate::cluster::lazy_disk::lose_unsynced(&node, None).await?;
+            lost.insert(node.name.clone(), serde_json::to_value(loss)?);
+        }
+        Ok((serde_json::Value::Object(lost), replicas))
+    }
+
+    /// Each workload partition's replicas by node name, under its history
+    /// name: the checker learns from them whose power a partition needs.
+    async fn replica_names(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for p in &self.partitions {
+            if let (Some(r), Some(name)) = (self.roles.replicas_of(p).await, self.roles.history_name(p)) {
+                let nodes: Vec<&str> = r.replicas.iter().map(|i| self.hosts[*i].name()).collect();
+                out.insert(name, json!(nodes));
+            }
+        }
+        serde_json::Value::Object(out)
     }
 
     /// Applies a process fault to host `i` and proves it took effect.

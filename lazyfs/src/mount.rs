@@ -57,11 +57,12 @@ pub fn serve(spec: &MountSpec) -> io::Result<()> {
     signals.add(Signal::SIGTERM);
     signals.add(Signal::SIGINT);
     signals.thread_block().map_err(io::Error::from)?;
-    let session = mount(spec)?;
-    let mountpoint = spec.mountpoint.clone();
+    let mut session = mount(spec)?;
+    // Through the session, so that it does not unmount a second time when it ends.
+    let mut unmounter = session.unmount_callable();
     thread::spawn(move || {
         if signals.wait().is_ok() {
-            let _ = unmount(&mountpoint);
+            let _ = unmounter.unmount();
         }
     });
     let outcome = session.run();

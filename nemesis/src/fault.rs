@@ -86,6 +86,8 @@ impl PartitionShape {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Fault {
     Kill,
+    /// SIGKILL, then the node's disk loses what was never fsynced.
+    PowerLoss,
     Start,
     Pause,
     Resume,
@@ -124,7 +126,7 @@ pub enum FaultError {
 impl Fault {
     /// Every fault, in the order help texts list them.
     pub fn all() -> impl Iterator<Item = Fault> {
-        let plain = [Fault::Kill, Fault::Start, Fault::Pause, Fault::Resume, Fault::Partition];
+        let plain = [Fault::Kill, Fault::PowerLoss, Fault::Start, Fault::Pause, Fault::Resume, Fault::Partition];
         let rest = [
             Fault::Heal,
             Fault::KillProducer,
@@ -143,6 +145,7 @@ impl Fault {
     pub fn name(self) -> &'static str {
         match self {
             Fault::Kill => "kill",
+            Fault::PowerLoss => "power-loss",
             Fault::Start => "start",
             Fault::Pause => "pause",
             Fault::Resume => "resume",
@@ -164,6 +167,10 @@ impl Fault {
     pub fn about(self) -> &'static str {
         match self {
             Fault::Kill => "SIGKILL a node (the random mix restarts it later)",
+            Fault::PowerLoss => {
+                "SIGKILL a node, then its disk loses every write and name change it never fsynced \
+                 (nodes on the lazyfs disk; the random mix restarts it later)"
+            }
             Fault::Start => "restart killed nodes",
             Fault::Pause => "SIGSTOP a node (the random mix resumes it later)",
             Fault::Resume => "SIGCONT paused nodes",

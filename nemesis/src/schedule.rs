@@ -28,6 +28,8 @@ pub const SCHEDULE_OPS_MAX: usize = 10_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     Kill,
+    /// SIGKILL, then drop the node's unsynced writes (its lazyfs disk).
+    PowerLoss,
     Start,
     Pause,
     Resume,
@@ -60,6 +62,8 @@ pub enum Target {
     LeaderOf(String),
     FollowerOf(String),
     FollowersOf(String),
+    /// The partition's in-sync replicas, leader included.
+    IsrOf(String),
     Controller,
     All,
     Minority,
@@ -95,13 +99,14 @@ pub enum ScheduleError {
 }
 
 /// Parses a target: `n1`, `leader-of:events/0`, `follower-of:P`,
-/// `followers-of:P`, `controller`, `all`, `minority`, `majority`,
+/// `followers-of:P`, `isr-of:P`, `controller`, `all`, `minority`, `majority`,
 /// `killed`, `random`.
 pub fn parse_target(text: &str) -> Result<Target, String> {
     Ok(match text.split_once(':') {
         Some(("leader-of", p)) => Target::LeaderOf(p.to_string()),
         Some(("follower-of", p)) => Target::FollowerOf(p.to_string()),
         Some(("followers-of", p)) => Target::FollowersOf(p.to_string()),
+        Some(("isr-of", p)) => Target::IsrOf(p.to_string()),
         Some((kind, _)) => return Err(format!("unknown target kind `{kind}`")),
         None => match text {
             "controller" => Target::Controller,
@@ -128,6 +133,7 @@ fn parse_action(fault: &str, shape: Option<&str>) -> Result<Action, String> {
     }
     Ok(match fault {
         Fault::Kill => Action::Kill,
+        Fault::PowerLoss => Action::PowerLoss,
         Fault::Start => Action::Start,
         Fault::Pause => Action::Pause,
         Fault::Resume => Action::Resume,
@@ -237,6 +243,7 @@ pub fn random_mix(
         while t < time_limit_s {
             let (start, stop, min_s) = match family {
                 Fault::Kill => (Action::Kill, Some(Action::Start), 0.0),
+                Fault::PowerLoss => (Action::PowerLoss, Some(Action::Start), 0.0),
                 Fault::Pause => (Action::Pause, Some(Action::Resume), 2.0 * session_timeout_s),
                 Fault::KillProducer => (Action::KillProducer, None, 0.0),
                 Fault::KillConsumer => (Action::KillConsumer, None, 0.0),
@@ -255,7 +262,7 @@ pub fn random_mix(
                 Fault::PauseFetchers | Fault::ResumeFetchers | Fault::ResumeConsumer => unreachable!("not in a mix"),
             };
             let target = match start {
-                Action::Kill | Action::Pause => Target::Random,
+                Action::Kill | Action::PowerLoss | Action::Pause => Target::Random,
                 _ => Target::All,
             };
             ops.push(ScheduledFault { at_s: t, action: start, target, require: None });
@@ -280,6 +287,7 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name: String = match self {
             Action::Kill => "kill".into(),
+            Action::PowerLoss => "power-loss".into(),
             Action::Start => "start".into(),
             Action::Pause => "pause".into(),
             Action::Resume => "resume".into(),
@@ -308,6 +316,7 @@ impl fmt::Display for Target {
             Target::LeaderOf(p) => format!("leader-of:{p}"),
             Target::FollowerOf(p) => format!("follower-of:{p}"),
             Target::FollowersOf(p) => format!("followers-of:{p}"),
+            Target::IsrOf(p) => format!("isr-of:{p}"),
             Target::Controller => "controller".into(),
             Target::All => "all".into(),
             Target::Minority => "minority".into(),
@@ -359,6 +368,17 @@ mod tests {
             (tl[0].action.to_string(), tl[0].target.to_string()),
             ("pause-fetchers".into(), "followers-of:events/0".into())
         );
+    }
+
+    #[test]
+    fn a_power_loss_is_a_timeline_step_on_the_isr_and_a_mix_fault_that_restarts_its_node() {
+        let tl = parse_timeline("[[timeline]]\nt = 1\nfault = \"power-loss\"\ntarget = \"isr-of:events/0\"\n").unwrap();
+        assert_eq!((tl[0].action.clone(), tl[0].target.clone()), (Action::PowerLoss, Target::IsrOf("events/0".into())));
+        assert_eq!(tl[0].target.to_string(), "isr-of:events/0");
+        let ops = random_mix(&"power-loss".parse().unwrap(), 2.0, 40.0, 3.0, 7).unwrap();
+        let losses = ops.iter().filter(|o| o.action == Action::PowerLoss).count();
+        assert!(losses > 0);
+        assert_eq!(losses, ops.iter().filter(|o| o.action == Action::Start && o.target == Target::Killed).count());
     }
 
     #[test]
@@ -467,6 +487,6 @@ mod tests {
             assert!(!ops.is_empty(), "{}", path.display());
             n += 1;
         }
-        assert_eq!(n, 10);
+        assert_eq!(n, 11);
     }
 }

@@ -32,6 +32,8 @@ const SEED_CLAIMS_FILES: Files = embed! {
     "timelines/stall-consumer.toml" => "campaigns/timelines/stall-consumer.toml",
     "timelines/coordinator-from-clients.toml" => "campaigns/timelines/coordinator-from-clients.toml",
     "timelines/leader-kills.toml" => "campaigns/timelines/leader-kills.toml",
+    "timelines/power-loss-all.toml" => "campaigns/timelines/power-loss-all.toml",
+    "timelines/power-loss-one-at-a-time.toml" => "campaigns/timelines/power-loss-one-at-a-time.toml",
     "../recipes/app/stall-cluster.toml" => "recipes/app/stall-cluster.toml",
 };
 
@@ -47,6 +49,7 @@ const BUG_HUNT_FILES: Files = embed! {
     "../recipes/bugs/dedupe-window-1.toml" => "recipes/bugs/dedupe-window-1.toml",
     "../recipes/bugs/drop-producer-state-on-failover.toml" => "recipes/bugs/drop-producer-state-on-failover.toml",
     "../recipes/bugs/accept-stale-generation-commit.toml" => "recipes/bugs/accept-stale-generation-commit.toml",
+    "../recipes/bugs/skip-fsync-on-flush-messages.toml" => "recipes/bugs/skip-fsync-on-flush-messages.toml",
 };
 
 impl Builtin {

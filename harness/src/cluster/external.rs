@@ -45,6 +45,7 @@ pub(crate) fn plan_nodes(name: &str, hosts: &[SshTarget], system: &[ExternalNode
                 pid_file: Default::default(),
                 pid: None,
                 external: Some(ext.clone()),
+                disk: Default::default(),
             }
         })
         .collect()

@@ -19,6 +19,7 @@ pub(crate) mod describe;
 pub(crate) mod external;
 mod health;
 pub(crate) mod inventory;
+pub(crate) mod lazy_disk;
 pub(crate) mod owner;
 pub(crate) mod placement;
 pub(crate) mod processes;
@@ -41,6 +42,7 @@ use crate::hosts::exec;
 use crate::hosts::hosts_file::HostsFile;
 use crate::hosts::network::{self, NODES_MAX};
 use crate::hosts::{AnyHost, ClusterNet, Subnet};
+pub(crate) use lazy_disk::Disk;
 use placement::NODE_PORT;
 use state::{NodeState, STATE_VERSION, state_path};
 /// Settings for short test runs, unless `--broker-config` overrides them: failures
@@ -132,6 +134,10 @@ struct UpArgs {
     /// How long the nodes may take to become healthy.
     #[arg(long, default_value_t = 30_000)]
     timeout_ms: u64,
+    /// What the nodes' data directories live on: `lazyfs` mounts a
+    /// filesystem that forgets unsynced writes at `power-loss`.
+    #[arg(long, value_enum, default_value_t = Disk::Plain)]
+    disk: Disk,
 }
 
 pub fn main(args: ClusterArgs) -> ExitCode {
@@ -215,7 +221,9 @@ async fn up(args: UpArgs) -> Result<(), Failure> {
     };
     refuse_existing(&dir, &args.at.name)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut state = plan_state(&dir, &args.at.name, placement, Some(owner::Owner::current("faultline cluster up")))?;
+    let owner = Some(owner::Owner::current("faultline cluster up"));
+    let mut state =
+        plan_state(&dir, &args.at.name, placement, owner, args.disk).map_err(|e| Failure::BadArgs(format!("{e:#}")))?;
     state.save()?;
     let started = Instant::now();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -294,7 +302,7 @@ async fn plan_network(name: &str, subnet: Option<Subnet>, nodes: u32) -> anyhow:
 /// Where `start` puts the nodes.
 pub(crate) enum Target<'a> {
     /// Namespaces on this machine, on this /24 or a free one.
-    Netns { nodes: u32, subnet: Option<&'a str> },
+    Netns { nodes: u32, subnet: Option<&'a str>, disk: Disk },
     /// These SSH hosts, one node each.
     Ssh(&'a HostsFile),
     /// These SSH hosts, each running a node of an external system.
@@ -323,7 +331,7 @@ pub(crate) async fn start(
         bail!("cluster {name:?} already exists ({}); run `faultline cluster down` on it first", path.display());
     }
     let placement = match target {
-        Target::Netns { nodes, subnet } => {
+        Target::Netns { nodes, subnet, .. } => {
             anyhow::ensure!((1..=NODES_MAX).contains(&nodes), "--nodes {nodes}: must be 1 to {NODES_MAX}");
             let subnet = subnet.map(Subnet::parse).transpose().map_err(|e| anyhow!(e))?;
             exec::check_preconditions().map_err(|e| anyhow!(e))?;
@@ -332,7 +340,11 @@ pub(crate) async fn start(
         Target::Ssh(file) | Target::External(file, _) => placement::ssh_placement(file),
     };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut state = plan_state(dir, name, placement, Some(owner::Owner::current("faultline run")))?;
+    let disk = match target {
+        Target::Netns { disk, .. } => disk,
+        _ => Disk::Plain,
+    };
+    let mut state = plan_state(dir, name, placement, Some(owner::Owner::current("faultline run")), disk)?;
     if let (Target::External(file, system), Placement::Ssh(_)) = (&target, &state.placement) {
         let nodes = system.resolve(&file.hosts, name).map_err(|e| anyhow!("{}: {e}", system.path.display()))?;
         state.nodes = external::plan_nodes(name, &file.hosts, &nodes);
@@ -372,9 +384,14 @@ fn plan_state(
     name: &str,
     placement: Placement,
     owner: Option<owner::Owner>,
+    disk: Disk,
 ) -> anyhow::Result<ClusterState> {
     let (nodes, iptables_rules) = match &placement {
-        Placement::Netns(net) => (netns_nodes(dir, net)?, netns_rules(net)),
+        Placement::Netns(net) => (netns_nodes(dir, net, disk)?, netns_rules(net)),
+        Placement::Ssh(_) if disk == Disk::Lazyfs => bail!(
+            "the lazyfs disk (and so power-loss) runs on namespace hosts only: SSH hosts would need the \
+             filesystem on each host, which faultline does not install yet"
+        ),
         Placement::Ssh(ssh) => (placement::plan_ssh_nodes(name, &ssh.hosts), Vec::new()),
     };
     Ok(ClusterState {
@@ -389,7 +406,7 @@ fn plan_state(
     })
 }
 
-fn netns_nodes(dir: &Path, net: &ClusterNet) -> anyhow::Result<Vec<NodeState>> {
+fn netns_nodes(dir: &Path, net: &ClusterNet, disk: Disk) -> anyhow::Result<Vec<NodeState>> {
     let binary = crate::node_process::node_binary()?;
     Ok(net
         .nodes
@@ -408,6 +425,7 @@ fn netns_nodes(dir: &Path, net: &ClusterNet) -> anyhow::Result<Vec<NodeState>> {
                 pid_file: node_dir.join("node.pid"),
                 pid: None,
                 external: None,
+                disk,
             }
         })
         .collect())
@@ -451,6 +469,8 @@ async fn build(
     }
     placement::deploy(state, &hosts, &crate::node_process::node_binary()?).await?;
     state.save()?;
+    // Before any node starts: a node's mount namespace is copied when it starts.
+    lazy_disk::mount_all(state).await?;
     // All hosts at once: over SSH each step is a round trip per host.
     let st: &ClusterState = state;
     let writes = hosts.iter().enumerate().map(|(i, host)| async move {
@@ -548,7 +568,7 @@ fn state_from_hosts(at: &Where, file: &Path) -> Result<ClusterState, Failure> {
     let hosts = HostsFile::load(file).map_err(Failure::BadArgs)?;
     let dir = cluster_dir(at)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(plan_state(&dir, &at.name, placement::ssh_placement(&hosts), None)?)
+    Ok(plan_state(&dir, &at.name, placement::ssh_placement(&hosts), None, Disk::Plain)?)
 }
 
 /// Stops every process of the cluster and removes what `up` created (the
@@ -579,6 +599,8 @@ pub(crate) async fn stop_nodes(state: &ClusterState) -> anyhow::Result<Stopped> 
 /// host, removed; the state marked `down` when nothing failed.
 pub(crate) async fn finish_tear_down(state: &mut ClusterState, stopped: Stopped) -> anyhow::Result<()> {
     let Stopped { hosts, mut failures } = stopped;
+    // The nodes are gone: nothing uses their disks.
+    failures.extend(lazy_disk::unmount_all(state).await);
     if let Some(net) = state.placement.net() {
         failures.extend(net.destroy().await.into_iter().map(|e| e.to_string()));
     }

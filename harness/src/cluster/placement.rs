@@ -48,6 +48,7 @@ pub(crate) fn plan_ssh_nodes(name: &str, hosts: &[SshTarget]) -> Vec<NodeState> 
                 pid_file: dir.join("node.pid"),
                 pid: None,
                 external: None,
+                disk: Default::default(),
             }
         })
         .collect()

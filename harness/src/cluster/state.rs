@@ -126,6 +126,9 @@ pub struct NodeState {
     /// it. `None` for faultline-node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<crate::system::file::ExternalNode>,
+    /// What its data directory lives on.
+    #[serde(default)]
+    pub disk: super::lazy_disk::Disk,
 }
 
 impl NodeState {

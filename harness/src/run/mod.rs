@@ -167,7 +167,11 @@ async fn run_test(plan: &Plan, dirs: &RunDirs, log: &Arc<RunLog>, reproduce: &st
     let target = match (&plan.hosts, &plan.system) {
         (Some(file), Some(system)) => cluster::Target::External(file, system),
         (Some(file), None) => cluster::Target::Ssh(file),
-        (None, _) => cluster::Target::Netns { nodes: plan.settings.nodes, subnet: plan.harness.subnet.as_deref() },
+        (None, _) => cluster::Target::Netns {
+            nodes: plan.settings.nodes,
+            subnet: plan.harness.subnet.as_deref(),
+            disk: plan.settings.disk,
+        },
     };
     let state =
         cluster::start(&plan.harness.cluster_name, &dirs.cluster, target, &plan.node_config(), CLUSTER_UP_TIMEOUT)

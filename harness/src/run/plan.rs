@@ -16,6 +16,7 @@ use super::settings::{HarnessArgs, RunSettings, SinkKind};
 use super::supervisor::ClientSignal;
 use crate::app::library::ClientLibrary;
 use crate::app::spec::{ConsumerSpec, ProducerSpec, SubscribeSpec};
+use crate::cluster::Disk;
 use crate::hosts::hosts_file::HostsFile;
 use crate::system::file::SystemFile;
 use faultline_checker::modes::ProducerMode;
@@ -202,6 +203,7 @@ impl Plan {
             };
             kills.push((role, Duration::from_secs_f64(f.at_s), signal));
         }
+        check_disk(&settings, &harness, &faults)?;
         let time_limit = Duration::from_secs_f64(settings.time_limit);
         let system = check_system(&settings, &harness, &faults)?;
         let (topic, group) = match &system {
@@ -257,7 +259,19 @@ impl Plan {
             processing: a.processing,
             on_sink_error: a.on_sink_error,
             auto_offset_reset: self.consumer.auto_offset_reset,
+            flush_messages: self.flush_messages(),
         }
+    }
+
+    /// The nodes' `flush.messages` (or its broker name
+    /// `log.flush.interval.messages`): the last one given, or Kafka's default.
+    fn flush_messages(&self) -> u64 {
+        let config = self.node_config();
+        let given = config.iter().rev().find_map(|kv| match kv.split_once('=') {
+            Some(("flush.messages" | "log.flush.interval.messages", v)) => v.trim().parse().ok(),
+            _ => None,
+        });
+        given.unwrap_or(faultline_checker::guarantees::FLUSH_MESSAGES_DEFAULT)
     }
 
     /// Broker settings for every node, as `key=value`.
@@ -320,6 +334,23 @@ fn check_system(a: &RunSettings, h: &HarnessArgs, faults: &[ScheduledFault]) -> 
         return refuse(&format!("the fault {} needs faultline-node's admin hooks", f.action));
     }
     Ok(Some(file))
+}
+
+/// `power-loss` needs nodes on the lazyfs disk, which runs on namespace
+/// hosts only: never silently a plain kill.
+fn check_disk(a: &RunSettings, h: &HarnessArgs, faults: &[ScheduledFault]) -> Result<(), String> {
+    let power_loss = faults.iter().any(|f| f.action == Action::PowerLoss);
+    if a.disk == Disk::Lazyfs && (h.hosts.is_some() || h.system.is_some()) {
+        return Err("--disk lazyfs: runs on namespace hosts only; SSH hosts would need the filesystem \
+                    installed on each (not supported yet)"
+            .into());
+    }
+    if power_loss && a.disk != Disk::Lazyfs {
+        return Err("the fault power-loss needs --disk lazyfs: it drops what the nodes' disks never fsynced, \
+                    and only the lazyfs disk keeps track of that"
+            .into());
+    }
+    Ok(())
 }
 
 fn check_settings(a: &RunSettings, p: &ProducerSettings) -> Result<bool, String> {

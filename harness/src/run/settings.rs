@@ -17,6 +17,7 @@ use faultline_nemesis::fault::{Fault, FaultList};
 use serde::{Deserialize, Serialize};
 
 use crate::app::library::ClientLibrary;
+use crate::cluster::Disk;
 
 /// The downstream database consumers write into.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +33,7 @@ pub const DEFAULT_SEED: u64 = 42;
 /// Every setting's default: the one place they are written.
 pub const DEFAULTS: RunSettings = RunSettings {
     nodes: 3,
+    disk: Disk::Plain,
     time_limit: 15.0,
     rate: 1000.0,
     producers: 2,
@@ -81,6 +83,10 @@ pub struct RunSettings {
     /// Number of nodes.
     #[arg(long, default_value_t = DEFAULTS.nodes)]
     pub nodes: u32,
+    /// What the nodes' data directories live on: `plain`, or `lazyfs`, a
+    /// FUSE filesystem that forgets unsynced writes at `power-loss`.
+    #[arg(long, value_enum, default_value_t = DEFAULTS.disk)]
+    pub disk: Disk,
     /// Seconds of workload before the final phase.
     #[arg(long, default_value_t = DEFAULTS.time_limit)]
     pub time_limit: f64,

@@ -32,9 +32,10 @@ pub struct Roles {
     timeout: Duration,
 }
 
-/// A partition's replicas and leader, as host indices.
+/// A partition's replicas, in-sync replicas and leader, as host indices.
 pub struct Replicas {
     pub replicas: Vec<usize>,
+    pub isr: Vec<usize>,
     pub leader: Option<usize>,
 }
 
@@ -70,13 +71,15 @@ impl Roles {
             let m = admin.metadata(topic).await.ok()?;
             let p = m.partitions.iter().find(|p| p.partition == index)?;
             let replicas = p.replicas.iter().filter_map(|r| self.index_of(*r)).collect();
-            return Some(Replicas { replicas, leader: p.leader.and_then(|l| self.index_of(l)) });
+            let isr = p.isr.iter().filter_map(|r| self.index_of(*r)).collect();
+            return Some(Replicas { replicas, isr, leader: p.leader.and_then(|l| self.index_of(l)) });
         }
         for url in &self.urls {
             if let Ok(d) = Client::with_timeout(url, self.timeout).describe_topic(topic).await {
                 let p = d.partitions.get(index as usize)?;
                 let replicas = p.replicas.iter().filter_map(|r| self.index_of(*r)).collect();
-                return Some(Replicas { replicas, leader: p.leader.and_then(|l| self.index_of(l)) });
+                let isr = p.isr.iter().filter_map(|r| self.index_of(*r)).collect();
+                return Some(Replicas { replicas, isr, leader: p.leader.and_then(|l| self.index_of(l)) });
             }
         }
         None

@@ -109,6 +109,7 @@ impl TestCluster {
                 .map(|l| format!("iptables {l}")),
         );
         left.extend(live_processes_mentioning(&self.dir).into_iter().map(|p| format!("process {p}")));
+        left.extend(mounts_under(&self.dir).into_iter().map(|m| format!("mount {m}")));
         left
     }
 }
@@ -125,6 +126,13 @@ impl Drop for TestCluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Mount points under `dir` (a lazyfs disk left mounted), from the mount table.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").expect("reads the mount table");
+    let dir = dir.to_string_lossy().replace(' ', "\\040");
+    table.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&dir)).map(str::to_owned).collect()
 }
 
 pub fn lines(argv: &[&str]) -> Vec<String> {
