@@ -226,13 +226,8 @@ fn a_killed_run_leaves_a_stale_cluster_that_list_names_and_down_all_removes() {
         .stderr(Stdio::null())
         .spawn()
         .expect("starts faultline run");
-    let state = c.store().join("clusters").join(&c.name).join("state.json");
+    wait_cluster_up(&mut run, &c.store(), &c.name);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&state).is_ok_and(|s| s.contains("\"phase\": \"up\"")) {
-        assert!(Instant::now() < deadline, "the run's cluster never came up");
-        assert!(run.try_wait().unwrap().is_none(), "the run exited before its cluster was up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     // Clients are started once the cluster is up; wait for one.
     // Their spec names the nodes' URLs; nothing else's command line does.
     let urls = format!("http://{}", subnet.trim_end_matches("0/24"));

@@ -10,7 +10,6 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use support::runs::json;
 use support::*;
@@ -115,13 +114,7 @@ fn cluster_down_unmounts_what_a_sigkilled_run_left() {
         .stderr(Stdio::null())
         .spawn()
         .expect("starts faultline run");
-    let state = c.store().join("clusters").join(&c.name).join("state.json");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&state).is_ok_and(|s| s.contains("\"phase\": \"up\"")) {
-        assert!(Instant::now() < deadline, "the run's cluster never came up");
-        assert!(run.try_wait().unwrap().is_none(), "the run exited before its cluster was up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_cluster_up(&mut run, &c.store(), &c.name);
     run.kill().unwrap();
     run.wait().unwrap();
     assert_eq!(mounts_under(&c.dir).len(), 3, "each node's disk outlives the killed run");

@@ -80,14 +80,22 @@ fn a_new_directory_not_synced_in_its_parent_vanishes_with_everything_in_it() {
     assert!(!tmp.path().join("events-0").exists());
 }
 
+/// A durable `rel` holding "old", replaced by "new" the way `write_atomic`
+/// does (a fsynced temporary file renamed over it), short of its last step:
+/// the directory's fsync.
+fn replace_atomically(d: &mut LazyDir, rel: &str) {
+    durable_file(d, rel, b"old");
+    let tmp = format!("{rel}.tmp");
+    let (ino, file) = d.create(ROOT, name(&tmp), 0o644).unwrap();
+    d.write(ino, &file, 0, b"new").unwrap();
+    d.sync_file(ino);
+    d.rename(ROOT, name(&tmp), ROOT, name(rel)).unwrap();
+}
+
 #[test]
 fn a_rename_without_a_directory_fsync_is_undone_and_the_replaced_file_returns() {
     let (tmp, mut d) = dir();
-    durable_file(&mut d, "checkpoint", b"old");
-    let (ino, file) = d.create(ROOT, name("checkpoint.tmp"), 0o644).unwrap();
-    d.write(ino, &file, 0, b"new").unwrap();
-    d.sync_file(ino);
-    d.rename(ROOT, name("checkpoint.tmp"), ROOT, name("checkpoint")).unwrap();
+    replace_atomically(&mut d, "checkpoint");
     assert_eq!(read(tmp.path(), "checkpoint").unwrap(), b"new");
     d.lose_unsynced(None).unwrap();
     assert_eq!(read(tmp.path(), "checkpoint").unwrap(), b"old");
@@ -97,11 +105,7 @@ fn a_rename_without_a_directory_fsync_is_undone_and_the_replaced_file_returns() 
 #[test]
 fn a_rename_followed_by_a_directory_fsync_survives() {
     let (tmp, mut d) = dir();
-    durable_file(&mut d, "checkpoint", b"old");
-    let (ino, file) = d.create(ROOT, name("checkpoint.tmp"), 0o644).unwrap();
-    d.write(ino, &file, 0, b"new").unwrap();
-    d.sync_file(ino);
-    d.rename(ROOT, name("checkpoint.tmp"), ROOT, name("checkpoint")).unwrap();
+    replace_atomically(&mut d, "checkpoint");
     d.sync_dir(ROOT).unwrap();
     d.lose_unsynced(None).unwrap();
     assert_eq!(read(tmp.path(), "checkpoint").unwrap(), b"new");

@@ -128,6 +128,18 @@ impl Drop for TestCluster {
     }
 }
 
+/// Waits (bounded) until the `faultline run` child `run` has its cluster
+/// `name` up in `store`; fails if the run exits first.
+pub fn wait_cluster_up(run: &mut std::process::Child, store: &Path, name: &str) {
+    let state = store.join("clusters").join(name).join("state.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&state).is_ok_and(|s| s.contains("\"phase\": \"up\"")) {
+        assert!(std::time::Instant::now() < deadline, "the run's cluster never came up");
+        assert!(run.try_wait().unwrap().is_none(), "the run exited before its cluster was up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Mount points under `dir` (a lazyfs disk left mounted), from the mount table.
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     let table = std::fs::read_to_string("/proc/self/mountinfo").expect("reads the mount table");
