@@ -10,6 +10,7 @@ bench:
 	cargo bench -p faultline-node --bench produce
 	cargo bench -p faultline-node --bench cluster
 	cargo bench -p faultline-node --bench producer
+	cargo bench -p faultline-node --bench lazyfs
 bench-checker:
 	cargo bench -p faultline-checker --bench check -- --write docs/checker-bench.md
 campaigns:
