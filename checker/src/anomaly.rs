@@ -37,10 +37,11 @@ pub enum AnomalyKind {
     LostProcessing,
     DuplicateProcessing,
     ZombieCommit,
+    MetadataRegression,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 18] = [
+    pub const ALL: [AnomalyKind; 19] = [
         AnomalyKind::LostWrite,
         AnomalyKind::Unseen,
         AnomalyKind::ReplicaDivergence,
@@ -59,6 +60,7 @@ impl AnomalyKind {
         AnomalyKind::LostProcessing,
         AnomalyKind::DuplicateProcessing,
         AnomalyKind::ZombieCommit,
+        AnomalyKind::MetadataRegression,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +83,7 @@ impl AnomalyKind {
             AnomalyKind::LostProcessing => "lost-processing",
             AnomalyKind::DuplicateProcessing => "duplicate-processing",
             AnomalyKind::ZombieCommit => "zombie-commit",
+            AnomalyKind::MetadataRegression => "metadata-regression",
         }
     }
 

@@ -174,7 +174,10 @@ impl Guarantees {
             AnomalyKind::PollSkip | AnomalyKind::NonmonotonicPoll | AnomalyKind::OrderCycle => self
                 .unclean_leader_election
                 .then(|| "unclean-leader-election=true: the high watermark can move back".to_owned()),
-            AnomalyKind::ReplicaDivergence | AnomalyKind::AbortedRead | AnomalyKind::PhantomRead => None,
+            AnomalyKind::ReplicaDivergence
+            | AnomalyKind::AbortedRead
+            | AnomalyKind::PhantomRead
+            | AnomalyKind::MetadataRegression => None,
             AnomalyKind::LostEnqueued => (self.producer_mode == ProducerMode::FireAndForget).then(|| {
                 "producer-mode=fire-and-forget: Kafka never promises records still in the producer's buffer; \
                  a producer crash, or a batch that fails for good unheard, loses them (docs/semantics.md R4.10)"

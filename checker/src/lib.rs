@@ -20,6 +20,7 @@
 pub mod anomalies;
 pub mod anomaly;
 pub mod availability;
+pub mod elections;
 pub mod error;
 pub mod generator;
 pub mod guarantees;
@@ -53,6 +54,8 @@ pub const HISTORY_FILE: &str = "history.jsonl";
 pub const TEST_FILE: &str = "test.json";
 /// Replica log dumps, next to the history.
 pub const REPLICAS_FILE: &str = "replicas.json";
+/// What each node said partitions' leaders and epochs were, next to the history.
+pub const ELECTIONS_FILE: &str = "elections.jsonl";
 /// The consumers' sink rows after the run, next to the history.
 pub const SINK_FILE: &str = "sink.jsonl";
 /// Where results are written, next to the history.
@@ -70,6 +73,8 @@ pub struct Inputs<'a> {
     pub replicas: Option<&'a Replicas>,
     /// `sink.jsonl`, for `lost-processing` and `duplicate-processing`.
     pub sink: Option<&'a Sink>,
+    /// `elections.jsonl`, for `metadata-regression`.
+    pub elections: Option<&'a elections::Elections>,
     /// Why the harness lost control of the system under test, when it did
     /// (a node's data directory replaced, the cluster removed from outside):
     /// the verdict is then unknown, never a claim about the system.
@@ -78,7 +83,7 @@ pub struct Inputs<'a> {
 
 /// Checks a parsed history with replica dumps but no sink.
 pub fn check(h: &History, g: &Guarantees, replicas: Option<&Replicas>) -> Results {
-    check_with(h, g, &Inputs { replicas, sink: None, lost_control: None })
+    check_with(h, g, &Inputs { replicas, ..Inputs::default() })
 }
 
 /// Checks a parsed history with every input the run left.
@@ -128,6 +133,12 @@ impl RunFiles {
         if p.exists() { Guarantees::from_test_json(&p) } else { Ok(Guarantees::default()) }
     }
 
+    /// `elections.jsonl` next to the history, or `None` when there is none.
+    pub fn elections(&self) -> Result<Option<elections::Elections>> {
+        let p = self.dir.join(ELECTIONS_FILE);
+        if p.exists() { elections::load(&p).map(Some) } else { Ok(None) }
+    }
+
     pub fn replicas(&self) -> Result<Option<Replicas>> {
         let p = self.dir.join(REPLICAS_FILE);
         if p.exists() { replicas::load(&p).map(Some) } else { Ok(None) }
@@ -158,7 +169,13 @@ impl RunFiles {
         let sink = self.read_sink()?;
         let history = self.read_history()?;
         let lost_control = self.lost_control()?;
-        let inputs = Inputs { replicas: replicas.as_ref(), sink: sink.as_ref(), lost_control: lost_control.as_deref() };
+        let elections = self.elections()?;
+        let inputs = Inputs {
+            replicas: replicas.as_ref(),
+            sink: sink.as_ref(),
+            elections: elections.as_ref(),
+            lost_control: lost_control.as_deref(),
+        };
         let results = check_with(&history, g, &inputs);
         Ok(Checked { history, results, replicas })
     }

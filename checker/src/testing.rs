@@ -21,7 +21,7 @@ pub fn findings_with(jsonl: &str, guarantees: &str, sink: Option<&str>) -> Findi
     g.apply_list(guarantees).expect("test guarantees parse");
     let sink = sink.map(|s| Sink::parse(s.as_bytes()).expect("test sink parses"));
     let mut f = Findings::with_example_limit(usize::MAX);
-    run_all(&h, &g, &Inputs { replicas: None, sink: sink.as_ref(), lost_control: None }, &mut f);
+    run_all(&h, &g, &Inputs { replicas: None, sink: sink.as_ref(), lost_control: None, elections: None }, &mut f);
     f
 }
 
@@ -38,7 +38,7 @@ fn findings_of_generated(cfg: &GenConfig) -> Findings {
     run_all(
         &h,
         &generated_guarantees(),
-        &Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink), lost_control: None },
+        &Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink), lost_control: None, elections: None },
         &mut f,
     );
     f

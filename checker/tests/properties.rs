@@ -22,7 +22,7 @@ fn findings(cfg: &GenConfig) -> (History, Findings, Generated) {
     run_all(
         &h,
         &guarantees(),
-        &Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink), lost_control: None },
+        &Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink), lost_control: None, elections: None },
         &mut f,
     );
     (h, f, g)
@@ -52,7 +52,7 @@ proptest! {
     fn clean_histories_are_valid(seed in any::<u64>(), partitions in 1u32..6, ops in 0u64..4000) {
         let (h, f, g) = findings(&GenConfig { ops, partitions, seed, inject: vec![] });
         prop_assert!(f.kinds.is_empty(), "{:?}", f.kinds.keys().collect::<Vec<_>>());
-        let inputs = Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink), lost_control: None };
+        let inputs = Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink), lost_control: None, elections: None };
         let r = faultline_checker::check_with(&h, &guarantees(), &inputs);
         prop_assert_eq!(r.valid, Validity::Valid);
         // The strictest guarantees, where lost-enqueued is not checked.

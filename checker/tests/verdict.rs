@@ -28,7 +28,11 @@ fn generated_with_sink(inject: &str, guarantees: &str) -> faultline_checker::Res
     let h = History::from_ops(g.ops).unwrap();
     let mut gs = Guarantees::default();
     gs.apply_list(guarantees).unwrap();
-    check_with(&h, &gs, &Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink), lost_control: None })
+    check_with(
+        &h,
+        &gs,
+        &Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink), lost_control: None, elections: None },
+    )
 }
 
 #[test]
@@ -236,7 +240,8 @@ fn lost_control_makes_any_history_unknown() {
     let g = generator::generate_vec(&cfg).unwrap();
     let h = History::from_ops(g.ops).unwrap();
     let gs = Guarantees::default();
-    let inputs = |lost| Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink), lost_control: lost };
+    let inputs =
+        |lost| Inputs { replicas: Some(&g.replicas), sink: Some(&g.sink), lost_control: lost, elections: None };
     assert_eq!(check_with(&h, &gs, &inputs(None)).valid, Validity::Invalid);
     let r = check_with(&h, &gs, &inputs(Some("node n1's data directory was replaced")));
     assert_eq!(r.valid, Validity::Unknown);

@@ -132,7 +132,7 @@ fn check_stdin(args: &CheckArgs) -> anyhow::Result<Validity> {
     }
     let history =
         faultline_checker::history::History::parse(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))?;
-    let inputs = faultline_checker::Inputs { replicas: None, sink: None, lost_control: None };
+    let inputs = faultline_checker::Inputs::default();
     let results = faultline_checker::check_with(&history, &guarantees, &inputs);
     let json = serde_json::to_string_pretty(&results).context("serializing results")?;
     print_results(args, &results, &json, None);
@@ -162,7 +162,7 @@ fn check_jepsen(args: &CheckArgs) -> anyhow::Result<Validity> {
             other => other,
         })?
     };
-    let inputs = faultline_checker::Inputs { replicas: None, sink: None, lost_control: None };
+    let inputs = faultline_checker::Inputs::default();
     let results = faultline_checker::check_with(&history, &guarantees, &inputs);
     let json = serde_json::to_string_pretty(&results).context("serializing results")?;
     let written = match args.write {

@@ -74,7 +74,8 @@ fn main() {
             o.seconds, o.concurrency
         );
         println!("{:<34} {:>12} {:>8} {:>8} {:>7}", "scenario", "records/s", "p50 ms", "p99 ms", "errors");
-        for (label, overrides) in [("default flush", vec![]), ("flush.messages=1", vec!["flush.messages=1".to_string()])]
+        for (label, overrides) in
+            [("default flush", vec![]), ("flush.messages=1", vec!["flush.messages=1".to_string()])]
         {
             let mut plain = Vec::new();
             let mut lazy = Vec::new();

@@ -13,6 +13,7 @@ pub mod lost_enqueued;
 pub mod lost_processing;
 pub mod lost_unacknowledged;
 pub mod lost_write;
+pub mod metadata_regression;
 pub mod nonmonotonic_poll;
 pub mod nonmonotonic_send;
 pub mod order_cycle;
@@ -38,7 +39,7 @@ use crate::sink::Sink;
 /// merging the two collectors is deterministic.
 pub fn run_all(h: &History, g: &Guarantees, inputs: &Inputs<'_>, out: &mut Findings) {
     let limit = out.example_limit();
-    let replicas = inputs.replicas;
+    let (replicas, elections) = (inputs.replicas, inputs.elections);
     let (mine, theirs) = std::thread::scope(|s| {
         let other = s.spawn(|| {
             let mut f = Findings::with_example_limit(limit);
@@ -48,6 +49,10 @@ pub fn run_all(h: &History, g: &Guarantees, inputs: &Inputs<'_>, out: &mut Findi
             match replicas {
                 Some(r) => replica_divergence::check(r, |p| h.partition_id(p), &mut f),
                 None => f.not_checked("replica-divergence: no replicas.json next to the history".to_owned()),
+            }
+            match elections {
+                Some(e) => metadata_regression::check(e, |p| h.partition_id(p), &mut f),
+                None => f.not_checked("metadata-regression: no elections.jsonl next to the history".to_owned()),
             }
             f
         });

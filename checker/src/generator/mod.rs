@@ -96,9 +96,11 @@ pub fn implied_by(kind: AnomalyKind) -> &'static [AnomalyKind] {
 }
 
 /// Whether the generator can inject `kind`. Its histories are acks=all, so
-/// not `lost-unacknowledged`, which only acks=0 histories can show.
+/// not `lost-unacknowledged`, which only acks=0 histories can show; nor
+/// `metadata-regression`, which lives in `elections.jsonl`, not a history
+/// (its own tests build those).
 pub fn can_inject(kind: AnomalyKind) -> bool {
-    kind != AnomalyKind::LostUnacknowledged
+    !matches!(kind, AnomalyKind::LostUnacknowledged | AnomalyKind::MetadataRegression)
 }
 
 /// The types [`can_inject`] allows, in [`AnomalyKind::ALL`]'s order.

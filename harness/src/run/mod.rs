@@ -29,6 +29,7 @@
 
 pub mod client_config;
 pub mod control;
+pub mod elections;
 pub mod final_phase;
 pub mod kafka_phase;
 pub mod plan;
@@ -264,6 +265,12 @@ async fn run_workload_and_final_phase(
     let (nemesis_stop, nemesis_stopped) = watch::channel(false);
     let nemesis_task = tokio::spawn(nemesis.clone().run(plan.faults.clone(), Instant::now(), nemesis_stopped));
     let (progress_stop, progress_stopped) = watch::channel(false);
+    let elections_path = dirs.run.join(faultline_checker::ELECTIONS_FILE);
+    // faultline-node only: an external system has no HTTP describe.
+    let observer = match plan.system {
+        None => Some(elections::Observer::start(state, &plan.topic, &elections_path, writer.clone())?),
+        Some(_) => None,
+    };
     let progress =
         tokio::spawn(crate::progress::show(writer, log.clone(), plan.time_limit, faults_rx, progress_stopped));
 
@@ -302,6 +309,10 @@ async fn run_workload_and_final_phase(
         // The final reads, which stop consumers in order, did not run (or
         // not to the end).
         consumers.stop(Role::Consumer).await?;
+    }
+    if let Some(o) = observer {
+        let lines = o.stop().await?;
+        log.info(format!("elections: {lines} leader/epoch changes seen by the nodes, in elections.jsonl"));
     }
     let w = shared.writer.lock();
     Ok(Finished { ops: w.len(), counts: w.counts().clone(), replicas, lost_control: lost })
@@ -373,7 +384,9 @@ fn check(
     let history = files.read_history().context("reading back history.jsonl")?;
     let g = files.guarantees().context("reading test.json's guarantees")?;
     let sink = files.read_sink().context("reading back sink.jsonl")?;
-    let inputs = faultline_checker::Inputs { replicas, sink: sink.as_ref(), lost_control };
+    let elections = files.elections().context("reading back elections.jsonl")?;
+    let inputs =
+        faultline_checker::Inputs { replicas, sink: sink.as_ref(), elections: elections.as_ref(), lost_control };
     let results = faultline_checker::check_with(&history, &g, &inputs);
     store::write_json(&dir.join(faultline_checker::RESULTS_FILE), &results)?;
     let report = dir.join(crate::report::REPORT_FILE);

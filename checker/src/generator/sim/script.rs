@@ -39,7 +39,9 @@ impl Sim<'_> {
                 self.enqueue(s, p, &[v], OpType::Fail)?;
                 Ok(())
             }
-            AnomalyKind::LostUnacknowledged => unreachable!("refused by parse_inject and generate"),
+            AnomalyKind::LostUnacknowledged | AnomalyKind::MetadataRegression => {
+                unreachable!("refused by parse_inject and generate")
+            }
             AnomalyKind::LostProcessing => self.lost_processing(p),
             AnomalyKind::DuplicateProcessing => self.duplicate_processing(p),
             AnomalyKind::ZombieCommit => self.zombie_commit(p),

@@ -14,7 +14,12 @@ fn history(edn: &str) -> History {
 fn findings(edn: &str) -> Findings {
     let h = history(edn);
     let mut f = Findings::with_example_limit(usize::MAX);
-    run_all(&h, &Guarantees::default(), &Inputs { replicas: None, sink: None, lost_control: None }, &mut f);
+    run_all(
+        &h,
+        &Guarantees::default(),
+        &Inputs { replicas: None, sink: None, lost_control: None, elections: None },
+        &mut f,
+    );
     f
 }
 
