@@ -23,7 +23,7 @@ use crate::history::History;
 /// The partitions whose every replica was without power at one moment.
 #[derive(Debug, Default)]
 pub struct PoweredOff {
-    /// Partition → (the first such moment, history ns; its replicas).
+    /// Partition → (the latest such moment, history ns; its replicas).
     covered: BTreeMap<String, (u64, Vec<String>)>,
 }
 
@@ -54,7 +54,9 @@ impl PoweredOff {
                     replicas.extend(n.replicas.iter().map(|(p, r)| (p.as_str(), r.as_slice())));
                     for (p, r) in &replicas {
                         if !r.is_empty() && r.iter().all(|x| down.contains(x.as_str())) {
-                            covered.entry(p.to_string()).or_insert_with(|| (n.time_ns, r.to_vec()));
+                            // The latest such moment: a record acknowledged
+                            // before any of them was exposed to one.
+                            covered.insert(p.to_string(), (n.time_ns, r.to_vec()));
                         }
                     }
                 }
@@ -69,10 +71,12 @@ impl PoweredOff {
     }
 
     /// Why `kind` is permitted by power loss, if it is: every instance
-    /// (its partition, and its time when the type has one: a lost write's
-    /// acknowledgement) lies in a partition that lost all its replicas'
-    /// power, no later than that moment, and appends were not fsynced
-    /// before their acknowledgement.
+    /// (its partition, and a time: a lost write's acknowledgement, or for
+    /// the other types the earliest op an example's witness names) lies in
+    /// a partition that lost all its replicas' power, and began no later
+    /// than that moment; and appends were not fsynced before their
+    /// acknowledgement. Instances of an untimed type beyond its examples are
+    /// judged by their partition only.
     pub fn reason(&self, kind: AnomalyKind, instances: &[(&str, Option<u64>)], g: &Guarantees) -> Option<String> {
         if g.flush_messages == 1 || !follows_from_a_lost_tail(kind) || instances.is_empty() {
             return None;

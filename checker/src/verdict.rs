@@ -269,14 +269,18 @@ pub fn verdict(h: &History, g: &Guarantees, f: &Findings, inputs: &Inputs<'_>) -
 }
 
 /// Each instance's partition and time, for a timed type (every instance has
-/// its time); else one per partition, without a time.
-fn instances<'h>(h: &'h History, k: &crate::anomaly::KindFindings) -> Vec<(&'h str, Option<u64>)> {
+/// its time); else each example with its earliest witness op, and every
+/// partition without a time.
+fn instances<'h>(h: &'h History, k: &'h crate::anomaly::KindFindings) -> Vec<(&'h str, Option<u64>)> {
     let name = |p: u32| h.partitions[p as usize].as_str();
     if k.times_ns.len() as u64 == k.count {
-        k.times_ns.iter().map(|&(p, t)| (name(p), Some(t))).collect()
-    } else {
-        k.per_partition.keys().map(|&p| (name(p), None)).collect()
+        return k.times_ns.iter().map(|&(p, t)| (name(p), Some(t))).collect();
     }
+    let examples = k.examples.iter().filter_map(|a| {
+        let first = a.witness_times_ns().into_iter().min();
+        Some((a.partition.as_deref()?, first))
+    });
+    examples.chain(k.per_partition.keys().map(|&p| (name(p), None))).collect()
 }
 
 /// An example with the fault windows it fell in: those holding its own

@@ -91,3 +91,26 @@ fn a_duplicate_is_not_what_a_lost_tail_explains() {
     let r = checked("duplicate:1", "", whole_cluster);
     assert_eq!(r.anomalies[&AnomalyKind::Duplicate].status, Status::Violation);
 }
+
+#[test]
+fn untimed_types_are_judged_by_their_examples_witness_times() {
+    let before = checked("inconsistent-offsets:2", "", whole_cluster);
+    assert_eq!(before.anomalies[&AnomalyKind::InconsistentOffsets].status, Status::Permitted);
+    let after = checked("inconsistent-offsets:2", "", |first, _| {
+        vec![nemesis("power-loss", &NODES, first), nemesis("start", &NODES, first + 1)]
+    });
+    assert_eq!(after.anomalies[&AnomalyKind::InconsistentOffsets].status, Status::Violation);
+}
+
+#[test]
+fn a_later_power_loss_of_every_replica_covers_what_was_acknowledged_before_it() {
+    let r = checked("lost-write:3", "", |first, last| {
+        vec![
+            nemesis("power-loss", &NODES, first),
+            nemesis("start", &NODES, first + 1),
+            nemesis("power-loss", &NODES, last),
+            nemesis("start", &NODES, last + 1),
+        ]
+    });
+    assert_eq!(r.anomalies[&AnomalyKind::LostWrite].status, Status::Permitted);
+}

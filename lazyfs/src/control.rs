@@ -137,8 +137,13 @@ pub fn execute(state: &Mutex<State>, command: Command) -> Reply {
 /// Answers connections on `listener` until it fails; one command each.
 pub fn serve(listener: UnixListener, state: Arc<Mutex<State>>) {
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { return };
-        let _ = answer(stream, &state);
+        match stream {
+            Ok(stream) => {
+                let _ = answer(stream, &state);
+            }
+            // One failed accept (EMFILE, ECONNABORTED) must not end the channel.
+            Err(e) => eprintln!("faultline-lazyfs: control channel: accept: {e}"),
+        }
     }
 }
 

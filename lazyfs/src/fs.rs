@@ -126,8 +126,11 @@ impl Filesystem for LazyFs {
         }
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.lock().dir.getattr(ino.0) {
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        let s = self.lock();
+        // An open file answers through its handle, even once its name is gone.
+        let by_handle = fh.and_then(|fh| s.handles.get(&fh.0)).map(|h| h.file.metadata());
+        match by_handle.unwrap_or_else(|| s.dir.getattr(ino.0)) {
             Ok(m) => reply.attr(&TTL, &attr(ino.0, &m)),
             Err(e) => reply.error(err(e)),
         }
@@ -163,7 +166,10 @@ impl Filesystem for LazyFs {
                 // Permissions are passed through, not journaled.
                 s.dir.chmod(ino.0, mode)?;
             }
-            s.dir.getattr(ino.0)
+            match fh.and_then(|fh| s.handles.get(&fh.0)) {
+                Some(h) => h.file.metadata(),
+                None => s.dir.getattr(ino.0),
+            }
         })();
         match outcome {
             Ok(m) => reply.attr(&TTL, &attr(ino.0, &m)),

@@ -38,7 +38,14 @@ pub(crate) enum Change {
     /// `name` left `parent`; the file waits in the trash.
     Removed { parent: u64, name: OsString, ino: u64 },
     /// A rename; `replaced` is the file the destination named before, in the trash.
-    Renamed { from_parent: u64, from_name: OsString, to_parent: u64, ino: u64, replaced: Option<u64> },
+    Renamed {
+        from_parent: u64,
+        from_name: OsString,
+        to_parent: u64,
+        to_name: OsString,
+        ino: u64,
+        replaced: Option<u64>,
+    },
 }
 
 impl Change {
@@ -280,9 +287,10 @@ fn read_exact_at(file: &File, offset: u64, n: u64) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn child(inodes: &Inodes, parent: u64, name: &OsString) -> io::Result<PathBuf> {
-    let dir = inodes.path(parent).ok_or_else(|| io::Error::other(format!("directory inode {parent} is gone")))?;
-    Ok(dir.join(name))
+/// `parent/name`, or `None` when the directory itself is gone for good (its
+/// removal was made durable): there is nowhere to put anything back.
+fn child(inodes: &Inodes, parent: u64, name: &OsString) -> Option<PathBuf> {
+    inodes.path(parent).map(|dir| dir.join(name))
 }
 
 fn revert_name(root: &Path, inodes: &mut Inodes, c: &Change) -> io::Result<()> {
@@ -295,12 +303,17 @@ fn revert_name(root: &Path, inodes: &mut Inodes, c: &Change) -> io::Result<()> {
             }
             None => Ok(()),
         },
-        Change::Removed { parent, name, ino } => move_back(root, inodes, *ino, &child(inodes, *parent, name)?),
-        Change::Renamed { from_parent, from_name, ino, replaced, .. } => {
-            let at = inodes.path(*ino).map(Path::to_path_buf);
-            move_back(root, inodes, *ino, &child(inodes, *from_parent, from_name)?)?;
-            match (replaced, at) {
-                (Some(r), Some(at)) => move_back(root, inodes, *r, &at),
+        Change::Removed { parent, name, ino } => match child(inodes, *parent, name) {
+            Some(to) => move_back(root, inodes, *ino, &to),
+            None => Ok(()),
+        },
+        Change::Renamed { from_parent, from_name, to_parent, to_name, ino, replaced } => {
+            if let Some(from) = child(inodes, *from_parent, from_name) {
+                move_back(root, inodes, *ino, &from)?;
+            }
+            // The replaced file goes back where the rename put the other one.
+            match (replaced, child(inodes, *to_parent, to_name)) {
+                (Some(r), Some(to)) => move_back(root, inodes, *r, &to),
                 _ => Ok(()),
             }
         }

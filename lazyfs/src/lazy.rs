@@ -145,16 +145,22 @@ impl LazyDir {
         Ok(())
     }
 
-    /// A rename; a file the destination named goes to the trash first.
+    /// A rename; a file the destination named goes to the trash first, and
+    /// comes back if the rename then fails.
     pub fn rename(&mut self, parent: u64, name: &OsStr, to_parent: u64, to_name: &OsStr) -> io::Result<()> {
         let from = self.child(parent, name)?;
         let to = self.child(to_parent, to_name)?;
-        let ino = self.inodes.ino_of(&from);
-        fs::symlink_metadata(self.root.join(&from))?;
+        let moving = fs::symlink_metadata(self.root.join(&from))?;
         if from == to {
             return Ok(());
         }
+        if to.starts_with(&from) {
+            return Err(errno(libc::EINVAL));
+        }
+        let ino = self.inodes.ino_of(&from);
         let replaced = match fs::symlink_metadata(self.root.join(&to)) {
+            Ok(m) if m.is_dir() && !moving.is_dir() => return Err(errno(libc::EISDIR)),
+            Ok(m) if !m.is_dir() && moving.is_dir() => return Err(errno(libc::ENOTDIR)),
             Ok(m) if m.is_dir() && fs::read_dir(self.root.join(&to))?.next().is_some() => {
                 return Err(errno(libc::ENOTEMPTY));
             }
@@ -162,15 +168,23 @@ impl LazyDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
-        fs::rename(self.root.join(&from), self.root.join(&to))?;
+        if let Err(e) = fs::rename(self.root.join(&from), self.root.join(&to)) {
+            if let Some(r) = replaced {
+                self.restore_from_trash(r, &to)?;
+            }
+            return Err(e);
+        }
         self.inodes.moved(&from, &to);
-        self.journal.push(Change::Renamed {
-            from_parent: parent,
-            from_name: name.to_owned(),
-            to_parent,
-            ino,
-            replaced,
-        });
+        let (from_name, to_name) = (name.to_owned(), to_name.to_owned());
+        self.journal.push(Change::Renamed { from_parent: parent, from_name, to_parent, to_name, ino, replaced });
+        Ok(())
+    }
+
+    /// Puts a file the trash holds back at `rel` (an operation that failed half way).
+    fn restore_from_trash(&mut self, ino: u64, rel: &Path) -> io::Result<()> {
+        let at = self.rel(ino)?;
+        fs::rename(self.root.join(&at), self.root.join(rel))?;
+        self.inodes.moved(&at, rel);
         Ok(())
     }
 

@@ -174,3 +174,54 @@ fn the_trash_is_hidden_and_its_name_refused() {
     assert!(d.lookup(ROOT, name(TRASH)).is_err());
     assert!(d.create(ROOT, name(TRASH), 0o644).is_err());
 }
+
+#[test]
+fn a_replaced_file_returns_where_the_rename_put_the_other_even_after_it_moved_on() {
+    let (tmp, mut d) = dir();
+    let (a, b, c) = (
+        d.mkdir(ROOT, name("a"), 0o755).unwrap(),
+        d.mkdir(ROOT, name("b"), 0o755).unwrap(),
+        d.mkdir(ROOT, name("c"), 0o755).unwrap(),
+    );
+    d.sync_dir(ROOT).unwrap();
+    for (parent, rel, bytes) in [(a, "x", b"x".as_slice()), (b, "y", b"y".as_slice())] {
+        let (ino, file) = d.create(parent, name(rel), 0o644).unwrap();
+        d.write(ino, &file, 0, bytes).unwrap();
+        d.sync_file(ino);
+        d.sync_dir(parent).unwrap();
+    }
+    d.rename(a, name("x"), b, name("y")).unwrap();
+    d.rename(b, name("y"), c, name("z")).unwrap();
+    d.sync_dir(c).unwrap();
+    d.lose_unsynced(None).unwrap();
+    assert_eq!(read(tmp.path(), "b/y").unwrap(), b"y", "the replaced file is back at b/y");
+}
+
+#[test]
+fn a_loss_survives_a_directory_whose_removal_was_made_durable() {
+    let (tmp, mut d) = dir();
+    let sub = d.mkdir(ROOT, name("d"), 0o755).unwrap();
+    d.sync_dir(ROOT).unwrap();
+    let (ino, file) = d.create(sub, name("f"), 0o644).unwrap();
+    d.write(ino, &file, 0, b"1").unwrap();
+    d.sync_file(ino);
+    d.sync_dir(sub).unwrap();
+    d.remove(sub, name("f"), false).unwrap();
+    d.remove(ROOT, name("d"), true).unwrap();
+    d.sync_dir(ROOT).unwrap();
+    d.lose_unsynced(None).expect("nothing to put back where the directory was");
+    assert!(!tmp.path().join("d").exists());
+}
+
+#[test]
+fn a_rename_onto_its_own_subdirectory_or_across_kinds_is_refused_and_changes_nothing() {
+    let (tmp, mut d) = dir();
+    let sub = d.mkdir(ROOT, name("d"), 0o755).unwrap();
+    durable_file(&mut d, "f", b"1");
+    d.mkdir(sub, name("e"), 0o755).unwrap();
+    assert_eq!(d.rename(ROOT, name("d"), sub, name("d2")).unwrap_err().raw_os_error(), Some(libc::EINVAL));
+    assert_eq!(d.rename(ROOT, name("f"), sub, name("e")).unwrap_err().raw_os_error(), Some(libc::EISDIR));
+    assert_eq!(d.rename(sub, name("e"), ROOT, name("f")).unwrap_err().raw_os_error(), Some(libc::ENOTDIR));
+    assert_eq!(read(tmp.path(), "f").unwrap(), b"1");
+    assert!(tmp.path().join("d/e").is_dir());
+}

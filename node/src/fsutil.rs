@@ -13,8 +13,10 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Creates `dir` and any missing parents, then fsyncs the parent of each
-/// directory it created: without that, a power loss can take a new
-/// directory (and everything fsynced inside it) away with its name.
+/// directory it created, and `dir`'s own parent even when `dir` existed (a
+/// node killed between the mkdir and the fsync left it unsynced): without
+/// that, a power loss can take a directory (and everything fsynced inside
+/// it) away with its name.
 pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
     let mut missing = Vec::new();
     let mut at = Some(dir);
@@ -24,6 +26,9 @@ pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
         at = d.parent();
     }
     fs::create_dir_all(dir)?;
+    if missing.is_empty() {
+        missing.push(dir);
+    }
     for d in missing.iter().rev() {
         match d.parent().filter(|p| !p.as_os_str().is_empty()) {
             Some(parent) => fsync_dir(parent)?,

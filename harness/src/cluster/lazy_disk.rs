@@ -165,9 +165,12 @@ pub(crate) fn detach_under(dir: &Path) -> Vec<String> {
         Ok(m) => m,
         Err(e) => return vec![format!("reading the mount table: {e}")],
     };
+    // The mount table shows real paths: a store reached through a symlink
+    // must still match.
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     mounts
         .into_iter()
-        .filter(|m| m.starts_with(dir))
+        .filter(|m| m.starts_with(&dir))
         .filter_map(|m| faultline_lazyfs::unmount(&m).err().map(|e| format!("unmounting {}: {e}", m.display())))
         .collect()
 }

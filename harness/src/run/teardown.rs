@@ -96,9 +96,11 @@ fn collect_local_node_files(state: &ClusterState, dirs: &RunDirs, keep_data: boo
             std::fs::copy(&node.log_file, dest.join("node.log"))
                 .with_context(|| format!("copying {}", node.log_file.display()))?;
         }
-        if keep_data && node.data_dir.exists() {
-            store::copy_tree(&node.data_dir, &dest.join("data"))
-                .with_context(|| format!("copying {}", node.data_dir.display()))?;
+        // On the lazyfs disk the data lives in its backing directory (the
+        // mount over data_dir is gone by now).
+        let data = node.lazyfs().map_or_else(|| node.data_dir.clone(), |p| p.backing);
+        if keep_data && data.exists() {
+            store::copy_tree(&data, &dest.join("data")).with_context(|| format!("copying {}", data.display()))?;
         }
     }
     Ok(())
