@@ -69,9 +69,11 @@ pub enum Bug {
     IsrJoinIgnoresEpochStart,
     /// B13 (KAFKA-5494 keeps 5). The broker keeps one batch, not five, per
     /// idempotent producer, so retries of older in-flight batches are not
-    /// recognised. Recipe: idempotent producer, max in-flight 5; kill or
-    /// partition the leader so several in-flight batches are retried.
-    /// Checker: `duplicate` with idempotence on.
+    /// recognised. Recipe: idempotent producer, max in-flight 5; drop the
+    /// leader's packets to the clients (`mute-leader`), then kill it, so the
+    /// in-flight batches, replicated but unacknowledged, are retried on the
+    /// new leader: the oldest is out of sequence there, and the producer
+    /// sends it again under a bumped epoch. Checker: `duplicate`.
     DedupeWindow1,
     /// B16 (contract R4.7.6). A new leader forgets the producer state it
     /// replicated, so a retry of a batch the old leader appended is appended
