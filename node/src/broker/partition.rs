@@ -261,9 +261,12 @@ impl Partition {
 
     /// Whether the maximal ISR is large enough for a committed acks=all
     /// request to succeed (R1.6); otherwise it is
-    /// `NOT_ENOUGH_REPLICAS_AFTER_APPEND`.
+    /// `NOT_ENOUGH_REPLICAS_AFTER_APPEND`. Bug `leader-unilateral-isr-shrink`
+    /// ignores min ISR here as at the append: otherwise a leader that dropped
+    /// both followers in one step would refuse what it committed alone.
     pub fn isr_satisfies_min(&self) -> bool {
-        self.read_state(|st| st.maximal_isr().len() >= st.effective_min_isr())
+        let bug = self.config.bugs.on(Bug::LeaderUnilateralIsrShrink);
+        self.read_state(|st| bug || st.maximal_isr().len() >= st.effective_min_isr())
     }
 
     /// Reads for a consumer: batches from `offset` below the high watermark,

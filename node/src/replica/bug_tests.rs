@@ -80,6 +80,9 @@ fn leader_unilateral_isr_shrink_acks_alone_and_the_record_is_lost() {
                 write_as(&a, "below-min-isr", ProducerFields::NONE).is_ok(),
                 "the switch also ignores min.insync.replicas"
             );
+            // Both followers left in one step, so no proposal keeps a second
+            // member in the maximal ISR: the after-append check must pass too.
+            assert!(a.isr_satisfies_min(), "acks=all is answered, not NOT_ENOUGH_REPLICAS_AFTER_APPEND");
         }
         // The controller elects B, which never had `zombie`.
         b.become_leader(2, 1, &[1, 2, 3], &[2, 3], now);
