@@ -67,6 +67,9 @@ fn main() -> ExitCode {
         }
     };
     cli.log.init();
+    if cli.command.only_prints() {
+        restore_default_sigpipe();
+    }
     match cli.command {
         Command::Demo(args) => demo::main(args),
         Command::Check(args) => check::main(args),
@@ -81,6 +84,31 @@ fn main() -> ExitCode {
         Command::Hosts(args) => hosts_cmd::main(args),
         Command::Lazyfs(args) => lazyfs_cmd::main(args),
         Command::BenchHistory(args) => bench_history::main(args),
+    }
+}
+
+impl Command {
+    /// Whether the command only reads files and writes output, owning no
+    /// process, namespace or mount that a sudden exit would leak.
+    fn only_prints(&self) -> bool {
+        match self {
+            Command::Check(_) | Command::Report(_) | Command::GenHistory(_) | Command::BenchHistory(_) => true,
+            Command::Campaign(args) => args.only_prints(),
+            _ => false,
+        }
+    }
+}
+
+/// Rust ignores SIGPIPE, so `faultline check … | head` would panic on the
+/// closed pipe. A command that only prints ends as Unix filters do instead:
+/// quietly, by the signal. Commands that own processes keep ignoring it, so
+/// a closed pipe can never skip their teardown.
+fn restore_default_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: installs the default disposition, not a handler, so no code
+    // runs in signal context.
+    if let Err(e) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+        eprintln!("faultline: could not restore SIGPIPE: {e}");
     }
 }
 

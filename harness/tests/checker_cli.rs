@@ -1,6 +1,6 @@
 //! End-to-end tests of `faultline check` and `faultline gen-history`: the
 //! real binary, its files and its exit codes (0 valid, 1 invalid, 2 unknown,
-//! 254 bad input).
+//! 254 bad input), and how commands that only print end on a closed pipe.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -197,4 +197,26 @@ fn jepsen_histories_are_checked_and_bad_lines_named() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(code(&o), 254, "{err}");
     assert!(err.contains("line 2"), "{err}");
+}
+
+/// A reader that goes away (`faultline … | head`) ends a command that only
+/// prints the way Unix filters end: by SIGPIPE, without a panic message.
+#[test]
+fn a_closed_pipe_ends_a_printing_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempdir();
+    for args in [&["gen-history", "--ops", "1000"][..], &["campaign", "--builtin", "seed-claims", "--list"][..]] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(writer)
+            .output()
+            .expect("runs faultline");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let sigpipe = nix::sys::signal::Signal::SIGPIPE as i32;
+        assert_eq!(o.status.signal(), Some(sigpipe), "{args:?}: {:?} {stderr}", o.status);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
 }

@@ -135,6 +135,14 @@ enum CampaignCommand {
     Merge(merge::MergeArgs),
 }
 
+impl CampaignArgs {
+    /// Whether this invocation only prints (`--list`, `--print`) and starts
+    /// no cluster.
+    pub fn only_prints(&self) -> bool {
+        self.command.is_none() && (self.list || self.print)
+    }
+}
+
 pub fn main(args: CampaignArgs) -> ExitCode {
     if let Some(CampaignCommand::Merge(m)) = args.command {
         return merge::main(m);
