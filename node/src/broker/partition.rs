@@ -193,7 +193,7 @@ impl Partition {
                     return Err(self.not_leader(st));
                 }
                 let min_isr = st.effective_min_isr();
-                if check_min_isr && st.isr().len() < min_isr && !self.config.bugs.on(Bug::LeaderUnilateralIsrShrink) {
+                if check_min_isr && self.enforces_min_isr() && st.isr().len() < min_isr {
                     return Err(ApiError::new(
                         ErrorCode::NotEnoughReplicas,
                         format!("ISR {:?} is smaller than the effective min.insync.replicas {min_isr}", st.isr()),
@@ -265,8 +265,13 @@ impl Partition {
     /// ignores min ISR here as at the append: otherwise a leader that dropped
     /// both followers in one step would refuse what it committed alone.
     pub fn isr_satisfies_min(&self) -> bool {
-        let bug = self.config.bugs.on(Bug::LeaderUnilateralIsrShrink);
-        self.read_state(|st| bug || st.maximal_isr().len() >= st.effective_min_isr())
+        !self.enforces_min_isr() || self.read_state(|st| st.maximal_isr().len() >= st.effective_min_isr())
+    }
+
+    /// Whether acks=all obeys `min.insync.replicas`, before the append and
+    /// after it; bug `leader-unilateral-isr-shrink` ignores it at both.
+    fn enforces_min_isr(&self) -> bool {
+        !self.config.bugs.on(Bug::LeaderUnilateralIsrShrink)
     }
 
     /// Reads for a consumer: batches from `offset` below the high watermark,
